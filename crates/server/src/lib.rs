@@ -1,0 +1,1 @@
+//! Switchboard's HTTP server: routes, transports, backend API.

@@ -1,0 +1,1 @@
+//! Drives the sans-IO `switchboard-ws` codec over tokio streams.
