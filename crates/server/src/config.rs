@@ -1,0 +1,329 @@
+//! Server configuration: defaults, then a TOML file, then environment variables, then
+//! command-line flags (each later source wins over the earlier ones).
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! api_key = "secret"            # or SWITCHBOARD_API_KEY; no key = backend API refuses (403)
+//! demo = true                   # serve /, /demo/chat, /demo/ticker and the ticker publisher
+//!
+//! [limits]
+//! max_publish_bytes = 65536     # larger publish bodies / frames are refused (413 / close 1009)
+//! longpoll_timeout_ms = 30000   # how long a long-poll is held without news
+//! sse_heartbeat_ms = 15000      # SSE comment / stream heartbeat interval
+//! sse_retry_ms = 2000           # `retry:` hint sent to EventSource
+//! shutdown_drain_ms = 5000      # how long shutdown waits for connections to leave
+//! max_channels_per_request = 32 # `/sub?channel=..` and `/ws` subscriptions per connection
+//!
+//! [namespaces.default]          # channels without a `ns:` prefix
+//! subscribe = true
+//! client_publish = true
+//!
+//! [namespaces.ticker]           # channels named `ticker:...`
+//! client_publish = false
+//! ```
+//!
+//! A channel `NS:rest` belongs to namespace `NS`; a channel without `:` belongs to
+//! `default`. A channel in a namespace that is not configured is refused with 404
+//! (the name exists nowhere on this server), see [`crate::error`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Name of the namespace for channels without a `ns:` prefix.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Environment variable holding the backend API key.
+pub const ENV_API_KEY: &str = "SWITCHBOARD_API_KEY";
+
+/// Everything `switchboard serve` needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Redis URL for clustering (not supported yet: `serve` refuses it).
+    pub redis: Option<String>,
+    /// Backend API key; `None` makes every `/api/...` request answer 403.
+    pub api_key: Option<String>,
+    /// Serve the demo pages and run the ticker publisher.
+    pub demo: bool,
+    /// Size and time limits.
+    pub limits: Limits,
+    /// Per-namespace policy, keyed by namespace name.
+    pub namespaces: BTreeMap<String, Namespace>,
+}
+
+/// Size and time limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest publish payload in bytes (HTTP body or WebSocket message).
+    pub max_publish_bytes: usize,
+    /// How long a long-poll request is held when nothing is new, in milliseconds.
+    pub longpoll_timeout_ms: u64,
+    /// Heartbeat interval for SSE and HTTP streaming, in milliseconds.
+    pub sse_heartbeat_ms: u64,
+    /// `retry:` hint sent to EventSource clients, in milliseconds.
+    pub sse_retry_ms: u64,
+    /// Deadline for connections to leave on shutdown, in milliseconds.
+    pub shutdown_drain_ms: u64,
+    /// Most channels one request or one `/ws` connection may subscribe to.
+    pub max_channels_per_request: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_publish_bytes: 64 * 1024,
+            longpoll_timeout_ms: 30_000,
+            sse_heartbeat_ms: 15_000,
+            sse_retry_ms: 2_000,
+            shutdown_drain_ms: 5_000,
+            max_channels_per_request: 32,
+        }
+    }
+}
+
+impl Limits {
+    /// Long-poll hold time.
+    pub fn longpoll_timeout(&self) -> Duration {
+        Duration::from_millis(self.longpoll_timeout_ms)
+    }
+    /// SSE / stream heartbeat interval.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.sse_heartbeat_ms.max(1))
+    }
+    /// Shutdown drain deadline.
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_millis(self.shutdown_drain_ms)
+    }
+}
+
+/// What clients may do with the channels of one namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Namespace {
+    /// Anyone may subscribe (no token needed).
+    pub subscribe: bool,
+    /// Clients (not only the backend API) may publish.
+    pub client_publish: bool,
+    /// Clients may ask for presence.
+    pub presence: bool,
+    /// Clients may read history through `/ws` `history` commands.
+    pub history: bool,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self { subscribe: true, client_publish: true, presence: true, history: true }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut namespaces = BTreeMap::new();
+        namespaces.insert(DEFAULT_NAMESPACE.to_owned(), Namespace::default());
+        // The demo ticker's channels are written by the server only.
+        namespaces.insert(
+            "ticker".to_owned(),
+            Namespace { client_publish: false, ..Namespace::default() },
+        );
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            redis: None,
+            api_key: None,
+            demo: true,
+            limits: Limits::default(),
+            namespaces,
+        }
+    }
+}
+
+/// The TOML file's shape; every field optional so a file only says what differs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    redis: Option<String>,
+    api_key: Option<String>,
+    demo: Option<bool>,
+    limits: Option<Limits>,
+    namespaces: Option<BTreeMap<String, Namespace>>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read { path: String, error: std::io::Error },
+    /// The file is not valid TOML for this schema.
+    Parse { path: String, error: String },
+    /// A value is out of range or inconsistent.
+    Invalid(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read { path, error } => write!(f, "cannot read config file {path}: {error}"),
+            Self::Parse { path, error } => write!(f, "invalid config file {path}: {error}"),
+            Self::Invalid(msg) => write!(f, "invalid configuration: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Values given on the command line or in the environment (clap merges those two,
+/// the flag winning); `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub redis: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl Config {
+    /// Parses a TOML document over the defaults. A `[namespaces]` table replaces the
+    /// default namespaces wholesale, so a file can remove `default`.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: origin.to_owned(), error: e.to_string() })?;
+        let mut cfg = Self::default();
+        if let Some(v) = file.listen {
+            cfg.listen = v;
+        }
+        cfg.redis = file.redis.or(cfg.redis);
+        cfg.api_key = file.api_key.or(cfg.api_key);
+        if let Some(v) = file.demo {
+            cfg.demo = v;
+        }
+        if let Some(v) = file.limits {
+            cfg.limits = v;
+        }
+        if let Some(v) = file.namespaces {
+            cfg.namespaces = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads: defaults, the file (if any), then `overrides` (flags / environment).
+    pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let shown = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| ConfigError::Read { path: shown.clone(), error })?;
+                Self::from_toml(&text, &shown)?
+            }
+            None => Self::default(),
+        };
+        if let Some(v) = overrides.listen {
+            cfg.listen = v;
+        }
+        if overrides.redis.is_some() {
+            cfg.redis = overrides.redis;
+        }
+        if overrides.api_key.is_some() {
+            cfg.api_key = overrides.api_key;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.max_publish_bytes == 0 {
+            return Err(ConfigError::Invalid("limits.max_publish_bytes must be > 0".into()));
+        }
+        if self.limits.max_channels_per_request == 0 {
+            return Err(ConfigError::Invalid("limits.max_channels_per_request must be > 0".into()));
+        }
+        if matches!(&self.api_key, Some(k) if k.is_empty()) {
+            return Err(ConfigError::Invalid("api_key must not be empty".into()));
+        }
+        for name in self.namespaces.keys() {
+            if name.is_empty() || name.contains(':') {
+                return Err(ConfigError::Invalid(format!(
+                    "namespace name {name:?} must be non-empty and contain no ':'"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The namespace a channel name belongs to (`ns:rest` → `ns`, else `default`).
+    pub fn namespace_of(channel: &str) -> &str {
+        match channel.split_once(':') {
+            Some((ns, _)) => ns,
+            None => DEFAULT_NAMESPACE,
+        }
+    }
+
+    /// Policy for a channel, `None` when its namespace is not configured.
+    pub fn namespace_for(&self, channel: &str) -> Option<&Namespace> {
+        self.namespaces.get(Self::namespace_of(channel))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_let_anyone_use_default_namespace() {
+        let c = Config::default();
+        let ns = c.namespace_for("room").unwrap();
+        assert!(ns.subscribe && ns.client_publish);
+        assert!(!c.namespace_for("ticker:ACME").unwrap().client_publish);
+        assert!(c.namespace_for("nope:x").is_none());
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.api_key.is_none());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_flags_override_file() {
+        let text = r#"
+            listen = "127.0.0.1:9000"
+            api_key = "from-file"
+            [limits]
+            longpoll_timeout_ms = 100
+            [namespaces.chat]
+            client_publish = false
+        "#;
+        let c = Config::from_toml(text, "t").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.longpoll_timeout_ms, 100);
+        assert_eq!(c.limits.max_publish_bytes, Limits::default().max_publish_bytes);
+        assert!(c.namespace_for("room").is_none(), "namespaces table replaces the defaults");
+        assert!(!c.namespace_for("chat:x").unwrap().client_publish);
+
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::write(&dir, text).unwrap();
+        let over = Overrides {
+            listen: Some("127.0.0.1:9001".parse().unwrap()),
+            api_key: Some("from-flag".into()),
+            redis: None,
+        };
+        let c = Config::load(Some(&dir), over).unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert_eq!(c.api_key.as_deref(), Some("from-flag"));
+    }
+
+    #[test]
+    fn bad_files_are_explained() {
+        let e = Config::from_toml("lisen = 1", "f.toml").unwrap_err().to_string();
+        assert!(e.contains("f.toml") && e.contains("lisen"), "{e}");
+        let e = Config::from_toml("[namespaces.\"a:b\"]", "f").unwrap_err().to_string();
+        assert!(e.contains("a:b"), "{e}");
+        let e = Config::load(Some(Path::new("/nonexistent/x.toml")), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/x.toml"), "{e}");
+    }
+}

@@ -1,0 +1,173 @@
+//! The one place where every failure a request can meet becomes an HTTP status and a
+//! body a person can act on. Transports and handlers return [`ServerError`]; nothing
+//! else in the crate picks a status code.
+//!
+//! Body: `{"error": "<stable code>", "message": "<what happened and what to do>"}`.
+//!
+//! | error | status |
+//! |---|---|
+//! | invalid channel name, malformed cursor, bad query, bad JSON, bad WebSocket handshake | 400 |
+//! | missing or wrong API key | 401 |
+//! | publish / subscribe not allowed, API without a configured key | 403 |
+//! | unknown namespace, unknown route | 404 |
+//! | publish body over the limit | 413 |
+//! | wrong WebSocket version | 426 |
+//! | shutting down | 503 |
+//! | broker failure | 503 |
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Every request-level failure of the server.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The channel name is not acceptable (reason given).
+    InvalidChannel(String),
+    /// The channel's namespace is not configured on this server.
+    UnknownNamespace(String),
+    /// The namespace does not let clients publish.
+    PublishNotAllowed(String),
+    /// The namespace does not let clients subscribe.
+    SubscribeNotAllowed(String),
+    /// The namespace does not let clients see presence / history.
+    NotAllowed(String),
+    /// A publish body was larger than the limit.
+    PayloadTooLarge { limit: usize },
+    /// A cursor could not be parsed.
+    MalformedCursor(String),
+    /// A query parameter or body is malformed.
+    BadRequest(String),
+    /// Too many channels in one request.
+    TooManyChannels { limit: usize },
+    /// Backend API: key missing or wrong.
+    Unauthorized,
+    /// Backend API: no key is configured, so the API is off.
+    ApiDisabled,
+    /// No such route or resource.
+    NotFound(String),
+    /// The WebSocket upgrade request is malformed.
+    Handshake { status: StatusCode, reason: String },
+    /// The server is shutting down; retry on another node or later.
+    ShuttingDown,
+    /// The broker could not take or give the data.
+    Broker(String),
+}
+
+impl ServerError {
+    /// The HTTP status and stable error code.
+    pub fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidChannel(_) => (StatusCode::BAD_REQUEST, "invalid_channel"),
+            Self::UnknownNamespace(_) => (StatusCode::NOT_FOUND, "unknown_namespace"),
+            Self::PublishNotAllowed(_) => (StatusCode::FORBIDDEN, "publish_not_allowed"),
+            Self::SubscribeNotAllowed(_) => (StatusCode::FORBIDDEN, "subscribe_not_allowed"),
+            Self::NotAllowed(_) => (StatusCode::FORBIDDEN, "not_allowed"),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::MalformedCursor(_) => (StatusCode::BAD_REQUEST, "malformed_cursor"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::TooManyChannels { .. } => (StatusCode::BAD_REQUEST, "too_many_channels"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::ApiDisabled => (StatusCode::FORBIDDEN, "api_disabled"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Handshake { status, .. } => (*status, "bad_handshake"),
+            Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+        }
+    }
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidChannel(why) => write!(f, "invalid channel name: {why}"),
+            Self::UnknownNamespace(ns) => write!(
+                f,
+                "namespace {ns:?} is not configured on this server; use a configured \
+                 namespace or add [namespaces.{ns}] to the config file"
+            ),
+            Self::PublishNotAllowed(ns) => write!(
+                f,
+                "clients may not publish to namespace {ns:?}; publish through the backend \
+                 API (/api/publish) or set client_publish = true for it"
+            ),
+            Self::SubscribeNotAllowed(ns) => {
+                write!(f, "clients may not subscribe to namespace {ns:?}")
+            }
+            Self::NotAllowed(what) => write!(f, "not allowed: {what}"),
+            Self::PayloadTooLarge { limit } => write!(
+                f,
+                "publish body is larger than the limit of {limit} bytes \
+                 (limits.max_publish_bytes)"
+            ),
+            Self::MalformedCursor(why) => write!(
+                f,
+                "malformed cursor: {why}; use the cursor exactly as the server sent it \
+                 (EPOCH:OFFSET), or omit it to start from now"
+            ),
+            Self::BadRequest(why) => write!(f, "{why}"),
+            Self::TooManyChannels { limit } => {
+                write!(f, "too many channels in one request (limit {limit})")
+            }
+            Self::Unauthorized => write!(
+                f,
+                "missing or wrong API key; send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"
+            ),
+            Self::ApiDisabled => write!(
+                f,
+                "the backend API is disabled because no API key is configured; set api_key in \
+                 the config file or the SWITCHBOARD_API_KEY environment variable and restart"
+            ),
+            Self::NotFound(what) => write!(f, "not found: {what}"),
+            Self::Handshake { reason, .. } => write!(f, "bad WebSocket handshake: {reason}"),
+            Self::ShuttingDown => {
+                write!(f, "the server is shutting down; reconnect (another node or shortly)")
+            }
+            Self::Broker(why) => write!(f, "broker unavailable: {why}; retry later"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl IntoResponse for ServerError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status();
+        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UPGRADE_REQUIRED {
+            resp.headers_mut()
+                .insert("sec-websocket-version", HeaderValue::from_static("13"));
+        }
+        if let Self::Unauthorized = self {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_one_status_and_an_actionable_message() {
+        let table: Vec<(ServerError, u16)> = vec![
+            (ServerError::InvalidChannel("empty".into()), 400),
+            (ServerError::UnknownNamespace("x".into()), 404),
+            (ServerError::PublishNotAllowed("ticker".into()), 403),
+            (ServerError::SubscribeNotAllowed("x".into()), 403),
+            (ServerError::PayloadTooLarge { limit: 10 }, 413),
+            (ServerError::MalformedCursor("x".into()), 400),
+            (ServerError::Unauthorized, 401),
+            (ServerError::ApiDisabled, 403),
+            (ServerError::ShuttingDown, 503),
+        ];
+        for (err, status) in table {
+            assert_eq!(err.status().0.as_u16(), status, "{err}");
+            assert!(err.to_string().len() > 10);
+        }
+        assert!(ServerError::ApiDisabled.to_string().contains("SWITCHBOARD_API_KEY"));
+    }
+}
