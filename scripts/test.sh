@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scripts/test.sh — run every test of the project and print one summary line.
+#
+# Steps (each runs even if an earlier one failed):
+#   cargo test --workspace, cargo test -p switchboard-ws --features hixie76,
+#   cargo bench --no-run (benchmarks still compile), the Autobahn conformance suites in
+#   `quick` mode, server and client side, compared with the committed expected verdicts.
+# Every step prints counts; the last line is "N passed, M failed", summed over cargo's
+# "test result:" lines and the Autobahn summaries (a step that fails without printing a
+# count, e.g. a compile error, counts as one failure). Exit status 0 only when M is 0.
+# Logs: target/test-logs/<step>.log. Set AUTOBAHN_MODE=all for the full 517-case suites.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+LOGS=$ROOT/target/test-logs
+mkdir -p "$LOGS"
+PASSED=0
+FAILED=0
+
+# step NAME COMMAND... — run, show the output, add its counts to the totals
+step() {
+  local name=$1 rc=0 p f start
+  shift
+  echo "==> $name: $*"
+  start=$(date +%s)
+  "$@" 2>&1 | tee "$LOGS/$name.log" || rc=$?
+  rc=${PIPESTATUS[0]}
+  # cargo: "test result: ok. 12 passed; 0 failed; ..."; autobahn and hooks: "...: N passed, M failed"
+  read -r p f < <(sed -nE \
+    -e 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' \
+    -e 's/^([A-Za-z0-9_-]+: )?([0-9]+) passed, ([0-9]+) failed$/\2 \3/p' \
+    "$LOGS/$name.log" | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  echo "<== $name: $p passed, $f failed, exit $rc, $(( $(date +%s) - start ))s"
+}
+
+step cargo-test cargo test --workspace --locked
+step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
+step cargo-bench-build cargo bench --workspace --no-run --locked
+step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
+
+# ---- HOOK: fuzz smoke runs -------------------------------------------------------------
+# Later: short `cargo +nightly fuzz run <target> -- -max_total_time=N` per target, guarded
+# on the nightly toolchain and cargo-fuzz being present, e.g.
+#   step fuzz-smoke ./fuzz/smoke.sh        (must print "fuzz: N passed, M failed")
+# ---- HOOK: browser tests ----------------------------------------------------------------
+# Later: headless Chromium + playwright-core against `switchboard serve`, e.g.
+#   step browser ./clients/js/test/browser.sh   (must print "browser: N passed, M failed")
+# ----------------------------------------------------------------------------------------
+
+echo "$PASSED passed, $FAILED failed" | tee "$LOGS/summary"
+[ "$FAILED" = 0 ]
