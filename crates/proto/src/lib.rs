@@ -1,3 +1,63 @@
 //! Sans-IO application protocol of Switchboard: the envelope every transport carries,
-//! cursors, multiplexed commands and replies, and pure encoders for the SSE, HTTP-streaming
-//! and long-poll bodies. No sockets, no clocks.
+//! cursors, the multiplexed command protocol, and pure encoders for the SSE,
+//! HTTP-streaming and long-poll bodies. No sockets, no clocks, no channel storage.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  hub message (channel, cursor, event, payload bytes)
+//!        │  borrowed as an Envelope<'_>
+//!        ├─ encode_ws_text        → {"channel":…,"event":…,"offset":…,"cursor":…,"data":…}
+//!        ├─ encode_sse_envelope   → id: cursor / event: … / data: <envelope json>
+//!        ├─ encode_sse_data       → id: cursor / event: … / data: <payload lines>
+//!        ├─ encode_stream_line    → <envelope json>\n
+//!        └─ PollBody / encode_poll_response → {"messages":[…],"cursor":…,"reset":…}
+//!  SDK frame bytes ─ parse_command → Command { id, op } ─ server ─ encode_* replies
+//! ```
+//!
+//! Encoders only allocate their output. Every output is `Bytes`, so a message encoded once
+//! is shared by every subscriber of the same format.
+//!
+//! # Public API
+//!
+//! * [`cursor`]: [`Cursor`] `{ epoch: Epoch, offset: u64 }`, text form `epoch:offset`
+//!   (hex epoch, decimal offset) via `Display`/`FromStr`/serde, [`CursorError`].
+//! * [`envelope`]: [`Envelope`] `{ channel, event: Event, cursor: Option<Cursor>, data: Data }`,
+//!   [`Data`] `None | Json | Text | Binary` (binary is `data_b64` in JSON),
+//!   [`encode_ws_text`], [`validate_json`], [`parse_envelope`] → [`ReceivedEnvelope`],
+//!   [`ProtoError`].
+//! * [`sse`]: [`SseEvent`], [`write_sse_event`], [`encode_sse_event`], [`encode_sse_envelope`],
+//!   [`encode_sse_data`], [`sse_comment`], [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
+//! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
+//!   [`encode_stream_line`], [`write_stream_line`].
+//! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `finish(cursor, reset, more)`),
+//!   [`encode_poll_response`].
+//! * [`command`]: [`parse_command`] → [`Command`] `{ id, op: Op }`, [`CommandData`],
+//!   [`CommandError`] / [`ErrorCode`], reply encoders [`encode_ok`], [`encode_result_cursor`],
+//!   [`encode_result_raw`], [`encode_presence_result`] with [`PresenceEntry`],
+//!   [`encode_error`]; client side [`encode_command`], [`parse_server_frame`] → [`ServerFrame`].
+
+pub mod command;
+pub mod cursor;
+pub mod envelope;
+mod json;
+pub mod poll;
+pub mod sse;
+pub mod stream;
+
+pub use command::{
+    encode_command, encode_error, encode_ok, encode_presence_result, encode_result_cursor,
+    encode_result_raw, parse_command, parse_server_frame, Command, CommandData, CommandError,
+    ErrorCode, Op, PresenceEntry, ServerFrame,
+};
+pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
+pub use envelope::{
+    encode_ws_text, parse_envelope, validate_json, Data, Envelope, Event, ProtoError, ReceivedData,
+    ReceivedEnvelope,
+};
+pub use poll::{encode_poll_response, PollBody};
+pub use sse::{
+    encode_sse_data, encode_sse_envelope, encode_sse_event, sse_comment, sse_heartbeat,
+    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING,
+};
+pub use stream::{encode_stream_line, stream_heartbeat, stream_prelude, write_stream_line};

@@ -1,0 +1,367 @@
+//! The envelope: what every transport carries for one channel event.
+//!
+//! JSON form (one line, fields in this order, absent fields omitted):
+//!
+//! ```text
+//! {"channel":"chat:lobby","event":"message","offset":3,"cursor":"abc:3","data":{"text":"hi"}}
+//! {"channel":"chat:lobby","event":"message","offset":4,"cursor":"abc:4","data":"plain text"}
+//! {"channel":"files","event":"message","offset":9,"cursor":"abc:9","data_b64":"AP8="}
+//! {"channel":"chat:lobby","event":"join","data":{"client":"c1","user":"u1"}}
+//! {"channel":"chat:lobby","event":"reset","offset":7,"cursor":"d00d:7"}
+//! ```
+//!
+//! * `event` is `message`, `join`, `leave` or `reset`.
+//! * `offset`/`cursor` are present for messages (the message's own position) and for
+//!   `reset` (the position to continue from; messages before it are not available).
+//!   `join`/`leave` are not part of the log and carry no position.
+//! * Payloads: [`Data::Json`] is embedded verbatim as the `data` value (the caller has
+//!   validated it; raw CR/LF whitespace is flattened so the line stays one line),
+//!   [`Data::Text`] becomes a JSON string in `data`, [`Data::Binary`] becomes standard
+//!   padded base64 in `data_b64`. So a JSON reader always finds either `data` (any JSON
+//!   value) or `data_b64` (bytes), never both.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::cursor::Cursor;
+use crate::json;
+
+/// What kind of channel event an envelope carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Event {
+    /// A published message, part of the channel's log.
+    Message,
+    /// A client joined the channel (presence, when the namespace enables it).
+    Join,
+    /// A client left the channel.
+    Leave,
+    /// The subscriber's position could not be continued (history gone or epoch changed);
+    /// the envelope's cursor is where the stream continues from.
+    Reset,
+}
+
+impl Event {
+    /// The wire name: `message`, `join`, `leave`, `reset`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Event::Message => "message",
+            Event::Join => "join",
+            Event::Leave => "leave",
+            Event::Reset => "reset",
+        }
+    }
+}
+
+/// A payload as handed to the encoders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data<'a> {
+    /// No payload (e.g. `reset`).
+    None,
+    /// Valid JSON text, embedded verbatim. Validity is the caller's promise
+    /// (see [`validate_json`]).
+    Json(&'a [u8]),
+    /// A UTF-8 string, sent as a JSON string.
+    Text(&'a str),
+    /// Opaque bytes, sent as base64 in `data_b64`.
+    Binary(&'a [u8]),
+}
+
+/// One channel event, borrowed from whoever owns the parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The channel name.
+    pub channel: &'a str,
+    /// The event kind.
+    pub event: Event,
+    /// The message's position (`message`) or the position to continue from (`reset`).
+    pub cursor: Option<Cursor>,
+    /// The payload.
+    pub data: Data<'a>,
+}
+
+impl<'a> Envelope<'a> {
+    /// A `message` envelope at `cursor`.
+    pub const fn message(channel: &'a str, cursor: Cursor, data: Data<'a>) -> Self {
+        Envelope {
+            channel,
+            event: Event::Message,
+            cursor: Some(cursor),
+            data,
+        }
+    }
+
+    /// A `reset` envelope: continue from `cursor`.
+    pub const fn reset(channel: &'a str, cursor: Cursor) -> Self {
+        Envelope {
+            channel,
+            event: Event::Reset,
+            cursor: Some(cursor),
+            data: Data::None,
+        }
+    }
+
+    /// An upper bound guess of the JSON size, for reserving.
+    pub fn json_size_hint(&self) -> usize {
+        let data = match self.data {
+            Data::None => 0,
+            Data::Json(d) | Data::Binary(d) => d.len() * 4 / 3 + 16,
+            Data::Text(t) => t.len() + t.len() / 8 + 16,
+        };
+        80 + self.channel.len() + data
+    }
+
+    /// Appends the one-line JSON form (no trailing newline) to `out`.
+    pub fn write_json(&self, out: &mut BytesMut) {
+        out.reserve(self.json_size_hint());
+        out.extend_from_slice(b"{\"channel\":");
+        json::write_str(out, self.channel);
+        out.extend_from_slice(b",\"event\":\"");
+        out.extend_from_slice(self.event.as_str().as_bytes());
+        out.put_u8(b'"');
+        if let Some(c) = self.cursor {
+            out.extend_from_slice(b",\"offset\":");
+            json::write_u64(out, c.offset);
+            out.extend_from_slice(b",\"cursor\":\"");
+            out.extend_from_slice(c.to_str_buf().as_bytes());
+            out.put_u8(b'"');
+        }
+        match self.data {
+            Data::None => {}
+            Data::Json(raw) => {
+                out.extend_from_slice(b",\"data\":");
+                json::write_raw_one_line(out, raw);
+            }
+            Data::Text(t) => {
+                out.extend_from_slice(b",\"data\":");
+                json::write_str(out, t);
+            }
+            Data::Binary(b) => {
+                out.extend_from_slice(b",\"data_b64\":\"");
+                json::write_base64(out, b);
+                out.put_u8(b'"');
+            }
+        }
+        out.put_u8(b'}');
+    }
+
+    /// Appends the payload as text: JSON verbatim, text as is, binary as base64.
+    /// Used where the payload stands alone (the `data:` of a plain SSE event).
+    pub fn write_payload_text(&self, out: &mut BytesMut) {
+        match self.data {
+            Data::None => {}
+            Data::Json(raw) => out.extend_from_slice(raw),
+            Data::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Data::Binary(b) => json::write_base64(out, b),
+        }
+    }
+}
+
+/// The envelope as one line of JSON, the text frame of WebSocket transports and the
+/// element of poll responses.
+pub fn encode_ws_text(env: &Envelope<'_>) -> Bytes {
+    let mut out = BytesMut::new();
+    env.write_json(&mut out);
+    out.freeze()
+}
+
+/// Checks that `bytes` is one valid JSON value (what [`Data::Json`] requires).
+pub fn validate_json(bytes: &[u8]) -> Result<(), ProtoError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map(|_| ())
+        .map_err(|e| ProtoError::InvalidJson(e.to_string()))
+}
+
+/// Errors of decoding protocol input. The peer's fault (HTTP 400 / a command error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtoError {
+    /// Not valid JSON, or not the expected shape.
+    InvalidJson(String),
+    /// `data_b64` was not valid base64.
+    InvalidBase64,
+}
+
+impl std::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtoError::InvalidJson(e) => write!(f, "invalid JSON: {e}"),
+            ProtoError::InvalidBase64 => f.write_str("invalid base64 in data_b64"),
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+/// A decoded payload of a received envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceivedData {
+    /// No `data` or `data_b64`.
+    None,
+    /// The `data` value as JSON text (a JSON string payload is `"\"...\""`).
+    Json(String),
+    /// The decoded `data_b64` bytes.
+    Binary(Vec<u8>),
+}
+
+/// An envelope decoded from JSON (client side and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedEnvelope {
+    /// Channel name.
+    pub channel: String,
+    /// Event kind.
+    pub event: Event,
+    /// Position, if any.
+    pub cursor: Option<Cursor>,
+    /// Payload.
+    pub data: ReceivedData,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    channel: String,
+    event: Event,
+    #[serde(default)]
+    cursor: Option<Cursor>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    data_b64: Option<String>,
+}
+
+impl ReceivedEnvelope {
+    fn from_raw(raw: RawEnvelope<'_>) -> Result<Self, ProtoError> {
+        let data = match (raw.data, raw.data_b64) {
+            (Some(d), _) => ReceivedData::Json(d.get().to_owned()),
+            (None, Some(b)) => {
+                use base64::Engine as _;
+                ReceivedData::Binary(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .map_err(|_| ProtoError::InvalidBase64)?,
+                )
+            }
+            (None, None) => ReceivedData::None,
+        };
+        Ok(ReceivedEnvelope {
+            channel: raw.channel,
+            event: raw.event,
+            cursor: raw.cursor,
+            data,
+        })
+    }
+
+    /// Borrows this as an [`Envelope`] (e.g. to re-encode it).
+    pub fn as_envelope(&self) -> Envelope<'_> {
+        Envelope {
+            channel: &self.channel,
+            event: self.event,
+            cursor: self.cursor,
+            data: match &self.data {
+                ReceivedData::None => Data::None,
+                ReceivedData::Json(j) => Data::Json(j.as_bytes()),
+                ReceivedData::Binary(b) => Data::Binary(b),
+            },
+        }
+    }
+}
+
+/// Decodes an envelope from its JSON form.
+pub fn parse_envelope(json: &[u8]) -> Result<ReceivedEnvelope, ProtoError> {
+    let raw: RawEnvelope<'_> =
+        serde_json::from_slice(json).map_err(|e| ProtoError::InvalidJson(e.to_string()))?;
+    ReceivedEnvelope::from_raw(raw)
+}
+
+pub(crate) fn envelope_from_value(raw: &RawValue) -> Result<ReceivedEnvelope, ProtoError> {
+    parse_envelope(raw.get().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::cursor::Epoch;
+
+    const C3: Cursor = Cursor::new(Epoch(0xabc), 3);
+
+    #[test]
+    fn json_table() {
+        let cases: &[(Envelope<'_>, &str)] = &[
+            (
+                Envelope::message("chat:lobby", C3, Data::Json(br#"{"text":"hi"}"#)),
+                r#"{"channel":"chat:lobby","event":"message","offset":3,"cursor":"abc:3","data":{"text":"hi"}}"#,
+            ),
+            (
+                Envelope::message("c", C3, Data::Json(b"{\n \"a\": 1\r\n}")),
+                r#"{"channel":"c","event":"message","offset":3,"cursor":"abc:3","data":{  "a": 1  }}"#,
+            ),
+            (
+                Envelope::message("c", C3, Data::Text("line1\nline2 \"q\"")),
+                r#"{"channel":"c","event":"message","offset":3,"cursor":"abc:3","data":"line1\nline2 \"q\""}"#,
+            ),
+            (
+                Envelope::message("c", C3, Data::Binary(&[0, 255])),
+                r#"{"channel":"c","event":"message","offset":3,"cursor":"abc:3","data_b64":"AP8="}"#,
+            ),
+            (
+                Envelope {
+                    channel: "c",
+                    event: Event::Join,
+                    cursor: None,
+                    data: Data::Json(br#"{"client":"x"}"#),
+                },
+                r#"{"channel":"c","event":"join","data":{"client":"x"}}"#,
+            ),
+            (
+                Envelope {
+                    channel: "c",
+                    event: Event::Leave,
+                    cursor: None,
+                    data: Data::None,
+                },
+                r#"{"channel":"c","event":"leave"}"#,
+            ),
+            (
+                Envelope::reset("c", Cursor::new(Epoch(0xd00d), 7)),
+                r#"{"channel":"c","event":"reset","offset":7,"cursor":"d00d:7"}"#,
+            ),
+        ];
+        for (env, want) in cases {
+            let got = encode_ws_text(env);
+            assert_eq!(std::str::from_utf8(&got).unwrap(), *want);
+            validate_json(&got).unwrap();
+            let back = parse_envelope(&got).unwrap();
+            assert_eq!(back.channel, env.channel);
+            assert_eq!(back.event, env.event);
+            assert_eq!(back.cursor, env.cursor);
+        }
+    }
+
+    #[test]
+    fn decoded_payloads() {
+        let b = parse_envelope(
+            br#"{"channel":"c","event":"message","cursor":"1:1","data_b64":"AP8="}"#,
+        )
+        .unwrap();
+        assert_eq!(b.data, ReceivedData::Binary(vec![0, 255]));
+        let j = parse_envelope(br#"{"channel":"c","event":"message","data":"t"}"#).unwrap();
+        assert_eq!(j.data, ReceivedData::Json("\"t\"".into()));
+        assert_eq!(
+            parse_envelope(br#"{"channel":"c","event":"message","data_b64":"!"}"#),
+            Err(ProtoError::InvalidBase64)
+        );
+        assert!(parse_envelope(br#"{"channel":"c","event":"nope"}"#).is_err());
+        assert!(parse_envelope(br#"{"channel":"c","event":"message","cursor":"zz"}"#).is_err());
+    }
+
+    #[test]
+    fn validate_json_rejects_garbage() {
+        assert!(validate_json(b"{\"a\":1}").is_ok());
+        assert!(validate_json(b"\"s\"").is_ok());
+        assert!(validate_json(b"{").is_err());
+        assert!(validate_json(b"1 2").is_err());
+        assert!(validate_json(b"").is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Minimal JSON writing helpers shared by the encoders: string escaping, raw JSON
+//! embedding and base64, all appending to a `BytesMut` without temporary allocations.
+
+use base64::Engine as _;
+use bytes::{BufMut, BytesMut};
+
+/// Appends `s` as a JSON string literal (with quotes).
+pub(crate) fn write_str(out: &mut BytesMut, s: &str) {
+    out.reserve(s.len() + 2);
+    out.put_u8(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.put_u8(b'"');
+}
+
+/// Appends already-valid JSON text, turning raw CR/LF into spaces so the result stays on
+/// one line. In valid JSON a raw CR or LF can only be insignificant whitespace (inside
+/// strings they must be escaped), so the value is unchanged.
+pub(crate) fn write_raw_one_line(out: &mut BytesMut, json: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(json);
+    for b in &mut out[start..] {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+}
+
+/// Appends the standard (padded) base64 of `data`, without quotes.
+pub(crate) fn write_base64(out: &mut BytesMut, data: &[u8]) {
+    let Some(len) = base64::encoded_len(data.len(), true) else {
+        // Only for inputs near usize::MAX, which cannot exist in memory.
+        return;
+    };
+    let start = out.len();
+    out.resize(start + len, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(data, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+}
+
+/// Appends a u64 in decimal.
+pub(crate) fn write_u64(out: &mut BytesMut, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut t = tmp.len();
+    loop {
+        t -= 1;
+        tmp[t] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[t..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "q\"b\\s",
+            "nl\nt\tcr\r",
+            "\u{1}\u{1f}",
+            "é ünï 😀",
+            "</script>",
+        ] {
+            let mut out = BytesMut::new();
+            write_str(&mut out, s);
+            let back: String =
+                serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn raw_json_is_flattened_to_one_line() {
+        let mut out = BytesMut::new();
+        write_raw_one_line(&mut out, b"{\r\n  \"a\": \"x\\ny\"\n}");
+        assert_eq!(&out[..], b"{    \"a\": \"x\\ny\" }");
+    }
+
+    #[test]
+    fn base64_and_numbers() {
+        let mut out = BytesMut::new();
+        write_base64(&mut out, b"\x00\xffhi");
+        out.extend_from_slice(b" ");
+        write_u64(&mut out, 0);
+        out.extend_from_slice(b" ");
+        write_u64(&mut out, u64::MAX);
+        assert_eq!(&out[..], b"AP9oaQ== 0 18446744073709551615");
+    }
+}
