@@ -1,1 +1,30 @@
 //! Async Rust client for every Switchboard transport.
+//!
+//! ```text
+//!   Client::new("http://127.0.0.1:8080")
+//!     .subscribe(Transport::Sse, &[("room", None)])  → Subscription
+//!        .next().await                                → Envelope (message / reset / join / leave)
+//!        .cursor("room")                              → where a later subscribe resumes
+//!     .publish("room", body, content_type)            → the message's cursor
+//!   ApiClient::new(url, key)                          → the backend API (/api/...)
+//! ```
+//!
+//! One channel uses the native endpoint `GET /ch/NAME` (WebSocket upgrade, `Accept:
+//! text/event-stream`, `?transport=stream|longpoll|poll`); several channels use
+//! `GET /sub?channel=NAME[@CURSOR]&...` (SSE, stream, long-poll, poll). Long-poll and poll
+//! subscriptions re-issue their request with the latest cursor, each on a fresh TCP
+//! connection (they are stateless on the server). A `reset` answer (history gone) is
+//! delivered as an envelope with [`Event::Reset`] and the cursor to continue from.
+
+mod api;
+mod error;
+mod http;
+mod sse;
+mod subscription;
+
+pub use api::ApiClient;
+pub use error::Error;
+pub use http::{encode_component, Endpoint};
+pub use sse::{SseEvent, SseParser};
+pub use subscription::{Client, Subscription, Transport};
+pub use switchboard_proto::{Cursor, Epoch, Event, ReceivedData, ReceivedEnvelope};

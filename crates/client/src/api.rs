@@ -1,0 +1,120 @@
+//! Client of the backend API (`/api/...`, JSON, authenticated with an API key). Used by
+//! `switchboard publish` and by tests.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::http::{encode_component, Endpoint, HttpConn};
+
+const MAX_BODY: usize = 64 << 20;
+
+/// A backend API client: every call is one request on a fresh connection.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    ep: Endpoint,
+    key: Option<String>,
+}
+
+impl ApiClient {
+    /// A client for `http://host:port` sending `key` as `Authorization: Bearer KEY`.
+    pub fn new(url: &str, key: Option<String>) -> Result<Self, Error> {
+        Ok(Self {
+            ep: Endpoint::parse(url)?,
+            key,
+        })
+    }
+
+    /// Sends one request; returns the JSON answer or `Error::Status` with the server's
+    /// explanation.
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Error> {
+        let mut conn = HttpConn::connect(&self.ep).await?;
+        let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if let Some(a) = &auth {
+            headers.push(("authorization", a));
+        }
+        let payload = match body {
+            Some(v) => {
+                headers.push(("content-type", "application/json"));
+                Bytes::from(v.to_string())
+            }
+            None => Bytes::new(),
+        };
+        let (status, body) = conn
+            .send_full(method, path, &headers, payload, MAX_BODY)
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("API answer: {e}")))
+    }
+
+    /// `POST /api/publish`: `data` is any JSON value. Returns the answer
+    /// (`{"channel", "cursor"}`).
+    pub async fn publish(&self, channel: &str, data: Value) -> Result<Value, Error> {
+        let body = serde_json::json!({ "channel": channel, "data": data });
+        self.call(http::Method::POST, "/api/publish", Some(&body))
+            .await
+    }
+
+    /// `POST /api/publish` with a text payload (sent as a JSON string to subscribers).
+    pub async fn publish_text(&self, channel: &str, text: &str) -> Result<Value, Error> {
+        let body = serde_json::json!({ "channel": channel, "text": text });
+        self.call(http::Method::POST, "/api/publish", Some(&body))
+            .await
+    }
+
+    /// `POST /api/broadcast`: the same data to many channels.
+    pub async fn broadcast(&self, channels: &[&str], data: Value) -> Result<Value, Error> {
+        let body = serde_json::json!({ "channels": channels, "data": data });
+        self.call(http::Method::POST, "/api/broadcast", Some(&body))
+            .await
+    }
+
+    /// `GET /api/channels/NAME/history[?since=C&limit=N]`.
+    pub async fn history(
+        &self,
+        channel: &str,
+        since: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Value, Error> {
+        let mut path = format!("/api/channels/{}/history", encode_component(channel));
+        let mut q = Vec::new();
+        if let Some(s) = since {
+            q.push(format!("since={}", encode_component(s)));
+        }
+        if let Some(l) = limit {
+            q.push(format!("limit={l}"));
+        }
+        if !q.is_empty() {
+            path = format!("{path}?{}", q.join("&"));
+        }
+        self.call(http::Method::GET, &path, None).await
+    }
+
+    /// `GET /api/channels/NAME/presence`.
+    pub async fn presence(&self, channel: &str) -> Result<Value, Error> {
+        let path = format!("/api/channels/{}/presence", encode_component(channel));
+        self.call(http::Method::GET, &path, None).await
+    }
+
+    /// `GET /api/channels`: active channels with their stats.
+    pub async fn channels(&self) -> Result<Value, Error> {
+        self.call(http::Method::GET, "/api/channels", None).await
+    }
+
+    /// `POST /api/disconnect`: `{"client": ID}` or `{"user": ID}`.
+    pub async fn disconnect(&self, target: Value) -> Result<Value, Error> {
+        self.call(http::Method::POST, "/api/disconnect", Some(&target))
+            .await
+    }
+}

@@ -1,0 +1,49 @@
+//! The client's one error type.
+
+/// Why a client operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not one the client can use.
+    Url(String),
+    /// TCP connect / read / write failed.
+    Io(std::io::Error),
+    /// HTTP-level failure (hyper).
+    Http(hyper::Error),
+    /// The server answered with an error status; the body explains.
+    Status { status: u16, body: String },
+    /// The server sent something this client cannot understand.
+    Protocol(String),
+    /// WebSocket failure.
+    WebSocket(String),
+    /// The subscription ended (the server closed it); `reconnect` is true when the server
+    /// asked clients to come back (shutdown / restart).
+    Closed { reconnect: bool },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(m) => write!(f, "bad URL: {m}"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Http(e) => write!(f, "HTTP error: {e}"),
+            Self::Status { status, body } => write!(f, "server answered {status}: {body}"),
+            Self::Protocol(m) => write!(f, "protocol error: {m}"),
+            Self::WebSocket(m) => write!(f, "WebSocket error: {m}"),
+            Self::Closed { reconnect } => {
+                write!(
+                    f,
+                    "subscription closed by the server (reconnect: {reconnect})"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}

@@ -1,0 +1,511 @@
+//! Subscribing over each transport: [`Client::subscribe`] opens a [`Subscription`] whose
+//! [`Subscription::next`] yields envelopes in order, tracking the latest cursor of every
+//! channel so a later subscription can resume exactly after it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use switchboard_proto::{Cursor, Event, ReceivedData, ReceivedEnvelope};
+use switchboard_ws_tokio::{ClientConfig, Message, WebSocket};
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+use crate::http::{encode_component, Endpoint, HttpConn};
+use crate::sse::SseParser;
+
+/// Largest poll / long-poll / publish answer the client reads.
+const MAX_BODY: usize = 64 << 20;
+
+/// The five ways to receive messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// RFC 6455 WebSocket (`GET /ch/NAME` with `Upgrade: websocket`).
+    WebSocket,
+    /// Server-Sent Events (`Accept: text/event-stream`).
+    Sse,
+    /// HTTP streaming (`?transport=stream`): one envelope per line.
+    Stream,
+    /// Long-polling (`?transport=longpoll&since=`), a new TCP connection per request.
+    LongPoll,
+    /// Polling (`?transport=poll&since=`), a new TCP connection per request.
+    Poll,
+}
+
+impl Transport {
+    /// All five, in fallback order.
+    pub const ALL: [Transport; 5] = [
+        Self::WebSocket,
+        Self::Sse,
+        Self::Stream,
+        Self::LongPoll,
+        Self::Poll,
+    ];
+
+    /// The `transport=` query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// A client of one Switchboard server.
+#[derive(Debug, Clone)]
+pub struct Client {
+    ep: Endpoint,
+    poll_interval: Duration,
+}
+
+enum Kind {
+    Ws(Box<WebSocket<TcpStream>>),
+    /// SSE or stream: a response body read incrementally.
+    Http {
+        body: Incoming,
+        sse: Option<SseParser>,
+        line: Vec<u8>,
+        _conn: HttpConn,
+    },
+    /// Long-poll or poll: a request per answer.
+    Poll {
+        long: bool,
+        first: bool,
+    },
+}
+
+/// An open subscription to one or more channels.
+pub struct Subscription {
+    client: Client,
+    transport: Transport,
+    kind: Kind,
+    /// Whether the native single-channel endpoint is used (vs `/sub`).
+    native: Option<String>,
+    channels: Vec<String>,
+    cursors: HashMap<String, Cursor>,
+    pending: VecDeque<ReceivedEnvelope>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("transport", &self.transport)
+            .field("channels", &self.channels)
+            .field("cursors", &self.cursors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `http://host:port`.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        Ok(Self {
+            ep: Endpoint::parse(url)?,
+            poll_interval: Duration::from_millis(100),
+        })
+    }
+
+    /// Pause between two poll requests that brought nothing (default 100 ms).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The server's endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    /// Subscribes to `channels`, each resuming after its cursor when one is given.
+    pub async fn subscribe(
+        &self,
+        transport: Transport,
+        channels: &[(&str, Option<Cursor>)],
+    ) -> Result<Subscription, Error> {
+        if channels.is_empty() {
+            return Err(Error::Url("no channel to subscribe to".into()));
+        }
+        if channels.len() > 1 && transport == Transport::WebSocket {
+            return Err(Error::Url(
+                "several channels over one WebSocket use the /ws command protocol".into(),
+            ));
+        }
+        let native = (channels.len() == 1).then(|| channels[0].0.to_owned());
+        let cursors: HashMap<String, Cursor> = channels
+            .iter()
+            .filter_map(|(c, k)| k.map(|k| ((*c).to_owned(), k)))
+            .collect();
+        let mut sub = Subscription {
+            client: self.clone(),
+            transport,
+            kind: Kind::Poll {
+                long: false,
+                first: true,
+            },
+            native,
+            channels: channels.iter().map(|(c, _)| (*c).to_owned()).collect(),
+            cursors,
+            pending: VecDeque::new(),
+        };
+        sub.kind = match transport {
+            Transport::WebSocket => {
+                let tcp = TcpStream::connect((self.ep.host.as_str(), self.ep.port)).await?;
+                let _ = tcp.set_nodelay(true);
+                let path = sub.target(None);
+                let (ws, _) = switchboard_ws_tokio::connect(
+                    tcp,
+                    &self.ep.authority(),
+                    &path,
+                    &ClientConfig::default(),
+                )
+                .await
+                .map_err(|e| Error::WebSocket(e.to_string()))?;
+                Kind::Ws(Box::new(ws))
+            }
+            Transport::Sse | Transport::Stream => {
+                let mut conn = HttpConn::connect(&self.ep).await?;
+                let target = sub.target(Some(transport));
+                let headers: &[(&str, &str)] = if transport == Transport::Sse {
+                    &[("accept", "text/event-stream")]
+                } else {
+                    &[]
+                };
+                let resp = conn
+                    .send(http::Method::GET, &target, headers, Bytes::new())
+                    .await?;
+                if !resp.status().is_success() {
+                    let status = resp.status().as_u16();
+                    let body = read_all(resp.into_body()).await.unwrap_or_default();
+                    return Err(Error::Status {
+                        status,
+                        body: String::from_utf8_lossy(&body).into_owned(),
+                    });
+                }
+                Kind::Http {
+                    body: resp.into_body(),
+                    sse: (transport == Transport::Sse).then(SseParser::default),
+                    line: Vec::new(),
+                    _conn: conn,
+                }
+            }
+            Transport::LongPoll => Kind::Poll {
+                long: true,
+                first: true,
+            },
+            Transport::Poll => Kind::Poll {
+                long: false,
+                first: true,
+            },
+        };
+        Ok(sub)
+    }
+
+    /// Publishes `body` to `channel` with `POST /ch/NAME`; returns the message's cursor.
+    /// `content_type`: `application/json` (must be valid JSON), `application/octet-stream`
+    /// (binary), anything else or `None` is text.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        body: impl Into<Bytes>,
+        content_type: Option<&str>,
+    ) -> Result<Cursor, Error> {
+        let mut conn = HttpConn::connect(&self.ep).await?;
+        let path = format!("/ch/{}", encode_component(channel));
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|c| vec![("content-type", c)])
+            .unwrap_or_default();
+        let (status, body) = conn
+            .send_full(http::Method::POST, &path, &headers, body.into(), MAX_BODY)
+            .await?;
+        if !status.is_success() {
+            return Err(Error::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Published {
+            cursor: Cursor,
+        }
+        let p: Published = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("publish answer: {e}")))?;
+        Ok(p.cursor)
+    }
+}
+
+impl Subscription {
+    /// The transport in use.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The last cursor seen on `channel` (from a message or a reset).
+    pub fn cursor(&self, channel: &str) -> Option<Cursor> {
+        self.cursors.get(channel).copied()
+    }
+
+    /// The next envelope. `Err(Error::Closed { reconnect })` when the server ended the
+    /// subscription (`reconnect` when it asked clients to come back, e.g. on shutdown).
+    pub async fn next(&mut self) -> Result<ReceivedEnvelope, Error> {
+        loop {
+            if let Some(env) = self.pending.pop_front() {
+                if let Some(c) = env.cursor {
+                    if matches!(env.event, Event::Message | Event::Reset) {
+                        self.cursors.insert(env.channel.clone(), c);
+                    }
+                }
+                return Ok(env);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Publishes a text message over this subscription's WebSocket (native endpoint:
+    /// text and binary frames publish to the channel when the namespace allows it).
+    pub async fn send_ws(&mut self, msg: Message) -> Result<(), Error> {
+        match &mut self.kind {
+            Kind::Ws(ws) => ws
+                .send(msg)
+                .await
+                .map_err(|e| Error::WebSocket(e.to_string())),
+            _ => Err(Error::Url("not a WebSocket subscription".into())),
+        }
+    }
+
+    /// Closes the subscription (WebSocket: close handshake 1000).
+    pub async fn close(mut self) {
+        if let Kind::Ws(ws) = &mut self.kind {
+            let _ = ws
+                .close(switchboard_ws_tokio::CloseCode::NORMAL, "bye")
+                .await;
+            while let Some(Ok(_)) = ws.recv().await {}
+        }
+    }
+
+    /// Request target for the current cursors (`since=` / `@CURSOR`).
+    fn target(&self, transport: Option<Transport>) -> String {
+        let mut q = Vec::new();
+        let path = match &self.native {
+            Some(ch) => {
+                if let Some(c) = self.cursors.get(ch) {
+                    q.push(format!("since={}", encode_component(&c.to_string())));
+                }
+                format!("/ch/{}", encode_component(ch))
+            }
+            None => {
+                for ch in &self.channels {
+                    let v = match self.cursors.get(ch) {
+                        Some(c) => format!("{ch}@{c}"),
+                        None => ch.clone(),
+                    };
+                    q.push(format!("channel={}", encode_component(&v)));
+                }
+                "/sub".to_owned()
+            }
+        };
+        match transport {
+            Some(Transport::Sse) if self.native.is_none() => q.push("transport=sse".into()),
+            Some(t @ (Transport::Stream | Transport::LongPoll | Transport::Poll)) => {
+                q.push(format!("transport={}", t.as_str()));
+            }
+            _ => {}
+        }
+        if q.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", q.join("&"))
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), Error> {
+        let native = self.native.clone();
+        match &mut self.kind {
+            Kind::Ws(ws) => match ws.recv().await {
+                Some(Ok(Message::Text(t))) => {
+                    let env = switchboard_proto::parse_envelope(&t)
+                        .map_err(|e| Error::Protocol(e.to_string()))?;
+                    self.pending.push_back(env);
+                    Ok(())
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let reconnect = frame.is_some_and(|f| f.code.as_u16() == 1012);
+                    while let Some(Ok(_)) = ws.recv().await {}
+                    Err(Error::Closed { reconnect })
+                }
+                Some(Ok(_)) => Ok(()),
+                Some(Err(e)) => Err(Error::WebSocket(e.to_string())),
+                None => Err(Error::Closed { reconnect: false }),
+            },
+            Kind::Http {
+                body, sse, line, ..
+            } => {
+                let frame = match body.frame().await {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => return Err(Error::Http(e)),
+                    None => return Err(Error::Closed { reconnect: false }),
+                };
+                let Ok(data) = frame.into_data() else {
+                    return Ok(());
+                };
+                if let Some(parser) = sse {
+                    for ev in parser.feed(&data) {
+                        if ev.event == "reconnect" {
+                            return Err(Error::Closed { reconnect: true });
+                        }
+                        let env = match &native {
+                            Some(ch) => native_sse_envelope(ch, &ev)?,
+                            None => switchboard_proto::parse_envelope(ev.data.as_bytes())
+                                .map_err(|e| Error::Protocol(e.to_string()))?,
+                        };
+                        self.pending.push_back(env);
+                    }
+                } else {
+                    line.extend_from_slice(&data);
+                    while let Some(pos) = line.iter().position(|&b| b == b'\n') {
+                        let l: Vec<u8> = line.drain(..=pos).collect();
+                        let l = &l[..pos];
+                        if l.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        match switchboard_proto::parse_envelope(l) {
+                            Ok(env) => self.pending.push_back(env),
+                            Err(e) => {
+                                if is_reconnect_line(l) {
+                                    return Err(Error::Closed { reconnect: true });
+                                }
+                                return Err(Error::Protocol(e.to_string()));
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Kind::Poll { long, first } => {
+                let long = *long;
+                if !*first && !long {
+                    tokio::time::sleep(self.client.poll_interval).await;
+                }
+                *first = false;
+                self.poll_once(long).await
+            }
+        }
+    }
+
+    async fn poll_once(&mut self, long: bool) -> Result<(), Error> {
+        // A fresh TCP connection per request: the server keeps no session state.
+        let mut conn = HttpConn::connect(&self.client.ep).await?;
+        let t = if long {
+            Transport::LongPoll
+        } else {
+            Transport::Poll
+        };
+        let target = self.target(Some(t));
+        let (status, body) = conn
+            .send_full(http::Method::GET, &target, &[], Bytes::new(), MAX_BODY)
+            .await?;
+        if status == http::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(Error::Closed { reconnect: true });
+        }
+        if !status.is_success() {
+            return Err(Error::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body).into_owned(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct PollAnswer<'a> {
+            #[serde(borrow)]
+            messages: Vec<&'a RawValue>,
+            #[serde(default)]
+            cursor: Option<Cursor>,
+            #[serde(default)]
+            cursors: Option<HashMap<String, Cursor>>,
+            #[serde(default)]
+            reset: bool,
+        }
+        let answer: PollAnswer<'_> = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("poll answer: {e}")))?;
+        let native = self.native.clone();
+        if let (Some(ch), Some(c), true) = (&native, answer.cursor, answer.reset) {
+            self.pending.push_back(ReceivedEnvelope {
+                channel: ch.clone(),
+                event: Event::Reset,
+                cursor: Some(c),
+                data: ReceivedData::None,
+            });
+        }
+        for raw in answer.messages {
+            let env = switchboard_proto::parse_envelope(raw.get().as_bytes())
+                .map_err(|e| Error::Protocol(e.to_string()))?;
+            self.pending.push_back(env);
+        }
+        // The answer's cursor(s) may be past the last message (e.g. an empty answer to a
+        // request without cursor tells where "now" is).
+        if let (Some(ch), Some(c)) = (&native, answer.cursor) {
+            self.cursors.insert(ch.clone(), c);
+        }
+        if let Some(cs) = answer.cursors {
+            self.cursors.extend(cs);
+        }
+        Ok(())
+    }
+}
+
+fn is_reconnect_line(l: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Ev<'a> {
+        event: &'a str,
+    }
+    serde_json::from_slice::<Ev<'_>>(l).is_ok_and(|e| e.event == "reconnect")
+}
+
+/// The native SSE endpoint sends the payload alone (`e.data`) with the cursor as `id`;
+/// rebuild an envelope. A payload that is valid JSON is taken as JSON, anything else as
+/// a string.
+fn native_sse_envelope(
+    channel: &str,
+    ev: &crate::sse::SseEvent,
+) -> Result<ReceivedEnvelope, Error> {
+    let event = match ev.event.as_str() {
+        "" | "message" => Event::Message,
+        "reset" => Event::Reset,
+        "join" => Event::Join,
+        "leave" => Event::Leave,
+        other => return Err(Error::Protocol(format!("unknown SSE event {other:?}"))),
+    };
+    let cursor = match ev.id.as_deref() {
+        Some(id) if !id.is_empty() => Some(
+            id.parse()
+                .map_err(|e| Error::Protocol(format!("SSE id {id:?}: {e}")))?,
+        ),
+        _ => None,
+    };
+    let data = if ev.data.is_empty() && event == Event::Reset {
+        ReceivedData::None
+    } else if serde_json::from_str::<serde::de::IgnoredAny>(&ev.data).is_ok() {
+        ReceivedData::Json(ev.data.clone())
+    } else {
+        ReceivedData::Json(serde_json::Value::String(ev.data.clone()).to_string())
+    };
+    Ok(ReceivedEnvelope {
+        channel: channel.to_owned(),
+        event,
+        cursor,
+        data,
+    })
+}
+
+async fn read_all(body: Incoming) -> Result<Bytes, Error> {
+    http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| Error::Protocol(e.to_string()))
+}
