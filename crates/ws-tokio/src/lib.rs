@@ -1,1 +1,27 @@
 //! Drives the sans-IO `switchboard-ws` codec over tokio streams.
+//!
+//! ```text
+//!   TcpStream / TLS / hyper Upgraded
+//!        │  accept() · connect() · WebSocket::from_upgraded()
+//!        ▼
+//!   WebSocket<S> ── recv() ─▶ Message          (reads into a stack buffer → handle_input)
+//!                ◀─ send() ── Message          (queue → one write_vectored of all frames)
+//!                   timer ─▶ handle_timeout    (pings, idle and close timeouts)
+//! ```
+//!
+//! The protocol (framing, masking, UTF-8, deflate, close codes, timers' meaning) is the
+//! codec's; this crate moves bytes and time between it and the socket. See [`WebSocket`]
+//! for reading, writing, backpressure and closing.
+
+mod error;
+mod handshake;
+mod message;
+mod websocket;
+
+pub use error::{Error, Result};
+pub use handshake::{accept, connect, ClientConfig, ServerConfig};
+pub use message::{CloseFrame, Message};
+pub use websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
+
+pub use switchboard_ws::handshake::{AcceptOptions, Request, Response};
+pub use switchboard_ws::{CloseCode, Config, DeflateConfig, DeflateParams, PreparedMessage, Role};
