@@ -1,1 +1,897 @@
-//! TODO(owner): see lib.rs
+//! One WebSocket connection after the handshake, as a sans-IO state machine.
+//!
+//! Call order (the driver's loop):
+//! 1. bytes read from the socket → [`Connection::handle_input`];
+//! 2. drain [`Connection::poll_event`] until `None`;
+//! 3. the application sends with `send_*` / [`Connection::close`];
+//! 4. write [`Connection::transmit_slices`] to the socket, then report what was written with
+//!    [`Connection::advance_transmit`];
+//! 5. sleep until [`Connection::poll_timeout`], then call [`Connection::handle_timeout`];
+//! 6. drop the TCP connection once [`Connection::should_close_tcp`] says so.
+//!
+//! Receiving: frames are parsed as their bytes stream in. Only an incomplete header (at
+//! most 14 bytes, kept inline) and the message being assembled are held; there is no
+//! general input buffer, so an idle connection holds no receive memory. Every limit is
+//! checked from the header before any of the payload is stored. Text is validated as it
+//! arrives (after inflation when compressed), so invalid UTF-8 fails the connection at once,
+//! even in the middle of a frame. A peer fault never panics and never returns an error: it
+//! queues a close frame with the code of the [`ProtocolError`], surfaces as
+//! [`Event::Error`] and stops reading.
+//!
+//! Sending: output is a queue of `Bytes` chunks. Small frames are coalesced into one buffer;
+//! large payloads that are already `Bytes` (prepared messages, compressed output) are queued
+//! without copying. Control frames (pings, pongs) jump ahead of data frames that have not
+//! started going out, but never into the middle of one; a close frame goes after all data.
+//!
+//! Closing (RFC 6455 §7): a received close is echoed with the peer's code (1000 if it sent
+//! none); after sending a close, received data and pings are ignored while waiting for the
+//! peer's close; after receiving one, nothing but the echo is sent. The server closes TCP
+//! first once its close frame is written; a client waits `close_timeout` for the server to
+//! do so. If the peer never answers a close, `close_timeout` ends the wait.
+//!
+//! Time is passed in. `poll_timeout` may return an instant in the past (for instance right
+//! after [`Connection::close`], which has no `now`): call `handle_timeout` at once then.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::close::{parse_close_payload, CloseCode, MAX_REASON_LEN};
+use crate::config::{Config, Role};
+use crate::deflate::{Compressor, Decompressor, DeflateParams};
+use crate::error::{Error, ProtocolError};
+use crate::frame::{encode_frame, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::prepared::PreparedMessage;
+use crate::utf8::Utf8Validator;
+
+/// Frames at least this long whose bytes already sit in a `Bytes` are queued by reference;
+/// shorter ones are copied into the coalescing buffer (one write covers many of them).
+const SHARE_THRESHOLD: usize = 1024;
+
+/// Compressed payload is unmasked in stack pieces of this size before inflating.
+const INFLATE_PIECE: usize = 8192;
+
+/// What the peer did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message, UTF-8 validated (inflated if it was compressed).
+    Text(Bytes),
+    /// A complete binary message (inflated if it was compressed).
+    Binary(Bytes),
+    /// A ping; the pong is already queued.
+    Ping(Bytes),
+    Pong(Bytes),
+    /// The peer's close frame; the echo, if one was due, is already queued.
+    Close {
+        code: Option<CloseCode>,
+        reason: String,
+    },
+    /// A peer fault; a close frame with its code is already queued and reading stopped.
+    Error(ProtocolError),
+}
+
+/// Where the close handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Open,
+    /// A close frame was sent and/or received, the handshake is not complete.
+    Closing {
+        sent: bool,
+        received: bool,
+    },
+    /// The handshake completed, or the connection failed or timed out.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    None,
+    /// Armed without knowing the time: resolved by the next call that passes `now`.
+    Pending,
+    At(Instant),
+}
+
+/// The frame whose payload is streaming in.
+#[derive(Debug)]
+struct InFrame {
+    opcode: OpCode,
+    fin: bool,
+    mask: Option<[u8; 4]>,
+    remaining: u64,
+    /// Payload bytes already received (the masking offset).
+    offset: usize,
+}
+
+/// The data message being assembled.
+#[derive(Debug)]
+struct InMessage {
+    text: bool,
+    compressed: bool,
+    buf: Vec<u8>,
+    /// Payload bytes on the wire so far (compressed size if compressed).
+    wire_len: u64,
+    utf8: Utf8Validator,
+}
+
+#[derive(Debug)]
+struct Receiver {
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    frame: Option<InFrame>,
+    message: Option<InMessage>,
+    control: [u8; MAX_CONTROL_PAYLOAD],
+    control_len: usize,
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Self {
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            frame: None,
+            message: None,
+            control: [0; MAX_CONTROL_PAYLOAD],
+            control_len: 0,
+        }
+    }
+}
+
+impl Default for InMessage {
+    fn default() -> Self {
+        Self {
+            text: false,
+            compressed: false,
+            buf: Vec::new(),
+            wire_len: 0,
+            utf8: Utf8Validator::new(),
+        }
+    }
+}
+
+/// The send queue; see the module docs for its ordering rules.
+#[derive(Debug, Default)]
+struct OutQueue {
+    /// Chunks in wire order whose transmission has begun (the front may be partly written).
+    active: VecDeque<Bytes>,
+    /// Control frames waiting, coalesced; they go before any data unit not yet begun.
+    control: BytesMut,
+    /// Data units not yet begun: (head, body), sent back to back; body may be empty.
+    data: VecDeque<(Bytes, Bytes)>,
+    /// Small data frames being coalesced; newer than everything in `data`.
+    tail: BytesMut,
+    len: usize,
+}
+
+impl OutQueue {
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push_control(&mut self, header: FrameHeader, payload: &[u8]) {
+        let before = self.control.len();
+        encode_frame(&mut self.control, header, payload);
+        self.len += self.control.len() - before;
+    }
+
+    fn push_data_copied(&mut self, header: FrameHeader, payload: &[u8]) {
+        let before = self.tail.len();
+        encode_frame(&mut self.tail, header, payload);
+        self.len += self.tail.len() - before;
+    }
+
+    /// Queue a header (encoded here) followed by a payload that is not copied.
+    fn push_data_shared(&mut self, header: FrameHeader, payload: Bytes) {
+        header.encode_to(&mut self.tail);
+        self.len += header.encoded_len() + payload.len();
+        let head = self.tail.split().freeze();
+        self.data.push_back((head, payload));
+    }
+
+    /// Queue complete frame bytes.
+    fn push_frame_bytes(&mut self, frame: Bytes) {
+        if frame.len() < SHARE_THRESHOLD {
+            self.tail.extend_from_slice(&frame);
+            self.len += frame.len();
+        } else {
+            self.len += frame.len();
+            let head = self.tail.split().freeze();
+            self.data.push_back((head, frame));
+        }
+    }
+
+    fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let control = (!self.control.is_empty()).then_some(&self.control[..]);
+        let data = self.data.iter().flat_map(|(h, b)| [&h[..], &b[..]]);
+        let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
+        let all = self
+            .active
+            .iter()
+            .map(|b| &b[..])
+            .chain(control)
+            .chain(data)
+            .chain(tail)
+            .filter(|s| !s.is_empty());
+        let mut n = 0;
+        for (slot, s) in out.iter_mut().zip(all) {
+            *slot = IoSlice::new(s);
+            n += 1;
+        }
+        n
+    }
+
+    /// Move the next unit, in the order `slices` lists them, into `active`.
+    fn promote(&mut self) -> bool {
+        if !self.control.is_empty() {
+            self.active.push_back(self.control.split().freeze());
+        } else if let Some((head, body)) = self.data.pop_front() {
+            self.active
+                .extend([head, body].into_iter().filter(|b| !b.is_empty()));
+        } else if !self.tail.is_empty() {
+            self.active.push_back(self.tail.split().freeze());
+        } else {
+            return false;
+        }
+        true
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        debug_assert!(n <= self.len, "advanced past the queued bytes");
+        n = n.min(self.len);
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.active.front_mut() else {
+                if self.promote() {
+                    continue;
+                }
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.active.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+        while self.active.front().is_some_and(|b| b.is_empty()) {
+            self.active.pop_front();
+        }
+        if self.len == 0 {
+            // Drop the spare capacity too: an idle connection holds no send buffer.
+            *self = Self::default();
+        }
+    }
+}
+
+/// A WebSocket connection after the handshake. See the module docs for the call order.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    deflate: Option<DeflateParams>,
+    compressor: Option<Compressor>,
+    decompressor: Option<Decompressor>,
+    compression_threshold: usize,
+    rx: Receiver,
+    out: OutQueue,
+    events: VecDeque<Event>,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    timed_out: bool,
+    close_deadline: Deadline,
+    last_input: Instant,
+    last_ping: Instant,
+    now: Instant,
+}
+
+impl Connection {
+    /// A connection whose handshake completed at `now`, with the negotiated deflate
+    /// parameters (if any).
+    pub fn new(role: Role, config: Config, deflate: Option<DeflateParams>, now: Instant) -> Self {
+        let compressor = deflate.map(|p| {
+            let (bits, nct) = p.outgoing(role);
+            Compressor::new(bits, nct)
+        });
+        let decompressor = deflate.map(|p| {
+            let (bits, nct) = p.incoming(role);
+            Decompressor::new(bits, nct)
+        });
+        let compression_threshold = config
+            .deflate
+            .as_ref()
+            .map_or(0, |d| d.compression_threshold);
+        Self {
+            role,
+            config,
+            deflate,
+            compressor,
+            decompressor,
+            compression_threshold,
+            rx: Receiver::default(),
+            out: OutQueue::default(),
+            events: VecDeque::new(),
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            timed_out: false,
+            close_deadline: Deadline::None,
+            last_input: now,
+            last_ping: now,
+            now,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The permessage-deflate parameters in use, if negotiated.
+    pub fn deflate(&self) -> Option<&DeflateParams> {
+        self.deflate.as_ref()
+    }
+
+    // ----- input -------------------------------------------------------------------------
+
+    /// Feed bytes read from the socket. Never fails: peer protocol errors queue a close frame
+    /// with the right code, surface as [`Event::Error`] and make the connection stop reading.
+    pub fn handle_input(&mut self, mut data: &[u8], now: Instant) {
+        self.set_now(now);
+        if !data.is_empty() {
+            self.last_input = now;
+        }
+        while !data.is_empty() && self.is_readable() {
+            let step = if self.rx.frame.is_some() {
+                self.read_payload(data)
+            } else {
+                self.read_header(data)
+            };
+            match step {
+                Ok(used) => data = &data[used..],
+                Err(e) => self.fail(e),
+            }
+        }
+    }
+
+    /// Consume header bytes; returns how many bytes of `data` were used.
+    fn read_header(&mut self, data: &[u8]) -> Result<usize, ProtocolError> {
+        let rx = &mut self.rx;
+        let (parsed, used) = if rx.header_len == 0 {
+            match FrameHeader::parse(data)? {
+                Some((h, n)) => (Some(h), n),
+                None => {
+                    rx.header[..data.len()].copy_from_slice(data);
+                    rx.header_len = data.len();
+                    (None, data.len())
+                }
+            }
+        } else {
+            let have = rx.header_len;
+            let take = (MAX_HEADER_LEN - have).min(data.len());
+            rx.header[have..have + take].copy_from_slice(&data[..take]);
+            match FrameHeader::parse(&rx.header[..have + take])? {
+                Some((h, n)) => {
+                    rx.header_len = 0;
+                    (Some(h), n - have)
+                }
+                None => {
+                    rx.header_len = have + take;
+                    (None, take)
+                }
+            }
+        };
+        if let Some(header) = parsed {
+            self.begin_frame(header)?;
+        }
+        Ok(used)
+    }
+
+    fn begin_frame(&mut self, h: FrameHeader) -> Result<(), ProtocolError> {
+        match (self.role, h.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        h.check_rsv(self.deflate.is_some())?;
+        let max_frame = self.config.max_frame_size;
+        if h.payload_len > max_frame as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                len: h.payload_len,
+                max: max_frame,
+            });
+        }
+        let max_msg = self.config.max_message_size as u64;
+        let too_big = ProtocolError::MessageTooBig {
+            max: self.config.max_message_size,
+        };
+        match h.opcode {
+            OpCode::Close | OpCode::Ping | OpCode::Pong => self.rx.control_len = 0,
+            OpCode::Text | OpCode::Binary => {
+                if self.rx.message.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                if h.payload_len > max_msg {
+                    return Err(too_big);
+                }
+                self.rx.message = Some(InMessage {
+                    text: h.opcode == OpCode::Text,
+                    compressed: h.rsv1,
+                    wire_len: h.payload_len,
+                    ..InMessage::default()
+                });
+            }
+            OpCode::Continue => {
+                let Some(msg) = self.rx.message.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                msg.wire_len += h.payload_len;
+                if msg.wire_len > max_msg {
+                    return Err(too_big);
+                }
+            }
+        }
+        self.rx.frame = Some(InFrame {
+            opcode: h.opcode,
+            fin: h.fin,
+            mask: h.mask,
+            remaining: h.payload_len,
+            offset: 0,
+        });
+        if h.payload_len == 0 {
+            self.end_frame()?;
+        }
+        Ok(())
+    }
+
+    /// Consume payload bytes of the current frame; returns how many were used.
+    fn read_payload(&mut self, data: &[u8]) -> Result<usize, ProtocolError> {
+        let Some(frame) = self.rx.frame.as_mut() else {
+            return Ok(0);
+        };
+        let take = usize::try_from(frame.remaining).map_or(data.len(), |r| r.min(data.len()));
+        let chunk = &data[..take];
+        let (mask, offset, remaining) = (frame.mask, frame.offset, frame.remaining);
+        frame.offset += take;
+        frame.remaining -= take as u64;
+        if frame.opcode.is_control() {
+            let rx = &mut self.rx;
+            let dst = &mut rx.control[rx.control_len..rx.control_len + take];
+            dst.copy_from_slice(chunk);
+            if let Some(key) = mask {
+                apply_mask(dst, key, offset);
+            }
+            rx.control_len += take;
+        } else {
+            self.message_payload(chunk, mask, offset, remaining)?;
+        }
+        if self.rx.frame.as_ref().is_some_and(|f| f.remaining == 0) {
+            self.end_frame()?;
+        }
+        Ok(take)
+    }
+
+    /// Payload of a data frame: store (or inflate) and validate as it arrives.
+    /// `remaining` is what the frame still had before this chunk.
+    fn message_payload(
+        &mut self,
+        chunk: &[u8],
+        mask: Option<[u8; 4]>,
+        offset: usize,
+        remaining: u64,
+    ) -> Result<(), ProtocolError> {
+        let max = self.config.max_message_size;
+        let Some(msg) = self.rx.message.as_mut() else {
+            return Ok(());
+        };
+        if self.close_sent {
+            // Waiting for the peer's close: data is framed-checked only, not kept.
+            return Ok(());
+        }
+        let start = msg.buf.len();
+        if msg.compressed {
+            let Some(inflater) = self.decompressor.as_mut() else {
+                return Err(ProtocolError::ReservedBits);
+            };
+            let mut piece = [0u8; INFLATE_PIECE];
+            let mut off = offset;
+            for part in chunk.chunks(INFLATE_PIECE) {
+                let p = &mut piece[..part.len()];
+                p.copy_from_slice(part);
+                if let Some(key) = mask {
+                    apply_mask(p, key, off);
+                }
+                off += part.len();
+                inflater.decompress(p, &mut msg.buf, max)?;
+            }
+        } else {
+            // Grow geometrically, but never past what this frame still brings.
+            if msg.buf.capacity() - msg.buf.len() < chunk.len() {
+                let frame_left = usize::try_from(remaining).unwrap_or(usize::MAX);
+                let want = msg.buf.len().max(chunk.len()).min(frame_left);
+                msg.buf.reserve_exact(want);
+            }
+            msg.buf.extend_from_slice(chunk);
+            if let Some(key) = mask {
+                apply_mask(&mut msg.buf[start..], key, offset);
+            }
+        }
+        if msg.text {
+            msg.utf8.feed(&msg.buf[start..])?;
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self) -> Result<(), ProtocolError> {
+        let Some(frame) = self.rx.frame.take() else {
+            return Ok(());
+        };
+        match frame.opcode {
+            OpCode::Close => {
+                let (code, reason) = parse_close_payload(&self.rx.control[..self.rx.control_len])?;
+                self.on_close(code, reason);
+            }
+            OpCode::Ping => {
+                let payload = Bytes::copy_from_slice(&self.rx.control[..self.rx.control_len]);
+                if !self.close_sent {
+                    let header = self.header(OpCode::Pong);
+                    self.out.push_control(header, &payload);
+                    self.events.push_back(Event::Ping(payload));
+                }
+            }
+            OpCode::Pong => {
+                if !self.close_sent {
+                    let payload = Bytes::copy_from_slice(&self.rx.control[..self.rx.control_len]);
+                    self.events.push_back(Event::Pong(payload));
+                }
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continue => {
+                if frame.fin {
+                    self.end_message()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_message(&mut self) -> Result<(), ProtocolError> {
+        let Some(mut msg) = self.rx.message.take() else {
+            return Ok(());
+        };
+        if self.close_sent {
+            return Ok(());
+        }
+        if msg.compressed {
+            let max = self.config.max_message_size;
+            let start = msg.buf.len();
+            if let Some(inflater) = self.decompressor.as_mut() {
+                inflater.finish(&mut msg.buf, max)?;
+            }
+            if msg.text {
+                msg.utf8.feed(&msg.buf[start..])?;
+            }
+        }
+        if msg.text {
+            msg.utf8.finish()?;
+        }
+        let payload = Bytes::from(msg.buf);
+        self.events.push_back(if msg.text {
+            Event::Text(payload)
+        } else {
+            Event::Binary(payload)
+        });
+        Ok(())
+    }
+
+    fn on_close(&mut self, code: Option<CloseCode>, reason: String) {
+        self.close_received = true;
+        self.rx = Receiver::default();
+        self.events.push_back(Event::Close { code, reason });
+        if !self.close_sent {
+            self.queue_close(code.unwrap_or(CloseCode::NORMAL), "");
+        }
+        if self.role == Role::Client {
+            // A client now waits (bounded) for the server to close TCP.
+            self.close_deadline = self.deadline_after(self.config.close_timeout);
+        }
+    }
+
+    /// Fail the connection (RFC 6455 §7.1.7): report, send a close if we still may, stop
+    /// reading.
+    fn fail(&mut self, e: ProtocolError) {
+        if !self.close_sent {
+            self.queue_close(e.close_code(), e.reason());
+        }
+        self.events.push_back(Event::Error(e));
+        self.failed = true;
+        self.rx = Receiver::default();
+        if let Some(inflater) = self.decompressor.as_mut() {
+            inflater.reset();
+        }
+    }
+
+    /// The next event, in the order things happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ----- output ------------------------------------------------------------------------
+
+    /// Header of a final frame we send: masked with a fresh key in the client role.
+    fn header(&self, opcode: OpCode) -> FrameHeader {
+        FrameHeader {
+            mask: (self.role == Role::Client).then(rand::random::<[u8; 4]>),
+            ..FrameHeader::new(opcode, 0)
+        }
+    }
+
+    fn check_can_send(&self) -> Result<(), Error> {
+        if self.close_sent || self.close_received || self.failed || self.timed_out {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn send_text(&mut self, text: &str) -> Result<(), Error> {
+        self.send_message(OpCode::Text, text.as_bytes())
+    }
+
+    pub fn send_binary(&mut self, data: &[u8]) -> Result<(), Error> {
+        self.send_message(OpCode::Binary, data)
+    }
+
+    /// Like [`Connection::send_binary`], but a large payload is queued without copying when
+    /// this connection neither masks (server role) nor compresses it.
+    pub fn send_binary_bytes(&mut self, data: Bytes) -> Result<(), Error> {
+        self.check_can_send()?;
+        if self.role == Role::Server && !self.wants_compression(data.len()) {
+            self.queue_data_bytes(FrameHeader::new(OpCode::Binary, 0), data);
+            Ok(())
+        } else {
+            self.send_message(OpCode::Binary, &data)
+        }
+    }
+
+    fn wants_compression(&self, len: usize) -> bool {
+        self.compressor.is_some() && len >= self.compression_threshold
+    }
+
+    fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        self.check_can_send()?;
+        let mut header = self.header(opcode);
+        match self.compressor.as_mut() {
+            Some(c) if payload.len() >= self.compression_threshold => {
+                let mut z = Vec::new();
+                c.compress(payload, &mut z)?;
+                header.rsv1 = true;
+                if let Some(key) = header.mask {
+                    apply_mask(&mut z, key, 0);
+                }
+                // The payload is already masked: encode the header with its key but do not
+                // mask again.
+                self.queue_premasked(header, z);
+            }
+            _ => self.out.push_data_copied(header, payload),
+        }
+        Ok(())
+    }
+
+    /// Queue a data frame whose payload is final (already masked if `header.mask` is set).
+    fn queue_premasked(&mut self, mut header: FrameHeader, payload: Vec<u8>) {
+        header.payload_len = payload.len() as u64;
+        if payload.len() < SHARE_THRESHOLD {
+            header.encode_to(&mut self.out.tail);
+            self.out.tail.put_slice(&payload);
+            self.out.len += header.encoded_len() + payload.len();
+        } else {
+            self.out.push_data_shared(header, Bytes::from(payload));
+        }
+    }
+
+    /// Queue an unmasked data frame (server role) with a payload already in `Bytes`.
+    fn queue_data_bytes(&mut self, mut header: FrameHeader, payload: Bytes) {
+        if payload.len() < SHARE_THRESHOLD {
+            self.out.push_data_copied(header, &payload);
+        } else {
+            header.payload_len = payload.len() as u64;
+            self.out.push_data_shared(header, payload);
+        }
+    }
+
+    /// Send a message framed once for many connections, sharing its bytes when possible:
+    /// a server connection queues the prepared plain frame, or the prepared compressed frame
+    /// if it negotiated `server_no_context_takeover`; otherwise the payload is framed (and
+    /// compressed with this connection's context, or masked in the client role) here.
+    pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
+        self.check_can_send()?;
+        if self.role == Role::Client {
+            return self.send_message(msg.opcode(), msg.payload());
+        }
+        if self.wants_compression(msg.payload().len()) {
+            if let Some(params) = self.deflate.filter(|p| p.server_no_context_takeover) {
+                if let Some(frame) = msg.deflated_frame(&params) {
+                    self.out.push_frame_bytes(frame);
+                    return Ok(());
+                }
+            } else {
+                // Our compressor keeps context: it must see every message it compresses.
+                return self.send_message(msg.opcode(), msg.payload());
+            }
+        }
+        self.out.push_frame_bytes(msg.plain_frame());
+        Ok(())
+    }
+
+    pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Ping, payload)
+    }
+
+    /// An unsolicited pong (pongs answering pings are sent automatically).
+    pub fn send_pong(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.send_control(OpCode::Pong, payload)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(Error::ControlPayloadTooLarge(payload.len()));
+        }
+        self.check_can_send()?;
+        let header = self.header(opcode);
+        self.out.push_control(header, payload);
+        Ok(())
+    }
+
+    /// Start the close handshake. `code` must be valid on the wire and `reason` at most 123
+    /// bytes. Fails with [`Error::Closed`] if a close was already sent.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        if !code.is_valid_on_wire() {
+            return Err(Error::InvalidCloseCode(code.as_u16()));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(Error::ControlPayloadTooLarge(reason.len() + 2));
+        }
+        if self.close_sent || self.failed || self.timed_out {
+            return Err(Error::Closed);
+        }
+        self.queue_close(code, reason);
+        self.close_deadline = Deadline::Pending;
+        Ok(())
+    }
+
+    /// Queue a close frame after all queued data; arms the close timeout.
+    fn queue_close(&mut self, code: CloseCode, reason: &str) {
+        let mut payload = [0u8; MAX_CONTROL_PAYLOAD];
+        let reason = &reason.as_bytes()[..reason.len().min(MAX_REASON_LEN)];
+        payload[..2].copy_from_slice(&code.as_u16().to_be_bytes());
+        payload[2..2 + reason.len()].copy_from_slice(reason);
+        let header = self.header(OpCode::Close);
+        self.out
+            .push_data_copied(header, &payload[..2 + reason.len()]);
+        self.close_sent = true;
+        self.close_deadline = self.deadline_after(self.config.close_timeout);
+    }
+
+    /// Vectored output: fill `out` with slices of queued bytes, in wire order; returns how
+    /// many slices were filled.
+    pub fn transmit_slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        self.out.slices(out)
+    }
+
+    /// Mark `n` bytes (from the front of the queue) as written.
+    pub fn advance_transmit(&mut self, n: usize) {
+        self.out.advance(n);
+    }
+
+    /// Bytes queued and not yet written: the backpressure signal for the caller.
+    pub fn pending_bytes(&self) -> usize {
+        self.out.len
+    }
+
+    // ----- time --------------------------------------------------------------------------
+
+    fn set_now(&mut self, now: Instant) {
+        self.now = now;
+        if self.close_deadline == Deadline::Pending {
+            self.close_deadline = self.deadline_after(self.config.close_timeout);
+        }
+    }
+
+    fn deadline_after(&self, d: Duration) -> Deadline {
+        self.now.checked_add(d).map_or(Deadline::None, Deadline::At)
+    }
+
+    fn is_open(&self) -> bool {
+        !(self.close_sent || self.close_received || self.failed || self.timed_out)
+    }
+
+    fn ping_deadline(&self) -> Option<Instant> {
+        let interval = self.config.ping_interval?;
+        self.last_input.max(self.last_ping).checked_add(interval)
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.last_input.checked_add(self.config.idle_timeout?)
+    }
+
+    /// The next instant [`Connection::handle_timeout`] must be called at (ping interval,
+    /// idle timeout, close timeout), or `None`. May be in the past: call it at once then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.timed_out || self.should_close_tcp() {
+            return None;
+        }
+        let close = match self.close_deadline {
+            Deadline::None => None,
+            Deadline::Pending => return Some(self.now),
+            Deadline::At(t) => Some(t),
+        };
+        if !self.is_open() {
+            return close;
+        }
+        [close, self.ping_deadline(), self.idle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Act on expired timers: send a ping after `ping_interval` without input, start closing
+    /// (1001 "idle timeout") after `idle_timeout` without input, and give up on the close
+    /// handshake after `close_timeout`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.set_now(now);
+        if let Deadline::At(t) = self.close_deadline {
+            if now >= t {
+                self.timed_out = true;
+                self.rx = Receiver::default();
+                return;
+            }
+        }
+        if !self.is_open() {
+            return;
+        }
+        if self.idle_deadline().is_some_and(|t| now >= t) {
+            self.queue_close(CloseCode::GOING_AWAY, "idle timeout");
+        } else if self.ping_deadline().is_some_and(|t| now >= t) {
+            let header = self.header(OpCode::Ping);
+            self.out.push_control(header, &[]);
+            self.last_ping = now;
+        }
+    }
+
+    // ----- state -------------------------------------------------------------------------
+
+    pub fn state(&self) -> State {
+        if self.failed || self.timed_out || (self.close_sent && self.close_received) {
+            State::Closed
+        } else if self.close_sent || self.close_received {
+            State::Closing {
+                sent: self.close_sent,
+                received: self.close_received,
+            }
+        } else {
+            State::Open
+        }
+    }
+
+    /// False once a close was received, a protocol error hit, or the close timed out.
+    pub fn is_readable(&self) -> bool {
+        !(self.close_received || self.failed || self.timed_out)
+    }
+
+    /// True when the TCP connection should be closed now: the close timeout expired, or the
+    /// connection failed, or (server role) the close handshake completed — in the last two
+    /// cases once all queued bytes were transmitted. A client waits for the server to close
+    /// TCP, at most `close_timeout`.
+    pub fn should_close_tcp(&self) -> bool {
+        if self.timed_out {
+            return true;
+        }
+        let flushed = self.out.is_empty();
+        if self.failed {
+            return flushed;
+        }
+        self.role == Role::Server && self.close_sent && self.close_received && flushed
+    }
+}

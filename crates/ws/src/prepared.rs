@@ -1,1 +1,146 @@
-//! TODO(owner): see lib.rs
+//! A message framed once and sent to many connections.
+//!
+//! Fan-out sends the same message to thousands of connections. [`PreparedMessage`] builds
+//! the server's unmasked frame once ([`PreparedMessage::plain_frame`]) and, on first use,
+//! a compressed frame per LZ77 window size ([`PreparedMessage::deflated_frame`]). A
+//! compressed frame can be shared only with connections whose compressor starts every
+//! message from an empty window, i.e. that negotiated `server_no_context_takeover`; other
+//! deflate connections compress the payload with their own context. Client connections
+//! mask every frame, so they frame the payload themselves. Cloning is cheap (one `Arc`).
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::deflate::{Compressor, DeflateParams};
+use crate::frame::{encode_frame, FrameHeader, OpCode};
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct PreparedMessage(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    opcode: OpCode,
+    payload: Bytes,
+    plain: Bytes,
+    /// Compressed frames for window bits 9..=15 (8 is compressed as 9); `None` inside when
+    /// compression does not make the frame smaller.
+    deflated: [OnceLock<Option<Bytes>>; 7],
+}
+
+impl PreparedMessage {
+    /// A text message. The caller guarantees `payload` is UTF-8 (checked in debug builds);
+    /// prefer [`PreparedMessage::from_text`] when starting from a `&str`.
+    pub fn text(payload: Bytes) -> Self {
+        debug_assert!(
+            std::str::from_utf8(&payload).is_ok(),
+            "text payload is not UTF-8"
+        );
+        Self::new(OpCode::Text, payload)
+    }
+
+    /// A text message from a string (no validation needed).
+    pub fn from_text(text: &str) -> Self {
+        Self::new(OpCode::Text, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn binary(payload: Bytes) -> Self {
+        Self::new(OpCode::Binary, payload)
+    }
+
+    fn new(opcode: OpCode, payload: Bytes) -> Self {
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, FrameHeader::new(opcode, 0), &payload);
+        Self(Arc::new(Inner {
+            opcode,
+            payload,
+            plain: buf.freeze(),
+            deflated: Default::default(),
+        }))
+    }
+
+    /// `OpCode::Text` or `OpCode::Binary`.
+    pub fn opcode(&self) -> OpCode {
+        self.0.opcode
+    }
+
+    /// The message itself, unframed.
+    pub fn payload(&self) -> &Bytes {
+        &self.0.payload
+    }
+
+    /// Server-role frame bytes, unmasked, uncompressed: shared as-is by every connection.
+    pub fn plain_frame(&self) -> Bytes {
+        self.0.plain.clone()
+    }
+
+    /// The compressed (RSV1) frame for a server connection that negotiated `params`,
+    /// computed once per window size. `None` when the connection keeps its compression
+    /// context (it must use its own compressor) or when compression does not shrink the frame.
+    pub fn deflated_frame(&self, params: &DeflateParams) -> Option<Bytes> {
+        if !params.server_no_context_takeover {
+            return None;
+        }
+        let bits = params.server_max_window_bits.clamp(9, 15);
+        let slot = &self.0.deflated[usize::from(bits - 9)];
+        slot.get_or_init(|| self.compress(bits)).clone()
+    }
+
+    fn compress(&self, bits: u8) -> Option<Bytes> {
+        let mut z = Vec::new();
+        Compressor::new(bits, true)
+            .compress(&self.0.payload, &mut z)
+            .ok()?;
+        let header = FrameHeader {
+            rsv1: true,
+            ..FrameHeader::new(self.0.opcode, z.len() as u64)
+        };
+        if header.encoded_len() + z.len() >= self.0.plain.len() {
+            return None;
+        }
+        let mut buf = BytesMut::new();
+        encode_frame(&mut buf, header, &z);
+        Some(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::deflate::Decompressor;
+
+    #[test]
+    fn plain_frame_is_a_server_frame() {
+        let m = PreparedMessage::from_text("hi");
+        assert_eq!(&m.plain_frame()[..], &[0x81, 2, b'h', b'i']);
+        assert_eq!(m.opcode(), OpCode::Text);
+    }
+
+    #[test]
+    fn deflated_frame_computed_once_and_inflates() {
+        let text = "abc ".repeat(500);
+        let m = PreparedMessage::from_text(&text);
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let a = m.deflated_frame(&params).unwrap();
+        let b = m.clone().deflated_frame(&params).unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not recomputed");
+        let (h, n) = FrameHeader::parse(&a).unwrap().unwrap();
+        assert!(h.rsv1 && h.fin && h.opcode == OpCode::Text);
+        let mut out = Vec::new();
+        let mut d = Decompressor::new(15, true);
+        d.decompress(&a[n..], &mut out, 1 << 20).unwrap();
+        d.finish(&mut out, 1 << 20).unwrap();
+        assert_eq!(out, text.as_bytes());
+        // Context takeover connections get nothing shared.
+        assert!(m.deflated_frame(&DeflateParams::default()).is_none());
+        // Incompressible / tiny messages are not worth it.
+        assert!(PreparedMessage::from_text("x")
+            .deflated_frame(&params)
+            .is_none());
+    }
+}
