@@ -790,6 +790,12 @@ impl Connection {
         self.out.len
     }
 
+    /// Heap bytes held for receiving: the capacity of the message being assembled. Zero
+    /// whenever no data message is in progress (an incomplete header is kept inline).
+    pub fn receive_capacity(&self) -> usize {
+        self.rx.message.as_ref().map_or(0, |m| m.buf.capacity())
+    }
+
     // ----- time --------------------------------------------------------------------------
 
     fn set_now(&mut self, now: Instant) {
