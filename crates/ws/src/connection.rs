@@ -563,7 +563,9 @@ impl Connection {
         if self.close_sent {
             return Ok(());
         }
-        if msg.compressed {
+        // An empty compressed payload carries no deflate data at all (some peers send it
+        // for an empty message): there is nothing to inflate.
+        if msg.compressed && msg.wire_len > 0 {
             let max = self.config.max_message_size;
             let start = msg.buf.len();
             if let Some(inflater) = self.decompressor.as_mut() {

@@ -95,6 +95,7 @@ impl Compressor {
     /// Compress one whole message, appending the frame payload (trailer stripped) to `out`.
     pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let start_in = self.inner.total_in();
+        let start_out = out.len();
         out.reserve(input.len() / 2 + 64);
         loop {
             let consumed = (self.inner.total_in() - start_in) as usize;
@@ -108,8 +109,13 @@ impl Compressor {
             }
             out.reserve(out.capacity().max(64));
         }
-        if out.ends_with(&TRAILER) {
+        if out.len() >= start_out + TRAILER.len() && out.ends_with(&TRAILER) {
             out.truncate(out.len() - TRAILER.len());
+        }
+        if out.len() == start_out {
+            // zlib emits nothing for a second flush without new input; an empty stored
+            // block's first byte keeps the message decodable (RFC 7692 §7.2.3.6).
+            out.push(0x00);
         }
         if self.no_context_takeover {
             self.inner.reset();
@@ -233,9 +239,11 @@ mod tests {
     fn round_trip_all_params() {
         let msgs: Vec<Vec<u8>> = vec![
             b"".to_vec(),
+            b"".to_vec(),
             b"hello hello hello hello".to_vec(),
             (0..100_000u32).map(|i| (i % 251) as u8).collect(),
             b"hello hello hello hello".to_vec(),
+            b"".to_vec(),
         ];
         for bits in 8..=15u8 {
             for nct in [false, true] {
