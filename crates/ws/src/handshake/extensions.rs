@@ -15,7 +15,8 @@
 //! - `client_no_context_takeover` is sent when the client offered it or our config wants
 //!   it (RFC 7692 §7.1.1.2 lets the server add it);
 //! - `server_max_window_bits` = the smaller of the client's request and our config, sent
-//!   when the client asked or our config is below 15;
+//!   when the client asked or our config is below 15; an offer asking for 8 is declined,
+//!   since zlib cannot compress with an 8-bit window;
 //! - `client_max_window_bits` is sent only if the client offered the parameter (a server
 //!   MUST NOT send it otherwise): the smaller of the client's value (15 if none) and our
 //!   config, sent when either is below 15. If our config limits the client's window but
@@ -25,7 +26,9 @@
 //! Client: [`client_offer`] builds one offer from our config, and [`negotiate_client`]
 //! checks the server's answer against it, strictly: anything we did not offer, any
 //! unknown, duplicated or out-of-range parameter, a window larger than we asked for, or
-//! a missing `server_no_context_takeover` we asked for fails the handshake.
+//! a missing `server_no_context_takeover` we asked for fails the handshake; so does
+//! `client_max_window_bits=8`, a window our compressor (zlib) cannot honour. Window sizes
+//! from our config are clamped to 9..=15 for the same reason.
 
 use super::HandshakeError;
 use crate::config::DeflateConfig;
@@ -197,9 +200,11 @@ fn window_bits(v: &str) -> Option<u8> {
     }
 }
 
-/// Our config's window sizes, forced into the valid range.
+/// Our config's window sizes, forced into 9..=15: zlib cannot deflate with a 256-byte
+/// (8-bit) window (it silently uses 9, whose output an 8-bit inflater may reject), so we
+/// never promise nor ask for 8.
 fn clamp_bits(bits: u8) -> u8 {
-    bits.clamp(8, 15)
+    bits.clamp(9, 15)
 }
 
 /// Server side: accepts the first acceptable permessage-deflate offer in `offers` and
@@ -227,6 +232,8 @@ fn accept_offer(offer: &Pmd, config: &DeflateConfig) -> Option<(DeflateParams, S
     let client_no_context_takeover =
         offer.client_no_context_takeover || config.client_no_context_takeover;
     let server_bits = match offer.server_max_window_bits {
+        // Our compressor cannot honour an 8-bit window (see `clamp_bits`): decline.
+        Some(8) => return None,
         Some(asked) => Some(asked.min(our_server_bits)),
         None if our_server_bits < 15 => Some(our_server_bits),
         None => None,
@@ -322,7 +329,8 @@ pub fn negotiate_client(
     };
     let our_client_bits = clamp_bits(config.client_max_window_bits);
     let client_bits = match p.client_max_window_bits {
-        Some(Some(bits)) if bits <= our_client_bits => bits,
+        // 8 is below what our compressor can do (see `clamp_bits`).
+        Some(Some(bits)) if (9..=our_client_bits).contains(&bits) => bits,
         Some(_) => return Err(bad),
         None => our_client_bits,
     };
@@ -489,8 +497,10 @@ mod tests {
                 Some((params(false, false, 15, 9), "permessage-deflate; client_max_window_bits=9"))),
             ("permessage-deflate; server_max_window_bits=9", &plain,
                 Some((params(false, false, 9, 15), "permessage-deflate; server_max_window_bits=9"))),
-            ("permessage-deflate; server_max_window_bits=8", &plain,
-                Some((params(false, false, 8, 15), "permessage-deflate; server_max_window_bits=8"))),
+            // We cannot compress with an 8-bit window; the client's own 8 is fine.
+            ("permessage-deflate; server_max_window_bits=8", &plain, None),
+            ("permessage-deflate; client_max_window_bits=8", &plain,
+                Some((params(false, false, 15, 8), "permessage-deflate; client_max_window_bits=8"))),
             ("permessage-deflate; server_max_window_bits=12", &small,
                 Some((params(false, false, 10, 15), "permessage-deflate; server_max_window_bits=10"))),
             ("permessage-deflate; server_max_window_bits=9", &small,
@@ -588,7 +598,7 @@ mod tests {
                 client_max_window_bits: 99,
                 ..DeflateConfig::default()
             }),
-            "permessage-deflate; server_max_window_bits=8; client_max_window_bits"
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits"
         );
     }
 
@@ -622,8 +632,12 @@ mod tests {
                 Ok(Some(params(false, true, 15, 15)))),
             ("permessage-deflate; server_max_window_bits=9", Some(&plain),
                 Ok(Some(params(false, false, 9, 15)))),
-            ("permessage-deflate; client_max_window_bits=8", Some(&plain),
-                Ok(Some(params(false, false, 15, 8)))),
+            // The server may use 8 for itself; it may not impose 8 on our compressor.
+            ("permessage-deflate; server_max_window_bits=8", Some(&plain),
+                Ok(Some(params(false, false, 8, 15)))),
+            ("permessage-deflate; client_max_window_bits=8", Some(&plain), bad),
+            ("permessage-deflate; client_max_window_bits=9", Some(&plain),
+                Ok(Some(params(false, false, 15, 9)))),
             // We asked for server_no_context_takeover; the server must grant it.
             ("permessage-deflate", Some(&fanout), bad),
             ("permessage-deflate; server_no_context_takeover", Some(&fanout),
