@@ -163,3 +163,39 @@ fn autobahn_style_multiple_offers() {
          client_no_context_takeover\r\n"
     ));
 }
+
+mod hostile_input {
+    use proptest::prelude::*;
+    use switchboard_ws::handshake::{extensions, parse_request, ClientRequest};
+
+    proptest! {
+        /// Arbitrary bytes never panic the request parser, and a result is either "need
+        /// more" or within the header limit.
+        #[test]
+        fn request_parser_total(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            if let Ok(Some((_, n))) = parse_request(&bytes) {
+                prop_assert!(n <= bytes.len());
+            }
+        }
+
+        /// Mutating one byte of a valid request never panics, whatever it breaks.
+        #[test]
+        fn mutated_request(pos in 0usize..200, byte in any::<u8>()) {
+            let (mut bytes, _) = switchboard_ws::handshake::build_request_with_key(
+                &ClientRequest::new("h", "/"), [7; 16]).unwrap();
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            let _ = parse_request(&bytes);
+        }
+
+        /// The extension grammar and both negotiations never panic on arbitrary text.
+        #[test]
+        fn extension_parser_total(text in "[ -~\t]{0,200}") {
+            if let Ok(list) = extensions::parse(&text) {
+                let config = switchboard_ws::DeflateConfig::default();
+                let _ = extensions::negotiate_server(&list, &config);
+                let _ = extensions::negotiate_client(&list, Some(&config));
+            }
+        }
+    }
+}
