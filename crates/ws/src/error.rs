@@ -3,11 +3,14 @@
 //! [`ProtocolError`] is a fault of the peer: the connection answers it with a close frame
 //! whose code comes from [`ProtocolError::close_code`], the one place that mapping lives.
 //! [`Error`] is what the caller's own calls return: misuse (sending after close, an invalid
-//! close code, an oversized control payload) or an internal compression failure.
+//! close code, an oversized control payload), a failed opening handshake (wrapping
+//! `handshake::HandshakeError`, which maps to an HTTP status) or an internal compression
+//! failure.
 
 use std::fmt;
 
 use crate::close::CloseCode;
+use crate::handshake::HandshakeError;
 
 /// Something the peer did wrong. Each variant maps to one close code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +123,8 @@ pub enum Error {
     ControlPayloadTooLarge(usize),
     /// The compressor failed (an internal error of the deflate backend).
     Deflate(String),
+    /// The opening handshake failed (its HTTP status: [`HandshakeError::status`]).
+    Handshake(HandshakeError),
 }
 
 impl fmt::Display for Error {
@@ -132,6 +137,7 @@ impl fmt::Display for Error {
                 write!(f, "control frame payload of {n} bytes is too large")
             }
             Self::Deflate(e) => write!(f, "compression failed: {e}"),
+            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
         }
     }
 }
@@ -140,8 +146,15 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Protocol(e) => Some(e),
+            Self::Handshake(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Handshake(e)
     }
 }
 
