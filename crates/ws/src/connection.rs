@@ -272,7 +272,10 @@ pub struct Connection {
     role: Role,
     config: Config,
     deflate: Option<DeflateParams>,
+    /// Created on first use: a zlib deflate state costs ~256 KiB, and a server that sends
+    /// only shared prepared frames (no context takeover) never needs its own.
     compressor: Option<Compressor>,
+    /// Created on the first compressed message received (~40 KiB).
     decompressor: Option<Decompressor>,
     compression_threshold: usize,
     rx: Receiver,
@@ -292,14 +295,6 @@ impl Connection {
     /// A connection whose handshake completed at `now`, with the negotiated deflate
     /// parameters (if any).
     pub fn new(role: Role, config: Config, deflate: Option<DeflateParams>, now: Instant) -> Self {
-        let compressor = deflate.map(|p| {
-            let (bits, nct) = p.outgoing(role);
-            Compressor::new(bits, nct)
-        });
-        let decompressor = deflate.map(|p| {
-            let (bits, nct) = p.incoming(role);
-            Decompressor::new(bits, nct)
-        });
         let compression_threshold = config
             .deflate
             .as_ref()
@@ -308,8 +303,8 @@ impl Connection {
             role,
             config,
             deflate,
-            compressor,
-            decompressor,
+            compressor: None,
+            decompressor: None,
             compression_threshold,
             rx: Receiver::default(),
             out: OutQueue::default(),
@@ -492,9 +487,14 @@ impl Connection {
         }
         let start = msg.buf.len();
         if msg.compressed {
-            let Some(inflater) = self.decompressor.as_mut() else {
+            let Some(params) = self.deflate else {
                 return Err(ProtocolError::ReservedBits);
             };
+            let role = self.role;
+            let inflater = self.decompressor.get_or_insert_with(|| {
+                let (bits, nct) = params.incoming(role);
+                Decompressor::new(bits, nct)
+            });
             let mut piece = [0u8; INFLATE_PIECE];
             let mut off = offset;
             for part in chunk.chunks(INFLATE_PIECE) {
@@ -658,14 +658,19 @@ impl Connection {
     }
 
     fn wants_compression(&self, len: usize) -> bool {
-        self.compressor.is_some() && len >= self.compression_threshold
+        self.deflate.is_some() && len >= self.compression_threshold
     }
 
     fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         self.check_can_send()?;
         let mut header = self.header(opcode);
-        match self.compressor.as_mut() {
-            Some(c) if payload.len() >= self.compression_threshold => {
+        match self.deflate {
+            Some(params) if payload.len() >= self.compression_threshold => {
+                let role = self.role;
+                let c = self.compressor.get_or_insert_with(|| {
+                    let (bits, nct) = params.outgoing(role);
+                    Compressor::new(bits, nct)
+                });
                 let mut z = Vec::new();
                 c.compress(payload, &mut z)?;
                 header.rsv1 = true;

@@ -6,7 +6,8 @@
 //! ```text
 //!            handshake::server::parse_request / handshake::client::parse_response
 //!   bytes ──▶ Connection::handle_input(&[u8], now) ──▶ Connection::poll_event() ──▶ Event
-//!   app   ──▶ Connection::send_* / send_prepared ──▶ Connection::poll_transmit() ──▶ bytes
+//!   app   ──▶ Connection::send_* / send_prepared ──▶ Connection::transmit_slices() ──▶ bytes
+//!                                          (then Connection::advance_transmit(written))
 //!   time  ──▶ Connection::handle_timeout(now)   ◀── Connection::poll_timeout()
 //! ```
 //!
@@ -31,7 +32,7 @@ pub mod utf8;
 
 pub use close::CloseCode;
 pub use config::{Config, DeflateConfig, Role};
-pub use connection::{Connection, Event};
+pub use connection::{Connection, Event, State};
 pub use deflate::DeflateParams;
 pub use error::{Error, ProtocolError};
 pub use frame::{FrameHeader, OpCode};
