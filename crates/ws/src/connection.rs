@@ -648,12 +648,26 @@ impl Connection {
     /// Like [`Connection::send_binary`], but a large payload is queued without copying when
     /// this connection neither masks (server role) nor compresses it.
     pub fn send_binary_bytes(&mut self, data: Bytes) -> Result<(), Error> {
+        self.send_bytes(OpCode::Binary, data)
+    }
+
+    /// Like [`Connection::send_text`] for text already in `Bytes` (an echoed
+    /// [`Event::Text`], say): checked to be UTF-8 ([`Error::InvalidUtf8`] if not), then
+    /// queued like [`Connection::send_binary_bytes`].
+    pub fn send_text_bytes(&mut self, text: Bytes) -> Result<(), Error> {
+        if simdutf8::basic::from_utf8(&text).is_err() {
+            return Err(Error::InvalidUtf8);
+        }
+        self.send_bytes(OpCode::Text, text)
+    }
+
+    fn send_bytes(&mut self, opcode: OpCode, data: Bytes) -> Result<(), Error> {
         self.check_can_send()?;
         if self.role == Role::Server && !self.wants_compression(data.len()) {
-            self.queue_data_bytes(FrameHeader::new(OpCode::Binary, 0), data);
+            self.queue_data_bytes(FrameHeader::new(opcode, 0), data);
             Ok(())
         } else {
-            self.send_message(OpCode::Binary, &data)
+            self.send_message(opcode, &data)
         }
     }
 

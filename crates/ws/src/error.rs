@@ -121,6 +121,8 @@ pub enum Error {
     InvalidCloseCode(u16),
     /// A ping/pong payload over 125 bytes or a close reason over 123 bytes.
     ControlPayloadTooLarge(usize),
+    /// A text message to send is not UTF-8.
+    InvalidUtf8,
     /// The compressor failed (an internal error of the deflate backend).
     Deflate(String),
     /// The opening handshake failed (its HTTP status: [`HandshakeError::status`]).
@@ -136,6 +138,7 @@ impl fmt::Display for Error {
             Self::ControlPayloadTooLarge(n) => {
                 write!(f, "control frame payload of {n} bytes is too large")
             }
+            Self::InvalidUtf8 => f.write_str("text to send is not UTF-8"),
             Self::Deflate(e) => write!(f, "compression failed: {e}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
         }

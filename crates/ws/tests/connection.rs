@@ -43,6 +43,14 @@ fn messages_both_directions() {
             Event::Binary(Bytes::from(big.clone()))
         ]
     );
+    assert!(matches!(
+        p.server.send_text_bytes(Bytes::from_static(b"\xff")),
+        Err(Error::InvalidUtf8)
+    ));
+    p.server
+        .send_text_bytes(Bytes::from("shared ".repeat(300)))
+        .unwrap();
+    assert_eq!(p.s2c(), vec![text(&"shared ".repeat(300))]);
     p.server.send_text("héllo €").unwrap();
     p.server
         .send_binary_bytes(Bytes::from(big.clone()))
