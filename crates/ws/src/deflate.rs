@@ -8,10 +8,12 @@
 //!
 //! Inflation is bounded: [`Decompressor`] never lets its output grow past the caller's cap
 //! (plus one byte to tell "exactly full" from "more"), so a decompression bomb fails with
-//! [`ProtocolError::MessageTooBig`] instead of allocating. zlib cannot deflate with an
-//! 8-bit window, so a negotiated window of 8 is used as 9 (RFC 7692 §7.1.2.1 allows a
-//! compressor to use a smaller window than negotiated, not a larger one — but zlib's 9 is
-//! what every implementation does and inflaters accept it; we inflate with at least 9).
+//! [`ProtocolError::MessageTooBig`] instead of allocating.
+//!
+//! Window bits: zlib's raw deflate cannot use an 8-bit window, so 8 is used as 9. For
+//! inflating that is harmless (a larger window decodes data made with a smaller one); for
+//! compressing it would exceed what the peer allowed, which is why the handshake never
+//! agrees to an 8-bit window for our own compressor.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
