@@ -433,19 +433,27 @@ impl Subscription {
         let answer: PollAnswer<'_> = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("poll answer: {e}")))?;
         let native = self.native.clone();
-        if let (Some(ch), Some(c), true) = (&native, answer.cursor, answer.reset) {
-            self.pending.push_back(ReceivedEnvelope {
-                channel: ch.clone(),
-                event: Event::Reset,
-                cursor: Some(c),
-                data: ReceivedData::None,
-            });
-        }
+        let mut envs = Vec::with_capacity(answer.messages.len());
         for raw in answer.messages {
             let env = switchboard_proto::parse_envelope(raw.get().as_bytes())
                 .map_err(|e| Error::Protocol(e.to_string()))?;
-            self.pending.push_back(env);
+            envs.push(env);
         }
+        if let (Some(ch), Some(c), true) = (&native, answer.cursor, answer.reset) {
+            // The reset comes before the messages: the stream continues just before the
+            // first one returned (or at the answer's cursor when none was).
+            let at = envs
+                .first()
+                .and_then(|e| e.cursor)
+                .map_or(c, |f| Cursor::new(f.epoch, f.offset.saturating_sub(1)));
+            self.pending.push_back(ReceivedEnvelope {
+                channel: ch.clone(),
+                event: Event::Reset,
+                cursor: Some(at),
+                data: ReceivedData::None,
+            });
+        }
+        self.pending.extend(envs);
         // The answer's cursor(s) may be past the last message (e.g. an empty answer to a
         // request without cursor tells where "now" is).
         if let (Some(ch), Some(c)) = (&native, answer.cursor) {

@@ -13,6 +13,7 @@
 //! sse_retry_ms = 2000           # `retry:` hint sent to EventSource
 //! shutdown_drain_ms = 5000      # how long shutdown waits for connections to leave
 //! max_channels_per_request = 32 # `/sub?channel=..` and `/ws` subscriptions per connection
+//! history_len = 1000            # messages kept per channel for resumes and polls
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true
@@ -72,6 +73,8 @@ pub struct Limits {
     pub shutdown_drain_ms: u64,
     /// Most channels one request or one `/ws` connection may subscribe to.
     pub max_channels_per_request: usize,
+    /// Messages kept per channel for resumes and polls; older cursors get a `reset`.
+    pub history_len: usize,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             sse_retry_ms: 2_000,
             shutdown_drain_ms: 5_000,
             max_channels_per_request: 32,
+            history_len: 1000,
         }
     }
 }
@@ -118,7 +122,12 @@ pub struct Namespace {
 
 impl Default for Namespace {
     fn default() -> Self {
-        Self { subscribe: true, client_publish: true, presence: true, history: true }
+        Self {
+            subscribe: true,
+            client_publish: true,
+            presence: true,
+            history: true,
+        }
     }
 }
 
@@ -129,7 +138,10 @@ impl Default for Config {
         // The demo ticker's channels are written by the server only.
         namespaces.insert(
             "ticker".to_owned(),
-            Namespace { client_publish: false, ..Namespace::default() },
+            Namespace {
+                client_publish: false,
+                ..Namespace::default()
+            },
         );
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -190,8 +202,10 @@ impl Config {
     /// Parses a TOML document over the defaults. A `[namespaces]` table replaces the
     /// default namespaces wholesale, so a file can remove `default`.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let file: FileConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: origin.to_owned(), error: e.to_string() })?;
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            error: e.to_string(),
+        })?;
         let mut cfg = Self::default();
         if let Some(v) = file.listen {
             cfg.listen = v;
@@ -216,8 +230,10 @@ impl Config {
         let mut cfg = match file {
             Some(path) => {
                 let shown = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|error| ConfigError::Read { path: shown.clone(), error })?;
+                let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: shown.clone(),
+                    error,
+                })?;
                 Self::from_toml(&text, &shown)?
             }
             None => Self::default(),
@@ -237,10 +253,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.limits.max_publish_bytes == 0 {
-            return Err(ConfigError::Invalid("limits.max_publish_bytes must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "limits.max_publish_bytes must be > 0".into(),
+            ));
         }
         if self.limits.max_channels_per_request == 0 {
-            return Err(ConfigError::Invalid("limits.max_channels_per_request must be > 0".into()));
+            return Err(ConfigError::Invalid(
+                "limits.max_channels_per_request must be > 0".into(),
+            ));
         }
         if matches!(&self.api_key, Some(k) if k.is_empty()) {
             return Err(ConfigError::Invalid("api_key must not be empty".into()));
@@ -298,8 +318,14 @@ mod tests {
         let c = Config::from_toml(text, "t").unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.longpoll_timeout_ms, 100);
-        assert_eq!(c.limits.max_publish_bytes, Limits::default().max_publish_bytes);
-        assert!(c.namespace_for("room").is_none(), "namespaces table replaces the defaults");
+        assert_eq!(
+            c.limits.max_publish_bytes,
+            Limits::default().max_publish_bytes
+        );
+        assert!(
+            c.namespace_for("room").is_none(),
+            "namespaces table replaces the defaults"
+        );
         assert!(!c.namespace_for("chat:x").unwrap().client_publish);
 
         let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
@@ -317,9 +343,13 @@ mod tests {
 
     #[test]
     fn bad_files_are_explained() {
-        let e = Config::from_toml("lisen = 1", "f.toml").unwrap_err().to_string();
+        let e = Config::from_toml("lisen = 1", "f.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.toml") && e.contains("lisen"), "{e}");
-        let e = Config::from_toml("[namespaces.\"a:b\"]", "f").unwrap_err().to_string();
+        let e = Config::from_toml("[namespaces.\"a:b\"]", "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("a:b"), "{e}");
         let e = Config::load(Some(Path::new("/nonexistent/x.toml")), Overrides::default())
             .unwrap_err()

@@ -12,11 +12,15 @@
 //! | unknown namespace, unknown route | 404 |
 //! | publish body over the limit | 413 |
 //! | wrong WebSocket version | 426 |
+//! | WebSocket request head too large | 431 |
 //! | shutting down | 503 |
 //! | broker failure | 503 |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use switchboard_proto::ErrorCode;
+
+use crate::hub::HubError;
 
 /// Every request-level failure of the server.
 #[derive(Debug)]
@@ -46,8 +50,8 @@ pub enum ServerError {
     ApiDisabled,
     /// No such route or resource.
     NotFound(String),
-    /// The WebSocket upgrade request is malformed.
-    Handshake { status: StatusCode, reason: String },
+    /// The WebSocket upgrade request is malformed (status from the codec's mapping).
+    Handshake(switchboard_ws::handshake::HandshakeError),
     /// The server is shutting down; retry on another node or later.
     ShuttingDown,
     /// The broker could not take or give the data.
@@ -70,7 +74,10 @@ impl ServerError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::ApiDisabled => (StatusCode::FORBIDDEN, "api_disabled"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Handshake { status, .. } => (*status, "bad_handshake"),
+            Self::Handshake(e) => (
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                "bad_handshake",
+            ),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
         }
@@ -119,7 +126,7 @@ impl std::fmt::Display for ServerError {
                  the config file or the SWITCHBOARD_API_KEY environment variable and restart"
             ),
             Self::NotFound(what) => write!(f, "not found: {what}"),
-            Self::Handshake { reason, .. } => write!(f, "bad WebSocket handshake: {reason}"),
+            Self::Handshake(e) => write!(f, "bad WebSocket handshake: {e}"),
             Self::ShuttingDown => {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
             }
@@ -129,6 +136,52 @@ impl std::fmt::Display for ServerError {
 }
 
 impl std::error::Error for ServerError {}
+
+impl ServerError {
+    /// The error code of the `/ws` command protocol for the same failure.
+    pub fn command_code(&self) -> ErrorCode {
+        match self {
+            Self::InvalidChannel(_) => ErrorCode::InvalidChannel,
+            Self::UnknownNamespace(_) => ErrorCode::UnknownNamespace,
+            Self::PublishNotAllowed(_)
+            | Self::SubscribeNotAllowed(_)
+            | Self::NotAllowed(_)
+            | Self::Unauthorized
+            | Self::ApiDisabled => ErrorCode::NotAllowed,
+            Self::PayloadTooLarge { .. } => ErrorCode::MessageTooLarge,
+            Self::MalformedCursor(_) => ErrorCode::InvalidCursor,
+            Self::BadRequest(_) | Self::Handshake(_) | Self::NotFound(_) => ErrorCode::BadRequest,
+            Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
+            Self::ShuttingDown | Self::Broker(_) => ErrorCode::Unavailable,
+        }
+    }
+}
+
+impl From<switchboard_ws::handshake::HandshakeError> for ServerError {
+    fn from(e: switchboard_ws::handshake::HandshakeError) -> Self {
+        Self::Handshake(e)
+    }
+}
+
+impl From<HubError> for ServerError {
+    fn from(e: HubError) -> Self {
+        match e {
+            HubError::Unavailable(why) => Self::Broker(why),
+        }
+    }
+}
+
+impl From<switchboard_proto::CursorError> for ServerError {
+    fn from(e: switchboard_proto::CursorError) -> Self {
+        Self::MalformedCursor(e.to_string())
+    }
+}
+
+impl From<switchboard_proto::ProtoError> for ServerError {
+    fn from(e: switchboard_proto::ProtoError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
 
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
@@ -168,6 +221,8 @@ mod tests {
             assert_eq!(err.status().0.as_u16(), status, "{err}");
             assert!(err.to_string().len() > 10);
         }
-        assert!(ServerError::ApiDisabled.to_string().contains("SWITCHBOARD_API_KEY"));
+        assert!(ServerError::ApiDisabled
+            .to_string()
+            .contains("SWITCHBOARD_API_KEY"));
     }
 }

@@ -1,0 +1,345 @@
+//! The backend API: JSON over HTTP for application servers, authenticated with the API
+//! key (`api_key` in the config file or `SWITCHBOARD_API_KEY`), sent as
+//! `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+//!
+//! With no key configured the whole API answers 403 and says how to set one (it is
+//! never open by default: a reverse proxy on the same host would make "loopback only"
+//! mean "everyone"). A missing or wrong key is 401. The API is not bound by a
+//! namespace's `client_publish`; channel names and namespaces are still checked.
+//!
+//! | request | body | answer |
+//! |---|---|---|
+//! | `POST /api/publish` | `{"channel", "data": JSON}` or `"text": "…"` or `"data_b64": "…"` | `{"channel","cursor"}` |
+//! | `POST /api/broadcast` | `{"channels": […], data as above}` | `{"cursors": {NAME: CURSOR}}` |
+//! | `GET /api/channels` | | `{"channels": [{name, cursor, subscribers, presence, published, history}]}` |
+//! | `GET /api/channels/{channel}` | | one channel's stats (404 if never used) |
+//! | `GET /api/channels/{channel}/history?since=&limit=` | | poll body (`messages`, `cursor`, `reset`) from the oldest held message, or after `since` |
+//! | `GET /api/channels/{channel}/presence` | | `{"channel","clients":[{client,user}],"count"}` |
+//! | `POST /api/disconnect` | `{"client": ID}` or `{"user": ID}` | `{"disconnected": N}` |
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
+use switchboard_proto::{Cursor, PollBody};
+
+use crate::error::ServerError;
+use crate::hub::PayloadKind;
+use crate::state::AppState;
+use crate::transport::poll::{json_response, MAX_BATCH};
+
+/// The API's routes, behind the key check.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/publish", post(publish))
+        .route("/broadcast", post(broadcast))
+        .route("/channels", get(channels))
+        .route("/channels/{channel}", get(channel_stats))
+        .route("/channels/{channel}/history", get(history))
+        .route("/channels/{channel}/presence", get(presence))
+        .route("/disconnect", post(disconnect))
+        .layer(middleware::from_fn_with_state(state, auth))
+}
+
+async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match check_key(state.config.api_key.as_deref(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks the request's key against the configured one.
+pub fn check_key(configured: Option<&str>, headers: &HeaderMap) -> Result<(), ServerError> {
+    let Some(key) = configured else {
+        return Err(ServerError::ApiDisabled);
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match given {
+        Some(g) if constant_time_eq(g.trim().as_bytes(), key.as_bytes()) => Ok(()),
+        _ => Err(ServerError::Unauthorized),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn respond(r: Result<Response, ServerError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A payload in an API body: exactly one of `data` (JSON), `text`, `data_b64`.
+struct PayloadFields<'a> {
+    data: Option<&'a RawValue>,
+    text: Option<String>,
+    data_b64: Option<String>,
+}
+
+impl PayloadFields<'_> {
+    fn into_payload(self, limit: usize) -> Result<(PayloadKind, Bytes), ServerError> {
+        let (kind, bytes) = match (self.data, self.text, self.data_b64) {
+            (Some(d), None, None) => (
+                PayloadKind::Json,
+                Bytes::copy_from_slice(d.get().as_bytes()),
+            ),
+            (None, Some(t), None) => (PayloadKind::Text, Bytes::from(t)),
+            (None, None, Some(b)) => (
+                PayloadKind::Binary,
+                Bytes::from(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.as_bytes())
+                        .map_err(|_| {
+                            ServerError::BadRequest("data_b64 is not valid base64".into())
+                        })?,
+                ),
+            ),
+            _ => {
+                return Err(ServerError::BadRequest(
+                    "give exactly one of \"data\" (JSON), \"text\" or \"data_b64\"".into(),
+                ))
+            }
+        };
+        if bytes.len() > limit {
+            return Err(ServerError::PayloadTooLarge { limit });
+        }
+        Ok((kind, bytes))
+    }
+}
+
+async fn read_json_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ServerError> {
+    // Room for the payload (base64 grows it by a third) and the envelope of the request.
+    let limit = state
+        .config
+        .limits
+        .max_publish_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
+    crate::publish::read_limited(headers, body, limit).await
+}
+
+fn bad_json(e: serde_json::Error) -> ServerError {
+    ServerError::BadRequest(format!("invalid JSON body: {e}"))
+}
+
+async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    respond(
+        async {
+            #[derive(Deserialize)]
+            struct Req<'a> {
+                channel: String,
+                #[serde(default, borrow)]
+                data: Option<&'a RawValue>,
+                #[serde(default)]
+                text: Option<String>,
+                #[serde(default)]
+                data_b64: Option<String>,
+            }
+            let raw = read_json_body(&state, &headers, body).await?;
+            let req: Req<'_> = serde_json::from_slice(&raw).map_err(bad_json)?;
+            crate::channel::resolve(&state.config, &req.channel)?;
+            let payload = PayloadFields {
+                data: req.data,
+                text: req.text,
+                data_b64: req.data_b64,
+            };
+            let (kind, bytes) = payload.into_payload(state.config.limits.max_publish_bytes)?;
+            let cursor = state.hub.publish(&req.channel, kind, bytes)?;
+            Ok(Json(json!({ "channel": req.channel, "cursor": cursor })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    respond(
+        async {
+            #[derive(Deserialize)]
+            struct Req<'a> {
+                channels: Vec<String>,
+                #[serde(default, borrow)]
+                data: Option<&'a RawValue>,
+                #[serde(default)]
+                text: Option<String>,
+                #[serde(default)]
+                data_b64: Option<String>,
+            }
+            let raw = read_json_body(&state, &headers, body).await?;
+            let req: Req<'_> = serde_json::from_slice(&raw).map_err(bad_json)?;
+            if req.channels.is_empty() {
+                return Err(ServerError::BadRequest("\"channels\" is empty".into()));
+            }
+            const MAX_BROADCAST: usize = 10_000;
+            if req.channels.len() > MAX_BROADCAST {
+                return Err(ServerError::TooManyChannels {
+                    limit: MAX_BROADCAST,
+                });
+            }
+            // Check every name first, so a bad one publishes nowhere.
+            for c in &req.channels {
+                crate::channel::resolve(&state.config, c)?;
+            }
+            let payload = PayloadFields {
+                data: req.data,
+                text: req.text,
+                data_b64: req.data_b64,
+            };
+            let (kind, bytes) = payload.into_payload(state.config.limits.max_publish_bytes)?;
+            let mut cursors = serde_json::Map::new();
+            for c in &req.channels {
+                let cursor = state.hub.publish(c, kind, bytes.clone())?;
+                cursors.insert(c.clone(), json!(cursor));
+            }
+            Ok(Json(json!({ "cursors": cursors })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn channels(State(state): State<AppState>) -> Response {
+    Json(json!({ "channels": state.hub.stats(), "connections": state.clients.len() }))
+        .into_response()
+}
+
+fn channel_path(
+    state: &AppState,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<String, ServerError> {
+    let Path(c) = p.map_err(|e| ServerError::InvalidChannel(e.to_string()))?;
+    crate::channel::resolve(&state.config, &c)?;
+    Ok(c)
+}
+
+async fn channel_stats(
+    State(state): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond(
+        async {
+            let c = channel_path(&state, p)?;
+            let stats = state.hub.channel_stats(&c).ok_or_else(|| {
+                ServerError::NotFound(format!("channel {c:?} has never been used"))
+            })?;
+            Ok(Json(stats).into_response())
+        }
+        .await,
+    )
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    respond(
+        async {
+            let c = channel_path(&state, p)?;
+            let Query(q) =
+                q.map_err(|e| ServerError::BadRequest(format!("bad query string: {e}")))?;
+            let limit = q.limit.unwrap_or(MAX_BATCH).min(MAX_BATCH);
+            let since = match q.since {
+                Some(s) => Some(crate::transport::parse_cursor(&s)?),
+                None => Some(Cursor::new(state.hub.read(&c, None, 0)?.cursor.epoch, 0)),
+            };
+            let range = state.hub.read(&c, since, limit)?;
+            let mut body = PollBody::new();
+            for m in &range.messages {
+                body.push_json(m.json());
+            }
+            let reset = range.reset && since.is_some_and(|s| s.offset > 0);
+            Ok(json_response(body.finish(range.cursor, reset, range.more)))
+        }
+        .await,
+    )
+}
+
+async fn presence(
+    State(state): State<AppState>,
+    p: Result<Path<String>, PathRejection>,
+) -> Response {
+    respond(
+        async {
+            let c = channel_path(&state, p)?;
+            let clients: Vec<_> = state
+                .hub
+                .presence(&c)
+                .into_iter()
+                .map(|(client, user)| json!({ "client": client, "user": user }))
+                .collect();
+            let count = clients.len();
+            Ok(Json(json!({ "channel": c, "clients": clients, "count": count })).into_response())
+        }
+        .await,
+    )
+}
+
+async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    respond(
+        async {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Req {
+                client: Option<String>,
+                user: Option<String>,
+            }
+            let raw = read_json_body(&state, &headers, body).await?;
+            let req: Req = serde_json::from_slice(&raw).map_err(bad_json)?;
+            let n = match (req.client, req.user) {
+                (Some(c), None) => state.clients.disconnect_client(&c),
+                (None, Some(u)) => state.clients.disconnect_user(&u),
+                _ => {
+                    return Err(ServerError::BadRequest(
+                        "give exactly one of \"client\" or \"user\"".into(),
+                    ))
+                }
+            };
+            Ok(Json(json!({ "disconnected": n })).into_response())
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn keys() {
+        let mut h = HeaderMap::new();
+        assert!(matches!(check_key(None, &h), Err(ServerError::ApiDisabled)));
+        assert!(matches!(
+            check_key(Some("k"), &h),
+            Err(ServerError::Unauthorized)
+        ));
+        h.insert("x-api-key", HeaderValue::from_static("k"));
+        assert!(check_key(Some("k"), &h).is_ok());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer nope"),
+        );
+        assert!(check_key(Some("k"), &h).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! The router: every URL the server answers and which module answers it.
+//!
+//! | route | answered by |
+//! |---|---|
+//! | `GET /` , `/demo/chat`, `/demo/ticker` | [`crate::demo`] |
+//! | `GET /ch/{channel}` | a transport, chosen as in [`crate::transport`] |
+//! | `POST /ch/{channel}` | [`crate::publish`] |
+//! | `GET /sub?channel=NAME[@CURSOR]&…` | SSE, stream, long-poll or poll over several channels |
+//! | `GET /ws` | the multiplexed WebSocket ([`crate::transport::websocket`]) |
+//! | `/api/…` | the backend API ([`crate::api`]) |
+//! | `GET /healthz` | `ok` |
+//!
+//! Everything else is a 404 with a JSON body; every failure goes through
+//! [`crate::error::ServerError`].
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ServerError;
+use crate::state::AppState;
+use crate::transport::{self, websocket, Kind, SubQuery, Target};
+
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    let mut r = Router::new()
+        .route("/ch/{channel}", get(channel_get).post(channel_post))
+        .route("/sub", get(sub_get))
+        .route("/ws", get(mux_get))
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api", crate::api::router(state.clone()));
+    if state.config.demo {
+        r = r.merge(crate::demo::router());
+    }
+    r.fallback(|req: Request| async move {
+        ServerError::NotFound(format!("{} {}", req.method(), req.uri().path())).into_response()
+    })
+    .with_state(state)
+}
+
+fn respond(r: Result<Response, ServerError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn query(q: Pairs) -> Result<SubQuery, ServerError> {
+    let Query(pairs) = q.map_err(|e| ServerError::BadRequest(format!("bad query string: {e}")))?;
+    Ok(SubQuery::from_pairs(pairs))
+}
+
+fn channel_name(p: Result<Path<String>, PathRejection>) -> Result<String, ServerError> {
+    p.map(|Path(c)| c)
+        .map_err(|e| ServerError::InvalidChannel(format!("cannot read the channel name: {e}")))
+}
+
+async fn channel_get(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    q: Pairs,
+    req: Request,
+) -> Response {
+    respond(channel_get_inner(state, path, q, req).await)
+}
+
+async fn channel_get_inner(
+    state: AppState,
+    path: Result<Path<String>, PathRejection>,
+    q: Pairs,
+    req: Request,
+) -> Result<Response, ServerError> {
+    let channel = channel_name(path)?;
+    let q = query(q)?;
+    crate::channel::for_subscribe(&state.config, &channel)?;
+    let kind = transport::choose(req.headers(), &q)?;
+    let since = match kind {
+        Kind::Sse => transport::sse::native_since(req.headers(), q.since.as_deref())?,
+        _ => q
+            .since
+            .as_deref()
+            .map(transport::parse_cursor)
+            .transpose()?,
+    };
+    let target = Target { channel, since };
+    match kind {
+        Kind::WebSocket => websocket::upgrade(&state, req, websocket::Mode::Native(target), q.user),
+        Kind::Sse => transport::sse::respond(&state, vec![target], true, q.user),
+        Kind::Stream => transport::stream::respond(&state, vec![target], q.user),
+        Kind::LongPoll => transport::longpoll::respond(&state, &[target], true).await,
+        Kind::Poll => transport::poll::respond(&state, &[target], true),
+    }
+}
+
+async fn channel_post(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    respond(
+        async {
+            let channel = channel_name(path)?;
+            crate::publish::publish(&state, &channel, &headers, body).await
+        }
+        .await,
+    )
+}
+
+async fn sub_get(State(state): State<AppState>, q: Pairs, headers: HeaderMap) -> Response {
+    respond(async {
+        let q = query(q)?;
+        let targets = transport::parse_targets(&state, &q.channels)?;
+        match transport::choose(&headers, &q)? {
+            Kind::WebSocket => Err(ServerError::BadRequest(
+                "several channels over one WebSocket: connect to /ws and send subscribe commands".into(),
+            )),
+            Kind::Sse => transport::sse::respond(&state, targets, false, q.user),
+            Kind::Stream => transport::stream::respond(&state, targets, q.user),
+            Kind::LongPoll => transport::longpoll::respond(&state, &targets, false).await,
+            Kind::Poll => transport::poll::respond(&state, &targets, false),
+        }
+    }.await)
+}
+
+async fn mux_get(State(state): State<AppState>, q: Pairs, req: Request) -> Response {
+    respond(query(q).and_then(|q| websocket::upgrade(&state, req, websocket::Mode::Mux, q.user)))
+}

@@ -1,0 +1,84 @@
+//! `POST /ch/NAME`: a client publishes one message (when its namespace allows client
+//! publishing). The body is the payload; its `Content-Type` says how subscribers get it:
+//! `application/json` → embedded JSON (must be valid, else 400),
+//! `application/octet-stream` → bytes (`data_b64`), anything else → text (must be UTF-8).
+//! Bodies over `limits.max_publish_bytes` are refused with 413 before they are read in
+//! full. Answer: `{"channel":"NAME","cursor":"E:N"}`.
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+use crate::error::ServerError;
+use crate::hub::PayloadKind;
+use crate::state::AppState;
+
+/// Reads a body of at most `limit` bytes (413 beyond, checked on `Content-Length` first).
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ServerError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ServerError::PayloadTooLarge { limit });
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ServerError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(ServerError::BadRequest(format!(
+            "could not read the body: {e}"
+        ))),
+    }
+}
+
+/// How a body with this content type is carried.
+pub fn kind_for(headers: &HeaderMap, body: &[u8]) -> Result<PayloadKind, ServerError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "application/json" => {
+            switchboard_proto::validate_json(body)?;
+            Ok(PayloadKind::Json)
+        }
+        "application/octet-stream" => Ok(PayloadKind::Binary),
+        _ => {
+            std::str::from_utf8(body).map_err(|_| {
+                ServerError::BadRequest(
+                    "the body is not UTF-8 text; send binary data with \
+                     Content-Type: application/octet-stream"
+                        .into(),
+                )
+            })?;
+            Ok(PayloadKind::Text)
+        }
+    }
+}
+
+/// Handles `POST /ch/NAME`.
+pub async fn publish(
+    state: &AppState,
+    channel: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ServerError> {
+    crate::channel::for_client_publish(&state.config, channel)?;
+    let bytes = read_limited(headers, body, state.config.limits.max_publish_bytes).await?;
+    let kind = kind_for(headers, &bytes)?;
+    let cursor = state.hub.publish(channel, kind, bytes)?;
+    Ok(axum::Json(serde_json::json!({ "channel": channel, "cursor": cursor })).into_response())
+}

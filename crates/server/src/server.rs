@@ -1,0 +1,160 @@
+//! The accept loop: HTTP/1.1 connections (with upgrades) served by the router until a
+//! stop future resolves, then the graceful drain described in [`crate::shutdown`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use crate::shutdown::Shutdown;
+
+/// Serves `router` on `listener` until `stop` resolves, then stops accepting, fires
+/// `shutdown` and waits up to `drain` for connections to leave. Returns whether every
+/// connection left before the deadline.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+    drain: Duration,
+    stop: impl Future<Output = ()>,
+) -> bool {
+    tokio::pin!(stop);
+    let signal = shutdown.signal();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = &mut stop => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let signal = signal.clone();
+        let guard = shutdown.guard();
+        tokio::spawn(async move {
+            let _guard = guard;
+            serve_connection(tcp, peer, router, signal).await;
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no longer accepting, draining connections");
+    shutdown.trigger();
+    let all_left = shutdown.drain(drain).await;
+    if !all_left {
+        tracing::warn!("drain deadline passed with connections still open");
+    }
+    all_left
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    signal: crate::shutdown::ShutdownSignal,
+) {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        // Slow-loris guard: a request head must arrive within this time.
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        }
+        () = signal.wait() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A server started in the background (by `switchboard serve` and by tests).
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on (the real port when `:0` was asked for).
+    pub addr: SocketAddr,
+    /// Its shared state (hub, registry, configuration).
+    pub state: crate::state::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<bool>,
+}
+
+impl Running {
+    /// Begins a graceful shutdown and waits for it; returns whether every connection
+    /// left before the drain deadline.
+    pub async fn shutdown(mut self) -> bool {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.done).await.unwrap_or(false)
+    }
+
+    /// Waits until the server stops by itself (it only stops via [`Running::shutdown`]
+    /// or a signal handled by the caller).
+    pub async fn wait(self) -> bool {
+        self.done.await.unwrap_or(false)
+    }
+}
+
+/// Binds `config.listen` and serves in a background task.
+pub async fn start(config: crate::config::Config) -> std::io::Result<Running> {
+    let listener = TcpListener::bind(config.listen).await?;
+    start_on(listener, config)
+}
+
+/// Serves on an already bound listener in a background task.
+pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let shutdown = Shutdown::new();
+    let state = crate::state::AppState {
+        config: std::sync::Arc::new(config.clone()),
+        hub: crate::hub::Hub::new(crate::hub::HubConfig {
+            history_len: config.limits.history_len,
+            ..crate::hub::HubConfig::default()
+        }),
+        clients: crate::clients::Clients::default(),
+        shutdown: shutdown.signal(),
+    };
+    if state.config.demo {
+        tokio::spawn(crate::ticker::run(
+            state.hub.clone(),
+            state.shutdown.clone(),
+            Duration::from_secs(1),
+        ));
+    }
+    let router = crate::app::router(state.clone());
+    let drain = state.config.limits.shutdown_drain();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(serve(listener, router, shutdown, drain, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        addr,
+        state,
+        stop: Some(stop),
+        done,
+    })
+}

@@ -1,0 +1,22 @@
+//! What every handler shares: configuration, the hub, the connection registry and the
+//! shutdown signal.
+
+use std::sync::Arc;
+
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::shutdown::ShutdownSignal;
+
+/// Shared state of one server. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// The channels.
+    pub hub: Hub,
+    /// Connections the backend API can disconnect.
+    pub clients: Clients,
+    /// Fires when the server begins to shut down.
+    pub shutdown: ShutdownSignal,
+}

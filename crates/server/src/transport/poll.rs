@@ -1,0 +1,171 @@
+//! Polling: `GET /ch/NAME?since=CURSOR` (`transport=poll` or no transport at all), or
+//! `/sub?channel=NAME@CURSOR&…&transport=poll`. Answered at once from the history with
+//! everything after the cursor (at most [`MAX_BATCH`] messages, then `more: true`).
+//! Without a cursor the answer is empty and carries the current end cursor, so the next
+//! poll gets only what is new. Stateless: any node answers any poll.
+//!
+//! Native body (see `switchboard_proto::poll`):
+//! `{"messages":[envelope…],"cursor":"E:N","reset":false}`.
+//! `/sub` body: `{"messages":[envelope…],"cursors":{"NAME":"E:N",…}}` where a channel
+//! whose cursor could not be continued contributes a `reset` envelope first.
+
+use std::collections::BTreeMap;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use switchboard_proto::{encode_ws_text, Cursor, Envelope, PollBody};
+
+use crate::error::ServerError;
+use crate::hub::{Item, Message};
+use crate::state::AppState;
+use crate::transport::Target;
+
+/// Most messages in one answer.
+pub const MAX_BATCH: usize = 1000;
+
+/// Builds a poll / long-poll answer for one or several channels.
+#[derive(Debug)]
+pub struct Answer {
+    native: bool,
+    body: PollBody,
+    cursors: BTreeMap<String, Cursor>,
+    reset: bool,
+    more: bool,
+}
+
+impl Answer {
+    /// An empty answer; `native` picks the single-channel body.
+    pub fn new(native: bool) -> Self {
+        Self {
+            native,
+            body: PollBody::new(),
+            cursors: BTreeMap::new(),
+            reset: false,
+            more: false,
+        }
+    }
+
+    /// Number of messages so far.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether there is nothing to deliver yet.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty() && !self.reset
+    }
+
+    /// Sets a channel's resume cursor (its start, before any item).
+    pub fn position(&mut self, channel: &str, cursor: Cursor) {
+        self.cursors.insert(channel.to_owned(), cursor);
+    }
+
+    /// Marks that a limit cut the answer.
+    pub fn set_more(&mut self) {
+        self.more = true;
+    }
+
+    /// Adds one message (its shared JSON encoding).
+    pub fn message(&mut self, m: &Message) {
+        self.body.push_json(m.json());
+        self.cursors.insert(m.channel().to_owned(), m.cursor());
+    }
+
+    /// Adds an item.
+    pub fn item(&mut self, item: &Item) {
+        match item {
+            Item::Message(m) => self.message(m),
+            Item::Reset { channel, cursor } => self.reset(channel, *cursor),
+        }
+    }
+
+    /// Records that `channel` restarts at `cursor`.
+    pub fn reset(&mut self, channel: &str, cursor: Cursor) {
+        self.reset = true;
+        if !self.native {
+            self.body
+                .push_json(&encode_ws_text(&Envelope::reset(channel, cursor)));
+        }
+        self.cursors.insert(channel.to_owned(), cursor);
+    }
+
+    /// The response.
+    pub fn into_response(self) -> Response {
+        let body = if self.native {
+            let cursor = self.cursors.values().next().copied().unwrap_or_default();
+            self.body.finish(cursor, self.reset, self.more)
+        } else {
+            // Reuse proto's body for the messages array, then replace its tail.
+            let mut out = BytesMut::from(&self.body.finish(Cursor::default(), false, false)[..]);
+            if let Some(pos) = out.windows(12).rposition(|w| w == b"],\"cursor\":\"") {
+                out.truncate(pos + 1);
+            }
+            out.extend_from_slice(b",\"cursors\":{");
+            for (i, (ch, c)) in self.cursors.iter().enumerate() {
+                if i > 0 {
+                    out.put_u8(b',');
+                }
+                // Channel names are restricted to characters that need no JSON escaping.
+                out.put_u8(b'"');
+                out.extend_from_slice(ch.as_bytes());
+                out.extend_from_slice(b"\":\"");
+                out.extend_from_slice(c.to_str_buf().as_bytes());
+                out.put_u8(b'"');
+            }
+            out.put_u8(b'}');
+            if self.more {
+                out.extend_from_slice(b",\"more\":true");
+            }
+            out.put_u8(b'}');
+            out.freeze()
+        };
+        json_response(body)
+    }
+}
+
+/// A 200 JSON response that no cache keeps.
+pub fn json_response(body: Bytes) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-cache, no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Answers a poll at once.
+pub fn respond(
+    state: &AppState,
+    targets: &[Target],
+    native: bool,
+) -> Result<Response, ServerError> {
+    let mut answer = Answer::new(native);
+    for t in targets {
+        let room = MAX_BATCH.saturating_sub(answer.len());
+        let range = state
+            .hub
+            .read(&t.channel, t.since, room)
+            .map_err(|e| ServerError::Broker(e.to_string()))?;
+        if let Some(since) = t.since {
+            answer.position(&t.channel, since);
+        }
+        if range.reset {
+            // The reset cursor is where the returned messages continue from.
+            let start = range.messages.first().map_or(range.cursor, |m| {
+                Cursor::new(m.cursor().epoch, m.cursor().offset - 1)
+            });
+            answer.reset(&t.channel, start);
+        }
+        for m in &range.messages {
+            answer.message(m);
+        }
+        answer.position(&t.channel, range.cursor);
+        if range.more {
+            answer.set_more();
+        }
+    }
+    Ok(answer.into_response())
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests: a server on 127.0.0.1:0 and small raw-HTTP
+//! tools (each request on its own TCP connection).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use switchboard_server::config::Config;
+use switchboard_server::server::{start, Running};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub(crate) const KEY: &str = "test-key";
+
+/// A test configuration: loopback, port 0, an API key, a short long-poll hold.
+pub(crate) fn config() -> Config {
+    let mut c = Config::default();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.api_key = Some(KEY.into());
+    c.limits.longpoll_timeout_ms = 500;
+    c.limits.shutdown_drain_ms = 3000;
+    c
+}
+
+pub(crate) async fn server() -> Running {
+    server_with(config()).await
+}
+
+pub(crate) async fn server_with(c: Config) -> Running {
+    start(c).await.unwrap()
+}
+
+pub(crate) fn url(r: &Running) -> String {
+    format!("http://{}", r.addr)
+}
+
+/// Bounds a test step so a bug fails the test instead of hanging it.
+pub(crate) async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test step took too long")
+}
+
+/// A raw HTTP/1.1 request on a new connection with `Connection: close`; returns
+/// (status, headers text, body bytes). Chunked bodies are de-chunked.
+pub(crate) async fn raw(
+    r: &Running,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    let mut req = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        r.addr
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
+    let mut buf = Vec::new();
+    bounded(s.read_to_end(&mut buf)).await.unwrap();
+    parse_response(&buf)
+}
+
+pub(crate) fn parse_response(buf: &[u8]) -> (u16, String, Vec<u8>) {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = buf[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+pub(crate) fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
