@@ -672,14 +672,14 @@ impl Connection {
     }
 
     fn wants_compression(&self, len: usize) -> bool {
-        self.deflate.is_some() && len >= self.compression_threshold
+        self.deflate.is_some_and(|p| p.compresses(self.role)) && len >= self.compression_threshold
     }
 
     fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         self.check_can_send()?;
         let mut header = self.header(opcode);
         match self.deflate {
-            Some(params) if payload.len() >= self.compression_threshold => {
+            Some(params) if self.wants_compression(payload.len()) => {
                 let role = self.role;
                 let c = self.compressor.get_or_insert_with(|| {
                     let (bits, nct) = params.outgoing(role);

@@ -12,8 +12,10 @@
 //!
 //! Window bits: zlib's raw deflate cannot use an 8-bit window, so 8 is used as 9. For
 //! inflating that is harmless (a larger window decodes data made with a smaller one); for
-//! compressing it would exceed what the peer allowed, which is why the handshake never
-//! agrees to an 8-bit window for our own compressor.
+//! compressing it would exceed what the peer allowed, so when our sending window was
+//! negotiated down to 8 we never compress ([`DeflateParams::compresses`]): RFC 7692 lets
+//! an endpoint send any message uncompressed (RSV1 clear), and the peer's offer stays
+//! accepted.
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -27,7 +29,7 @@ use crate::error::{Error, ProtocolError};
 pub struct DeflateParams {
     pub server_no_context_takeover: bool,
     pub client_no_context_takeover: bool,
-    /// 8..=15. (A window of 8 is handled as 9, as zlib requires.)
+    /// 8..=15. A server sending window of 8 means the server sends uncompressed.
     pub server_max_window_bits: u8,
     /// 8..=15.
     pub client_max_window_bits: u8,
@@ -52,6 +54,12 @@ impl DeflateParams {
             Role::Server => (self.server_max_window_bits, self.server_no_context_takeover),
             Role::Client => (self.client_max_window_bits, self.client_no_context_takeover),
         }
+    }
+
+    /// Whether `role` compresses what it sends: not with an 8-bit window, which zlib
+    /// cannot honour (its smallest raw-deflate window is 9 bits).
+    pub fn compresses(&self, role: Role) -> bool {
+        self.outgoing(role).0 >= 9
     }
 
     /// (window bits, no context takeover) of the messages `role` receives.

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::config::Role;
 use crate::deflate::{Compressor, DeflateParams};
 use crate::frame::{encode_frame, FrameHeader, OpCode};
 
@@ -79,10 +80,10 @@ impl PreparedMessage {
     /// computed once per window size. `None` when the connection keeps its compression
     /// context (it must use its own compressor) or when compression does not shrink the frame.
     pub fn deflated_frame(&self, params: &DeflateParams) -> Option<Bytes> {
-        if !params.server_no_context_takeover {
+        if !params.server_no_context_takeover || !params.compresses(Role::Server) {
             return None;
         }
-        let bits = params.server_max_window_bits.clamp(9, 15);
+        let bits = params.server_max_window_bits;
         let slot = &self.0.deflated[usize::from(bits - 9)];
         slot.get_or_init(|| self.compress(bits)).clone()
     }

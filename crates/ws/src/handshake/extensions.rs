@@ -15,8 +15,9 @@
 //! - `client_no_context_takeover` is sent when the client offered it or our config wants
 //!   it (RFC 7692 §7.1.1.2 lets the server add it);
 //! - `server_max_window_bits` = the smaller of the client's request and our config, sent
-//!   when the client asked or our config is below 15; an offer asking for 8 is declined,
-//!   since zlib cannot compress with an 8-bit window;
+//!   when the client asked or our config is below 15; an offer asking for 8 is accepted,
+//!   and since zlib cannot compress with an 8-bit window the server then sends every
+//!   message uncompressed (RFC 7692 allows it; see `DeflateParams::compresses`);
 //! - `client_max_window_bits` is sent only if the client offered the parameter (a server
 //!   MUST NOT send it otherwise): the smaller of the client's value (15 if none) and our
 //!   config, sent when either is below 15. If our config limits the client's window but
@@ -26,9 +27,10 @@
 //! Client: [`client_offer`] builds one offer from our config, and [`negotiate_client`]
 //! checks the server's answer against it, strictly: anything we did not offer, any
 //! unknown, duplicated or out-of-range parameter, a window larger than we asked for, or
-//! a missing `server_no_context_takeover` we asked for fails the handshake; so does
-//! `client_max_window_bits=8`, a window our compressor (zlib) cannot honour. Window sizes
-//! from our config are clamped to 9..=15 for the same reason.
+//! a missing `server_no_context_takeover` we asked for fails the handshake. A server's
+//! `client_max_window_bits=8` is accepted and makes the client send uncompressed, as zlib
+//! cannot compress with an 8-bit window; for the same reason the window sizes of our own
+//! config are clamped to 9..=15 (we never ask for 8).
 
 use super::HandshakeError;
 use crate::config::DeflateConfig;
@@ -232,8 +234,6 @@ fn accept_offer(offer: &Pmd, config: &DeflateConfig) -> Option<(DeflateParams, S
     let client_no_context_takeover =
         offer.client_no_context_takeover || config.client_no_context_takeover;
     let server_bits = match offer.server_max_window_bits {
-        // Our compressor cannot honour an 8-bit window (see `clamp_bits`): decline.
-        Some(8) => return None,
         Some(asked) => Some(asked.min(our_server_bits)),
         None if our_server_bits < 15 => Some(our_server_bits),
         None => None,
@@ -329,8 +329,8 @@ pub fn negotiate_client(
     };
     let our_client_bits = clamp_bits(config.client_max_window_bits);
     let client_bits = match p.client_max_window_bits {
-        // 8 is below what our compressor can do (see `clamp_bits`).
-        Some(Some(bits)) if (9..=our_client_bits).contains(&bits) => bits,
+        // 8 makes us send uncompressed (`DeflateParams::compresses`).
+        Some(Some(bits)) if (8..=our_client_bits).contains(&bits) => bits,
         Some(_) => return Err(bad),
         None => our_client_bits,
     };
@@ -497,8 +497,9 @@ mod tests {
                 Some((params(false, false, 15, 9), "permessage-deflate; client_max_window_bits=9"))),
             ("permessage-deflate; server_max_window_bits=9", &plain,
                 Some((params(false, false, 9, 15), "permessage-deflate; server_max_window_bits=9"))),
-            // We cannot compress with an 8-bit window; the client's own 8 is fine.
-            ("permessage-deflate; server_max_window_bits=8", &plain, None),
+            // An 8-bit server window is accepted; the server then sends uncompressed.
+            ("permessage-deflate; server_max_window_bits=8", &plain,
+                Some((params(false, false, 8, 15), "permessage-deflate; server_max_window_bits=8"))),
             ("permessage-deflate; client_max_window_bits=8", &plain,
                 Some((params(false, false, 15, 8), "permessage-deflate; client_max_window_bits=8"))),
             ("permessage-deflate; server_max_window_bits=12", &small,
@@ -632,10 +633,11 @@ mod tests {
                 Ok(Some(params(false, true, 15, 15)))),
             ("permessage-deflate; server_max_window_bits=9", Some(&plain),
                 Ok(Some(params(false, false, 9, 15)))),
-            // The server may use 8 for itself; it may not impose 8 on our compressor.
+            // The server may use 8 for itself; imposing 8 on us makes us send uncompressed.
             ("permessage-deflate; server_max_window_bits=8", Some(&plain),
                 Ok(Some(params(false, false, 8, 15)))),
-            ("permessage-deflate; client_max_window_bits=8", Some(&plain), bad),
+            ("permessage-deflate; client_max_window_bits=8", Some(&plain),
+                Ok(Some(params(false, false, 15, 8)))),
             ("permessage-deflate; client_max_window_bits=9", Some(&plain),
                 Ok(Some(params(false, false, 15, 9)))),
             // We asked for server_no_context_takeover; the server must grant it.
