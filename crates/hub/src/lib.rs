@@ -1,2 +1,63 @@
 //! Channels, cursors, history, presence and fan-out. Knows nothing of HTTP or wire formats
-//! beyond the bytes it is handed.
+//! beyond the bytes it is handed (and the cached encodings of [`switchboard_proto`]).
+//!
+//! # Data flow
+//!
+//! ```text
+//! Hub::publish(channel, payload)
+//!   └─ Broker::publish ── assigns epoch:offset, appends to history, then live feed ──┐
+//!                                                                                  │ in offset order
+//!   FeedSink (this node's fan-out) ◄──────────────────────────────────────────────┘
+//!     └─ for each local subscriber: push a pointer to the one shared Message
+//!        into its bounded queue (slow-consumer policy when full), wake it
+//! Subscription::recv / poll_recv ── history gap first, then live, deduplicated by offset
+//!   └─ Message::encoded(WireFormat) ── encoded once per format, shared by all subscribers
+//! ```
+//!
+//! # Public API
+//!
+//! * [`Hub`] (clone = `Arc`): `new(HubConfig)`, `with_broker(HubConfig, Arc<dyn Broker>)`,
+//!   `namespace(ch)`, `publish(ch, Payload)`, `publish_from_client(ch, Payload)` → `Cursor`;
+//!   `subscribe(ch, since: Option<Cursor>, ClientInfo)` → [`Subscription`];
+//!   `history(ch, since, limit)` → [`HistoryAnswer`] (`Gap { messages, head, more }` or
+//!   `Reset { head, earliest }`); `presence(ch)`, `presence_stats(ch)`,
+//!   `subscriber_count(ch)`, `channels()` → [`ChannelStats`]; `disconnect(client_id)`,
+//!   `disconnect_user(user_id)`, `shutdown()`.
+//! * [`Subscription`]: `recv().await`, `poll_recv(cx)`, `try_recv()` →
+//!   `Message` or [`RecvError`] (`Lagged { missed }`, `Closed { reason, resume_from }`);
+//!   `position()`, `start()`, `channel()`, `client()`, `unsubscribe().await`.
+//!   Semantics (including slow consumers) in [`subscription`].
+//! * [`Message`] (clone = `Arc`): `channel()`, `event()`, `cursor()`, `payload()`, `data()`,
+//!   `envelope()`, `encoded(WireFormat)` (cached `Bytes`), `extension::<T>(init)` (one slot
+//!   for a caller-typed cache, e.g. a prepared WebSocket frame).
+//!   [`Payload`]: `json(Bytes)?`, `json_prevalidated(Bytes)`, `text(Bytes)?`, `binary(Bytes)`.
+//! * Configuration: [`HubConfig`] `{ namespaces: HashMap<String, NamespaceConfig>,
+//!   max_channel_len }`, [`NamespaceConfig`], [`SlowConsumerPolicy`] `Close | DropOldest`.
+//!   Channel names: [`parse_channel`].
+//! * Presence: [`ClientInfo`] `{ client_id, user_id, conn_info }`, [`PresenceStats`].
+//! * Errors: [`HubError`] (one per operation failure, each with one HTTP status),
+//!   [`ChannelNameError`], [`BrokerError`], [`CloseReason`].
+//! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`], [`Retention`],
+//!   [`ChannelHead`]; [`MemoryBroker`] (default).
+
+pub mod broker;
+pub mod channel;
+pub mod config;
+pub mod error;
+mod fanout;
+mod hub;
+pub mod memory;
+pub mod message;
+pub mod presence;
+pub mod subscription;
+
+pub use broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Retention};
+pub use channel::parse_channel;
+pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
+pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
+pub use hub::{ChannelStats, Hub};
+pub use memory::MemoryBroker;
+pub use message::{Message, Payload, PayloadKind, WireFormat};
+pub use presence::{ClientInfo, PresenceStats};
+pub use subscription::Subscription;
+pub use switchboard_proto::{Cursor, Epoch, Event};

@@ -1,0 +1,183 @@
+//! The [`Broker`]: everything nodes must share — the log of each channel (offsets,
+//! epochs, history), the live feed of new messages, and presence. [`crate::MemoryBroker`]
+//! is the single-node default; a Redis broker implements the same trait.
+//!
+//! # Why boxed futures
+//!
+//! The hub holds its broker as `Arc<dyn Broker>` so the server picks one at run time
+//! without making every type generic. `async fn` in traits is not object safe, so methods
+//! return a [`BrokerFuture`]: either an already computed result (no allocation; what the
+//! in-memory broker returns) or a boxed future (a network broker).
+//!
+//! # Contract
+//!
+//! * `publish` assigns the next offset of the channel's current epoch, stores the message
+//!   in history (trimmed to the [`Retention`] given), and only then delivers it to the live
+//!   feed; it resolves with the message's cursor once the broker has it.
+//! * The live feed: after `subscribe(channel)` has resolved, every message published to
+//!   the channel is passed to every attached [`FeedSink`], **in offset order**, until the
+//!   matching `unsubscribe`. `subscribe`/`unsubscribe` are counted (one `unsubscribe` per
+//!   `subscribe`); the feed runs while the count is above zero. A broker that reconnects
+//!   re-subscribes its channels itself; re-subscribing is idempotent. Messages lost across
+//!   a reconnect are not a problem for correctness: subscribers notice the offset gap and
+//!   read it from history (or report `reset`).
+//! * `history` answers from the same log: a gap is only answered when it is complete up to
+//!   the head (or `more` says it was cut by the limit); otherwise the answer is
+//!   [`HistoryAnswer::Reset`]. Never a partial answer presented as complete.
+//! * A channel's epoch is created on first use and changes only when its log is lost (e.g.
+//!   the broker's storage was wiped). Offsets start at 1 in each epoch.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use switchboard_proto::Cursor;
+
+use crate::error::BrokerError;
+use crate::message::{Message, Payload};
+use crate::presence::ClientInfo;
+
+/// The future a broker method returns: ready at once, or boxed.
+pub enum BrokerFuture<'a, T> {
+    /// An already computed result (taken on first poll).
+    Ready(Option<Result<T, BrokerError>>),
+    /// A pending operation.
+    Boxed(Pin<Box<dyn Future<Output = Result<T, BrokerError>> + Send + 'a>>),
+}
+
+impl<'a, T> BrokerFuture<'a, T> {
+    /// A ready result.
+    pub fn ready(result: Result<T, BrokerError>) -> Self {
+        BrokerFuture::Ready(Some(result))
+    }
+
+    /// Boxes an async operation.
+    pub fn boxed(fut: impl Future<Output = Result<T, BrokerError>> + Send + 'a) -> Self {
+        BrokerFuture::Boxed(Box::pin(fut))
+    }
+}
+
+impl<T: Unpin> Future for BrokerFuture<'_, T> {
+    type Output = Result<T, BrokerError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            BrokerFuture::Ready(r) => Poll::Ready(r.take().unwrap_or_else(|| {
+                Err(BrokerError::Internal(
+                    "future polled after completion".into(),
+                ))
+            })),
+            BrokerFuture::Boxed(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> fmt::Debug for BrokerFuture<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BrokerFuture::Ready(_) => "BrokerFuture::Ready",
+            BrokerFuture::Boxed(_) => "BrokerFuture::Boxed",
+        })
+    }
+}
+
+/// How much history a channel keeps (from its namespace's settings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// At most this many messages.
+    pub max_len: usize,
+    /// None older than this.
+    pub max_age: Option<Duration>,
+}
+
+/// A history read's answer.
+#[derive(Clone, Debug)]
+pub enum HistoryAnswer {
+    /// The messages after the requested cursor, in order.
+    Gap {
+        /// The messages (for a read without `since`: the latest ones, oldest first).
+        messages: Vec<Message>,
+        /// The channel's current position (the last offset assigned).
+        head: Cursor,
+        /// `true` when `limit` cut the answer: more messages follow the last one returned.
+        more: bool,
+    },
+    /// The requested cursor cannot be continued: its epoch is not the channel's current
+    /// one, it is ahead of the head, or the messages after it are no longer retained.
+    Reset {
+        /// The channel's current position; continue from here.
+        head: Cursor,
+        /// The oldest position still continuable (`since = earliest` returns everything
+        /// retained).
+        earliest: Cursor,
+    },
+}
+
+/// One channel as the broker knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelHead {
+    /// The channel name.
+    pub name: Arc<str>,
+    /// Its current position.
+    pub head: Cursor,
+    /// Messages retained in history.
+    pub retained: usize,
+}
+
+/// Where a broker delivers its live feed (the hub's local fan-out).
+pub trait FeedSink: Send + Sync {
+    /// Called for each message of a subscribed channel, in offset order per channel, and
+    /// for `join`/`leave` events. Must not block: it only enqueues.
+    fn deliver(&self, msg: &Message);
+}
+
+/// What must be shared between nodes. See the module docs for the contract.
+pub trait Broker: Send + Sync + fmt::Debug + 'static {
+    /// Registers a sink for the live feed. A broker may serve several sinks (several hubs,
+    /// e.g. to simulate nodes in tests); dead sinks are skipped.
+    fn attach(&self, sink: Weak<dyn FeedSink>);
+
+    /// Appends a message to `channel`'s log and delivers it live; returns its cursor.
+    fn publish(
+        &self,
+        channel: &str,
+        payload: Payload,
+        retention: Retention,
+    ) -> BrokerFuture<'_, Cursor>;
+
+    /// Delivers a live-only event (`join`/`leave`): not stored, no offset.
+    fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()>;
+
+    /// Reads history after `since` (or the latest messages when `None`), at most `limit`.
+    fn history(
+        &self,
+        channel: &str,
+        since: Option<Cursor>,
+        limit: Option<usize>,
+        retention: Retention,
+    ) -> BrokerFuture<'_, HistoryAnswer>;
+
+    /// Registers interest in `channel`'s live feed (counted).
+    fn subscribe(&self, channel: &str) -> BrokerFuture<'_, ()>;
+
+    /// Releases one registration made with `subscribe`.
+    fn unsubscribe(&self, channel: &str) -> BrokerFuture<'_, ()>;
+
+    /// Adds a client to the channel's presence; `true` if it was not present.
+    fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool>;
+
+    /// Removes a client from the channel's presence; returns its info if it was present.
+    fn presence_remove(
+        &self,
+        channel: &str,
+        client_id: &str,
+    ) -> BrokerFuture<'_, Option<ClientInfo>>;
+
+    /// The channel's presence list.
+    fn presence(&self, channel: &str) -> BrokerFuture<'_, Vec<ClientInfo>>;
+
+    /// The channels the broker holds a log for.
+    fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>>;
+}

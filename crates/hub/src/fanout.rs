@@ -1,0 +1,109 @@
+//! Local fan-out: this node's subscribers per channel, fed by the broker.
+//!
+//! The broker calls [`FeedSink::deliver`] once per message; the fan-out looks the channel
+//! up and pushes a pointer to the same [`Message`] into each subscriber's bounded queue
+//! (see [`crate::subscription`] for what happens when one is full). No payload is copied
+//! and nothing is encoded here. Lock order: channel map, then a channel's subscriber list,
+//! then one subscriber's queue.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::broker::FeedSink;
+use crate::error::CloseReason;
+use crate::message::Message;
+use crate::subscription::SubShared;
+
+#[derive(Default)]
+pub(crate) struct LocalChannel {
+    subs: RwLock<Vec<Arc<SubShared>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Fanout {
+    channels: RwLock<HashMap<Arc<str>, Arc<LocalChannel>>>,
+}
+
+impl Fanout {
+    pub(crate) fn add(&self, channel: &Arc<str>, sub: Arc<SubShared>) {
+        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        let local = map.entry(channel.clone()).or_default();
+        local
+            .subs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sub);
+    }
+
+    pub(crate) fn remove(&self, channel: &str, sub: &Arc<SubShared>) {
+        let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
+        let Some(local) = map.get(channel) else {
+            return;
+        };
+        let now_empty = {
+            let mut subs = local.subs.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = subs.iter().position(|s| Arc::ptr_eq(s, sub)) {
+                subs.swap_remove(i);
+            }
+            subs.is_empty()
+        };
+        if now_empty {
+            map.remove(channel);
+        }
+    }
+
+    /// Local subscribers of `channel`.
+    pub(crate) fn count(&self, channel: &str) -> usize {
+        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        map.get(channel).map_or(0, |l| {
+            l.subs.read().unwrap_or_else(|e| e.into_inner()).len()
+        })
+    }
+
+    /// Channels with local subscribers and their counts.
+    pub(crate) fn counts(&self) -> Vec<(Arc<str>, usize)> {
+        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .map(|(k, l)| {
+                (
+                    k.clone(),
+                    l.subs.read().unwrap_or_else(|e| e.into_inner()).len(),
+                )
+            })
+            .collect()
+    }
+
+    /// Closes every local subscription matching `pred`; returns how many.
+    pub(crate) fn close_matching(
+        &self,
+        reason: CloseReason,
+        pred: impl Fn(&SubShared) -> bool,
+    ) -> usize {
+        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for local in map.values() {
+            for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                if pred(sub) && sub.close(reason) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}
+
+impl FeedSink for Fanout {
+    fn deliver(&self, msg: &Message) {
+        let local = {
+            let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+            match map.get(msg.channel()) {
+                Some(l) => l.clone(),
+                None => return,
+            }
+        };
+        let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
+        for sub in subs.iter() {
+            sub.push(msg);
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Subscriptions: one subscriber's ordered view of a channel, and what happens when it
+//! cannot keep up.
+//!
+//! # What a subscriber receives
+//!
+//! [`Hub::subscribe`](crate::Hub::subscribe) returns a [`Subscription`] whose
+//! [`recv`](Subscription::recv) yields, in order:
+//!
+//! 1. with `since = Some(cursor)`: every message after `cursor` still in history (the
+//!    gap), or a single `reset` message (event [`Event::Reset`], cursor = the channel's
+//!    head) when the gap is not available (unknown or old epoch, retention passed, cursor
+//!    ahead of the head). With `since = None`: nothing from the past.
+//! 2. then every message published afterwards, each exactly once, in offset order, plus
+//!    `join`/`leave` events when the namespace enables them.
+//!
+//! There is no race between the history read and going live: the subscription is
+//! registered for live delivery *before* history is read, and live messages the history
+//! answer already contained are recognised by offset and skipped. If a live message ever
+//! arrives with an offset beyond the next expected one (a broker lost live messages), the
+//! subscription reads the gap from history before going on, or delivers `reset`.
+//!
+//! # Slow consumers
+//!
+//! Each subscription has a bounded queue of `queue_capacity` events (pointers to shared
+//! messages). When a new event finds the queue full, the namespace's
+//! [`SlowConsumerPolicy`] decides:
+//!
+//! * [`SlowConsumerPolicy::Close`] (default): the queue is emptied at once and the
+//!   subscription is closed. `recv` first returns whatever history gap is still pending,
+//!   then `Err(RecvError::Closed { reason: CloseReason::SlowConsumer, resume_from })`,
+//!   where `resume_from` is the cursor of the last message `recv` returned. Subscribing
+//!   again with `since = resume_from` continues with nothing lost or repeated (from
+//!   history), or with `reset` if history no longer reaches back that far.
+//! * [`SlowConsumerPolicy::DropOldest`]: the oldest queued event is dropped to make room.
+//!   The next `recv` returns `Err(RecvError::Lagged { missed })` (the number dropped since
+//!   the last report), then the subscription refills the gap from history and continues:
+//!   the messages dropped are delivered again from history, in order, or a `reset`
+//!   message says they are gone. `join`/`leave` events are not in history; dropped ones
+//!   are lost (they are counted in `missed`).
+//!
+//! After `Closed`, `recv` keeps returning the same `Closed`. Other close reasons
+//! ([`CloseReason`]) behave the same way: the queue is dropped and `resume_from` is exact.
+//!
+//! ```
+//! # #![allow(clippy::unwrap_used)]
+//! use bytes::Bytes;
+//! use switchboard_hub::*;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let ns = NamespaceConfig { queue_capacity: 2, ..NamespaceConfig::default() };
+//! let hub = Hub::new(HubConfig::default().with_namespace("", ns));
+//! let mut sub = hub.subscribe("news", None, ClientInfo::new("c1")).await.unwrap();
+//! let start = sub.position();
+//! for i in 0..3 {
+//!     hub.publish("news", Payload::json(Bytes::from(i.to_string())).unwrap()).await.unwrap();
+//! }
+//! // The third message found the queue full: the subscription was closed.
+//! let err = sub.recv().await.unwrap_err();
+//! assert_eq!(err, RecvError::Closed { reason: CloseReason::SlowConsumer, resume_from: start });
+//!
+//! // Resuming from the cursor delivers all three, from history.
+//! let mut again = hub.subscribe("news", Some(start), ClientInfo::new("c1")).await.unwrap();
+//! for offset in 1..=3 {
+//!     assert_eq!(again.recv().await.unwrap().cursor().unwrap().offset, offset);
+//! }
+//! # });
+//! ```
+//!
+//! # Driving many subscriptions without a task each
+//!
+//! [`Subscription::poll_recv`] registers the caller's waker and is woken when an event is
+//! queued (or the subscription closes); a connection task serving many subscriptions polls
+//! them all with its own context. [`Subscription::try_recv`] drains without registering.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use switchboard_proto::{Cursor, Event};
+
+use crate::broker::{HistoryAnswer, Retention};
+use crate::config::SlowConsumerPolicy;
+use crate::error::{BrokerError, CloseReason, RecvError};
+use crate::hub::HubInner;
+use crate::message::Message;
+use crate::presence::ClientInfo;
+
+struct SubState {
+    queue: VecDeque<Message>,
+    missed: u64,
+    closed: Option<CloseReason>,
+    waker: Option<Waker>,
+}
+
+/// The producer side of a subscription, shared with the fan-out.
+pub(crate) struct SubShared {
+    pub(crate) client: ClientInfo,
+    capacity: usize,
+    policy: SlowConsumerPolicy,
+    state: Mutex<SubState>,
+}
+
+fn lock(m: &Mutex<SubState>) -> MutexGuard<'_, SubState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SubShared {
+    pub(crate) fn new(client: ClientInfo, capacity: usize, policy: SlowConsumerPolicy) -> Self {
+        SubShared {
+            client,
+            capacity: capacity.max(1),
+            policy,
+            state: Mutex::new(SubState {
+                queue: VecDeque::new(),
+                missed: 0,
+                closed: None,
+                waker: None,
+            }),
+        }
+    }
+
+    /// Enqueues one event, applying the slow-consumer policy when full.
+    pub(crate) fn push(&self, msg: &Message) {
+        let waker = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return;
+            }
+            if st.queue.len() >= self.capacity {
+                match self.policy {
+                    SlowConsumerPolicy::Close => {
+                        st.closed = Some(CloseReason::SlowConsumer);
+                        st.queue = VecDeque::new();
+                    }
+                    SlowConsumerPolicy::DropOldest => {
+                        st.queue.pop_front();
+                        st.missed += 1;
+                        st.queue.push_back(msg.clone());
+                    }
+                }
+            } else {
+                st.queue.push_back(msg.clone());
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the subscription; `false` if it was already closed.
+    pub(crate) fn close(&self, reason: CloseReason) -> bool {
+        let waker = {
+            let mut st = lock(&self.state);
+            if st.closed.is_some() {
+                return false;
+            }
+            st.closed = Some(reason);
+            st.queue = VecDeque::new();
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+}
+
+type HistoryFuture = Pin<Box<dyn Future<Output = Result<HistoryAnswer, BrokerError>> + Send>>;
+
+/// What this subscription registered, to undo when it ends.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Registered {
+    pub(crate) broker: bool,
+    pub(crate) presence: bool,
+    pub(crate) join_leave: bool,
+}
+
+enum Class {
+    Deliver,
+    Skip,
+    Gap,
+}
+
+/// One subscriber's receiver. See the [module docs](self) for the exact semantics.
+///
+/// Dropping it unsubscribes (presence removal and `leave` run in the background); use
+/// [`Subscription::unsubscribe`] to wait for them.
+pub struct Subscription {
+    shared: Arc<SubShared>,
+    hub: Arc<HubInner>,
+    channel: Arc<str>,
+    retention: Retention,
+    pub(crate) registered: Registered,
+    backlog: VecDeque<Message>,
+    position: Cursor,
+    start: Cursor,
+    resync: Option<HistoryFuture>,
+    gap_target: Option<Cursor>,
+    released: bool,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("channel", &self.channel)
+            .field("client", &self.shared.client.client_id)
+            .field("position", &self.position)
+            .finish()
+    }
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        hub: Arc<HubInner>,
+        channel: Arc<str>,
+        shared: Arc<SubShared>,
+        retention: Retention,
+    ) -> Self {
+        Subscription {
+            shared,
+            hub,
+            channel,
+            retention,
+            registered: Registered::default(),
+            backlog: VecDeque::new(),
+            position: Cursor::default(),
+            start: Cursor::default(),
+            resync: None,
+            gap_target: None,
+            released: false,
+        }
+    }
+
+    /// Applies the first history answer: `since` is where the subscriber stands.
+    pub(crate) fn start_from(&mut self, since: Option<Cursor>, answer: HistoryAnswer) {
+        match (since, answer) {
+            (None, HistoryAnswer::Gap { head, .. } | HistoryAnswer::Reset { head, .. }) => {
+                self.position = head;
+            }
+            (Some(c), answer) => {
+                self.position = c;
+                self.apply(answer);
+            }
+        }
+        self.start = self.position;
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// The subscriber.
+    pub fn client(&self) -> &ClientInfo {
+        &self.shared.client
+    }
+
+    /// The cursor of the last message returned (initially where the subscription started).
+    /// Resuming from it loses nothing.
+    pub fn position(&self) -> Cursor {
+        self.position
+    }
+
+    /// Where the subscription started: `since` when given, else the channel's head at
+    /// subscribe time. (After a `reset`, the `reset` message carries the new position.)
+    pub fn start(&self) -> Cursor {
+        self.start
+    }
+
+    /// Receives the next event. Cancel safe.
+    pub async fn recv(&mut self) -> Result<Message, RecvError> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next event, registering `cx`'s waker to be woken when one is queued.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, RecvError>> {
+        self.poll_inner(cx, true)
+    }
+
+    /// The next event if one is ready, without registering a waker: `Ok(None)` when
+    /// nothing is ready. A history catch-up in flight is advanced with the last waker
+    /// registered by `poll_recv`.
+    pub fn try_recv(&mut self) -> Result<Option<Message>, RecvError> {
+        let waker = lock(&self.shared.state)
+            .waker
+            .clone()
+            .unwrap_or_else(|| Waker::noop().clone());
+        let mut cx = Context::from_waker(&waker);
+        match self.poll_inner(&mut cx, false) {
+            Poll::Ready(Ok(m)) => Ok(Some(m)),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Ok(None),
+        }
+    }
+
+    /// Unsubscribes and waits until presence removal, `leave` and the broker
+    /// unsubscription are done.
+    pub async fn unsubscribe(mut self) {
+        self.released = true;
+        self.hub
+            .release(&self.channel, &self.shared, self.registered)
+            .await;
+    }
+
+    fn classify(&self, m: &Message) -> Class {
+        match (m.event(), m.cursor()) {
+            (_, None) | (Event::Reset, _) => Class::Deliver,
+            (_, Some(c)) if c.epoch != self.position.epoch => Class::Gap,
+            (_, Some(c)) if c.offset <= self.position.offset => Class::Skip,
+            (_, Some(c)) if c.offset == self.position.offset + 1 => Class::Deliver,
+            _ => Class::Gap,
+        }
+    }
+
+    fn advance(&mut self, m: &Message) {
+        if let Some(c) = m.cursor() {
+            self.position = c;
+        }
+    }
+
+    fn start_resync(&mut self, target: Option<Cursor>) {
+        self.gap_target = target;
+        let broker = self.hub.broker.clone();
+        let channel = self.channel.clone();
+        let since = self.position;
+        let retention = self.retention;
+        self.resync = Some(Box::pin(async move {
+            broker.history(&channel, Some(since), None, retention).await
+        }));
+    }
+
+    /// Queues a history answer's messages after the current position (or a `reset`).
+    fn apply(&mut self, answer: HistoryAnswer) {
+        let mut reached = self
+            .backlog
+            .back()
+            .and_then(Message::cursor)
+            .unwrap_or(self.position);
+        match answer {
+            HistoryAnswer::Gap { messages, .. } => {
+                for m in messages {
+                    if let Some(c) = m.cursor() {
+                        if c.epoch == reached.epoch && c.offset > reached.offset {
+                            reached = c;
+                            self.backlog.push_back(m);
+                        }
+                    }
+                }
+                // The live message that revealed the gap must follow directly; if history
+                // did not bridge to it, say so rather than skip silently.
+                if let Some(t) = self.gap_target.take() {
+                    if t.epoch != reached.epoch || reached.offset + 1 < t.offset {
+                        let at = Cursor::new(t.epoch, t.offset.saturating_sub(1));
+                        self.backlog
+                            .push_back(Message::reset(self.channel.clone(), at));
+                    }
+                }
+            }
+            HistoryAnswer::Reset { head, .. } => {
+                // Continue right before the first live message still queued when it is in
+                // the current log, so queued messages are not thrown away; else at the head.
+                let at = match self.gap_target.take() {
+                    Some(t)
+                        if t.epoch == head.epoch && t.offset >= 1 && t.offset <= head.offset =>
+                    {
+                        Cursor::new(t.epoch, t.offset - 1)
+                    }
+                    _ => head,
+                };
+                self.backlog
+                    .push_back(Message::reset(self.channel.clone(), at));
+            }
+        }
+    }
+
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        register: bool,
+    ) -> Poll<Result<Message, RecvError>> {
+        loop {
+            if let Some(fut) = self.resync.as_mut() {
+                match fut.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(answer)) => {
+                        self.resync = None;
+                        self.apply(answer);
+                    }
+                    Poll::Ready(Err(_)) => {
+                        self.resync = None;
+                        self.shared.close(CloseReason::BrokerUnavailable);
+                    }
+                }
+            }
+            if let Some(m) = self.backlog.pop_front() {
+                self.advance(&m);
+                return Poll::Ready(Ok(m));
+            }
+            let shared = self.shared.clone();
+            let mut st = lock(&shared.state);
+            if st.missed > 0 && st.closed.is_none() {
+                let missed = std::mem::take(&mut st.missed);
+                let first_queued = st
+                    .queue
+                    .iter()
+                    .find(|m| m.event() == Event::Message)
+                    .and_then(Message::cursor);
+                drop(st);
+                self.start_resync(first_queued);
+                return Poll::Ready(Err(RecvError::Lagged { missed }));
+            }
+            let mut gap = None;
+            while let Some(m) = st.queue.pop_front() {
+                match self.classify(&m) {
+                    Class::Skip => {}
+                    Class::Deliver => {
+                        drop(st);
+                        self.advance(&m);
+                        return Poll::Ready(Ok(m));
+                    }
+                    Class::Gap => {
+                        gap = m.cursor();
+                        st.queue.push_front(m);
+                        break;
+                    }
+                }
+            }
+            if gap.is_some() {
+                drop(st);
+                self.start_resync(gap);
+                continue;
+            }
+            if let Some(reason) = st.closed {
+                return Poll::Ready(Err(RecvError::Closed {
+                    reason,
+                    resume_from: self.position,
+                }));
+            }
+            if register {
+                match &st.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => st.waker = Some(cx.waker().clone()),
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if !self.released {
+            self.released = true;
+            self.hub
+                .release_detached(self.channel.clone(), self.shared.clone(), self.registered);
+        }
+    }
+}
