@@ -181,9 +181,9 @@ async fn live_from_now_and_multichannel() {
             let env = bounded(sub.next()).await.unwrap();
             assert_eq!(env.event, Event::Message);
             if env.channel == a {
-                got_a.push(env.cursor.unwrap())
+                got_a.push(env.cursor.unwrap());
             } else {
-                got_b.push(env.cursor.unwrap())
+                got_b.push(env.cursor.unwrap());
             }
         }
         assert_eq!(

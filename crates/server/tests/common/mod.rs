@@ -13,9 +13,11 @@ pub(crate) const KEY: &str = "test-key";
 
 /// A test configuration: loopback, port 0, an API key, a short long-poll hold.
 pub(crate) fn config() -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.api_key = Some(KEY.into());
+    let mut c = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some(KEY.into()),
+        ..Config::default()
+    };
     c.limits.longpoll_timeout_ms = 500;
     c.limits.shutdown_drain_ms = 3000;
     c
