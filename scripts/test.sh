@@ -25,7 +25,6 @@ step() {
   echo "==> $name: $*"
   start=$(date +%s)
   "$@" 2>&1 | tee "$LOGS/$name.log" || rc=$?
-  rc=${PIPESTATUS[0]}
   # cargo: "test result: ok. 12 passed; 0 failed; ..."; autobahn and hooks: "...: N passed, M failed"
   read -r p f < <(sed -nE \
     -e 's/^test result: [A-Za-z]+\. ([0-9]+) passed; ([0-9]+) failed.*/\1 \2/p' \

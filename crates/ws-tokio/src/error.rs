@@ -11,15 +11,14 @@ pub enum Error {
     /// The socket failed, or the peer closed TCP without a close handshake
     /// (`ErrorKind::UnexpectedEof`).
     Io(std::io::Error),
-    /// The codec refused a call (sending after close, a bad close code) or the peer broke
+    /// The codec refused a call (sending after close, text that is not UTF-8, a bad close
+    /// code) or the peer broke
     /// the protocol (`switchboard_ws::Error::Protocol`; a close frame with the matching code
     /// has already been queued).
     Ws(switchboard_ws::Error),
     /// The opening handshake failed. On the server side the HTTP error response has
     /// already been written.
     Handshake(HandshakeError),
-    /// A text message to send is not valid UTF-8.
-    InvalidUtf8,
 }
 
 impl Error {
@@ -35,7 +34,6 @@ impl fmt::Display for Error {
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Ws(e) => write!(f, "WebSocket error: {e}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
-            Self::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
         }
     }
 }
@@ -46,7 +44,6 @@ impl std::error::Error for Error {
             Self::Io(e) => Some(e),
             Self::Ws(e) => Some(e),
             Self::Handshake(e) => Some(e),
-            Self::InvalidUtf8 => None,
         }
     }
 }

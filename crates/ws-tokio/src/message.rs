@@ -8,7 +8,7 @@ use switchboard_ws::CloseCode;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message. Received ones are valid UTF-8 (checked by the codec); ones to send
-    /// are checked before framing.
+    /// are checked before framing (`Error::Ws(switchboard_ws::Error::InvalidUtf8)`).
     Text(Bytes),
     /// A binary message.
     Binary(Bytes),

@@ -191,10 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// write it. Several queued messages leave in one vectored write.
     pub fn queue(&mut self, message: Message) -> Result<()> {
         match message {
-            Message::Text(b) => {
-                let text = std::str::from_utf8(&b).map_err(|_| Error::InvalidUtf8)?;
-                self.conn.send_text(text)?;
-            }
+            Message::Text(b) => self.conn.send_text_bytes(b)?,
             Message::Binary(b) => self.conn.send_binary_bytes(b)?,
             Message::Ping(b) => self.conn.send_ping(&b)?,
             Message::Pong(b) => self.conn.send_pong(&b)?,

@@ -1,0 +1,30 @@
+//! Command-line arguments: one variant of [`Command`] per subcommand, each implemented in
+//! its own module.
+
+pub(crate) mod echo;
+
+use clap::{Parser, Subcommand};
+
+/// Switchboard: a real-time messaging server.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// A plain WebSocket echo server on every path (conformance suites, smoke tests).
+    Echo(echo::EchoArgs),
+}
+
+/// Log to stderr; the level comes from `RUST_LOG` (default `info`).
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
