@@ -837,3 +837,23 @@ async fn a_live_gap_beyond_history_is_an_explicit_reset() {
     assert_eq!(next.cursor(), Some(c[3]));
     assert_eq!(reset.cursor().unwrap().offset, 3);
 }
+
+/// The server moves subscriptions into tasks and spawns hub calls: all must be `Send`.
+#[test]
+fn types_and_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Hub>();
+    send_sync::<Message>();
+    send_sync::<HubError>();
+    fn sub_is_send(s: Subscription) -> impl Send {
+        s
+    }
+    let _ = sub_is_send;
+    let hub = Hub::new(HubConfig::default());
+    send(&hub.publish("a", json(1)));
+    send(&hub.subscribe("a", None, client("c")));
+    send(&hub.history("a", None, None));
+    send(&hub.presence("a"));
+    send(&hub.channels());
+}
