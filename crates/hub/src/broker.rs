@@ -180,4 +180,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
 
     /// The channels the broker holds a log for.
     fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>>;
+
+    /// Housekeeping, called periodically through [`crate::Hub::sweep`]: trim expired
+    /// history and forget idle channels; returns how many channels were dropped. Brokers
+    /// whose storage expires by itself (e.g. Redis key TTLs) keep the default, which does
+    /// nothing.
+    fn sweep(&self, retention_of: &(dyn Fn(&str) -> Retention + Sync)) -> BrokerFuture<'_, usize> {
+        let _ = retention_of;
+        BrokerFuture::ready(Ok(0))
+    }
 }

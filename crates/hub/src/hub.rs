@@ -53,6 +53,29 @@ pub struct ChannelStats {
     pub retained: usize,
 }
 
+/// Options of [`Hub::subscribe_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscribeOptions {
+    /// Count the subscriber in presence (and send `join`/`leave`) when the namespace
+    /// tracks presence. Turn off for short-lived subscriptions such as one long-poll
+    /// cycle, which would otherwise join and leave on every request. Default: on.
+    pub presence: bool,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions { presence: true }
+    }
+}
+
+impl SubscribeOptions {
+    /// Without presence (see [`SubscribeOptions::presence`]).
+    pub const fn without_presence() -> Self {
+        SubscribeOptions { presence: false }
+    }
+}
+
 fn retention(ns: &NamespaceConfig) -> Retention {
     Retention {
         max_len: ns.history_size,
@@ -156,6 +179,18 @@ impl Hub {
         since: Option<Cursor>,
         client: ClientInfo,
     ) -> Result<Subscription, HubError> {
+        self.subscribe_with(channel, since, client, SubscribeOptions::default())
+            .await
+    }
+
+    /// [`Hub::subscribe`] with options.
+    pub async fn subscribe_with(
+        &self,
+        channel: &str,
+        since: Option<Cursor>,
+        client: ClientInfo,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, HubError> {
         let ns = self.namespace(channel)?;
         if !ns.allow_subscribe {
             return Err(HubError::SubscribeNotAllowed);
@@ -174,7 +209,7 @@ impl Hub {
         let broker = &self.inner.broker;
         broker.subscribe(&name).await?;
         sub.registered.broker = true;
-        if ns.presence {
+        if ns.presence && options.presence {
             broker.presence_add(&name, client.clone()).await?;
             sub.registered.presence = true;
             sub.registered.join_leave = ns.join_leave;
@@ -265,6 +300,26 @@ impl Hub {
             .close_matching(CloseReason::Disconnected, |s| {
                 s.client.user_id.as_deref() == Some(user_id)
             })
+    }
+
+    /// Broker housekeeping: trims expired history and forgets idle channels (no history,
+    /// no presence, no subscribers), each with its namespace's retention. Call it
+    /// periodically (e.g. every minute); returns how many channels were dropped.
+    pub async fn sweep(&self) -> Result<usize, HubError> {
+        let config = &self.inner.config;
+        let retention_of = |name: &str| {
+            let ns = parse_channel(name, usize::MAX)
+                .ok()
+                .and_then(|ns| config.namespaces.get(ns));
+            ns.map_or(
+                Retention {
+                    max_len: 0,
+                    max_age: None,
+                },
+                retention,
+            )
+        };
+        Ok(self.inner.broker.sweep(&retention_of).await?)
     }
 
     /// Refuses new publishes and subscriptions and closes every subscription

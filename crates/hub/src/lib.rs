@@ -18,11 +18,12 @@
 //!
 //! * [`Hub`] (clone = `Arc`): `new(HubConfig)`, `with_broker(HubConfig, Arc<dyn Broker>)`,
 //!   `namespace(ch)`, `publish(ch, Payload)`, `publish_from_client(ch, Payload)` → `Cursor`;
-//!   `subscribe(ch, since: Option<Cursor>, ClientInfo)` → [`Subscription`];
+//!   `subscribe(ch, since: Option<Cursor>, ClientInfo)` → [`Subscription`]
+//!   (`subscribe_with(…, SubscribeOptions)` to leave presence out, e.g. for long-polls);
 //!   `history(ch, since, limit)` → [`HistoryAnswer`] (`Gap { messages, head, more }` or
 //!   `Reset { head, earliest }`); `presence(ch)`, `presence_stats(ch)`,
 //!   `subscriber_count(ch)`, `channels()` → [`ChannelStats`]; `disconnect(client_id)`,
-//!   `disconnect_user(user_id)`, `shutdown()`.
+//!   `disconnect_user(user_id)`, `shutdown()`, `sweep()` (periodic housekeeping).
 //! * [`Subscription`]: `recv().await`, `poll_recv(cx)`, `try_recv()` →
 //!   `Message` or [`RecvError`] (`Lagged { missed }`, `Closed { reason, resume_from }`);
 //!   `position()`, `start()`, `channel()`, `client()`, `unsubscribe().await`.
@@ -55,7 +56,7 @@ pub use broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Ret
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
-pub use hub::{ChannelStats, Hub};
+pub use hub::{ChannelStats, Hub, SubscribeOptions};
 pub use memory::MemoryBroker;
 pub use message::{Message, Payload, PayloadKind, WireFormat};
 pub use presence::{ClientInfo, PresenceStats};

@@ -26,6 +26,8 @@ struct Log {
     head: u64,
     history: VecDeque<(Instant, Message)>,
     presence: Vec<ClientInfo>,
+    /// Live-feed registrations (`subscribe` minus `unsubscribe`).
+    interest: usize,
 }
 
 impl Log {
@@ -110,6 +112,7 @@ impl MemoryBroker {
                     head: 0,
                     history: VecDeque::new(),
                     presence: Vec::new(),
+                    interest: 0,
                 }))
             })
             .clone()
@@ -129,21 +132,6 @@ impl MemoryBroker {
                 sink.deliver(msg);
             }
         }
-    }
-
-    /// Drops the logs of channels with no retained message and no presence, so idle
-    /// channels do not accumulate. A later use starts a new epoch (old cursors get
-    /// `reset`, which is correct: nothing of that epoch is retained).
-    pub fn sweep(&self, retention_of: impl Fn(&str) -> Retention) -> usize {
-        let now = Instant::now();
-        let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
-        let before = logs.len();
-        logs.retain(|name, log| {
-            let mut log = lock(log);
-            log.trim(retention_of(name), now);
-            !(log.history.is_empty() && log.presence.is_empty())
-        });
-        before - logs.len()
     }
 
     /// Forgets a channel's log as if the broker's storage had been wiped: the next use
@@ -240,12 +228,18 @@ impl Broker for MemoryBroker {
         BrokerFuture::ready(Ok(answer))
     }
 
-    fn subscribe(&self, _channel: &str) -> BrokerFuture<'_, ()> {
-        // Every publish reaches every sink; the hub filters by its local subscribers.
+    fn subscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
+        // Every publish reaches every sink (the hub filters by its local subscribers); the
+        // count only keeps `sweep` from dropping a log someone is following.
+        lock(&self.log(channel)).interest += 1;
         BrokerFuture::ready(Ok(()))
     }
 
-    fn unsubscribe(&self, _channel: &str) -> BrokerFuture<'_, ()> {
+    fn unsubscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
+        if let Some(log) = self.existing(channel) {
+            let mut log = lock(&log);
+            log.interest = log.interest.saturating_sub(1);
+        }
         BrokerFuture::ready(Ok(()))
     }
 
@@ -307,5 +301,21 @@ impl Broker for MemoryBroker {
             })
             .collect();
         BrokerFuture::ready(Ok(list))
+    }
+
+    /// Trims expired history everywhere and drops the logs of channels with no retained
+    /// message, no presence and no live-feed registration, so idle channels do not
+    /// accumulate. A later use starts a new epoch (an old cursor then gets `reset`, which
+    /// is right: nothing of that epoch is retained).
+    fn sweep(&self, retention_of: &(dyn Fn(&str) -> Retention + Sync)) -> BrokerFuture<'_, usize> {
+        let now = Instant::now();
+        let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+        let before = logs.len();
+        logs.retain(|name, log| {
+            let mut log = lock(log);
+            log.trim(retention_of(name), now);
+            log.interest > 0 || !log.history.is_empty() || !log.presence.is_empty()
+        });
+        BrokerFuture::ready(Ok(before - logs.len()))
     }
 }

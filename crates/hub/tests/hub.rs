@@ -857,3 +857,63 @@ fn types_and_futures_are_send() {
     send(&hub.presence("a"));
     send(&hub.channels());
 }
+
+#[tokio::test(start_paused = true)]
+async fn sweep_forgets_only_idle_channels() {
+    let hub = hub_with(NamespaceConfig {
+        history_ttl: Some(Duration::from_secs(10)),
+        ..Default::default()
+    });
+    let kept = hub.publish("kept", json(1)).await.unwrap();
+    let _followed = hub.subscribe("followed", None, client("c")).await.unwrap();
+    let old = hub.publish("expired", json(1)).await.unwrap();
+    hub.history("empty", None, None).await.unwrap();
+    tokio::time::advance(Duration::from_secs(8)).await;
+    hub.publish("kept", json(2)).await.unwrap();
+    tokio::time::advance(Duration::from_secs(3)).await;
+    // "expired" lost its only message to age, "empty" never had one.
+    assert_eq!(hub.sweep().await.unwrap(), 2);
+    let names: Vec<String> = hub
+        .channels()
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
+    assert_eq!(names, vec!["followed", "kept"]);
+    assert_eq!(
+        hub.publish("kept", json(3)).await.unwrap().epoch,
+        kept.epoch
+    );
+    // A forgotten channel starts a new epoch; the old cursor is told `reset`.
+    let fresh = hub.publish("expired", json(2)).await.unwrap();
+    assert_ne!(fresh.epoch, old.epoch);
+    assert!(matches!(
+        hub.history("expired", Some(old), None).await.unwrap(),
+        HistoryAnswer::Reset { .. }
+    ));
+}
+
+#[tokio::test]
+async fn subscribe_without_presence_is_invisible() {
+    let ns = NamespaceConfig {
+        presence: true,
+        join_leave: true,
+        ..Default::default()
+    };
+    let hub = hub_with(ns);
+    let mut watcher = hub.subscribe("x", None, client("w")).await.unwrap();
+    assert_eq!(recv(&mut watcher).await.unwrap().event(), Event::Join);
+    let poller = hub
+        .subscribe_with("x", None, client("p"), SubscribeOptions::without_presence())
+        .await
+        .unwrap();
+    assert_eq!(hub.presence("x").await.unwrap().len(), 1);
+    drop(poller);
+    assert!(
+        nothing_ready(&mut watcher),
+        "no join or leave for the quiet subscriber"
+    );
+    let c = hub.publish("x", json(1)).await.unwrap();
+    assert_eq!(recv(&mut watcher).await.unwrap().cursor(), Some(c));
+}
