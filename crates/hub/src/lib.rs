@@ -14,6 +14,20 @@
 //!   └─ Message::encoded(WireFormat) ── encoded once per format, shared by all subscribers
 //! ```
 //!
+//! # Using it from a transport
+//!
+//! * Streaming transports (WebSocket, SSE, HTTP streaming): `subscribe(ch, since, client)`,
+//!   then write `msg.encoded(format)` for each `recv()`; `Err(Lagged)` needs no action;
+//!   on `Err(Closed { resume_from, .. })` end the stream (the client resumes from its
+//!   cursor). A `reset` message is written like any other (its cursor is the new position).
+//! * Long-poll: `subscribe_with(ch, Some(cursor), client, SubscribeOptions::without_presence())`,
+//!   wait for one `recv()` (or the poll timeout), drain with `try_recv()`, answer with a
+//!   `switchboard_proto::PollBody` of `msg.encoded(WireFormat::Json)` and
+//!   `sub.position()` as the next cursor (`reset: true` if a `reset` message was among them).
+//! * Poll: `history(ch, Some(cursor), limit)`: `Gap { messages, head, more }` → the messages,
+//!   the last one's cursor (or `cursor` if none), `more`; `Reset { head, .. }` → no
+//!   messages, `head`, `reset: true`.
+//!
 //! # Public API
 //!
 //! * [`Hub`] (clone = `Arc`): `new(HubConfig)`, `with_broker(HubConfig, Arc<dyn Broker>)`,

@@ -276,6 +276,10 @@ impl Subscription {
     }
 
     /// Polls for the next event, registering `cx`'s waker to be woken when one is queued.
+    ///
+    /// The waker is called from inside the publishing call, with the channel's locks held:
+    /// it must only schedule work (as task wakers do), never call into the hub or drop a
+    /// subscription.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, RecvError>> {
         self.poll_inner(cx, true)
     }
