@@ -11,7 +11,7 @@
 //!
 //! One channel uses the native endpoint `GET /ch/NAME` (WebSocket upgrade, `Accept:
 //! text/event-stream`, `?transport=stream|longpoll|poll`); several channels use
-//! `GET /sub?channel=NAME[@CURSOR]&...` (SSE, stream, long-poll, poll). Long-poll and poll
+//! `GET /sub?channel=NAME[,CURSOR]&...` (SSE, stream, long-poll, poll). Long-poll and poll
 //! subscriptions re-issue their request with the latest cursor, each on a fresh TCP
 //! connection (they are stateless on the server). A `reset` answer (history gone) is
 //! delivered as an envelope with [`Event::Reset`] and the cursor to continue from.

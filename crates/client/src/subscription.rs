@@ -289,7 +289,7 @@ impl Subscription {
         }
     }
 
-    /// Request target for the current cursors (`since=` / `@CURSOR`).
+    /// Request target for the current cursors (`since=` / `,CURSOR`).
     fn target(&self, transport: Option<Transport>) -> String {
         let mut q = Vec::new();
         let path = match &self.native {
@@ -302,7 +302,7 @@ impl Subscription {
             None => {
                 for ch in &self.channels {
                     let v = match self.cursors.get(ch) {
-                        Some(c) => format!("{ch}@{c}"),
+                        Some(c) => format!("{ch},{c}"),
                         None => ch.clone(),
                     };
                     q.push(format!("channel={}", encode_component(&v)));

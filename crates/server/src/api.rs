@@ -11,9 +11,9 @@
 //! |---|---|---|
 //! | `POST /api/publish` | `{"channel", "data": JSON}` or `"text": "…"` or `"data_b64": "…"` | `{"channel","cursor"}` |
 //! | `POST /api/broadcast` | `{"channels": […], data as above}` | `{"cursors": {NAME: CURSOR}}` |
-//! | `GET /api/channels` | | `{"channels": [{name, cursor, subscribers, presence, published, history}]}` |
-//! | `GET /api/channels/{channel}` | | one channel's stats (404 if never used) |
-//! | `GET /api/channels/{channel}/history?since=&limit=` | | poll body (`messages`, `cursor`, `reset`) from the oldest held message, or after `since` |
+//! | `GET /api/channels` | | `{"channels": [{name, cursor, subscribers, retained}], "connections"}` |
+//! | `GET /api/channels/{channel}` | | one channel's stats (404 if unknown to the broker and unsubscribed) |
+//! | `GET /api/channels/{channel}/history?since=&limit=` | | poll body (`messages`, `cursor`, `reset`): after `since`, or the latest `limit` (default and most 1000) |
 //! | `GET /api/channels/{channel}/presence` | | `{"channel","clients":[{client,user}],"count"}` |
 //! | `POST /api/disconnect` | `{"client": ID}` or `{"user": ID}` | `{"disconnected": N}` |
 
@@ -30,10 +30,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
-use switchboard_proto::{Cursor, PollBody};
+use switchboard_proto::PollBody;
+
+use switchboard_hub::{HistoryAnswer, Payload, WireFormat};
 
 use crate::error::ServerError;
-use crate::hub::PayloadKind;
 use crate::state::AppState;
 use crate::transport::poll::{json_response, MAX_BATCH};
 
@@ -89,33 +90,28 @@ struct PayloadFields<'a> {
 }
 
 impl PayloadFields<'_> {
-    fn into_payload(self, limit: usize) -> Result<(PayloadKind, Bytes), ServerError> {
-        let (kind, bytes) = match (self.data, self.text, self.data_b64) {
-            (Some(d), None, None) => (
-                PayloadKind::Json,
-                Bytes::copy_from_slice(d.get().as_bytes()),
-            ),
-            (None, Some(t), None) => (PayloadKind::Text, Bytes::from(t)),
-            (None, None, Some(b)) => (
-                PayloadKind::Binary,
-                Bytes::from(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.as_bytes())
-                        .map_err(|_| {
-                            ServerError::BadRequest("data_b64 is not valid base64".into())
-                        })?,
-                ),
-            ),
+    fn into_payload(self, limit: usize) -> Result<Payload, ServerError> {
+        let payload = match (self.data, self.text, self.data_b64) {
+            // Parsed as part of the request body, so known to be valid JSON.
+            (Some(d), None, None) => {
+                Payload::json_prevalidated(Bytes::copy_from_slice(d.get().as_bytes()))
+            }
+            (None, Some(t), None) => Payload::text(Bytes::from(t))?,
+            (None, None, Some(b)) => Payload::binary(Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.as_bytes())
+                    .map_err(|_| ServerError::BadRequest("data_b64 is not valid base64".into()))?,
+            )),
             _ => {
                 return Err(ServerError::BadRequest(
                     "give exactly one of \"data\" (JSON), \"text\" or \"data_b64\"".into(),
                 ))
             }
         };
-        if bytes.len() > limit {
+        if payload.len() > limit {
             return Err(ServerError::PayloadTooLarge { limit });
         }
-        Ok((kind, bytes))
+        Ok(payload)
     }
 }
 
@@ -153,14 +149,14 @@ async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) 
             }
             let raw = read_json_body(&state, &headers, body).await?;
             let req: Req<'_> = serde_json::from_slice(&raw).map_err(bad_json)?;
-            crate::channel::resolve(&state.config, &req.channel)?;
+            crate::channel::resolve(&state.hub, &req.channel)?;
             let payload = PayloadFields {
                 data: req.data,
                 text: req.text,
                 data_b64: req.data_b64,
             };
-            let (kind, bytes) = payload.into_payload(state.config.limits.max_publish_bytes)?;
-            let cursor = state.hub.publish(&req.channel, kind, bytes)?;
+            let payload = payload.into_payload(state.config.limits.max_publish_bytes)?;
+            let cursor = state.hub.publish(&req.channel, payload).await?;
             Ok(Json(json!({ "channel": req.channel, "cursor": cursor })).into_response())
         }
         .await,
@@ -193,17 +189,17 @@ async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body
             }
             // Check every name first, so a bad one publishes nowhere.
             for c in &req.channels {
-                crate::channel::resolve(&state.config, c)?;
+                crate::channel::resolve(&state.hub, c)?;
             }
             let payload = PayloadFields {
                 data: req.data,
                 text: req.text,
                 data_b64: req.data_b64,
             };
-            let (kind, bytes) = payload.into_payload(state.config.limits.max_publish_bytes)?;
+            let payload = payload.into_payload(state.config.limits.max_publish_bytes)?;
             let mut cursors = serde_json::Map::new();
             for c in &req.channels {
-                let cursor = state.hub.publish(c, kind, bytes.clone())?;
+                let cursor = state.hub.publish(c, payload.clone()).await?;
                 cursors.insert(c.clone(), json!(cursor));
             }
             Ok(Json(json!({ "cursors": cursors })).into_response())
@@ -212,9 +208,26 @@ async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body
     )
 }
 
+fn stats_json(c: &switchboard_hub::ChannelStats) -> serde_json::Value {
+    json!({
+        "name": &*c.name,
+        "subscribers": c.subscribers,
+        "cursor": c.head,
+        "retained": c.retained,
+    })
+}
+
 async fn channels(State(state): State<AppState>) -> Response {
-    Json(json!({ "channels": state.hub.stats(), "connections": state.clients.len() }))
-        .into_response()
+    respond(
+        async {
+            let list: Vec<_> = state.hub.channels().await?.iter().map(stats_json).collect();
+            Ok(
+                Json(json!({ "channels": list, "connections": state.clients.len() }))
+                    .into_response(),
+            )
+        }
+        .await,
+    )
 }
 
 fn channel_path(
@@ -222,7 +235,7 @@ fn channel_path(
     p: Result<Path<String>, PathRejection>,
 ) -> Result<String, ServerError> {
     let Path(c) = p.map_err(|e| ServerError::InvalidChannel(e.to_string()))?;
-    crate::channel::resolve(&state.config, &c)?;
+    crate::channel::resolve(&state.hub, &c)?;
     Ok(c)
 }
 
@@ -233,10 +246,11 @@ async fn channel_stats(
     respond(
         async {
             let c = channel_path(&state, p)?;
-            let stats = state.hub.channel_stats(&c).ok_or_else(|| {
-                ServerError::NotFound(format!("channel {c:?} has never been used"))
+            let all = state.hub.channels().await?;
+            let stats = all.iter().find(|s| *s.name == *c).ok_or_else(|| {
+                ServerError::NotFound(format!("channel {c:?} has no history and no subscribers"))
             })?;
-            Ok(Json(stats).into_response())
+            Ok(Json(stats_json(stats)).into_response())
         }
         .await,
     )
@@ -259,17 +273,31 @@ async fn history(
             let Query(q) =
                 q.map_err(|e| ServerError::BadRequest(format!("bad query string: {e}")))?;
             let limit = q.limit.unwrap_or(MAX_BATCH).min(MAX_BATCH);
-            let since = match q.since {
-                Some(s) => Some(crate::transport::parse_cursor(&s)?),
-                None => Some(Cursor::new(state.hub.read(&c, None, 0)?.cursor.epoch, 0)),
+            let since = q
+                .since
+                .as_deref()
+                .map(crate::transport::parse_cursor)
+                .transpose()?;
+            let body = match state.hub.history(&c, since, Some(limit)).await? {
+                HistoryAnswer::Gap {
+                    messages,
+                    head,
+                    more,
+                } => {
+                    let mut body = PollBody::new();
+                    for m in &messages {
+                        body.push_json(m.encoded(WireFormat::Json));
+                    }
+                    let cursor = messages
+                        .last()
+                        .and_then(switchboard_hub::Message::cursor)
+                        .or(since)
+                        .unwrap_or(head);
+                    body.finish(cursor, false, more)
+                }
+                HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
             };
-            let range = state.hub.read(&c, since, limit)?;
-            let mut body = PollBody::new();
-            for m in &range.messages {
-                body.push_json(m.json());
-            }
-            let reset = range.reset && since.is_some_and(|s| s.offset > 0);
-            Ok(json_response(body.finish(range.cursor, reset, range.more)))
+            Ok(json_response(body))
         }
         .await,
     )
@@ -285,8 +313,9 @@ async fn presence(
             let clients: Vec<_> = state
                 .hub
                 .presence(&c)
-                .into_iter()
-                .map(|(client, user)| json!({ "client": client, "user": user }))
+                .await?
+                .iter()
+                .map(|i| json!({ "client": &*i.client_id, "user": i.user_id.as_deref() }))
                 .collect();
             let count = clients.len();
             Ok(Json(json!({ "channel": c, "clients": clients, "count": count })).into_response())
@@ -306,9 +335,17 @@ async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Bod
             }
             let raw = read_json_body(&state, &headers, body).await?;
             let req: Req = serde_json::from_slice(&raw).map_err(bad_json)?;
+            // Connections end (with a `disconnect` farewell) and the hub closes their
+            // subscriptions; the count is of connections.
             let n = match (req.client, req.user) {
-                (Some(c), None) => state.clients.disconnect_client(&c),
-                (None, Some(u)) => state.clients.disconnect_user(&u),
+                (Some(c), None) => {
+                    state.hub.disconnect(&c);
+                    state.clients.disconnect_client(&c)
+                }
+                (None, Some(u)) => {
+                    state.hub.disconnect_user(&u);
+                    state.clients.disconnect_user(&u)
+                }
                 _ => {
                     return Err(ServerError::BadRequest(
                         "give exactly one of \"client\" or \"user\"".into(),

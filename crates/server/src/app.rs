@@ -74,7 +74,7 @@ async fn channel_get_inner(
 ) -> Result<Response, ServerError> {
     let channel = channel_name(path)?;
     let q = query(q)?;
-    crate::channel::for_subscribe(&state.config, &channel)?;
+    crate::channel::for_subscribe(&state.hub, &channel)?;
     let kind = transport::choose(req.headers(), &q)?;
     let since = match kind {
         Kind::Sse => transport::sse::native_since(req.headers(), q.since.as_deref())?,
@@ -86,11 +86,13 @@ async fn channel_get_inner(
     };
     let target = Target { channel, since };
     match kind {
-        Kind::WebSocket => websocket::upgrade(&state, req, websocket::Mode::Native(target), q.user),
-        Kind::Sse => transport::sse::respond(&state, vec![target], true, q.user),
-        Kind::Stream => transport::stream::respond(&state, vec![target], q.user),
-        Kind::LongPoll => transport::longpoll::respond(&state, &[target], true).await,
-        Kind::Poll => transport::poll::respond(&state, &[target], true),
+        Kind::WebSocket => {
+            websocket::upgrade(&state, req, websocket::Mode::Native(target), q.user).await
+        }
+        Kind::Sse => transport::sse::respond(&state, vec![target], true, q.user).await,
+        Kind::Stream => transport::stream::respond(&state, vec![target], q.user).await,
+        Kind::LongPoll => transport::longpoll::respond(&state, &[target], true, q.user).await,
+        Kind::Poll => transport::poll::respond(&state, &[target], true).await,
     }
 }
 
@@ -117,14 +119,18 @@ async fn sub_get(State(state): State<AppState>, q: Pairs, headers: HeaderMap) ->
             Kind::WebSocket => Err(ServerError::BadRequest(
                 "several channels over one WebSocket: connect to /ws and send subscribe commands".into(),
             )),
-            Kind::Sse => transport::sse::respond(&state, targets, false, q.user),
-            Kind::Stream => transport::stream::respond(&state, targets, q.user),
-            Kind::LongPoll => transport::longpoll::respond(&state, &targets, false).await,
-            Kind::Poll => transport::poll::respond(&state, &targets, false),
+            Kind::Sse => transport::sse::respond(&state, targets, false, q.user).await,
+            Kind::Stream => transport::stream::respond(&state, targets, q.user).await,
+            Kind::LongPoll => transport::longpoll::respond(&state, &targets, false, q.user).await,
+            Kind::Poll => transport::poll::respond(&state, &targets, false).await,
         }
     }.await)
 }
 
 async fn mux_get(State(state): State<AppState>, q: Pairs, req: Request) -> Response {
-    respond(query(q).and_then(|q| websocket::upgrade(&state, req, websocket::Mode::Mux, q.user)))
+    let upgrade = async {
+        let q = query(q)?;
+        websocket::upgrade(&state, req, websocket::Mode::Mux, q.user).await
+    };
+    respond(upgrade.await)
 }

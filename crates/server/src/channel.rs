@@ -1,56 +1,23 @@
-//! Channel names and the namespace policy that applies to them.
-//!
-//! A channel name is 1 to 128 bytes of ASCII letters, digits and `_ - . : = + /`
-//! (so it fits in a URL path segment, an SSE field and a log line unescaped). `@` and `,`
-//! are excluded so that `channel=NAME@CURSOR` in `/sub` queries is unambiguous. The part
-//! before the first `:` names the namespace (see [`crate::config`]).
+//! Channel names and the namespace policy that applies to them, checked before a
+//! request does anything (so the answer names the channel and namespace). Names follow
+//! `switchboard_hub::parse_channel`: 1 to 255 bytes of `A-Z a-z 0-9 _ - . : @ = ~`; the
+//! part before the first `:` names the namespace (none: `default`, see
+//! [`crate::config`]).
 
-use crate::config::{Config, Namespace};
+use switchboard_hub::{Hub, NamespaceConfig};
+
+use crate::config::Config;
 use crate::error::ServerError;
 
-/// Longest channel name in bytes.
-pub const MAX_CHANNEL_LEN: usize = 128;
-
-/// Checks the syntax of a channel name.
-pub fn validate_name(name: &str) -> Result<(), ServerError> {
-    if name.is_empty() {
-        return Err(ServerError::InvalidChannel("the name is empty".into()));
-    }
-    if name.len() > MAX_CHANNEL_LEN {
-        return Err(ServerError::InvalidChannel(format!(
-            "the name is {} bytes long, the limit is {MAX_CHANNEL_LEN}",
-            name.len()
-        )));
-    }
-    if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
-        return Err(ServerError::InvalidChannel(format!(
-            "character {bad:?} is not allowed; use letters, digits and _ - . : = + /"
-        )));
-    }
-    if name.starts_with(':') {
-        return Err(ServerError::InvalidChannel(
-            "the namespace before ':' is empty".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn allowed(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '=' | '+' | '/')
-}
-
-/// Validates `name` and finds its namespace's policy.
-pub fn resolve<'c>(config: &'c Config, name: &str) -> Result<&'c Namespace, ServerError> {
-    validate_name(name)?;
-    config
-        .namespace_for(name)
-        .ok_or_else(|| ServerError::UnknownNamespace(Config::namespace_of(name).to_owned()))
+/// Validates `name` and finds its namespace's settings.
+pub fn resolve<'h>(hub: &'h Hub, name: &str) -> Result<&'h NamespaceConfig, ServerError> {
+    hub.namespace(name).map_err(ServerError::from)
 }
 
 /// Like [`resolve`], and checks that clients may subscribe.
-pub fn for_subscribe<'c>(config: &'c Config, name: &str) -> Result<&'c Namespace, ServerError> {
-    let ns = resolve(config, name)?;
-    if !ns.subscribe {
+pub fn for_subscribe<'h>(hub: &'h Hub, name: &str) -> Result<&'h NamespaceConfig, ServerError> {
+    let ns = resolve(hub, name)?;
+    if !ns.allow_subscribe {
         return Err(ServerError::SubscribeNotAllowed(
             Config::namespace_of(name).to_owned(),
         ));
@@ -59,12 +26,12 @@ pub fn for_subscribe<'c>(config: &'c Config, name: &str) -> Result<&'c Namespace
 }
 
 /// Like [`resolve`], and checks that clients may publish.
-pub fn for_client_publish<'c>(
-    config: &'c Config,
+pub fn for_client_publish<'h>(
+    hub: &'h Hub,
     name: &str,
-) -> Result<&'c Namespace, ServerError> {
-    let ns = resolve(config, name)?;
-    if !ns.client_publish {
+) -> Result<&'h NamespaceConfig, ServerError> {
+    let ns = resolve(hub, name)?;
+    if !ns.allow_publish {
         return Err(ServerError::PublishNotAllowed(
             Config::namespace_of(name).to_owned(),
         ));
@@ -77,22 +44,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        for ok in ["room", "chat:lobby", "a.b-c_d=e+f/g", "ticker:ACME:1"] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
+    fn names_and_policy() {
+        let hub = Hub::new(Config::default().hub_config());
+        for ok in [
+            "room",
+            "chat:lobby",
+            "a.b-c_d=e~f",
+            "user:alice@example.com",
+        ] {
+            assert!(resolve(&hub, ok).is_ok() || ok.contains(':'), "{ok}");
         }
-        for bad in ["", ":x", "a b", "a@b", "a,b", "é", &"x".repeat(129)] {
-            let e = validate_name(bad).expect_err(bad);
-            assert_eq!(e.status().0.as_u16(), 400);
+        for bad in ["", ":x", "a b", "a/b", "a,b", "é", &"x".repeat(256)] {
+            let e = resolve(&hub, bad).expect_err(bad);
+            assert_eq!(e.status().0.as_u16(), 400, "{bad}");
         }
-    }
-
-    #[test]
-    fn policy() {
-        let c = Config::default();
-        assert!(for_client_publish(&c, "room").is_ok());
+        assert!(for_client_publish(&hub, "room").is_ok());
         assert_eq!(
-            for_client_publish(&c, "ticker:x")
+            for_client_publish(&hub, "ticker:x")
                 .expect_err("")
                 .status()
                 .0
@@ -100,7 +68,7 @@ mod tests {
             403
         );
         assert_eq!(
-            resolve(&c, "nope:x").expect_err("").status().0.as_u16(),
+            resolve(&hub, "nope:x").expect_err("").status().0.as_u16(),
             404
         );
     }

@@ -13,11 +13,16 @@
 //! sse_retry_ms = 2000           # `retry:` hint sent to EventSource
 //! shutdown_drain_ms = 5000      # how long shutdown waits for connections to leave
 //! max_channels_per_request = 32 # `/sub?channel=..` and `/ws` subscriptions per connection
-//! history_len = 1000            # messages kept per channel for resumes and polls
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
-//! subscribe = true
-//! client_publish = true
+//! subscribe = true              # clients may subscribe
+//! client_publish = true         # clients may publish (the backend API always may)
+//! presence = true               # track who is subscribed (API, `/ws` presence)
+//! join_leave = false            # push join/leave events to subscribers
+//! history_size = 1000           # messages kept per channel for resumes and polls
+//! history_ttl_secs = 300        # and for at most this long (0 = no age limit)
+//! queue_capacity = 1024         # messages queued per subscriber before it counts as slow
+//! slow_consumer = "close"       # or "drop_oldest"; see switchboard_hub::subscription
 //!
 //! [namespaces.ticker]           # channels named `ticker:...`
 //! client_publish = false
@@ -73,8 +78,6 @@ pub struct Limits {
     pub shutdown_drain_ms: u64,
     /// Most channels one request or one `/ws` connection may subscribe to.
     pub max_channels_per_request: usize,
-    /// Messages kept per channel for resumes and polls; older cursors get a `reset`.
-    pub history_len: usize,
 }
 
 impl Default for Limits {
@@ -86,7 +89,6 @@ impl Default for Limits {
             sse_retry_ms: 2_000,
             shutdown_drain_ms: 5_000,
             max_channels_per_request: 32,
-            history_len: 1000,
         }
     }
 }
@@ -106,7 +108,7 @@ impl Limits {
     }
 }
 
-/// What clients may do with the channels of one namespace.
+/// What clients may do with the channels of one namespace, and its retention.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Namespace {
@@ -114,10 +116,28 @@ pub struct Namespace {
     pub subscribe: bool,
     /// Clients (not only the backend API) may publish.
     pub client_publish: bool,
-    /// Clients may ask for presence.
+    /// Track who is subscribed.
     pub presence: bool,
-    /// Clients may read history through `/ws` `history` commands.
-    pub history: bool,
+    /// Push `join` / `leave` events to subscribers (needs `presence`).
+    pub join_leave: bool,
+    /// Messages kept per channel.
+    pub history_size: usize,
+    /// Seconds a message stays in history (0 = no age limit).
+    pub history_ttl_secs: u64,
+    /// Messages queued per subscriber before the slow-consumer policy applies.
+    pub queue_capacity: usize,
+    /// `close` (the client resumes from its cursor) or `drop_oldest` (refilled from history).
+    pub slow_consumer: SlowConsumer,
+}
+
+/// What happens to a subscriber that cannot keep up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowConsumer {
+    /// Close its subscription; it resumes from its cursor.
+    Close,
+    /// Drop its oldest queued messages and refill them from history.
+    DropOldest,
 }
 
 impl Default for Namespace {
@@ -126,7 +146,32 @@ impl Default for Namespace {
             subscribe: true,
             client_publish: true,
             presence: true,
-            history: true,
+            join_leave: false,
+            history_size: 1000,
+            history_ttl_secs: 300,
+            queue_capacity: 1024,
+            slow_consumer: SlowConsumer::Close,
+        }
+    }
+}
+
+impl Namespace {
+    /// The hub's settings for this namespace; `max_publish_bytes` bounds message size.
+    pub fn to_hub(&self, max_publish_bytes: usize) -> switchboard_hub::NamespaceConfig {
+        switchboard_hub::NamespaceConfig {
+            history_size: self.history_size,
+            history_ttl: (self.history_ttl_secs > 0)
+                .then(|| Duration::from_secs(self.history_ttl_secs)),
+            allow_publish: self.client_publish,
+            allow_subscribe: self.subscribe,
+            presence: self.presence,
+            join_leave: self.join_leave && self.presence,
+            max_message_size: max_publish_bytes,
+            slow_consumer: match self.slow_consumer {
+                SlowConsumer::Close => switchboard_hub::SlowConsumerPolicy::Close,
+                SlowConsumer::DropOldest => switchboard_hub::SlowConsumerPolicy::DropOldest,
+            },
+            queue_capacity: self.queue_capacity.max(1),
         }
     }
 }
@@ -273,6 +318,26 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The hub configuration: namespaces keyed as the hub keys them (`default` → `""`).
+    pub fn hub_config(&self) -> switchboard_hub::HubConfig {
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|(name, ns)| {
+                let key = if name == DEFAULT_NAMESPACE {
+                    String::new()
+                } else {
+                    name.clone()
+                };
+                (key, ns.to_hub(self.limits.max_publish_bytes))
+            })
+            .collect();
+        switchboard_hub::HubConfig {
+            namespaces,
+            ..switchboard_hub::HubConfig::default()
+        }
     }
 
     /// The namespace a channel name belongs to (`ns:rest` → `ns`, else `default`).

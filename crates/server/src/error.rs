@@ -20,7 +20,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_proto::ErrorCode;
 
-use crate::hub::HubError;
+use switchboard_hub::HubError;
 
 /// Every request-level failure of the server.
 #[derive(Debug)]
@@ -166,7 +166,22 @@ impl From<switchboard_ws::handshake::HandshakeError> for ServerError {
 impl From<HubError> for ServerError {
     fn from(e: HubError) -> Self {
         match e {
-            HubError::Unavailable(why) => Self::Broker(why),
+            HubError::InvalidChannel(why) => Self::InvalidChannel(why.to_string()),
+            HubError::UnknownNamespace(ns) if ns.is_empty() => {
+                Self::UnknownNamespace(crate::config::DEFAULT_NAMESPACE.to_owned())
+            }
+            HubError::UnknownNamespace(ns) => Self::UnknownNamespace(ns),
+            HubError::PublishNotAllowed => Self::NotAllowed("publishing to this channel".into()),
+            HubError::SubscribeNotAllowed => Self::NotAllowed("subscribing to this channel".into()),
+            HubError::PresenceDisabled => {
+                Self::NotAllowed("presence is not enabled for this namespace".into())
+            }
+            HubError::MessageTooLarge { max, .. } => Self::PayloadTooLarge { limit: max },
+            HubError::InvalidPayload(why) => Self::BadRequest(format!("invalid payload: {why}")),
+            HubError::Broker(b) => Self::Broker(b.to_string()),
+            HubError::Shutdown => Self::ShuttingDown,
+            // A variant added later: refuse rather than guess.
+            other => Self::Broker(other.to_string()),
         }
     }
 }

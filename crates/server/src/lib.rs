@@ -5,7 +5,7 @@
 //!  TCP ─ server (accept loop, hyper HTTP/1.1 + upgrades, drain) ─ app (router)
 //!          ├─ GET /ch/NAME ─ transport::{websocket, sse, stream, longpoll, poll} ─┐
 //!          ├─ POST /ch/NAME ─ publish ───────────────────────────────────────────┤
-//!          ├─ GET /sub, GET /ws (several channels) ──────────────────────────────┼─ hub
+//!          ├─ GET /sub, GET /ws (several channels) ──────────────────────────────┼─ switchboard_hub
 //!          ├─ /api/… ─ api (key-authenticated) ──────────────────────────────────┤
 //!          └─ /, /demo/… ─ demo            ticker (publishes demo prices) ───────┘
 //! ```
@@ -14,7 +14,6 @@
 //! - [`config`]: TOML file + environment + flags → [`config::Config`].
 //! - [`error`]: every request failure → one HTTP status (and `/ws` error code).
 //! - [`channel`]: channel-name syntax and namespace policy.
-//! - [`hub`]: channels, cursors, history, shared encodings, subscribers.
 //! - [`transport`]: one module per transport, plus the merge of several channels.
 //! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
 //! - [`clients`]: connections the backend API can disconnect.
@@ -27,7 +26,6 @@ pub mod clients;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod hub;
 pub mod publish;
 pub mod server;
 pub mod shutdown;

@@ -11,8 +11,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
+use switchboard_hub::Payload;
+
 use crate::error::ServerError;
-use crate::hub::PayloadKind;
 use crate::state::AppState;
 
 /// Reads a body of at most `limit` bytes (413 beyond, checked on `Content-Length` first).
@@ -39,8 +40,8 @@ pub async fn read_limited(
     }
 }
 
-/// How a body with this content type is carried.
-pub fn kind_for(headers: &HeaderMap, body: &[u8]) -> Result<PayloadKind, ServerError> {
+/// The payload a body with these headers carries.
+pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -51,21 +52,19 @@ pub fn kind_for(headers: &HeaderMap, body: &[u8]) -> Result<PayloadKind, ServerE
         .trim()
         .to_ascii_lowercase();
     match ct.as_str() {
-        "application/json" => {
-            switchboard_proto::validate_json(body)?;
-            Ok(PayloadKind::Json)
-        }
-        "application/octet-stream" => Ok(PayloadKind::Binary),
-        _ => {
-            std::str::from_utf8(body).map_err(|_| {
-                ServerError::BadRequest(
-                    "the body is not UTF-8 text; send binary data with \
-                     Content-Type: application/octet-stream"
-                        .into(),
-                )
-            })?;
-            Ok(PayloadKind::Text)
-        }
+        "application/json" => Payload::json(body).map_err(|_| {
+            ServerError::BadRequest(
+                "the body is not valid JSON (Content-Type: application/json)".into(),
+            )
+        }),
+        "application/octet-stream" => Ok(Payload::binary(body)),
+        _ => Payload::text(body).map_err(|_| {
+            ServerError::BadRequest(
+                "the body is not UTF-8 text; send binary data with \
+                 Content-Type: application/octet-stream"
+                    .into(),
+            )
+        }),
     }
 }
 
@@ -76,9 +75,9 @@ pub async fn publish(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
-    crate::channel::for_client_publish(&state.config, channel)?;
+    crate::channel::for_client_publish(&state.hub, channel)?;
     let bytes = read_limited(headers, body, state.config.limits.max_publish_bytes).await?;
-    let kind = kind_for(headers, &bytes)?;
-    let cursor = state.hub.publish(channel, kind, bytes)?;
+    let payload = payload_for(headers, bytes)?;
+    let cursor = state.hub.publish_from_client(channel, payload).await?;
     Ok(axum::Json(serde_json::json!({ "channel": channel, "cursor": cursor })).into_response())
 }

@@ -131,13 +131,16 @@ pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io
     let shutdown = Shutdown::new();
     let state = crate::state::AppState {
         config: std::sync::Arc::new(config.clone()),
-        hub: crate::hub::Hub::new(crate::hub::HubConfig {
-            history_len: config.limits.history_len,
-            ..crate::hub::HubConfig::default()
-        }),
+        hub: switchboard_hub::Hub::new(config.hub_config()),
         clients: crate::clients::Clients::default(),
         shutdown: shutdown.signal(),
     };
+    // The hub closes every subscription (exact resume cursors) once shutdown begins.
+    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        signal.wait().await;
+        hub.shutdown();
+    });
     if state.config.demo {
         tokio::spawn(crate::ticker::run(
             state.hub.clone(),

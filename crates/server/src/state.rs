@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use switchboard_hub::Hub;
+
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::hub::Hub;
 use crate::shutdown::ShutdownSignal;
 
 /// Shared state of one server. Cheap to clone.
@@ -13,7 +14,7 @@ use crate::shutdown::ShutdownSignal;
 pub struct AppState {
     /// The configuration the server started with.
     pub config: Arc<Config>,
-    /// The channels.
+    /// Channels, history, presence and fan-out.
     pub hub: Hub,
     /// Connections the backend API can disconnect.
     pub clients: Clients,

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::hub::{Hub, PayloadKind};
+use switchboard_hub::{Hub, Payload};
+
 use crate::shutdown::ShutdownSignal;
 
 /// The channel the ticker publishes to.
@@ -38,7 +39,10 @@ pub async fn run(hub: Hub, shutdown: ShutdownSignal, every: Duration) {
             quotes.push(serde_json::json!({ "symbol": symbol, "price": *price, "change": change }));
         }
         let body = serde_json::Value::Array(quotes).to_string();
-        if let Err(e) = hub.publish(CHANNEL, PayloadKind::Json, Bytes::from(body)) {
+        if let Err(e) = hub
+            .publish(CHANNEL, Payload::json_prevalidated(Bytes::from(body)))
+            .await
+        {
             tracing::warn!(error = %e, "ticker publish failed");
         }
     }

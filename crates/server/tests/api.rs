@@ -73,13 +73,14 @@ async fn publish_broadcast_history_stats() {
         .iter()
         .find(|c| c["name"] == "news")
         .unwrap();
-    assert_eq!(news["published"], 3);
+    assert_eq!(news["retained"], 3);
+    assert!(news["cursor"].as_str().unwrap().ends_with(":3"));
     assert_eq!(news["subscribers"], 1);
     let one = api
         .call(http::Method::GET, "/api/channels/news", None)
         .await
         .unwrap();
-    assert_eq!(one["published"], 3);
+    assert_eq!(one["retained"], 3);
     match api
         .call(http::Method::GET, "/api/channels/never-used", None)
         .await

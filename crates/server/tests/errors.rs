@@ -42,7 +42,7 @@ async fn http_errors_table() {
         ),
         (
             "POST",
-            "/ch/a@b",
+            "/ch/a%2Fb",
             vec![],
             b"x".to_vec(),
             400,
@@ -106,7 +106,7 @@ async fn http_errors_table() {
         ),
         (
             "GET",
-            "/sub?channel=room@xyz&transport=poll",
+            "/sub?channel=room,xyz&transport=poll",
             vec![],
             vec![],
             400,

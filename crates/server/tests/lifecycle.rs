@@ -130,8 +130,7 @@ async fn graceful_shutdown_tells_everyone_to_reconnect() {
     // Let the long-poll reach the server before shutting down (bounded by the test step).
     bounded(async {
         loop {
-            let stats = srv.state.hub.channel_stats("s").unwrap();
-            if stats.subscribers >= 5 {
+            if srv.state.hub.subscriber_count("s") >= 5 {
                 break;
             }
             tokio::task::yield_now().await;

@@ -75,24 +75,24 @@ async fn in_order_then_resume_exact_gap(t: Transport) {
 
 async fn reset_when_history_is_gone(t: Transport) {
     let mut cfg = common::config();
-    cfg.limits.history_len = 5;
+    for ns in cfg.namespaces.values_mut() {
+        ns.history_size = 5;
+    }
     let srv = server_with(cfg).await;
     let client = Client::new(&url(&srv)).unwrap();
     let ch = format!("r-{}", t.as_str());
     let cursors = publish_n(&client, &ch, 1, 12).await;
 
-    // Offset 2 was trimmed (only 8..=12 are held): an explicit reset, then what is held.
+    // Offset 2 was trimmed (only 8..=12 are held): an explicit reset to the channel's
+    // current position, then what is published next.
     let mut sub = bounded(client.subscribe(t, &[(&ch, Some(cursors[1]))]))
         .await
         .unwrap();
     let env = bounded(sub.next()).await.unwrap();
     assert_eq!(env.event, Event::Reset, "{env:?}");
-    assert_eq!(
-        env.cursor,
-        Some(cursors[6]),
-        "continues after offset 7, the last one lost"
-    );
-    expect_messages(&mut sub, &ch, 8, &cursors[7..]).await;
+    assert_eq!(env.cursor, Some(cursors[11]), "continues from the head");
+    let next = publish_n(&client, &ch, 13, 2).await;
+    expect_messages(&mut sub, &ch, 13, &next).await;
     drop(sub);
 
     // A cursor of another epoch (the channel's history restarted): reset too.

@@ -1,75 +1,44 @@
 //! The body of a response that streams (SSE and HTTP streaming): opening bytes, then one
-//! chunk per item in the transport's format (shared `Bytes`, encoded once per message),
-//! heartbeats while idle, and a farewell chunk when the server shuts down or the backend
-//! API disconnects the client, after which the body ends.
+//! chunk per event in the transport's format (the hub's shared encoding of the message),
+//! heartbeats while idle, and a farewell chunk when the connection must end — server
+//! shutdown, a backend disconnect, or a subscription closed by the hub (slow consumer,
+//! broker lost) — after which the body ends.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
+use switchboard_hub::{CloseReason, Message, WireFormat};
 
 use crate::clients::ClientHandle;
-use crate::hub::{Hub, Item};
 use crate::shutdown::ShutdownSignal;
-use crate::transport::Feed;
+use crate::transport::{Feed, FeedEvent};
 
-/// Encodes one item in a transport's format.
-pub type Encode = fn(&Item) -> Bytes;
+/// Last chunks, by why the connection ends.
+#[derive(Debug, Clone)]
+pub struct Farewells {
+    /// Server shutdown: come back (to this or another node) from your cursor.
+    pub reconnect: Bytes,
+    /// The hub closed the subscription (slow consumer, broker trouble): resume from your
+    /// cursor.
+    pub resume: Bytes,
+    /// The backend API disconnected this client.
+    pub disconnect: Bytes,
+}
 
 /// The parts of a streaming body.
 #[derive(Debug)]
 pub struct Live {
     pub feed: Feed,
-    pub encode: Encode,
+    pub format: WireFormat,
     /// Sent first, in order (e.g. `retry:` hint, padding prelude).
     pub head: VecDeque<Bytes>,
     pub heartbeat_every: Duration,
     pub heartbeat: Bytes,
-    /// Last chunk on shutdown (tells the client to reconnect).
-    pub on_shutdown: Bytes,
-    /// Last chunk when the backend API disconnects the client.
-    pub on_kick: Bytes,
+    pub farewells: Farewells,
     pub shutdown: ShutdownSignal,
     pub client: ClientHandle,
-    pub presence: PresenceGuard,
-}
-
-/// Removes a client from its channels' presence when the connection ends.
-#[derive(Debug)]
-pub struct PresenceGuard {
-    hub: Hub,
-    client: String,
-    channels: Vec<String>,
-}
-
-impl PresenceGuard {
-    /// Joins `client` to `channels` (each already allowed presence by its namespace).
-    pub fn join(hub: &Hub, client: &ClientHandle, channels: Vec<String>) -> Self {
-        for c in &channels {
-            hub.join(c, client.id(), client.user());
-        }
-        Self {
-            hub: hub.clone(),
-            client: client.id().to_owned(),
-            channels,
-        }
-    }
-}
-
-impl PresenceGuard {
-    /// Whether this guard covers `channel`.
-    pub fn is_for(&self, channel: &str) -> bool {
-        self.channels.iter().any(|c| c == channel)
-    }
-}
-
-impl Drop for PresenceGuard {
-    fn drop(&mut self) {
-        for c in &self.channels {
-            self.hub.leave(c, &self.client);
-        }
-    }
 }
 
 struct Running {
@@ -79,6 +48,20 @@ struct Running {
 }
 
 impl Running {
+    fn chunk(&mut self, ev: FeedEvent) -> Bytes {
+        match ev {
+            FeedEvent::Message(m) => encoded(&m, self.live.format),
+            FeedEvent::Closed { reason, .. } => {
+                self.done = true;
+                match reason {
+                    CloseReason::Disconnected => self.live.farewells.disconnect.clone(),
+                    CloseReason::Shutdown => self.live.farewells.reconnect.clone(),
+                    _ => self.live.farewells.resume.clone(),
+                }
+            }
+        }
+    }
+
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(b) = self.live.head.pop_front() {
             return Some(b);
@@ -86,24 +69,30 @@ impl Running {
         if self.done {
             return None;
         }
-        if let Some(item) = self.live.feed.try_next() {
-            return Some((self.live.encode)(&item));
+        if let Some(ev) = self.live.feed.try_next() {
+            return Some(self.chunk(ev));
         }
         let l = &mut self.live;
-        tokio::select! {
+        let ev = tokio::select! {
             biased;
             () = l.shutdown.wait() => {
                 self.done = true;
-                Some(l.on_shutdown.clone())
+                return Some(l.farewells.reconnect.clone());
             }
             () = l.client.kicked() => {
                 self.done = true;
-                Some(l.on_kick.clone())
+                return Some(l.farewells.disconnect.clone());
             }
-            item = l.feed.next() => Some((l.encode)(&item)),
-            _ = self.ticker.tick() => Some(l.heartbeat.clone()),
-        }
+            ev = l.feed.next() => ev,
+            _ = self.ticker.tick() => return Some(l.heartbeat.clone()),
+        };
+        Some(self.chunk(ev))
     }
+}
+
+/// A message in `format`: the hub's cached, shared bytes.
+pub fn encoded(m: &Message, format: WireFormat) -> Bytes {
+    m.encoded(format).clone()
 }
 
 /// Turns `live` into a response body.

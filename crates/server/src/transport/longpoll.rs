@@ -5,38 +5,52 @@
 //! (answered at once the same way, so the client re-polls another node). No state is kept
 //! between requests: the cursor in the URL is all a node needs, so every request may use
 //! a new TCP connection and land on any node. Bodies are the poll bodies
-//! ([`super::poll`]).
+//! ([`super::poll`]). While held, the request counts as a subscriber (and, where the
+//! namespace tracks presence, as present).
 
 use axum::response::Response;
 
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::poll::{Answer, MAX_BATCH};
-use crate::transport::{Feed, Target};
+use crate::transport::{Feed, FeedEvent, Target};
 
 /// Answers a long-poll.
 pub async fn respond(
     state: &AppState,
     targets: &[Target],
     native: bool,
+    user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let mut feed = Feed::open(state, targets)?;
+    let client = state.clients.register(user);
+    // The hub registers each subscription for live delivery before reading the gap, so
+    // nothing published between "is there news?" and "wait for news" goes unseen.
+    let mut feed = Feed::open(state, targets, &client).await?;
     let mut answer = Answer::new(native);
-    for s in feed.subscribers() {
-        answer.position(s.channel(), s.cursor());
+    for s in feed.subscriptions() {
+        answer.position(s.channel(), s.start());
     }
-    // Subscribing under the channel's log lock put the gap in the backlog, so nothing can
-    // be published between "is there news?" and "wait for news" unseen.
     collect_ready(&mut feed, &mut answer);
     if answer.is_empty() {
-        let timeout = state.config.limits.longpoll_timeout();
-        tokio::select! {
-            item = feed.next() => {
-                answer.item(&item);
-                collect_ready(&mut feed, &mut answer);
+        let timeout = tokio::time::sleep(state.config.limits.longpoll_timeout());
+        tokio::pin!(timeout);
+        loop {
+            tokio::select! {
+                ev = feed.next() => match ev {
+                    FeedEvent::Message(m) => {
+                        answer.message(&m);
+                        collect_ready(&mut feed, &mut answer);
+                        if !answer.is_empty() {
+                            break;
+                        }
+                        // A join/leave event only: keep waiting.
+                    }
+                    FeedEvent::Closed { .. } => break,
+                },
+                () = &mut timeout => break,
+                () = state.shutdown.wait() => break,
+                () = client.kicked() => break,
             }
-            () = tokio::time::sleep(timeout) => {}
-            () = state.shutdown.wait() => {}
         }
     }
     Ok(answer.into_response())
@@ -45,12 +59,10 @@ pub async fn respond(
 fn collect_ready(feed: &mut Feed, answer: &mut Answer) {
     while answer.len() < MAX_BATCH {
         match feed.try_next() {
-            Some(item) => answer.item(&item),
-            None => return,
+            Some(FeedEvent::Message(m)) => answer.message(&m),
+            Some(FeedEvent::Closed { .. }) | None => return,
         }
     }
-    if feed.try_next().is_some() {
-        // Not delivered: the client asks again from the cursor it gets.
-        answer.set_more();
-    }
+    // Possibly more: the client asks again at once from the cursor it gets.
+    answer.set_more();
 }

@@ -8,7 +8,7 @@
 //! 3. `Accept: text/event-stream` → [`sse`];
 //! 4. otherwise → [`poll`] (so `fetch("/ch/NAME?since=C")` works as is).
 //!
-//! `GET /sub?channel=NAME[@CURSOR]&channel=…` subscribes to several channels with one
+//! `GET /sub?channel=NAME[,CURSOR]&channel=…` subscribes to several channels with one
 //! cursor each over SSE, stream, long-poll or poll (same choice, minus WebSocket: the
 //! multiplexed WebSocket is `/ws`).
 
@@ -19,14 +19,14 @@ pub mod sse;
 pub mod stream;
 pub mod websocket;
 
-use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::http::{header, HeaderMap};
-use futures_util::future::select_all;
+use switchboard_hub::{ClientInfo, CloseReason, Message, RecvError, Subscription};
 use switchboard_proto::Cursor;
 
+use crate::clients::ClientHandle;
 use crate::error::ServerError;
-use crate::hub::{Item, Subscriber};
 use crate::state::AppState;
 
 /// Which transport a request asked for.
@@ -113,11 +113,12 @@ pub fn parse_cursor(s: &str) -> Result<Cursor, ServerError> {
     Cursor::parse(s.as_bytes()).map_err(|e| ServerError::MalformedCursor(e.to_string()))
 }
 
-/// Parses `/sub`'s `channel=NAME[@CURSOR]` values, checking names and policy.
+/// Parses `/sub`'s `channel=NAME[,CURSOR]` values, checking names and policy. (`,` is
+/// not allowed in channel names, so the split is unambiguous.)
 pub fn parse_targets(state: &AppState, values: &[String]) -> Result<Vec<Target>, ServerError> {
     if values.is_empty() {
         return Err(ServerError::BadRequest(
-            "no channel given; use /sub?channel=NAME[@CURSOR]&channel=...".into(),
+            "no channel given; use /sub?channel=NAME[,CURSOR]&channel=...".into(),
         ));
     }
     let limit = state.config.limits.max_channels_per_request;
@@ -126,11 +127,11 @@ pub fn parse_targets(state: &AppState, values: &[String]) -> Result<Vec<Target>,
     }
     let mut out: Vec<Target> = Vec::with_capacity(values.len());
     for v in values {
-        let (name, since) = match v.split_once('@') {
+        let (name, since) = match v.split_once(',') {
             Some((n, c)) => (n, Some(parse_cursor(c)?)),
             None => (v.as_str(), None),
         };
-        crate::channel::for_subscribe(&state.config, name)?;
+        crate::channel::for_subscribe(&state.hub, name)?;
         if out.iter().any(|t| t.channel == name) {
             return Err(ServerError::BadRequest(format!(
                 "channel {name:?} is given twice"
@@ -144,61 +145,148 @@ pub fn parse_targets(state: &AppState, values: &[String]) -> Result<Vec<Target>,
     Ok(out)
 }
 
-/// Several subscriptions read as one sequence. Each channel's order is kept; between
-/// channels, items come in the order they are noticed.
+/// A new connection's identity for presence and disconnects.
+pub fn client_info(client: &ClientHandle) -> ClientInfo {
+    let info = ClientInfo::new(client.id());
+    match client.user() {
+        Some(u) => info.with_user(u),
+        None => info,
+    }
+}
+
+/// What a [`Feed`] yields.
 #[derive(Debug)]
+pub enum FeedEvent {
+    /// A message, `reset`, `join` or `leave` of one channel.
+    Message(Message),
+    /// One of the subscriptions ended (shutdown, disconnect, slow consumer, broker).
+    Closed {
+        channel: String,
+        reason: CloseReason,
+        resume_from: Cursor,
+    },
+}
+
+/// Several subscriptions read as one sequence, polled with the caller's task (no task
+/// per subscription). Each channel's order is kept; channels are taken in turn.
+#[derive(Debug, Default)]
 pub struct Feed {
-    subs: Vec<Subscriber>,
+    subs: Vec<Subscription>,
     next: usize,
 }
 
 impl Feed {
-    /// Subscribes to every target.
-    pub fn open(state: &AppState, targets: &[Target]) -> Result<Self, ServerError> {
-        let subs = targets
-            .iter()
-            .map(|t| state.hub.subscribe(&t.channel, t.since))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ServerError::Broker(e.to_string()))?;
-        Ok(Self { subs, next: 0 })
+    /// Subscribes to every target as `client`.
+    pub async fn open(
+        state: &AppState,
+        targets: &[Target],
+        client: &ClientHandle,
+    ) -> Result<Self, ServerError> {
+        let mut feed = Self::default();
+        for t in targets {
+            let sub = state
+                .hub
+                .subscribe(&t.channel, t.since, client_info(client))
+                .await?;
+            feed.subs.push(sub);
+        }
+        Ok(feed)
     }
 
-    /// The subscriptions, in request order.
-    pub fn subscribers(&self) -> &[Subscriber] {
+    /// Adds a subscription.
+    pub fn push(&mut self, sub: Subscription) {
+        self.subs.push(sub);
+    }
+
+    /// Removes the subscription to `channel`; whether there was one.
+    pub fn remove(&mut self, channel: &str) -> bool {
+        let before = self.subs.len();
+        self.subs.retain(|s| s.channel() != channel);
+        self.next = 0;
+        self.subs.len() != before
+    }
+
+    /// Whether a subscription to `channel` exists.
+    pub fn contains(&self, channel: &str) -> bool {
+        self.subs.iter().any(|s| s.channel() == channel)
+    }
+
+    /// The subscriptions, in order.
+    pub fn subscriptions(&self) -> &[Subscription] {
         &self.subs
     }
 
-    /// An item that is ready now, taking channels in turn.
-    pub fn try_next(&mut self) -> Option<Item> {
+    /// Number of subscriptions.
+    pub fn len(&self) -> usize {
+        self.subs.len()
+    }
+
+    /// Whether there is no subscription.
+    pub fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    fn step(&mut self, idx: usize, r: Result<Message, RecvError>) -> Option<FeedEvent> {
+        match r {
+            Ok(m) => {
+                self.next = (idx + 1) % self.subs.len();
+                Some(FeedEvent::Message(m))
+            }
+            // Informational: the subscription refills the gap from history itself.
+            Err(RecvError::Lagged { .. }) => None,
+            Err(RecvError::Closed {
+                reason,
+                resume_from,
+            }) => Some(FeedEvent::Closed {
+                channel: self.subs[idx].channel().to_owned(),
+                reason,
+                resume_from,
+            }),
+        }
+    }
+
+    /// An event that is ready now, taking channels in turn.
+    pub fn try_next(&mut self) -> Option<FeedEvent> {
         let n = self.subs.len();
         for i in 0..n {
             let idx = (self.next + i) % n;
-            if let Some(item) = self.subs[idx].try_recv() {
-                self.next = (idx + 1) % n;
-                return Some(item);
+            // A `Lagged` report is followed by more; keep draining that subscription.
+            loop {
+                match self.subs[idx].try_recv() {
+                    Ok(None) => break,
+                    Ok(Some(m)) => return self.step(idx, Ok(m)),
+                    Err(e) => match self.step(idx, Err(e)) {
+                        Some(ev) => return Some(ev),
+                        None => continue,
+                    },
+                }
             }
         }
         None
     }
 
-    /// The next item, waiting for one.
-    pub async fn next(&mut self) -> Item {
-        if let Some(item) = self.try_next() {
-            return item;
+    /// Polls every subscription with `cx`.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<FeedEvent> {
+        let n = self.subs.len();
+        for i in 0..n {
+            let idx = (self.next + i) % n;
+            loop {
+                match self.subs[idx].poll_recv(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(r) => {
+                        if let Some(ev) = self.step(idx, r) {
+                            return Poll::Ready(ev);
+                        }
+                    }
+                }
+            }
         }
-        if self.subs.len() == 1 {
-            return self.subs[0].recv().await;
-        }
-        let (item, _, _) = select_all(self.subs.iter_mut().map(|s| Box::pin(s.recv()))).await;
-        item
+        Poll::Pending
     }
-}
 
-/// The channel name an item belongs to.
-pub fn item_channel(item: &Item) -> Arc<str> {
-    match item {
-        Item::Message(m) => Arc::from(m.channel()),
-        Item::Reset { channel, .. } => channel.clone(),
+    /// The next event, waiting for one (forever when there is no subscription).
+    pub async fn next(&mut self) -> FeedEvent {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 

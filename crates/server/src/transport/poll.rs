@@ -8,16 +8,20 @@
 //! `{"messages":[envelope…],"cursor":"E:N","reset":false}`.
 //! `/sub` body: `{"messages":[envelope…],"cursors":{"NAME":"E:N",…}}` where a channel
 //! whose cursor could not be continued contributes a `reset` envelope first.
+//!
+//! A cursor that cannot be continued (history gone, another epoch) is answered with
+//! `reset: true` and the channel's current cursor: what was missed is gone, and the next
+//! poll continues from there.
 
 use std::collections::BTreeMap;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use switchboard_proto::{encode_ws_text, Cursor, Envelope, PollBody};
+use switchboard_hub::{HistoryAnswer, Message, WireFormat};
+use switchboard_proto::{encode_ws_text, Cursor, Envelope, Event, PollBody};
 
 use crate::error::ServerError;
-use crate::hub::{Item, Message};
 use crate::state::AppState;
 use crate::transport::Target;
 
@@ -66,17 +70,17 @@ impl Answer {
         self.more = true;
     }
 
-    /// Adds one message (its shared JSON encoding).
+    /// Adds one channel event: a message (its shared JSON encoding) or a `reset`.
+    /// `join`/`leave` events are not part of the log and not carried by polls.
     pub fn message(&mut self, m: &Message) {
-        self.body.push_json(m.json());
-        self.cursors.insert(m.channel().to_owned(), m.cursor());
-    }
-
-    /// Adds an item.
-    pub fn item(&mut self, item: &Item) {
-        match item {
-            Item::Message(m) => self.message(m),
-            Item::Reset { channel, cursor } => self.reset(channel, *cursor),
+        let Some(cursor) = m.cursor() else { return };
+        match m.event() {
+            Event::Message => {
+                self.body.push_json(m.encoded(WireFormat::Json));
+                self.cursors.insert(m.channel().to_owned(), cursor);
+            }
+            Event::Reset => self.reset(m.channel(), cursor),
+            Event::Join | Event::Leave => {}
         }
     }
 
@@ -137,7 +141,7 @@ pub fn json_response(body: Bytes) -> Response {
 }
 
 /// Answers a poll at once.
-pub fn respond(
+pub async fn respond(
     state: &AppState,
     targets: &[Target],
     native: bool,
@@ -145,26 +149,22 @@ pub fn respond(
     let mut answer = Answer::new(native);
     for t in targets {
         let room = MAX_BATCH.saturating_sub(answer.len());
-        let range = state
-            .hub
-            .read(&t.channel, t.since, room)
-            .map_err(|e| ServerError::Broker(e.to_string()))?;
-        if let Some(since) = t.since {
-            answer.position(&t.channel, since);
-        }
-        if range.reset {
-            // The reset cursor is where the returned messages continue from.
-            let start = range.messages.first().map_or(range.cursor, |m| {
-                Cursor::new(m.cursor().epoch, m.cursor().offset - 1)
-            });
-            answer.reset(&t.channel, start);
-        }
-        for m in &range.messages {
-            answer.message(m);
-        }
-        answer.position(&t.channel, range.cursor);
-        if range.more {
-            answer.set_more();
+        let limit = if t.since.is_some() { room } else { 0 };
+        match state.hub.history(&t.channel, t.since, Some(limit)).await? {
+            HistoryAnswer::Gap {
+                messages,
+                head,
+                more,
+            } => {
+                answer.position(&t.channel, t.since.unwrap_or(head));
+                for m in &messages {
+                    answer.message(m);
+                }
+                if more {
+                    answer.set_more();
+                }
+            }
+            HistoryAnswer::Reset { head, .. } => answer.reset(&t.channel, head),
         }
     }
     Ok(answer.into_response())

@@ -2,15 +2,16 @@
 //! `new EventSource("/ch/NAME")` sends), or `/sub?channel=…&transport=sse`.
 //!
 //! * Native endpoint: each event's `data:` is the payload alone, `id:` the cursor, `event:`
-//!   `message` (so `onmessage` fires) or `reset`. The browser resends the last id as
-//!   `Last-Event-ID` when it reconnects, which takes precedence over `?since=` (the URL's
-//!   cursor is older by then).
+//!   `message` (so `onmessage` fires), `reset`, `join` or `leave`. The browser resends the
+//!   last id as `Last-Event-ID` when it reconnects, which takes precedence over `?since=`
+//!   (the URL's cursor is older by then).
 //! * `/sub`: `data:` is the whole envelope (it names the channel); `Last-Event-ID` is
 //!   ignored there because one id cannot hold a cursor per channel — resume with
-//!   `channel=NAME@CURSOR`.
+//!   `channel=NAME,CURSOR`.
 //! * The stream starts with a `retry:` hint; a comment line is sent as a heartbeat when
-//!   idle; on shutdown a final `event: reconnect` is sent and the response ends (the
-//!   browser reconnects by itself after the retry delay); on a backend disconnect, a final
+//!   idle; on shutdown (or when the hub closes the subscription) a final
+//!   `event: reconnect` is sent and the response ends (the browser reconnects by itself
+//!   after the retry delay, resuming from its last id); on a backend disconnect, a final
 //!   `event: disconnect`.
 
 use std::collections::VecDeque;
@@ -18,33 +19,19 @@ use std::collections::VecDeque;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchboard_proto::{encode_sse_data, encode_sse_envelope, Envelope};
+use switchboard_hub::WireFormat;
+use switchboard_proto::Cursor;
 
 use crate::error::ServerError;
-use crate::hub::Item;
 use crate::state::AppState;
-use crate::transport::live::{self, Live, PresenceGuard};
+use crate::transport::live::{self, Farewells, Live};
 use crate::transport::{parse_cursor, streaming_headers, Feed, Target};
-
-fn encode_native(item: &Item) -> Bytes {
-    match item {
-        Item::Message(m) => m.sse_data().clone(),
-        Item::Reset { channel, cursor } => encode_sse_data(&Envelope::reset(channel, *cursor)),
-    }
-}
-
-fn encode_mux(item: &Item) -> Bytes {
-    match item {
-        Item::Message(m) => m.sse_envelope().clone(),
-        Item::Reset { channel, cursor } => encode_sse_envelope(&Envelope::reset(channel, *cursor)),
-    }
-}
 
 /// The native endpoint's resume cursor: `Last-Event-ID`, else `?since=`.
 pub fn native_since(
     headers: &HeaderMap,
     since: Option<&str>,
-) -> Result<Option<switchboard_proto::Cursor>, ServerError> {
+) -> Result<Option<Cursor>, ServerError> {
     if let Some(v) = headers.get("last-event-id") {
         let s = v
             .to_str()
@@ -57,46 +44,38 @@ pub fn native_since(
 }
 
 /// Answers an SSE subscription. `native` selects the payload-only event format.
-pub fn respond(
+pub async fn respond(
     state: &AppState,
     targets: Vec<Target>,
     native: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let feed = Feed::open(state, &targets)?;
     let client = state.clients.register(user);
-    let presence_channels = presence_channels(state, &targets);
-    let presence = PresenceGuard::join(&state.hub, &client, presence_channels);
+    let feed = Feed::open(state, &targets, &client).await?;
     let limits = &state.config.limits;
     let live = Live {
         feed,
-        encode: if native { encode_native } else { encode_mux },
+        format: if native {
+            WireFormat::SseData
+        } else {
+            WireFormat::SseEnvelope
+        },
         head: VecDeque::from([switchboard_proto::sse_retry(limits.sse_retry_ms)]),
         heartbeat_every: limits.heartbeat(),
         heartbeat: switchboard_proto::sse_heartbeat(),
-        on_shutdown: Bytes::from_static(b"event: reconnect\ndata: service restart\n\n"),
-        on_kick: Bytes::from_static(b"event: disconnect\ndata: disconnected by the server\n\n"),
+        farewells: Farewells {
+            reconnect: Bytes::from_static(b"event: reconnect\ndata: service restart\n\n"),
+            resume: Bytes::from_static(b"event: reconnect\ndata: resume from your last cursor\n\n"),
+            disconnect: Bytes::from_static(
+                b"event: disconnect\ndata: disconnected by the server\n\n",
+            ),
+        },
         shutdown: state.shutdown.clone(),
         client,
-        presence,
     };
     Ok((
         streaming_headers("text/event-stream; charset=utf-8"),
         live::body(live),
     )
         .into_response())
-}
-
-/// Channels whose namespace shows presence.
-pub(crate) fn presence_channels(state: &AppState, targets: &[Target]) -> Vec<String> {
-    targets
-        .iter()
-        .filter(|t| {
-            state
-                .config
-                .namespace_for(&t.channel)
-                .is_some_and(|n| n.presence)
-        })
-        .map(|t| t.channel.clone())
-        .collect()
 }

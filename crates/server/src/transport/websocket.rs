@@ -23,23 +23,24 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
+use switchboard_hub::{
+    CloseReason, HistoryAnswer, Message as HubMessage, Payload, Subscription, WireFormat,
+};
 use switchboard_proto::{
     encode_error, encode_ok, encode_presence_result, encode_result_cursor, encode_result_raw,
-    encode_ws_text, parse_command, Command, CommandData, Envelope, ErrorCode, Op, PollBody,
-    PresenceEntry,
+    parse_command, Command, CommandData, ErrorCode, Op, PollBody, PresenceEntry,
 };
 use switchboard_ws::handshake::{self, AcceptOptions};
+use switchboard_ws::PreparedMessage;
 use switchboard_ws::{CloseCode, DeflateConfig, Role};
 use switchboard_ws_tokio::{Message, WebSocket};
 
 use crate::channel;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
-use crate::hub::{Item, PayloadKind, Subscriber};
 use crate::state::AppState;
-use crate::transport::live::PresenceGuard;
 use crate::transport::poll::MAX_BATCH;
-use crate::transport::Target;
+use crate::transport::{client_info, Feed, FeedEvent, Target};
 
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -56,7 +57,7 @@ pub enum Mode {
 }
 
 /// Validates the upgrade, answers 101 and starts the connection's task.
-pub fn upgrade(
+pub async fn upgrade(
     state: &AppState,
     mut req: Request,
     mode: Mode,
@@ -84,11 +85,16 @@ pub fn upgrade(
     )?;
     // Subscribe before answering, so the subscription starts at the handshake and a bad
     // channel is an HTTP error, not a close code.
+    let client = state.clients.register(user);
     let native = match mode {
         Mode::Native(target) => {
-            let ns = channel::for_subscribe(&state.config, &target.channel)?;
-            let sub = state.hub.subscribe(&target.channel, target.since)?;
-            Some((sub, ns.client_publish, ns.presence))
+            let ns = channel::for_subscribe(&state.hub, &target.channel)?;
+            let may_publish = ns.allow_publish;
+            let sub = state
+                .hub
+                .subscribe(&target.channel, target.since, client_info(&client))
+                .await?;
+            Some((sub, may_publish))
         }
         Mode::Mux => None,
     };
@@ -96,7 +102,6 @@ pub fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let guard = state.shutdown.guard().ok_or(ServerError::ShuttingDown)?;
     let state = state.clone();
-    let client = state.clients.register(user);
     let mut config = switchboard_ws::Config::default();
     config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
     config.max_frame_size = config.max_message_size;
@@ -118,13 +123,7 @@ pub fn upgrade(
         );
         ws.set_high_water_mark(HIGH_WATER);
         match native {
-            Some((sub, may_publish, presence)) => {
-                let channels = if presence {
-                    vec![sub.channel().to_owned()]
-                } else {
-                    Vec::new()
-                };
-                let _presence = PresenceGuard::join(&state.hub, &client, channels);
+            Some((sub, may_publish)) => {
                 run_native(&state, &mut ws, sub, may_publish, &client).await;
             }
             None => run_mux(&state, &mut ws, &client).await,
@@ -153,14 +152,27 @@ fn switching_response(raw: &[u8]) -> Result<Response, ServerError> {
     Ok(resp)
 }
 
-fn queue_item(ws: &mut Socket, item: &Item) -> bool {
-    let res = match item {
-        Item::Message(m) => ws.queue_prepared(m.ws_frame()),
-        Item::Reset { channel, cursor } => ws.queue(Message::Text(encode_ws_text(
-            &Envelope::reset(channel, *cursor),
-        ))),
+/// A message's WebSocket frame, built once and shared by every connection.
+fn prepared(m: &HubMessage) -> Option<&PreparedMessage> {
+    m.extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
+}
+
+fn queue_message(ws: &mut Socket, m: &HubMessage) -> bool {
+    let res = match prepared(m) {
+        Some(p) => ws.queue_prepared(p),
+        // The extension slot holds another type: frame this one for this connection.
+        None => ws.queue(Message::Text(m.encoded(WireFormat::Json).clone())),
     };
     res.is_ok()
+}
+
+/// How a closed subscription ends the connection.
+fn ending_for(reason: CloseReason) -> Ending {
+    match reason {
+        CloseReason::Shutdown => Ending::Shutdown,
+        CloseReason::Disconnected => Ending::Kicked,
+        _ => Ending::Resume,
+    }
 }
 
 /// Why the server ends a connection.
@@ -169,6 +181,8 @@ enum Ending {
     Kicked,
     Policy(&'static str),
     TooBig,
+    /// The hub closed a subscription (slow consumer, broker trouble).
+    Resume,
 }
 
 async fn finish(ws: &mut Socket, ending: Ending) {
@@ -180,38 +194,44 @@ async fn finish(ws: &mut Socket, ending: Ending) {
             CloseCode::MESSAGE_TOO_BIG,
             "message over the publish size limit",
         ),
+        Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
     };
     // close() drives the handshake to its end, bounded by the codec's close timeout.
     let _ = tokio::time::timeout(Duration::from_secs(10), ws.close(code, reason)).await;
 }
 
-/// Classifies a client payload: text that is valid JSON is embedded as JSON, other text
-/// as a string, binary as bytes.
-pub fn classify_text(t: &Bytes) -> PayloadKind {
-    if switchboard_proto::validate_json(t).is_ok() {
-        PayloadKind::Json
+/// A client's text frame as a payload: valid JSON is embedded as JSON, other text is sent
+/// as a string.
+pub fn text_payload(t: Bytes) -> Payload {
+    if switchboard_proto::validate_json(&t).is_ok() {
+        Payload::json_prevalidated(t)
     } else {
-        PayloadKind::Text
+        // Text frames are UTF-8 (checked by the codec).
+        Payload::text(t.clone()).unwrap_or_else(|_| Payload::binary(t))
     }
 }
 
 async fn run_native(
     state: &AppState,
     ws: &mut Socket,
-    mut sub: Subscriber,
+    mut sub: Subscription,
     may_publish: bool,
     client: &ClientHandle,
 ) {
     let max = state.config.limits.max_publish_bytes;
-    let ending = loop {
+    let ending = 'conn: loop {
+        // Queue everything ready; it leaves in one vectored write when `recv` is polled.
         while ws.pending_bytes() < HIGH_WATER {
             match sub.try_recv() {
-                Some(item) => {
-                    if !queue_item(ws, &item) {
+                Ok(Some(m)) => {
+                    if !queue_message(ws, &m) {
                         break;
                     }
                 }
-                None => break,
+                Ok(None) | Err(switchboard_hub::RecvError::Lagged { .. }) => break,
+                Err(switchboard_hub::RecvError::Closed { reason, .. }) => {
+                    break 'conn Some(ending_for(reason));
+                }
             }
         }
         let room = ws.pending_bytes() < HIGH_WATER;
@@ -225,28 +245,32 @@ async fn run_native(
                     // The codec queued the close frame with the right code; keep driving.
                     tracing::debug!(error = %e, "websocket error");
                 }
-                Some(Ok(Message::Text(t))) | Some(Ok(Message::Binary(t))) if !may_publish => {
-                    let _ = t;
+                Some(Ok(Message::Text(_) | Message::Binary(_))) if !may_publish => {
                     break Some(Ending::Policy("clients may not publish to this channel"));
                 }
                 Some(Ok(Message::Text(t))) => {
-                    if t.len() > max { break Some(Ending::TooBig); }
-                    let kind = classify_text(&t);
-                    if let Err(e) = state.hub.publish(sub.channel(), kind, t) {
+                    if t.len() > max {
+                        break Some(Ending::TooBig);
+                    }
+                    if let Err(e) = state.hub.publish_from_client(sub.channel(), text_payload(t)).await {
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
                 Some(Ok(Message::Binary(b))) => {
-                    if b.len() > max { break Some(Ending::TooBig); }
-                    if let Err(e) = state.hub.publish(sub.channel(), PayloadKind::Binary, b) {
+                    if b.len() > max {
+                        break Some(Ending::TooBig);
+                    }
+                    if let Err(e) = state.hub.publish_from_client(sub.channel(), Payload::binary(b)).await {
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
                 Some(Ok(_)) => {}
             },
-            item = sub.recv(), if room => {
-                let _ = queue_item(ws, &item);
-            }
+            r = sub.recv(), if room => match r {
+                Ok(m) => { let _ = queue_message(ws, &m); }
+                Err(switchboard_hub::RecvError::Lagged { .. }) => {}
+                Err(switchboard_hub::RecvError::Closed { reason, .. }) => break Some(ending_for(reason)),
+            },
         }
     };
     if let Some(e) = ending {
@@ -254,32 +278,19 @@ async fn run_native(
     }
 }
 
-/// One subscription of a `/ws` connection.
-struct MuxSub {
-    sub: Subscriber,
-}
-
 async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
-    let mut subs: Vec<MuxSub> = Vec::new();
-    let mut presence: Vec<PresenceGuard> = Vec::new();
-    let mut next = 0usize;
-    let ending = loop {
-        // Queue every ready push, channels in turn.
-        let mut progressed = true;
-        while progressed && ws.pending_bytes() < HIGH_WATER {
-            progressed = false;
-            let n = subs.len();
-            for i in 0..n {
-                let idx = (next + i) % n;
-                if let Some(item) = subs[idx].sub.try_recv() {
-                    let _ = queue_item(ws, &item);
-                    next = (idx + 1) % n;
-                    progressed = true;
-                    break;
+    let mut feed = Feed::default();
+    let ending = 'conn: loop {
+        while ws.pending_bytes() < HIGH_WATER {
+            match feed.try_next() {
+                Some(FeedEvent::Message(m)) => {
+                    let _ = queue_message(ws, &m);
                 }
+                Some(FeedEvent::Closed { reason, .. }) => break 'conn Some(ending_for(reason)),
+                None => break,
             }
         }
-        let room = ws.pending_bytes() < HIGH_WATER && !subs.is_empty();
+        let room = ws.pending_bytes() < HIGH_WATER && !feed.is_empty();
         tokio::select! {
             biased;
             () = state.shutdown.wait() => break Some(Ending::Shutdown),
@@ -287,19 +298,16 @@ async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
             msg = ws.recv() => match msg {
                 None => break None,
                 Some(Err(e)) => tracing::debug!(error = %e, "websocket error"),
-                Some(Ok(Message::Text(t))) | Some(Ok(Message::Binary(t))) => {
-                    let reply = command(state, client, &mut subs, &mut presence, &t);
+                Some(Ok(Message::Text(t) | Message::Binary(t))) => {
+                    let reply = command(state, client, &mut feed, &t).await;
                     let _ = ws.queue(Message::Text(reply));
                 }
                 Some(Ok(_)) => {}
             },
-            item = async {
-                futures_util::future::select_all(subs.iter_mut().map(|s| Box::pin(s.sub.recv())))
-                    .await
-                    .0
-            }, if room => {
-                let _ = queue_item(ws, &item);
-            }
+            ev = feed.next(), if room => match ev {
+                FeedEvent::Message(m) => { let _ = queue_message(ws, &m); }
+                FeedEvent::Closed { reason, .. } => break Some(ending_for(reason)),
+            },
         }
     };
     if let Some(e) = ending {
@@ -308,110 +316,85 @@ async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
 }
 
 /// Executes one command and returns its reply frame.
-fn command(
-    state: &AppState,
-    client: &ClientHandle,
-    subs: &mut Vec<MuxSub>,
-    presence: &mut Vec<PresenceGuard>,
-    frame: &[u8],
-) -> Bytes {
+async fn command(state: &AppState, client: &ClientHandle, feed: &mut Feed, frame: &[u8]) -> Bytes {
     let cmd = match parse_command(frame) {
         Ok(c) => c,
         Err(e) => return encode_error(e.id, e.code, &e.message),
     };
     let id = cmd.id;
-    match execute(state, client, subs, presence, cmd) {
+    match execute(state, client, feed, cmd).await {
         Ok(reply) => reply,
-        Err((code, message)) => encode_error(Some(id), code, &message),
+        Err(e) => encode_error(Some(id), e.command_code(), &e.to_string()),
     }
 }
 
-fn fail(e: ServerError) -> (ErrorCode, String) {
-    (e.command_code(), e.to_string())
+/// Errors that only exist in the command protocol.
+fn protocol_error(id: u64, code: ErrorCode, message: String) -> Result<Bytes, ServerError> {
+    Ok(encode_error(Some(id), code, &message))
 }
 
-fn execute(
+async fn execute(
     state: &AppState,
     client: &ClientHandle,
-    subs: &mut Vec<MuxSub>,
-    presence: &mut Vec<PresenceGuard>,
+    feed: &mut Feed,
     cmd: Command<'_>,
-) -> Result<Bytes, (ErrorCode, String)> {
+) -> Result<Bytes, ServerError> {
     let id = cmd.id;
-    let cfg = &state.config;
+    let limits = &state.config.limits;
     match cmd.op {
         Op::Subscribe { channel, since } => {
-            let ns = channel::for_subscribe(cfg, &channel).map_err(fail)?;
-            if subs.iter().any(|s| s.sub.channel() == channel) {
-                return Err((
+            channel::for_subscribe(&state.hub, &channel)?;
+            if feed.contains(&channel) {
+                return protocol_error(
+                    id,
                     ErrorCode::AlreadySubscribed,
                     format!("already subscribed to {channel}"),
-                ));
+                );
             }
-            if subs.len() >= cfg.limits.max_channels_per_request {
-                return Err(fail(ServerError::TooManyChannels {
-                    limit: cfg.limits.max_channels_per_request,
-                }));
+            if feed.len() >= limits.max_channels_per_request {
+                return Err(ServerError::TooManyChannels {
+                    limit: limits.max_channels_per_request,
+                });
             }
             let sub = state
                 .hub
-                .subscribe(&channel, since)
-                .map_err(|e| fail(e.into()))?;
-            let start = sub.cursor();
-            if ns.presence {
-                presence.push(PresenceGuard::join(
-                    &state.hub,
-                    client,
-                    vec![channel.to_string()],
-                ));
-            }
-            subs.push(MuxSub { sub });
+                .subscribe(&channel, since, client_info(client))
+                .await?;
+            let start = sub.start();
+            feed.push(sub);
             Ok(encode_result_cursor(id, start))
         }
         Op::Unsubscribe { channel } => {
-            let before = subs.len();
-            subs.retain(|s| s.sub.channel() != channel);
-            if subs.len() == before {
-                return Err((
+            if !feed.remove(&channel) {
+                return protocol_error(
+                    id,
                     ErrorCode::NotSubscribed,
                     format!("not subscribed to {channel}"),
-                ));
+                );
             }
-            presence.retain(|p| !p.is_for(&channel));
             Ok(encode_ok(id))
         }
         Op::Publish { channel, data } => {
-            channel::for_client_publish(cfg, &channel).map_err(fail)?;
-            let (kind, bytes) = match data {
-                CommandData::Json(j) => (PayloadKind::Json, Bytes::copy_from_slice(j.as_bytes())),
-                CommandData::Binary(b) => (PayloadKind::Binary, Bytes::from(b)),
+            channel::for_client_publish(&state.hub, &channel)?;
+            let payload = match data {
+                CommandData::Json(j) => {
+                    Payload::json_prevalidated(Bytes::copy_from_slice(j.as_bytes()))
+                }
+                CommandData::Binary(b) => Payload::binary(Bytes::from(b)),
             };
-            let limit = cfg.limits.max_publish_bytes;
-            if bytes.len() > limit {
-                return Err(fail(ServerError::PayloadTooLarge { limit }));
+            if payload.len() > limits.max_publish_bytes {
+                return Err(ServerError::PayloadTooLarge {
+                    limit: limits.max_publish_bytes,
+                });
             }
-            let cursor = state
-                .hub
-                .publish(&channel, kind, bytes)
-                .map_err(|e| fail(e.into()))?;
+            let cursor = state.hub.publish_from_client(&channel, payload).await?;
             Ok(encode_result_cursor(id, cursor))
         }
         Op::Presence { channel } => {
-            let ns = channel::for_subscribe(cfg, &channel).map_err(fail)?;
-            if !ns.presence {
-                return Err(fail(ServerError::NotAllowed(format!(
-                    "presence of {channel}"
-                ))));
-            }
-            let list = state.hub.presence(&channel);
-            let entries: Vec<PresenceEntry<'_>> = list
-                .iter()
-                .map(|(c, u)| PresenceEntry {
-                    client: c,
-                    user: u.as_deref(),
-                    info: None,
-                })
-                .collect();
+            channel::for_subscribe(&state.hub, &channel)?;
+            let list = state.hub.presence(&channel).await?;
+            let entries: Vec<PresenceEntry<'_>> =
+                list.iter().map(|c| c.as_presence_entry()).collect();
             Ok(encode_presence_result(id, &entries))
         }
         Op::History {
@@ -419,35 +402,28 @@ fn execute(
             since,
             limit,
         } => {
-            let ns = channel::for_subscribe(cfg, &channel).map_err(fail)?;
-            if !ns.history {
-                return Err(fail(ServerError::NotAllowed(format!(
-                    "history of {channel}"
-                ))));
-            }
+            channel::for_subscribe(&state.hub, &channel)?;
             let limit = limit.map_or(MAX_BATCH, |l| (l as usize).min(MAX_BATCH));
-            // Without a cursor, history means "what is held", from the oldest message.
-            let since = since.or_else(|| {
-                state
-                    .hub
-                    .read(&channel, None, 0)
-                    .ok()
-                    .map(|r| switchboard_proto::Cursor::new(r.cursor.epoch, 0))
-            });
-            let range = state
-                .hub
-                .read(&channel, since, limit)
-                .map_err(|e| fail(e.into()))?;
-            let mut body = PollBody::new();
-            for m in &range.messages {
-                body.push_json(m.json());
-            }
-            // A reset is expected when asking from the start of a trimmed history.
-            let reset = range.reset && since.is_some_and(|c| c.offset > 0);
-            Ok(encode_result_raw(
-                id,
-                &body.finish(range.cursor, reset, range.more),
-            ))
+            let body = match state.hub.history(&channel, since, Some(limit)).await? {
+                HistoryAnswer::Gap {
+                    messages,
+                    head,
+                    more,
+                } => {
+                    let mut body = PollBody::new();
+                    for m in &messages {
+                        body.push_json(m.encoded(WireFormat::Json));
+                    }
+                    let cursor = messages
+                        .last()
+                        .and_then(HubMessage::cursor)
+                        .or(since)
+                        .unwrap_or(head);
+                    body.finish(cursor, false, more)
+                }
+                HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
+            };
+            Ok(encode_result_raw(id, &body))
         }
         Op::Ping => Ok(encode_ok(id)),
     }
