@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             cli::Command::Echo(echo) => cli::echo::run(echo).await,
+            cli::Command::Serve(args) => cli::serve::run(args).await,
+            cli::Command::Publish(args) => cli::publish::run(args).await,
         }
     });
     match result {

@@ -2,6 +2,8 @@
 //! its own module.
 
 pub(crate) mod echo;
+pub(crate) mod publish;
+pub(crate) mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,10 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// A plain WebSocket echo server on every path (conformance suites, smoke tests).
     Echo(echo::EchoArgs),
+    /// The server: every transport, the backend API and the demo pages.
+    Serve(serve::ServeArgs),
+    /// Publish one message through a server's backend API.
+    Publish(publish::PublishArgs),
 }
 
 /// Log to stderr; the level comes from `RUST_LOG` (default `info`).

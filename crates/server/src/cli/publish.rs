@@ -1,0 +1,39 @@
+//! `switchboard publish CHANNEL DATA [--url URL] [--api-key KEY] [--text]`: publishes one
+//! message through the backend API and prints the answer (`{"channel","cursor"}`).
+//! DATA is sent as JSON when it parses as JSON, else as text (or always as text with
+//! `--text`).
+
+use switchboard_client::ApiClient;
+
+/// Arguments of `switchboard publish`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PublishArgs {
+    /// Channel to publish to.
+    channel: String,
+    /// The message: JSON, or text.
+    data: String,
+    /// Server URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_URL")]
+    url: String,
+    /// Backend API key.
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Send DATA as text even if it is valid JSON.
+    #[arg(long)]
+    text: bool,
+}
+
+pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
+    let client = ApiClient::new(&args.url, args.api_key)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let json = (!args.text)
+        .then(|| serde_json::from_str::<serde_json::Value>(&args.data).ok())
+        .flatten();
+    let answer = match json {
+        Some(v) => client.publish(&args.channel, v).await,
+        None => client.publish_text(&args.channel, &args.data).await,
+    }
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    println!("{answer}");
+    Ok(())
+}

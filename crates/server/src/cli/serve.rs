@@ -1,0 +1,82 @@
+//! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]`:
+//! the server with an in-memory broker and (by default) the demo pages. Configuration:
+//! defaults < `--config` file < environment (`SWITCHBOARD_LISTEN`, `SWITCHBOARD_CONFIG`,
+//! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`) < flags. Prints
+//! `switchboard listening on http://ADDR` once it accepts connections; SIGINT/SIGTERM
+//! start a graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use switchboard_server::config::{Config, Overrides};
+
+/// Arguments of `switchboard serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or the config file's `listen`].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Redis URL to join a cluster of nodes (not supported yet).
+    #[arg(long, env = "SWITCHBOARD_REDIS")]
+    redis: Option<String>,
+    /// Backend API key (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
+    let overrides = Overrides {
+        listen: args.listen,
+        redis: args.redis,
+        api_key: args.api_key,
+    };
+    let config = Config::load(args.config.as_deref(), overrides)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    if let Some(url) = &config.redis {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "--redis {url}: clustering over Redis is not supported yet; \
+                 run without --redis for the in-memory broker"
+            ),
+        ));
+    }
+    if config.api_key.is_none() {
+        tracing::info!(
+            "no API key configured: the backend API (/api/...) answers 403; \
+             set SWITCHBOARD_API_KEY or api_key in the config file to enable it"
+        );
+    }
+    let running = switchboard_server::server::start(config)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen: {e}")))?;
+    // Scripts wait for this line (and read the port from it when listening on :0).
+    println!("switchboard listening on http://{}", running.addr);
+    tracing::info!(addr = %running.addr, "listening");
+    wait_for_signal().await?;
+    tracing::info!("signal received, shutting down");
+    if !running.shutdown().await {
+        tracing::warn!("some connections were still open at the drain deadline");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}
