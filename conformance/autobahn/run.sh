@@ -41,8 +41,12 @@ WSTEST=$("$HERE/install.sh" | tail -1)
 WSTEST_PY=$(dirname "$WSTEST")/python
 
 cd "$ROOT"
-cargo build --locked --profile "$PROFILE" -q -p switchboard-server --bin switchboard
-cargo build --locked --profile "$PROFILE" -q -p switchboard-ws-tokio --example autobahn_client
+if [ "$SIDE" != client ]; then
+  cargo build --locked --profile "$PROFILE" -q -p switchboard-server --bin switchboard
+fi
+if [ "$SIDE" != server ]; then
+  cargo build --locked --profile "$PROFILE" -q -p switchboard-ws-tokio --example autobahn_client
+fi
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 PROFILE_DIR=$PROFILE; [ "$PROFILE" = dev ] && PROFILE_DIR=debug
 SERVER_BIN=$TARGET_DIR/$PROFILE_DIR/switchboard
