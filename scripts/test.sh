@@ -49,6 +49,12 @@ step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
 # Later: headless Chromium + playwright-core against `switchboard serve`, e.g.
 #   step browser ./clients/js/test/browser.sh   (must print "browser: N passed, M failed")
 # ----------------------------------------------------------------------------------------
+# ---- server: interop (Python websockets, curl -N, plain GETs) and headless Chromium on the
+# demo pages, both against a real `switchboard serve`; each installs what it needs (venv +
+# pip, apt chromium, npm ci) and prints "interop:/browser: N passed, M failed".
+step interop ./tests/interop/run.sh
+step browser-demos ./tests/browser/run.sh
+# ----------------------------------------------------------------------------------------
 
 echo "$PASSED passed, $FAILED failed" | tee "$LOGS/summary"
 [ "$FAILED" = 0 ]
