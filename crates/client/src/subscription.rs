@@ -356,8 +356,10 @@ impl Subscription {
                 };
                 if let Some(parser) = sse {
                     for ev in parser.feed(&data) {
-                        if ev.event == "reconnect" {
-                            return Err(Error::Closed { reconnect: true });
+                        match ev.event.as_str() {
+                            "reconnect" => return Err(Error::Closed { reconnect: true }),
+                            "disconnect" => return Err(Error::Closed { reconnect: false }),
+                            _ => {}
                         }
                         let env = match &native {
                             Some(ch) => native_sse_envelope(ch, &ev)?,
@@ -377,8 +379,8 @@ impl Subscription {
                         match switchboard_proto::parse_envelope(l) {
                             Ok(env) => self.pending.push_back(env),
                             Err(e) => {
-                                if is_reconnect_line(l) {
-                                    return Err(Error::Closed { reconnect: true });
+                                if let Some(reconnect) = farewell_line(l) {
+                                    return Err(Error::Closed { reconnect });
                                 }
                                 return Err(Error::Protocol(e.to_string()));
                             }
@@ -466,12 +468,18 @@ impl Subscription {
     }
 }
 
-fn is_reconnect_line(l: &[u8]) -> bool {
+/// A streaming farewell line: `Some(true)` for `reconnect`, `Some(false)` for
+/// `disconnect`.
+fn farewell_line(l: &[u8]) -> Option<bool> {
     #[derive(Deserialize)]
     struct Ev<'a> {
         event: &'a str,
     }
-    serde_json::from_slice::<Ev<'_>>(l).is_ok_and(|e| e.event == "reconnect")
+    match serde_json::from_slice::<Ev<'_>>(l).ok()?.event {
+        "reconnect" => Some(true),
+        "disconnect" => Some(false),
+        _ => None,
+    }
 }
 
 /// The native SSE endpoint sends the payload alone (`e.data`) with the cursor as `id`;

@@ -141,6 +141,22 @@ pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io
         signal.wait().await;
         hub.shutdown();
     });
+    // Broker housekeeping: expired history and idle channels.
+    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = signal.wait() => return,
+                _ = every.tick() => {
+                    if let Err(e) = hub.sweep().await {
+                        tracing::warn!(error = %e, "hub sweep failed");
+                    }
+                }
+            }
+        }
+    });
     if state.config.demo {
         tokio::spawn(crate::ticker::run(
             state.hub.clone(),

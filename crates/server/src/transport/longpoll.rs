@@ -5,10 +5,11 @@
 //! (answered at once the same way, so the client re-polls another node). No state is kept
 //! between requests: the cursor in the URL is all a node needs, so every request may use
 //! a new TCP connection and land on any node. Bodies are the poll bodies
-//! ([`super::poll`]). While held, the request counts as a subscriber (and, where the
-//! namespace tracks presence, as present).
+//! ([`super::poll`]). While held, the request counts as a subscriber, but not in
+//! presence (it would join and leave on every cycle).
 
 use axum::response::Response;
+use switchboard_hub::SubscribeOptions;
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -25,7 +26,13 @@ pub async fn respond(
     let client = state.clients.register(user);
     // The hub registers each subscription for live delivery before reading the gap, so
     // nothing published between "is there news?" and "wait for news" goes unseen.
-    let mut feed = Feed::open(state, targets, &client).await?;
+    let mut feed = Feed::open_with(
+        state,
+        targets,
+        &client,
+        SubscribeOptions::without_presence(),
+    )
+    .await?;
     let mut answer = Answer::new(native);
     for s in feed.subscriptions() {
         answer.position(s.channel(), s.start());

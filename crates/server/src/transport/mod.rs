@@ -22,7 +22,9 @@ pub mod websocket;
 use std::task::{Context, Poll};
 
 use axum::http::{header, HeaderMap};
-use switchboard_hub::{ClientInfo, CloseReason, Message, RecvError, Subscription};
+use switchboard_hub::{
+    ClientInfo, CloseReason, Message, RecvError, SubscribeOptions, Subscription,
+};
 use switchboard_proto::Cursor;
 
 use crate::clients::ClientHandle;
@@ -176,17 +178,28 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Subscribes to every target as `client`.
+    /// Subscribes to every target as `client` (counted in presence where the namespace
+    /// tracks it).
     pub async fn open(
         state: &AppState,
         targets: &[Target],
         client: &ClientHandle,
     ) -> Result<Self, ServerError> {
+        Self::open_with(state, targets, client, SubscribeOptions::default()).await
+    }
+
+    /// [`Feed::open`] with hub options (long-polls leave presence out).
+    pub async fn open_with(
+        state: &AppState,
+        targets: &[Target],
+        client: &ClientHandle,
+        options: SubscribeOptions,
+    ) -> Result<Self, ServerError> {
         let mut feed = Self::default();
         for t in targets {
             let sub = state
                 .hub
-                .subscribe(&t.channel, t.since, client_info(client))
+                .subscribe_with(&t.channel, t.since, client_info(client), options)
                 .await?;
             feed.subs.push(sub);
         }
