@@ -1,0 +1,444 @@
+//! `fanout`: N subscribers on one channel over a chosen transport, one WebSocket
+//! publisher sending R messages per second of S bytes (each carrying its sequence number
+//! and send time, see [`crate::payload`]). After the publisher's last message the run
+//! waits (at most `--drain` seconds) until every subscriber has everything, then reports
+//! deliveries per second and per server-CPU-second, delivery latency p50/p99/max,
+//! missing and out-of-order counts, and bytes on the wire per delivered message.
+//!
+//! Protocol, shared with the baseline servers: subscribers `GET /ch/NAME` (WebSocket, or
+//! SSE / `?transport=stream|longpoll|poll` on Switchboard); the publisher is a WebSocket
+//! client of `/ch/NAME` whose text messages are published to the channel (it receives
+//! them too, and discards them: it is not counted as a subscriber).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::json;
+use switchboard_ws_tokio::{Message, WebSocket};
+use tokio::sync::{watch, Semaphore};
+
+use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
+use crate::counting::WireCounters;
+use crate::net::{self, HttpConn, Stream};
+use crate::payload;
+use crate::stats::{Histogram, SeqTracker};
+
+/// How subscribers receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    Ws,
+    WsDeflate,
+    Sse,
+    Stream,
+    Longpoll,
+    Poll,
+}
+
+impl Transport {
+    /// Name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::WsDeflate => "ws-deflate",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+            Self::Longpoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// Options of `fanout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Subscribers.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+    /// Transport of the subscribers.
+    #[arg(long, value_enum, default_value_t = Transport::Ws)]
+    pub transport: Transport,
+    /// Messages per second from the publisher.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Most seconds to wait after the last message for deliveries still in flight.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain: f64,
+    /// Channel name.
+    #[arg(long, default_value = "bench")]
+    pub channel: String,
+    /// Poll interval of the `poll` transport, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Loopback source addresses to spread subscribers over (127.0.0.1 …).
+    #[arg(long, default_value_t = 1)]
+    pub sources: usize,
+}
+
+/// What subscriber tasks share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub delivered: AtomicU64,
+    pub latency: Mutex<Histogram>,
+    pub failed: AtomicU64,
+    pub publishing: AtomicBool,
+}
+
+impl Shared {
+    /// Records the messages found in `bytes` (received at one instant).
+    fn record(&self, bytes: &[u8], tracker: &mut SeqTracker) -> usize {
+        let now = payload::now_micros();
+        let mut n = 0u64;
+        let Ok(mut h) = self.latency.lock() else {
+            return 0;
+        };
+        let keep = payload::scan(bytes, |seq, sent| {
+            tracker.observe(seq);
+            h.record(now.saturating_sub(sent));
+            n += 1;
+        });
+        drop(h);
+        self.delivered.fetch_add(n, Ordering::Relaxed);
+        keep
+    }
+}
+
+/// The result of one fan-out run, also used by `quantum`.
+#[derive(Debug)]
+pub struct Outcome {
+    pub published: u64,
+    pub expected: u64,
+    pub delivered: u64,
+    pub missing: u64,
+    pub out_of_order: u64,
+    pub failed: u64,
+    pub wall: f64,
+    pub cpu: Option<f64>,
+    pub latency: Histogram,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub setup_bytes: u64,
+}
+
+/// Runs `fanout` and prints its JSON line.
+pub fn run(args: FanoutArgs) -> std::io::Result<()> {
+    let server = args.server.open()?;
+    let rt = args.server.runtime()?;
+    let o = rt.block_on(measure(&args, server.as_ref()))?;
+    common::emit(&outcome_json(&args, &o));
+    Ok(())
+}
+
+/// The JSON report of one run.
+pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
+    let d = o.delivered.max(1) as f64;
+    json!({
+        "mode": "fanout",
+        "server": args.server.label,
+        "transport": args.transport.name(),
+        "subscribers": args.subscribers,
+        "rate": args.rate,
+        "size": args.size,
+        "published": o.published,
+        "expected": o.expected,
+        "delivered": o.delivered,
+        "missing": o.missing,
+        "out_of_order": o.out_of_order,
+        "failed_subscribers": o.failed,
+        "seconds": r3(o.wall),
+        "delivered_per_s": r3(o.delivered as f64 / o.wall),
+        "server_cpu_s": o.cpu.map(r3),
+        "deliveries_per_server_cpu_s": per_cpu_second(o.delivered as f64, o.cpu).map(r3),
+        "server_cpu_us_per_delivery": o.cpu.map(|c| r3(c * 1e6 / d)),
+        "latency_us": {"p50": o.latency.quantile(0.5), "p99": o.latency.quantile(0.99), "p999": o.latency.quantile(0.999), "max": o.latency.max(), "mean": r3(o.latency.mean())},
+        "wire_bytes_per_delivery": {"read": r3(o.bytes_read as f64 / d), "written": r3(o.bytes_written as f64 / d)},
+        "setup_bytes_per_subscriber": r3(o.setup_bytes as f64 / args.subscribers.max(1) as f64),
+    })
+}
+
+/// Connects, publishes, drains and measures.
+pub async fn measure(
+    args: &FanoutArgs,
+    server: Option<&crate::process::ServerProcess>,
+) -> std::io::Result<Outcome> {
+    let shared = Arc::new(Shared::default());
+    let counters = Arc::new(WireCounters::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let path = format!("/ch/{}", args.channel);
+
+    // Subscribers first, all of them ready before the first message.
+    let gate = Arc::new(Semaphore::new(256));
+    let ready = Arc::new(AtomicU64::new(0));
+    let mut subs = Vec::with_capacity(args.subscribers);
+    for i in 0..args.subscribers {
+        let (a, shared, stop, gate, ready, counters, path) = (
+            args.clone(),
+            shared.clone(),
+            stop_rx.clone(),
+            gate.clone(),
+            ready.clone(),
+            counters.clone(),
+            path.clone(),
+        );
+        subs.push(tokio::spawn(async move {
+            let permit = gate.acquire_owned().await.ok();
+            let res = subscriber(&a, i, &path, &shared, stop, &ready, permit, &counters).await;
+            if res.is_err() {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            res.unwrap_or_default()
+        }));
+    }
+    let connect_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (r, f) = (
+            ready.load(Ordering::Relaxed),
+            shared.failed.load(Ordering::Relaxed),
+        );
+        if r + f >= args.subscribers as u64 || Instant::now() > connect_deadline {
+            eprintln!("[fanout] {r} subscribers ready, {f} failed");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Long-polls cannot say when the server holds them; give the last ones a moment.
+    if args.transport == Transport::Longpoll {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let setup_bytes = counters.read() + counters.written();
+
+    let publisher = common::ws_connect(&args.server, &path, false, 0, 1, &counters).await?;
+    let total = (args.rate * args.duration).round().max(1.0) as u64;
+    let before = (counters.read(), counters.written());
+    let window = CpuWindow::start(server);
+    let s2 = shared.clone();
+    let progress = common::progress(format!("fanout {}", args.transport.name()), move || {
+        format!("delivered {}", s2.delivered.load(Ordering::Relaxed))
+    });
+    let published = Arc::new(AtomicU64::new(0));
+    let pub_task = tokio::spawn(publish(
+        publisher,
+        args.rate,
+        total,
+        args.size,
+        published.clone(),
+        stop_rx.clone(),
+    ));
+    // Publishing, then draining.
+    let expected = total * args.subscribers as u64;
+    let pub_end = Instant::now() + Duration::from_secs_f64(args.duration + 2.0);
+    let mut drain_end: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = Instant::now();
+        if shared.delivered.load(Ordering::Relaxed) >= expected {
+            break;
+        }
+        let sent = published.load(Ordering::Relaxed);
+        match drain_end {
+            None if sent >= total || now > pub_end => {
+                drain_end = Some(now + Duration::from_secs_f64(args.drain));
+            }
+            Some(end) if now > end => break,
+            _ => {}
+        }
+    }
+    let (wall, cpu) = window.end(server);
+    let bytes = (counters.read() - before.0, counters.written() - before.1);
+    progress.abort();
+    let _ = stop_tx.send(true);
+    let mut missing = 0;
+    let mut out_of_order = 0;
+    let sent = published.load(Ordering::Relaxed);
+    for s in subs {
+        if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(10), s).await {
+            missing += t.missing(sent);
+            out_of_order += t.out_of_order();
+        } else {
+            missing += sent;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), pub_task).await;
+    let latency = shared.latency.lock().map(|h| h.clone()).unwrap_or_default();
+    Ok(Outcome {
+        published: sent,
+        expected: sent * args.subscribers as u64,
+        delivered: shared.delivered.load(Ordering::Relaxed),
+        missing,
+        out_of_order,
+        failed: shared.failed.load(Ordering::Relaxed),
+        wall,
+        cpu,
+        latency,
+        bytes_read: bytes.0,
+        bytes_written: bytes.1,
+        setup_bytes,
+    })
+}
+
+/// Sends `total` messages at `rate` per second, reading (and dropping) what the server
+/// sends back, until `stop`.
+async fn publish(
+    mut ws: WebSocket<Stream>,
+    rate: f64,
+    total: u64,
+    size: usize,
+    published: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let start = Instant::now();
+    let period = Duration::from_secs_f64((1.0 / rate).max(0.001));
+    let mut tick = tokio::time::interval(period);
+    let mut sent = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick(), if sent < total => {
+                let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
+                while sent < due {
+                    let p = payload::encode(sent, payload::now_micros(), size);
+                    if ws.send(Message::Text(Bytes::from(p))).await.is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    published.store(sent, Ordering::Relaxed);
+                }
+            }
+            m = ws.recv() => if m.is_none() { break },
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn subscriber(
+    a: &FanoutArgs,
+    i: usize,
+    path: &str,
+    shared: &Shared,
+    mut stop: watch::Receiver<bool>,
+    ready: &AtomicU64,
+    mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    counters: &Arc<WireCounters>,
+) -> std::io::Result<SeqTracker> {
+    let mut t = SeqTracker::default();
+    let host = a.server.host();
+    match a.transport {
+        Transport::Ws | Transport::WsDeflate => {
+            let deflate = a.transport == Transport::WsDeflate;
+            let mut ws =
+                common::ws_connect(&a.server, path, deflate, i, a.sources, counters).await?;
+            ready.fetch_add(1, Ordering::Relaxed);
+            drop(permit.take());
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    m = ws.recv() => match m {
+                        Some(Ok(Message::Text(b) | Message::Binary(b))) => {
+                            shared.record(&b, &mut t);
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break,
+                    },
+                }
+            }
+        }
+        Transport::Sse | Transport::Stream => {
+            let mut http =
+                HttpConn::new(net::connect(a.server.addr, i, a.sources, counters).await?);
+            if a.transport == Transport::Sse {
+                http.get(&host, path, "Accept: text/event-stream\r\n")
+                    .await?;
+            } else {
+                http.get(&host, &format!("{path}?transport=stream"), "")
+                    .await?;
+            }
+            let head = http.read_head().await?;
+            if head.status != 200 {
+                return Err(std::io::Error::other(format!("status {}", head.status)));
+            }
+            ready.fetch_add(1, Ordering::Relaxed);
+            drop(permit.take());
+            let mut body = Vec::with_capacity(4096);
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    more = http.read_body(&mut body) => {
+                        if !more? { break; }
+                        let keep = shared.record(&body, &mut t);
+                        body.drain(..keep);
+                    }
+                }
+            }
+        }
+        Transport::Longpoll | Transport::Poll => {
+            let long = a.transport == Transport::Longpoll;
+            let kind = if long { "longpoll" } else { "poll" };
+            let mut http =
+                HttpConn::new(net::connect(a.server.addr, i, a.sources, counters).await?);
+            let mut cursor: Option<String> = None;
+            let mut body = Vec::with_capacity(4096);
+            let mut first = true;
+            let interval = Duration::from_millis(a.poll_interval_ms);
+            loop {
+                let asked = Instant::now();
+                let url = match &cursor {
+                    Some(c) => format!("{path}?transport={kind}&since={c}"),
+                    None => format!("{path}?transport={kind}"),
+                };
+                http.get(&host, &url, "").await?;
+                if first && long {
+                    // A first long-poll is held until the first message: count it as
+                    // ready once sent, and let the next subscriber connect.
+                    ready.fetch_add(1, Ordering::Relaxed);
+                    drop(permit.take());
+                }
+                let answer = async {
+                    let head = http.read_head().await?;
+                    body.clear();
+                    http.read_to_end(&mut body).await?;
+                    Ok::<_, std::io::Error>(head.status)
+                };
+                let status = tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    s = answer => s?,
+                };
+                if status != 200 {
+                    return Err(std::io::Error::other(format!("status {status}")));
+                }
+                shared.record(&body, &mut t);
+                if let Some(c) = net::last_cursor(&body) {
+                    cursor = Some(c);
+                }
+                if first {
+                    first = false;
+                    if !long {
+                        ready.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(permit.take());
+                }
+                if !long {
+                    let wait = interval.saturating_sub(asked.elapsed());
+                    tokio::select! {
+                        biased;
+                        _ = stop.changed() => break,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(t)
+}

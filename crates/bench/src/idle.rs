@@ -1,0 +1,286 @@
+//! `idle`: N idle connections (WebSocket or SSE subscribers), spread over several
+//! generator processes (every process here is capped at 20,000 open files) and several
+//! 127.0.0.x source addresses (bind-before-connect, one ephemeral-port range each). The
+//! server's resident memory is read before and after; the difference per connection is
+//! the figure. Server CPU while the connections sit idle (heartbeats, timers) is measured
+//! over `--hold` seconds.
+//!
+//! The parent spawns itself as `idle-worker` children; each connects its share, prints
+//! `ready OK FAILED` on stdout, and holds its connections until its stdin closes (or a
+//! safety deadline passes).
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use switchboard_ws_tokio::Message;
+use tokio::sync::Semaphore;
+
+use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
+use crate::counting::WireCounters;
+use crate::net::{self, HttpConn};
+
+/// Idle connection kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdleKind {
+    Ws,
+    Sse,
+}
+
+impl IdleKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ws => "ws",
+            Self::Sse => "sse",
+        }
+    }
+}
+
+/// Options of `idle`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Idle connections in total.
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Most connections per generator process (the open-file cap is 20,000).
+    #[arg(long, default_value_t = 9000)]
+    pub per_process: usize,
+    /// Loopback source addresses (127.0.0.1 …) to spread connections over.
+    #[arg(long, default_value_t = 4)]
+    pub sources: usize,
+    /// Connection kind.
+    #[arg(long, value_enum, default_value_t = IdleKind::Ws)]
+    pub kind: IdleKind,
+    /// Seconds to hold the connections idle while measuring server CPU.
+    #[arg(long, default_value_t = 10.0)]
+    pub hold: f64,
+    /// Channel the connections subscribe to (`/ch/NAME`).
+    #[arg(long, default_value = "idle")]
+    pub channel: String,
+}
+
+/// Options of the hidden `idle-worker` child.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub connections: usize,
+    /// Index of this worker's first connection (spreads source addresses).
+    #[arg(long, default_value_t = 0)]
+    pub first: usize,
+    #[arg(long, default_value_t = 4)]
+    pub sources: usize,
+    #[arg(long, value_enum, default_value_t = IdleKind::Ws)]
+    pub kind: IdleKind,
+    #[arg(long, default_value = "idle")]
+    pub channel: String,
+    /// Safety bound: exit after this many seconds even if stdin stays open.
+    #[arg(long, default_value_t = 600.0)]
+    pub max_seconds: f64,
+}
+
+/// Runs `idle` (the parent) and prints its JSON line. `self_cmd` re-invokes this
+/// generator (program and leading arguments).
+pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
+    let server = args.server.open()?;
+    let rss_before = server.as_ref().and_then(|s| s.rss_kib().ok());
+    let started = Instant::now();
+    let mut children: Vec<Child> = Vec::new();
+    let mut ok = 0u64;
+    let mut failed = 0u64;
+    let result = (|| {
+        let (program, lead) = self_cmd
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("no program to re-invoke"))?;
+        let mut first = 0;
+        while first < args.connections {
+            let n = args.per_process.min(args.connections - first);
+            let mut cmd = Command::new(program);
+            cmd.args(lead)
+                .arg("idle-worker")
+                .arg("--addr")
+                .arg(args.server.addr.to_string())
+                .arg("--connections")
+                .arg(n.to_string())
+                .arg("--first")
+                .arg(first.to_string())
+                .arg("--sources")
+                .arg(args.sources.to_string())
+                .arg("--kind")
+                .arg(args.kind.name())
+                .arg("--channel")
+                .arg(&args.channel)
+                .arg("--max-seconds")
+                .arg((args.hold + 300.0).to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            children.push(cmd.spawn()?);
+            first += n;
+        }
+        // One `ready OK FAILED` line from each child.
+        for child in &mut children {
+            let out = child
+                .stdout
+                .take()
+                .ok_or_else(|| std::io::Error::other("child without stdout"))?;
+            let mut line = String::new();
+            BufReader::new(out).read_line(&mut line)?;
+            let mut words = line.split_whitespace().skip(1);
+            ok += words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+            failed += words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        }
+        Ok::<_, std::io::Error>(())
+    })();
+    let connect_seconds = started.elapsed().as_secs_f64();
+    let mut report = None;
+    if result.is_ok() {
+        eprintln!("[idle] {ok} connected, {failed} failed in {connect_seconds:.1}s; settling");
+        std::thread::sleep(Duration::from_secs(2));
+        let rss_loaded = server.as_ref().and_then(|s| s.rss_kib().ok());
+        let window = CpuWindow::start(server.as_ref());
+        std::thread::sleep(Duration::from_secs_f64(args.hold));
+        let (wall, cpu) = window.end(server.as_ref());
+        let rss_after = server.as_ref().and_then(|s| s.rss_kib().ok());
+        let per_conn = match (rss_before, rss_loaded) {
+            (Some(a), Some(b)) if ok > 0 => Some(r3((b as f64 - a as f64) * 1024.0 / ok as f64)),
+            _ => None,
+        };
+        report = Some(json!({
+            "mode": "idle",
+            "server": args.server.label,
+            "kind": args.kind.name(),
+            "connections": ok,
+            "failed": failed,
+            "processes": children.len(),
+            "sources": args.sources,
+            "connect_seconds": r3(connect_seconds),
+            "server_rss_kib": {"before": rss_before, "loaded": rss_loaded, "after_hold": rss_after},
+            "server_rss_bytes_per_connection": per_conn,
+            "hold_seconds": r3(wall),
+            "server_cpu_s_while_idle": cpu.map(r3),
+            "server_cpu_us_per_connection_second": cpu.map(|c| r3(c * 1e6 / (ok.max(1) as f64 * wall))),
+            "idle_connections_per_server_cpu_s": per_cpu_second(ok as f64 * wall, cpu).map(r3),
+        }));
+    }
+    // Closing stdin tells each child to exit; kill the ones that do not.
+    for child in &mut children {
+        drop(child.stdin.take());
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for child in &mut children {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    result?;
+    if let Some(r) = report {
+        common::emit(&r);
+    }
+    Ok(())
+}
+
+/// Runs one `idle-worker` child.
+pub fn worker(args: WorkerArgs) -> std::io::Result<()> {
+    net::check_loopback(args.server.addr)?;
+    let rt = args.server.runtime()?;
+    rt.block_on(async {
+        let counters = Arc::new(WireCounters::default());
+        let ready = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let gate = Arc::new(Semaphore::new(256));
+        let path = format!("/ch/{}", args.channel);
+        for i in 0..args.connections {
+            let (a, counters, ready, failed, gate, path) = (
+                args.clone(),
+                counters.clone(),
+                ready.clone(),
+                failed.clone(),
+                gate.clone(),
+                path.clone(),
+            );
+            tokio::spawn(async move {
+                let permit = gate.acquire_owned().await.ok();
+                let source = a.first + i;
+                let res = hold(&a, &path, source, &counters, &ready, permit).await;
+                if res.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while ready.load(Ordering::Relaxed) + failed.load(Ordering::Relaxed)
+            < args.connections as u64
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!(
+            "ready {} {}",
+            ready.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed)
+        );
+        // Hold until the parent closes our stdin (or the safety bound).
+        let eof = tokio::task::spawn_blocking(|| {
+            let mut sink = [0u8; 64];
+            while std::io::stdin().read(&mut sink).is_ok_and(|n| n > 0) {}
+        });
+        let _ = tokio::time::timeout(Duration::from_secs_f64(args.max_seconds), eof).await;
+        Ok(())
+    })
+}
+
+async fn hold(
+    a: &WorkerArgs,
+    path: &str,
+    source: usize,
+    counters: &Arc<WireCounters>,
+    ready: &AtomicU64,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) -> std::io::Result<()> {
+    match a.kind {
+        IdleKind::Ws => {
+            let mut ws =
+                common::ws_connect(&a.server, path, false, source, a.sources, counters).await?;
+            ready.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+            // Reading keeps pings answered; nothing else arrives on an idle channel.
+            while let Some(Ok(m)) = ws.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        }
+        IdleKind::Sse => {
+            let stream = net::connect(a.server.addr, source, a.sources, counters).await?;
+            let mut http = HttpConn::new(stream);
+            http.get(&a.server.host(), path, "Accept: text/event-stream\r\n")
+                .await?;
+            let head = http.read_head().await?;
+            if head.status != 200 {
+                return Err(std::io::Error::other(format!("status {}", head.status)));
+            }
+            ready.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+            let mut body = Vec::new();
+            while http.read_body(&mut body).await? {
+                body.clear();
+            }
+        }
+    }
+    Ok(())
+}

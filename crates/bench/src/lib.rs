@@ -1,0 +1,72 @@
+//! Switchboard's load generator (`switchboard bench …` or `switchboard-bench …`) and the
+//! minimal baseline servers it is compared against (binaries `baseline-tungstenite`,
+//! `baseline-fastws`).
+//!
+//! Modes, each bounded in time and count, loopback only, progress on stderr and one JSON
+//! line on stdout per run:
+//! - [`echo`]: C connections × W messages in flight of S bytes; msgs/s, RTT percentiles;
+//! - [`fanout`]: N subscribers over one transport, one publisher at R msgs/s; deliveries,
+//!   latency, missing / out-of-order counts;
+//! - [`idle`]: N idle connections over several processes and source addresses; server
+//!   memory per connection and CPU while idle;
+//! - [`quantum`]: the same message stream over every transport, written as a markdown
+//!   table and an SVG chart.
+//!
+//! Every mode can start the server itself (`--server-cmd`, pinned with `--server-cpu`) or
+//! take its PID (`--server-pid`); server CPU seconds come from `/proc/PID/stat`, so
+//! figures are given per server-CPU-second. Bytes on the wire are counted at the
+//! generator's sockets ([`counting`]), headers and handshakes included.
+//!
+//! Module map: [`stats`] (histogram, sequence tracking), [`payload`] (sequence number and
+//! send time inside each message), [`net`] (connections, HTTP client), [`process`] (the
+//! server process), [`common`] (options shared by modes).
+
+pub mod common;
+pub mod counting;
+pub mod echo;
+pub mod fanout;
+pub mod idle;
+pub mod net;
+pub mod payload;
+pub mod process;
+pub mod quantum;
+pub mod stats;
+
+use std::ffi::OsString;
+
+/// The generator's command line (a subcommand per mode).
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+/// One mode per subcommand.
+#[derive(Debug, clap::Subcommand)]
+pub enum Mode {
+    /// Echo round trips: C connections, S-byte messages, window W.
+    Echo(echo::EchoArgs),
+    /// Fan-out: N subscribers over one transport, one publisher at R msgs/s.
+    Fanout(fanout::FanoutArgs),
+    /// Idle connections: server memory per connection and CPU while idle.
+    Idle(idle::IdleArgs),
+    /// Every transport side by side: bytes, latency and CPU per delivered message.
+    Quantum(quantum::QuantumArgs),
+    /// (internal) one process of an `idle` run.
+    #[command(hide = true)]
+    IdleWorker(idle::WorkerArgs),
+}
+
+/// Runs one mode on the calling thread (it builds its own runtime: call it from a plain
+/// thread, not from inside a tokio runtime). `self_cmd` is how to invoke this generator
+/// again (program and leading arguments, e.g. `["switchboard", "bench"]`), used to spread
+/// `idle` connections over child processes.
+pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
+    match args.mode {
+        Mode::Echo(a) => echo::run(a),
+        Mode::Fanout(a) => fanout::run(a),
+        Mode::Idle(a) => idle::run(a, &self_cmd),
+        Mode::Quantum(a) => quantum::run(a),
+        Mode::IdleWorker(a) => idle::worker(a),
+    }
+}
