@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             cli::Command::Echo(echo) => cli::echo::run(echo).await,
             cli::Command::Serve(args) => cli::serve::run(args).await,
             cli::Command::Publish(args) => cli::publish::run(args).await,
+            cli::Command::Bench(args) => cli::bench::run(args).await,
         }
     });
     match result {

@@ -1,6 +1,7 @@
 //! Command-line arguments: one variant of [`Command`] per subcommand, each implemented in
 //! its own module.
 
+pub(crate) mod bench;
 pub(crate) mod echo;
 pub(crate) mod publish;
 pub(crate) mod serve;
@@ -23,6 +24,8 @@ pub(crate) enum Command {
     Serve(serve::ServeArgs),
     /// Publish one message through a server's backend API.
     Publish(publish::PublishArgs),
+    /// The load generator: echo, fanout, idle and quantum runs against a server.
+    Bench(bench::BenchArgs),
 }
 
 /// Log to stderr; the level comes from `RUST_LOG` (default `info`).
