@@ -284,6 +284,9 @@ pub struct Connection {
     close_sent: bool,
     close_received: bool,
     failed: bool,
+    /// A protocol error was found in the input: nothing more is read. The connection fails
+    /// (`failed`) when the application reaches the error event, see [`Connection::fail`].
+    input_failed: bool,
     timed_out: bool,
     close_deadline: Deadline,
     last_input: Instant,
@@ -312,6 +315,7 @@ impl Connection {
             close_sent: false,
             close_received: false,
             failed: false,
+            input_failed: false,
             timed_out: false,
             close_deadline: Deadline::None,
             last_input: now,
@@ -601,22 +605,37 @@ impl Connection {
     }
 
     /// Fail the connection (RFC 6455 §7.1.7): report, send a close if we still may, stop
-    /// reading.
+    /// reading. Messages that arrived before the fault are still delivered first, and the
+    /// application may still answer them (an echo server echoes them): the close frame is
+    /// queued when the error event is polled, or at once if no event is ahead of it.
     fn fail(&mut self, e: ProtocolError) {
-        if !self.close_sent {
-            self.queue_close(e.close_code(), e.reason());
-        }
-        self.events.push_back(Event::Error(e));
-        self.failed = true;
+        self.input_failed = true;
         self.rx = Receiver::default();
         if let Some(inflater) = self.decompressor.as_mut() {
             inflater.reset();
         }
+        if self.events.is_empty() {
+            self.fail_now(&e);
+        }
+        self.events.push_back(Event::Error(e));
+    }
+
+    fn fail_now(&mut self, e: &ProtocolError) {
+        if !self.close_sent {
+            self.queue_close(e.close_code(), e.reason());
+        }
+        self.failed = true;
     }
 
     /// The next event, in the order things happened.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if let Some(Event::Error(e)) = &event {
+            if !self.failed {
+                self.fail_now(e);
+            }
+        }
+        event
     }
 
     // ----- output ------------------------------------------------------------------------
@@ -904,7 +923,7 @@ impl Connection {
 
     /// False once a close was received, a protocol error hit, or the close timed out.
     pub fn is_readable(&self) -> bool {
-        !(self.close_received || self.failed || self.timed_out)
+        !(self.close_received || self.failed || self.input_failed || self.timed_out)
     }
 
     /// True when the TCP connection should be closed now: the close timeout expired, or the
