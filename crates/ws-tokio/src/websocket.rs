@@ -140,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             }
             let write_blocked = match self.poll_write_queued(cx) {
                 Poll::Ready(Ok(())) => false,
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(self.fail(e)))),
+                Poll::Ready(Err(e)) => return Poll::Ready(self.socket_error(e)),
                 Poll::Pending => true,
             };
             if !write_blocked && self.should_end_tcp() {
@@ -173,7 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             match self.poll_read_input(cx) {
                 Poll::Ready(Ok(0)) => self.read_eof = true,
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(self.fail(e)))),
+                Poll::Ready(Err(e)) => return Poll::Ready(self.socket_error(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -310,6 +310,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             State::Closing { received, .. } => received,
             State::Closed => true,
         }
+    }
+
+    /// A socket error while receiving. Once the peer's close frame arrived, the peer
+    /// dropping TCP (a reset, as some servers do right after the closing handshake) is the
+    /// end we expected, not an error.
+    fn socket_error(&mut self, e: std::io::Error) -> Option<Result<Message>> {
+        if self.close_received() {
+            self.done = true;
+            return None;
+        }
+        Some(Err(self.fail(e)))
     }
 
     fn fail(&mut self, e: std::io::Error) -> Error {
