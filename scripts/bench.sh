@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the issue-4 measurements: echo, fan-out (1k and 10k WebSocket subscribers, the
+# latency run, SSE / stream / long-poll), idle memory at up to 19,000 connections, each
+# against Switchboard and the tokio-tungstenite and fastwebsockets baselines in the same
+# run. Loopback only; every server is started and stopped by the generator (by PID);
+# the server is pinned to CPU $SERVER_CPU and the generator to CPU $GEN_CPU.
+#
+#   scripts/bench.sh [OUT.jsonl]      (default docs/perf/results.jsonl)
+#   QUICK=1 scripts/bench.sh          (short runs, fewer connections: a smoke test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-docs/perf/results.jsonl}
+SERVER_CPU=${SERVER_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+DUR=${DUR:-10}
+IDLE_N=${IDLE_N:-19000}
+BIG=${BIG:-10000}
+if [[ -n "${QUICK:-}" ]]; then DUR=2; IDLE_N=2000; BIG=2000; fi
+
+cargo build --release -p switchboard-server -p switchboard-bench >&2
+# Copies, so that a concurrent rebuild of target/ cannot swap a binary mid-run.
+BIN=$(mktemp -d)
+trap 'rm -rf "$BIN"' EXIT
+cp target/release/{switchboard,baseline-tungstenite,baseline-fastws} "$BIN/"
+: > "$OUT"
+
+port=9200
+# run MODE LABEL SERVER-COMMAND-WITH-{ADDR} ARGS...
+run() {
+  local mode=$1 label=$2 cmd=$3; shift 3
+  port=$((port + 1))
+  local addr=127.0.0.1:$port
+  echo "== $mode $label $*" >&2
+  timeout 300 taskset -c "$GEN_CPU" "$BIN/switchboard" bench "$mode" \
+    --addr "$addr" --server-cmd "${cmd//\{ADDR\}/$addr}" --server-cpu "$SERVER_CPU" \
+    --label "$label" "$@" | tee -a "$OUT"
+}
+SB="$BIN/switchboard serve --listen {ADDR}"
+SB_ECHO="$BIN/switchboard echo --no-deflate --listen {ADDR}"
+TT="$BIN/baseline-tungstenite --listen {ADDR}"
+FW="$BIN/baseline-fastws --listen {ADDR}"
+
+for s in "switchboard|$SB_ECHO" "tungstenite|$TT" "fastwebsockets|$FW"; do
+  run echo "${s%%|*}" "${s#*|}" --connections 100 --size 32 --window 1 --duration "$DUR"
+done
+for n in 1000 "$BIG"; do
+  for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+    run fanout "${s%%|*}" "${s#*|}" --subscribers "$n" --rate 100 --size 64 --duration "$DUR"
+  done
+done
+for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+  run fanout "${s%%|*}" "${s#*|}" --subscribers "$BIG" --rate 10 --size 64 --duration "$DUR"
+done
+for t in sse stream longpoll ws-deflate; do
+  run fanout switchboard "$SB" --transport "$t" --subscribers 1000 --rate 100 --size 64 --duration "$DUR"
+done
+for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+  run idle "${s%%|*}" "${s#*|}" --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$DUR"
+done
+run idle switchboard "$SB" --kind sse --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$DUR"
+echo "results in $OUT" >&2
