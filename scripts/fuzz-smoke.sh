@@ -4,6 +4,7 @@
 #
 #   FUZZ_SECONDS   seconds per target (default 20)
 #   FUZZ_TARGETS   space-separated targets (default: all of them)
+#   FUZZ_STABLE=1  use stable with RUSTC_BOOTSTRAP=1 even if a nightly is installed
 #
 # Prints one line per target and exits non-zero if any target crashed or failed to run;
 # crash inputs are kept in fuzz/artifacts/<target>/ (reproduce with
@@ -19,7 +20,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # cargo-fuzz needs nightly-only rustc flags (sanitizers); use a nightly toolchain when one
 # is installed, else let stable accept them.
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+if [ "${FUZZ_STABLE:-0}" != 1 ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     fuzz=(cargo +nightly fuzz)
 else
     export RUSTC_BOOTSTRAP=1
