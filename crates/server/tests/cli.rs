@@ -1,0 +1,162 @@
+//! The `switchboard` binary: `serve` (config file, flags over file, the listening line,
+//! graceful exit on SIGTERM, `--redis` refused) and `publish` (a backend API client).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{bounded, url, KEY};
+use switchboard_client::{Client, ReceivedData, Transport};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// Runs the binary off the test's runtime thread (the server under test runs on it).
+async fn run(args: &[&str]) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(&args)
+            .env_remove("SWITCHBOARD_API_KEY")
+            .output()
+    });
+    bounded(out).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn publish_command_uses_the_backend_api() {
+    let srv = common::server().await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let mut sub = client
+        .subscribe(Transport::WebSocket, &[("cli", None)])
+        .await
+        .unwrap();
+    let base = url(&srv);
+    let out = run(&[
+        "publish",
+        "cli",
+        r#"{"from":"cli"}"#,
+        "--url",
+        &base,
+        "--api-key",
+        KEY,
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let env = bounded(sub.next()).await.unwrap();
+    assert_eq!(env.data, ReceivedData::Json(r#"{"from":"cli"}"#.into()));
+    assert_eq!(
+        env.cursor.unwrap().to_string(),
+        answer["cursor"].as_str().unwrap()
+    );
+
+    let out = run(&[
+        "publish",
+        "cli",
+        "plain words",
+        "--url",
+        &base,
+        "--api-key",
+        KEY,
+    ])
+    .await;
+    assert!(out.status.success());
+    assert_eq!(
+        bounded(sub.next()).await.unwrap().data,
+        ReceivedData::Json("\"plain words\"".into())
+    );
+
+    let out = run(&["publish", "cli", "x", "--url", &base]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("401") && err.contains("API key"), "{err}");
+    sub.close().await;
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn serve_reads_config_file_flags_win_and_exits_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1\"\napi_key = \"from-file\"\n[namespaces.default]\nclient_publish = false\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SWITCHBOARD_API_KEY")
+        .env_remove("SWITCHBOARD_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("switchboard listening on ")
+        .unwrap()
+        .to_owned();
+    assert!(!base.ends_with(":1"), "the flag wins over the file: {base}");
+
+    // The file's settings apply: its key opens the API, its namespace forbids clients.
+    let api = switchboard_client::ApiClient::new(&base, Some("from-file".into())).unwrap();
+    api.publish("room", serde_json::json!(1)).await.unwrap();
+    let client = Client::new(&base).unwrap();
+    match client.publish("room", "x", None).await {
+        Err(switchboard_client::Error::Status { status: 403, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = bounded(tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful exit: {status:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn serve_refuses_redis_and_bad_config_with_a_reason() {
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--redis",
+            "redis://127.0.0.1:6390",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
+
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "/nonexistent/switchboard.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchboard.toml"));
+}
