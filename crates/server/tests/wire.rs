@@ -22,7 +22,7 @@ async fn read_until(
     let mut buf = Vec::new();
     bounded(async {
         while !done(&String::from_utf8_lossy(&buf)) {
-            let mut chunk = [0u8; 8192];
+            let mut chunk = vec![0u8; 8192];
             let n = s.read(&mut chunk).await.unwrap();
             assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&buf));
             buf.extend_from_slice(&chunk[..n]);
