@@ -144,6 +144,13 @@ async fn presence_and_disconnect() {
     })
     .await;
     assert_eq!(p["clients"][0]["user"], "bob");
+    // Disconnect one connection by the client id its response named.
+    let (_s4, mut b4, id) = open_stream_with_id(&srv, "/ch/lobby?transport=stream").await;
+    let r = api.disconnect(json!({ "client": id })).await.unwrap();
+    assert_eq!(r["disconnected"], 1);
+    assert!(read_until_end(&mut b4)
+        .await
+        .contains("\"event\":\"disconnect\""));
     let r = api
         .disconnect(json!({"client": "no-such-client"}))
         .await
@@ -180,6 +187,33 @@ async fn open_stream(
         .unwrap();
     assert_eq!(resp.status(), 200);
     (task, resp.into_body())
+}
+
+/// Like [`open_stream`], also returning the `x-switchboard-client` header.
+async fn open_stream_with_id(
+    srv: &switchboard_server::server::Running,
+    target: &str,
+) -> (tokio::task::JoinHandle<()>, hyper::body::Incoming, String) {
+    let tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = http::Request::get(target).header("host", "test");
+    let resp = send
+        .send_request(
+            req.body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchboard-client"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (task, resp.into_body(), id)
 }
 
 async fn read_until_end(body: &mut hyper::body::Incoming) -> String {

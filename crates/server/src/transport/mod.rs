@@ -303,6 +303,19 @@ impl Feed {
     }
 }
 
+/// Response header naming the connection's client id (for presence and for
+/// `POST /api/disconnect {"client": ID}`).
+pub const CLIENT_ID_HEADER: &str = "x-switchboard-client";
+
+/// Adds [`CLIENT_ID_HEADER`] to a response.
+pub fn with_client_id(mut resp: axum::response::Response, id: &str) -> axum::response::Response {
+    if let Ok(v) = header::HeaderValue::from_str(id) {
+        resp.headers_mut()
+            .insert(header::HeaderName::from_static(CLIENT_ID_HEADER), v);
+    }
+    resp
+}
+
 /// Headers for responses that stream: no caching, no proxy buffering.
 pub fn streaming_headers(content_type: &'static str) -> [(header::HeaderName, &'static str); 4] {
     [

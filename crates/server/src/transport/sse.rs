@@ -25,7 +25,7 @@ use switchboard_proto::Cursor;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Live};
-use crate::transport::{parse_cursor, streaming_headers, Feed, Target};
+use crate::transport::{parse_cursor, streaming_headers, with_client_id, Feed, Target};
 
 /// The native endpoint's resume cursor: `Last-Event-ID`, else `?since=`.
 pub fn native_since(
@@ -73,9 +73,11 @@ pub async fn respond(
         shutdown: state.shutdown.clone(),
         client,
     };
-    Ok((
+    let id = live.client.id().to_owned();
+    let resp = (
         streaming_headers("text/event-stream; charset=utf-8"),
         live::body(live),
     )
-        .into_response())
+        .into_response();
+    Ok(with_client_id(resp, &id))
 }

@@ -14,7 +14,7 @@ use switchboard_hub::WireFormat;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Live};
-use crate::transport::{streaming_headers, Feed, Target};
+use crate::transport::{streaming_headers, with_client_id, Feed, Target};
 
 /// Answers a streaming subscription.
 pub async fn respond(
@@ -44,9 +44,11 @@ pub async fn respond(
         shutdown: state.shutdown.clone(),
         client,
     };
-    Ok((
+    let id = live.client.id().to_owned();
+    let resp = (
         streaming_headers("application/x-ndjson; charset=utf-8"),
         live::body(live),
     )
-        .into_response())
+        .into_response();
+    Ok(with_client_id(resp, &id))
 }

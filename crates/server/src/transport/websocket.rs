@@ -40,7 +40,7 @@ use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::poll::MAX_BATCH;
-use crate::transport::{client_info, Feed, FeedEvent, Target};
+use crate::transport::{client_info, with_client_id, Feed, FeedEvent, Target};
 
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;
@@ -98,7 +98,7 @@ pub async fn upgrade(
         }
         Mode::Mux => None,
     };
-    let response = switching_response(&accepted.response)?;
+    let response = with_client_id(switching_response(&accepted.response)?, client.id());
     let on_upgrade = hyper::upgrade::on(&mut req);
     let guard = state.shutdown.guard().ok_or(ServerError::ShuttingDown)?;
     let state = state.clone();
