@@ -70,6 +70,9 @@ fn collect_ready(feed: &mut Feed, answer: &mut Answer) {
             Some(FeedEvent::Closed { .. }) | None => return,
         }
     }
-    // Possibly more: the client asks again at once from the cursor it gets.
-    answer.set_more();
+    // Full: if anything else is ready, say so (it is not lost: the next request asks
+    // from the cursor of the last message delivered here).
+    if matches!(feed.try_next(), Some(FeedEvent::Message(_))) {
+        answer.set_more();
+    }
 }
