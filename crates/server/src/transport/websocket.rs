@@ -175,6 +175,31 @@ fn ending_for(reason: CloseReason) -> Ending {
     }
 }
 
+/// What woke a connection's loop on the socket side.
+enum Wake {
+    /// A message from the peer (or the end).
+    Msg(Option<switchboard_ws_tokio::Result<Message>>),
+    /// The output queue drained below [`HIGH_WATER`] while it was full: take more.
+    Room,
+}
+
+/// Reads the next message; while the output queue is over [`HIGH_WATER`] (`room` false),
+/// also resolves once writing brings it back under, so the loop takes more messages
+/// even when the peer sends nothing.
+async fn recv_or_room(ws: &mut Socket, room: bool) -> Wake {
+    std::future::poll_fn(|cx| {
+        // Polling `recv` writes queued output (and waits for the socket when blocked).
+        if let std::task::Poll::Ready(m) = ws.poll_recv(cx) {
+            return std::task::Poll::Ready(Wake::Msg(m));
+        }
+        if !room && ws.pending_bytes() < HIGH_WATER {
+            return std::task::Poll::Ready(Wake::Room);
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 /// Why the server ends a connection.
 enum Ending {
     Shutdown,
@@ -239,16 +264,17 @@ async fn run_native(
             biased;
             () = state.shutdown.wait() => break Some(Ending::Shutdown),
             () = client.kicked() => break Some(Ending::Kicked),
-            msg = ws.recv() => match msg {
-                None => break None,
-                Some(Err(e)) => {
+            msg = recv_or_room(ws, room) => match msg {
+                Wake::Room => {}
+                Wake::Msg(None) => break None,
+                Wake::Msg(Some(Err(e))) => {
                     // The codec queued the close frame with the right code; keep driving.
                     tracing::debug!(error = %e, "websocket error");
                 }
-                Some(Ok(Message::Text(_) | Message::Binary(_))) if !may_publish => {
+                Wake::Msg(Some(Ok(Message::Text(_) | Message::Binary(_)))) if !may_publish => {
                     break Some(Ending::Policy("clients may not publish to this channel"));
                 }
-                Some(Ok(Message::Text(t))) => {
+                Wake::Msg(Some(Ok(Message::Text(t)))) => {
                     if t.len() > max {
                         break Some(Ending::TooBig);
                     }
@@ -256,7 +282,7 @@ async fn run_native(
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
-                Some(Ok(Message::Binary(b))) => {
+                Wake::Msg(Some(Ok(Message::Binary(b)))) => {
                     if b.len() > max {
                         break Some(Ending::TooBig);
                     }
@@ -264,7 +290,7 @@ async fn run_native(
                         tracing::warn!(error = %e, "publish failed");
                     }
                 }
-                Some(Ok(_)) => {}
+                Wake::Msg(Some(Ok(_))) => {}
             },
             r = sub.recv(), if room => match r {
                 Ok(m) => { let _ = queue_message(ws, &m); }
@@ -290,21 +316,22 @@ async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
                 None => break,
             }
         }
-        let room = ws.pending_bytes() < HIGH_WATER && !feed.is_empty();
+        let room = ws.pending_bytes() < HIGH_WATER;
         tokio::select! {
             biased;
             () = state.shutdown.wait() => break Some(Ending::Shutdown),
             () = client.kicked() => break Some(Ending::Kicked),
-            msg = ws.recv() => match msg {
-                None => break None,
-                Some(Err(e)) => tracing::debug!(error = %e, "websocket error"),
-                Some(Ok(Message::Text(t) | Message::Binary(t))) => {
+            msg = recv_or_room(ws, room) => match msg {
+                Wake::Room => {}
+                Wake::Msg(None) => break None,
+                Wake::Msg(Some(Err(e))) => tracing::debug!(error = %e, "websocket error"),
+                Wake::Msg(Some(Ok(Message::Text(t) | Message::Binary(t)))) => {
                     let reply = command(state, client, &mut feed, &t).await;
                     let _ = ws.queue(Message::Text(reply));
                 }
-                Some(Ok(_)) => {}
+                Wake::Msg(Some(Ok(_))) => {}
             },
-            ev = feed.next(), if room => match ev {
+            ev = feed.next(), if room && !feed.is_empty() => match ev {
                 FeedEvent::Message(m) => { let _ = queue_message(ws, &m); }
                 FeedEvent::Closed { reason, .. } => break Some(ending_for(reason)),
             },
