@@ -167,19 +167,19 @@ fn ms(us: u64) -> String {
 /// A horizontal bar chart: bytes per message (log scale) with the two published
 /// reference lines, and latency p50 per transport.
 fn svg(rows: &[Row]) -> String {
-    let (w, bar_h, gap, left, top) = (900.0, 26.0, 12.0, 150.0, 70.0);
+    let (w, bar_h, gap, left, top) = (1000.0, 26.0, 12.0, 150.0, 70.0);
     let plot_w = 330.0;
     let h = top + rows.len() as f64 * (bar_h + gap) + 70.0;
     let log_max = 4.0f64; // 10^4 bytes
     let x_bytes = |b: f64| left + plot_w * (b.max(1.0).log10() / log_max).min(1.0);
-    let lat_left = left + plot_w + 150.0;
+    let lat_left = left + plot_w + 200.0;
     let max_lat = rows
         .iter()
         .map(|r| r.outcome.latency.quantile(0.5))
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let x_lat = |us: f64| lat_left + 250.0 * (us / max_lat);
+    let x_lat = |us: f64| lat_left + 200.0 * (us / max_lat);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -188,11 +188,11 @@ fn svg(rows: &[Row]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">Bytes on the wire per delivered message (log scale)</text>"#
+        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">Bytes per delivered message (log scale)</text>"#
     );
     let _ = writeln!(
         s,
-        r#"<text x="{lat_left}" y="24" font-size="16" font-weight="bold">Latency p50</text>"#
+        r#"<text x="{lat_left}" y="24" font-size="16" font-weight="bold">Delivery latency p50</text>"#
     );
     for decade in 0..=4 {
         let x = x_bytes(10f64.powi(decade));
