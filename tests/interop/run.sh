@@ -10,7 +10,14 @@ ROOT="$(cd ../.. && pwd)"
 command -v curl >/dev/null || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; apt-get install -y -qq --no-install-recommends curl >/dev/null; }
 VENV="$ROOT/target/interop-venv"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import websockets' 2>/dev/null; then
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 needs its venv module installed separately.
+    rm -rf "$VENV"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt
 fi
 BIN="${SWITCHBOARD_BIN:-}"
