@@ -21,8 +21,8 @@ pub struct ServerArgs {
     /// PID of a running server (for its CPU and memory figures).
     #[arg(long, conflicts_with = "server_cmd")]
     pub server_pid: Option<u32>,
-    /// Start the server with this command line (split on whitespace) and stop it after
-    /// the run; it must listen on `--addr`.
+    /// Start the server with this command line (split on whitespace; `{ADDR}` is replaced
+    /// by `--addr`) and stop it after the run; it must listen on `--addr`.
     #[arg(long)]
     pub server_cmd: Option<String>,
     /// Pin a started server to these CPUs (`taskset -c` list, e.g. `0`).
@@ -42,11 +42,14 @@ impl ServerArgs {
     pub fn open(&self) -> std::io::Result<Option<ServerProcess>> {
         net::check_loopback(self.addr)?;
         Ok(match (&self.server_cmd, self.server_pid) {
-            (Some(cmd), _) => Some(ServerProcess::spawn(
-                cmd,
-                self.server_cpu.as_deref(),
-                self.addr,
-            )?),
+            (Some(cmd), _) => {
+                let cmd = cmd.replace("{ADDR}", &self.addr.to_string());
+                Some(ServerProcess::spawn(
+                    &cmd,
+                    self.server_cpu.as_deref(),
+                    self.addr,
+                )?)
+            }
             (None, Some(pid)) => Some(ServerProcess::existing(pid)),
             (None, None) => None,
         })
