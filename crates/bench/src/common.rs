@@ -79,6 +79,7 @@ impl ServerArgs {
 #[derive(Debug)]
 pub struct CpuWindow {
     start_cpu: Option<f64>,
+    start_sys: Option<(u64, u64)>,
     start: Instant,
 }
 
@@ -87,8 +88,16 @@ impl CpuWindow {
     pub fn start(server: Option<&ServerProcess>) -> Self {
         Self {
             start_cpu: server.and_then(|s| s.cpu_seconds().ok()),
+            start_sys: server.and_then(|s| crate::process::syscalls(s.pid()).ok()),
             start: Instant::now(),
         }
+    }
+
+    /// The server's (read, write) system calls since the start.
+    pub fn syscalls(&self, server: Option<&ServerProcess>) -> Option<(u64, u64)> {
+        let (r0, w0) = self.start_sys?;
+        let (r1, w1) = crate::process::syscalls(server?.pid()).ok()?;
+        Some((r1.saturating_sub(r0), w1.saturating_sub(w0)))
     }
 
     /// (wall seconds, server CPU seconds) since the start.

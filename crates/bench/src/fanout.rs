@@ -128,6 +128,8 @@ pub struct Outcome {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub setup_bytes: u64,
+    /// The server's (read, write) system calls in the window.
+    pub server_syscalls: Option<(u64, u64)>,
 }
 
 /// Runs `fanout` and prints its JSON line.
@@ -163,6 +165,8 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "latency_us": {"p50": o.latency.quantile(0.5), "p99": o.latency.quantile(0.99), "p999": o.latency.quantile(0.999), "max": o.latency.max(), "mean": r3(o.latency.mean())},
         "wire_bytes_per_delivery": {"read": r3(o.bytes_read as f64 / d), "written": r3(o.bytes_written as f64 / d)},
         "setup_bytes_per_subscriber": r3(o.setup_bytes as f64 / args.subscribers.max(1) as f64),
+        "server_syscalls": o.server_syscalls.map(|(r, w)| json!({"read": r, "write": w})),
+        "deliveries_per_server_write": o.server_syscalls.and_then(|(_, w)| (w > 0).then(|| r3(o.delivered as f64 / w as f64))),
     })
 }
 
@@ -254,6 +258,7 @@ pub async fn measure(
         }
     }
     let (wall, cpu) = window.end(server);
+    let server_syscalls = window.syscalls(server);
     let bytes = (counters.read() - before.0, counters.written() - before.1);
     progress.abort();
     let _ = stop_tx.send(true);
@@ -283,6 +288,7 @@ pub async fn measure(
         bytes_read: bytes.0,
         bytes_written: bytes.1,
         setup_bytes,
+        server_syscalls,
     })
 }
 

@@ -139,6 +139,24 @@ fn parse_stat_cpu(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Read and write system calls (`syscr`, `syscw` of `/proc/PID/io`: `read`, `write`,
+/// `writev` and the like; `recv`/`send` are not counted) of process `pid` so far: a
+/// delivery count divided by writes says how many frames each write carried.
+pub fn syscalls(pid: u32) -> std::io::Result<(u64, u64)> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    match (field("syscr:"), field("syscw:")) {
+        (Some(r), Some(w)) => Ok((r, w)),
+        _ => Err(std::io::Error::other(format!(
+            "cannot parse /proc/{pid}/io"
+        ))),
+    }
+}
+
 /// `VmRSS` of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -165,5 +183,7 @@ mod tests {
         let me = std::process::id();
         assert!(cpu_seconds(me).is_ok());
         assert!(rss_kib(me).expect("own VmRSS") > 0);
+        let (r, _) = syscalls(me).expect("own /proc/PID/io");
+        assert!(r > 0);
     }
 }
