@@ -6,7 +6,8 @@ pub(crate) use switchboard_bench::BenchArgs;
 
 pub(crate) async fn run(args: BenchArgs) -> std::io::Result<()> {
     let exe = std::env::current_exe()?.into_os_string();
-    let generator = std::thread::spawn(move || switchboard_bench::run(args, vec![exe, "bench".into()]));
+    let generator =
+        std::thread::spawn(move || switchboard_bench::run(args, vec![exe, "bench".into()]));
     tokio::task::spawn_blocking(move || generator.join())
         .await
         .map_err(std::io::Error::other)?
