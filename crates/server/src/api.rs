@@ -30,9 +30,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
-use switchboard_proto::PollBody;
 
-use switchboard_hub::{HistoryAnswer, Payload, WireFormat};
+use switchboard_hub::Payload;
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -278,25 +277,8 @@ async fn history(
                 .as_deref()
                 .map(crate::transport::parse_cursor)
                 .transpose()?;
-            let body = match state.hub.history(&c, since, Some(limit)).await? {
-                HistoryAnswer::Gap {
-                    messages,
-                    head,
-                    more,
-                } => {
-                    let mut body = PollBody::new();
-                    for m in &messages {
-                        body.push_json(m.encoded(WireFormat::Json));
-                    }
-                    let cursor = messages
-                        .last()
-                        .and_then(switchboard_hub::Message::cursor)
-                        .or(since)
-                        .unwrap_or(head);
-                    body.finish(cursor, false, more)
-                }
-                HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
-            };
+            let answer = state.hub.history(&c, since, Some(limit)).await?;
+            let body = crate::transport::poll::history_body(answer, since);
             Ok(json_response(body))
         }
         .await,

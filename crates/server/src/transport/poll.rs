@@ -140,6 +140,31 @@ pub fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
+/// The body of a one-channel history answer, as the backend API's history endpoint and
+/// the multiplexed WebSocket's `history` command send it: the messages after `since`,
+/// the cursor to continue from, `reset` when the gap is gone, `more` when `limit` cut it.
+pub fn history_body(answer: HistoryAnswer, since: Option<Cursor>) -> Bytes {
+    match answer {
+        HistoryAnswer::Gap {
+            messages,
+            head,
+            more,
+        } => {
+            let mut body = PollBody::new();
+            for m in &messages {
+                body.push_json(m.encoded(WireFormat::Json));
+            }
+            let cursor = messages
+                .last()
+                .and_then(Message::cursor)
+                .or(since)
+                .unwrap_or(head);
+            body.finish(cursor, false, more)
+        }
+        HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
+    }
+}
+
 /// Answers a poll at once.
 pub async fn respond(
     state: &AppState,

@@ -23,12 +23,10 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
-use switchboard_hub::{
-    CloseReason, HistoryAnswer, Message as HubMessage, Payload, Subscription, WireFormat,
-};
+use switchboard_hub::{CloseReason, Message as HubMessage, Payload, Subscription, WireFormat};
 use switchboard_proto::{
     encode_error, encode_ok, encode_presence_result, encode_result_cursor, encode_result_raw,
-    parse_command, Command, CommandData, ErrorCode, Op, PollBody, PresenceEntry,
+    parse_command, Command, CommandData, ErrorCode, Op, PresenceEntry,
 };
 use switchboard_ws::handshake::{self, AcceptOptions};
 use switchboard_ws::PreparedMessage;
@@ -431,25 +429,8 @@ async fn execute(
         } => {
             channel::for_subscribe(&state.hub, &channel)?;
             let limit = limit.map_or(MAX_BATCH, |l| (l as usize).min(MAX_BATCH));
-            let body = match state.hub.history(&channel, since, Some(limit)).await? {
-                HistoryAnswer::Gap {
-                    messages,
-                    head,
-                    more,
-                } => {
-                    let mut body = PollBody::new();
-                    for m in &messages {
-                        body.push_json(m.encoded(WireFormat::Json));
-                    }
-                    let cursor = messages
-                        .last()
-                        .and_then(HubMessage::cursor)
-                        .or(since)
-                        .unwrap_or(head);
-                    body.finish(cursor, false, more)
-                }
-                HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
-            };
+            let answer = state.hub.history(&channel, since, Some(limit)).await?;
+            let body = crate::transport::poll::history_body(answer, since);
             Ok(encode_result_raw(id, &body))
         }
         Op::Ping => Ok(encode_ok(id)),
