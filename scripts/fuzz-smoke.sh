@@ -6,7 +6,7 @@
 #   FUZZ_TARGETS   space-separated targets (default: all of them)
 #   FUZZ_STABLE=1  use stable with RUSTC_BOOTSTRAP=1 even if a nightly is installed
 #
-# Prints one line per target and exits non-zero if any target crashed or failed to run;
+# Prints one line per target, then `fuzz: N passed, M failed`, and exits non-zero if any target crashed or failed to run;
 # crash inputs are kept in fuzz/artifacts/<target>/ (reproduce with
 # `cargo +nightly fuzz run <target> <file>`).
 set -euo pipefail
@@ -32,6 +32,8 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 status=0
+passed=0
+failed=0
 for t in $targets; do
     corpus="$work/$t"
     mkdir -p "$corpus"
@@ -44,10 +46,13 @@ for t in $targets; do
         execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
         cov="$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)"
         echo "fuzz $t: ok, ${execs:-?} execs in ${seconds}s, cov ${cov:-?}, corpus $(ls "$corpus" | wc -l)"
+        passed=$((passed + 1))
     else
         echo "fuzz $t: FAILED (see the log below; inputs in fuzz/artifacts/$t/)"
         grep -E 'panicked|ERROR|SUMMARY|Test unit written' "$log" | head -20 || tail -40 "$log"
         status=1
+        failed=$((failed + 1))
     fi
 done
+echo "fuzz: $passed passed, $failed failed"
 exit "$status"

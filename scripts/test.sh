@@ -4,7 +4,9 @@
 # Steps (each runs even if an earlier one failed):
 #   cargo test --workspace, cargo test -p switchboard-ws --features hixie76,
 #   cargo bench --no-run (benchmarks still compile), the Autobahn conformance suites in
-#   `quick` mode, server and client side, compared with the committed expected verdicts.
+#   `quick` mode, server and client side, compared with the committed expected verdicts,
+#   a short fuzz smoke run of every codec fuzz target, the interop tests (Python
+#   websockets, curl) and the headless-Chromium demo tests.
 # Every step prints counts; the last line is "N passed, M failed", summed over cargo's
 # "test result:" lines and the Autobahn summaries (a step that fails without printing a
 # count, e.g. a compile error, counts as one failure). Exit status 0 only when M is 0.
@@ -41,14 +43,9 @@ step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
 step cargo-bench-build cargo bench --workspace --no-run --locked
 step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
 
-# ---- HOOK: fuzz smoke runs -------------------------------------------------------------
-# Later: short `cargo +nightly fuzz run <target> -- -max_total_time=N` per target, guarded
-# on the nightly toolchain and cargo-fuzz being present, e.g.
-#   step fuzz-smoke ./fuzz/smoke.sh        (must print "fuzz: N passed, M failed")
-# ---- HOOK: browser tests ----------------------------------------------------------------
-# Later: headless Chromium + playwright-core against `switchboard serve`, e.g.
-#   step browser ./clients/js/test/browser.sh   (must print "browser: N passed, M failed")
-# ----------------------------------------------------------------------------------------
+# ---- fuzz: every cargo-fuzz target of the codec runs briefly on a copy of its committed
+# seed corpus (installs cargo-fuzz if missing; nightly if present, else RUSTC_BOOTSTRAP=1).
+step fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" ./scripts/fuzz-smoke.sh
 # ---- server: interop (Python websockets, curl -N, plain GETs) and headless Chromium on the
 # demo pages, both against a real `switchboard serve`; each installs what it needs (venv +
 # pip, apt chromium, npm ci) and prints "interop:/browser: N passed, M failed".
