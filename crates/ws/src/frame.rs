@@ -156,6 +156,7 @@ impl FrameHeader {
     }
 
     /// Length of this header once encoded.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         let len = match self.payload_len {
             0..=125 => 2,
@@ -166,6 +167,7 @@ impl FrameHeader {
     }
 
     /// Encode into `out` (minimal length form); returns the number of bytes written.
+    #[inline]
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
         out[0] = u8::from(self.fin) << 7
             | u8::from(self.rsv1) << 6
@@ -197,6 +199,7 @@ impl FrameHeader {
     }
 
     /// Append the encoded header to `dst`.
+    #[inline]
     pub fn encode_to(&self, dst: &mut BytesMut) {
         let mut buf = [0u8; MAX_HEADER_LEN];
         let n = self.encode(&mut buf);
@@ -206,6 +209,7 @@ impl FrameHeader {
 
 /// Append a whole frame to `dst`: the header, then `payload`, masked with `header.mask` if
 /// set. `header.payload_len` is overwritten with `payload.len()`.
+#[inline]
 pub fn encode_frame(dst: &mut BytesMut, mut header: FrameHeader, payload: &[u8]) {
     header.payload_len = payload.len() as u64;
     dst.reserve(header.encoded_len() + payload.len());
