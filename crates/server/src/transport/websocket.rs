@@ -97,37 +97,70 @@ pub async fn upgrade(
         Mode::Mux => None,
     };
     let response = with_client_id(switching_response(&accepted.response)?, client.id());
-    let on_upgrade = hyper::upgrade::on(&mut req);
-    let guard = state.shutdown.guard().ok_or(ServerError::ShuttingDown)?;
+    let opening = Opening {
+        on_upgrade: hyper::upgrade::on(&mut req),
+        guard: state.shutdown.guard().ok_or(ServerError::ShuttingDown)?,
+        deflate: accepted.deflate,
+    };
     let state = state.clone();
-    let mut config = switchboard_ws::Config::default();
-    config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
-    config.max_frame_size = config.max_message_size;
-    tokio::spawn(async move {
-        let _guard = guard;
-        let upgraded = match on_upgrade.await {
+    // One task type per mode, so a native connection's future is not as large as the
+    // command protocol's (an idle connection holds its task's future for its whole life).
+    match native {
+        Some((sub, may_publish)) => {
+            let task = async move {
+                let Some((mut ws, _guard)) = opening.open(&state).await else {
+                    return;
+                };
+                let mut sub = sub;
+                run_native(&state, &mut ws, &mut sub, may_publish, &client).await;
+            };
+            tracing::trace!(bytes = std::mem::size_of_val(&task), "websocket task");
+            tokio::spawn(task);
+        }
+        None => {
+            tokio::spawn(async move {
+                let Some((mut ws, _guard)) = opening.open(&state).await else {
+                    return;
+                };
+                run_mux(&state, &mut ws, &client).await;
+            });
+        }
+    }
+    Ok(response)
+}
+
+/// What a connection needs between the 101 answer and its first frame.
+struct Opening {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    guard: crate::shutdown::DrainGuard,
+    deflate: Option<switchboard_ws::DeflateParams>,
+}
+
+impl Opening {
+    /// Waits for hyper to hand the connection over; `None` when the upgrade failed.
+    async fn open(self, state: &AppState) -> Option<(Box<Socket>, crate::shutdown::DrainGuard)> {
+        let upgraded = match self.on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
-                return;
+                return None;
             }
         };
-        let mut ws = WebSocket::from_upgraded(
+        let mut config = switchboard_ws::Config::default();
+        config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
+        config.max_frame_size = config.max_message_size;
+        // Boxed: the codec's state is most of a connection's memory, and a box keeps it
+        // out of every future that holds the socket across an await.
+        let mut ws = Box::new(WebSocket::from_upgraded(
             TokioIo::new(upgraded),
             Role::Server,
             config,
-            accepted.deflate,
+            self.deflate,
             &[],
-        );
+        ));
         ws.set_high_water_mark(HIGH_WATER);
-        match native {
-            Some((sub, may_publish)) => {
-                run_native(&state, &mut ws, sub, may_publish, &client).await;
-            }
-            None => run_mux(&state, &mut ws, &client).await,
-        }
-    });
-    Ok(response)
+        Some((ws, self.guard))
+    }
 }
 
 /// Turns the codec's `101 Switching Protocols` bytes into a hyper response.
@@ -237,7 +270,7 @@ pub fn text_payload(t: Bytes) -> Payload {
 async fn run_native(
     state: &AppState,
     ws: &mut Socket,
-    mut sub: Subscription,
+    sub: &mut Subscription,
     may_publish: bool,
     client: &ClientHandle,
 ) {
@@ -276,17 +309,13 @@ async fn run_native(
                     if t.len() > max {
                         break Some(Ending::TooBig);
                     }
-                    if let Err(e) = state.hub.publish_from_client(sub.channel(), text_payload(t)).await {
-                        tracing::warn!(error = %e, "publish failed");
-                    }
+                    publish(state, sub.channel(), text_payload(t)).await;
                 }
                 Wake::Msg(Some(Ok(Message::Binary(b)))) => {
                     if b.len() > max {
                         break Some(Ending::TooBig);
                     }
-                    if let Err(e) = state.hub.publish_from_client(sub.channel(), Payload::binary(b)).await {
-                        tracing::warn!(error = %e, "publish failed");
-                    }
+                    publish(state, sub.channel(), Payload::binary(b)).await;
                 }
                 Wake::Msg(Some(Ok(_))) => {}
             },
@@ -298,7 +327,15 @@ async fn run_native(
         }
     };
     if let Some(e) = ending {
-        finish(ws, e).await;
+        Box::pin(finish(ws, e)).await;
+    }
+}
+
+/// Publishes a client's message. Boxed: publishing is rare next to receiving, and its
+/// future would otherwise be part of every idle connection's task.
+async fn publish(state: &AppState, channel: &str, payload: Payload) {
+    if let Err(e) = Box::pin(state.hub.publish_from_client(channel, payload)).await {
+        tracing::warn!(error = %e, "publish failed");
     }
 }
 
