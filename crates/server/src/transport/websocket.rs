@@ -275,6 +275,10 @@ async fn run_native(
     client: &ClientHandle,
 ) {
     let max = state.config.limits.max_publish_bytes;
+    // Armed once for the connection's life: re-creating them on every turn of the loop
+    // (once per delivered message) cost about 6 % of the fan-out CPU.
+    let mut shutdown = std::pin::pin!(state.shutdown.wait());
+    let mut kicked = std::pin::pin!(client.kicked());
     let ending = 'conn: loop {
         // Queue everything ready; it leaves in one vectored write when `recv` is polled.
         while ws.pending_bytes() < HIGH_WATER {
@@ -293,8 +297,8 @@ async fn run_native(
         let room = ws.pending_bytes() < HIGH_WATER;
         tokio::select! {
             biased;
-            () = state.shutdown.wait() => break Some(Ending::Shutdown),
-            () = client.kicked() => break Some(Ending::Kicked),
+            () = &mut shutdown => break Some(Ending::Shutdown),
+            () = &mut kicked => break Some(Ending::Kicked),
             msg = recv_or_room(ws, room) => match msg {
                 Wake::Room => {}
                 Wake::Msg(None) => break None,
