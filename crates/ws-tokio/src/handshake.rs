@@ -14,6 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::error::{Error, Result};
 use crate::websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
 
+/// Bytes reserved for each read of a handshake head.
+const READ_CHUNK: usize = 4096;
+
 /// What a server accepts and the limits of the connections it accepts.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
@@ -130,12 +133,13 @@ where
     Ok((ws, response))
 }
 
-/// Append what one read returns (at most 4 KiB) to `buf`.
+/// Append what one read returns (at most the 4 KiB reserved, or the spare capacity) to
+/// `buf`. The bytes go straight into the `Vec`'s spare capacity: a stack array held
+/// across this `.await` would be part of the handshake future, and so of every task that
+/// awaits `accept` and then serves the connection for its whole life.
 async fn read_some<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<usize> {
-    let mut chunk = [0u8; 4096];
-    let n = stream.read(&mut chunk).await?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n)
+    buf.reserve(READ_CHUNK);
+    Ok(stream.read_buf(buf).await?)
 }
 
 /// Write the HTTP error response for `err` (best effort) and turn it into our error.
