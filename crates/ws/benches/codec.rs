@@ -10,8 +10,10 @@
 //!   `switchboard-ws/primitive` is the pure step (header parse + unmask in place). The
 //!   `*/stream` rows are what each library does when the frame comes off a socket: bytes
 //!   copied from an in-memory "socket" into the library's (or, for us, the driver's) read
-//!   buffer, header parsed, payload unmasked, message handed out as an owned value. Only
-//!   `*/stream` rows are compared with each other.
+//!   buffer, header parsed, payload unmasked, message handed out as an owned value.
+//!   `switchboard-ws/stream-owned` reads into a `BytesMut` passed to `handle_input_buf`
+//!   (frames of 4 KiB or more are split off that buffer instead of copied). Only the
+//!   `*/stream*` rows are compared with each other.
 //! - `encode/<len>`: a server's unmasked binary frame, header and payload, appended to a
 //!   reused buffer.
 //! - `recv_100/<kind>`: a whole receive path: 100 masked frames in one read, parsed,
@@ -193,6 +195,48 @@ impl OurReader {
     }
 }
 
+/// Our receive path with a driver that reads into a `BytesMut` and passes it to
+/// `handle_input_buf`: a large frame's payload is handed out from that buffer, not copied.
+struct OurOwnedReader {
+    conn: Connection,
+    socket: Replay,
+    read_buf: BytesMut,
+    now: Instant,
+}
+
+impl OurOwnedReader {
+    fn new(stream: Vec<u8>, config: Config) -> Self {
+        let now = Instant::now();
+        Self {
+            read_buf: BytesMut::with_capacity(stream.len().max(128 * 1024)),
+            socket: Replay::new(stream),
+            conn: Connection::new(Role::Server, config, None, now),
+            now,
+        }
+    }
+
+    /// One socket read appended to the buffer (the "kernel copy", into spare capacity as
+    /// a `read_buf` does, without zeroing it first), then `handle_input_buf` + `poll_event`.
+    fn read_once(&mut self) -> usize {
+        let rest = &self.socket.data[self.socket.pos..];
+        let n = rest.len().min(128 * 1024);
+        self.read_buf.extend_from_slice(&rest[..n]);
+        self.socket.pos = (self.socket.pos + n) % self.socket.data.len();
+        self.conn.handle_input_buf(&mut self.read_buf, self.now);
+        let mut messages = 0;
+        while let Some(ev) = self.conn.poll_event() {
+            match ev {
+                Event::Text(b) | Event::Binary(b) => {
+                    black_box(b);
+                    messages += 1;
+                }
+                other => panic!("unexpected event {other:?}"),
+            }
+        }
+        messages
+    }
+}
+
 fn bench_mask(c: &mut Criterion) {
     let mut g = c.benchmark_group("mask");
     for len in SIZES {
@@ -276,6 +320,14 @@ fn bench_parse_unmask(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("switchboard-ws/stream", label(len)), |b| {
             b.iter(|| assert_eq!(ours.read_once(), 1));
         });
+
+        let mut owned = OurOwnedReader::new(frame.clone(), Config::default());
+        g.bench_function(
+            BenchmarkId::new("switchboard-ws/stream-owned", label(len)),
+            |b| {
+                b.iter(|| assert_eq!(owned.read_once(), 1));
+            },
+        );
 
         let mut tung = tungstenite::WebSocket::from_raw_socket(
             Replay::new(frame.clone()),

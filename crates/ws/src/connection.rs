@@ -16,7 +16,10 @@
 //! arrives (after inflation when compressed), so invalid UTF-8 fails the connection at once,
 //! even in the middle of a frame. A peer fault never panics and never returns an error: it
 //! queues a close frame with the code of the [`ProtocolError`], surfaces as
-//! [`Event::Error`] and stops reading.
+//! [`Event::Error`] and stops reading. A driver that reads into a `BytesMut` can pass it to
+//! [`Connection::handle_input_buf`] instead: large whole data frames then become events
+//! without being copied (the payload is unmasked in place and split off the caller's
+//! buffer); everything else is handled exactly as by `handle_input`.
 //!
 //! Sending: output is a queue of `Bytes` chunks. Small frames are coalesced into one buffer;
 //! large payloads that are already `Bytes` (prepared messages, compressed output) are queued
@@ -53,6 +56,11 @@ const SHARE_THRESHOLD: usize = 1024;
 
 /// Compressed payload is unmasked in stack pieces of this size before inflating.
 const INFLATE_PIECE: usize = 8192;
+
+/// [`Connection::handle_input_buf`] hands out data frames at least this long as a slice of
+/// the caller's buffer. Shorter ones are copied: a small message should not pin a whole
+/// read buffer's allocation.
+pub const OWNED_INPUT_THRESHOLD: usize = 4096;
 
 /// What the peer did, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,6 +361,93 @@ impl Connection {
                 Err(e) => self.fail(e),
             }
         }
+    }
+
+    /// Feed bytes the caller owns, consuming them from the front of `buf`: the same events
+    /// and semantics as [`Connection::handle_input`], but a whole unfragmented, uncompressed
+    /// data frame of at least [`OWNED_INPUT_THRESHOLD`] bytes is unmasked in place and its
+    /// payload split off as the event's `Bytes`, with no copy and no allocation (the event
+    /// shares `buf`'s allocation until it is dropped).
+    ///
+    /// Bytes left in `buf` on return are the start of a frame that is not complete yet (an
+    /// incomplete header, or such a large frame still arriving): keep them and append the
+    /// next read. Such a frame is first checked against `max_frame_size` and
+    /// `max_message_size`, so what the caller holds stays within those limits. Other frames
+    /// stream through as with `handle_input`. Once the connection stops reading (a close
+    /// received, a protocol error), `buf` is cleared: what follows is ignored.
+    pub fn handle_input_buf(&mut self, buf: &mut BytesMut, now: Instant) {
+        self.set_now(now);
+        if !buf.is_empty() {
+            self.last_input = now;
+        }
+        while !buf.is_empty() && self.is_readable() {
+            let step = if self.rx.frame.is_some() {
+                self.read_payload(buf).map(Some)
+            } else if self.rx.header_len > 0 {
+                self.read_header(buf).map(Some)
+            } else {
+                self.read_frame_owned(buf)
+            };
+            match step {
+                Ok(Some(used)) => buf.advance(used),
+                Ok(None) => return,
+                Err(e) => self.fail(e),
+            }
+        }
+        if !self.is_readable() {
+            buf.clear();
+        }
+    }
+
+    /// At a frame boundary in the caller's buffer: take a whole large data frame without
+    /// copying (returns `Some(0)`: `buf` was already advanced), start any other frame as
+    /// `read_header` does (returns the header length), or wait for more bytes (`None`).
+    fn read_frame_owned(&mut self, buf: &mut BytesMut) -> Result<Option<usize>, ProtocolError> {
+        let Some((h, n)) = FrameHeader::parse(buf)? else {
+            return Ok(None);
+        };
+        let zero_copy = matches!(h.opcode, OpCode::Text | OpCode::Binary)
+            && h.fin
+            && !h.rsv1
+            && h.payload_len >= OWNED_INPUT_THRESHOLD as u64
+            && self.rx.message.is_none()
+            && !self.close_sent;
+        if !zero_copy {
+            self.begin_frame(h)?;
+            return Ok(Some(n));
+        }
+        let present = (buf.len() - n) as u64;
+        if present < h.payload_len {
+            let within_limits = h.payload_len <= self.config.max_frame_size as u64
+                && h.payload_len <= self.config.max_message_size as u64;
+            if within_limits {
+                return Ok(None);
+            }
+            // Over a limit: begin_frame reports it.
+            self.begin_frame(h)?;
+            return Ok(Some(n));
+        }
+        // Every check the streaming path makes (role and mask, RSV bits, limits).
+        self.begin_frame(h)?;
+        self.rx.frame = None;
+        let mut msg = self.rx.message.take().unwrap_or_default();
+        buf.advance(n);
+        // `payload_len` fits: it is at most buf.len().
+        let mut payload = buf.split_to(h.payload_len as usize);
+        if let Some(key) = h.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        if msg.text {
+            msg.utf8.feed(&payload)?;
+            msg.utf8.finish()?;
+        }
+        let payload = payload.freeze();
+        self.events.push_back(if msg.text {
+            Event::Text(payload)
+        } else {
+            Event::Binary(payload)
+        });
+        Ok(Some(0))
     }
 
     /// Consume header bytes; returns how many bytes of `data` were used.
@@ -939,5 +1034,120 @@ impl Connection {
             return flushed;
         }
         self.role == Role::Server && self.close_sent && self.close_received && flushed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::encode_frame;
+
+    fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        let h = FrameHeader {
+            fin,
+            mask: Some([0x37, 0xfa, 0x21, 0x3d]),
+            ..FrameHeader::new(opcode, 0)
+        };
+        encode_frame(&mut out, h, payload);
+        out
+    }
+
+    fn server() -> (Connection, Instant) {
+        let now = Instant::now();
+        (
+            Connection::new(Role::Server, Config::default(), None, now),
+            now,
+        )
+    }
+
+    #[test]
+    fn large_frame_payload_points_into_callers_buffer() {
+        let (mut s, now) = server();
+        let payload: Vec<u8> = (0..64 * 1024).map(|i| (i * 7) as u8).collect();
+        let mut buf = client_frame(OpCode::Binary, true, &payload);
+        let alloc = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        s.handle_input_buf(&mut buf, now);
+        assert!(buf.is_empty());
+        let Some(Event::Binary(got)) = s.poll_event() else {
+            panic!("expected a binary event");
+        };
+        assert_eq!(got, payload);
+        assert!(
+            alloc.contains(&(got.as_ptr() as usize)),
+            "payload was copied"
+        );
+        assert_eq!(s.receive_capacity(), 0);
+    }
+
+    #[test]
+    fn small_and_fragmented_frames_are_copied() {
+        let (mut s, now) = server();
+        let mut buf = client_frame(OpCode::Text, true, b"hello");
+        let big = vec![b'a'; OWNED_INPUT_THRESHOLD];
+        buf.extend_from_slice(&client_frame(OpCode::Binary, false, &big));
+        buf.extend_from_slice(&client_frame(OpCode::Continue, true, &big));
+        let alloc = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        s.handle_input_buf(&mut buf, now);
+        assert!(buf.is_empty());
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Text(Bytes::from_static(b"hello")))
+        );
+        let Some(Event::Binary(got)) = s.poll_event() else {
+            panic!("expected a binary event");
+        };
+        assert_eq!(got.len(), 2 * OWNED_INPUT_THRESHOLD);
+        assert!(!alloc.contains(&(got.as_ptr() as usize)));
+    }
+
+    #[test]
+    fn incomplete_large_frame_waits_in_callers_buffer() {
+        let (mut s, now) = server();
+        let payload = vec![7u8; 10_000];
+        let wire = client_frame(OpCode::Binary, true, &payload);
+        let mut buf = BytesMut::from(&wire[..3000]);
+        s.handle_input_buf(&mut buf, now);
+        assert_eq!(buf.len(), 3000, "kept for the next read");
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.receive_capacity(), 0);
+        buf.extend_from_slice(&wire[3000..]);
+        s.handle_input_buf(&mut buf, now);
+        assert!(buf.is_empty());
+        assert_eq!(s.poll_event(), Some(Event::Binary(Bytes::from(payload))));
+    }
+
+    #[test]
+    fn oversized_incomplete_frame_fails_at_once() {
+        let now = Instant::now();
+        let config = Config {
+            max_frame_size: 8192,
+            ..Config::default()
+        };
+        let mut s = Connection::new(Role::Server, config, None, now);
+        let wire = client_frame(OpCode::Binary, true, &[0u8; 10_000]);
+        let mut buf = BytesMut::from(&wire[..100]);
+        s.handle_input_buf(&mut buf, now);
+        assert!(buf.is_empty(), "nothing more is read after an error");
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::Error(ProtocolError::FrameTooBig { .. }))
+        ));
+        assert!(!s.is_readable());
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_large_text_frame_fails() {
+        let (mut s, now) = server();
+        let mut text = vec![b'a'; 8192];
+        text[5000] = 0xFF;
+        let mut buf = client_frame(OpCode::Text, true, &text);
+        buf.extend_from_slice(&client_frame(OpCode::Text, true, b"after"));
+        s.handle_input_buf(&mut buf, now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Error(ProtocolError::InvalidUtf8))
+        );
+        assert_eq!(s.poll_event(), None);
     }
 }

@@ -1,7 +1,9 @@
 //! Property: any sequence of messages, cut into any frames (with pings between fragments),
 //! delivered in any chunking of the byte stream (down to single bytes), yields exactly the
 //! events the sender meant — through raw client frames, and through `Connection`'s own
-//! sending with permessage-deflate.
+//! sending with permessage-deflate. Each case is fed both through `handle_input` (borrowed
+//! slices) and through `handle_input_buf` (a driver-owned `BytesMut`, whose large whole
+//! frames are handed out without copying); both must give the same events.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -128,6 +130,29 @@ fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
     events(conn)
 }
 
+/// Like [`feed`], as a driver owning a `BytesMut` read buffer: each chunk is appended to
+/// what the connection left in the buffer (an incomplete frame), then the buffer is passed
+/// to `handle_input_buf`. At the end nothing may be left over.
+fn feed_buf(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
+    let now = std::time::Instant::now();
+    let mut buf = BytesMut::new();
+    let mut pos = 0;
+    let mut i = 0;
+    while pos < wire.len() {
+        let size = match sizes.get(i % sizes.len().max(1)) {
+            Some(&0) | None => wire.len(),
+            Some(&s) => s,
+        };
+        let end = (pos + size).min(wire.len());
+        buf.extend_from_slice(&wire[pos..end]);
+        conn.handle_input_buf(&mut buf, now);
+        pos = end;
+        i += 1;
+    }
+    assert!(buf.is_empty(), "{} bytes left in the buffer", buf.len());
+    events(conn)
+}
+
 fn chunking() -> impl Strategy<Value = Vec<usize>> {
     prop_oneof![
         Just(vec![1]),
@@ -148,16 +173,21 @@ proptest! {
         let (wire, want) = wire_and_events(&msgs);
         let now = std::time::Instant::now();
         let mut server = Connection::new(Role::Server, Config::default(), None, now);
+        let mut owned = Connection::new(Role::Server, Config::default(), None, now);
         let got = feed(&mut server, &wire, &sizes);
+        let got_owned = feed_buf(&mut owned, &wire, &sizes);
         prop_assert!(got == want, "events differ: {} vs {}", got.len(), want.len());
-        prop_assert_eq!(server.receive_capacity(), 0);
-        // Every ping was answered, in order, unmasked.
-        let pongs: Vec<_> = parse_frames(&drain(&mut server)).into_iter().map(|(h, p)| {
-            assert!(h.mask.is_none());
-            Event::Ping(Bytes::from(p))
-        }).collect();
+        prop_assert!(got_owned == want, "owned: {} vs {}", got_owned.len(), want.len());
         let pings: Vec<_> = want.into_iter().filter(|e| matches!(e, Event::Ping(_))).collect();
-        prop_assert_eq!(pongs, pings);
+        for conn in [&mut server, &mut owned] {
+            prop_assert_eq!(conn.receive_capacity(), 0);
+            // Every ping was answered, in order, unmasked.
+            let pongs: Vec<_> = parse_frames(&drain(conn)).into_iter().map(|(h, p)| {
+                assert!(h.mask.is_none());
+                Event::Ping(Bytes::from(p))
+            }).collect();
+            prop_assert_eq!(&pongs, &pings);
+        }
     }
 
     #[test]
@@ -175,6 +205,7 @@ proptest! {
         let now = std::time::Instant::now();
         let mut client = Connection::new(Role::Client, Config::default(), Some(params), now);
         let mut server = Connection::new(Role::Server, Config::default(), Some(params), now);
+        let mut owned = Connection::new(Role::Server, Config::default(), Some(params), now);
         for m in &msgs {
             if m.text {
                 client.send_text(std::str::from_utf8(&m.payload).unwrap()).unwrap();
@@ -184,7 +215,9 @@ proptest! {
         }
         let wire = drain(&mut client);
         let got = feed(&mut server, &wire, &sizes);
+        let got_owned = feed_buf(&mut owned, &wire, &sizes);
         let want: Vec<Event> = msgs.iter().map(event_of).collect();
         prop_assert!(got == want, "events differ: {} vs {}", got.len(), want.len());
+        prop_assert!(got_owned == want, "owned: {} vs {}", got_owned.len(), want.len());
     }
 }
