@@ -370,9 +370,10 @@ impl Connection {
     /// shares `buf`'s allocation until it is dropped).
     ///
     /// Bytes left in `buf` on return are the start of a frame that is not complete yet (an
-    /// incomplete header, or such a large frame still arriving): keep them and append the
-    /// next read. Such a frame is first checked against `max_frame_size` and
-    /// `max_message_size`, so what the caller holds stays within those limits. Other frames
+    /// incomplete header, or such a large binary frame still arriving): keep them and
+    /// append the next read. Such a frame is first checked against `max_frame_size` and
+    /// `max_message_size`, so what the caller holds stays within those limits. Other frames,
+    /// including a large text frame not yet complete (so that invalid UTF-8 fails at once),
     /// stream through as with `handle_input`. Once the connection stops reading (a close
     /// received, a protocol error), `buf` is cleared: what follows is ignored.
     pub fn handle_input_buf(&mut self, buf: &mut BytesMut, now: Instant) {
@@ -418,12 +419,15 @@ impl Connection {
         }
         let present = (buf.len() - n) as u64;
         if present < h.payload_len {
-            let within_limits = h.payload_len <= self.config.max_frame_size as u64
+            // Binary waits in the caller's buffer. Text streams (copied), so invalid UTF-8
+            // still fails the connection as soon as it arrives.
+            let wait = h.opcode == OpCode::Binary
+                && h.payload_len <= self.config.max_frame_size as u64
                 && h.payload_len <= self.config.max_message_size as u64;
-            if within_limits {
+            if wait {
                 return Ok(None);
             }
-            // Over a limit: begin_frame reports it.
+            // Over a limit (begin_frame reports it), or text: stream it.
             self.begin_frame(h)?;
             return Ok(Some(n));
         }
@@ -1134,6 +1138,21 @@ mod tests {
             Some(Event::Error(ProtocolError::FrameTooBig { .. }))
         ));
         assert!(!s.is_readable());
+    }
+
+    #[test]
+    fn invalid_utf8_in_an_incomplete_large_text_frame_fails_at_once() {
+        let (mut s, now) = server();
+        let mut text = vec![b'a'; 8192];
+        text[100] = 0xFF;
+        let wire = client_frame(OpCode::Text, true, &text);
+        let mut buf = BytesMut::from(&wire[..1000]);
+        s.handle_input_buf(&mut buf, now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Error(ProtocolError::InvalidUtf8))
+        );
+        assert!(buf.is_empty());
     }
 
     #[test]
