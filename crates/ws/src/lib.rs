@@ -6,6 +6,7 @@
 //! ```text
 //!            handshake::server::parse_request / handshake::client::parse_response
 //!   bytes ──▶ Connection::handle_input(&[u8], now) ──▶ Connection::poll_event() ──▶ Event
+//!         (or handle_input_buf(&mut BytesMut, now): large frames split off without a copy)
 //!   app   ──▶ Connection::send_* / send_prepared ──▶ Connection::transmit_slices() ──▶ bytes
 //!                                          (then Connection::advance_transmit(written))
 //!   time  ──▶ Connection::handle_timeout(now)   ◀── Connection::poll_timeout()
