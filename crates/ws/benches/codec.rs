@@ -181,18 +181,24 @@ impl OurReader {
     fn read_once(&mut self) -> usize {
         let n = self.socket.fill(&mut self.read_buf);
         self.conn.handle_input(&self.read_buf[..n], self.now);
-        let mut messages = 0;
-        while let Some(ev) = self.conn.poll_event() {
-            match ev {
-                Event::Text(b) | Event::Binary(b) => {
-                    black_box(b);
-                    messages += 1;
-                }
-                other => panic!("unexpected event {other:?}"),
-            }
-        }
-        messages
+        drain_messages(&mut self.conn)
     }
+}
+
+/// Takes every pending event off `conn`; returns how many were messages (anything else
+/// is a bench bug).
+fn drain_messages(conn: &mut Connection) -> usize {
+    let mut messages = 0;
+    while let Some(ev) = conn.poll_event() {
+        match ev {
+            Event::Text(b) | Event::Binary(b) => {
+                black_box(b);
+                messages += 1;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    messages
 }
 
 /// Our receive path with a driver that reads into a `BytesMut` and passes it to
@@ -223,17 +229,7 @@ impl OurOwnedReader {
         self.read_buf.extend_from_slice(&rest[..n]);
         self.socket.pos = (self.socket.pos + n) % self.socket.data.len();
         self.conn.handle_input_buf(&mut self.read_buf, self.now);
-        let mut messages = 0;
-        while let Some(ev) = self.conn.poll_event() {
-            match ev {
-                Event::Text(b) | Event::Binary(b) => {
-                    black_box(b);
-                    messages += 1;
-                }
-                other => panic!("unexpected event {other:?}"),
-            }
-        }
-        messages
+        drain_messages(&mut self.conn)
     }
 }
 

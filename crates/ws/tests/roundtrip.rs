@@ -112,20 +112,31 @@ fn wire_and_events(msgs: &[Msg]) -> (Vec<u8>, Vec<Event>) {
     (wire.to_vec(), want)
 }
 
-/// Feed `wire` in chunks whose sizes cycle through `sizes` (0 = all at once).
-fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
-    let now = std::time::Instant::now();
+/// `wire` cut into chunks whose sizes cycle through `sizes` (0 = all at once).
+fn chunks<'a>(wire: &'a [u8], sizes: &'a [usize]) -> impl Iterator<Item = &'a [u8]> + 'a {
     let mut pos = 0;
     let mut i = 0;
-    while pos < wire.len() {
+    std::iter::from_fn(move || {
+        if pos >= wire.len() {
+            return None;
+        }
         let size = match sizes.get(i % sizes.len().max(1)) {
             Some(&0) | None => wire.len(),
             Some(&s) => s,
         };
         let end = (pos + size).min(wire.len());
-        conn.handle_input(&wire[pos..end], now);
+        let chunk = &wire[pos..end];
         pos = end;
         i += 1;
+        Some(chunk)
+    })
+}
+
+/// Feed `wire` to `handle_input` in the chunks of [`chunks`].
+fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
+    let now = std::time::Instant::now();
+    for chunk in chunks(wire, sizes) {
+        conn.handle_input(chunk, now);
     }
     events(conn)
 }
@@ -136,18 +147,9 @@ fn feed(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
 fn feed_buf(conn: &mut Connection, wire: &[u8], sizes: &[usize]) -> Vec<Event> {
     let now = std::time::Instant::now();
     let mut buf = BytesMut::new();
-    let mut pos = 0;
-    let mut i = 0;
-    while pos < wire.len() {
-        let size = match sizes.get(i % sizes.len().max(1)) {
-            Some(&0) | None => wire.len(),
-            Some(&s) => s,
-        };
-        let end = (pos + size).min(wire.len());
-        buf.extend_from_slice(&wire[pos..end]);
+    for chunk in chunks(wire, sizes) {
+        buf.extend_from_slice(chunk);
         conn.handle_input_buf(&mut buf, now);
-        pos = end;
-        i += 1;
     }
     assert!(buf.is_empty(), "{} bytes left in the buffer", buf.len());
     events(conn)
