@@ -88,17 +88,7 @@ impl Cursor {
         buf[len] = b':';
         len += 1;
         let mut tmp = [0u8; 20];
-        let mut n = self.offset;
-        let mut t = tmp.len();
-        loop {
-            t -= 1;
-            tmp[t] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let d = &tmp[t..];
+        let d = crate::json::u64_digits(self.offset, &mut tmp);
         buf[len..len + d.len()].copy_from_slice(d);
         len += d.len();
         CursorStr {

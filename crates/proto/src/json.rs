@@ -67,9 +67,8 @@ pub(crate) fn write_base64(out: &mut BytesMut, data: &[u8]) {
     out.truncate(start + written);
 }
 
-/// Appends a u64 in decimal.
-pub(crate) fn write_u64(out: &mut BytesMut, mut n: u64) {
-    let mut tmp = [0u8; 20];
+/// The decimal digits of `n`, written at the end of `tmp` (20 bytes hold any u64).
+pub(crate) fn u64_digits(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
     let mut t = tmp.len();
     loop {
         t -= 1;
@@ -79,7 +78,12 @@ pub(crate) fn write_u64(out: &mut BytesMut, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&tmp[t..]);
+    &tmp[t..]
+}
+
+/// Appends a u64 in decimal.
+pub(crate) fn write_u64(out: &mut BytesMut, n: u64) {
+    out.extend_from_slice(u64_digits(n, &mut [0u8; 20]));
 }
 
 #[cfg(test)]
