@@ -127,11 +127,13 @@ struct InMessage {
 #[derive(Debug)]
 struct Receiver {
     header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
+    header_len: u8,
     frame: Option<InFrame>,
     message: Option<InMessage>,
-    control: [u8; MAX_CONTROL_PAYLOAD],
-    control_len: usize,
+    /// Payload of the control frame streaming in, reserved at its exact length (at most
+    /// 125 bytes, checked by the header parser) so it becomes the event's `Bytes` without
+    /// a copy; empty, with no allocation, between control frames.
+    control: Vec<u8>,
 }
 
 impl Default for Receiver {
@@ -141,8 +143,7 @@ impl Default for Receiver {
             header_len: 0,
             frame: None,
             message: None,
-            control: [0; MAX_CONTROL_PAYLOAD],
-            control_len: 0,
+            control: Vec::new(),
         }
     }
 }
@@ -267,27 +268,75 @@ impl OutQueue {
         while self.active.front().is_some_and(|b| b.is_empty()) {
             self.active.pop_front();
         }
-        if self.len == 0 {
-            // Drop the spare capacity too: an idle connection holds no send buffer.
-            *self = Self::default();
+    }
+}
+
+/// The send queue, allocated only while bytes wait: an idle connection holds no send
+/// buffer, and only a pointer inline.
+#[derive(Debug, Default)]
+struct Output(Option<Box<OutQueue>>);
+
+impl Output {
+    fn queue(&mut self) -> &mut OutQueue {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(OutQueue::is_empty)
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_deref().map_or(0, |q| q.len)
+    }
+
+    fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        self.0.as_deref().map_or(0, |q| q.slices(out))
+    }
+
+    fn advance(&mut self, n: usize) {
+        if let Some(q) = self.0.as_deref_mut() {
+            q.advance(n);
+            if q.is_empty() {
+                // Drop the spare capacity too.
+                self.0 = None;
+            }
         }
     }
+}
+
+/// The limits and timers of [`Config`] the connection reads; the rest of it is needed
+/// only at construction.
+#[derive(Debug)]
+struct Limits {
+    max_frame_size: usize,
+    max_message_size: usize,
+    ping_interval: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    close_timeout: Duration,
+}
+
+/// Negotiated permessage-deflate and its zlib states.
+#[derive(Debug)]
+struct DeflateState {
+    params: DeflateParams,
+    /// Messages shorter than this are sent uncompressed.
+    compression_threshold: usize,
+    /// Created on first use: a zlib deflate state costs ~256 KiB, and a server that sends
+    /// only shared prepared frames (no context takeover) never needs its own.
+    compressor: Option<Compressor>,
+    /// Created on the first compressed message received (~40 KiB).
+    decompressor: Option<Decompressor>,
 }
 
 /// A WebSocket connection after the handshake. See the module docs for the call order.
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
-    deflate: Option<DeflateParams>,
-    /// Created on first use: a zlib deflate state costs ~256 KiB, and a server that sends
-    /// only shared prepared frames (no context takeover) never needs its own.
-    compressor: Option<Compressor>,
-    /// Created on the first compressed message received (~40 KiB).
-    decompressor: Option<Decompressor>,
-    compression_threshold: usize,
+    limits: Limits,
+    /// Boxed: most connections negotiate no compression, and its state is large.
+    deflate: Option<Box<DeflateState>>,
     rx: Receiver,
-    out: OutQueue,
+    out: Output,
     events: VecDeque<Event>,
     close_sent: bool,
     close_received: bool,
@@ -312,13 +361,23 @@ impl Connection {
             .map_or(0, |d| d.compression_threshold);
         Self {
             role,
-            config,
-            deflate,
-            compressor: None,
-            decompressor: None,
-            compression_threshold,
+            limits: Limits {
+                max_frame_size: config.max_frame_size,
+                max_message_size: config.max_message_size,
+                ping_interval: config.ping_interval,
+                idle_timeout: config.idle_timeout,
+                close_timeout: config.close_timeout,
+            },
+            deflate: deflate.map(|params| {
+                Box::new(DeflateState {
+                    params,
+                    compression_threshold,
+                    compressor: None,
+                    decompressor: None,
+                })
+            }),
             rx: Receiver::default(),
-            out: OutQueue::default(),
+            out: Output::default(),
             events: VecDeque::new(),
             close_sent: false,
             close_received: false,
@@ -338,7 +397,7 @@ impl Connection {
 
     /// The permessage-deflate parameters in use, if negotiated.
     pub fn deflate(&self) -> Option<&DeflateParams> {
-        self.deflate.as_ref()
+        self.deflate.as_ref().map(|d| &d.params)
     }
 
     // ----- input -------------------------------------------------------------------------
@@ -422,8 +481,8 @@ impl Connection {
             // Binary waits in the caller's buffer. Text streams (copied), so invalid UTF-8
             // still fails the connection as soon as it arrives.
             let wait = h.opcode == OpCode::Binary
-                && h.payload_len <= self.config.max_frame_size as u64
-                && h.payload_len <= self.config.max_message_size as u64;
+                && h.payload_len <= self.limits.max_frame_size as u64
+                && h.payload_len <= self.limits.max_message_size as u64;
             if wait {
                 return Ok(None);
             }
@@ -462,12 +521,13 @@ impl Connection {
                 Some((h, n)) => (Some(h), n),
                 None => {
                     rx.header[..data.len()].copy_from_slice(data);
-                    rx.header_len = data.len();
+                    // An incomplete header is shorter than MAX_HEADER_LEN (14).
+                    rx.header_len = data.len() as u8;
                     (None, data.len())
                 }
             }
         } else {
-            let have = rx.header_len;
+            let have = usize::from(rx.header_len);
             let take = (MAX_HEADER_LEN - have).min(data.len());
             rx.header[have..have + take].copy_from_slice(&data[..take]);
             match FrameHeader::parse(&rx.header[..have + take])? {
@@ -476,7 +536,7 @@ impl Connection {
                     (Some(h), n - have)
                 }
                 None => {
-                    rx.header_len = have + take;
+                    rx.header_len = (have + take) as u8;
                     (None, take)
                 }
             }
@@ -494,19 +554,22 @@ impl Connection {
             _ => {}
         }
         h.check_rsv(self.deflate.is_some())?;
-        let max_frame = self.config.max_frame_size;
+        let max_frame = self.limits.max_frame_size;
         if h.payload_len > max_frame as u64 {
             return Err(ProtocolError::FrameTooBig {
                 len: h.payload_len,
                 max: max_frame,
             });
         }
-        let max_msg = self.config.max_message_size as u64;
+        let max_msg = self.limits.max_message_size as u64;
         let too_big = ProtocolError::MessageTooBig {
-            max: self.config.max_message_size,
+            max: self.limits.max_message_size,
         };
         match h.opcode {
-            OpCode::Close | OpCode::Ping | OpCode::Pong => self.rx.control_len = 0,
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {
+                // The header parser caps control payloads at 125 bytes.
+                self.rx.control = Vec::with_capacity(h.payload_len as usize);
+            }
             OpCode::Text | OpCode::Binary => {
                 if self.rx.message.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
@@ -555,13 +618,12 @@ impl Connection {
         frame.offset += take;
         frame.remaining -= take as u64;
         if frame.opcode.is_control() {
-            let rx = &mut self.rx;
-            let dst = &mut rx.control[rx.control_len..rx.control_len + take];
-            dst.copy_from_slice(chunk);
+            let control = &mut self.rx.control;
+            let start = control.len();
+            control.extend_from_slice(chunk);
             if let Some(key) = mask {
-                apply_mask(dst, key, offset);
+                apply_mask(&mut control[start..], key, offset);
             }
-            rx.control_len += take;
         } else {
             self.message_payload(chunk, mask, offset, remaining)?;
         }
@@ -580,7 +642,7 @@ impl Connection {
         offset: usize,
         remaining: u64,
     ) -> Result<(), ProtocolError> {
-        let max = self.config.max_message_size;
+        let max = self.limits.max_message_size;
         let Some(msg) = self.rx.message.as_mut() else {
             return Ok(());
         };
@@ -590,11 +652,11 @@ impl Connection {
         }
         let start = msg.buf.len();
         if msg.compressed {
-            let Some(params) = self.deflate else {
+            let Some(deflate) = self.deflate.as_deref_mut() else {
                 return Err(ProtocolError::ReservedBits);
             };
-            let role = self.role;
-            let inflater = self.decompressor.get_or_insert_with(|| {
+            let (role, params) = (self.role, deflate.params);
+            let inflater = deflate.decompressor.get_or_insert_with(|| {
                 let (bits, nct) = params.incoming(role);
                 Decompressor::new(bits, nct)
             });
@@ -633,20 +695,21 @@ impl Connection {
         };
         match frame.opcode {
             OpCode::Close => {
-                let (code, reason) = parse_close_payload(&self.rx.control[..self.rx.control_len])?;
+                let payload = std::mem::take(&mut self.rx.control);
+                let (code, reason) = parse_close_payload(&payload)?;
                 self.on_close(code, reason);
             }
             OpCode::Ping => {
-                let payload = Bytes::copy_from_slice(&self.rx.control[..self.rx.control_len]);
+                let payload = Bytes::from(std::mem::take(&mut self.rx.control));
                 if !self.close_sent {
                     let header = self.header(OpCode::Pong);
-                    self.out.push_control(header, &payload);
+                    self.out.queue().push_control(header, &payload);
                     self.events.push_back(Event::Ping(payload));
                 }
             }
             OpCode::Pong => {
+                let payload = Bytes::from(std::mem::take(&mut self.rx.control));
                 if !self.close_sent {
-                    let payload = Bytes::copy_from_slice(&self.rx.control[..self.rx.control_len]);
                     self.events.push_back(Event::Pong(payload));
                 }
             }
@@ -669,9 +732,9 @@ impl Connection {
         // An empty compressed payload carries no deflate data at all (some peers send it
         // for an empty message): there is nothing to inflate.
         if msg.compressed && msg.wire_len > 0 {
-            let max = self.config.max_message_size;
+            let max = self.limits.max_message_size;
             let start = msg.buf.len();
-            if let Some(inflater) = self.decompressor.as_mut() {
+            if let Some(inflater) = self.deflate.as_mut().and_then(|d| d.decompressor.as_mut()) {
                 inflater.finish(&mut msg.buf, max)?;
             }
             if msg.text {
@@ -699,7 +762,7 @@ impl Connection {
         }
         if self.role == Role::Client {
             // A client now waits (bounded) for the server to close TCP.
-            self.close_deadline = self.deadline_after(self.config.close_timeout);
+            self.close_deadline = self.deadline_after(self.limits.close_timeout);
         }
     }
 
@@ -710,7 +773,7 @@ impl Connection {
     fn fail(&mut self, e: ProtocolError) {
         self.input_failed = true;
         self.rx = Receiver::default();
-        if let Some(inflater) = self.decompressor.as_mut() {
+        if let Some(inflater) = self.deflate.as_mut().and_then(|d| d.decompressor.as_mut()) {
             inflater.reset();
         }
         if self.events.is_empty() {
@@ -790,16 +853,19 @@ impl Connection {
     }
 
     fn wants_compression(&self, len: usize) -> bool {
-        self.deflate.is_some_and(|p| p.compresses(self.role)) && len >= self.compression_threshold
+        self.deflate
+            .as_ref()
+            .is_some_and(|d| d.params.compresses(self.role) && len >= d.compression_threshold)
     }
 
     fn send_message(&mut self, opcode: OpCode, payload: &[u8]) -> Result<(), Error> {
         self.check_can_send()?;
         let mut header = self.header(opcode);
-        match self.deflate {
-            Some(params) if self.wants_compression(payload.len()) => {
-                let role = self.role;
-                let c = self.compressor.get_or_insert_with(|| {
+        let compress = self.wants_compression(payload.len());
+        match self.deflate.as_deref_mut() {
+            Some(deflate) if compress => {
+                let (role, params) = (self.role, deflate.params);
+                let c = deflate.compressor.get_or_insert_with(|| {
                     let (bits, nct) = params.outgoing(role);
                     Compressor::new(bits, nct)
                 });
@@ -813,7 +879,7 @@ impl Connection {
                 // mask again.
                 self.queue_premasked(header, z);
             }
-            _ => self.out.push_data_copied(header, payload),
+            _ => self.out.queue().push_data_copied(header, payload),
         }
         Ok(())
     }
@@ -822,21 +888,24 @@ impl Connection {
     fn queue_premasked(&mut self, mut header: FrameHeader, payload: Vec<u8>) {
         header.payload_len = payload.len() as u64;
         if payload.len() < SHARE_THRESHOLD {
-            header.encode_to(&mut self.out.tail);
-            self.out.tail.put_slice(&payload);
-            self.out.len += header.encoded_len() + payload.len();
+            let out = self.out.queue();
+            header.encode_to(&mut out.tail);
+            out.tail.put_slice(&payload);
+            out.len += header.encoded_len() + payload.len();
         } else {
-            self.out.push_data_shared(header, Bytes::from(payload));
+            self.out
+                .queue()
+                .push_data_shared(header, Bytes::from(payload));
         }
     }
 
     /// Queue an unmasked data frame (server role) with a payload already in `Bytes`.
     fn queue_data_bytes(&mut self, mut header: FrameHeader, payload: Bytes) {
         if payload.len() < SHARE_THRESHOLD {
-            self.out.push_data_copied(header, &payload);
+            self.out.queue().push_data_copied(header, &payload);
         } else {
             header.payload_len = payload.len() as u64;
-            self.out.push_data_shared(header, payload);
+            self.out.queue().push_data_shared(header, payload);
         }
     }
 
@@ -850,9 +919,10 @@ impl Connection {
             return self.send_message(msg.opcode(), msg.payload());
         }
         if self.wants_compression(msg.payload().len()) {
-            if let Some(params) = self.deflate.filter(|p| p.server_no_context_takeover) {
+            let shared = self.deflate.as_ref().map(|d| d.params);
+            if let Some(params) = shared.filter(|p| p.server_no_context_takeover) {
                 if let Some(frame) = msg.deflated_frame(&params) {
-                    self.out.push_frame_bytes(frame);
+                    self.out.queue().push_frame_bytes(frame);
                     return Ok(());
                 }
             } else {
@@ -860,7 +930,7 @@ impl Connection {
                 return self.send_message(msg.opcode(), msg.payload());
             }
         }
-        self.out.push_frame_bytes(msg.plain_frame());
+        self.out.queue().push_frame_bytes(msg.plain_frame());
         Ok(())
     }
 
@@ -879,7 +949,7 @@ impl Connection {
         }
         self.check_can_send()?;
         let header = self.header(opcode);
-        self.out.push_control(header, payload);
+        self.out.queue().push_control(header, payload);
         Ok(())
     }
 
@@ -908,9 +978,10 @@ impl Connection {
         payload[2..2 + reason.len()].copy_from_slice(reason);
         let header = self.header(OpCode::Close);
         self.out
+            .queue()
             .push_data_copied(header, &payload[..2 + reason.len()]);
         self.close_sent = true;
-        self.close_deadline = self.deadline_after(self.config.close_timeout);
+        self.close_deadline = self.deadline_after(self.limits.close_timeout);
     }
 
     /// Vectored output: fill `out` with slices of queued bytes, in wire order; returns how
@@ -926,7 +997,7 @@ impl Connection {
 
     /// Bytes queued and not yet written: the backpressure signal for the caller.
     pub fn pending_bytes(&self) -> usize {
-        self.out.len
+        self.out.len()
     }
 
     /// Heap bytes held for receiving: the capacity of the message being assembled. Zero
@@ -940,7 +1011,7 @@ impl Connection {
     fn set_now(&mut self, now: Instant) {
         self.now = now;
         if self.close_deadline == Deadline::Pending {
-            self.close_deadline = self.deadline_after(self.config.close_timeout);
+            self.close_deadline = self.deadline_after(self.limits.close_timeout);
         }
     }
 
@@ -953,12 +1024,12 @@ impl Connection {
     }
 
     fn ping_deadline(&self) -> Option<Instant> {
-        let interval = self.config.ping_interval?;
+        let interval = self.limits.ping_interval?;
         self.last_input.max(self.last_ping).checked_add(interval)
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
-        self.last_input.checked_add(self.config.idle_timeout?)
+        self.last_input.checked_add(self.limits.idle_timeout?)
     }
 
     /// The next instant [`Connection::handle_timeout`] must be called at (ping interval,
@@ -1000,7 +1071,7 @@ impl Connection {
             self.queue_close(CloseCode::GOING_AWAY, "idle timeout");
         } else if self.ping_deadline().is_some_and(|t| now >= t) {
             let header = self.header(OpCode::Ping);
-            self.out.push_control(header, &[]);
+            self.out.queue().push_control(header, &[]);
             self.last_ping = now;
         }
     }
@@ -1057,12 +1128,22 @@ mod tests {
         out
     }
 
+    const SIZE_BOUND: usize = 296;
+
     fn server() -> (Connection, Instant) {
         let now = Instant::now();
         (
             Connection::new(Role::Server, Config::default(), None, now),
             now,
         )
+    }
+
+    /// Regression guard: this struct is per connection, and idle connections are the bulk of
+    /// a server's memory (872 bytes before the rarely used state moved out of line, 288 after).
+    #[test]
+    fn connection_is_small() {
+        let size = std::mem::size_of::<Connection>();
+        assert!(size <= SIZE_BOUND, "Connection is {size} bytes");
     }
 
     #[test]
