@@ -397,6 +397,10 @@ async fn subscriber(
             let mut body = Vec::with_capacity(4096);
             let mut first = true;
             let interval = Duration::from_millis(a.poll_interval_ms);
+            // Pollers spread evenly over one interval, as independent clients would be;
+            // started together they would all poll in the same instant, phase-locked to
+            // the publisher, and every message would wait the same time.
+            let mut phase = interval.mul_f64(i as f64 / a.subscribers.max(1) as f64);
             loop {
                 let asked = Instant::now();
                 let url = match &cursor {
@@ -436,7 +440,8 @@ async fn subscriber(
                     drop(permit.take());
                 }
                 if !long {
-                    let wait = interval.saturating_sub(asked.elapsed());
+                    let wait =
+                        interval.saturating_sub(asked.elapsed()) + std::mem::take(&mut phase);
                     tokio::select! {
                         biased;
                         _ = stop.changed() => break,

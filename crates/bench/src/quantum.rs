@@ -22,9 +22,10 @@ pub struct QuantumArgs {
     /// a fresh server.
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Clients per transport.
-    #[arg(long, default_value_t = 1000)]
-    pub clients: usize,
+    /// Clients per transport; a comma-separated list runs every transport at each size
+    /// (`--clients 1000,10000`).
+    #[arg(long, value_delimiter = ',', default_values_t = [1000])]
+    pub clients: Vec<usize>,
     /// Messages per second.
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
@@ -80,18 +81,27 @@ impl Row {
     }
 }
 
-/// Runs every transport, prints one JSON line per transport and writes the report.
+/// Runs every transport at every size, prints one JSON line per run and writes the
+/// report.
 pub fn run(args: QuantumArgs) -> std::io::Result<()> {
     let mut rows = Vec::new();
-    for (i, transport) in TRANSPORTS.into_iter().enumerate() {
+    let runs = args
+        .clients
+        .iter()
+        .flat_map(|&clients| TRANSPORTS.into_iter().map(move |t| (clients, t)));
+    for (i, (clients, transport)) in runs.enumerate() {
         let mut server = args.server.clone();
         if let Some(cmd) = &args.server.server_cmd {
-            server.addr.set_port(args.server.addr.port() + i as u16);
+            let port = u16::try_from(i)
+                .ok()
+                .and_then(|i| args.server.addr.port().checked_add(i))
+                .ok_or_else(|| std::io::Error::other("--addr port too high for this many runs"))?;
+            server.addr.set_port(port);
             server.server_cmd = Some(cmd.replace("{ADDR}", &server.addr.to_string()));
         }
         let f = FanoutArgs {
             server,
-            subscribers: args.clients,
+            subscribers: clients,
             transport,
             rate: args.rate,
             size: args.size,
@@ -101,7 +111,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             poll_interval_ms: args.poll_interval_ms,
             sources: args.sources,
         };
-        eprintln!("[quantum] {} × {} clients", transport.name(), args.clients);
+        eprintln!("[quantum] {} × {clients} clients", transport.name());
         let process = f.server.open()?;
         let rt = f.server.runtime()?;
         let outcome = rt.block_on(fanout::measure(&f, process.as_ref()))?;
@@ -112,7 +122,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
         rows.push(Row {
             transport,
             outcome,
-            clients: args.clients,
+            clients,
         });
     }
     let md = markdown(&args, &rows);
@@ -150,14 +160,27 @@ fn markdown(args: &QuantumArgs, rows: &[Row]) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{} clients per transport, {} msg/s of {} B, {} s each, polling every {} ms; a fresh server per transport.",
-        args.clients, args.rate, args.size, args.duration, args.poll_interval_ms
+        "\n{} clients per transport, {} msg/s of {} B, {} s each, polling every {} ms; a fresh server per run.",
+        sizes(args),
+        args.rate,
+        args.size,
+        args.duration,
+        args.poll_interval_ms
     );
     let _ = writeln!(
         s,
         "websocket.org's figures: 871 bytes of HTTP headers per poll; 2 bytes of framing per WebSocket message."
     );
     s
+}
+
+/// The client counts as prose: `1000 and 10000`.
+fn sizes(args: &QuantumArgs) -> String {
+    let all: Vec<String> = args.clients.iter().map(ToString::to_string).collect();
+    match all.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => all.join(""),
+    }
 }
 
 fn ms(us: u64) -> String {
@@ -180,6 +203,15 @@ fn svg(rows: &[Row]) -> String {
         .unwrap_or(1)
         .max(1) as f64;
     let x_lat = |us: f64| lat_left + 200.0 * (us / max_lat);
+    let first = rows.first().map_or(0, |r| r.clients);
+    let several_sizes = rows.iter().any(|r| r.clients != first);
+    let label = |r: &Row| {
+        if several_sizes {
+            format!("{} × {}", r.transport.name(), r.clients)
+        } else {
+            r.transport.name().to_owned()
+        }
+    };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -227,7 +259,7 @@ fn svg(rows: &[Row]) -> String {
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             left - 8.0,
             y + bar_h * 0.7,
-            r.transport.name()
+            label(r)
         );
         let _ = writeln!(
             s,
@@ -247,9 +279,13 @@ fn svg(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         s,
-        r##"<text x="{left}" y="{}" fill="#666" font-size="11">both directions, HTTP heads and handshakes included (setup spread over the run); {} clients per transport</text>"##,
+        r##"<text x="{left}" y="{}" fill="#666" font-size="11">both directions, HTTP heads and handshakes included (setup spread over the run); {}</text>"##,
         h - 12.0,
-        rows.first().map_or(0, |r| r.clients)
+        if several_sizes {
+            "clients per transport after the ×".to_owned()
+        } else {
+            format!("{first} clients per transport")
+        }
     );
     let _ = writeln!(s, "</svg>");
     s
