@@ -65,6 +65,46 @@ pub struct IdleArgs {
     pub channel: String,
 }
 
+/// Machine-wide kernel memory that grows with TCP connections: slab objects (sockets,
+/// files, epoll items, dentries) and pages charged to TCP socket buffers. Other work on
+/// the machine moves these too, so the per-socket figure is an estimate.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct KernelMemory {
+    slab_kib: u64,
+    tcp_buffer_pages: u64,
+}
+
+impl KernelMemory {
+    fn read() -> Option<Self> {
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let slab_kib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("Slab:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        let sockstat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+        let tcp = sockstat.lines().find_map(|l| l.strip_prefix("TCP:"))?;
+        let mut words = tcp.split_whitespace();
+        let tcp_buffer_pages = std::iter::from_fn(|| Some((words.next()?, words.next()?)))
+            .find(|(k, _)| *k == "mem")?
+            .1
+            .parse()
+            .ok()?;
+        Some(KernelMemory {
+            slab_kib,
+            tcp_buffer_pages,
+        })
+    }
+
+    fn delta_bytes(self, before: Self) -> f64 {
+        let slab = self.slab_kib as f64 - before.slab_kib as f64;
+        let pages = self.tcp_buffer_pages as f64 - before.tcp_buffer_pages as f64;
+        slab * 1024.0 + pages * 4096.0
+    }
+}
+
 /// Options of the hidden `idle-worker` child.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -91,6 +131,7 @@ pub struct WorkerArgs {
 pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     let server = args.server.open()?;
     let rss_before = server.as_ref().and_then(|s| s.rss_kib().ok());
+    let kernel_before = KernelMemory::read();
     let started = Instant::now();
     let mut children: Vec<Child> = Vec::new();
     let mut ok = 0u64;
@@ -145,6 +186,7 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
         eprintln!("[idle] {ok} connected, {failed} failed in {connect_seconds:.1}s; settling");
         std::thread::sleep(Duration::from_secs(2));
         let rss_loaded = server.as_ref().and_then(|s| s.rss_kib().ok());
+        let kernel_loaded = KernelMemory::read();
         let window = CpuWindow::start(server.as_ref());
         std::thread::sleep(Duration::from_secs_f64(args.hold));
         let (wall, cpu) = window.end(server.as_ref());
@@ -164,6 +206,13 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
             "connect_seconds": r3(connect_seconds),
             "server_rss_kib": {"before": rss_before, "loaded": rss_loaded, "after_hold": rss_after},
             "server_rss_bytes_per_connection": per_conn,
+            "kernel": {
+                "before": kernel_before,
+                "loaded": kernel_loaded,
+                // Both ends of every connection are sockets on this machine.
+                "bytes_per_socket": kernel_before.zip(kernel_loaded)
+                    .map(|(a, b)| r3(b.delta_bytes(a) / (2.0 * ok.max(1) as f64))),
+            },
             "hold_seconds": r3(wall),
             "server_cpu_s_while_idle": cpu.map(r3),
             "server_cpu_us_per_connection_second": cpu.map(|c| r3(c * 1e6 / (ok.max(1) as f64 * wall))),
