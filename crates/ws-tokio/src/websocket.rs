@@ -16,7 +16,10 @@
 //!   reading while the socket does not take our output and more than the mark is queued,
 //!   so a peer that floods pings without reading cannot grow our queue.
 //! * **Timers.** The codec's `poll_timeout` deadline (pings, idle timeout, close timeout)
-//!   arms one tokio timer, polled by `recv`; on expiry `handle_timeout` runs.
+//!   arms one tokio timer, polled by `recv`; on expiry `handle_timeout` runs. The timer is
+//!   allocated at the first deadline. With [`WebSocket::set_wheel`] a shared coarse
+//!   [`Wheel`] serves instead (a few bytes per connection instead of a tokio timer entry;
+//!   timeouts fire up to one wheel resolution late).
 //! * **Closing.** After the closing handshake the server shuts TCP down at once
 //!   (RFC 6455 §7.1.1); a client waits for the server to do it first, at most the codec's
 //!   `close_timeout` after sending its close frame.
@@ -30,7 +33,6 @@ use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use switchboard_ws::{CloseCode, Connection, Event, PreparedMessage, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -38,6 +40,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
+use crate::wheel::{Sleeper, Wheel};
 
 /// Size of the on-stack buffer each read goes into.
 const READ_CHUNK: usize = 16 * 1024;
@@ -54,8 +57,7 @@ pub struct WebSocket<S> {
     conn: Connection,
     role: Role,
     high_water: usize,
-    /// One timer, re-armed to the nearest deadline; allocated once per connection.
-    timer: Pin<Box<Sleep>>,
+    timer: Timer,
     read_eof: bool,
     /// The TCP connection is over (shut down by us, or ended by the peer or an error).
     done: bool,
@@ -93,11 +95,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             conn,
             role,
             high_water: DEFAULT_HIGH_WATER_MARK,
-            // Re-armed before first use; a far deadline never fires by itself.
-            timer: Box::pin(tokio::time::sleep_until(now + Duration::from_secs(86_400))),
+            timer: Timer::Exact(None),
             read_eof: false,
             done: false,
         }
+    }
+
+    /// Serve this connection's timers (pings, idle and close timeouts) from a shared
+    /// coarse [`Wheel`] instead of its own tokio timer: far less memory per connection,
+    /// and each timeout fires up to one wheel resolution late.
+    pub fn set_wheel(&mut self, wheel: Wheel) {
+        self.timer = Timer::Wheel(wheel, Sleeper::new());
     }
 
     /// Largest number of queued output bytes at which `send` returns without waiting.
@@ -288,10 +296,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let Some(deadline) = self.conn.poll_timeout().map(Instant::from_std) else {
             return Poll::Pending;
         };
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
+        match &mut self.timer {
+            Timer::Exact(Some(sleep)) => {
+                if sleep.deadline() != deadline {
+                    sleep.as_mut().reset(deadline);
+                }
+                ready!(sleep.as_mut().poll(cx));
+            }
+            Timer::Exact(slot @ None) => {
+                ready!(slot
+                    .insert(Box::pin(tokio::time::sleep_until(deadline)))
+                    .as_mut()
+                    .poll(cx));
+            }
+            Timer::Wheel(wheel, sleeper) => ready!(sleeper.poll_until(wheel, deadline, cx)),
         }
-        ready!(self.timer.as_mut().poll(cx));
         self.conn.handle_timeout(Instant::now().into_std());
         Poll::Ready(())
     }
@@ -327,6 +346,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.done = true;
         Error::Io(e)
     }
+}
+
+/// Where a connection's deadlines are kept.
+enum Timer {
+    /// Its own tokio timer, re-armed to the nearest deadline; allocated at the first one.
+    Exact(Option<Pin<Box<Sleep>>>),
+    /// A shared coarse wheel.
+    Wheel(Wheel, Sleeper),
 }
 
 fn event_to_message(event: Event) -> Result<Message> {

@@ -1,0 +1,104 @@
+//! The codec's timers driven for real: a ping after `ping_interval` of silence, a close
+//! 1001 after `idle_timeout`, and TCP closed after `close_timeout` when the peer never
+//! answers — with the connection's own tokio timer and with a shared [`Wheel`].
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::bounded;
+use switchboard_ws_tokio::{self as ws, AcceptOptions, ServerConfig, Wheel};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn timed_config() -> ServerConfig {
+    ServerConfig {
+        accept: AcceptOptions::default(),
+        connection: ws::Config {
+            ping_interval: Some(Duration::from_millis(200)),
+            idle_timeout: Some(Duration::from_millis(700)),
+            close_timeout: Duration::from_millis(300),
+            ..ws::Config::default()
+        },
+        high_water_mark: 0,
+    }
+}
+
+/// Read one unmasked server frame with a payload under 126 bytes: (first byte, payload).
+async fn read_small_frame(raw: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    raw.read_exact(&mut head).await.unwrap();
+    assert!(head[1] < 126, "unexpected frame length byte {}", head[1]);
+    let mut payload = vec![0u8; head[1] as usize];
+    raw.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+/// A silent raw client gets pings, then an idle-timeout close, then TCP's end; the server
+/// side's `recv` ends without a message.
+async fn silent_peer_is_pinged_then_closed(wheel: Option<Wheel>) {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (mut socket, _) = ws::accept(stream, &timed_config()).await.unwrap();
+            if let Some(wheel) = wheel {
+                socket.set_wheel(wheel);
+            }
+            let mut got = Vec::new();
+            while let Some(m) = socket.recv().await {
+                got.push(m);
+            }
+            got
+        });
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        raw.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            raw.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+        // Pings (0x89, empty) until the idle timeout's close (0x88, 1001).
+        let mut pings = 0;
+        let close = loop {
+            let (first, payload) = read_small_frame(&mut raw).await;
+            match first {
+                0x89 => {
+                    assert!(payload.is_empty());
+                    pings += 1;
+                }
+                0x88 => break payload,
+                other => panic!("unexpected frame {other:#x}"),
+            }
+        };
+        assert!(pings >= 1, "a ping before the idle timeout");
+        assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
+        assert_eq!(&close[2..], b"idle timeout");
+        // We never answer the close: the close timeout ends TCP.
+        let mut rest = Vec::new();
+        raw.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "nothing after the close frame");
+        let got = server.await.unwrap();
+        assert!(got.is_empty(), "the server received nothing: {got:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn own_timer_pings_and_closes_a_silent_peer() {
+    silent_peer_is_pinged_then_closed(None).await;
+}
+
+#[tokio::test]
+async fn wheel_pings_and_closes_a_silent_peer() {
+    silent_peer_is_pinged_then_closed(Some(Wheel::new(Duration::from_millis(50)))).await;
+}
