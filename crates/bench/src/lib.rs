@@ -10,7 +10,9 @@
 //! - [`idle`]: N idle connections over several processes and source addresses; server
 //!   memory per connection and CPU while idle;
 //! - [`quantum`]: the same message stream over every transport, written as a markdown
-//!   table and an SVG chart.
+//!   table and an SVG chart;
+//! - [`floor`]: the kernel's own cost of one small write to each of N loopback sockets
+//!   (no server): the floor under every per-delivery figure.
 //!
 //! Every mode can start the server itself (`--server-cmd`, pinned with `--server-cpu`) or
 //! take its PID (`--server-pid`); server CPU seconds come from `/proc/PID/stat`, so
@@ -25,6 +27,7 @@ pub mod common;
 pub mod counting;
 pub mod echo;
 pub mod fanout;
+pub mod floor;
 pub mod idle;
 pub mod net;
 pub mod payload;
@@ -52,6 +55,8 @@ pub enum Mode {
     Idle(idle::IdleArgs),
     /// Every transport side by side: bytes, latency and CPU per delivered message.
     Quantum(quantum::QuantumArgs),
+    /// The kernel's cost of one small write per socket, with no server in the way.
+    Floor(floor::FloorArgs),
     /// (internal) one process of an `idle` run.
     #[command(hide = true)]
     IdleWorker(idle::WorkerArgs),
@@ -67,6 +72,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
         Mode::Fanout(a) => fanout::run(a),
         Mode::Idle(a) => idle::run(a, &self_cmd),
         Mode::Quantum(a) => quantum::run(a),
+        Mode::Floor(a) => floor::run(a),
         Mode::IdleWorker(a) => idle::worker(a),
     }
 }
