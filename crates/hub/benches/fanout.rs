@@ -1,11 +1,40 @@
-//! Fan-out cost: one publish delivered to N subscribers on this node, each taking the
-//! shared JSON encoding (what a WebSocket transport would write). Throughput is in
-//! deliveries; the payload is encoded once per publish, not once per subscriber.
+//! Fan-out cost: one publish delivered to N subscribers on this node. Throughput is in
+//! deliveries.
+//!
+//! - `fanout/publish_to_<n>_subscribers`: each subscriber takes the shared JSON encoding
+//!   (encoded once per publish, not once per subscriber).
+//! - `fanout_ws/publish_to_<n>_connections`: the whole WebSocket data path: each
+//!   subscription drained, the message's shared prepared frame queued on a server
+//!   `switchboard_ws::Connection`, and written out as a socket that takes everything would.
 #![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::IoSlice;
+use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use switchboard_hub::*;
+use switchboard_ws::{Config, Connection, PreparedMessage, Role};
+
+fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Hub, Vec<Subscription>) {
+    let ns = NamespaceConfig {
+        history_size: 100,
+        queue_capacity: 16,
+        ..Default::default()
+    };
+    let hub = Hub::new(HubConfig::default().with_namespace("", ns));
+    let subs = (0..n)
+        .map(|i| {
+            rt.block_on(hub.subscribe("bench", None, ClientInfo::new(format!("c{i}"))))
+                .unwrap()
+        })
+        .collect();
+    (hub, subs)
+}
+
+fn payload() -> Payload {
+    Payload::json(Bytes::from_static(br#"{"price":101.25,"symbol":"ACME"}"#)).unwrap()
+}
 
 fn fanout(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -14,20 +43,8 @@ fn fanout(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("fanout");
     for n in [1usize, 100, 1000] {
-        let ns = NamespaceConfig {
-            history_size: 100,
-            queue_capacity: 16,
-            ..Default::default()
-        };
-        let hub = Hub::new(HubConfig::default().with_namespace("", ns));
-        let mut subs: Vec<Subscription> = (0..n)
-            .map(|i| {
-                rt.block_on(hub.subscribe("bench", None, ClientInfo::new(format!("c{i}"))))
-                    .unwrap()
-            })
-            .collect();
-        let payload =
-            Payload::json(Bytes::from_static(br#"{"price":101.25,"symbol":"ACME"}"#)).unwrap();
+        let (hub, mut subs) = hub_with_subscribers(&rt, n);
+        let payload = payload();
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(format!("publish_to_{n}_subscribers"), |b| {
             b.iter(|| {
@@ -44,5 +61,50 @@ fn fanout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout);
+fn fanout_ws(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("fanout_ws");
+    for n in [100usize, 1000] {
+        let (hub, subs) = hub_with_subscribers(&rt, n);
+        let now = Instant::now();
+        let mut conns: Vec<(Subscription, Connection)> = subs
+            .into_iter()
+            .map(|s| {
+                (
+                    s,
+                    Connection::new(Role::Server, Config::default(), None, now),
+                )
+            })
+            .collect();
+        let payload = payload();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("publish_to_{n}_connections"), |b| {
+            b.iter(|| {
+                rt.block_on(hub.publish("bench", payload.clone())).unwrap();
+                let mut bytes = 0;
+                for (s, conn) in &mut conns {
+                    let m = s.try_recv().unwrap().unwrap();
+                    let prepared = m
+                        .extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
+                        .unwrap();
+                    conn.send_prepared(prepared).unwrap();
+                    let mut slices = [IoSlice::new(&[]); 8];
+                    let written: usize = {
+                        let k = conn.transmit_slices(&mut slices);
+                        slices[..k].iter().map(|s| s.len()).sum()
+                    };
+                    conn.advance_transmit(written);
+                    bytes += written;
+                }
+                std::hint::black_box(bytes)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, fanout, fanout_ws);
 criterion_main!(benches);

@@ -272,33 +272,96 @@ impl OutQueue {
 }
 
 /// The send queue, allocated only while bytes wait: an idle connection holds no send
-/// buffer, and only a pointer inline.
-#[derive(Debug, Default)]
-struct Output(Option<Box<OutQueue>>);
+/// buffer. A lone whole frame that is already `Bytes` (a shared prepared frame: the usual
+/// fan-out delivery) waits inline, by reference, so delivering a message to an idle
+/// connection and writing it out allocates nothing. The boxed queue is made when a second
+/// unit arrives before the first is written, when a frame is only partly written, or when
+/// bytes must be encoded or copied; it is freed once empty.
+#[derive(Debug)]
+enum Output {
+    /// Nothing queued (empty), or one whole frame whose transmission has not begun.
+    Frame(Bytes),
+    Queue(Box<OutQueue>),
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output::Frame(Bytes::new())
+    }
+}
 
 impl Output {
     fn queue(&mut self) -> &mut OutQueue {
-        self.0.get_or_insert_with(Box::default)
+        if let Output::Frame(frame) = self {
+            let mut q = Box::<OutQueue>::default();
+            if !frame.is_empty() {
+                // Not begun: later control frames may still go ahead of it.
+                q.len = frame.len();
+                q.data.push_back((Bytes::new(), std::mem::take(frame)));
+            }
+            *self = Output::Queue(q);
+        }
+        match self {
+            Output::Queue(q) => q,
+            Output::Frame(_) => unreachable!("replaced by a queue above"),
+        }
+    }
+
+    /// Queue complete frame bytes, inline when nothing else waits.
+    fn push_frame(&mut self, frame: Bytes) {
+        match self {
+            Output::Frame(slot) if slot.is_empty() => *slot = frame,
+            _ => self.queue().push_frame_bytes(frame),
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.as_deref().is_none_or(OutQueue::is_empty)
+        match self {
+            Output::Frame(f) => f.is_empty(),
+            Output::Queue(q) => q.is_empty(),
+        }
     }
 
     fn len(&self) -> usize {
-        self.0.as_deref().map_or(0, |q| q.len)
+        match self {
+            Output::Frame(f) => f.len(),
+            Output::Queue(q) => q.len,
+        }
     }
 
     fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
-        self.0.as_deref().map_or(0, |q| q.slices(out))
+        match (self, out.first_mut()) {
+            (Output::Frame(f), Some(slot)) if !f.is_empty() => {
+                *slot = IoSlice::new(f);
+                1
+            }
+            (Output::Frame(_), _) => 0,
+            (Output::Queue(q), _) => q.slices(out),
+        }
     }
 
     fn advance(&mut self, n: usize) {
-        if let Some(q) = self.0.as_deref_mut() {
-            q.advance(n);
-            if q.is_empty() {
-                // Drop the spare capacity too.
-                self.0 = None;
+        match self {
+            Output::Frame(f) => {
+                debug_assert!(n <= f.len(), "advanced past the queued bytes");
+                if n >= f.len() {
+                    *f = Bytes::new();
+                } else if n > 0 {
+                    // Begun: from now on nothing may go ahead of the rest of it.
+                    let mut rest = std::mem::take(f);
+                    rest.advance(n);
+                    let mut q = Box::<OutQueue>::default();
+                    q.len = rest.len();
+                    q.active.push_back(rest);
+                    *self = Output::Queue(q);
+                }
+            }
+            Output::Queue(q) => {
+                q.advance(n);
+                if q.is_empty() {
+                    // Drop the spare capacity too.
+                    *self = Output::default();
+                }
             }
         }
     }
@@ -922,7 +985,7 @@ impl Connection {
             let shared = self.deflate.as_ref().map(|d| d.params);
             if let Some(params) = shared.filter(|p| p.server_no_context_takeover) {
                 if let Some(frame) = msg.deflated_frame(&params) {
-                    self.out.queue().push_frame_bytes(frame);
+                    self.out.push_frame(frame);
                     return Ok(());
                 }
             } else {
@@ -930,7 +993,7 @@ impl Connection {
                 return self.send_message(msg.opcode(), msg.payload());
             }
         }
-        self.out.queue().push_frame_bytes(msg.plain_frame());
+        self.out.push_frame(msg.plain_frame());
         Ok(())
     }
 
@@ -1114,6 +1177,7 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::frame::encode_frame;
 
@@ -1128,7 +1192,7 @@ mod tests {
         out
     }
 
-    const SIZE_BOUND: usize = 296;
+    const SIZE_BOUND: usize = 320;
 
     fn server() -> (Connection, Instant) {
         let now = Instant::now();
@@ -1139,11 +1203,79 @@ mod tests {
     }
 
     /// Regression guard: this struct is per connection, and idle connections are the bulk of
-    /// a server's memory (872 bytes before the rarely used state moved out of line, 288 after).
+    /// a server's memory (872 bytes before the rarely used state moved out of line, 288 after;
+    /// 312 with the inline frame slot that makes a fan-out delivery allocation-free).
     #[test]
     fn connection_is_small() {
         let size = std::mem::size_of::<Connection>();
         assert!(size <= SIZE_BOUND, "Connection is {size} bytes");
+    }
+
+    /// Everything queued, as the socket would receive it.
+    fn written(s: &mut Connection) -> Vec<u8> {
+        let mut slices = [IoSlice::new(&[]); 16];
+        let n = s.transmit_slices(&mut slices);
+        let wire: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        s.advance_transmit(wire.len());
+        assert_eq!(s.pending_bytes(), 0);
+        wire
+    }
+
+    fn opcodes(mut wire: &[u8]) -> Vec<OpCode> {
+        let mut out = Vec::new();
+        while let Some((h, n)) = FrameHeader::parse(wire).expect("valid frame") {
+            out.push(h.opcode);
+            wire = &wire[n + h.payload_len as usize..];
+        }
+        assert!(wire.is_empty(), "trailing bytes");
+        out
+    }
+
+    #[test]
+    fn lone_prepared_frame_waits_inline_and_a_pong_still_goes_ahead() {
+        let (mut s, now) = server();
+        let m = PreparedMessage::from_text(&"x".repeat(5000));
+        s.send_prepared(&m).unwrap();
+        assert!(matches!(&s.out, Output::Frame(f) if f.as_ptr() == m.plain_frame().as_ptr()));
+        s.handle_input(&client_frame(OpCode::Ping, true, b"now"), now);
+        assert_eq!(opcodes(&written(&mut s)), [OpCode::Pong, OpCode::Text]);
+        assert!(matches!(&s.out, Output::Frame(f) if f.is_empty()));
+    }
+
+    #[test]
+    fn partly_written_inline_frame_is_finished_before_anything_else() {
+        let (mut s, now) = server();
+        let m = PreparedMessage::from_text(&"x".repeat(5000));
+        s.send_prepared(&m).unwrap();
+        let mut wire = m.plain_frame()[..10].to_vec();
+        s.advance_transmit(10);
+        assert_eq!(s.pending_bytes(), m.plain_frame().len() - 10);
+        s.send_prepared(&PreparedMessage::from_text("second"))
+            .unwrap();
+        s.handle_input(&client_frame(OpCode::Ping, true, b"now"), now);
+        wire.extend(written(&mut s));
+        assert_eq!(opcodes(&wire), [OpCode::Text, OpCode::Pong, OpCode::Text]);
+        assert!(
+            matches!(&s.out, Output::Frame(f) if f.is_empty()),
+            "queue freed"
+        );
+    }
+
+    #[test]
+    fn frames_queued_behind_the_inline_one_keep_their_order() {
+        let (mut s, _) = server();
+        let first = PreparedMessage::from_text("first");
+        s.send_prepared(&first).unwrap();
+        s.send_text("second").unwrap();
+        s.send_prepared(&PreparedMessage::binary(vec![3u8; 2000].into()))
+            .unwrap();
+        s.close(CloseCode::NORMAL, "").unwrap();
+        let wire = written(&mut s);
+        assert_eq!(
+            opcodes(&wire),
+            [OpCode::Text, OpCode::Text, OpCode::Binary, OpCode::Close]
+        );
+        assert_eq!(&wire[..first.plain_frame().len()], &first.plain_frame()[..]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Limits hold before memory is reserved: measured with a counting global allocator.
+//! Memory use measured with a counting global allocator: limits hold before memory is
+//! reserved, and the fan-out send path allocates nothing per delivery.
 //!
 //! One test function only, so no other test allocates concurrently in this binary.
 // A global allocator cannot be written without `unsafe`; it only forwards to `System`
@@ -8,18 +9,23 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Instant;
 
 use common::*;
 use switchboard_ws::deflate::Compressor;
 use switchboard_ws::frame::{encode_frame, FrameHeader, OpCode};
-use switchboard_ws::{Config, Connection, DeflateParams, Event, ProtocolError, Role};
+use switchboard_ws::{
+    Config, Connection, DeflateConfig, DeflateParams, Event, PreparedMessage, ProtocolError, Role,
+};
 
 struct Counting;
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Allocation calls (`alloc` and `realloc`, which may move).
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(by: usize) {
     let now = CURRENT.fetch_add(by, SeqCst) + by;
@@ -28,6 +34,7 @@ fn grew(by: usize) {
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, SeqCst);
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
@@ -43,6 +50,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, SeqCst);
         // SAFETY: forwarded unchanged to the system allocator.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
@@ -67,7 +75,19 @@ fn peak_during(f: impl FnOnce()) -> usize {
     PEAK.load(SeqCst) - base
 }
 
+/// Allocation calls while `f` runs.
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCS.load(SeqCst);
+    f();
+    ALLOCS.load(SeqCst) - before
+}
+
 #[test]
+fn memory_use() {
+    limits_are_checked_before_allocating();
+    prepared_delivery_to_an_idle_connection_allocates_nothing();
+}
+
 fn limits_are_checked_before_allocating() {
     // 1. The header of a 1 GiB frame: rejected with 1009 without reserving anything.
     let mut header = vec![0x82, 0xFF];
@@ -128,4 +148,62 @@ fn limits_are_checked_before_allocating() {
         Some(Event::Error(ProtocolError::MessageTooBig { max: 1 << 20 }))
     );
     assert_eq!(close_code(&drain(&mut s)), Some(1009));
+}
+
+/// Queue `m` on `conn` and write everything out, as a driver whose socket takes it all.
+fn deliver(conn: &mut Connection, m: &PreparedMessage) -> usize {
+    conn.send_prepared(m).unwrap();
+    let mut slices = [IoSlice::new(&[]); 8];
+    let written: usize = {
+        let n = conn.transmit_slices(&mut slices);
+        slices[..n].iter().map(|s| s.len()).sum()
+    };
+    conn.advance_transmit(written);
+    assert_eq!(conn.pending_bytes(), 0);
+    written
+}
+
+fn prepared_delivery_to_an_idle_connection_allocates_nothing() {
+    const ROUNDS: usize = 100;
+    let now = Instant::now();
+    let params = DeflateParams {
+        server_no_context_takeover: true,
+        ..DeflateParams::default()
+    };
+    let deflate_cfg = Config {
+        deflate: Some(DeflateConfig::default()),
+        ..Config::default()
+    };
+    let mut conns = [
+        Connection::new(Role::Server, Config::default(), None, now),
+        Connection::new(Role::Server, deflate_cfg, Some(params), now),
+    ];
+    let text = "{\"symbol\":\"ACME\",\"price\":101.25} ".repeat(64);
+    for m in [
+        PreparedMessage::from_text("{\"symbol\":\"ACME\",\"price\":101.25}"),
+        PreparedMessage::from_text(&text),
+        PreparedMessage::binary(vec![7u8; 64 << 10].into()),
+    ] {
+        // The first sends build what the message shares: its compressed frame, and the
+        // shared owner of its frame bytes.
+        for c in &mut conns {
+            deliver(c, &m);
+        }
+        for c in &mut conns {
+            let mut written = 0;
+            let allocs = allocations_during(|| {
+                for _ in 0..ROUNDS {
+                    written += deliver(c, &m);
+                }
+            });
+            assert_eq!(
+                allocs,
+                0,
+                "{ROUNDS} deliveries of a {}-byte message ({} bytes on the wire each, deflate: {})",
+                m.payload().len(),
+                written / ROUNDS,
+                c.deflate().is_some()
+            );
+        }
+    }
 }
