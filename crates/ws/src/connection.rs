@@ -293,18 +293,23 @@ impl Default for Output {
 impl Output {
     fn queue(&mut self) -> &mut OutQueue {
         if let Output::Frame(frame) = self {
-            let mut q = Box::<OutQueue>::default();
-            if !frame.is_empty() {
-                // Not begun: later control frames may still go ahead of it.
-                q.len = frame.len();
-                q.data.push_back((Bytes::new(), std::mem::take(frame)));
-            }
-            *self = Output::Queue(q);
+            *self = Output::Queue(Self::spill(std::mem::take(frame)));
         }
         match self {
             Output::Queue(q) => q,
             Output::Frame(_) => unreachable!("replaced by a queue above"),
         }
+    }
+
+    /// The boxed queue holding the inline frame (if any), which has not begun: later
+    /// control frames may still go ahead of it.
+    fn spill(frame: Bytes) -> Box<OutQueue> {
+        let mut q = Box::<OutQueue>::default();
+        if !frame.is_empty() {
+            q.len = frame.len();
+            q.data.push_back((Bytes::new(), frame));
+        }
+        q
     }
 
     /// Queue complete frame bytes, inline when nothing else waits.
