@@ -17,7 +17,8 @@
 //! - [`transport`]: one module per transport, plus the merge of several channels.
 //! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
 //! - [`clients`]: connections the backend API can disconnect.
-//! - [`server`], [`shutdown`]: accept loop and graceful shutdown.
+//! - [`server`], [`shutdown`]: accept loop and graceful shutdown; `takeover`: connections
+//!   answered without hyper (streaming responses).
 
 pub mod api;
 pub mod app;
@@ -30,5 +31,6 @@ pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub(crate) mod takeover;
 pub mod ticker;
 pub mod transport;

@@ -1,8 +1,12 @@
 //! The accept loop: HTTP/1.1 connections (with upgrades) served by the router until a
-//! stop future resolves, then the graceful drain described in [`crate::shutdown`].
+//! stop future resolves, then the graceful drain described in [`crate::shutdown`]. A
+//! connection whose first request is for a streaming response is answered by
+//! [`crate::takeover`], every other by hyper.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,7 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::shutdown::Shutdown;
+use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
+use crate::takeover::{self, First, Streaming};
 
 /// Serves `router` on `listener` until `stop` resolves, then stops accepting, fires
 /// `shutdown` and waits up to `drain` for connections to leave. Returns whether every
@@ -26,6 +31,12 @@ pub async fn serve(
 ) -> bool {
     tokio::pin!(stop);
     let signal = shutdown.signal();
+    // What an idle taken-over subscriber's task holds inline (besides tokio's header).
+    tracing::trace!(
+        connection = std::mem::size_of::<Connection>(),
+        streaming = std::mem::size_of::<Streaming>(),
+        "connection future bytes"
+    );
     loop {
         let accepted = tokio::select! {
             biased;
@@ -42,13 +53,13 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let router = router.clone();
-        let signal = signal.clone();
-        let guard = shutdown.guard();
-        tokio::spawn(async move {
-            let _guard = guard;
-            serve_connection(tcp, peer, router, signal).await;
-        });
+        tokio::spawn(Connection::new(
+            tcp,
+            peer,
+            router.clone(),
+            signal.clone(),
+            shutdown.guard(),
+        ));
     }
     drop(listener);
     tracing::info!("shutting down: no longer accepting, draining connections");
@@ -60,11 +71,83 @@ pub async fn serve(
     all_left
 }
 
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
+/// Slow-loris guard: a request head must arrive within this time.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One accepted connection, the future its task runs. Its first request is read and
+/// answered in a boxed opening phase (freed once done); a first request for a streaming
+/// response ([`crate::takeover`]) then continues as a [`Streaming`] held in place, so the
+/// task of an idle subscriber is no bigger than that. Every other connection is served by
+/// hyper inside the opening phase. The drain guard is held until the connection ends.
+struct Connection {
+    phase: Phase,
+    _guard: DrainGuard,
+}
+
+// The big variant is the one that lives long; boxing it is the cost this avoids.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    Opening(Pin<Box<dyn Future<Output = Option<Streaming>> + Send>>),
+    Streaming(Streaming),
+    Done,
+}
+
+impl Connection {
+    fn new(
+        tcp: tokio::net::TcpStream,
+        peer: SocketAddr,
+        router: Router,
+        signal: ShutdownSignal,
+        guard: DrainGuard,
+    ) -> Self {
+        let opening = async move {
+            match takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await {
+                First::Own(tcp, req) => takeover::answer(tcp, req, peer, router).await,
+                First::Hyper(io) => {
+                    serve_hyper(io, peer, router, signal).await;
+                    None
+                }
+                First::Gone => None,
+            }
+        };
+        Self {
+            phase: Phase::Opening(Box::pin(opening)),
+            _guard: guard,
+        }
+    }
+}
+
+impl Future for Connection {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Opening(opening) => {
+                    this.phase = match opening.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(streaming)) => Phase::Streaming(streaming),
+                        Poll::Ready(None) => Phase::Done,
+                    };
+                }
+                Phase::Streaming(streaming) => {
+                    if Pin::new(streaming).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.phase = Phase::Done;
+                }
+                Phase::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+async fn serve_hyper(
+    io: takeover::Rewind,
     peer: SocketAddr,
     router: Router,
-    signal: crate::shutdown::ShutdownSignal,
+    signal: ShutdownSignal,
 ) {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut()
@@ -73,9 +156,8 @@ async fn serve_connection(
     });
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        // Slow-loris guard: a request head must arrive within this time.
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(tcp), service)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
     tokio::select! {

@@ -195,7 +195,11 @@ impl Feed {
         client: &ClientHandle,
         options: SubscribeOptions,
     ) -> Result<Self, ServerError> {
-        let mut feed = Self::default();
+        // Sized exactly: a connection keeps this Vec for its whole life.
+        let mut feed = Self {
+            subs: Vec::with_capacity(targets.len()),
+            next: 0,
+        };
         for t in targets {
             let sub = state
                 .hub

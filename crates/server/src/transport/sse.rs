@@ -14,18 +14,15 @@
 //!   after the retry delay, resuming from its last id); on a backend disconnect, a final
 //!   `event: disconnect`.
 
-use std::collections::VecDeque;
-
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use switchboard_hub::WireFormat;
 use switchboard_proto::Cursor;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::transport::live::{self, Farewells, Live};
-use crate::transport::{parse_cursor, streaming_headers, with_client_id, Feed, Target};
+use crate::transport::live::{self, Farewells, Live, Style};
+use crate::transport::{parse_cursor, Feed, Target};
 
 /// The native endpoint's resume cursor: `Last-Event-ID`, else `?since=`.
 pub fn native_since(
@@ -43,6 +40,24 @@ pub fn native_since(
     since.map(parse_cursor).transpose()
 }
 
+/// The native endpoint's events (payload-only `data:`).
+static NATIVE: Style = style(WireFormat::SseData);
+/// `/sub`'s events (the whole envelope in `data:`).
+static ENVELOPE: Style = style(WireFormat::SseEnvelope);
+
+const fn style(format: WireFormat) -> Style {
+    Style {
+        content_type: "text/event-stream; charset=utf-8",
+        format,
+        heartbeat: b":\n",
+        farewells: Farewells {
+            reconnect: b"event: reconnect\ndata: service restart\n\n",
+            resume: b"event: reconnect\ndata: resume from your last cursor\n\n",
+            disconnect: b"event: disconnect\ndata: disconnected by the server\n\n",
+        },
+    }
+}
+
 /// Answers an SSE subscription. `native` selects the payload-only event format.
 pub async fn respond(
     state: &AppState,
@@ -53,31 +68,22 @@ pub async fn respond(
     let client = state.clients.register(user);
     let feed = Feed::open(state, &targets, &client).await?;
     let limits = &state.config.limits;
-    let live = Live {
+    Ok(live::response(Live {
         feed,
-        format: if native {
-            WireFormat::SseData
-        } else {
-            WireFormat::SseEnvelope
-        },
-        head: VecDeque::from([switchboard_proto::sse_retry(limits.sse_retry_ms)]),
+        style: if native { &NATIVE } else { &ENVELOPE },
+        opening: switchboard_proto::sse_retry(limits.sse_retry_ms),
         heartbeat_every: limits.heartbeat(),
-        heartbeat: switchboard_proto::sse_heartbeat(),
-        farewells: Farewells {
-            reconnect: Bytes::from_static(b"event: reconnect\ndata: service restart\n\n"),
-            resume: Bytes::from_static(b"event: reconnect\ndata: resume from your last cursor\n\n"),
-            disconnect: Bytes::from_static(
-                b"event: disconnect\ndata: disconnected by the server\n\n",
-            ),
-        },
         shutdown: state.shutdown.clone(),
         client,
-    };
-    let id = live.client.id().to_owned();
-    let resp = (
-        streaming_headers("text/event-stream; charset=utf-8"),
-        live::body(live),
-    )
-        .into_response();
-    Ok(with_client_id(resp, &id))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_is_the_protocol_comment() {
+        assert_eq!(NATIVE.heartbeat, &switchboard_proto::sse_heartbeat()[..]);
+    }
 }

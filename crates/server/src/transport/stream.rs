@@ -5,16 +5,24 @@
 //! `{"event":"reconnect",…}`, on a backend disconnect `{"event":"disconnect",…}`, then
 //! the response ends.
 
-use std::collections::VecDeque;
-
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use switchboard_hub::WireFormat;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::transport::live::{self, Farewells, Live};
-use crate::transport::{streaming_headers, with_client_id, Feed, Target};
+use crate::transport::live::{self, Farewells, Live, Style};
+use crate::transport::{Feed, Target};
+
+static STYLE: Style = Style {
+    content_type: "application/x-ndjson; charset=utf-8",
+    format: WireFormat::StreamLine,
+    heartbeat: b"\n",
+    farewells: Farewells {
+        reconnect: b"{\"event\":\"reconnect\",\"reason\":\"service restart\"}\n",
+        resume: b"{\"event\":\"reconnect\",\"reason\":\"resume from your last cursor\"}\n",
+        disconnect: b"{\"event\":\"disconnect\",\"reason\":\"disconnected by the server\"}\n",
+    },
+};
 
 /// Answers a streaming subscription.
 pub async fn respond(
@@ -24,31 +32,22 @@ pub async fn respond(
 ) -> Result<Response, ServerError> {
     let client = state.clients.register(user);
     let feed = Feed::open(state, &targets, &client).await?;
-    let live = Live {
+    Ok(live::response(Live {
         feed,
-        format: WireFormat::StreamLine,
-        head: VecDeque::from([switchboard_proto::stream_prelude()]),
+        style: &STYLE,
+        opening: switchboard_proto::stream_prelude(),
         heartbeat_every: state.config.limits.heartbeat(),
-        heartbeat: switchboard_proto::stream_heartbeat(),
-        farewells: Farewells {
-            reconnect: Bytes::from_static(
-                b"{\"event\":\"reconnect\",\"reason\":\"service restart\"}\n",
-            ),
-            resume: Bytes::from_static(
-                b"{\"event\":\"reconnect\",\"reason\":\"resume from your last cursor\"}\n",
-            ),
-            disconnect: Bytes::from_static(
-                b"{\"event\":\"disconnect\",\"reason\":\"disconnected by the server\"}\n",
-            ),
-        },
         shutdown: state.shutdown.clone(),
         client,
-    };
-    let id = live.client.id().to_owned();
-    let resp = (
-        streaming_headers("application/x-ndjson; charset=utf-8"),
-        live::body(live),
-    )
-        .into_response();
-    Ok(with_client_id(resp, &id))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_is_the_protocol_empty_line() {
+        assert_eq!(STYLE.heartbeat, &switchboard_proto::stream_heartbeat()[..]);
+    }
 }

@@ -1,0 +1,384 @@
+//! The pure half of [`crate::takeover`]: which first requests the server answers itself
+//! ([`parse`]), and the bytes it writes for them — the response head
+//! ([`response_head`]), chunk framing ([`chunk_size_line`]) and the `Date` value
+//! ([`http_date`]). No sockets, no clock: time comes in as an argument.
+//!
+//! A request is taken over only when it is certainly a plain HTTP/1.1 `GET` for a
+//! long-lived streaming response with nothing after it on the wire (see [`parse`]);
+//! everything else, malformed heads included, goes to hyper, so hyper's own answers
+//! (400, 431, keep-alive, upgrades, pipelining) stay exactly as they are.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+/// Longest request head read before handing the connection to hyper (which applies
+/// its own limits and answers).
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
+
+/// Most header lines parsed; a request with more goes to hyper.
+const MAX_HEADERS: usize = 64;
+
+/// What to do with the bytes of a new connection read so far.
+// Short-lived (one per connection, consumed at once): not worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// The head is incomplete (and shorter than [`MAX_HEAD`]): read more.
+    Partial,
+    /// A complete `GET` for an SSE or HTTP-streaming response, with nothing after it.
+    Own(Request<()>),
+    /// Anything else: hyper serves the connection, from these bytes on.
+    Hyper,
+}
+
+/// Classifies the first bytes of a connection (see the module docs).
+///
+/// Taken over: `GET /ch/NAME` or `GET /sub`, HTTP/1.1, with `transport=sse` or
+/// `transport=stream` in the query (the last `transport=` wins, as in the router), or
+/// with no `transport=` and `Accept: text/event-stream`; no `Upgrade`,
+/// `Content-Length`, `Transfer-Encoding` or `Expect` header; the head ends exactly at
+/// the end of `buf`. A request the router then refuses (bad channel name, …) is still
+/// answered by the router: taking over only decides who writes the bytes.
+pub(crate) fn parse(buf: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
+        Ok(httparse::Status::Partial) | Err(_) => return Parsed::Hyper,
+    };
+    let (Some("GET"), Some(1), Some(target)) = (req.method, req.version, req.path) else {
+        return Parsed::Hyper;
+    };
+    if len != buf.len() || !streams(target, req.headers) {
+        return Parsed::Hyper;
+    }
+    match request(target, req.headers) {
+        Some(r) => Parsed::Own(r),
+        None => Parsed::Hyper,
+    }
+}
+
+/// Whether a `GET` of `target` with `headers` asks for SSE or HTTP streaming.
+fn streams(target: &str, headers: &[httparse::Header<'_>]) -> bool {
+    let refused = [
+        header::UPGRADE,
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::EXPECT,
+    ];
+    if headers.iter().any(|h| {
+        refused
+            .iter()
+            .any(|r| h.name.eq_ignore_ascii_case(r.as_str()))
+    }) {
+        return false;
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let endpoint = path == "/sub"
+        || path
+            .strip_prefix("/ch/")
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    if !endpoint {
+        return false;
+    }
+    match query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("transport="))
+        .next_back()
+    {
+        Some(t) => t == "sse" || t == "stream",
+        None => headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("accept")
+                && h.value
+                    .windows(b"text/event-stream".len())
+                    .any(|w| w == b"text/event-stream")
+        }),
+    }
+}
+
+/// The `http` request hyper would build for this head (`None` if a part does not
+/// convert, which then goes to hyper).
+fn request(target: &str, headers: &[httparse::Header<'_>]) -> Option<Request<()>> {
+    let mut req = Request::new(());
+    *req.method_mut() = Method::GET;
+    *req.version_mut() = Version::HTTP_11;
+    *req.uri_mut() = Uri::try_from(target).ok()?;
+    let map = req.headers_mut();
+    map.reserve(headers.len());
+    for h in headers {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(h.value).ok()?;
+        map.append(name, value);
+    }
+    Some(req)
+}
+
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Transfer-Encoding: chunked` (a body of unknown length).
+    Chunked,
+    /// `Content-Length`.
+    Length(u64),
+}
+
+/// The head of a response that ends the connection: status line, the response's own
+/// headers in order (framing, `Connection` and `Date` headers replaced), then
+/// `connection: close`, the framing header and `date` — hyper's layout, plus the close.
+pub(crate) fn response_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+    framing: Framing,
+    date: &[u8; 29],
+) -> Vec<u8> {
+    let replaced = [
+        header::CONTENT_LENGTH,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::DATE,
+    ];
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(size + 128);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter().filter(|(n, _)| !replaced.contains(n)) {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"connection: close\r\n");
+    match framing {
+        Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Framing::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(date);
+    out.extend_from_slice(b"\r\n\r\n");
+    out
+}
+
+/// The line opening a chunk of `len` bytes (`len` in upper-case hex, then CRLF), written
+/// into `out`; returns the used part.
+pub(crate) fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    for (i, slot) in out[..digits].iter_mut().enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *slot = HEX[(len >> shift) & 0xF];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    &out[..digits + 2]
+}
+
+/// What ends a chunk; with the last chunk of a body, also the terminating empty chunk.
+pub(crate) fn chunk_end(last: bool) -> &'static [u8] {
+    if last {
+        b"\r\n0\r\n\r\n"
+    } else {
+        b"\r\n"
+    }
+}
+
+/// An HTTP `Date` value (IMF-fixdate) for `unix_secs` seconds after 1970-01-01 UTC.
+pub(crate) fn http_date(unix_secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    // Civil date from a day count, in 400-year eras starting on 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = (yoe + era * 400 + u64::from(month <= 2)).min(9999);
+
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |out: &mut [u8], v: u64| {
+        out[0] = b'0' + (v / 10 % 10) as u8;
+        out[1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out[5..7], day);
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two(&mut out[12..14], year / 100);
+    two(&mut out[14..16], year % 100);
+    two(&mut out[17..19], secs / 3_600);
+    two(&mut out[20..22], secs / 60 % 60);
+    two(&mut out[23..25], secs % 60);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(head: &str) -> Option<Request<()>> {
+        match parse(head.as_bytes()) {
+            Parsed::Own(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn which_requests_are_taken_over() {
+        let sse = "Accept: text/event-stream\r\n";
+        let table: &[(&str, &str, bool)] = &[
+            ("GET /ch/a HTTP/1.1", sse, true),
+            ("GET /ch/a?since=1-2 HTTP/1.1", sse, true),
+            ("GET /ch/a?transport=sse HTTP/1.1", "", true),
+            ("GET /ch/a?transport=stream HTTP/1.1", "", true),
+            ("GET /sub?channel=a&transport=sse HTTP/1.1", "", true),
+            ("GET /sub?channel=a HTTP/1.1", sse, true),
+            // The last transport= wins, as in the router.
+            ("GET /ch/a?transport=sse&transport=poll HTTP/1.1", "", false),
+            ("GET /ch/a?transport=poll HTTP/1.1", sse, false),
+            ("GET /ch/a?transport=longpoll HTTP/1.1", "", false),
+            ("GET /ch/a HTTP/1.1", "", false),
+            ("GET /ch/a HTTP/1.0", sse, false),
+            ("HEAD /ch/a HTTP/1.1", sse, false),
+            ("POST /ch/a HTTP/1.1", sse, false),
+            ("GET /ch/ HTTP/1.1", sse, false),
+            ("GET /ch/a/b HTTP/1.1", sse, false),
+            ("GET /ws HTTP/1.1", sse, false),
+            ("GET /api/stats HTTP/1.1", sse, false),
+            (
+                "GET /ch/a HTTP/1.1",
+                "Accept: text/event-stream\r\nUpgrade: websocket\r\n",
+                false,
+            ),
+            (
+                "GET /ch/a HTTP/1.1",
+                "Accept: text/event-stream\r\nContent-Length: 0\r\n",
+                false,
+            ),
+            (
+                "GET /ch/a HTTP/1.1",
+                "Accept: text/event-stream\r\nTransfer-Encoding: chunked\r\n",
+                false,
+            ),
+            (
+                "GET /ch/a HTTP/1.1",
+                "Accept: text/event-stream\r\nExpect: 100-continue\r\n",
+                false,
+            ),
+        ];
+        for (line, headers, taken) in table {
+            let head = format!("{line}\r\nHost: x\r\n{headers}\r\n");
+            assert_eq!(own(&head).is_some(), *taken, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn the_request_is_what_hyper_would_build() {
+        let r = own("GET /ch/a?since=1-2 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
+            .expect("taken over");
+        assert_eq!(r.method(), Method::GET);
+        assert_eq!(r.version(), Version::HTTP_11);
+        assert_eq!(r.uri().path(), "/ch/a");
+        assert_eq!(r.uri().query(), Some("since=1-2"));
+        assert_eq!(r.headers()["host"], "x");
+        let xa: Vec<_> = r.headers().get_all("x-a").iter().collect();
+        assert_eq!(xa, ["1", "2"]);
+    }
+
+    #[test]
+    fn partial_pipelined_malformed_and_oversized_heads() {
+        let full = "GET /ch/a?transport=sse HTTP/1.1\r\nHost: x\r\n\r\n";
+        for cut in 0..full.len() {
+            assert!(
+                matches!(parse(&full.as_bytes()[..cut]), Parsed::Partial),
+                "{cut}"
+            );
+        }
+        // Bytes after the head (a pipelined request): hyper's job.
+        let pipelined = format!("{full}GET /healthz HTTP/1.1\r\n\r\n");
+        assert!(matches!(parse(pipelined.as_bytes()), Parsed::Hyper));
+        assert!(matches!(
+            parse(b"GET /ch/a HTTP/1.1\r\nbad header\r\n\r\n"),
+            Parsed::Hyper
+        ));
+        assert!(matches!(parse(b"\x16\x03\x01\x02\x00"), Parsed::Hyper));
+        let mut big = b"GET /ch/a?transport=sse HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD, b'a');
+        assert!(matches!(parse(&big), Parsed::Hyper));
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("h{i}: v\r\n")).collect();
+        let head = format!("GET /ch/a?transport=sse HTTP/1.1\r\n{many}\r\n");
+        assert!(matches!(parse(head.as_bytes()), Parsed::Hyper));
+    }
+
+    #[test]
+    fn response_heads() {
+        let date = *b"Sun, 22 Nov 2026 07:39:27 GMT";
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert("x-switchboard-client", HeaderValue::from_static("ab"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+        let head = response_head(StatusCode::OK, &h, Framing::Chunked, &date);
+        assert_eq!(
+            String::from_utf8(head).expect("ascii"),
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-switchboard-client: ab\r\n\
+             connection: close\r\ntransfer-encoding: chunked\r\ndate: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let head = response_head(StatusCode::BAD_REQUEST, &h, Framing::Length(127), &date);
+        assert_eq!(
+            String::from_utf8(head).expect("ascii"),
+            "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\
+             content-length: 127\r\ndate: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        let mut buf = [0; 18];
+        for (len, line) in [
+            (0, "0\r\n"),
+            (13, "D\r\n"),
+            (16, "10\r\n"),
+            (2049, "801\r\n"),
+            (usize::MAX, "FFFFFFFFFFFFFFFF\r\n"),
+        ] {
+            assert_eq!(chunk_size_line(len, &mut buf), line.as_bytes());
+        }
+    }
+
+    #[test]
+    fn http_dates() {
+        for (secs, date) in [
+            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
+            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
+            (1_700_000_000, "Tue, 14 Nov 2023 22:13:20 GMT"),
+            (1_795_333_167, "Sun, 22 Nov 2026 07:39:27 GMT"),
+            (4_107_542_399, "Sun, 28 Feb 2100 23:59:59 GMT"),
+        ] {
+            assert_eq!(&http_date(secs), date.as_bytes(), "{secs}");
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Connections the server answers itself instead of through hyper: a new connection
+//! whose first request is a streaming `GET` (SSE or HTTP streaming, see
+//! [`head::parse`]) with nothing after it.
+//!
+//! Why: such a response lasts as long as the subscriber, and while it streams hyper keeps
+//! its read buffer, its head write buffer and a boxed body (about 12 KiB per connection
+//! all told). Here the head is read into a small buffer that is dropped once parsed; the
+//! request goes through the same router (so validation, routing and every error response
+//! stay with the handlers); then the live body's [`Source`] is driven by [`Streaming`],
+//! a future the connection's task polls in place: each batch of ready chunks is written
+//! as one HTTP chunk with one vectored write, the response head with the first. Idle, a
+//! connection holds the socket, the source and nothing else, and it watches the socket
+//! so that a subscriber who went away is dropped at once.
+//!
+//! The steps, in order:
+//! 1. [`first_request`]: reads the first head (at most [`head::MAX_HEAD`] bytes, within
+//!    the header-read timeout), then either owns the connection or hands it to hyper as a
+//!    [`Rewind`] that replays the bytes already read.
+//! 2. [`answer`]: calls the router. A live body becomes a [`Streaming`]; any other
+//!    response (an error) is written at once with `content-length`. Either way the
+//!    response says `connection: close`, carries `date` as hyper writes it, and the
+//!    connection closes after it (a live body ends with the terminating chunk after the
+//!    source's farewell).
+//!
+//! A client that closes its side (EOF or reset) while the response streams ends the
+//! connection, as hyper does without half-close support. Bytes it sends meanwhile (a
+//! pipelined request) are read and dropped: the response said `connection: close`.
+
+pub(crate) mod head;
+mod rewind;
+
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use axum::extract::ConnectInfo;
+use axum::response::Response;
+use axum::Router;
+use bytes::Bytes;
+use http::Request;
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+use crate::shutdown::ShutdownSignal;
+use crate::transport::live::{self, Source};
+
+pub(crate) use rewind::Rewind;
+
+/// Most chunks of a live body coalesced into one write.
+const MAX_FRAMES: usize = 32;
+/// Most bytes coalesced into one write (a batch stops growing once past this).
+const MAX_BATCH: usize = 64 * 1024;
+/// Largest body of known length collected and written with its head in one write.
+const MAX_PLAIN: u64 = 64 * 1024;
+
+/// How a new connection is served.
+#[derive(Debug)]
+pub(crate) enum First {
+    /// Its first request is a streaming `GET`: [`answer`] it here.
+    Own(TcpStream, Request<()>),
+    /// hyper serves it; the bytes read so far come first.
+    Hyper(Rewind),
+    /// It closed, failed, was too slow or the server began to shut down before a
+    /// request arrived.
+    Gone,
+}
+
+/// Reads the first request head of a new connection (see the module docs); gives up
+/// after `timeout` (slow-loris guard) or when shutdown begins.
+pub(crate) async fn first_request(
+    mut tcp: TcpStream,
+    timeout: Duration,
+    shutdown: &ShutdownSignal,
+) -> First {
+    let mut buf = Vec::new();
+    let step = tokio::select! {
+        biased;
+        step = tokio::time::timeout(timeout, read_head(&mut tcp, &mut buf)) => step,
+        () = shutdown.wait() => return First::Gone,
+    };
+    match step {
+        Ok(Some(head::Parsed::Own(req))) => {
+            drop(buf);
+            First::Own(tcp, req)
+        }
+        // A partial head at EOF goes to hyper too: it answers it as it always has.
+        Ok(Some(head::Parsed::Hyper | head::Parsed::Partial) | None) if !buf.is_empty() => {
+            First::Hyper(Rewind::new(Bytes::from(buf), tcp))
+        }
+        _ => First::Gone,
+    }
+}
+
+/// Reads until [`head::parse`] decides; `None` at EOF (`Partial` never comes out).
+async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parsed> {
+    loop {
+        if buf.len() == buf.capacity() {
+            // Grows by doubling from 1 KiB; `parse` hands over before MAX_HEAD is passed.
+            let more = buf.capacity().max(1024).min(head::MAX_HEAD - buf.len());
+            buf.reserve_exact(more);
+        }
+        match tokio::io::AsyncReadExt::read_buf(tcp, buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        match head::parse(buf) {
+            head::Parsed::Partial => {}
+            decided => return Some(decided),
+        }
+    }
+}
+
+/// Answers `req` (read by [`first_request`]) through `router`. A live body comes back as
+/// the [`Streaming`] that sends it (for the connection's task to poll in place); any
+/// other response is written here, the connection closed, and `None` returned.
+pub(crate) async fn answer(
+    tcp: TcpStream,
+    req: Request<()>,
+    peer: SocketAddr,
+    router: Router,
+) -> Option<Streaming> {
+    let mut req = req.map(|()| axum::body::Body::empty());
+    req.extensions_mut().insert(ConnectInfo(peer));
+    let Ok(mut resp) = router.oneshot(req).await;
+    match live::claim(&mut resp) {
+        Some(source) => {
+            let head = head::response_head(
+                resp.status(),
+                resp.headers(),
+                head::Framing::Chunked,
+                &date_now(),
+            );
+            Some(Streaming::new(tcp, head, source))
+        }
+        None => {
+            plain(tcp, resp).await;
+            None
+        }
+    }
+}
+
+/// A taken-over connection sending a live body: the response head, then the source's
+/// chunks until its farewell and the terminating chunk, then a close; it ends early when
+/// the peer closes or resets the connection, or a write fails. A future polled in place:
+/// idle, it is the socket, the source and an empty [`Batch`], and waits on the source
+/// (subscriptions, heartbeat) and on the socket's read readiness (peer gone).
+#[derive(Debug)]
+pub(crate) struct Streaming {
+    tcp: TcpStream,
+    source: Source,
+    out: Batch,
+    /// A batch is being written (with the terminating chunk when `last`).
+    writing: bool,
+    last: bool,
+}
+
+impl Streaming {
+    fn new(tcp: TcpStream, head: Vec<u8>, source: Source) -> Self {
+        Self {
+            tcp,
+            source,
+            out: Batch::new(head),
+            // The head goes out with the opening chunk: start by gathering.
+            writing: false,
+            last: false,
+        }
+    }
+
+    /// Queues `first` and every chunk ready after it, up to a batch, and starts writing.
+    fn gather(&mut self, first: Option<Bytes>) {
+        let ended = first.is_none();
+        if let Some(chunk) = first {
+            self.out.push(chunk);
+            while !self.out.is_full() {
+                match self.source.ready_chunk() {
+                    Some(chunk) => self.out.push(chunk),
+                    None => break,
+                }
+            }
+        }
+        // A source that ended without a farewell still gets a well-formed end.
+        self.last = ended || self.source.is_finished();
+        self.writing = true;
+    }
+
+    /// Ready when the peer closed or reset the connection; what it sends is dropped.
+    fn poll_peer_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.tcp.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {}
+            }
+            let mut scrap = [0u8; 64];
+            match self.tcp.try_read(&mut scrap) {
+                Ok(0) => return Poll::Ready(()),
+                // Dropped; WouldBlock cleared the readiness, so the next poll registers.
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+impl Future for Streaming {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if this.writing {
+                match this.out.poll_write(&mut this.tcp, this.last, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) if this.last => {
+                        // Ends our side cleanly; the socket closes when dropped.
+                        let _ = Pin::new(&mut this.tcp).poll_shutdown(cx);
+                        return Poll::Ready(());
+                    }
+                    Poll::Ready(Ok(())) => this.writing = false,
+                }
+            }
+            match this.source.poll_chunk(cx) {
+                Poll::Ready(first) => this.gather(first),
+                Poll::Pending => return this.poll_peer_gone(cx),
+            }
+        }
+    }
+}
+
+/// Writes a response that is not a live body and closes: with `content-length` when its
+/// length is known and small (collected, one write), chunked otherwise.
+async fn plain(mut tcp: TcpStream, resp: Response) {
+    let (parts, mut body) = resp.into_parts();
+    let date = date_now();
+    match body.size_hint().exact() {
+        Some(n) if n <= MAX_PLAIN => {
+            let Ok(collected) = body.collect().await else {
+                return;
+            };
+            let bytes = collected.to_bytes();
+            let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+            let framing = head::Framing::Length(len);
+            let mut out = head::response_head(parts.status, &parts.headers, framing, &date);
+            out.extend_from_slice(&bytes);
+            if tcp.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        _ => {
+            let framing = head::Framing::Chunked;
+            let head = head::response_head(parts.status, &parts.headers, framing, &date);
+            let mut out = Batch::new(head);
+            loop {
+                let frame = match body.frame().await {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(_)) => return,
+                    None => break,
+                };
+                if let Ok(data) = frame.into_data() {
+                    out.push(data);
+                    if out.write(&mut tcp, false).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if out.write(&mut tcp, true).await.is_err() {
+                return;
+            }
+        }
+    }
+    let _ = tcp.shutdown().await;
+}
+
+/// The `Date` header value for now.
+fn date_now() -> [u8; 29] {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    head::http_date(secs)
+}
+
+/// What the next write sends: the response head (until written), then the queued chunks
+/// as one HTTP chunk, and the terminating chunk after the last. Holds no heap memory
+/// between writes.
+#[derive(Debug)]
+struct Batch {
+    head: Vec<u8>,
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+    /// Data bytes queued (the chunk's size).
+    len: usize,
+    /// Bytes of this write already sent.
+    written: usize,
+}
+
+impl Batch {
+    fn new(head: Vec<u8>) -> Self {
+        Self {
+            head,
+            first: None,
+            more: Vec::new(),
+            len: 0,
+            written: 0,
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            // An empty chunk would read as the end of the body.
+            return;
+        }
+        self.len += chunk.len();
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push(chunk);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.more.len() + 1 >= MAX_FRAMES || self.len >= MAX_BATCH
+    }
+
+    /// Writes everything queued (and the end of the body if `last`), then empties.
+    async fn write(&mut self, tcp: &mut TcpStream, last: bool) -> io::Result<()> {
+        poll_fn(|cx| self.poll_write(tcp, last, cx)).await
+    }
+
+    /// [`Batch::write`] as a poll; progress is kept in `self` between polls.
+    fn poll_write(
+        &mut self,
+        tcp: &mut TcpStream,
+        last: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut size = [0u8; 18];
+        let (open, close): (&[u8], &[u8]) = match (self.len, last) {
+            (0, false) => (b"", b""),
+            (0, true) => (b"", b"0\r\n\r\n"),
+            (len, last) => (head::chunk_size_line(len, &mut size), head::chunk_end(last)),
+        };
+        let data = self.first.iter().chain(&self.more).map(|b| &b[..]);
+        let parts = || {
+            std::iter::once(&self.head[..])
+                .chain(std::iter::once(open))
+                .chain(data.clone())
+                .chain(std::iter::once(close))
+        };
+        let total: usize = parts().map(<[u8]>::len).sum();
+        while self.written < total {
+            let mut slices = [IoSlice::new(&[]); MAX_FRAMES + 3];
+            let n = fill_slices(parts(), self.written, &mut slices);
+            match Pin::new(&mut *tcp).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(k)) => self.written += k,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            }
+        }
+        // Nothing kept between writes: an idle connection holds no buffer.
+        self.head = Vec::new();
+        self.first = None;
+        self.more = Vec::new();
+        self.len = 0;
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Puts `parts` into `out` as slices, skipping the first `skip` bytes and empty parts;
+/// returns how many slices were filled.
+fn fill_slices<'a>(
+    parts: impl Iterator<Item = &'a [u8]>,
+    mut skip: usize,
+    out: &mut [IoSlice<'a>],
+) -> usize {
+    let mut n = 0;
+    for part in parts {
+        if skip >= part.len() {
+            skip -= part.len();
+            continue;
+        }
+        let Some(slot) = out.get_mut(n) else {
+            break;
+        };
+        *slot = IoSlice::new(&part[skip..]);
+        skip = 0;
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_skip_written_bytes_and_empty_parts() {
+        let parts: [&[u8]; 4] = [b"head", b"", b"ab", b"cde"];
+        let mut out = [IoSlice::new(&[]); 4];
+        let collect = |out: &[IoSlice<'_>], n: usize| -> Vec<Vec<u8>> {
+            out[..n].iter().map(|s| s.to_vec()).collect()
+        };
+        let n = fill_slices(parts.iter().copied(), 0, &mut out);
+        assert_eq!(collect(&out, n), [&b"head"[..], b"ab", b"cde"]);
+        let n = fill_slices(parts.iter().copied(), 5, &mut out);
+        assert_eq!(collect(&out, n), [&b"b"[..], b"cde"]);
+        let n = fill_slices(parts.iter().copied(), 9, &mut out);
+        assert_eq!(n, 0);
+        let mut two = [IoSlice::new(&[]); 2];
+        let n = fill_slices(parts.iter().copied(), 1, &mut two);
+        assert_eq!(collect(&two, n), [&b"ead"[..], b"ab"]);
+    }
+}
