@@ -2,58 +2,126 @@
 //! subscriber registers here with a client id (random) and an optional user id, so the
 //! backend API can disconnect a client or every connection of a user. Long-poll and
 //! poll requests are stateless and not registered.
+//!
+//! Two ways to be told: a connection registered with [`Clients::register`] gets a kick
+//! notification ([`ClientHandle::kicked`]); one registered with
+//! [`Clients::register_hub_kicked`] keeps none, because the backend's disconnect also
+//! closes its hub subscriptions (`CloseReason::Disconnected`) and that is how it learns
+//! (a native WebSocket: one subscription, which it polls anyway). Both are counted.
+//!
+//! An entry is kept small (idle connections are the many): the id is a `u64` (shown as
+//! 16 hex digits), the user id one shared `Arc<str>`, the notification only when asked.
+//!
+//! The registry also holds the coarse timer [`Wheel`] live connections share for their
+//! keep-alive and timeout deadlines (a waker per deadline instead of a timer per
+//! connection; deadlines fire up to [`WHEEL_RESOLUTION`] late).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use switchboard_ws_tokio::Wheel;
 use tokio::sync::Notify;
 
+/// Tick of the connections' shared timer wheel: how late a ping, idle timeout or
+/// heartbeat may fire.
+pub const WHEEL_RESOLUTION: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The registry. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Clients {
-    inner: Arc<Mutex<HashMap<String, Entry>>>,
+    inner: Arc<Registry>,
+}
+
+#[derive(Debug)]
+struct Registry {
+    map: Mutex<HashMap<u64, Entry>>,
+    wheel: Wheel,
 }
 
 #[derive(Debug)]
 struct Entry {
-    user: Option<String>,
-    kick: Arc<Notify>,
+    user: Option<Arc<str>>,
+    /// `None` for connections the hub disconnects (see the module docs).
+    kick: Option<Arc<Notify>>,
 }
 
 /// A registered connection; unregisters itself when dropped.
 #[derive(Debug)]
 pub struct ClientHandle {
-    id: String,
-    user: Option<String>,
-    kick: Arc<Notify>,
+    /// The id as 16 lowercase hex digits (ASCII), so [`ClientHandle::id`] borrows it.
+    id: [u8; 16],
+    user: Option<Arc<str>>,
+    kick: Option<Arc<Notify>>,
+    registration: Registration,
+}
+
+/// What keeps a connection registered once its id and user were handed out (16 bytes,
+/// for a connection that lives long and idle); unregisters it when dropped.
+#[derive(Debug)]
+pub struct Registration {
+    key: u64,
     clients: Clients,
 }
 
+impl Default for Clients {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                map: Mutex::default(),
+                wheel: Wheel::new(WHEEL_RESOLUTION),
+            }),
+        }
+    }
+}
+
 impl Clients {
-    /// Registers a new connection.
+    /// Registers a new connection that waits on [`ClientHandle::kicked`].
     pub fn register(&self, user: Option<String>) -> ClientHandle {
-        let id = format!("{:016x}", rand::random::<u64>());
-        let kick = Arc::new(Notify::new());
-        self.lock().insert(
-            id.clone(),
-            Entry {
-                user: user.clone(),
-                kick: kick.clone(),
-            },
-        );
+        self.insert(user, Some(Arc::new(Notify::new())))
+    }
+
+    /// Registers a new connection that learns of a disconnect from its hub subscriptions
+    /// closing; its [`ClientHandle::kicked`] never resolves.
+    pub fn register_hub_kicked(&self, user: Option<String>) -> ClientHandle {
+        self.insert(user, None)
+    }
+
+    fn insert(&self, user: Option<String>, kick: Option<Arc<Notify>>) -> ClientHandle {
+        let user: Option<Arc<str>> = user.map(Arc::from);
+        let entry = Entry {
+            user: user.clone(),
+            kick: kick.clone(),
+        };
+        let mut map = self.lock();
+        let key = loop {
+            let key = rand::random::<u64>();
+            if !map.contains_key(&key) {
+                break key;
+            }
+        };
+        map.insert(key, entry);
+        drop(map);
         ClientHandle {
-            id,
+            id: hex_id(key),
             user,
             kick,
-            clients: self.clone(),
+            registration: Registration {
+                key,
+                clients: self.clone(),
+            },
         }
     }
 
     /// Tells the connection `id` to go; returns how many were told (0 or 1).
     pub fn disconnect_client(&self, id: &str) -> usize {
-        self.lock().get(id).map_or(0, |e| {
+        let Some(key) = parse_id(id) else {
+            return 0;
+        };
+        self.lock().get(&key).map_or(0, |e| {
             // notify_one keeps a permit if the connection is not waiting right now.
-            e.kick.notify_one();
+            if let Some(kick) = &e.kick {
+                kick.notify_one();
+            }
             1
         })
     }
@@ -63,10 +131,18 @@ impl Clients {
         let map = self.lock();
         let mut n = 0;
         for e in map.values().filter(|e| e.user.as_deref() == Some(user)) {
-            e.kick.notify_one();
+            if let Some(kick) = &e.kick {
+                kick.notify_one();
+            }
             n += 1;
         }
         n
+    }
+
+    /// The timer wheel live connections share (its task runs on the runtime that first
+    /// uses it).
+    pub fn wheel(&self) -> &Wheel {
+        &self.inner.wheel
     }
 
     /// Number of registered connections.
@@ -79,17 +155,19 @@ impl Clients {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
         self.inner
+            .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl ClientHandle {
-    /// This connection's client id.
+    /// This connection's client id (16 lowercase hex digits).
     pub fn id(&self) -> &str {
-        &self.id
+        // Always ASCII hex (written by `hex_id`).
+        std::str::from_utf8(&self.id).unwrap_or_default()
     }
 
     /// The user id given when connecting, if any.
@@ -97,16 +175,43 @@ impl ClientHandle {
         self.user.as_deref()
     }
 
-    /// Resolves when the backend API asked this connection to go.
+    /// Resolves when the backend API asked this connection to go (never for a connection
+    /// registered with [`Clients::register_hub_kicked`]).
     pub async fn kicked(&self) {
-        self.kick.notified().await;
+        match &self.kick {
+            Some(kick) => kick.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Keeps only the registration (no id, user or kick notification).
+    pub fn into_registration(self) -> Registration {
+        self.registration
     }
 }
 
-impl Drop for ClientHandle {
+impl Drop for Registration {
     fn drop(&mut self) {
-        self.clients.lock().remove(&self.id);
+        self.clients.lock().remove(&self.key);
     }
+}
+
+fn hex_id(key: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = DIGITS[((key >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
+
+/// The key of a client id; `None` for anything `hex_id` does not write.
+fn parse_id(id: &str) -> Option<u64> {
+    let valid = id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !valid {
+        return None;
+    }
+    u64::from_str_radix(id, 16).ok()
 }
 
 #[cfg(test)]
@@ -127,5 +232,34 @@ mod tests {
         drop((a, b, other));
         assert!(c.is_empty());
         assert_eq!(c.disconnect_client("nope"), 0);
+    }
+
+    #[test]
+    fn hub_kicked_connections_are_counted() {
+        let c = Clients::default();
+        let a = c.register_hub_kicked(Some("u".into()));
+        let b = c.register_hub_kicked(None);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.disconnect_user("u"), 1);
+        assert_eq!(c.disconnect_client(b.id()), 1);
+        drop(a);
+        assert_eq!(c.len(), 1);
+        let r = b.into_registration();
+        assert_eq!(c.len(), 1, "the registration keeps it registered");
+        drop(r);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn ids_are_16_hex_digits_and_only_those_match() {
+        assert_eq!(&hex_id(0xab), b"00000000000000ab");
+        assert_eq!(parse_id("00000000000000ab"), Some(0xab));
+        assert_eq!(parse_id("ab"), None);
+        assert_eq!(parse_id("00000000000000AB"), None);
+        assert_eq!(parse_id("+0000000000000ab"), None);
+        let c = Clients::default();
+        let a = c.register(None);
+        assert_eq!(a.id().len(), 16);
+        assert_eq!(parse_id(a.id()).map(hex_id), Some(a.id.to_owned()));
     }
 }

@@ -151,7 +151,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Err(e)) => return Poll::Ready(self.socket_error(e)),
                 Poll::Pending => true,
             };
-            if !write_blocked && self.should_end_tcp() {
+            // Once the close timeout expired the codec wants TCP closed even with output
+            // still queued (a peer that does not read must not keep us waiting).
+            if self.should_end_tcp() && (!write_blocked || self.conn.pending_bytes() > 0) {
                 let res = ready!(std::pin::Pin::new(&mut self.stream).poll_shutdown(cx));
                 self.done = true;
                 return match res {
@@ -235,17 +237,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// connection to its end: messages still arriving are discarded; returns once TCP is
     /// closed. Errors after our close frame was sent (the peer vanishing) are not reported.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.start_close(code, reason)?;
+        poll_fn(|cx| self.poll_close(cx)).await;
+        Ok(())
+    }
+
+    /// Queue our close frame unless the closing handshake is already under way; further
+    /// polls of `recv` or [`poll_close`](Self::poll_close) send it and finish the
+    /// handshake.
+    pub fn start_close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
         if matches!(self.conn.state(), switchboard_ws::connection::State::Open) {
             self.conn.close(code, reason)?;
         }
-        while let Some(next) = self.recv().await {
-            if let Err(e) = next {
-                if matches!(e, Error::Io(_)) {
-                    break;
-                }
+        Ok(())
+    }
+
+    /// Drive the connection to its end, discarding messages still arriving; Ready once
+    /// TCP is closed (or the socket failed). The poll form of the second half of
+    /// [`close`](Self::close), for hand-written futures.
+    pub fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match ready!(self.poll_recv(cx)) {
+                None | Some(Err(Error::Io(_))) => return Poll::Ready(()),
+                Some(_) => {}
             }
         }
-        Ok(())
     }
 
     // ---- driving ------------------------------------------------------------------------
@@ -315,9 +331,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Poll::Ready(())
     }
 
-    /// Whether to shut TCP down now (all queued output is written when this is asked). The
-    /// codec decides: a server right after the closing handshake, a client only when the
-    /// close timeout expired; until then a client waits for the server's FIN (EOF).
+    /// Whether to shut TCP down now. The codec decides: a server right after the closing
+    /// handshake (its output written), a client only when the close timeout expired (until
+    /// then it waits for the server's FIN), either side when the close timeout expired
+    /// (output still queued or not).
     fn should_end_tcp(&self) -> bool {
         self.conn.should_close_tcp()
     }

@@ -1,6 +1,7 @@
 //! The codec's timers driven for real: a ping after `ping_interval` of silence, a close
 //! 1001 after `idle_timeout`, and TCP closed after `close_timeout` when the peer never
-//! answers — with the connection's own tokio timer and with a shared [`Wheel`].
+//! answers (even when it does not read, so our close frame is never written) — with the
+//! connection's own tokio timer and with a shared [`Wheel`].
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -101,4 +102,52 @@ async fn own_timer_pings_and_closes_a_silent_peer() {
 #[tokio::test]
 async fn wheel_pings_and_closes_a_silent_peer() {
     silent_peer_is_pinged_then_closed(Some(Wheel::new(Duration::from_millis(50)))).await;
+}
+
+/// A peer that never reads: our close frame cannot even be written, and the close
+/// timeout still ends the connection (TCP shut down with output left queued).
+async fn close_gives_up_on_a_peer_that_does_not_read(wheel: Option<Wheel>) {
+    bounded(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut config = timed_config();
+            config.connection.ping_interval = None;
+            config.connection.idle_timeout = None;
+            let (mut socket, _) = ws::accept(stream, &config).await.unwrap();
+            if let Some(wheel) = wheel {
+                socket.set_wheel(wheel);
+            }
+            // Far more than loopback's socket buffers hold; one buffer, shared.
+            let chunk = bytes::Bytes::from(vec![7u8; 1 << 20]);
+            for _ in 0..64 {
+                socket.queue(ws::Message::Binary(chunk.clone())).unwrap();
+            }
+            socket.close(ws::CloseCode::NORMAL, "").await.unwrap();
+            socket.pending_bytes()
+        });
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        raw.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        // Never read: the server's close must end by its close timeout alone.
+        let left = server.await.unwrap();
+        assert!(left > 0, "output was still queued when TCP was shut down");
+        drop(raw);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn own_timer_close_gives_up_on_a_peer_that_does_not_read() {
+    close_gives_up_on_a_peer_that_does_not_read(None).await;
+}
+
+#[tokio::test]
+async fn wheel_close_gives_up_on_a_peer_that_does_not_read() {
+    close_gives_up_on_a_peer_that_does_not_read(Some(Wheel::new(Duration::from_millis(50)))).await;
 }

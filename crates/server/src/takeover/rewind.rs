@@ -21,6 +21,12 @@ impl Rewind {
     pub(crate) fn new(prefix: Bytes, tcp: TcpStream) -> Self {
         Self { prefix, tcp }
     }
+
+    /// The bytes not replayed yet and the stream (a WebSocket takes its connection back
+    /// from hyper after the upgrade).
+    pub(crate) fn into_parts(self) -> (Bytes, TcpStream) {
+        (self.prefix, self.tcp)
+    }
 }
 
 impl AsyncRead for Rewind {

@@ -15,6 +15,9 @@
 //! may not or the backend API disconnects it, 1009 for a message over
 //! `limits.max_publish_bytes`, and the codec's codes (1002, 1007, …) for protocol errors.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -23,7 +26,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use hyper_util::rt::TokioIo;
-use switchboard_hub::{CloseReason, Message as HubMessage, Payload, Subscription, WireFormat};
+use switchboard_hub::{
+    CloseReason, Hub, Message as HubMessage, Payload, RecvError, Subscription, WireFormat,
+};
 use switchboard_proto::{
     encode_error, encode_ok, encode_presence_result, encode_result_cursor, encode_result_raw,
     parse_command, Command, CommandData, ErrorCode, Op, PresenceEntry,
@@ -32,6 +37,7 @@ use switchboard_ws::handshake::{self, AcceptOptions};
 use switchboard_ws::PreparedMessage;
 use switchboard_ws::{CloseCode, DeflateConfig, Role};
 use switchboard_ws_tokio::{Message, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::channel;
 use crate::clients::ClientHandle;
@@ -43,7 +49,13 @@ use crate::transport::{client_info, with_client_id, Feed, FeedEvent, Target};
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;
 
+/// The command protocol's socket (kept on hyper's `Upgraded`).
 type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The IO type the accept loop hands hyper; a native connection takes the `TcpStream`
+/// back from hyper's `Upgraded` (no box, no hyper state) when it is this type, and keeps
+/// the `Upgraded` otherwise.
+type ServedIo = TokioIo<crate::takeover::Rewind>;
 
 /// What the upgraded connection will do.
 #[derive(Debug)]
@@ -82,8 +94,15 @@ pub async fn upgrade(
         },
     )?;
     // Subscribe before answering, so the subscription starts at the handshake and a bad
-    // channel is an HTTP error, not a close code.
-    let client = state.clients.register(user);
+    // channel is an HTTP error, not a close code. A native connection hears of shutdown
+    // and of the backend's disconnect through its subscription closing (the hub closes
+    // them all), so it keeps no kick notification and watches no shutdown signal.
+    let native = matches!(mode, Mode::Native(_));
+    let client = if native {
+        state.clients.register_hub_kicked(user)
+    } else {
+        state.clients.register(user)
+    };
     let native = match mode {
         Mode::Native(target) => {
             let ns = channel::for_subscribe(&state.hub, &target.channel)?;
@@ -92,6 +111,11 @@ pub async fn upgrade(
                 .hub
                 .subscribe(&target.channel, target.since, client_info(&client))
                 .await?;
+            // A subscription registered while the hub was closing them all could be
+            // missed by it; shutdown began before the hub's sweep, so this sees it.
+            if state.shutdown.is_triggered() {
+                return Err(ServerError::ShuttingDown);
+            }
             Some((sub, may_publish))
         }
         Mode::Mux => None,
@@ -107,15 +131,57 @@ pub async fn upgrade(
     // command protocol's (an idle connection holds its task's future for its whole life).
     match native {
         Some((sub, may_publish)) => {
-            let task = async move {
-                let Some((mut ws, _guard)) = opening.open(&state).await else {
+            // This task lives only until hyper hands the connection over; the connection's
+            // own task is a `Native`, sized for an idle connection's whole life.
+            tokio::spawn(async move {
+                let Ok(upgraded) = opening.on_upgrade.await.inspect_err(|e| {
+                    tracing::debug!(error = %e, "upgrade failed");
+                }) else {
                     return;
                 };
-                let mut sub = sub;
-                run_native(&state, &mut ws, &mut sub, may_publish, &client).await;
-            };
-            tracing::trace!(bytes = std::mem::size_of_val(&task), "websocket task");
-            tokio::spawn(task);
+                let parts = Parts {
+                    sub,
+                    hub: state.hub.clone(),
+                    _client: client.into_registration(),
+                    _guard: opening.guard,
+                    max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
+                    may_publish,
+                };
+                let config = ws_config(&state);
+                let wheel = state.clients.wheel();
+                match upgraded.downcast::<ServedIo>() {
+                    Ok(raw) => {
+                        let (unread, tcp) = raw.io.into_inner().into_parts();
+                        // What hyper read past the request, then what it had not read yet.
+                        let leftover = if unread.is_empty() {
+                            raw.read_buf
+                        } else {
+                            [raw.read_buf, unread].concat().into()
+                        };
+                        let mut ws = WebSocket::from_upgraded(
+                            tcp,
+                            Role::Server,
+                            config,
+                            opening.deflate,
+                            &leftover,
+                        );
+                        ws.set_wheel(wheel.clone());
+                        spawn_native(ws, parts);
+                    }
+                    Err(upgraded) => {
+                        tracing::debug!("websocket kept on hyper's upgraded IO");
+                        let mut ws = WebSocket::from_upgraded(
+                            TokioIo::new(upgraded),
+                            Role::Server,
+                            config,
+                            opening.deflate,
+                            &[],
+                        );
+                        ws.set_wheel(wheel.clone());
+                        spawn_native(ws, parts);
+                    }
+                }
+            });
         }
         None => {
             tokio::spawn(async move {
@@ -146,21 +212,27 @@ impl Opening {
                 return None;
             }
         };
-        let mut config = switchboard_ws::Config::default();
-        config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
-        config.max_frame_size = config.max_message_size;
         // Boxed: the codec's state is most of a connection's memory, and a box keeps it
         // out of every future that holds the socket across an await.
         let mut ws = Box::new(WebSocket::from_upgraded(
             TokioIo::new(upgraded),
             Role::Server,
-            config,
+            ws_config(state),
             self.deflate,
             &[],
         ));
         ws.set_high_water_mark(HIGH_WATER);
+        ws.set_wheel(state.clients.wheel().clone());
         Some((ws, self.guard))
     }
+}
+
+/// The codec's limits for a server connection.
+fn ws_config(state: &AppState) -> switchboard_ws::Config {
+    let mut config = switchboard_ws::Config::default();
+    config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
+    config.max_frame_size = config.max_message_size;
+    config
 }
 
 /// Turns the codec's `101 Switching Protocols` bytes into a hyper response.
@@ -188,7 +260,7 @@ fn prepared(m: &HubMessage) -> Option<&PreparedMessage> {
     m.extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
 }
 
-fn queue_message(ws: &mut Socket, m: &HubMessage) -> bool {
+fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {
     let res = match prepared(m) {
         Some(p) => ws.queue_prepared(p),
         // The extension slot holds another type: frame this one for this connection.
@@ -241,19 +313,29 @@ enum Ending {
     Resume,
 }
 
+impl Ending {
+    /// The close frame for it.
+    fn close_frame(self) -> (CloseCode, &'static str) {
+        match self {
+            Ending::Shutdown => (CloseCode::SERVICE_RESTART, "service restart"),
+            Ending::Kicked => (CloseCode::POLICY_VIOLATION, "disconnected by the server"),
+            Ending::Policy(why) => (CloseCode::POLICY_VIOLATION, why),
+            Ending::TooBig => (
+                CloseCode::MESSAGE_TOO_BIG,
+                "message over the publish size limit",
+            ),
+            Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
+        }
+    }
+}
+
+/// Longest the closing handshake may take after we start it (the codec's close timeout
+/// bounds the wait for the peer's answer; this also bounds a peer that does not read).
+const CLOSE_BOUND: Duration = Duration::from_secs(10);
+
 async fn finish(ws: &mut Socket, ending: Ending) {
-    let (code, reason) = match ending {
-        Ending::Shutdown => (CloseCode::SERVICE_RESTART, "service restart"),
-        Ending::Kicked => (CloseCode::POLICY_VIOLATION, "disconnected by the server"),
-        Ending::Policy(why) => (CloseCode::POLICY_VIOLATION, why),
-        Ending::TooBig => (
-            CloseCode::MESSAGE_TOO_BIG,
-            "message over the publish size limit",
-        ),
-        Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
-    };
-    // close() drives the handshake to its end, bounded by the codec's close timeout.
-    let _ = tokio::time::timeout(Duration::from_secs(10), ws.close(code, reason)).await;
+    let (code, reason) = ending.close_frame();
+    let _ = tokio::time::timeout(CLOSE_BOUND, ws.close(code, reason)).await;
 }
 
 /// A client's text frame as a payload: valid JSON is embedded as JSON, other text is sent
@@ -267,80 +349,173 @@ pub fn text_payload(t: Bytes) -> Payload {
     }
 }
 
-async fn run_native(
-    state: &AppState,
-    ws: &mut Socket,
-    sub: &mut Subscription,
+/// What a native connection keeps besides its socket.
+struct Parts {
+    sub: Subscription,
+    hub: Hub,
+    /// Counted for the backend's disconnect; unregisters on drop.
+    _client: crate::clients::Registration,
+    _guard: crate::shutdown::DrainGuard,
+    /// `limits.max_publish_bytes` (u32: a message limit over 4 GiB is no limit here).
+    max: u32,
     may_publish: bool,
-    client: &ClientHandle,
-) {
-    let max = state.config.limits.max_publish_bytes;
-    // Armed once for the connection's life: re-creating them on every turn of the loop
-    // (once per delivered message) cost about 6 % of the fan-out CPU.
-    let mut shutdown = std::pin::pin!(state.shutdown.wait());
-    let mut kicked = std::pin::pin!(client.kicked());
-    let ending = 'conn: loop {
-        // Queue everything ready; it leaves in one vectored write when `recv` is polled.
-        while ws.pending_bytes() < HIGH_WATER {
-            match sub.try_recv() {
-                Ok(Some(m)) => {
-                    if !queue_message(ws, &m) {
-                        break;
-                    }
-                }
-                Ok(None) | Err(switchboard_hub::RecvError::Lagged { .. }) => break,
-                Err(switchboard_hub::RecvError::Closed { reason, .. }) => {
-                    break 'conn Some(ending_for(reason));
-                }
-            }
-        }
-        let room = ws.pending_bytes() < HIGH_WATER;
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break Some(Ending::Shutdown),
-            () = &mut kicked => break Some(Ending::Kicked),
-            msg = recv_or_room(ws, room) => match msg {
-                Wake::Room => {}
-                Wake::Msg(None) => break None,
-                Wake::Msg(Some(Err(e))) => {
-                    // The codec queued the close frame with the right code; keep driving.
-                    tracing::debug!(error = %e, "websocket error");
-                }
-                Wake::Msg(Some(Ok(Message::Text(_) | Message::Binary(_)))) if !may_publish => {
-                    break Some(Ending::Policy("clients may not publish to this channel"));
-                }
-                Wake::Msg(Some(Ok(Message::Text(t)))) => {
-                    if t.len() > max {
-                        break Some(Ending::TooBig);
-                    }
-                    publish(state, sub.channel(), text_payload(t)).await;
-                }
-                Wake::Msg(Some(Ok(Message::Binary(b)))) => {
-                    if b.len() > max {
-                        break Some(Ending::TooBig);
-                    }
-                    publish(state, sub.channel(), Payload::binary(b)).await;
-                }
-                Wake::Msg(Some(Ok(_))) => {}
-            },
-            r = sub.recv(), if room => match r {
-                Ok(m) => { let _ = queue_message(ws, &m); }
-                Err(switchboard_hub::RecvError::Lagged { .. }) => {}
-                Err(switchboard_hub::RecvError::Closed { reason, .. }) => break Some(ending_for(reason)),
-            },
-        }
+}
+
+/// A native connection's task: one hand-written future over the socket and the
+/// subscription, so an idle connection's task holds those and little else (no shutdown
+/// or kick futures: shutdown and the backend's disconnect close the subscription).
+///
+/// Each poll: queue every message ready (they leave in one vectored write when the
+/// socket is polled), then poll the socket (writes, then reads the client's frames), then
+/// wait on the subscription while there is room below [`HIGH_WATER`]. A client's publish
+/// is a boxed future (rare) that holds further reads until done; the close handshake
+/// runs in place, bounded by the codec's close timeout (which also ends it when the peer
+/// does not read).
+struct Native<S> {
+    ws: WebSocket<S>,
+    parts: Parts,
+    /// A client's publish in flight.
+    publishing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The closing handshake is under way.
+    closing: bool,
+}
+
+fn spawn_native<S>(ws: WebSocket<S>, parts: Parts)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut ws = ws;
+    ws.set_high_water_mark(HIGH_WATER);
+    let task = Native {
+        ws,
+        parts,
+        publishing: None,
+        closing: false,
     };
-    if let Some(e) = ending {
-        Box::pin(finish(ws, e)).await;
+    tracing::trace!(
+        bytes = std::mem::size_of_val(&task),
+        "native websocket task"
+    );
+    tokio::spawn(task);
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.closing {
+            return this.ws.poll_close(cx);
+        }
+        match this.poll_open(cx) {
+            Poll::Ready(Some(ending)) => {
+                let (code, reason) = ending.close_frame();
+                // Fails only when a close is already under way; driving it is the same.
+                let _ = this.ws.start_close(code, reason);
+                this.closing = true;
+                this.ws.poll_close(cx)
+            }
+            Poll::Ready(None) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
-/// Publishes a client's message. Boxed: publishing is rare next to receiving, and its
-/// future would otherwise be part of every idle connection's task.
-async fn publish(state: &AppState, channel: &str, payload: Payload) {
-    if let Err(e) = Box::pin(state.hub.publish_from_client(channel, payload)).await {
-        tracing::warn!(error = %e, "publish failed");
+impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
+    /// Ready with why the server ends the connection, or `None` once it is over.
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ending>> {
+        let Self {
+            ws,
+            parts,
+            publishing,
+            ..
+        } = self;
+        if let Some(p) = publishing {
+            ready!(p.as_mut().poll(cx));
+            *publishing = None;
+        }
+        let sub = &mut parts.sub;
+        loop {
+            while ws.pending_bytes() < HIGH_WATER {
+                match sub.try_recv() {
+                    Ok(Some(m)) => {
+                        if !queue_message(ws, &m) {
+                            break;
+                        }
+                    }
+                    Ok(None) | Err(RecvError::Lagged { .. }) => break,
+                    Err(RecvError::Closed { reason, .. }) => {
+                        return Poll::Ready(Some(ending_for(reason)));
+                    }
+                }
+            }
+            let room = ws.pending_bytes() < HIGH_WATER;
+            // Polling `recv` writes queued output (and waits for the socket when blocked).
+            match ws.poll_recv(cx) {
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => {
+                    // The codec queued the close frame with the right code; keep driving.
+                    tracing::debug!(error = %e, "websocket error");
+                    continue;
+                }
+                Poll::Ready(Some(Ok(m @ (Message::Text(_) | Message::Binary(_))))) => {
+                    if !parts.may_publish {
+                        return Poll::Ready(Some(Ending::Policy(
+                            "clients may not publish to this channel",
+                        )));
+                    }
+                    let payload = match m {
+                        Message::Text(t) if fits(t.len(), parts.max) => text_payload(t),
+                        Message::Binary(b) if fits(b.len(), parts.max) => Payload::binary(b),
+                        _ => return Poll::Ready(Some(Ending::TooBig)),
+                    };
+                    let mut fut = publish(parts.hub.clone(), sub.channel().into(), payload);
+                    if fut.as_mut().poll(cx).is_pending() {
+                        *publishing = Some(fut);
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Pending => {}
+            }
+            if !room {
+                if ws.pending_bytes() < HIGH_WATER {
+                    // The queue drained below the mark: take more messages.
+                    continue;
+                }
+                return Poll::Pending;
+            }
+            match sub.poll_recv(cx) {
+                Poll::Ready(Ok(m)) => {
+                    let _ = queue_message(ws, &m);
+                }
+                Poll::Ready(Err(RecvError::Lagged { .. })) => {}
+                Poll::Ready(Err(RecvError::Closed { reason, .. })) => {
+                    return Poll::Ready(Some(ending_for(reason)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
+}
+
+fn fits(len: usize, max: u32) -> bool {
+    u32::try_from(len).is_ok_and(|len| len <= max)
+}
+
+/// Publishes a client's message. Boxed and owning what it needs: publishing is rare next
+/// to receiving, and an idle connection's task should not be sized for it.
+fn publish(
+    hub: Hub,
+    channel: Box<str>,
+    payload: Payload,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if let Err(e) = hub.publish_from_client(&channel, payload).await {
+            tracing::warn!(error = %e, "publish failed");
+        }
+    })
 }
 
 async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
@@ -475,5 +650,19 @@ async fn execute(
             Ok(encode_result_raw(id, &body))
         }
         Op::Ping => Ok(encode_ok(id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection holds its task for life: tokio keeps the future in a cell with
+    /// about 100 bytes of its own, allocated in multiples of 128 bytes. Today's future
+    /// fits a 768-byte cell; this catches growth past it.
+    #[test]
+    fn an_idle_native_connection_task_fits_768_bytes() {
+        let size = std::mem::size_of::<Native<tokio::net::TcpStream>>();
+        assert!(size <= 664, "Native<TcpStream> is {size} bytes");
     }
 }

@@ -1,0 +1,119 @@
+//! How the server ends a native WebSocket (`GET /ch/NAME`) that sits idle: the backend's
+//! disconnect (by client id or by user) gives close 1008 and shutdown gives 1012, both
+//! through the hub closing the connection's subscription; a client's publish still
+//! reaches the other subscribers; the registry forgets connections that ended.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{bounded, server, url, KEY};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use switchboard_client::ApiClient;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `path`; returns the socket and the client id the server named.
+async fn open(srv: &switchboard_server::server::Running, path: &str) -> (Ws, String) {
+    let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}{path}", srv.addr))
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchboard-client"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (ws, id)
+}
+
+/// The close frame the server sends (skipping anything before it).
+async fn close_of(ws: &mut Ws) -> CloseFrame {
+    bounded(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return f,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+}
+
+async fn wait_until_registered(srv: &switchboard_server::server::Running, n: usize) {
+    bounded(async {
+        while srv.state.clients.len() != n {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn backend_disconnect_closes_an_idle_websocket_with_1008() {
+    let srv = server().await;
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let (mut by_id, id) = open(&srv, "/ch/room").await;
+    let (mut by_user, _) = open(&srv, "/ch/room?user=dave").await;
+    let (mut stays, _) = open(&srv, "/ch/room?user=erin").await;
+    wait_until_registered(&srv, 3).await;
+
+    let r = api.disconnect(json!({ "client": id })).await.unwrap();
+    assert_eq!(r["disconnected"], 1);
+    let f = close_of(&mut by_id).await;
+    assert_eq!(u16::from(f.code), 1008);
+    assert_eq!(f.reason.as_str(), "disconnected by the server");
+
+    let r = api.disconnect(json!({ "user": "dave" })).await.unwrap();
+    assert_eq!(r["disconnected"], 1);
+    let f = close_of(&mut by_user).await;
+    assert_eq!(u16::from(f.code), 1008);
+
+    // The ended connections leave the registry; the third is untouched and still served.
+    drop((by_id, by_user));
+    wait_until_registered(&srv, 1).await;
+    api.publish("room", json!({"still": "here"})).await.unwrap();
+    let got = bounded(stays.next()).await.unwrap().unwrap();
+    assert!(got.to_text().unwrap().contains("still"), "{got:?}");
+    drop(stays);
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_websocket_with_1012() {
+    let srv = server().await;
+    let (mut ws, _) = open(&srv, "/ch/quiet").await;
+    wait_until_registered(&srv, 1).await;
+    let shutdown = tokio::spawn(srv.shutdown());
+    let f = close_of(&mut ws).await;
+    assert_eq!(u16::from(f.code), 1012);
+    assert_eq!(f.reason.as_str(), "service restart");
+    drop(ws);
+    assert!(bounded(shutdown).await.unwrap(), "the drain completed");
+}
+
+#[tokio::test]
+async fn a_client_publish_reaches_the_other_subscribers() {
+    let srv = server().await;
+    let (mut a, _) = open(&srv, "/ch/chat").await;
+    let (mut b, _) = open(&srv, "/ch/chat").await;
+    wait_until_registered(&srv, 2).await;
+    a.send(Message::text(r#"{"hi":1}"#)).await.unwrap();
+    a.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    for ws in [&mut a, &mut b] {
+        let first = bounded(ws.next()).await.unwrap().unwrap();
+        assert!(
+            first.to_text().unwrap().contains(r#"{"hi":1}"#),
+            "{first:?}"
+        );
+        let second = bounded(ws.next()).await.unwrap().unwrap();
+        assert!(
+            second.to_text().unwrap().contains("AQID"),
+            "base64 of 1,2,3: {second:?}"
+        );
+    }
+    drop((a, b));
+    assert!(srv.shutdown().await);
+}
