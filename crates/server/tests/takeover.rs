@@ -362,6 +362,14 @@ async fn an_idle_subscriber_that_leaves_is_dropped() {
     b.head().await;
     clients_become(&srv, 2).await;
     assert_eq!(subscribers(&srv, "gone").await, 2);
+    // Bytes a client sends after its request are read and dropped; it still gets events.
+    a.s.write_all(&[b'x'; 20_000]).await.unwrap();
+    Client::new(&url(&srv))
+        .unwrap()
+        .publish("gone", "1", None)
+        .await
+        .unwrap();
+    a.body_until("data: 1\n").await;
     drop(a);
     clients_become(&srv, 1).await;
     // A reset (unread data, then close) counts as leaving too.

@@ -56,6 +56,8 @@ pub(crate) use rewind::Rewind;
 const MAX_FRAMES: usize = 32;
 /// Most bytes coalesced into one write (a batch stops growing once past this).
 const MAX_BATCH: usize = 64 * 1024;
+/// Most reads of unexpected client bytes per poll of an idle stream.
+const PEER_READS_PER_POLL: usize = 8;
 /// Largest body of known length collected and written with its head in one write.
 const MAX_PLAIN: u64 = 64 * 1024;
 
@@ -189,15 +191,16 @@ impl Streaming {
         self.writing = true;
     }
 
-    /// Ready when the peer closed or reset the connection; what it sends is dropped.
+    /// Ready when the peer closed or reset the connection; what it sends is dropped (a
+    /// few reads per poll at most, then the task yields, so a flood cannot hold it).
     fn poll_peer_gone(&self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
+        for _ in 0..PEER_READS_PER_POLL {
             match self.tcp.poll_read_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => return Poll::Ready(()),
                 Poll::Ready(Ok(())) => {}
             }
-            let mut scrap = [0u8; 64];
+            let mut scrap = [0u8; 512];
             match self.tcp.try_read(&mut scrap) {
                 Ok(0) => return Poll::Ready(()),
                 // Dropped; WouldBlock cleared the readiness, so the next poll registers.
@@ -206,6 +209,8 @@ impl Streaming {
                 Err(_) => return Poll::Ready(()),
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
