@@ -9,8 +9,10 @@
 //! closes its hub subscriptions (`CloseReason::Disconnected`) and that is how it learns
 //! (a native WebSocket: one subscription, which it polls anyway). Both are counted.
 //!
-//! An entry is kept small (idle connections are the many): the id is a `u64` (shown as
-//! 16 hex digits), the user id one shared `Arc<str>`, the notification only when asked.
+//! An entry is kept small (idle connections are the many): the key is the id as a `u64`
+//! (shown as 16 hex digits) and the value one optional pointer to what only some
+//! connections have (a user id, a kick notification), shared with the handle; a native
+//! WebSocket without a user id costs its 16-byte map slot and nothing else.
 //!
 //! The registry also holds the coarse timer [`Wheel`] live connections share for their
 //! keep-alive and timeout deadlines (a waker per deadline instead of a timer per
@@ -34,15 +36,17 @@ pub struct Clients {
 
 #[derive(Debug)]
 struct Registry {
-    map: Mutex<HashMap<u64, Entry>>,
+    /// `None`: no user id and no kick notification.
+    map: Mutex<HashMap<u64, Option<Arc<Extra>>>>,
     wheel: Wheel,
 }
 
+/// What only some connections have.
 #[derive(Debug)]
-struct Entry {
-    user: Option<Arc<str>>,
+struct Extra {
+    user: Option<Box<str>>,
     /// `None` for connections the hub disconnects (see the module docs).
-    kick: Option<Arc<Notify>>,
+    kick: Option<Notify>,
 }
 
 /// A registered connection; unregisters itself when dropped.
@@ -50,8 +54,7 @@ struct Entry {
 pub struct ClientHandle {
     /// The id as 16 lowercase hex digits (ASCII), so [`ClientHandle::id`] borrows it.
     id: [u8; 16],
-    user: Option<Arc<str>>,
-    kick: Option<Arc<Notify>>,
+    extra: Option<Arc<Extra>>,
     registration: Registration,
 }
 
@@ -77,7 +80,7 @@ impl Default for Clients {
 impl Clients {
     /// Registers a new connection that waits on [`ClientHandle::kicked`].
     pub fn register(&self, user: Option<String>) -> ClientHandle {
-        self.insert(user, Some(Arc::new(Notify::new())))
+        self.insert(user, Some(Notify::new()))
     }
 
     /// Registers a new connection that learns of a disconnect from its hub subscriptions
@@ -86,12 +89,13 @@ impl Clients {
         self.insert(user, None)
     }
 
-    fn insert(&self, user: Option<String>, kick: Option<Arc<Notify>>) -> ClientHandle {
-        let user: Option<Arc<str>> = user.map(Arc::from);
-        let entry = Entry {
-            user: user.clone(),
-            kick: kick.clone(),
-        };
+    fn insert(&self, user: Option<String>, kick: Option<Notify>) -> ClientHandle {
+        let extra = (user.is_some() || kick.is_some()).then(|| {
+            Arc::new(Extra {
+                user: user.map(String::into_boxed_str),
+                kick,
+            })
+        });
         let mut map = self.lock();
         let key = loop {
             let key = rand::random::<u64>();
@@ -99,12 +103,11 @@ impl Clients {
                 break key;
             }
         };
-        map.insert(key, entry);
+        map.insert(key, extra.clone());
         drop(map);
         ClientHandle {
             id: hex_id(key),
-            user,
-            kick,
+            extra,
             registration: Registration {
                 key,
                 clients: self.clone(),
@@ -117,9 +120,9 @@ impl Clients {
         let Some(key) = parse_id(id) else {
             return 0;
         };
-        self.lock().get(&key).map_or(0, |e| {
+        self.lock().get(&key).map_or(0, |extra| {
             // notify_one keeps a permit if the connection is not waiting right now.
-            if let Some(kick) = &e.kick {
+            if let Some(kick) = extra.as_ref().and_then(|e| e.kick.as_ref()) {
                 kick.notify_one();
             }
             1
@@ -130,7 +133,10 @@ impl Clients {
     pub fn disconnect_user(&self, user: &str) -> usize {
         let map = self.lock();
         let mut n = 0;
-        for e in map.values().filter(|e| e.user.as_deref() == Some(user)) {
+        for e in map.values().flatten() {
+            if e.user.as_deref() != Some(user) {
+                continue;
+            }
             if let Some(kick) = &e.kick {
                 kick.notify_one();
             }
@@ -155,7 +161,7 @@ impl Clients {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<Extra>>>> {
         self.inner
             .map
             .lock()
@@ -172,13 +178,13 @@ impl ClientHandle {
 
     /// The user id given when connecting, if any.
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.extra.as_ref()?.user.as_deref()
     }
 
     /// Resolves when the backend API asked this connection to go (never for a connection
     /// registered with [`Clients::register_hub_kicked`]).
     pub async fn kicked(&self) {
-        match &self.kick {
+        match self.extra.as_ref().and_then(|e| e.kick.as_ref()) {
             Some(kick) => kick.notified().await,
             None => std::future::pending().await,
         }
