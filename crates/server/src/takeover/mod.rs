@@ -8,19 +8,20 @@
 //! request goes through the same router (so validation, routing and every error response
 //! stay with the handlers); then the live body's [`Source`] is driven by [`Streaming`],
 //! a future the connection's task polls in place: each batch of ready chunks is written
-//! as one HTTP chunk with one vectored write, the response head with the first. Idle, a
-//! connection holds the socket, the source and nothing else, and it watches the socket
-//! so that a subscriber who went away is dropped at once.
+//! as one HTTP chunk with one vectored write. Idle, a connection holds the socket, the
+//! source and nothing else, and it watches the socket so that a subscriber who went away
+//! is dropped at once.
 //!
 //! The steps, in order:
 //! 1. [`first_request`]: reads the first head (at most [`head::MAX_HEAD`] bytes, within
 //!    the header-read timeout), then either owns the connection or hands it to hyper as a
 //!    [`Rewind`] that replays the bytes already read.
-//! 2. [`answer`]: calls the router. A live body becomes a [`Streaming`]; any other
-//!    response (an error) is written at once with `content-length`. Either way the
-//!    response says `connection: close`, carries `date` as hyper writes it, and the
-//!    connection closes after it (a live body ends with the terminating chunk after the
-//!    source's farewell).
+//! 2. [`answer`]: calls the router. For a live body it writes the response head, the
+//!    opening chunk and any chunk already ready in one write and returns the
+//!    [`Streaming`] that sends the rest; any other response (an error) is written with
+//!    `content-length`. Either way the response says `connection: close`, carries `date`
+//!    as hyper writes it, and the connection closes after it (a live body ends with the
+//!    terminating chunk after the source's farewell).
 //!
 //! A client that closes its side (EOF or reset) while the response streams ends the
 //! connection, as hyper does without half-close support. Bytes it sends meanwhile (a
@@ -122,7 +123,7 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parse
 /// the [`Streaming`] that sends it (for the connection's task to poll in place); any
 /// other response is written here, the connection closed, and `None` returned.
 pub(crate) async fn answer(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     req: Request<()>,
     peer: SocketAddr,
     router: Router,
@@ -130,24 +131,33 @@ pub(crate) async fn answer(
     let mut req = req.map(|()| axum::body::Body::empty());
     req.extensions_mut().insert(ConnectInfo(peer));
     let Ok(mut resp) = router.oneshot(req).await;
-    match live::claim(&mut resp) {
-        Some(source) => {
-            let head = head::response_head(
-                resp.status(),
-                resp.headers(),
-                head::Framing::Chunked,
-                &date_now(),
-            );
-            Some(Streaming::new(tcp, head, source))
-        }
-        None => {
-            plain(tcp, resp).await;
-            None
-        }
+    let Some((opening, mut source)) = live::claim(&mut resp) else {
+        plain(tcp, resp).await;
+        return None;
+    };
+    let head = head::response_head(
+        resp.status(),
+        resp.headers(),
+        head::Framing::Chunked,
+        &date_now(),
+    );
+    drop(resp);
+    // The head, the opening and whatever is ready already (a replay), in one write.
+    let mut out = Batch::default();
+    out.push(opening);
+    out.fill_from(&mut source);
+    let last = source.is_finished();
+    if out.write(&mut tcp, &head, last).await.is_err() {
+        return None;
     }
+    if last {
+        let _ = tcp.shutdown().await;
+        return None;
+    }
+    Some(Streaming::new(tcp, source))
 }
 
-/// A taken-over connection sending a live body: the response head, then the source's
+/// A taken-over connection sending a live body after its head and opening: the source's
 /// chunks until its farewell and the terminating chunk, then a close; it ends early when
 /// the peer closes or resets the connection, or a write fails. A future polled in place:
 /// idle, it is the socket, the source and an empty [`Batch`], and waits on the source
@@ -163,12 +173,11 @@ pub(crate) struct Streaming {
 }
 
 impl Streaming {
-    fn new(tcp: TcpStream, head: Vec<u8>, source: Source) -> Self {
+    fn new(tcp: TcpStream, source: Source) -> Self {
         Self {
             tcp,
             source,
-            out: Batch::new(head),
-            // The head goes out with the opening chunk: start by gathering.
+            out: Batch::default(),
             writing: false,
             last: false,
         }
@@ -179,12 +188,7 @@ impl Streaming {
         let ended = first.is_none();
         if let Some(chunk) = first {
             self.out.push(chunk);
-            while !self.out.is_full() {
-                match self.source.ready_chunk() {
-                    Some(chunk) => self.out.push(chunk),
-                    None => break,
-                }
-            }
+            self.out.fill_from(&mut self.source);
         }
         // A source that ended without a farewell still gets a well-formed end.
         self.last = ended || self.source.is_finished();
@@ -221,7 +225,7 @@ impl Future for Streaming {
         let this = self.get_mut();
         loop {
             if this.writing {
-                match this.out.poll_write(&mut this.tcp, this.last, cx) {
+                match this.out.poll_write(&mut this.tcp, &[], this.last, cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(_)) => return Poll::Ready(()),
                     Poll::Ready(Ok(())) if this.last => {
@@ -262,7 +266,10 @@ async fn plain(mut tcp: TcpStream, resp: Response) {
         _ => {
             let framing = head::Framing::Chunked;
             let head = head::response_head(parts.status, &parts.headers, framing, &date);
-            let mut out = Batch::new(head);
+            if tcp.write_all(&head).await.is_err() {
+                return;
+            }
+            let mut out = Batch::default();
             loop {
                 let frame = match body.frame().await {
                     Some(Ok(frame)) => frame,
@@ -271,12 +278,12 @@ async fn plain(mut tcp: TcpStream, resp: Response) {
                 };
                 if let Ok(data) = frame.into_data() {
                     out.push(data);
-                    if out.write(&mut tcp, false).await.is_err() {
+                    if out.write(&mut tcp, &[], false).await.is_err() {
                         return;
                     }
                 }
             }
-            if out.write(&mut tcp, true).await.is_err() {
+            if out.write(&mut tcp, &[], true).await.is_err() {
                 return;
             }
         }
@@ -292,31 +299,20 @@ fn date_now() -> [u8; 29] {
     head::http_date(secs)
 }
 
-/// What the next write sends: the response head (until written), then the queued chunks
-/// as one HTTP chunk, and the terminating chunk after the last. Holds no heap memory
+/// What the next write sends: the queued chunks as one HTTP chunk (after a prefix such
+/// as the response head), and the terminating chunk after the last. Holds no heap memory
 /// between writes.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Batch {
-    head: Vec<u8>,
     first: Option<Bytes>,
     more: Vec<Bytes>,
     /// Data bytes queued (the chunk's size).
     len: usize,
-    /// Bytes of this write already sent.
+    /// Bytes of this write already sent (prefix included).
     written: usize,
 }
 
 impl Batch {
-    fn new(head: Vec<u8>) -> Self {
-        Self {
-            head,
-            first: None,
-            more: Vec::new(),
-            len: 0,
-            written: 0,
-        }
-    }
-
     fn push(&mut self, chunk: Bytes) {
         if chunk.is_empty() {
             // An empty chunk would read as the end of the body.
@@ -334,15 +330,27 @@ impl Batch {
         self.more.len() + 1 >= MAX_FRAMES || self.len >= MAX_BATCH
     }
 
-    /// Writes everything queued (and the end of the body if `last`), then empties.
-    async fn write(&mut self, tcp: &mut TcpStream, last: bool) -> io::Result<()> {
-        poll_fn(|cx| self.poll_write(tcp, last, cx)).await
+    /// Queues chunks `source` has ready, until none is or the batch is full.
+    fn fill_from(&mut self, source: &mut Source) {
+        while !self.is_full() {
+            match source.ready_chunk() {
+                Some(chunk) => self.push(chunk),
+                None => break,
+            }
+        }
+    }
+
+    /// Writes `prefix`, everything queued and the end of the body if `last`, then
+    /// empties.
+    async fn write(&mut self, tcp: &mut TcpStream, prefix: &[u8], last: bool) -> io::Result<()> {
+        poll_fn(|cx| self.poll_write(tcp, prefix, last, cx)).await
     }
 
     /// [`Batch::write`] as a poll; progress is kept in `self` between polls.
     fn poll_write(
         &mut self,
         tcp: &mut TcpStream,
+        prefix: &[u8],
         last: bool,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
@@ -354,7 +362,7 @@ impl Batch {
         };
         let data = self.first.iter().chain(&self.more).map(|b| &b[..]);
         let parts = || {
-            std::iter::once(&self.head[..])
+            std::iter::once(prefix)
                 .chain(std::iter::once(open))
                 .chain(data.clone())
                 .chain(std::iter::once(close))
@@ -371,7 +379,6 @@ impl Batch {
             }
         }
         // Nothing kept between writes: an idle connection holds no buffer.
-        self.head = Vec::new();
         self.first = None;
         self.more = Vec::new();
         self.len = 0;

@@ -5,12 +5,16 @@
 //! broker lost) — after which the body ends.
 //!
 //! Waiting costs no future per connection: a [`Source`] is polled ([`Source::poll_chunk`])
-//! on its subscriptions and its heartbeat timer only. Shutdown and backend disconnects
-//! reach it through the hub, which closes the subscriptions of every connection
-//! concerned (reason `Shutdown` or `Disconnected`, hence the farewell); the shutdown
-//! signal and the client's kick are also checked when the source is made and at every
-//! heartbeat, so a connection that subscribed while the hub was closing learns it at
-//! its next heartbeat at the latest.
+//! on its subscriptions and its heartbeat only (a [`Sleeper`] on the server's shared
+//! timer [`Wheel`], so a beat may come up to one wheel tick late). Shutdown and backend
+//! disconnects reach it through the hub, which closes the subscriptions of every
+//! connection concerned (reason `Shutdown` or `Disconnected`, hence the farewell); the
+//! client is registered without a kick notification
+//! ([`crate::clients::Clients::register_hub_kicked`]). The shutdown signal is checked
+//! once more when the source is made, after subscribing, which covers a subscription
+//! added after the hub's shutdown sweep. (A disconnect by user id that races the
+//! subscription is missed, as for a WebSocket; a disconnect by client id cannot race, the
+//! id is only known from the response.)
 //!
 //! [`response`] builds the HTTP response. Its chunks come from a [`Source`], which the
 //! response carries twice: as its body (for a connection hyper serves), and as a
@@ -27,10 +31,11 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::FutureExt;
 use switchboard_hub::{CloseReason, Message, WireFormat};
+use switchboard_ws_tokio::{Sleeper, Wheel};
+use tokio::time::Instant;
 
-use crate::clients::ClientHandle;
+use crate::clients::{ClientHandle, Registration};
 use crate::shutdown::ShutdownSignal;
 use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent};
 
@@ -66,75 +71,127 @@ pub struct Live {
     /// Sent first (e.g. `retry:` hint, padding prelude).
     pub opening: Bytes,
     pub heartbeat_every: Duration,
+    /// Checked once, after subscribing (see the module docs).
     pub shutdown: ShutdownSignal,
+    /// Registered with [`crate::clients::Clients::register_hub_kicked`].
     pub client: ClientHandle,
+    /// The server's shared timer, for heartbeats.
+    pub wheel: Wheel,
 }
 
-/// A live body's chunk source: [`Live`] plus its heartbeat timer.
+/// A live body's chunk source after its opening: [`Live`] reduced to what a connection
+/// keeps.
 #[derive(Debug)]
 pub struct Source {
     feed: Feed,
     style: &'static Style,
-    opening: Option<Bytes>,
-    shutdown: ShutdownSignal,
-    client: ClientHandle,
-    ticker: tokio::time::Interval,
-    done: bool,
+    heartbeat: Heartbeat,
+    _client: Registration,
+    end: End,
+}
+
+/// How far a source is from its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Open,
+    /// The farewell is due next (told before the first poll).
+    Due(Farewell),
+    /// The farewell was taken: the body has ended.
+    Done,
+}
+
+/// Which farewell (see [`Farewells`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Farewell {
+    Reconnect,
+    Resume,
+    Disconnect,
+}
+
+/// When the next heartbeat is due; a beat is sent when idle for a period (traffic does
+/// not postpone it).
+#[derive(Debug)]
+struct Heartbeat {
+    wheel: Wheel,
+    sleeper: Sleeper,
+    due: Instant,
+    every: Duration,
+}
+
+impl Heartbeat {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self
+            .sleeper
+            .poll_until(&self.wheel, self.due, cx)
+            .is_pending()
+        {
+            return Poll::Pending;
+        }
+        self.due = Instant::now() + self.every;
+        Poll::Ready(())
+    }
 }
 
 impl Source {
-    fn new(live: Live) -> Self {
-        let period = live.heartbeat_every;
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The opening chunk and the source of the rest.
+    fn new(live: Live) -> (Bytes, Self) {
         let mut source = Self {
             feed: live.feed,
             style: live.style,
-            opening: Some(live.opening),
-            shutdown: live.shutdown,
-            client: live.client,
-            ticker,
-            done: false,
+            heartbeat: Heartbeat {
+                wheel: live.wheel,
+                sleeper: Sleeper::new(),
+                due: Instant::now() + live.heartbeat_every,
+                every: live.heartbeat_every,
+            },
+            _client: live.client.into_registration(),
+            end: End::Open,
         };
-        // Shutdown may have begun while the subscriptions were being opened.
-        if let Some(farewell) = source.told_to_go() {
-            source.farewell(farewell);
+        // After subscribing: a shutdown that began meanwhile may have swept the hub
+        // before this connection's subscriptions were there.
+        if live.shutdown.is_triggered() {
+            source.end = End::Due(Farewell::Reconnect);
         }
-        source
+        (live.opening, source)
     }
 
     fn chunk(&mut self, ev: FeedEvent) -> Bytes {
         match ev {
             FeedEvent::Message(m) => encoded(&m, self.style.format),
             FeedEvent::Closed { reason, .. } => self.farewell(match reason {
-                CloseReason::Disconnected => self.style.farewells.disconnect,
-                CloseReason::Shutdown => self.style.farewells.reconnect,
-                _ => self.style.farewells.resume,
+                CloseReason::Disconnected => Farewell::Disconnect,
+                CloseReason::Shutdown => Farewell::Reconnect,
+                _ => Farewell::Resume,
             }),
         }
     }
 
-    fn farewell(&mut self, last: &'static [u8]) -> Bytes {
-        self.done = true;
-        Bytes::from_static(last)
+    fn farewell(&mut self, which: Farewell) -> Bytes {
+        self.end = End::Done;
+        let f = &self.style.farewells;
+        Bytes::from_static(match which {
+            Farewell::Reconnect => f.reconnect,
+            Farewell::Resume => f.resume,
+            Farewell::Disconnect => f.disconnect,
+        })
     }
 
-    /// A chunk that is ready now (the opening, or an event already queued), without
+    /// A chunk that is ready now (an event already queued, or a farewell), without
     /// waiting; `None` when nothing is ready or the body has ended.
     pub fn ready_chunk(&mut self) -> Option<Bytes> {
-        if let Some(b) = self.opening.take() {
-            return Some(b);
+        match self.end {
+            End::Open => {
+                let ev = self.feed.try_next()?;
+                Some(self.chunk(ev))
+            }
+            End::Due(which) => Some(self.farewell(which)),
+            End::Done => None,
         }
-        if self.done {
-            return None;
-        }
-        let ev = self.feed.try_next()?;
-        Some(self.chunk(ev))
     }
 
     /// Whether the body has ended (its farewell was taken).
     pub fn is_finished(&self) -> bool {
-        self.done && self.opening.is_none()
+        self.end == End::Done
     }
 
     /// The next chunk: ready now, or `cx` is woken by a subscription or the heartbeat
@@ -143,33 +200,16 @@ impl Source {
         if let Some(b) = self.ready_chunk() {
             return Poll::Ready(Some(b));
         }
-        if self.done {
+        if self.is_finished() {
             return Poll::Ready(None);
         }
         if let Poll::Ready(ev) = self.feed.poll_next(cx) {
             return Poll::Ready(Some(self.chunk(ev)));
         }
-        if self.ticker.poll_tick(cx).is_ready() {
-            let chunk = match self.told_to_go() {
-                Some(farewell) => self.farewell(farewell),
-                None => Bytes::from_static(self.style.heartbeat),
-            };
-            return Poll::Ready(Some(chunk));
+        if self.heartbeat.poll(cx).is_ready() {
+            return Poll::Ready(Some(Bytes::from_static(self.style.heartbeat)));
         }
         Poll::Pending
-    }
-
-    /// The farewell for a shutdown or a backend disconnect that did not reach this
-    /// connection through the hub (see the module docs).
-    fn told_to_go(&self) -> Option<&'static [u8]> {
-        let kicked = || self.client.kicked().now_or_never().is_some();
-        if self.shutdown.is_triggered() {
-            Some(self.style.farewells.reconnect)
-        } else if kicked() {
-            Some(self.style.farewells.disconnect)
-        } else {
-            None
-        }
     }
 }
 
@@ -178,20 +218,21 @@ pub fn encoded(m: &Message, format: WireFormat) -> Bytes {
     m.encoded(format).clone()
 }
 
-/// The slot a streaming response's [`Source`] waits in until the body or a connection
-/// owner takes it (a response extension, hence `Clone + Sync`).
+/// The slot a streaming response's opening and [`Source`] wait in until the body or a
+/// connection owner takes them (a response extension, hence `Clone + Sync`).
 #[derive(Debug, Clone)]
-pub struct Handoff(Arc<Mutex<Option<Source>>>);
+pub struct Handoff(Arc<Mutex<Option<(Bytes, Source)>>>);
 
 impl Handoff {
-    fn take(&self) -> Option<Source> {
+    fn take(&self) -> Option<(Bytes, Source)> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }
 
-/// Takes the source out of a streaming response built by [`response`]; `None` for any
-/// other response (or when the body already took it). The response's body is then empty.
-pub fn claim(resp: &mut Response) -> Option<Source> {
+/// Takes the opening chunk and the source out of a streaming response built by
+/// [`response`]; `None` for any other response (or when the body already took them). The
+/// response's body is then empty.
+pub fn claim(resp: &mut Response) -> Option<(Bytes, Source)> {
     resp.extensions_mut().remove::<Handoff>()?.take()
 }
 
@@ -203,6 +244,7 @@ pub fn response(live: Live) -> Response {
     let handoff = Handoff(Arc::new(Mutex::new(Some(Source::new(live)))));
     let body = LiveBody {
         slot: Some(handoff.clone()),
+        opening: None,
         source: None,
     };
     let mut resp = (streaming_headers(content_type), axum::body::Body::new(body)).into_response();
@@ -210,10 +252,11 @@ pub fn response(live: Live) -> Response {
     with_client_id(resp, &id)
 }
 
-/// The body hyper polls: takes the source from the slot at its first poll (a claimed
-/// source leaves the slot empty, and the body ends at once).
+/// The body hyper polls: takes the opening and the source from the slot at its first
+/// poll (claimed ones leave the slot empty, and the body ends at once).
 struct LiveBody {
     slot: Option<Handoff>,
+    opening: Option<Bytes>,
     source: Option<Source>,
 }
 
@@ -226,8 +269,12 @@ impl http_body::Body for LiveBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        if let Some(slot) = this.slot.take() {
-            this.source = slot.take();
+        if let Some((opening, source)) = this.slot.take().and_then(|slot| slot.take()) {
+            this.opening = Some(opening);
+            this.source = Some(source);
+        }
+        if let Some(opening) = this.opening.take() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(opening))));
         }
         let Some(source) = &mut this.source else {
             return Poll::Ready(None);

@@ -65,7 +65,7 @@ pub async fn respond(
     native: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register(user);
+    let client = state.clients.register_hub_kicked(user);
     let feed = Feed::open(state, &targets, &client).await?;
     let limits = &state.config.limits;
     Ok(live::response(Live {
@@ -75,6 +75,7 @@ pub async fn respond(
         heartbeat_every: limits.heartbeat(),
         shutdown: state.shutdown.clone(),
         client,
+        wheel: state.clients.wheel().clone(),
     }))
 }
 

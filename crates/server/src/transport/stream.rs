@@ -30,7 +30,7 @@ pub async fn respond(
     targets: Vec<Target>,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register(user);
+    let client = state.clients.register_hub_kicked(user);
     let feed = Feed::open(state, &targets, &client).await?;
     Ok(live::response(Live {
         feed,
@@ -39,6 +39,7 @@ pub async fn respond(
         heartbeat_every: state.config.limits.heartbeat(),
         shutdown: state.shutdown.clone(),
         client,
+        wheel: state.clients.wheel().clone(),
     }))
 }
 
