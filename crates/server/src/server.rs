@@ -71,7 +71,9 @@ pub async fn serve(
     all_left
 }
 
-/// Slow-loris guard: a request head must arrive within this time.
+/// Slow-loris guard: a request head must arrive within this time. (The first head is
+/// read by [`crate::takeover`]; if it goes to hyper after all, hyper's own timer starts
+/// anew, so a first head may take up to twice this.)
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One accepted connection, the future its task runs. Its first request is read and
