@@ -23,6 +23,9 @@
 //! * **Cost.** Per registration one `Waker` (16 bytes) in a shared bucket; per
 //!   connection a [`Sleeper`] (24 bytes) and, when kept next to it, a [`Wheel`] handle
 //!   (8 bytes). One tokio task and one tokio timer serve the whole wheel.
+//! * **Runtime.** The task runs on the runtime of the first registration; if that runtime
+//!   shuts down while the wheel lives on, the next registration starts it again on the
+//!   runtime current then (registrations made in between wait for that one).
 //!
 //! Time is tokio's clock (`tokio::time::Instant`), so paused-time tests drive it too.
 
@@ -130,7 +133,10 @@ impl Shared {
     fn instant_of(&self, tick: u64) -> Instant {
         let ns = self.resolution.saturating_mul(u128::from(tick));
         let ns = u64::try_from(ns).unwrap_or(u64::MAX);
-        self.origin + Duration::from_nanos(ns)
+        // Past the clock's range: a day later is as good (the task re-checks then).
+        self.origin
+            .checked_add(Duration::from_nanos(ns))
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400))
     }
 
     fn fired(&self, tick: u64) -> bool {
@@ -151,6 +157,7 @@ impl Shared {
                 return false;
             };
             state.driver_started = true;
+            state.driver_next = None;
             runtime.spawn(drive(Arc::downgrade(self), self.notify.clone()));
         } else if state.driver_next.is_none_or(|next| tick < next) {
             state.driver_next = Some(tick);
@@ -184,8 +191,10 @@ impl Drop for Shared {
 }
 
 /// The wheel's background task: fire what is due, sleep until the next bucket (or until
-/// an earlier one appears), repeat; ends when every handle is gone.
+/// an earlier one appears), repeat; ends when every handle is gone. If its runtime shuts
+/// down first, the next registration starts it again on the runtime then current.
 async fn drive(shared: Weak<Shared>, notify: Arc<Notify>) {
+    let _restart = Restart(shared.clone());
     let sleep = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(sleep);
     loop {
@@ -204,6 +213,20 @@ async fn drive(shared: Weak<Shared>, notify: Arc<Notify>) {
                 }
             }
             None => notify.notified().await,
+        }
+    }
+}
+
+/// Marks the background task as gone when its future is dropped (finished, or dropped
+/// with its runtime).
+struct Restart(Weak<Shared>);
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            let mut state = shared.lock();
+            state.driver_started = false;
+            state.driver_next = None;
         }
     }
 }
@@ -341,6 +364,35 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(metrics.num_alive_tasks(), before, "the wheel's task ended");
+    }
+
+    #[test]
+    fn a_wheel_outlives_the_runtime_its_task_ran_on() {
+        let wheel = Wheel::new(Duration::from_millis(10));
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        first.block_on(async {
+            let mut sleeper = Sleeper::new();
+            let deadline = Instant::now() + Duration::from_millis(20);
+            poll_fn(|cx| sleeper.poll_until(&wheel, deadline, cx)).await;
+        });
+        drop(first);
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        second.block_on(async {
+            let mut sleeper = Sleeper::new();
+            let deadline = Instant::now() + Duration::from_millis(20);
+            let woke = tokio::time::timeout(
+                Duration::from_secs(10),
+                poll_fn(|cx| sleeper.poll_until(&wheel, deadline, cx)),
+            )
+            .await;
+            assert!(woke.is_ok(), "the wheel fires on the second runtime");
+        });
     }
 
     fn futures_waker() -> Waker {
