@@ -56,7 +56,8 @@ pub struct WebSocket<S> {
     stream: S,
     conn: Connection,
     role: Role,
-    high_water: usize,
+    /// u32: marks over 4 GiB are no mark (and the connection stays 8 bytes smaller).
+    high_water: u32,
     timer: Timer,
     read_eof: bool,
     /// The TCP connection is over (shut down by us, or ended by the peer or an error).
@@ -94,7 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             stream,
             conn,
             role,
-            high_water: DEFAULT_HIGH_WATER_MARK,
+            high_water: DEFAULT_HIGH_WATER_MARK as u32,
             timer: Timer::Exact(None),
             read_eof: false,
             done: false,
@@ -110,7 +111,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Largest number of queued output bytes at which `send` returns without waiting.
     pub fn set_high_water_mark(&mut self, bytes: usize) {
-        self.high_water = bytes;
+        self.high_water = u32::try_from(bytes).unwrap_or(u32::MAX);
     }
 
     /// The codec's connection state.
@@ -176,7 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             if self.poll_timer(cx).is_ready() {
                 continue;
             }
-            if write_blocked && self.conn.pending_bytes() > self.high_water {
+            if write_blocked && self.over_high_water() {
                 // The peer does not read; reading more would only queue more replies.
                 return Poll::Pending;
             }
@@ -270,7 +271,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         match self.poll_write_queued(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
             Poll::Ready(Err(e)) => Poll::Ready(Err(self.fail(e))),
-            Poll::Pending if self.conn.pending_bytes() > self.high_water => Poll::Pending,
+            Poll::Pending if self.over_high_water() => Poll::Pending,
             Poll::Pending => Poll::Ready(Ok(())),
         }
     }
@@ -337,6 +338,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// (output still queued or not).
     fn should_end_tcp(&self) -> bool {
         self.conn.should_close_tcp()
+    }
+
+    fn over_high_water(&self) -> bool {
+        self.conn.pending_bytes() > self.high_water as usize
     }
 
     fn close_received(&self) -> bool {
