@@ -38,6 +38,7 @@ use switchboard_ws::PreparedMessage;
 use switchboard_ws::{CloseCode, DeflateConfig, Role};
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use crate::channel;
 use crate::clients::ClientHandle;
@@ -48,9 +49,6 @@ use crate::transport::{client_info, with_client_id, Feed, FeedEvent, Target};
 
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;
-
-/// The command protocol's socket (kept on hyper's `Upgraded`).
-type Socket = WebSocket<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// The IO type the accept loop hands hyper; a native connection takes the `TcpStream`
 /// back from hyper's `Upgraded` (no box, no hyper state) when it is this type, and keeps
@@ -134,9 +132,7 @@ pub async fn upgrade(
             // This task lives only until hyper hands the connection over; the connection's
             // own task is a `Native`, sized for an idle connection's whole life.
             tokio::spawn(async move {
-                let Ok(upgraded) = opening.on_upgrade.await.inspect_err(|e| {
-                    tracing::debug!(error = %e, "upgrade failed");
-                }) else {
+                let Some(taken) = take_over(opening.on_upgrade).await else {
                     return;
                 };
                 let parts = Parts {
@@ -147,48 +143,34 @@ pub async fn upgrade(
                     max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
                     may_publish,
                 };
-                let config = ws_config(&state);
-                let wheel = state.clients.wheel();
-                match upgraded.downcast::<ServedIo>() {
-                    Ok(raw) => {
-                        let (unread, tcp) = raw.io.into_inner().into_parts();
-                        // What hyper read past the request, then what it had not read yet.
-                        let leftover = if unread.is_empty() {
-                            raw.read_buf
-                        } else {
-                            [raw.read_buf, unread].concat().into()
-                        };
-                        let mut ws = WebSocket::from_upgraded(
-                            tcp,
-                            Role::Server,
-                            config,
-                            opening.deflate,
-                            &leftover,
-                        );
-                        ws.set_wheel(wheel.clone());
-                        spawn_native(ws, parts);
+                match taken {
+                    Taken::Tcp(tcp, leftover) => {
+                        spawn_native(socket(tcp, &leftover, &state, opening.deflate), parts);
                     }
-                    Err(upgraded) => {
-                        tracing::debug!("websocket kept on hyper's upgraded IO");
-                        let mut ws = WebSocket::from_upgraded(
-                            TokioIo::new(upgraded),
-                            Role::Server,
-                            config,
-                            opening.deflate,
-                            &[],
-                        );
-                        ws.set_wheel(wheel.clone());
-                        spawn_native(ws, parts);
+                    Taken::Upgraded(io) => {
+                        spawn_native(socket(io, &[], &state, opening.deflate), parts);
                     }
                 }
             });
         }
         None => {
             tokio::spawn(async move {
-                let Some((mut ws, _guard)) = opening.open(&state).await else {
+                let Some(taken) = take_over(opening.on_upgrade).await else {
                     return;
                 };
-                run_mux(&state, &mut ws, &client).await;
+                let _guard = opening.guard;
+                // Boxed: the codec's state is most of a connection's memory, and a box
+                // keeps it out of every future that holds the socket across an await.
+                match taken {
+                    Taken::Tcp(tcp, leftover) => {
+                        let mut ws = Box::new(socket(tcp, &leftover, &state, opening.deflate));
+                        run_mux(&state, &mut ws, &client).await;
+                    }
+                    Taken::Upgraded(io) => {
+                        let mut ws = Box::new(socket(io, &[], &state, opening.deflate));
+                        run_mux(&state, &mut ws, &client).await;
+                    }
+                }
             });
         }
     }
@@ -202,29 +184,52 @@ struct Opening {
     deflate: Option<switchboard_ws::DeflateParams>,
 }
 
-impl Opening {
-    /// Waits for hyper to hand the connection over; `None` when the upgrade failed.
-    async fn open(self, state: &AppState) -> Option<(Box<Socket>, crate::shutdown::DrainGuard)> {
-        let upgraded = match self.on_upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return None;
-            }
-        };
-        // Boxed: the codec's state is most of a connection's memory, and a box keeps it
-        // out of every future that holds the socket across an await.
-        let mut ws = Box::new(WebSocket::from_upgraded(
-            TokioIo::new(upgraded),
-            Role::Server,
-            ws_config(state),
-            self.deflate,
-            &[],
-        ));
-        ws.set_high_water_mark(HIGH_WATER);
-        ws.set_wheel(state.clients.wheel().clone());
-        Some((ws, self.guard))
-    }
+/// An upgraded connection, taken back from hyper when it can be.
+enum Taken {
+    /// The bare stream and the bytes already read past the request.
+    Tcp(TcpStream, Bytes),
+    /// Any other IO stays behind hyper's `Upgraded`.
+    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+/// Waits for hyper to hand the connection over; `None` when the upgrade failed.
+async fn take_over(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<Taken> {
+    let upgraded = match on_upgrade.await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return None;
+        }
+    };
+    Some(match upgraded.downcast::<ServedIo>() {
+        Ok(raw) => {
+            let (unread, tcp) = raw.io.into_inner().into_parts();
+            // What hyper read past the request, then what it had not read yet.
+            let leftover = if unread.is_empty() {
+                raw.read_buf
+            } else {
+                [raw.read_buf, unread].concat().into()
+            };
+            Taken::Tcp(tcp, leftover)
+        }
+        Err(upgraded) => {
+            tracing::debug!("websocket kept on hyper's upgraded IO");
+            Taken::Upgraded(TokioIo::new(upgraded))
+        }
+    })
+}
+
+/// A server WebSocket over `io` with this server's limits, mark and timer wheel.
+fn socket<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    leftover: &[u8],
+    state: &AppState,
+    deflate: Option<switchboard_ws::DeflateParams>,
+) -> WebSocket<S> {
+    let mut ws = WebSocket::from_upgraded(io, Role::Server, ws_config(state), deflate, leftover);
+    ws.set_high_water_mark(HIGH_WATER);
+    ws.set_wheel(state.clients.wheel().clone());
+    ws
 }
 
 /// The codec's limits for a server connection.
@@ -289,7 +294,10 @@ enum Wake {
 /// Reads the next message; while the output queue is over [`HIGH_WATER`] (`room` false),
 /// also resolves once writing brings it back under, so the loop takes more messages
 /// even when the peer sends nothing.
-async fn recv_or_room(ws: &mut Socket, room: bool) -> Wake {
+async fn recv_or_room<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocket<S>,
+    room: bool,
+) -> Wake {
     std::future::poll_fn(|cx| {
         // Polling `recv` writes queued output (and waits for the socket when blocked).
         if let std::task::Poll::Ready(m) = ws.poll_recv(cx) {
@@ -333,7 +341,7 @@ impl Ending {
 /// bounds the wait for the peer's answer; this also bounds a peer that does not read).
 const CLOSE_BOUND: Duration = Duration::from_secs(10);
 
-async fn finish(ws: &mut Socket, ending: Ending) {
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, ending: Ending) {
     let (code, reason) = ending.close_frame();
     let _ = tokio::time::timeout(CLOSE_BOUND, ws.close(code, reason)).await;
 }
@@ -380,12 +388,11 @@ struct Native<S> {
     closing: bool,
 }
 
+/// Spawns the connection's task (the socket already has its mark and wheel).
 fn spawn_native<S>(ws: WebSocket<S>, parts: Parts)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut ws = ws;
-    ws.set_high_water_mark(HIGH_WATER);
     let task = Native {
         ws,
         parts,
@@ -518,7 +525,11 @@ fn publish(
     })
 }
 
-async fn run_mux(state: &AppState, ws: &mut Socket, client: &ClientHandle) {
+async fn run_mux<S: AsyncRead + AsyncWrite + Unpin>(
+    state: &AppState,
+    ws: &mut WebSocket<S>,
+    client: &ClientHandle,
+) {
     let mut feed = Feed::default();
     let ending = 'conn: loop {
         while ws.pending_bytes() < HIGH_WATER {

@@ -1,7 +1,9 @@
-//! How the server ends a native WebSocket (`GET /ch/NAME`) that sits idle: the backend's
-//! disconnect (by client id or by user) gives close 1008 and shutdown gives 1012, both
-//! through the hub closing the connection's subscription; a client's publish still
-//! reaches the other subscribers; the registry forgets connections that ended.
+//! The native WebSocket (`GET /ch/NAME`) as its own task on the stream taken back from
+//! hyper: an idle connection is ended by the backend's disconnect (by client id or by
+//! user: close 1008) and by shutdown (1012), both through the hub closing its
+//! subscription; a client's publish reaches the other subscribers; bytes the client sent
+//! right behind its upgrade request are not lost; the registry forgets connections that
+//! ended.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,6 +12,7 @@ use common::{bounded, server, url, KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_client::ApiClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -115,5 +118,39 @@ async fn a_client_publish_reaches_the_other_subscribers() {
         );
     }
     drop((a, b));
+    assert!(srv.shutdown().await);
+}
+
+/// A ping written in the same segment as the upgrade request (so hyper reads it with the
+/// request) is answered once the connection is taken over.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_answered() {
+    let srv = server().await;
+    let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut bytes = b"GET /ch/early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n"
+        .to_vec();
+    // A masked ping with payload "hi" (mask key 1,2,3,4).
+    bytes.extend_from_slice(&[0x89, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+    raw.write_all(&bytes).await.unwrap();
+    bounded(async {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            raw.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let mut pong = [0u8; 4];
+        raw.read_exact(&mut pong).await.unwrap();
+        assert_eq!(pong, [0x8a, 2, b'h', b'i']);
+    })
+    .await;
+    drop(raw);
     assert!(srv.shutdown().await);
 }
