@@ -11,6 +11,12 @@
 //! messages until the socket drains; the hub then serves it from history (see
 //! [`crate::hub`]).
 //!
+//! Memory per connection: after the 101 answer, the connection is taken back from hyper
+//! (the bare `TcpStream`, and any bytes hyper read ahead go to the codec first); its timers
+//! are served by the registry's shared coarse wheel. A native connection's task is one
+//! hand-written future over its socket and subscription (no shutdown or kick futures:
+//! shutdown and the backend's disconnect close the subscription, see `Native`).
+//!
 //! Close codes: 1012 "service restart" on shutdown, 1008 when a client publishes where it
 //! may not or the backend API disconnects it, 1009 for a message over
 //! `limits.max_publish_bytes`, and the codec's codes (1002, 1007, …) for protocol errors.
@@ -50,9 +56,9 @@ use crate::transport::{client_info, with_client_id, Feed, FeedEvent, Target};
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;
 
-/// The IO type the accept loop hands hyper; a native connection takes the `TcpStream`
-/// back from hyper's `Upgraded` (no box, no hyper state) when it is this type, and keeps
-/// the `Upgraded` otherwise.
+/// The IO type the accept loop hands hyper; a connection takes the `TcpStream` back from
+/// hyper's `Upgraded` (no box, no hyper state) when it is this type, and keeps the
+/// `Upgraded` otherwise.
 type ServedIo = TokioIo<crate::takeover::Rewind>;
 
 /// What the upgraded connection will do.
