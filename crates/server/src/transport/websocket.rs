@@ -5,11 +5,11 @@
 //! `switchboard_proto::command` (subscribe, unsubscribe, publish, presence, history,
 //! ping) over one connection.
 //!
-//! Fan-out cost: each message's frame is built once ([`crate::hub::Message::ws_frame`])
-//! and queued by reference on every connection; all frames ready for a connection leave
-//! in one vectored write. A connection whose queue passes [`HIGH_WATER`] stops taking
-//! messages until the socket drains; the hub then serves it from history (see
-//! [`crate::hub`]).
+//! Fan-out cost: each message's frame is built once (a `PreparedMessage` kept in the hub
+//! message's extension slot) and queued by reference on every connection; all frames
+//! ready for a connection leave in one vectored write. A connection whose queue passes
+//! [`HIGH_WATER`] stops taking messages until the socket drains; the hub then serves it
+//! from history (see [`switchboard_hub`]).
 //!
 //! Memory per connection: after the 101 answer, the connection is taken back from hyper
 //! (the bare `TcpStream`, and any bytes hyper read ahead go to the codec first); its timers
