@@ -10,13 +10,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::broker::FeedSink;
+use crate::config::SlowConsumerPolicy;
 use crate::error::CloseReason;
 use crate::message::Message;
 use crate::subscription::SubShared;
 
-#[derive(Default)]
+/// A channel's local subscribers, with the queue bound and slow-consumer policy of its
+/// namespace (the same for every subscriber, so kept once here).
 pub(crate) struct LocalChannel {
     subs: RwLock<Vec<Arc<SubShared>>>,
+    capacity: usize,
+    policy: SlowConsumerPolicy,
 }
 
 #[derive(Default)]
@@ -25,9 +29,22 @@ pub(crate) struct Fanout {
 }
 
 impl Fanout {
-    pub(crate) fn add(&self, channel: &Arc<str>, sub: Arc<SubShared>) {
+    /// Adds a subscriber; `capacity` and `policy` (the namespace's) apply to the channel.
+    pub(crate) fn add(
+        &self,
+        channel: &Arc<str>,
+        sub: Arc<SubShared>,
+        capacity: usize,
+        policy: SlowConsumerPolicy,
+    ) {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        let local = map.entry(channel.clone()).or_default();
+        let local = map.entry(channel.clone()).or_insert_with(|| {
+            Arc::new(LocalChannel {
+                subs: RwLock::default(),
+                capacity: capacity.max(1),
+                policy,
+            })
+        });
         local
             .subs
             .write()
@@ -103,7 +120,7 @@ impl FeedSink for Fanout {
         };
         let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
         for sub in subs.iter() {
-            sub.push(msg);
+            sub.push(msg, local.capacity, local.policy);
         }
     }
 }

@@ -197,14 +197,12 @@ impl Hub {
         }
         self.check_open()?;
         let name: Arc<str> = Arc::from(channel);
-        let shared = Arc::new(SubShared::new(
-            client.clone(),
-            ns.queue_capacity,
-            ns.slow_consumer,
-        ));
+        let shared = Arc::new(SubShared::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        self.inner.fanout.add(&name, shared.clone());
-        let mut sub = Subscription::new(self.inner.clone(), name.clone(), shared, retention(ns));
+        self.inner
+            .fanout
+            .add(&name, shared.clone(), ns.queue_capacity, ns.slow_consumer);
+        let mut sub = Subscription::new(self.inner.clone(), name.clone(), shared);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.inner.broker;
         broker.subscribe(&name).await?;
@@ -289,7 +287,7 @@ impl Hub {
         self.inner
             .fanout
             .close_matching(CloseReason::Disconnected, |s| {
-                &*s.client.client_id == client_id
+                s.client.client_id() == client_id
             })
     }
 
@@ -298,7 +296,7 @@ impl Hub {
         self.inner
             .fanout
             .close_matching(CloseReason::Disconnected, |s| {
-                s.client.user_id.as_deref() == Some(user_id)
+                s.client.user_id() == Some(user_id)
             })
     }
 
@@ -306,19 +304,8 @@ impl Hub {
     /// no presence, no subscribers), each with its namespace's retention. Call it
     /// periodically (e.g. every minute); returns how many channels were dropped.
     pub async fn sweep(&self) -> Result<usize, HubError> {
-        let config = &self.inner.config;
-        let retention_of = |name: &str| {
-            let ns = parse_channel(name, usize::MAX)
-                .ok()
-                .and_then(|ns| config.namespaces.get(ns));
-            ns.map_or(
-                Retention {
-                    max_len: 0,
-                    max_age: None,
-                },
-                retention,
-            )
-        };
+        let inner = &self.inner;
+        let retention_of = |name: &str| inner.retention(name);
         Ok(self.inner.broker.sweep(&retention_of).await?)
     }
 
@@ -333,6 +320,22 @@ impl Hub {
 }
 
 impl HubInner {
+    /// The retention of `channel`'s namespace (none for a name outside every namespace).
+    /// The configuration never changes, so subscriptions look it up when they read
+    /// history rather than carry it.
+    pub(crate) fn retention(&self, channel: &str) -> Retention {
+        let ns = parse_channel(channel, usize::MAX)
+            .ok()
+            .and_then(|ns| self.config.namespaces.get(ns));
+        ns.map_or(
+            Retention {
+                max_len: 0,
+                max_age: None,
+            },
+            retention,
+        )
+    }
+
     /// Undoes a subscription's registrations.
     pub(crate) fn release(
         &self,
@@ -343,10 +346,11 @@ impl HubInner {
         self.fanout.remove(channel, shared);
         let broker = self.broker.clone();
         let channel = channel.clone();
-        let client_id = shared.client.client_id.clone();
+        let shared = shared.clone();
         async move {
             if reg.presence {
-                if let Ok(Some(info)) = broker.presence_remove(&channel, &client_id).await {
+                let client_id = shared.client.client_id();
+                if let Ok(Some(info)) = broker.presence_remove(&channel, client_id).await {
                     if reg.join_leave {
                         let leave = Message::presence_event(channel.clone(), Event::Leave, &info);
                         if let Err(e) = broker.broadcast(leave).await {

@@ -49,7 +49,8 @@
 //! * Configuration: [`HubConfig`] `{ namespaces: HashMap<String, NamespaceConfig>,
 //!   max_channel_len }`, [`NamespaceConfig`], [`SlowConsumerPolicy`] `Close | DropOldest`.
 //!   Channel names: [`parse_channel`].
-//! * Presence: [`ClientInfo`] `{ client_id, user_id, conn_info }`, [`PresenceStats`].
+//! * Presence: [`ClientInfo`] (`new(id)`, `with_user`, `with_conn_info`; `client_id()`,
+//!   `user_id()`, `conn_info()`), [`PresenceStats`].
 //! * Errors: [`HubError`] (one per operation failure, each with one HTTP status),
 //!   [`ChannelNameError`], [`BrokerError`], [`CloseReason`].
 //! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`], [`Retention`],

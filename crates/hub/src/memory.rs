@@ -10,7 +10,7 @@
 //! Age bounds use `tokio::time::Instant`, so tests can pause and advance time. Expired
 //! messages are trimmed when the channel is next published to or read.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use switchboard_proto::{Cursor, Epoch};
@@ -18,14 +18,15 @@ use tokio::time::Instant;
 
 use crate::broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Retention};
 use crate::message::{Message, Payload};
-use crate::presence::ClientInfo;
+use crate::presence::{ById, ClientInfo};
 
 struct Log {
     name: Arc<str>,
     epoch: Epoch,
     head: u64,
     history: VecDeque<(Instant, Message)>,
-    presence: Vec<ClientInfo>,
+    /// Keyed by client id.
+    presence: HashSet<ById>,
     /// Live-feed registrations (`subscribe` minus `unsubscribe`).
     interest: usize,
 }
@@ -111,7 +112,7 @@ impl MemoryBroker {
                     epoch: new_epoch(),
                     head: 0,
                     history: VecDeque::new(),
-                    presence: Vec::new(),
+                    presence: HashSet::new(),
                     interest: 0,
                 }))
             })
@@ -246,20 +247,7 @@ impl Broker for MemoryBroker {
     fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
         let log = self.log(channel);
         let mut log = lock(&log);
-        let added = match log
-            .presence
-            .iter_mut()
-            .find(|c| c.client_id == client.client_id)
-        {
-            Some(existing) => {
-                *existing = client;
-                false
-            }
-            None => {
-                log.presence.push(client);
-                true
-            }
-        };
+        let added = log.presence.replace(ById(client)).is_none();
         BrokerFuture::ready(Ok(added))
     }
 
@@ -268,21 +256,17 @@ impl Broker for MemoryBroker {
         channel: &str,
         client_id: &str,
     ) -> BrokerFuture<'_, Option<ClientInfo>> {
-        let removed = self.existing(channel).and_then(|log| {
-            let mut log = lock(&log);
-            let i = log
-                .presence
-                .iter()
-                .position(|c| &*c.client_id == client_id)?;
-            Some(log.presence.swap_remove(i))
-        });
+        let removed = self
+            .existing(channel)
+            .and_then(|log| lock(&log).presence.take(client_id))
+            .map(|entry| entry.0);
         BrokerFuture::ready(Ok(removed))
     }
 
     fn presence(&self, channel: &str) -> BrokerFuture<'_, Vec<ClientInfo>> {
         let list = self
             .existing(channel)
-            .map(|log| lock(&log).presence.clone())
+            .map(|log| lock(&log).presence.iter().map(|e| e.0.clone()).collect())
             .unwrap_or_default();
         BrokerFuture::ready(Ok(list))
     }

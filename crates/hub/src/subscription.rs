@@ -80,7 +80,7 @@ use std::task::{Context, Poll, Waker};
 
 use switchboard_proto::{Cursor, Event};
 
-use crate::broker::{HistoryAnswer, Retention};
+use crate::broker::HistoryAnswer;
 use crate::config::SlowConsumerPolicy;
 use crate::error::{BrokerError, CloseReason, RecvError};
 use crate::hub::HubInner;
@@ -96,11 +96,10 @@ struct SubState {
     waker: Option<Waker>,
 }
 
-/// The producer side of a subscription, shared with the fan-out.
+/// The producer side of a subscription, shared with the fan-out. The queue bound and the
+/// slow-consumer policy are the channel's (see `fanout::LocalChannel`), not stored here.
 pub(crate) struct SubShared {
     pub(crate) client: ClientInfo,
-    capacity: usize,
-    policy: SlowConsumerPolicy,
     state: Mutex<SubState>,
 }
 
@@ -109,11 +108,9 @@ fn lock(m: &Mutex<SubState>) -> MutexGuard<'_, SubState> {
 }
 
 impl SubShared {
-    pub(crate) fn new(client: ClientInfo, capacity: usize, policy: SlowConsumerPolicy) -> Self {
+    pub(crate) fn new(client: ClientInfo) -> Self {
         SubShared {
             client,
-            capacity: capacity.max(1),
-            policy,
             state: Mutex::new(SubState {
                 queue: VecDeque::new(),
                 missed: 0,
@@ -123,15 +120,16 @@ impl SubShared {
         }
     }
 
-    /// Enqueues one event, applying the slow-consumer policy when full.
-    pub(crate) fn push(&self, msg: &Message) {
+    /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
+    /// events are queued already.
+    pub(crate) fn push(&self, msg: &Message, capacity: usize, policy: SlowConsumerPolicy) {
         let waker = {
             let mut st = lock(&self.state);
             if st.closed.is_some() {
                 return;
             }
-            if st.queue.len() >= self.capacity {
-                match self.policy {
+            if st.queue.len() >= capacity {
+                match policy {
                     SlowConsumerPolicy::Close => {
                         st.closed = Some(CloseReason::SlowConsumer);
                         st.queue = VecDeque::new();
@@ -186,6 +184,17 @@ enum Class {
     Gap,
 }
 
+/// A history catch-up: the messages read but not yet returned, the read in flight, and
+/// the live message that revealed a gap. Only a subscription that started from a cursor or
+/// met a gap has one (boxed: an idle subscription lives in its connection's task, where
+/// every byte counts), and it is dropped once drained.
+#[derive(Default)]
+struct CatchUp {
+    backlog: VecDeque<Message>,
+    resync: Option<HistoryFuture>,
+    gap_target: Option<Cursor>,
+}
+
 /// One subscriber's receiver. See the [module docs](self) for the exact semantics.
 ///
 /// Dropping it unsubscribes (presence removal and `leave` run in the background); use
@@ -194,13 +203,10 @@ pub struct Subscription {
     shared: Arc<SubShared>,
     hub: Arc<HubInner>,
     channel: Arc<str>,
-    retention: Retention,
-    pub(crate) registered: Registered,
-    backlog: VecDeque<Message>,
     position: Cursor,
     start: Cursor,
-    resync: Option<HistoryFuture>,
-    gap_target: Option<Cursor>,
+    catch_up: Option<Box<CatchUp>>,
+    pub(crate) registered: Registered,
     released: bool,
 }
 
@@ -208,30 +214,22 @@ impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("channel", &self.channel)
-            .field("client", &self.shared.client.client_id)
+            .field("client", &self.shared.client.client_id())
             .field("position", &self.position)
             .finish()
     }
 }
 
 impl Subscription {
-    pub(crate) fn new(
-        hub: Arc<HubInner>,
-        channel: Arc<str>,
-        shared: Arc<SubShared>,
-        retention: Retention,
-    ) -> Self {
+    pub(crate) fn new(hub: Arc<HubInner>, channel: Arc<str>, shared: Arc<SubShared>) -> Self {
         Subscription {
             shared,
             hub,
             channel,
-            retention,
-            registered: Registered::default(),
-            backlog: VecDeque::new(),
             position: Cursor::default(),
             start: Cursor::default(),
-            resync: None,
-            gap_target: None,
+            catch_up: None,
+            registered: Registered::default(),
             released: false,
         }
     }
@@ -328,47 +326,47 @@ impl Subscription {
     }
 
     fn start_resync(&mut self, target: Option<Cursor>) {
-        self.gap_target = target;
         let broker = self.hub.broker.clone();
         let channel = self.channel.clone();
         let since = self.position;
-        let retention = self.retention;
-        self.resync = Some(Box::pin(async move {
+        let retention = self.hub.retention(&self.channel);
+        let catch_up = self.catch_up.get_or_insert_with(Box::default);
+        catch_up.gap_target = target;
+        catch_up.resync = Some(Box::pin(async move {
             broker.history(&channel, Some(since), None, retention).await
         }));
     }
 
     /// Queues a history answer's messages after the current position (or a `reset`).
     fn apply(&mut self, answer: HistoryAnswer) {
-        let mut reached = self
-            .backlog
-            .back()
-            .and_then(Message::cursor)
-            .unwrap_or(self.position);
+        let position = self.position;
+        let channel = &self.channel;
+        let catch_up = self.catch_up.get_or_insert_with(Box::default);
+        let backlog = &mut catch_up.backlog;
+        let mut reached = backlog.back().and_then(Message::cursor).unwrap_or(position);
         match answer {
             HistoryAnswer::Gap { messages, .. } => {
                 for m in messages {
                     if let Some(c) = m.cursor() {
                         if c.epoch == reached.epoch && c.offset > reached.offset {
                             reached = c;
-                            self.backlog.push_back(m);
+                            backlog.push_back(m);
                         }
                     }
                 }
                 // The live message that revealed the gap must follow directly; if history
                 // did not bridge to it, say so rather than skip silently.
-                if let Some(t) = self.gap_target.take() {
+                if let Some(t) = catch_up.gap_target.take() {
                     if t.epoch != reached.epoch || reached.offset + 1 < t.offset {
                         let at = Cursor::new(t.epoch, t.offset.saturating_sub(1));
-                        self.backlog
-                            .push_back(Message::reset(self.channel.clone(), at));
+                        backlog.push_back(Message::reset(channel.clone(), at));
                     }
                 }
             }
             HistoryAnswer::Reset { head, .. } => {
                 // Continue right before the first live message still queued when it is in
                 // the current log, so queued messages are not thrown away; else at the head.
-                let at = match self.gap_target.take() {
+                let at = match catch_up.gap_target.take() {
                     Some(t)
                         if t.epoch == head.epoch && t.offset >= 1 && t.offset <= head.offset =>
                     {
@@ -376,10 +374,41 @@ impl Subscription {
                     }
                     _ => head,
                 };
-                self.backlog
-                    .push_back(Message::reset(self.channel.clone(), at));
+                backlog.push_back(Message::reset(channel.clone(), at));
             }
         }
+        if catch_up.backlog.is_empty() && catch_up.resync.is_none() {
+            self.catch_up = None;
+        }
+    }
+
+    /// The catch-up's next step: `Ready(Some(m))` to return `m`, `Pending` while history
+    /// is being read, `Ready(None)` when there is none (the box is then freed).
+    fn poll_catch_up(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let Some(catch_up) = self.catch_up.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Some(fut) = catch_up.resync.as_mut() {
+            match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(answer)) => {
+                    catch_up.resync = None;
+                    self.apply(answer);
+                }
+                Poll::Ready(Err(_)) => {
+                    catch_up.resync = None;
+                    self.shared.close(CloseReason::BrokerUnavailable);
+                }
+            }
+        }
+        let Some(catch_up) = self.catch_up.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let next = catch_up.backlog.pop_front();
+        if catch_up.backlog.is_empty() && catch_up.resync.is_none() {
+            self.catch_up = None;
+        }
+        Poll::Ready(next)
     }
 
     fn poll_inner(
@@ -388,22 +417,15 @@ impl Subscription {
         register: bool,
     ) -> Poll<Result<Message, RecvError>> {
         loop {
-            if let Some(fut) = self.resync.as_mut() {
-                match fut.as_mut().poll(cx) {
+            if self.catch_up.is_some() {
+                match self.poll_catch_up(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(answer)) => {
-                        self.resync = None;
-                        self.apply(answer);
+                    Poll::Ready(Some(m)) => {
+                        self.advance(&m);
+                        return Poll::Ready(Ok(m));
                     }
-                    Poll::Ready(Err(_)) => {
-                        self.resync = None;
-                        self.shared.close(CloseReason::BrokerUnavailable);
-                    }
+                    Poll::Ready(None) => {}
                 }
-            }
-            if let Some(m) = self.backlog.pop_front() {
-                self.advance(&m);
-                return Poll::Ready(Ok(m));
             }
             let shared = self.shared.clone();
             let mut st = lock(&shared.state);
@@ -463,5 +485,27 @@ impl Drop for Subscription {
             self.hub
                 .release_detached(self.channel.clone(), self.shared.clone(), self.registered);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subscription lives in its connection's task for as long as the connection is
+    /// subscribed (tokio allocates a task in 128-byte steps), and the fan-out side once per
+    /// subscriber: catch-up state is boxed and the queue bound kept per channel so both
+    /// stay small. This catches growth.
+    #[test]
+    fn subscription_is_small() {
+        let sub = std::mem::size_of::<Subscription>();
+        eprintln!(
+            "Subscription {sub} B, SubShared {} B, ClientInfo {} B",
+            std::mem::size_of::<SubShared>(),
+            std::mem::size_of::<ClientInfo>()
+        );
+        assert!(sub <= 80, "Subscription is {sub} bytes");
+        let shared = std::mem::size_of::<SubShared>();
+        assert!(shared <= 104, "SubShared is {shared} bytes");
     }
 }

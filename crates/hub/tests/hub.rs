@@ -470,7 +470,7 @@ async fn presence_and_join_leave() {
         .await
         .unwrap()
         .iter()
-        .map(|c| c.client_id.to_string())
+        .map(|c| c.client_id().to_string())
         .collect();
     ids.sort();
     assert_eq!(ids, vec!["a", "b"]);

@@ -297,7 +297,7 @@ async fn presence(
                 .presence(&c)
                 .await?
                 .iter()
-                .map(|i| json!({ "client": &*i.client_id, "user": i.user_id.as_deref() }))
+                .map(|i| json!({ "client": i.client_id(), "user": i.user_id() }))
                 .collect();
             let count = clients.len();
             Ok(Json(json!({ "channel": c, "clients": clients, "count": count })).into_response())
