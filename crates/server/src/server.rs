@@ -215,6 +215,7 @@ pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io
     let shutdown = Shutdown::new();
     let state = crate::state::AppState {
         config: std::sync::Arc::new(config.clone()),
+        ws_config: std::sync::Arc::new(crate::transport::websocket::ws_config(&config)),
         hub: switchboard_hub::Hub::new(config.hub_config()),
         clients: crate::clients::Clients::default(),
         shutdown: shutdown.signal(),

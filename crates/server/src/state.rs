@@ -14,6 +14,8 @@ use crate::shutdown::ShutdownSignal;
 pub struct AppState {
     /// The configuration the server started with.
     pub config: Arc<Config>,
+    /// The WebSocket codec's limits, one copy shared by every connection.
+    pub ws_config: Arc<switchboard_ws::Config>,
     /// Channels, history, presence and fan-out.
     pub hub: Hub,
     /// Connections the backend API can disconnect.

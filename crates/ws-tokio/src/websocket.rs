@@ -78,11 +78,12 @@ impl<S> std::fmt::Debug for WebSocket<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wrap a stream whose opening handshake already happened elsewhere (e.g. a connection
     /// upgraded by hyper). `leftover` are bytes read past the handshake; they belong to
-    /// the WebSocket and are fed to the codec first.
+    /// the WebSocket and are fed to the codec first. `config` may be one `Arc` shared by
+    /// many connections (a server's), so that none keeps its own copy.
     pub fn from_upgraded(
         stream: S,
         role: Role,
-        config: switchboard_ws::Config,
+        config: impl Into<std::sync::Arc<switchboard_ws::Config>>,
         deflate: Option<switchboard_ws::DeflateParams>,
         leftover: &[u8],
     ) -> Self {

@@ -37,10 +37,12 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::clock::{Clock, Deadline};
 use crate::close::{parse_close_payload, CloseCode, MAX_REASON_LEN};
 use crate::config::{Config, Role};
 use crate::deflate::{Compressor, Decompressor, DeflateParams};
@@ -94,23 +96,36 @@ pub enum State {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Deadline {
-    None,
-    /// Armed without knowing the time: resolved by the next call that passes `now`.
-    Pending,
-    At(Instant),
-}
-
 /// The frame whose payload is streaming in.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct InFrame {
     opcode: OpCode,
     fin: bool,
+    /// Payload bytes already received, modulo 4: all that masking needs of the offset.
+    phase: u8,
     mask: Option<[u8; 4]>,
     remaining: u64,
-    /// Payload bytes already received (the masking offset).
-    offset: usize,
+}
+
+/// Where the input stands: in a frame's header (both never at once, so they share space)
+/// or in its payload.
+#[derive(Debug)]
+enum Reading {
+    /// Between frames (`len` 0), or the first `len` bytes of an incomplete header.
+    Header {
+        buf: [u8; MAX_HEADER_LEN],
+        len: u8,
+    },
+    Payload(InFrame),
+}
+
+impl Default for Reading {
+    fn default() -> Self {
+        Reading::Header {
+            buf: [0; MAX_HEADER_LEN],
+            len: 0,
+        }
+    }
 }
 
 /// The data message being assembled.
@@ -124,27 +139,25 @@ struct InMessage {
     utf8: Utf8Validator,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Receiver {
-    header: [u8; MAX_HEADER_LEN],
-    header_len: u8,
-    frame: Option<InFrame>,
+    reading: Reading,
     message: Option<InMessage>,
-    /// Payload of the control frame streaming in, reserved at its exact length (at most
+    /// Payload of the control frame streaming in, allocated at its exact length (at most
     /// 125 bytes, checked by the header parser) so it becomes the event's `Bytes` without
-    /// a copy; empty, with no allocation, between control frames.
-    control: Vec<u8>,
+    /// a copy; empty, with no allocation, between control frames. Bytes received so far:
+    /// its length minus the frame's `remaining`.
+    control: Box<[u8]>,
 }
 
-impl Default for Receiver {
-    fn default() -> Self {
-        Self {
-            header: [0; MAX_HEADER_LEN],
-            header_len: 0,
-            frame: None,
-            message: None,
-            control: Vec::new(),
-        }
+impl Receiver {
+    fn in_payload(&self) -> bool {
+        matches!(self.reading, Reading::Payload(_))
+    }
+
+    /// Part of a header was received and waits for the rest.
+    fn header_started(&self) -> bool {
+        matches!(self.reading, Reading::Header { len, .. } if len > 0)
     }
 }
 
@@ -372,17 +385,6 @@ impl Output {
     }
 }
 
-/// The limits and timers of [`Config`] the connection reads; the rest of it is needed
-/// only at construction.
-#[derive(Debug)]
-struct Limits {
-    max_frame_size: usize,
-    max_message_size: usize,
-    ping_interval: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    close_timeout: Duration,
-}
-
 /// Negotiated permessage-deflate and its zlib states.
 #[derive(Debug)]
 struct DeflateState {
@@ -400,7 +402,8 @@ struct DeflateState {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    limits: Limits,
+    /// Shared: a server gives all its connections one.
+    config: Arc<Config>,
     /// Boxed: most connections negotiate no compression, and its state is large.
     deflate: Option<Box<DeflateState>>,
     rx: Receiver,
@@ -413,29 +416,27 @@ pub struct Connection {
     /// (`failed`) when the application reaches the error event, see [`Connection::fail`].
     input_failed: bool,
     timed_out: bool,
-    close_deadline: Deadline,
-    last_input: Instant,
-    last_ping: Instant,
-    now: Instant,
+    clock: Clock,
 }
 
 impl Connection {
     /// A connection whose handshake completed at `now`, with the negotiated deflate
-    /// parameters (if any).
-    pub fn new(role: Role, config: Config, deflate: Option<DeflateParams>, now: Instant) -> Self {
+    /// parameters (if any). `config` may be shared by many connections (`Arc<Config>`),
+    /// which keeps its copy out of each of them.
+    pub fn new(
+        role: Role,
+        config: impl Into<Arc<Config>>,
+        deflate: Option<DeflateParams>,
+        now: Instant,
+    ) -> Self {
+        let config = config.into();
         let compression_threshold = config
             .deflate
             .as_ref()
             .map_or(0, |d| d.compression_threshold);
         Self {
             role,
-            limits: Limits {
-                max_frame_size: config.max_frame_size,
-                max_message_size: config.max_message_size,
-                ping_interval: config.ping_interval,
-                idle_timeout: config.idle_timeout,
-                close_timeout: config.close_timeout,
-            },
+            config,
             deflate: deflate.map(|params| {
                 Box::new(DeflateState {
                     params,
@@ -452,10 +453,7 @@ impl Connection {
             failed: false,
             input_failed: false,
             timed_out: false,
-            close_deadline: Deadline::None,
-            last_input: now,
-            last_ping: now,
-            now,
+            clock: Clock::new(now),
         }
     }
 
@@ -475,10 +473,10 @@ impl Connection {
     pub fn handle_input(&mut self, mut data: &[u8], now: Instant) {
         self.set_now(now);
         if !data.is_empty() {
-            self.last_input = now;
+            self.clock.input();
         }
         while !data.is_empty() && self.is_readable() {
-            let step = if self.rx.frame.is_some() {
+            let step = if self.rx.in_payload() {
                 self.read_payload(data)
             } else {
                 self.read_header(data)
@@ -506,12 +504,12 @@ impl Connection {
     pub fn handle_input_buf(&mut self, buf: &mut BytesMut, now: Instant) {
         self.set_now(now);
         if !buf.is_empty() {
-            self.last_input = now;
+            self.clock.input();
         }
         while !buf.is_empty() && self.is_readable() {
-            let step = if self.rx.frame.is_some() {
+            let step = if self.rx.in_payload() {
                 self.read_payload(buf).map(Some)
-            } else if self.rx.header_len > 0 {
+            } else if self.rx.header_started() {
                 self.read_header(buf).map(Some)
             } else {
                 self.read_frame_owned(buf)
@@ -549,8 +547,8 @@ impl Connection {
             // Binary waits in the caller's buffer. Text streams (copied), so invalid UTF-8
             // still fails the connection as soon as it arrives.
             let wait = h.opcode == OpCode::Binary
-                && h.payload_len <= self.limits.max_frame_size as u64
-                && h.payload_len <= self.limits.max_message_size as u64;
+                && h.payload_len <= self.config.max_frame_size as u64
+                && h.payload_len <= self.config.max_message_size as u64;
             if wait {
                 return Ok(None);
             }
@@ -560,7 +558,7 @@ impl Connection {
         }
         // Every check the streaming path makes (role and mask, RSV bits, limits).
         self.begin_frame(h)?;
-        self.rx.frame = None;
+        self.rx.reading = Reading::default();
         let mut msg = self.rx.message.take().unwrap_or_default();
         buf.advance(n);
         // `payload_len` fits: it is at most buf.len().
@@ -583,28 +581,30 @@ impl Connection {
 
     /// Consume header bytes; returns how many bytes of `data` were used.
     fn read_header(&mut self, data: &[u8]) -> Result<usize, ProtocolError> {
-        let rx = &mut self.rx;
-        let (parsed, used) = if rx.header_len == 0 {
+        let Reading::Header { buf, len } = &mut self.rx.reading else {
+            return Ok(0);
+        };
+        let (parsed, used) = if *len == 0 {
             match FrameHeader::parse(data)? {
                 Some((h, n)) => (Some(h), n),
                 None => {
-                    rx.header[..data.len()].copy_from_slice(data);
+                    buf[..data.len()].copy_from_slice(data);
                     // An incomplete header is shorter than MAX_HEADER_LEN (14).
-                    rx.header_len = data.len() as u8;
+                    *len = data.len() as u8;
                     (None, data.len())
                 }
             }
         } else {
-            let have = usize::from(rx.header_len);
+            let have = usize::from(*len);
             let take = (MAX_HEADER_LEN - have).min(data.len());
-            rx.header[have..have + take].copy_from_slice(&data[..take]);
-            match FrameHeader::parse(&rx.header[..have + take])? {
+            buf[have..have + take].copy_from_slice(&data[..take]);
+            match FrameHeader::parse(&buf[..have + take])? {
                 Some((h, n)) => {
-                    rx.header_len = 0;
+                    *len = 0;
                     (Some(h), n - have)
                 }
                 None => {
-                    rx.header_len = (have + take) as u8;
+                    *len = (have + take) as u8;
                     (None, take)
                 }
             }
@@ -622,21 +622,21 @@ impl Connection {
             _ => {}
         }
         h.check_rsv(self.deflate.is_some())?;
-        let max_frame = self.limits.max_frame_size;
+        let max_frame = self.config.max_frame_size;
         if h.payload_len > max_frame as u64 {
             return Err(ProtocolError::FrameTooBig {
                 len: h.payload_len,
                 max: max_frame,
             });
         }
-        let max_msg = self.limits.max_message_size as u64;
+        let max_msg = self.config.max_message_size as u64;
         let too_big = ProtocolError::MessageTooBig {
-            max: self.limits.max_message_size,
+            max: self.config.max_message_size,
         };
         match h.opcode {
             OpCode::Close | OpCode::Ping | OpCode::Pong => {
                 // The header parser caps control payloads at 125 bytes.
-                self.rx.control = Vec::with_capacity(h.payload_len as usize);
+                self.rx.control = vec![0; h.payload_len as usize].into_boxed_slice();
             }
             OpCode::Text | OpCode::Binary => {
                 if self.rx.message.is_some() {
@@ -662,12 +662,12 @@ impl Connection {
                 }
             }
         }
-        self.rx.frame = Some(InFrame {
+        self.rx.reading = Reading::Payload(InFrame {
             opcode: h.opcode,
             fin: h.fin,
+            phase: 0,
             mask: h.mask,
             remaining: h.payload_len,
-            offset: 0,
         });
         if h.payload_len == 0 {
             self.end_frame()?;
@@ -677,32 +677,35 @@ impl Connection {
 
     /// Consume payload bytes of the current frame; returns how many were used.
     fn read_payload(&mut self, data: &[u8]) -> Result<usize, ProtocolError> {
-        let Some(frame) = self.rx.frame.as_mut() else {
+        let Reading::Payload(frame) = &mut self.rx.reading else {
             return Ok(0);
         };
         let take = usize::try_from(frame.remaining).map_or(data.len(), |r| r.min(data.len()));
         let chunk = &data[..take];
-        let (mask, offset, remaining) = (frame.mask, frame.offset, frame.remaining);
-        frame.offset += take;
+        let (mask, offset, remaining) = (frame.mask, usize::from(frame.phase), frame.remaining);
+        frame.phase = ((offset + take) & 3) as u8;
         frame.remaining -= take as u64;
         if frame.opcode.is_control() {
             let control = &mut self.rx.control;
-            let start = control.len();
-            control.extend_from_slice(chunk);
+            // A control payload is at most 125 bytes: `remaining` fits.
+            let start = control.len() - remaining as usize;
+            let part = &mut control[start..start + take];
+            part.copy_from_slice(chunk);
             if let Some(key) = mask {
-                apply_mask(&mut control[start..], key, offset);
+                apply_mask(part, key, offset);
             }
         } else {
             self.message_payload(chunk, mask, offset, remaining)?;
         }
-        if self.rx.frame.as_ref().is_some_and(|f| f.remaining == 0) {
+        if matches!(&self.rx.reading, Reading::Payload(f) if f.remaining == 0) {
             self.end_frame()?;
         }
         Ok(take)
     }
 
     /// Payload of a data frame: store (or inflate) and validate as it arrives.
-    /// `remaining` is what the frame still had before this chunk.
+    /// `remaining` is what the frame still had before this chunk; `offset` is the masking
+    /// offset of its first byte (only its value modulo 4 matters).
     fn message_payload(
         &mut self,
         chunk: &[u8],
@@ -710,7 +713,7 @@ impl Connection {
         offset: usize,
         remaining: u64,
     ) -> Result<(), ProtocolError> {
-        let max = self.limits.max_message_size;
+        let max = self.config.max_message_size;
         let Some(msg) = self.rx.message.as_mut() else {
             return Ok(());
         };
@@ -758,9 +761,10 @@ impl Connection {
     }
 
     fn end_frame(&mut self) -> Result<(), ProtocolError> {
-        let Some(frame) = self.rx.frame.take() else {
+        let Reading::Payload(frame) = self.rx.reading else {
             return Ok(());
         };
+        self.rx.reading = Reading::default();
         match frame.opcode {
             OpCode::Close => {
                 let payload = std::mem::take(&mut self.rx.control);
@@ -800,7 +804,7 @@ impl Connection {
         // An empty compressed payload carries no deflate data at all (some peers send it
         // for an empty message): there is nothing to inflate.
         if msg.compressed && msg.wire_len > 0 {
-            let max = self.limits.max_message_size;
+            let max = self.config.max_message_size;
             let start = msg.buf.len();
             if let Some(inflater) = self.deflate.as_mut().and_then(|d| d.decompressor.as_mut()) {
                 inflater.finish(&mut msg.buf, max)?;
@@ -830,7 +834,7 @@ impl Connection {
         }
         if self.role == Role::Client {
             // A client now waits (bounded) for the server to close TCP.
-            self.close_deadline = self.deadline_after(self.limits.close_timeout);
+            self.clock.arm_close(self.config.close_timeout);
         }
     }
 
@@ -1034,7 +1038,7 @@ impl Connection {
             return Err(Error::Closed);
         }
         self.queue_close(code, reason);
-        self.close_deadline = Deadline::Pending;
+        self.clock.arm_close_pending();
         Ok(())
     }
 
@@ -1049,7 +1053,7 @@ impl Connection {
             .queue()
             .push_data_copied(header, &payload[..2 + reason.len()]);
         self.close_sent = true;
-        self.close_deadline = self.deadline_after(self.limits.close_timeout);
+        self.clock.arm_close(self.config.close_timeout);
     }
 
     /// Vectored output: fill `out` with slices of queued bytes, in wire order; returns how
@@ -1077,14 +1081,10 @@ impl Connection {
     // ----- time --------------------------------------------------------------------------
 
     fn set_now(&mut self, now: Instant) {
-        self.now = now;
-        if self.close_deadline == Deadline::Pending {
-            self.close_deadline = self.deadline_after(self.limits.close_timeout);
+        self.clock.set_now(now);
+        if self.clock.close_deadline() == Deadline::Pending {
+            self.clock.arm_close(self.config.close_timeout);
         }
-    }
-
-    fn deadline_after(&self, d: Duration) -> Deadline {
-        self.now.checked_add(d).map_or(Deadline::None, Deadline::At)
     }
 
     fn is_open(&self) -> bool {
@@ -1092,12 +1092,11 @@ impl Connection {
     }
 
     fn ping_deadline(&self) -> Option<Instant> {
-        let interval = self.limits.ping_interval?;
-        self.last_input.max(self.last_ping).checked_add(interval)
+        self.clock.ping_deadline(self.config.ping_interval?)
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
-        self.last_input.checked_add(self.limits.idle_timeout?)
+        self.clock.idle_deadline(self.config.idle_timeout?)
     }
 
     /// The next instant [`Connection::handle_timeout`] must be called at (ping interval,
@@ -1106,9 +1105,9 @@ impl Connection {
         if self.timed_out || self.should_close_tcp() {
             return None;
         }
-        let close = match self.close_deadline {
+        let close = match self.clock.close_deadline() {
             Deadline::None => None,
-            Deadline::Pending => return Some(self.now),
+            Deadline::Pending => return Some(self.clock.now()),
             Deadline::At(t) => Some(t),
         };
         if !self.is_open() {
@@ -1125,7 +1124,7 @@ impl Connection {
     /// handshake after `close_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
-        if let Deadline::At(t) = self.close_deadline {
+        if let Deadline::At(t) = self.clock.close_deadline() {
             if now >= t {
                 self.timed_out = true;
                 self.rx = Receiver::default();
@@ -1140,7 +1139,7 @@ impl Connection {
         } else if self.ping_deadline().is_some_and(|t| now >= t) {
             let header = self.header(OpCode::Ping);
             self.out.queue().push_control(header, &[]);
-            self.last_ping = now;
+            self.clock.pinged();
         }
     }
 
@@ -1197,7 +1196,7 @@ mod tests {
         out
     }
 
-    const SIZE_BOUND: usize = 320;
+    const SIZE_BOUND: usize = 200;
 
     fn server() -> (Connection, Instant) {
         let now = Instant::now();
@@ -1209,11 +1208,25 @@ mod tests {
 
     /// Regression guard: this struct is per connection, and idle connections are the bulk of
     /// a server's memory (872 bytes before the rarely used state moved out of line, 288 after;
-    /// 312 with the inline frame slot that makes a fan-out delivery allocation-free).
+    /// 312 with the inline frame slot that makes a fan-out delivery allocation-free; 192
+    /// with the config shared, the times as u32 milliseconds and the header buffer sharing
+    /// space with the frame state).
     #[test]
     fn connection_is_small() {
         let size = std::mem::size_of::<Connection>();
         assert!(size <= SIZE_BOUND, "Connection is {size} bytes");
+    }
+
+    #[test]
+    fn timers_count_from_the_last_input_after_weeks_of_life() {
+        let (mut s, now) = server();
+        let later = now + std::time::Duration::from_secs(40 * 86_400);
+        s.handle_input(&client_frame(OpCode::Pong, true, b""), later);
+        assert_eq!(s.poll_event(), Some(Event::Pong(Bytes::new())));
+        let ping_at = later + std::time::Duration::from_secs(30);
+        assert_eq!(s.poll_timeout(), Some(ping_at));
+        s.handle_timeout(ping_at);
+        assert_eq!(opcodes(&written(&mut s)), [OpCode::Ping]);
     }
 
     /// Everything queued, as the socket would receive it.

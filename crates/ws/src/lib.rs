@@ -18,6 +18,7 @@
 //!
 //! The legacy hixie-76 handshake and framing live behind the `hixie76` feature.
 
+mod clock;
 pub mod close;
 pub mod config;
 pub mod connection;

@@ -232,16 +232,17 @@ fn socket<S: AsyncRead + AsyncWrite + Unpin>(
     state: &AppState,
     deflate: Option<switchboard_ws::DeflateParams>,
 ) -> WebSocket<S> {
-    let mut ws = WebSocket::from_upgraded(io, Role::Server, ws_config(state), deflate, leftover);
+    let mut ws =
+        WebSocket::from_upgraded(io, Role::Server, state.ws_config.clone(), deflate, leftover);
     ws.set_high_water_mark(HIGH_WATER);
     ws.set_wheel(state.clients.wheel().clone());
     ws
 }
 
-/// The codec's limits for a server connection.
-fn ws_config(state: &AppState) -> switchboard_ws::Config {
+/// The codec's limits for a server connection (made once per server, shared by all).
+pub(crate) fn ws_config(server: &crate::config::Config) -> switchboard_ws::Config {
     let mut config = switchboard_ws::Config::default();
-    config.max_message_size = state.config.limits.max_publish_bytes.max(4096);
+    config.max_message_size = server.limits.max_publish_bytes.max(4096);
     config.max_frame_size = config.max_message_size;
     config
 }
