@@ -30,26 +30,35 @@ pub(crate) struct Fanout {
 
 impl Fanout {
     /// Adds a subscriber; `capacity` and `policy` (the namespace's) apply to the channel.
+    /// Returns the channel's name as the fan-out holds it, so every subscription of a
+    /// channel shares one allocation of it.
     pub(crate) fn add(
         &self,
-        channel: &Arc<str>,
+        channel: &str,
         sub: Arc<SubShared>,
         capacity: usize,
         policy: SlowConsumerPolicy,
-    ) {
+    ) -> Arc<str> {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
-        let local = map.entry(channel.clone()).or_insert_with(|| {
-            Arc::new(LocalChannel {
-                subs: RwLock::default(),
-                capacity: capacity.max(1),
-                policy,
-            })
-        });
+        let (name, local) = match map.get_key_value(channel) {
+            Some((name, local)) => (name.clone(), local.clone()),
+            None => {
+                let name: Arc<str> = Arc::from(channel);
+                let local = Arc::new(LocalChannel {
+                    subs: RwLock::default(),
+                    capacity: capacity.max(1),
+                    policy,
+                });
+                map.insert(name.clone(), local.clone());
+                (name, local)
+            }
+        };
         local
             .subs
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(sub);
+        name
     }
 
     pub(crate) fn remove(&self, channel: &str, sub: &Arc<SubShared>) {

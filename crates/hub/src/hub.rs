@@ -196,12 +196,12 @@ impl Hub {
             return Err(HubError::SubscribeNotAllowed);
         }
         self.check_open()?;
-        let name: Arc<str> = Arc::from(channel);
         let shared = Arc::new(SubShared::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        self.inner
-            .fanout
-            .add(&name, shared.clone(), ns.queue_capacity, ns.slow_consumer);
+        let name =
+            self.inner
+                .fanout
+                .add(channel, shared.clone(), ns.queue_capacity, ns.slow_consumer);
         let mut sub = Subscription::new(self.inner.clone(), name.clone(), shared);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.inner.broker;
