@@ -38,7 +38,8 @@ pub struct NamespaceConfig {
     pub max_message_size: usize,
     /// What to do with a subscriber whose queue is full.
     pub slow_consumer: SlowConsumerPolicy,
-    /// Events queued per subscriber before the slow-consumer policy applies (at least 1).
+    /// Events queued per subscriber before the slow-consumer policy applies (at least 1,
+    /// at most `u32::MAX`).
     /// Each queued event costs one pointer; the message itself is shared.
     pub queue_capacity: usize,
 }

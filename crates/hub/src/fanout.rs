@@ -13,6 +13,7 @@ use crate::broker::FeedSink;
 use crate::config::SlowConsumerPolicy;
 use crate::error::CloseReason;
 use crate::message::Message;
+use crate::queue::Queue;
 use crate::subscription::SubShared;
 
 /// A channel's local subscribers, with the queue bound and slow-consumer policy of its
@@ -46,7 +47,7 @@ impl Fanout {
                 let name: Arc<str> = Arc::from(channel);
                 let local = Arc::new(LocalChannel {
                     subs: RwLock::default(),
-                    capacity: capacity.max(1),
+                    capacity: capacity.clamp(1, Queue::MAX),
                     policy,
                 });
                 map.insert(name.clone(), local.clone());

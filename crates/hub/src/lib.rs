@@ -65,6 +65,7 @@ mod hub;
 pub mod memory;
 pub mod message;
 pub mod presence;
+mod queue;
 pub mod subscription;
 
 pub use broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Retention};

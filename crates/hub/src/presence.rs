@@ -6,9 +6,9 @@
 //! goes to the channel's subscribers. Presence lives in the broker, so it spans nodes.
 //!
 //! A [`ClientInfo`] is held once per subscription (and once more per presence entry), so
-//! it is kept small: 32 bytes, a short client id (the server's are 16 bytes) stored in
-//! place without an allocation, the rarely set user and connection info behind one
-//! shared pointer.
+//! it is kept small: 24 bytes, a short client id alone (the server's are 16 bytes) stored
+//! in place without an allocation; a longer id, a user or connection info go together
+//! into one shared allocation.
 
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
@@ -17,96 +17,96 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchboard_proto::PresenceEntry;
 
-/// Longest client id kept in place; longer ones are shared (`Arc<str>`).
+/// Longest client id kept in place.
 const INLINE: usize = 22;
 
-/// A client id: in place when short, else shared.
 #[derive(Clone)]
-enum ClientId {
+enum Repr {
+    /// A short id and nothing else.
     Inline { len: u8, bytes: [u8; INLINE] },
-    Shared(Arc<str>),
+    /// Anything else, shared by the copies.
+    Full(Arc<Full>),
 }
 
-impl ClientId {
-    fn new(id: &str) -> Self {
-        match u8::try_from(id.len()) {
-            Ok(len) if id.len() <= INLINE => {
-                let mut bytes = [0; INLINE];
-                bytes[..id.len()].copy_from_slice(id.as_bytes());
-                ClientId::Inline { len, bytes }
-            }
-            _ => ClientId::Shared(Arc::from(id)),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            ClientId::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
-                .expect("an inline id is copied whole from a str"),
-            ClientId::Shared(s) => s,
-        }
-    }
-}
-
-/// What few clients carry; shared between a subscription's copies.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Extra {
+#[derive(Clone)]
+struct Full {
+    client_id: Box<str>,
     user_id: Option<Arc<str>>,
     conn_info: Option<Bytes>,
 }
 
 /// Who a subscription belongs to: client id, user id (if any), connection info (if any).
 #[derive(Clone)]
-pub struct ClientInfo {
-    id: ClientId,
-    extra: Option<Arc<Extra>>,
-}
+pub struct ClientInfo(Repr);
 
 impl ClientInfo {
     /// A client with no user and no extra info. The id is unique per connection (the
     /// server assigns it).
     pub fn new(client_id: impl AsRef<str>) -> Self {
-        ClientInfo {
-            id: ClientId::new(client_id.as_ref()),
-            extra: None,
+        let id = client_id.as_ref();
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                ClientInfo(Repr::Inline { len, bytes })
+            }
+            _ => ClientInfo(Repr::Full(Arc::new(Full {
+                client_id: Box::from(id),
+                user_id: None,
+                conn_info: None,
+            }))),
         }
     }
 
-    fn extra_mut(&mut self) -> &mut Extra {
-        let extra = self.extra.get_or_insert_with(|| {
-            Arc::new(Extra {
+    fn into_full(self) -> Full {
+        match self.0 {
+            Repr::Full(full) => Arc::unwrap_or_clone(full),
+            inline @ Repr::Inline { .. } => Full {
+                client_id: Box::from(ClientInfo(inline).client_id()),
                 user_id: None,
                 conn_info: None,
-            })
-        });
-        Arc::make_mut(extra)
+            },
+        }
     }
 
     /// Sets the user id.
-    pub fn with_user(mut self, user_id: impl Into<Arc<str>>) -> Self {
-        self.extra_mut().user_id = Some(user_id.into());
-        self
+    pub fn with_user(self, user_id: impl Into<Arc<str>>) -> Self {
+        let mut full = self.into_full();
+        full.user_id = Some(user_id.into());
+        ClientInfo(Repr::Full(Arc::new(full)))
     }
 
     /// Sets the connection info (must be valid JSON).
-    pub fn with_conn_info(mut self, json: Bytes) -> Self {
-        self.extra_mut().conn_info = Some(json);
-        self
+    pub fn with_conn_info(self, json: Bytes) -> Self {
+        let mut full = self.into_full();
+        full.conn_info = Some(json);
+        ClientInfo(Repr::Full(Arc::new(full)))
     }
 
     /// The client id, unique per connection.
     pub fn client_id(&self) -> &str {
-        self.id.as_str()
+        match &self.0 {
+            Repr::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)])
+                .expect("an inline id is copied whole from a str"),
+            Repr::Full(full) => &full.client_id,
+        }
+    }
+
+    fn full(&self) -> Option<&Full> {
+        match &self.0 {
+            Repr::Inline { .. } => None,
+            Repr::Full(full) => Some(full),
+        }
     }
 
     /// The authenticated user, if any.
     pub fn user_id(&self) -> Option<&str> {
-        self.extra.as_ref()?.user_id.as_deref()
+        self.full()?.user_id.as_deref()
     }
 
     /// Extra connection info as valid JSON (shown in presence), if any.
     pub fn conn_info(&self) -> Option<&Bytes> {
-        self.extra.as_ref()?.conn_info.as_ref()
+        self.full()?.conn_info.as_ref()
     }
 
     /// For the protocol encoders.
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn client_info_is_small() {
-        assert!(std::mem::size_of::<ClientInfo>() <= 32);
+        assert!(std::mem::size_of::<ClientInfo>() <= 24);
     }
 
     #[test]
@@ -219,13 +219,10 @@ mod tests {
             assert_eq!(c.clone(), c);
         }
         assert!(matches!(
-            ClientId::new(&"x".repeat(22)),
-            ClientId::Inline { .. }
+            ClientInfo::new("x".repeat(22)).0,
+            Repr::Inline { .. }
         ));
-        assert!(matches!(
-            ClientId::new(&"x".repeat(23)),
-            ClientId::Shared(_)
-        ));
+        assert!(matches!(ClientInfo::new("x".repeat(23)).0, Repr::Full(_)));
     }
 
     #[test]

@@ -86,11 +86,12 @@ use crate::error::{BrokerError, CloseReason, RecvError};
 use crate::hub::HubInner;
 use crate::message::Message;
 use crate::presence::ClientInfo;
+use crate::queue::Queue;
 
 struct SubState {
     /// Keeps its capacity as it drains, so a steady stream of deliveries allocates nothing;
-    /// replaced (freed) only when the subscription closes.
-    queue: VecDeque<Message>,
+    /// freed only when the subscription closes.
+    queue: Queue,
     missed: u64,
     closed: Option<CloseReason>,
     waker: Option<Waker>,
@@ -112,7 +113,7 @@ impl SubShared {
         SubShared {
             client,
             state: Mutex::new(SubState {
-                queue: VecDeque::new(),
+                queue: Queue::new(),
                 missed: 0,
                 closed: None,
                 waker: None,
@@ -132,7 +133,7 @@ impl SubShared {
                 match policy {
                     SlowConsumerPolicy::Close => {
                         st.closed = Some(CloseReason::SlowConsumer);
-                        st.queue = VecDeque::new();
+                        st.queue.free();
                     }
                     SlowConsumerPolicy::DropOldest => {
                         st.queue.pop_front();
@@ -158,7 +159,7 @@ impl SubShared {
                 return false;
             }
             st.closed = Some(reason);
-            st.queue = VecDeque::new();
+            st.queue.free();
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -506,6 +507,6 @@ mod tests {
         );
         assert!(sub <= 80, "Subscription is {sub} bytes");
         let shared = std::mem::size_of::<SubShared>();
-        assert!(shared <= 104, "SubShared is {shared} bytes");
+        assert!(shared <= 88, "SubShared is {shared} bytes");
     }
 }

@@ -1,0 +1,158 @@
+//! A subscriber's queue: a ring buffer of pointers to shared messages, 24 bytes when
+//! empty (a `VecDeque` takes 32), since one exists per subscriber inside its lock.
+//!
+//! It grows by doubling up to what is pushed (the fan-out bounds that by the channel's
+//! queue capacity, which [`Queue::MAX`] caps) and keeps its buffer as it drains, so a
+//! steady stream of deliveries allocates nothing. [`Queue::free`] gives the buffer back.
+
+use crate::message::Message;
+
+pub(crate) struct Queue {
+    buf: Box<[Option<Message>]>,
+    head: u32,
+    len: u32,
+}
+
+impl Queue {
+    /// The most events a queue holds.
+    pub(crate) const MAX: usize = u32::MAX as usize;
+
+    /// An empty queue (allocates nothing).
+    pub(crate) fn new() -> Self {
+        Queue {
+            buf: Box::new([]),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Empties the queue and frees its buffer.
+    pub(crate) fn free(&mut self) {
+        *self = Queue::new();
+    }
+
+    /// The buffer index of the `i`-th event (`i < buf.len()`).
+    fn index(&self, i: usize) -> usize {
+        let at = self.head as usize + i;
+        if at >= self.buf.len() {
+            at - self.buf.len()
+        } else {
+            at
+        }
+    }
+
+    /// Makes room for one more event when full.
+    fn reserve_one(&mut self) {
+        if self.len() < self.buf.len() {
+            return;
+        }
+        let cap = (self.buf.len() * 2).clamp(4, Self::MAX);
+        let mut grown: Vec<Option<Message>> = Vec::with_capacity(cap);
+        for i in 0..self.len() {
+            let at = self.index(i);
+            grown.push(self.buf[at].take());
+        }
+        grown.resize_with(cap, || None);
+        self.buf = grown.into_boxed_slice();
+        self.head = 0;
+    }
+
+    /// Appends an event. The caller keeps the length below [`Queue::MAX`].
+    pub(crate) fn push_back(&mut self, msg: Message) {
+        self.reserve_one();
+        let at = self.index(self.len());
+        self.buf[at] = Some(msg);
+        self.len += 1;
+    }
+
+    /// Puts an event back in front. The caller keeps the length below [`Queue::MAX`].
+    pub(crate) fn push_front(&mut self, msg: Message) {
+        self.reserve_one();
+        let head = self.index(self.buf.len() - 1);
+        self.buf[head] = Some(msg);
+        self.head = u32::try_from(head).unwrap_or(0);
+        self.len += 1;
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Message> {
+        if self.len == 0 {
+            return None;
+        }
+        let head = self.head as usize;
+        let msg = self.buf[head].take();
+        self.head = u32::try_from(self.index(1)).unwrap_or(0);
+        self.len -= 1;
+        msg
+    }
+
+    /// The events, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Message> {
+        (0..self.len()).filter_map(|i| self.buf[self.index(i)].as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::collections::VecDeque;
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use switchboard_proto::{Cursor, Epoch};
+
+    use super::*;
+    use crate::message::Payload;
+
+    fn msg(n: u64) -> Message {
+        let payload = Payload::json(Bytes::from(n.to_string())).unwrap();
+        Message::published(Arc::from("c"), Cursor::new(Epoch(1), n), payload)
+    }
+
+    fn offsets<'a>(it: impl Iterator<Item = &'a Message>) -> Vec<u64> {
+        it.map(|m| m.cursor().unwrap().offset).collect()
+    }
+
+    /// Follows a `VecDeque` through pushes at both ends, pops and wrap-around.
+    #[test]
+    fn behaves_like_a_deque() {
+        let mut q = Queue::new();
+        let mut model = VecDeque::new();
+        let mut n = 0;
+        for step in 0..2000u64 {
+            match step % 7 {
+                0 | 1 | 3 | 5 => {
+                    n += 1;
+                    q.push_back(msg(n));
+                    model.push_back(n);
+                }
+                2 => {
+                    n += 1;
+                    q.push_front(msg(n));
+                    model.push_front(n);
+                }
+                _ => {
+                    let got = q.pop_front().map(|m| m.cursor().unwrap().offset);
+                    assert_eq!(got, model.pop_front());
+                }
+            }
+            assert_eq!(q.len(), model.len());
+            assert_eq!(offsets(q.iter()), model.iter().copied().collect::<Vec<_>>());
+        }
+        while let Some(m) = q.pop_front() {
+            assert_eq!(Some(m.cursor().unwrap().offset), model.pop_front());
+        }
+        assert!(model.is_empty());
+        q.free();
+        assert_eq!(q.len(), 0);
+        assert!(q.pop_front().is_none());
+    }
+
+    #[test]
+    fn is_small() {
+        assert_eq!(std::mem::size_of::<Queue>(), 24);
+    }
+}
