@@ -45,11 +45,10 @@ impl Queue {
         }
     }
 
-    /// Makes room for one more event when full.
-    fn reserve_one(&mut self) {
-        if self.len() < self.buf.len() {
-            return;
-        }
+    /// Doubles the buffer (the queue is full). Out of line: the hot path only compares.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
         let cap = (self.buf.len() * 2).clamp(4, Self::MAX);
         let mut grown: Vec<Option<Message>> = Vec::with_capacity(cap);
         for i in 0..self.len() {
@@ -62,29 +61,44 @@ impl Queue {
     }
 
     /// Appends an event. The caller keeps the length below [`Queue::MAX`].
+    #[inline]
     pub(crate) fn push_back(&mut self, msg: Message) {
-        self.reserve_one();
+        if self.len() == self.buf.len() {
+            self.grow();
+        }
         let at = self.index(self.len());
-        self.buf[at] = Some(msg);
-        self.len += 1;
+        if let Some(slot) = self.buf.get_mut(at) {
+            *slot = Some(msg);
+            self.len += 1;
+        }
     }
 
     /// Puts an event back in front. The caller keeps the length below [`Queue::MAX`].
     pub(crate) fn push_front(&mut self, msg: Message) {
-        self.reserve_one();
+        if self.len() == self.buf.len() {
+            self.grow();
+        }
         let head = self.index(self.buf.len() - 1);
-        self.buf[head] = Some(msg);
-        self.head = u32::try_from(head).unwrap_or(0);
-        self.len += 1;
+        if let (Some(slot), Ok(at)) = (self.buf.get_mut(head), u32::try_from(head)) {
+            *slot = Some(msg);
+            self.head = at;
+            self.len += 1;
+        }
     }
 
+    #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<Message> {
         if self.len == 0 {
             return None;
         }
         let head = self.head as usize;
-        let msg = self.buf[head].take();
-        self.head = u32::try_from(self.index(1)).unwrap_or(0);
+        let msg = self.buf.get_mut(head)?.take();
+        let next = self.head + 1;
+        self.head = if next as usize == self.buf.len() {
+            0
+        } else {
+            next
+        };
         self.len -= 1;
         msg
     }
