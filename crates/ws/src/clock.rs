@@ -45,7 +45,11 @@ fn ms_after(base: Instant, t: Instant) -> u64 {
 
 /// `d` in whole milliseconds, rounded up.
 fn ceil_ms(d: Duration) -> u64 {
-    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    // Not `as_millis`: that divides a u128, and this runs on every input.
+    let ms = d
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(d.subsec_millis()));
     if d.subsec_nanos() % 1_000_000 == 0 {
         ms
     } else {
@@ -127,6 +131,10 @@ impl Clock {
     /// Arm the close deadline without knowing the time: see [`Deadline::Pending`].
     pub(crate) fn arm_close_pending(&mut self) {
         self.close = PENDING;
+    }
+
+    pub(crate) fn close_pending(&self) -> bool {
+        self.close == PENDING
     }
 
     pub(crate) fn close_deadline(&self) -> Deadline {

@@ -1104,7 +1104,7 @@ impl Connection {
 
     fn set_now(&mut self, now: Instant) {
         self.clock.set_now(now);
-        if self.clock.close_deadline() == Deadline::Pending {
+        if self.clock.close_pending() {
             self.clock.arm_close(self.config.close_timeout);
         }
     }
