@@ -50,13 +50,16 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
              set SWITCHBOARD_API_KEY or api_key in the config file to enable it"
         );
     }
+    // Handlers first: a script that reads the line below and sends SIGTERM at once must
+    // get a graceful exit, not the default action.
+    let stop = stop_signal()?;
     let running = switchboard_server::server::start(config)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen: {e}")))?;
     // Scripts wait for this line (and read the port from it when listening on :0).
     println!("switchboard listening on http://{}", running.addr);
     tracing::info!(addr = %running.addr, "listening");
-    wait_for_signal().await?;
+    stop.await;
     tracing::info!("signal received, shutting down");
     if !running.shutdown().await {
         tracing::warn!("some connections were still open at the drain deadline");
@@ -64,19 +67,24 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves at the first signal.
 #[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
+/// Ctrl-C; the future resolves at the first one.
 #[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
