@@ -399,8 +399,19 @@ async fn subscriber(
             let interval = Duration::from_millis(a.poll_interval_ms);
             // Pollers spread evenly over one interval, as independent clients would be;
             // started together they would all poll in the same instant, phase-locked to
-            // the publisher, and every message would wait the same time.
-            let mut phase = interval.mul_f64(i as f64 / a.subscribers.max(1) as f64);
+            // the publisher, and every message would wait the same time. The offset is
+            // waited before the first poll (the publisher starts once every subscriber has
+            // polled, so no message waits an offset on top of the interval), with the
+            // connection already open and the setup gate let go.
+            if !long {
+                drop(permit.take());
+                let phase = interval.mul_f64(i as f64 / a.subscribers.max(1) as f64);
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => return Ok(t),
+                    () = tokio::time::sleep(phase) => {}
+                }
+            }
             loop {
                 let asked = Instant::now();
                 let url = match &cursor {
@@ -440,8 +451,7 @@ async fn subscriber(
                     drop(permit.take());
                 }
                 if !long {
-                    let wait =
-                        interval.saturating_sub(asked.elapsed()) + std::mem::take(&mut phase);
+                    let wait = interval.saturating_sub(asked.elapsed());
                     tokio::select! {
                         biased;
                         _ = stop.changed() => break,
