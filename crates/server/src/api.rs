@@ -325,8 +325,11 @@ async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Bod
                     state.clients.disconnect_client(&c)
                 }
                 (None, Some(u)) => {
+                    // The registry first: a connection subscribing right now is either
+                    // marked there (and ends itself) or already known to the hub.
+                    let n = state.clients.disconnect_user(&u);
                     state.hub.disconnect_user(&u);
-                    state.clients.disconnect_user(&u)
+                    n
                 }
                 _ => {
                     return Err(ServerError::BadRequest(

@@ -19,6 +19,7 @@
 //! connection; deadlines fire up to [`WHEEL_RESOLUTION`] late).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use switchboard_ws_tokio::Wheel;
@@ -47,6 +48,9 @@ struct Extra {
     user: Option<Box<str>>,
     /// `None` for connections the hub disconnects (see the module docs).
     kick: Option<Notify>,
+    /// Set by [`Clients::disconnect_user`]: lets a connection that was still subscribing
+    /// when its user was disconnected notice it ([`ClientHandle::kicked_while_opening`]).
+    user_kicked: AtomicBool,
 }
 
 /// A registered connection; unregisters itself when dropped.
@@ -94,6 +98,7 @@ impl Clients {
             Arc::new(Extra {
                 user: user.map(String::into_boxed_str),
                 kick,
+                user_kicked: AtomicBool::new(false),
             })
         });
         let mut map = self.lock();
@@ -129,7 +134,9 @@ impl Clients {
         })
     }
 
-    /// Tells every connection of `user` to go; returns how many.
+    /// Tells every connection of `user` to go; returns how many. Call it before the hub's
+    /// `disconnect_user`, so a connection subscribing meanwhile is caught by one or the
+    /// other (see [`ClientHandle::kicked_while_opening`]).
     pub fn disconnect_user(&self, user: &str) -> usize {
         let map = self.lock();
         let mut n = 0;
@@ -137,6 +144,7 @@ impl Clients {
             if e.user.as_deref() != Some(user) {
                 continue;
             }
+            e.user_kicked.store(true, Ordering::SeqCst);
             if let Some(kick) = &e.kick {
                 kick.notify_one();
             }
@@ -188,6 +196,16 @@ impl ClientHandle {
             Some(kick) => kick.notified().await,
             None => std::future::pending().await,
         }
+    }
+
+    /// Whether the backend disconnected this connection's user since it registered.
+    /// Checked once its hub subscriptions exist: a disconnect that came before they did
+    /// closed none of them (the hub did not know them yet), and the connection must end
+    /// itself; one that comes after finds them in the hub.
+    pub fn kicked_while_opening(&self) -> bool {
+        self.extra
+            .as_ref()
+            .is_some_and(|e| e.user_kicked.load(Ordering::SeqCst))
     }
 
     /// Keeps only the registration (no id, user or kick notification).
@@ -246,7 +264,13 @@ mod tests {
         let a = c.register_hub_kicked(Some("u".into()));
         let b = c.register_hub_kicked(None);
         assert_eq!(c.len(), 2);
+        assert!(!a.kicked_while_opening());
         assert_eq!(c.disconnect_user("u"), 1);
+        assert!(
+            a.kicked_while_opening(),
+            "a disconnect by user marks the entry"
+        );
+        assert!(!b.kicked_while_opening());
         assert_eq!(c.disconnect_client(b.id()), 1);
         drop(a);
         assert_eq!(c.len(), 1);

@@ -249,3 +249,35 @@ async fn presence_event_kinds_are_not_in_the_log() {
     drop(s);
     assert!(srv.shutdown().await);
 }
+
+/// A disconnect by user that lands after a connection registered but before its hub
+/// subscriptions exist closes them as soon as they do (the hub could not: it did not
+/// know them yet). Here the two steps of a connection opening are taken by hand around
+/// the API call, so the window is hit every time.
+#[tokio::test]
+async fn disconnect_by_user_reaches_a_connection_still_subscribing() {
+    use switchboard_hub::CloseReason;
+    use switchboard_server::transport::{Feed, FeedEvent, Target};
+
+    let srv = server().await;
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let targets = [Target {
+        channel: "news".into(),
+        since: None,
+    }];
+    let opening = srv.state.clients.register_hub_kicked(Some("carol".into()));
+    let bystander = srv.state.clients.register_hub_kicked(Some("dave".into()));
+    let r = api.disconnect(json!({"user": "carol"})).await.unwrap();
+    assert_eq!(r["disconnected"], 1);
+
+    let mut kicked = Feed::open(&srv.state, &targets, &opening).await.unwrap();
+    match bounded(kicked.next()).await {
+        FeedEvent::Closed { reason, .. } => assert_eq!(reason, CloseReason::Disconnected),
+        FeedEvent::Message(m) => panic!("expected the disconnect, got {m:?}"),
+    }
+    // Another user's connection opening at the same time is left alone.
+    let mut open = Feed::open(&srv.state, &targets, &bystander).await.unwrap();
+    assert!(open.try_next().is_none());
+    api.publish("news", json!(1)).await.unwrap();
+    assert!(matches!(bounded(open.next()).await, FeedEvent::Message(_)));
+}

@@ -169,6 +169,14 @@ pub enum FeedEvent {
     },
 }
 
+/// Closes `client`'s subscriptions (as the backend's disconnect would have) when its user
+/// was disconnected while they were being opened; call it once they all exist.
+pub fn end_if_kicked_while_opening(state: &AppState, client: &ClientHandle) {
+    if client.kicked_while_opening() {
+        state.hub.disconnect(client.id());
+    }
+}
+
 /// Several subscriptions read as one sequence, polled with the caller's task (no task
 /// per subscription). Each channel's order is kept; channels are taken in turn.
 #[derive(Debug, Default)]
@@ -207,6 +215,7 @@ impl Feed {
                 .await?;
             feed.subs.push(sub);
         }
+        end_if_kicked_while_opening(state, client);
         Ok(feed)
     }
 

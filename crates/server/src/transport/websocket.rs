@@ -115,6 +115,7 @@ pub async fn upgrade(
                 .hub
                 .subscribe(&target.channel, target.since, client_info(&client))
                 .await?;
+            crate::transport::end_if_kicked_while_opening(state, &client);
             // A subscription registered while the hub was closing them all could be
             // missed by it; shutdown began before the hub's sweep, so this sees it.
             if state.shutdown.is_triggered() {
