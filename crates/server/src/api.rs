@@ -321,8 +321,10 @@ async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Bod
             // subscriptions; the count is of connections.
             let n = match (req.client, req.user) {
                 (Some(c), None) => {
-                    state.hub.disconnect(&c);
-                    state.clients.disconnect_client(&c)
+                    // An id is one connection: found by the hub (its subscriptions) or
+                    // by the registry (connections it lists), it counts once.
+                    let in_hub = state.hub.disconnect(&c) > 0;
+                    state.clients.disconnect_client(&c).max(usize::from(in_hub))
                 }
                 (None, Some(u)) => {
                     // The registry first: a connection subscribing right now is either

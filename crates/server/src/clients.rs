@@ -10,16 +10,19 @@
 //! (a native WebSocket: one subscription, which it polls anyway). Both are counted.
 //!
 //! An entry is kept small (idle connections are the many): the key is the id as a `u64`
-//! (shown as 16 hex digits) and the value one optional pointer to what only some
-//! connections have (a user id, a kick notification), shared with the handle; a native
-//! WebSocket without a user id costs its 16-byte map slot and nothing else.
+//! (shown as 16 hex digits) and the value one pointer to what only some connections
+//! have (a user id, a kick notification), shared with the handle. A connection with
+//! neither (a native WebSocket or SSE subscriber without a user id) is not listed at
+//! all, only counted: nothing but its hub subscriptions can reach it, and the backend's
+//! disconnect by client id reaches those through the hub. Listed ids are odd, counted
+//! ones even, so a registration knows which it is without a flag.
 //!
 //! The registry also holds the coarse timer [`Wheel`] live connections share for their
 //! keep-alive and timeout deadlines (a waker per deadline instead of a timer per
 //! connection; deadlines fire up to [`WHEEL_RESOLUTION`] late).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use switchboard_ws_tokio::Wheel;
@@ -38,7 +41,9 @@ pub struct Clients {
 #[derive(Debug)]
 struct Registry {
     /// `None`: no user id and no kick notification.
-    map: Mutex<HashMap<u64, Option<Arc<Extra>>>>,
+    map: Mutex<HashMap<u64, Arc<Extra>>>,
+    /// Connections registered without a map entry (even keys).
+    unlisted: AtomicUsize,
     wheel: Wheel,
 }
 
@@ -75,6 +80,7 @@ impl Default for Clients {
         Self {
             inner: Arc::new(Registry {
                 map: Mutex::default(),
+                unlisted: AtomicUsize::new(0),
                 wheel: Wheel::new(WHEEL_RESOLUTION),
             }),
         }
@@ -101,15 +107,24 @@ impl Clients {
                 user_kicked: AtomicBool::new(false),
             })
         });
-        let mut map = self.lock();
-        let key = loop {
-            let key = rand::random::<u64>();
-            if !map.contains_key(&key) {
-                break key;
+        let key = match &extra {
+            Some(extra) => {
+                let mut map = self.lock();
+                let key = loop {
+                    let key = rand::random::<u64>() | 1;
+                    if !map.contains_key(&key) {
+                        break key;
+                    }
+                };
+                map.insert(key, Arc::clone(extra));
+                key
+            }
+            None => {
+                // Not listed, so not checked for uniqueness: two of 2^63 random ids.
+                self.inner.unlisted.fetch_add(1, Ordering::Relaxed);
+                rand::random::<u64>() & !1
             }
         };
-        map.insert(key, extra.clone());
-        drop(map);
         ClientHandle {
             id: hex_id(key),
             extra,
@@ -120,14 +135,16 @@ impl Clients {
         }
     }
 
-    /// Tells the connection `id` to go; returns how many were told (0 or 1).
+    /// Tells the listed connection `id` to go; returns how many were told (0 or 1). An
+    /// unlisted connection (see the module docs) is reached through the hub's
+    /// `disconnect`, which also says whether it found it.
     pub fn disconnect_client(&self, id: &str) -> usize {
         let Some(key) = parse_id(id) else {
             return 0;
         };
         self.lock().get(&key).map_or(0, |extra| {
             // notify_one keeps a permit if the connection is not waiting right now.
-            if let Some(kick) = extra.as_ref().and_then(|e| e.kick.as_ref()) {
+            if let Some(kick) = &extra.kick {
                 kick.notify_one();
             }
             1
@@ -140,7 +157,7 @@ impl Clients {
     pub fn disconnect_user(&self, user: &str) -> usize {
         let map = self.lock();
         let mut n = 0;
-        for e in map.values().flatten() {
+        for e in map.values() {
             if e.user.as_deref() != Some(user) {
                 continue;
             }
@@ -159,9 +176,9 @@ impl Clients {
         &self.inner.wheel
     }
 
-    /// Number of registered connections.
+    /// Number of registered connections, listed or not.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().len() + self.inner.unlisted.load(Ordering::Relaxed)
     }
 
     /// Whether no connection is registered.
@@ -169,7 +186,7 @@ impl Clients {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Option<Arc<Extra>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Extra>>> {
         self.inner
             .map
             .lock()
@@ -216,7 +233,11 @@ impl ClientHandle {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.clients.lock().remove(&self.key);
+        if self.key & 1 == 1 {
+            self.clients.lock().remove(&self.key);
+        } else {
+            self.clients.inner.unlisted.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -271,7 +292,9 @@ mod tests {
             "a disconnect by user marks the entry"
         );
         assert!(!b.kicked_while_opening());
-        assert_eq!(c.disconnect_client(b.id()), 1);
+        // Without a user, b is counted but not listed: the hub's disconnect reaches it.
+        assert_eq!(c.disconnect_client(b.id()), 0);
+        assert_eq!(c.disconnect_client(a.id()), 1);
         drop(a);
         assert_eq!(c.len(), 1);
         let r = b.into_registration();
