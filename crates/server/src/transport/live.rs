@@ -36,8 +36,10 @@ use switchboard_ws_tokio::{Sleeper, Wheel};
 use tokio::time::Instant;
 
 use crate::clients::{ClientHandle, Registration};
+use crate::error::ServerError;
 use crate::shutdown::ShutdownSignal;
-use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent};
+use crate::state::AppState;
+use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent, Target};
 
 /// Last chunks, by why the connection ends.
 #[derive(Debug)]
@@ -234,6 +236,28 @@ impl Handoff {
 /// response's body is then empty.
 pub fn claim(resp: &mut Response) -> Option<(Bytes, Source)> {
     resp.extensions_mut().remove::<Handoff>()?.take()
+}
+
+/// Subscribes `user`'s new connection to `targets` and answers with a live body in
+/// `style`, starting with `opening`: what SSE and HTTP streaming share.
+pub async fn respond(
+    state: &AppState,
+    targets: &[Target],
+    user: Option<String>,
+    style: &'static Style,
+    opening: Bytes,
+) -> Result<Response, ServerError> {
+    let client = state.clients.register_hub_kicked(user);
+    let feed = Feed::open(state, targets, &client).await?;
+    Ok(response(Live {
+        feed,
+        style,
+        opening,
+        heartbeat_every: state.config.limits.heartbeat(),
+        shutdown: state.shutdown.clone(),
+        client,
+        wheel: state.clients.wheel().clone(),
+    }))
 }
 
 /// The streaming response for `live`: the transport's streaming headers, the client id

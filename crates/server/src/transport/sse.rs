@@ -21,8 +21,8 @@ use switchboard_proto::Cursor;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::transport::live::{self, Farewells, Live, Style};
-use crate::transport::{parse_cursor, Feed, Target};
+use crate::transport::live::{self, Farewells, Style};
+use crate::transport::{parse_cursor, Target};
 
 /// The native endpoint's resume cursor: `Last-Event-ID`, else `?since=`.
 pub fn native_since(
@@ -65,18 +65,9 @@ pub async fn respond(
     native: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register_hub_kicked(user);
-    let feed = Feed::open(state, &targets, &client).await?;
-    let limits = &state.config.limits;
-    Ok(live::response(Live {
-        feed,
-        style: if native { &NATIVE } else { &ENVELOPE },
-        opening: switchboard_proto::sse_retry(limits.sse_retry_ms),
-        heartbeat_every: limits.heartbeat(),
-        shutdown: state.shutdown.clone(),
-        client,
-        wheel: state.clients.wheel().clone(),
-    }))
+    let style = if native { &NATIVE } else { &ENVELOPE };
+    let opening = switchboard_proto::sse_retry(state.config.limits.sse_retry_ms);
+    live::respond(state, &targets, user, style, opening).await
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use switchboard_hub::WireFormat;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::transport::live::{self, Farewells, Live, Style};
-use crate::transport::{Feed, Target};
+use crate::transport::live::{self, Farewells, Style};
+use crate::transport::Target;
 
 static STYLE: Style = Style {
     content_type: "application/x-ndjson; charset=utf-8",
@@ -30,17 +30,14 @@ pub async fn respond(
     targets: Vec<Target>,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register_hub_kicked(user);
-    let feed = Feed::open(state, &targets, &client).await?;
-    Ok(live::response(Live {
-        feed,
-        style: &STYLE,
-        opening: switchboard_proto::stream_prelude(),
-        heartbeat_every: state.config.limits.heartbeat(),
-        shutdown: state.shutdown.clone(),
-        client,
-        wheel: state.clients.wheel().clone(),
-    }))
+    live::respond(
+        state,
+        &targets,
+        user,
+        &STYLE,
+        switchboard_proto::stream_prelude(),
+    )
+    .await
 }
 
 #[cfg(test)]
