@@ -189,41 +189,21 @@ fn masked_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Read one unmasked server frame with a payload under 126 bytes: (first byte, payload).
-async fn read_small_frame(raw: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    raw.read_exact(&mut head).await.unwrap();
-    assert!(head[1] < 126, "unexpected frame length byte {}", head[1]);
-    let mut payload = vec![0u8; head[1] as usize];
-    raw.read_exact(&mut payload).await.unwrap();
-    (head[0], payload)
-}
-
 #[tokio::test]
 async fn messages_before_a_protocol_error_are_still_echoed() {
     bounded(async {
         let (addr, _server) = echo_server(server_config(false), 1).await;
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        raw.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            raw.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"));
+        let mut raw = common::upgraded_raw(addr).await;
         // A valid text message and a frame with RSV2 set, in one write (one read on the
         // server): the text is echoed, then the connection fails with 1002.
         let mut burst = masked_frame(0x81, b"Hello");
         burst.extend(masked_frame(0x80 | 0x20 | 0x1, b"bad"));
         raw.write_all(&burst).await.unwrap();
-        assert_eq!(read_small_frame(&mut raw).await, (0x81, b"Hello".to_vec()));
-        let (first, payload) = read_small_frame(&mut raw).await;
+        assert_eq!(
+            common::read_small_frame(&mut raw).await,
+            (0x81, b"Hello".to_vec())
+        );
+        let (first, payload) = common::read_small_frame(&mut raw).await;
         assert_eq!(first, 0x88);
         assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
     })

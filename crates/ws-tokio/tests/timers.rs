@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::bounded;
 use switchboard_ws_tokio::{self as ws, AcceptOptions, ServerConfig, Wheel};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
 
 fn timed_config() -> ServerConfig {
     ServerConfig {
@@ -24,16 +24,6 @@ fn timed_config() -> ServerConfig {
         },
         high_water_mark: 0,
     }
-}
-
-/// Read one unmasked server frame with a payload under 126 bytes: (first byte, payload).
-async fn read_small_frame(raw: &mut TcpStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 2];
-    raw.read_exact(&mut head).await.unwrap();
-    assert!(head[1] < 126, "unexpected frame length byte {}", head[1]);
-    let mut payload = vec![0u8; head[1] as usize];
-    raw.read_exact(&mut payload).await.unwrap();
-    (head[0], payload)
 }
 
 /// A silent raw client gets pings, then an idle-timeout close, then TCP's end; the server
@@ -54,24 +44,11 @@ async fn silent_peer_is_pinged_then_closed(wheel: Option<Wheel>) {
             }
             got
         });
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        raw.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut byte = [0u8; 1];
-            raw.read_exact(&mut byte).await.unwrap();
-            head.push(byte[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"));
+        let mut raw = common::upgraded_raw(addr).await;
         // Pings (0x89, empty) until the idle timeout's close (0x88, 1001).
         let mut pings = 0;
         let close = loop {
-            let (first, payload) = read_small_frame(&mut raw).await;
+            let (first, payload) = common::read_small_frame(&mut raw).await;
             match first {
                 0x89 => {
                     assert!(payload.is_empty());
@@ -127,13 +104,7 @@ async fn close_gives_up_on_a_peer_that_does_not_read(wheel: Option<Wheel>) {
             socket.close(ws::CloseCode::NORMAL, "").await.unwrap();
             socket.pending_bytes()
         });
-        let mut raw = TcpStream::connect(addr).await.unwrap();
-        raw.write_all(
-            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+        let raw = common::raw_upgrade_request(addr).await;
         // Never read: the server's close must end by its close timeout alone.
         let left = server.await.unwrap();
         assert!(left > 0, "output was still queued when TCP was shut down");

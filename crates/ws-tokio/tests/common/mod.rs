@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: an echo server built on this crate, a bound on
-//! every test's duration, and configs.
+//! every test's duration, configs, and a raw TCP client for byte-level tests.
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchboard_ws_tokio::{self as ws, AcceptOptions, DeflateConfig, Message, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Every test finishes well within this, or fails (never hangs CI).
@@ -90,4 +91,47 @@ pub async fn connect(addr: SocketAddr, deflate: bool) -> (ws::WebSocket<TcpStrea
     ws::connect(stream, &addr.to_string(), "/echo", &client_config(deflate))
         .await
         .expect("handshake")
+}
+
+/// A plain TCP connection to `addr` that has sent a valid upgrade request (RFC 6455's
+/// sample key) and read nothing yet.
+pub async fn raw_upgrade_request(addr: SocketAddr) -> TcpStream {
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .expect("write the request");
+    raw
+}
+
+/// [`raw_upgrade_request`], then the `101` head read byte by byte (nothing after it), so
+/// the test reads and writes frames by hand from here.
+pub async fn upgraded_raw(addr: SocketAddr) -> TcpStream {
+    let mut raw = raw_upgrade_request(addr).await;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        raw.read_exact(&mut byte)
+            .await
+            .expect("read the response head");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "not switched: {head:?}");
+    raw
+}
+
+/// Reads one unmasked server frame with a payload under 126 bytes: (first byte, payload).
+pub async fn read_small_frame(raw: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    raw.read_exact(&mut head)
+        .await
+        .expect("read a frame header");
+    assert!(head[1] < 126, "unexpected frame length byte {}", head[1]);
+    let mut payload = vec![0u8; head[1] as usize];
+    raw.read_exact(&mut payload)
+        .await
+        .expect("read a frame payload");
+    (head[0], payload)
 }
