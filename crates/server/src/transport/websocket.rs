@@ -57,8 +57,7 @@ use crate::transport::{client_info, with_client_id, Feed, FeedEvent, Target};
 pub const HIGH_WATER: usize = 256 * 1024;
 
 /// The IO type the accept loop hands hyper; a connection takes the `TcpStream` back from
-/// hyper's `Upgraded` (no box, no hyper state) when it is this type, and keeps the
-/// `Upgraded` otherwise.
+/// hyper's `Upgraded` (no box, no hyper state).
 type ServedIo = TokioIo<crate::takeover::Rewind>;
 
 /// What the upgraded connection will do.
@@ -139,7 +138,7 @@ pub async fn upgrade(
             // This task lives only until hyper hands the connection over; the connection's
             // own task is a `Native`, sized for an idle connection's whole life.
             tokio::spawn(async move {
-                let Some(taken) = take_over(opening.on_upgrade).await else {
+                let Some((tcp, leftover)) = take_over(opening.on_upgrade).await else {
                     return;
                 };
                 let parts = Parts {
@@ -150,34 +149,19 @@ pub async fn upgrade(
                     max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
                     may_publish,
                 };
-                match taken {
-                    Taken::Tcp(tcp, leftover) => {
-                        spawn_native(socket(tcp, &leftover, &state, opening.deflate), parts);
-                    }
-                    Taken::Upgraded(io) => {
-                        spawn_native(socket(io, &[], &state, opening.deflate), parts);
-                    }
-                }
+                spawn_native(socket(tcp, &leftover, &state, opening.deflate), parts);
             });
         }
         None => {
             tokio::spawn(async move {
-                let Some(taken) = take_over(opening.on_upgrade).await else {
+                let Some((tcp, leftover)) = take_over(opening.on_upgrade).await else {
                     return;
                 };
                 let _guard = opening.guard;
                 // Boxed: the codec's state is most of a connection's memory, and a box
                 // keeps it out of every future that holds the socket across an await.
-                match taken {
-                    Taken::Tcp(tcp, leftover) => {
-                        let mut ws = Box::new(socket(tcp, &leftover, &state, opening.deflate));
-                        run_mux(&state, &mut ws, &client).await;
-                    }
-                    Taken::Upgraded(io) => {
-                        let mut ws = Box::new(socket(io, &[], &state, opening.deflate));
-                        run_mux(&state, &mut ws, &client).await;
-                    }
-                }
+                let mut ws = Box::new(socket(tcp, &leftover, &state, opening.deflate));
+                run_mux(&state, &mut ws, &client).await;
             });
         }
     }
@@ -191,16 +175,9 @@ struct Opening {
     deflate: Option<switchboard_ws::DeflateParams>,
 }
 
-/// An upgraded connection, taken back from hyper when it can be.
-enum Taken {
-    /// The bare stream and the bytes already read past the request.
-    Tcp(TcpStream, Bytes),
-    /// Any other IO stays behind hyper's `Upgraded`.
-    Upgraded(TokioIo<hyper::upgrade::Upgraded>),
-}
-
-/// Waits for hyper to hand the connection over; `None` when the upgrade failed.
-async fn take_over(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<Taken> {
+/// Waits for hyper to hand the connection over and takes the bare stream back, with the
+/// bytes already read past the request; `None` when the upgrade failed.
+async fn take_over(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<(TcpStream, Bytes)> {
     let upgraded = match on_upgrade.await {
         Ok(u) => u,
         Err(e) => {
@@ -208,22 +185,19 @@ async fn take_over(on_upgrade: hyper::upgrade::OnUpgrade) -> Option<Taken> {
             return None;
         }
     };
-    Some(match upgraded.downcast::<ServedIo>() {
-        Ok(raw) => {
-            let (unread, tcp) = raw.io.into_inner().into_parts();
-            // What hyper read past the request, then what it had not read yet.
-            let leftover = if unread.is_empty() {
-                raw.read_buf
-            } else {
-                [raw.read_buf, unread].concat().into()
-            };
-            Taken::Tcp(tcp, leftover)
-        }
-        Err(upgraded) => {
-            tracing::debug!("websocket kept on hyper's upgraded IO");
-            Taken::Upgraded(TokioIo::new(upgraded))
-        }
-    })
+    // `crate::server` hands hyper nothing but this type.
+    let Ok(raw) = upgraded.downcast::<ServedIo>() else {
+        tracing::error!("upgraded connection is not the IO the server gave hyper");
+        return None;
+    };
+    let (unread, tcp) = raw.io.into_inner().into_parts();
+    // What hyper read past the request, then what it had not read yet.
+    let leftover = if unread.is_empty() {
+        raw.read_buf
+    } else {
+        [raw.read_buf, unread].concat().into()
+    };
+    Some((tcp, leftover))
 }
 
 /// A server WebSocket over `io` with this server's limits, mark and timer wheel.
