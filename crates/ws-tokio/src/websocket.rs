@@ -285,14 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while self.conn.pending_bytes() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.conn.transmit_slices(&mut slices);
-            let stream = Pin::new(&mut self.stream);
-            // One slice (the common case: a single reply or frame) goes as a plain write,
-            // which for TCP is `send`: the kernel's vectored path costs more per call.
-            let written = ready!(if n == 1 {
-                stream.poll_write(cx, &slices[0])
-            } else {
-                stream.poll_write_vectored(cx, &slices[..n])
-            })?;
+            let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]))?;
             if written == 0 {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
