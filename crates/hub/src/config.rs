@@ -42,6 +42,10 @@ pub struct NamespaceConfig {
     /// at most `u32::MAX`).
     /// Each queued event costs one pointer; the message itself is shared.
     pub queue_capacity: usize,
+    /// Wake a channel's subscribers at most once per this window (`None` or zero: at every
+    /// message). The first message after a quiet window still goes at once; later ones wait
+    /// up to the window for one write carrying them all (the `batch` module has the rules).
+    pub batch_window: Option<Duration>,
 }
 
 impl Default for NamespaceConfig {
@@ -56,6 +60,7 @@ impl Default for NamespaceConfig {
             max_message_size: 64 * 1024,
             slow_consumer: SlowConsumerPolicy::Close,
             queue_capacity: 1024,
+            batch_window: None,
         }
     }
 }

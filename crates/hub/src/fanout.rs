@@ -3,25 +3,76 @@
 //! The broker calls [`FeedSink::deliver`] once per message; the fan-out looks the channel
 //! up and pushes a pointer to the same [`Message`] into each subscriber's bounded queue
 //! (see [`crate::subscription`] for what happens when one is full). No payload is copied
-//! and nothing is encoded here. Lock order: channel map, then a channel's subscriber list,
-//! then one subscriber's queue.
+//! and nothing is encoded here. With a batch window (see [`crate::batch`]) subscribers are
+//! woken at most once per window. Lock order: channel map, then a channel's subscriber
+//! list, then its window, then one subscriber's queue.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::time::{Duration, Instant};
+
+use crate::batch::{Action, Window};
 use crate::broker::FeedSink;
-use crate::config::SlowConsumerPolicy;
+use crate::config::{NamespaceConfig, SlowConsumerPolicy};
 use crate::error::CloseReason;
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::subscription::SubShared;
 
-/// A channel's local subscribers, with the queue bound and slow-consumer policy of its
-/// namespace (the same for every subscriber, so kept once here).
+/// A channel's local subscribers, with the queue bound, slow-consumer policy and batch
+/// window of its namespace (the same for every subscriber, so kept once here).
 pub(crate) struct LocalChannel {
     subs: RwLock<Vec<Arc<SubShared>>>,
     capacity: usize,
     policy: SlowConsumerPolicy,
+    /// The namespace's batch window and its state; `None`: wake at every message.
+    batch: Option<(Duration, Mutex<Window>)>,
+}
+
+impl LocalChannel {
+    fn wake_all(&self) {
+        for sub in self.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sub.wake();
+        }
+    }
+
+    /// After a message was queued to every subscriber under a batch window: wake them now,
+    /// or schedule the wake at the window's end.
+    fn after_quiet_push(self: &Arc<Self>, window: Duration, state: &Mutex<Window>) {
+        let now = Instant::now();
+        let action = state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_message(now, window);
+        match action {
+            Action::Nothing => {}
+            Action::WakeNow => self.wake_all(),
+            Action::WakeAt(at) => match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    let local = self.clone();
+                    rt.spawn(async move {
+                        tokio::time::sleep_until(at).await;
+                        if let Some((window, state)) = &local.batch {
+                            state
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .on_scheduled_wake(at, *window);
+                        }
+                        local.wake_all();
+                    });
+                }
+                // No runtime to wait on (a publish from plain threads): deliver now.
+                Err(_) => {
+                    state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .on_scheduled_wake(now, window);
+                    self.wake_all();
+                }
+            },
+        }
+    }
 }
 
 #[derive(Default)]
@@ -30,16 +81,10 @@ pub(crate) struct Fanout {
 }
 
 impl Fanout {
-    /// Adds a subscriber; `capacity` and `policy` (the namespace's) apply to the channel.
-    /// Returns the channel's name as the fan-out holds it, so every subscription of a
-    /// channel shares one allocation of it.
-    pub(crate) fn add(
-        &self,
-        channel: &str,
-        sub: Arc<SubShared>,
-        capacity: usize,
-        policy: SlowConsumerPolicy,
-    ) -> Arc<str> {
+    /// Adds a subscriber; the queue bound, policy and batch window of `ns` (the channel's
+    /// namespace) apply to the channel. Returns the channel's name as the fan-out holds
+    /// it, so every subscription of a channel shares one allocation of it.
+    pub(crate) fn add(&self, channel: &str, sub: Arc<SubShared>, ns: &NamespaceConfig) -> Arc<str> {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         let (name, local) = match map.get_key_value(channel) {
             Some((name, local)) => (name.clone(), local.clone()),
@@ -47,8 +92,12 @@ impl Fanout {
                 let name: Arc<str> = Arc::from(channel);
                 let local = Arc::new(LocalChannel {
                     subs: RwLock::default(),
-                    capacity: capacity.clamp(1, Queue::MAX),
-                    policy,
+                    capacity: ns.queue_capacity.clamp(1, Queue::MAX),
+                    policy: ns.slow_consumer,
+                    batch: ns
+                        .batch_window
+                        .filter(|w| !w.is_zero())
+                        .map(|w| (w, Mutex::default())),
                 });
                 map.insert(name.clone(), local.clone());
                 (name, local)
@@ -128,9 +177,12 @@ impl FeedSink for Fanout {
                 None => return,
             }
         };
-        let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
-        for sub in subs.iter() {
-            sub.push(msg, local.capacity, local.policy);
+        let wake = local.batch.is_none();
+        for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            sub.push(msg, local.capacity, local.policy, wake);
+        }
+        if let Some((window, state)) = &local.batch {
+            local.after_quiet_push(*window, state);
         }
     }
 }

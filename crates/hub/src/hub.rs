@@ -198,10 +198,7 @@ impl Hub {
         self.check_open()?;
         let shared = Arc::new(SubShared::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        let name =
-            self.inner
-                .fanout
-                .add(channel, shared.clone(), ns.queue_capacity, ns.slow_consumer);
+        let name = self.inner.fanout.add(channel, shared.clone(), ns);
         let mut sub = Subscription::new(self.inner.clone(), name.clone(), shared);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.inner.broker;

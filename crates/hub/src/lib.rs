@@ -56,6 +56,7 @@
 //! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`], [`Retention`],
 //!   [`ChannelHead`]; [`MemoryBroker`] (default).
 
+mod batch;
 pub mod broker;
 pub mod channel;
 pub mod config;

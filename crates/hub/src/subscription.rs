@@ -124,8 +124,16 @@ impl SubShared {
     }
 
     /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
-    /// events are queued already.
-    pub(crate) fn push(&self, msg: &Message, capacity: usize, policy: SlowConsumerPolicy) {
+    /// events are queued already, and wakes the consumer if `wake` (a batch window's
+    /// [`SubShared::wake`] does it later otherwise). A subscription the policy closes is
+    /// woken at once either way.
+    pub(crate) fn push(
+        &self,
+        msg: &Message,
+        capacity: usize,
+        policy: SlowConsumerPolicy,
+        wake: bool,
+    ) {
         let waker = {
             let mut st = lock(&self.state);
             if st.closed.is_some() {
@@ -146,8 +154,20 @@ impl SubShared {
             } else {
                 st.queue.push_back(msg.clone());
             }
-            st.waker.take()
+            if wake || st.closed.is_some() {
+                st.waker.take()
+            } else {
+                None
+            }
         };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wakes the consumer if it waits.
+    pub(crate) fn wake(&self) {
+        let waker = lock(&self.state).waker.take();
         if let Some(w) = waker {
             w.wake();
         }

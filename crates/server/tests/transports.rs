@@ -196,3 +196,32 @@ async fn live_from_now_and_multichannel() {
     }
     assert!(srv.shutdown().await);
 }
+
+/// With a batch window, deliveries inside a window wait for its end and leave together:
+/// every transport still gets every message, in order, with its cursor.
+#[tokio::test]
+async fn a_batch_window_delays_but_loses_and_reorders_nothing() {
+    let mut cfg = common::config();
+    for ns in cfg.namespaces.values_mut() {
+        ns.batch_window_ms = 40;
+    }
+    let srv = server_with(cfg).await;
+    let client = Client::new(&url(&srv)).unwrap();
+    for t in [
+        Transport::WebSocket,
+        Transport::Sse,
+        Transport::Stream,
+        Transport::LongPoll,
+    ] {
+        let ch = format!("batched-{}", t.as_str());
+        let start = publish_n(&client, &ch, 0, 1).await[0];
+        let mut sub = bounded(client.subscribe(t, &[(&ch, Some(start))]))
+            .await
+            .unwrap();
+        let cursors = publish_n(&client, &ch, 1, N).await;
+        expect_messages(&mut sub, &ch, 1, &cursors).await;
+        let more = publish_n(&client, &ch, 1 + N, 3).await;
+        expect_messages(&mut sub, &ch, 1 + N, &more).await;
+    }
+    assert!(srv.shutdown().await);
+}
