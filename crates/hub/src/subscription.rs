@@ -311,16 +311,33 @@ impl Subscription {
     /// nothing is ready. A history catch-up in flight is advanced with the last waker
     /// registered by `poll_recv`.
     pub fn try_recv(&mut self) -> Result<Option<Message>, RecvError> {
-        let waker = lock(&self.shared.state)
-            .waker
-            .clone()
-            .unwrap_or_else(|| Waker::noop().clone());
-        let mut cx = Context::from_waker(&waker);
-        match self.poll_inner(&mut cx, false) {
+        // Only a catch-up polls futures with the waker; the steady state (a queue pop per
+        // message) takes no clone of it.
+        let poll = if self.catch_up.is_some() {
+            self.poll_with_registered_waker()
+        } else {
+            let r = self.poll_inner(&mut Context::from_waker(Waker::noop()), false);
+            if r.is_pending() && self.catch_up.is_some() {
+                // A gap started a catch-up just now: its history read must wake the
+                // consumer when it completes, so poll it again with the consumer's waker.
+                self.poll_with_registered_waker()
+            } else {
+                r
+            }
+        };
+        match poll {
             Poll::Ready(Ok(m)) => Ok(Some(m)),
             Poll::Ready(Err(e)) => Err(e),
             Poll::Pending => Ok(None),
         }
+    }
+
+    fn poll_with_registered_waker(&mut self) -> Poll<Result<Message, RecvError>> {
+        let waker = lock(&self.shared.state)
+            .waker
+            .clone()
+            .unwrap_or_else(|| Waker::noop().clone());
+        self.poll_inner(&mut Context::from_waker(&waker), false)
     }
 
     /// Unsubscribes and waits until presence removal, `leave` and the broker
@@ -330,16 +347,6 @@ impl Subscription {
         self.hub
             .release(&self.channel, &self.shared, self.registered)
             .await;
-    }
-
-    fn classify(&self, m: &Message) -> Class {
-        match (m.event(), m.cursor()) {
-            (_, None) | (Event::Reset, _) => Class::Deliver,
-            (_, Some(c)) if c.epoch != self.position.epoch => Class::Gap,
-            (_, Some(c)) if c.offset <= self.position.offset => Class::Skip,
-            (_, Some(c)) if c.offset == self.position.offset + 1 => Class::Deliver,
-            _ => Class::Gap,
-        }
     }
 
     fn advance(&mut self, m: &Message) {
@@ -450,8 +457,7 @@ impl Subscription {
                     Poll::Ready(None) => {}
                 }
             }
-            let shared = self.shared.clone();
-            let mut st = lock(&shared.state);
+            let mut st = lock(&self.shared.state);
             if st.missed > 0 && st.closed.is_none() {
                 let missed = std::mem::take(&mut st.missed);
                 let first_queued = st
@@ -467,7 +473,7 @@ impl Subscription {
             }
             let mut gap = None;
             while let Some(m) = st.queue.pop_front() {
-                match self.classify(&m) {
+                match classify(self.position, &m) {
                     Class::Skip => {}
                     Class::Deliver => {
                         drop(st);
@@ -500,6 +506,17 @@ impl Subscription {
             }
             return Poll::Pending;
         }
+    }
+}
+
+/// What to do with a queued message, given the position reached.
+fn classify(position: Cursor, m: &Message) -> Class {
+    match (m.event(), m.cursor()) {
+        (_, None) | (Event::Reset, _) => Class::Deliver,
+        (_, Some(c)) if c.epoch != position.epoch => Class::Gap,
+        (_, Some(c)) if c.offset <= position.offset => Class::Skip,
+        (_, Some(c)) if c.offset == position.offset + 1 => Class::Deliver,
+        _ => Class::Gap,
     }
 }
 
