@@ -48,6 +48,13 @@ for n in 1000 "$BIG"; do
     run fanout "${s%%|*}" "${s#*|}" --subscribers "$n" --rate 100 --size 64 --duration "$DUR"
   done
 done
+# The 10,000-subscriber load again with a batch window (namespace `batch_window_ms`):
+# fewer, fuller writes for up to that much added latency.
+for w in 100 150; do
+  printf 'demo = false\n[namespaces.default]\nbatch_window_ms = %s\n' "$w" > "$BIN/batch-$w.toml"
+  run fanout "switchboard-batch-${w}ms" "$SB --config $BIN/batch-$w.toml" \
+    --subscribers "$BIG" --rate 100 --size 64 --duration "$DUR"
+done
 for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
   run fanout "${s%%|*}" "${s#*|}" --subscribers "$BIG" --rate 10 --size 64 --duration "$DUR"
 done
