@@ -122,3 +122,43 @@ async fn own_timer_close_gives_up_on_a_peer_that_does_not_read() {
 async fn wheel_close_gives_up_on_a_peer_that_does_not_read() {
     close_gives_up_on_a_peer_that_does_not_read(Some(Wheel::new(Duration::from_millis(50)))).await;
 }
+
+/// A peer that keeps talking outlives many idle timeouts' worth of time (each input moves
+/// the idle deadline later; the armed timer firing early must not end it), and is closed
+/// with 1001 once it falls silent (it never answers pings, which would count as input).
+#[tokio::test]
+async fn own_timer_idle_timeout_follows_the_last_input() {
+    use tokio::io::AsyncWriteExt;
+    bounded(async {
+        let (addr, server) = common::echo_server(timed_config(), 1).await;
+        let mut raw = common::upgraded_raw(addr).await;
+        // 1.5 s of traffic, twice the 700 ms idle timeout, one message every 100 ms.
+        for i in 0..15u8 {
+            // A masked text frame; the all-zero mask key leaves the payload as it is.
+            raw.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'm', b'a' + i])
+                .await
+                .unwrap();
+            let echoed = loop {
+                match common::read_small_frame(&mut raw).await {
+                    (0x89, _) => {}
+                    (0x81, payload) => break payload,
+                    (other, _) => panic!("message {i}: frame {other:#x}"),
+                }
+            };
+            assert_eq!(echoed, [b'm', b'a' + i]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Silent now: pings, then the idle timeout's close.
+        let close = loop {
+            match common::read_small_frame(&mut raw).await {
+                (0x89, _) => {}
+                (0x88, payload) => break payload,
+                (other, _) => panic!("frame {other:#x}"),
+            }
+        };
+        assert_eq!(u16::from_be_bytes([close[0], close[1]]), 1001);
+        drop(raw);
+        server.await.unwrap();
+    })
+    .await;
+}
