@@ -4,12 +4,15 @@
 //! handshake are the codec's. permessage-deflate is accepted for every offer the codec can
 //! satisfy. Limits are generous (messages up to 64 MiB, frames up to 32 MiB) because
 //! conformance suites send 16 MiB messages, and there are no keepalive pings, so that the
-//! only frames on the wire are the ones a test expects. One tokio task per connection.
+//! only frames on the wire are the ones a test expects. One tokio task per connection;
+//! the idle and close timeouts run on one shared coarse timer wheel, as `serve`'s do.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_ws_tokio::{self as ws, AcceptOptions, DeflateConfig, Message, ServerConfig};
+use switchboard_ws_tokio::{
+    self as ws, AcceptOptions, DeflateConfig, Message, ServerConfig, Wheel,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};
 
@@ -31,6 +34,7 @@ pub(crate) async fn run(args: EchoArgs) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     info!(addr = %listener.local_addr()?, "echo server listening");
     let config = std::sync::Arc::new(server_config(&args));
+    let wheel = Wheel::new(switchboard_server::clients::WHEEL_RESOLUTION);
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -42,8 +46,9 @@ pub(crate) async fn run(args: EchoArgs) -> std::io::Result<()> {
             }
         };
         let config = config.clone();
+        let wheel = wheel.clone();
         tokio::spawn(async move {
-            if let Err(e) = echo(stream, &config).await {
+            if let Err(e) = echo(stream, &config, wheel).await {
                 debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -72,9 +77,10 @@ fn server_config(args: &EchoArgs) -> ServerConfig {
     }
 }
 
-async fn echo(stream: TcpStream, config: &ServerConfig) -> ws::Result<()> {
+async fn echo(stream: TcpStream, config: &ServerConfig, wheel: Wheel) -> ws::Result<()> {
     stream.set_nodelay(true)?;
     let (mut socket, request) = ws::accept(stream, config).await?;
+    socket.set_wheel(wheel);
     debug!(path = %request.path, "accepted");
     while let Some(message) = socket.recv().await {
         let message = match message {
