@@ -5,7 +5,8 @@
 //!
 //! * **Reading.** Each read goes into a 16 KiB scratch buffer on the stack of the polling
 //!   task and is handed to `Connection::handle_input` at once, so an idle connection holds
-//!   no read buffer at all (only the codec's unparsed remainder of a partial frame).
+//!   no read buffer at all (only the codec's unparsed remainder of a partial frame); the
+//!   codec's event queue is released whenever `recv` waits for input.
 //! * **Writing.** Everything the codec has queued (data frames, automatic pongs, close
 //!   replies) is written with one `write_vectored` of its `transmit_slices`, so several
 //!   queued frames leave in one syscall. Output is flushed whenever [`WebSocket::recv`] or
@@ -186,7 +187,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 Poll::Ready(Ok(0)) => self.read_eof = true,
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(self.socket_error(e)),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // Waiting for input: hold no receive-side heap meanwhile.
+                    self.conn.release_idle_memory();
+                    return Poll::Pending;
+                }
             }
         }
     }

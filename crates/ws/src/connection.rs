@@ -1094,10 +1094,24 @@ impl Connection {
         self.out.len()
     }
 
-    /// Heap bytes held for receiving: the capacity of the message being assembled. Zero
-    /// whenever no data message is in progress (an incomplete header is kept inline).
+    /// Heap bytes held for receiving: the capacity of the message being assembled plus the
+    /// event queue's buffer. Zero whenever no data message is in progress (an incomplete
+    /// header is kept inline) and the queue was released
+    /// ([`Connection::release_idle_memory`]).
     pub fn receive_capacity(&self) -> usize {
         self.rx.message.as_ref().map_or(0, |m| m.buf.capacity())
+            + self.events.capacity() * std::mem::size_of::<Event>()
+    }
+
+    /// Frees the event queue's buffer if every event was taken. A driver calls this when
+    /// it is about to wait for input, so that an idle connection holds no receive-side heap
+    /// even after it received something (a pong every ping interval would otherwise pin
+    /// the queue's buffer for life). An active connection allocates it again at its next
+    /// event: one small allocation per wait.
+    pub fn release_idle_memory(&mut self) {
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            self.events = VecDeque::new();
+        }
     }
 
     // ----- time --------------------------------------------------------------------------
@@ -1334,7 +1348,27 @@ mod tests {
             alloc.contains(&(got.as_ptr() as usize)),
             "payload was copied"
         );
+        s.release_idle_memory();
         assert_eq!(s.receive_capacity(), 0);
+    }
+
+    #[test]
+    fn a_connection_that_got_a_pong_holds_no_receive_heap_once_released() {
+        let (mut s, now) = server();
+        let mut buf = client_frame(OpCode::Pong, true, b"");
+        s.handle_input_buf(&mut buf, now);
+        assert_eq!(s.poll_event(), Some(Event::Pong(Bytes::new())));
+        assert!(
+            s.receive_capacity() > 0,
+            "the event queue's buffer is still held"
+        );
+        s.release_idle_memory();
+        assert_eq!(s.receive_capacity(), 0);
+        // Nothing is lost: a later event queues as before.
+        let mut buf = client_frame(OpCode::Text, true, b"hi");
+        s.handle_input_buf(&mut buf, now);
+        s.release_idle_memory(); // not idle: the event stays
+        assert_eq!(s.poll_event(), Some(Event::Text(Bytes::from_static(b"hi"))));
     }
 
     #[test]

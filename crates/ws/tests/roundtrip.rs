@@ -182,6 +182,7 @@ proptest! {
         prop_assert!(got_owned == want, "owned: {} vs {}", got_owned.len(), want.len());
         let pings: Vec<_> = want.into_iter().filter(|e| matches!(e, Event::Ping(_))).collect();
         for conn in [&mut server, &mut owned] {
+            conn.release_idle_memory();
             prop_assert_eq!(conn.receive_capacity(), 0);
             // Every ping was answered, in order, unmasked.
             let pongs: Vec<_> = parse_frames(&drain(conn)).into_iter().map(|(h, p)| {
