@@ -14,8 +14,11 @@ SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 DUR=${DUR:-10}
 IDLE_N=${IDLE_N:-19000}
+# Longer than the server's 30 s ping interval: the after-hold figure is then what an idle
+# connection keeps once it has answered a ping.
+IDLE_HOLD=${IDLE_HOLD:-40}
 BIG=${BIG:-10000}
-if [[ -n "${QUICK:-}" ]]; then DUR=2; IDLE_N=2000; BIG=2000; fi
+if [[ -n "${QUICK:-}" ]]; then DUR=2; IDLE_N=2000; BIG=2000; IDLE_HOLD=2; fi
 
 cargo build --release -p switchboard-server -p switchboard-bench >&2
 # Copies, so that a concurrent rebuild of target/ cannot swap a binary mid-run.
@@ -62,7 +65,7 @@ for t in sse stream longpoll ws-deflate; do
   run fanout switchboard "$SB" --transport "$t" --subscribers 1000 --rate 100 --size 64 --duration "$DUR"
 done
 for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
-  run idle "${s%%|*}" "${s#*|}" --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$DUR"
+  run idle "${s%%|*}" "${s#*|}" --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"
 done
-run idle switchboard "$SB" --kind sse --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$DUR"
+run idle switchboard "$SB" --kind sse --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"
 echo "results in $OUT" >&2

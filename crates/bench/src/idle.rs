@@ -191,7 +191,7 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_secs_f64(args.hold));
         let (wall, cpu) = window.end(server.as_ref());
         let rss_after = server.as_ref().and_then(|s| s.rss_kib().ok());
-        let per_conn = match (rss_before, rss_loaded) {
+        let per_conn = |after: Option<u64>| match (rss_before, after) {
             (Some(a), Some(b)) if ok > 0 => Some(r3((b as f64 - a as f64) * 1024.0 / ok as f64)),
             _ => None,
         };
@@ -205,7 +205,10 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
             "sources": args.sources,
             "connect_seconds": r3(connect_seconds),
             "server_rss_kib": {"before": rss_before, "loaded": rss_loaded, "after_hold": rss_after},
-            "server_rss_bytes_per_connection": per_conn,
+            "server_rss_bytes_per_connection": per_conn(rss_loaded),
+            // After the hold: with a hold longer than the server's ping interval, what a
+            // connection keeps once it has answered a ping (the steady state).
+            "server_rss_bytes_per_connection_after_hold": per_conn(rss_after),
             "kernel": {
                 "before": kernel_before,
                 "loaded": kernel_loaded,
