@@ -59,10 +59,50 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    buckets: BTreeMap<u64, Vec<Waker>>,
+    buckets: BTreeMap<u64, Bucket>,
     /// The tick the background task sleeps until (`None`: parked, or not started).
     driver_next: Option<u64>,
     driver_started: bool,
+}
+
+/// The wakers of one tick, in fixed-size chunks: a bucket never holds more than one
+/// chunk of spare room, where a doubling `Vec` of thousands of wakers (every connection
+/// opened in the same half second) would hold up to as many again.
+#[derive(Default)]
+struct Bucket {
+    chunks: Vec<Vec<Waker>>,
+}
+
+impl Bucket {
+    const CHUNK: usize = 64;
+
+    fn push(&mut self, waker: Waker) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(waker),
+            _ => {
+                let mut chunk = Vec::with_capacity(Self::CHUNK);
+                chunk.push(waker);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    fn pop(&mut self) {
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.pop();
+            if chunk.is_empty() {
+                self.chunks.pop();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    fn into_wakers(self) -> impl Iterator<Item = Waker> {
+        self.chunks.into_iter().flatten()
+    }
 }
 
 /// One connection's registration with a [`Wheel`]: the tick it registered for and the
@@ -109,7 +149,7 @@ impl Wheel {
 
     /// Number of wakers held in buckets (live and stale registrations).
     pub fn registered(&self) -> usize {
-        self.shared.lock().buckets.values().map(Vec::len).sum()
+        self.shared.lock().buckets.values().map(Bucket::len).sum()
     }
 }
 
@@ -176,7 +216,7 @@ impl Shared {
         state.driver_next = state.buckets.keys().next().copied();
         let next = state.driver_next.map(|t| self.instant_of(t));
         drop(state);
-        for waker in due.into_values().flatten() {
+        for waker in due.into_values().flat_map(Bucket::into_wakers) {
             waker.wake();
         }
         next
@@ -290,6 +330,23 @@ impl Sleeper {
 mod tests {
     use super::*;
     use std::future::poll_fn;
+
+    #[test]
+    fn a_bucket_keeps_at_most_one_chunk_of_spare_room() {
+        let mut b = Bucket::default();
+        for _ in 0..200 {
+            b.push(Waker::noop().clone());
+        }
+        assert_eq!(b.len(), 200);
+        let room: usize = b.chunks.iter().map(|c| c.capacity() - c.len()).sum();
+        assert!(room < Bucket::CHUNK, "spare room {room}");
+        for _ in 0..9 {
+            b.pop();
+        }
+        assert_eq!(b.len(), 191);
+        assert_eq!(b.chunks.len(), 3, "the emptied last chunk is dropped");
+        assert_eq!(b.into_wakers().count(), 191);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn wakes_after_the_deadline_within_one_resolution() {
