@@ -41,10 +41,7 @@ impl LocalChannel {
     /// or schedule the wake at the window's end.
     fn after_quiet_push(self: &Arc<Self>, window: Duration, state: &Mutex<Window>) {
         let now = Instant::now();
-        let action = state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .on_message(now, window);
+        let action = lock_window(state).on_message(now, window);
         match action {
             Action::Nothing => {}
             Action::WakeNow => self.wake_all(),
@@ -53,26 +50,27 @@ impl LocalChannel {
                     let local = self.clone();
                     rt.spawn(async move {
                         tokio::time::sleep_until(at).await;
-                        if let Some((window, state)) = &local.batch {
-                            state
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .on_scheduled_wake(at, *window);
-                        }
-                        local.wake_all();
+                        local.window_ends(at);
                     });
                 }
                 // No runtime to wait on (a publish from plain threads): deliver now.
-                Err(_) => {
-                    state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .on_scheduled_wake(now, window);
-                    self.wake_all();
-                }
+                Err(_) => self.window_ends(now),
             },
         }
     }
+
+    /// The scheduled wake of a batch window, happening for `at`: a new window starts and
+    /// every subscriber is woken for what was queued meanwhile.
+    fn window_ends(&self, at: Instant) {
+        if let Some((window, state)) = &self.batch {
+            lock_window(state).on_scheduled_wake(at, *window);
+        }
+        self.wake_all();
+    }
+}
+
+fn lock_window(state: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Default)]

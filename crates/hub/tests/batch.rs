@@ -13,13 +13,14 @@ use switchboard_hub::*;
 const WINDOW: Duration = Duration::from_millis(50);
 
 fn hub(window: Option<Duration>) -> Hub {
-    Hub::new(HubConfig::default().with_namespace(
-        "",
-        NamespaceConfig {
-            batch_window: window,
-            ..NamespaceConfig::default()
-        },
-    ))
+    hub_with(NamespaceConfig {
+        batch_window: window,
+        ..NamespaceConfig::default()
+    })
+}
+
+fn hub_with(ns: NamespaceConfig) -> Hub {
+    Hub::new(HubConfig::default().with_namespace("", ns))
 }
 
 fn json(n: u64) -> Payload {
@@ -117,14 +118,11 @@ async fn without_a_window_every_message_wakes() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_consumer_closed_inside_a_window_is_told_at_once() {
-    let hub = Hub::new(HubConfig::default().with_namespace(
-        "",
-        NamespaceConfig {
-            batch_window: Some(WINDOW),
-            queue_capacity: 2,
-            ..NamespaceConfig::default()
-        },
-    ));
+    let hub = hub_with(NamespaceConfig {
+        batch_window: Some(WINDOW),
+        queue_capacity: 2,
+        ..NamespaceConfig::default()
+    });
     let mut p = Probe::new(&hub).await;
     hub.publish("a", json(1)).await.unwrap();
     assert_eq!(p.woken(), 1);
