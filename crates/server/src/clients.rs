@@ -40,7 +40,7 @@ pub struct Clients {
 
 #[derive(Debug)]
 struct Registry {
-    /// `None`: no user id and no kick notification.
+    /// Listed connections (odd keys): those with a user id or a kick notification.
     map: Mutex<HashMap<u64, Arc<Extra>>>,
     /// Connections registered without a map entry (even keys).
     unlisted: AtomicUsize,
