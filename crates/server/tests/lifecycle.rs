@@ -168,3 +168,68 @@ async fn graceful_shutdown_tells_everyone_to_reconnect() {
         "every connection left before the deadline"
     );
 }
+
+/// A held long-poll is answered at once (empty, same cursor) when the backend disconnects
+/// its user and when the server shuts down, long before its own timeout: both reach it
+/// through the hub closing its subscription.
+#[tokio::test]
+async fn a_held_longpoll_ends_at_once_on_disconnect_and_on_shutdown() {
+    let mut c = common::config();
+    c.limits.longpoll_timeout_ms = 120_000;
+    let srv = common::server_with(c).await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let cursor = client
+        .publish("held", "0", Some("application/json"))
+        .await
+        .unwrap()
+        .to_string();
+    let api = switchboard_client::ApiClient::new(&url(&srv), Some(common::KEY.into())).unwrap();
+    let held = |user: &'static str| {
+        let (addr, cursor) = (srv.addr, cursor.clone());
+        tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "GET /ch/held?transport=longpoll&since={cursor}{user} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = Vec::new();
+            // Far under the 120 s hold: only the disconnect or the shutdown ends it.
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+                .await
+                .expect("the held long-poll was not answered")
+                .unwrap();
+            parse_response(&buf)
+        })
+    };
+    let wait_held = |n: usize| {
+        let hub = srv.state.hub.clone();
+        bounded(async move {
+            while hub.subscriber_count("held") < n {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let by_user = held("&user=dave");
+    wait_held(1).await;
+    let r = api
+        .disconnect(serde_json::json!({"user": "dave"}))
+        .await
+        .unwrap();
+    assert_eq!(r["disconnected"], 1);
+    let (status, _, body) = bounded(by_user).await.unwrap();
+    assert_eq!(status, 200);
+    let v = json(&body);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["cursor"].as_str(), Some(cursor.as_str()));
+
+    let anonymous = held("");
+    wait_held(1).await;
+    let shutdown = tokio::spawn(srv.shutdown());
+    let (status, _, body) = bounded(anonymous).await.unwrap();
+    assert_eq!(status, 200);
+    let v = json(&body);
+    assert_eq!(v["messages"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["cursor"].as_str(), Some(cursor.as_str()));
+    assert!(bounded(shutdown).await.unwrap(), "the drain completed");
+}

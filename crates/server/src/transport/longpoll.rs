@@ -8,8 +8,13 @@
 //! ([`super::poll`]). While held, the request counts as a subscriber, but not in
 //! presence (it would join and leave on every cycle).
 
+use std::future::poll_fn;
+use std::task::Poll;
+use tokio::time::Instant;
+
 use axum::response::Response;
 use switchboard_hub::SubscribeOptions;
+use switchboard_ws_tokio::Sleeper;
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -17,13 +22,18 @@ use crate::transport::poll::{Answer, MAX_BATCH};
 use crate::transport::{Feed, FeedEvent, Target};
 
 /// Answers a long-poll.
+///
+/// Shutdown and the backend's disconnect reach a held request through its subscriptions:
+/// the hub closes them (as for SSE and native WebSocket), so the request waits on its
+/// feed and its timeout only. The timeout is served by the registry's shared coarse
+/// wheel, so it may end up to one wheel resolution (half a second) late.
 pub async fn respond(
     state: &AppState,
     targets: &[Target],
     native: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register(user);
+    let client = state.clients.register_hub_kicked(user);
     // The hub registers each subscription for live delivery before reading the gap, so
     // nothing published between "is there news?" and "wait for news" goes unseen.
     let mut feed = Feed::open_with(
@@ -38,25 +48,28 @@ pub async fn respond(
         answer.position(s.channel(), s.start());
     }
     collect_ready(&mut feed, &mut answer);
-    if answer.is_empty() {
-        let timeout = tokio::time::sleep(state.config.limits.longpoll_timeout());
-        tokio::pin!(timeout);
+    // After subscribing: a shutdown that began meanwhile may have swept the hub before
+    // these subscriptions were there, so it is answered now rather than waited out.
+    if answer.is_empty() && !state.shutdown.is_triggered() {
+        let deadline = Instant::now() + state.config.limits.longpoll_timeout();
+        let wheel = state.clients.wheel();
+        let mut sleeper = Sleeper::new();
         loop {
-            tokio::select! {
-                ev = feed.next() => match ev {
-                    FeedEvent::Message(m) => {
-                        answer.message(&m);
-                        collect_ready(&mut feed, &mut answer);
-                        if !answer.is_empty() {
-                            break;
-                        }
-                        // A join/leave event only: keep waiting.
+            let ev = poll_fn(|cx| match feed.poll_next(cx) {
+                Poll::Ready(ev) => Poll::Ready(Some(ev)),
+                Poll::Pending => sleeper.poll_until(wheel, deadline, cx).map(|()| None),
+            })
+            .await;
+            match ev {
+                Some(FeedEvent::Message(m)) => {
+                    answer.message(&m);
+                    collect_ready(&mut feed, &mut answer);
+                    if !answer.is_empty() {
+                        break;
                     }
-                    FeedEvent::Closed { .. } => break,
-                },
-                () = &mut timeout => break,
-                () = state.shutdown.wait() => break,
-                () = client.kicked() => break,
+                    // A join/leave event only: keep waiting.
+                }
+                Some(FeedEvent::Closed { .. }) | None => break,
             }
         }
     }

@@ -13,8 +13,6 @@
 //! `reset: true` and the channel's current cursor: what was missed is gone, and the next
 //! poll continues from there.
 
-use std::collections::BTreeMap;
-
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -33,7 +31,9 @@ pub const MAX_BATCH: usize = 1000;
 pub struct Answer {
     native: bool,
     body: PollBody,
-    cursors: BTreeMap<String, Cursor>,
+    /// Each channel's resume cursor, in the order first given (few channels: a search
+    /// beats a map, and updating one allocates nothing).
+    cursors: Vec<(String, Cursor)>,
     reset: bool,
     more: bool,
 }
@@ -44,7 +44,7 @@ impl Answer {
         Self {
             native,
             body: PollBody::new(),
-            cursors: BTreeMap::new(),
+            cursors: Vec::new(),
             reset: false,
             more: false,
         }
@@ -62,7 +62,14 @@ impl Answer {
 
     /// Sets a channel's resume cursor (its start, before any item).
     pub fn position(&mut self, channel: &str, cursor: Cursor) {
-        self.cursors.insert(channel.to_owned(), cursor);
+        self.set_cursor(channel, cursor);
+    }
+
+    fn set_cursor(&mut self, channel: &str, cursor: Cursor) {
+        match self.cursors.iter_mut().find(|(c, _)| c == channel) {
+            Some((_, at)) => *at = cursor,
+            None => self.cursors.push((channel.to_owned(), cursor)),
+        }
     }
 
     /// Marks that a limit cut the answer.
@@ -77,7 +84,7 @@ impl Answer {
         match m.event() {
             Event::Message => {
                 self.body.push_json(m.encoded(WireFormat::Json));
-                self.cursors.insert(m.channel().to_owned(), cursor);
+                self.set_cursor(m.channel(), cursor);
             }
             Event::Reset => self.reset(m.channel(), cursor),
             Event::Join | Event::Leave => {}
@@ -91,13 +98,13 @@ impl Answer {
             self.body
                 .push_json(&encode_ws_text(&Envelope::reset(channel, cursor)));
         }
-        self.cursors.insert(channel.to_owned(), cursor);
+        self.set_cursor(channel, cursor);
     }
 
     /// The response.
-    pub fn into_response(self) -> Response {
+    pub fn into_response(mut self) -> Response {
         let body = if self.native {
-            let cursor = self.cursors.values().next().copied().unwrap_or_default();
+            let cursor = self.cursors.first().map(|(_, c)| *c).unwrap_or_default();
             self.body.finish(cursor, self.reset, self.more)
         } else {
             // Reuse proto's body for the messages array, then replace its tail.
@@ -106,6 +113,8 @@ impl Answer {
                 out.truncate(pos + 1);
             }
             out.extend_from_slice(b",\"cursors\":{");
+            // By name, so the same state always gives the same body.
+            self.cursors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (i, (ch, c)) in self.cursors.iter().enumerate() {
                 if i > 0 {
                     out.put_u8(b',');
