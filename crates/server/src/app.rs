@@ -13,8 +13,8 @@
 //! Everything else is a 404 with a JSON body; every failure goes through
 //! [`crate::error::ServerError`].
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,8 +23,6 @@ use axum::Router;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::{self, websocket, Kind, SubQuery, Target};
-
-type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
@@ -47,9 +45,9 @@ fn respond(r: Result<Response, ServerError>) -> Response {
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn query(q: Pairs) -> Result<SubQuery, ServerError> {
-    let Query(pairs) = q.map_err(|e| ServerError::BadRequest(format!("bad query string: {e}")))?;
-    Ok(SubQuery::from_pairs(pairs))
+/// The subscribe parameters of `req`'s query string (read in place: no extractor copies).
+fn query(req: &Request) -> SubQuery {
+    SubQuery::parse(req.uri().query())
 }
 
 fn channel_name(p: Result<Path<String>, PathRejection>) -> Result<String, ServerError> {
@@ -60,20 +58,18 @@ fn channel_name(p: Result<Path<String>, PathRejection>) -> Result<String, Server
 async fn channel_get(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    q: Pairs,
     req: Request,
 ) -> Response {
-    respond(channel_get_inner(state, path, q, req).await)
+    respond(channel_get_inner(state, path, req).await)
 }
 
 async fn channel_get_inner(
     state: AppState,
     path: Result<Path<String>, PathRejection>,
-    q: Pairs,
     req: Request,
 ) -> Result<Response, ServerError> {
     let channel = channel_name(path)?;
-    let q = query(q)?;
+    let q = query(&req);
     crate::channel::for_subscribe(&state.hub, &channel)?;
     let kind = transport::choose(req.headers(), &q)?;
     let since = match kind {
@@ -111,11 +107,15 @@ async fn channel_post(
     )
 }
 
-async fn sub_get(State(state): State<AppState>, q: Pairs, headers: HeaderMap) -> Response {
+async fn sub_get(State(state): State<AppState>, req: Request) -> Response {
     respond(async {
-        let q = query(q)?;
+        let q = query(&req);
         let targets = transport::parse_targets(&state, &q.channels)?;
-        match transport::choose(&headers, &q)? {
+        // Decided before any await: the request's body is not `Sync`, so no borrow of it
+        // may live across one.
+        let kind = transport::choose(req.headers(), &q)?;
+        drop(req);
+        match kind {
             Kind::WebSocket => Err(ServerError::BadRequest(
                 "several channels over one WebSocket: connect to /ws and send subscribe commands".into(),
             )),
@@ -127,9 +127,9 @@ async fn sub_get(State(state): State<AppState>, q: Pairs, headers: HeaderMap) ->
     }.await)
 }
 
-async fn mux_get(State(state): State<AppState>, q: Pairs, req: Request) -> Response {
+async fn mux_get(State(state): State<AppState>, req: Request) -> Response {
     let upgrade = async {
-        let q = query(q)?;
+        let q = query(&req);
         websocket::upgrade(&state, req, websocket::Mode::Mux, q.user).await
     };
     respond(upgrade.await)

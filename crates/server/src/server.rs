@@ -104,7 +104,7 @@ impl Connection {
     ) -> Self {
         let opening = async move {
             match takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await {
-                First::Own(tcp, req) => takeover::answer(tcp, req, peer, router).await,
+                First::Own(tcp, req) => takeover::answer(tcp, req, router).await,
                 First::Hyper(io) => {
                     serve_hyper(io, peer, router, signal).await;
                     None
@@ -151,9 +151,7 @@ async fn serve_hyper(
     router: Router,
     signal: ShutdownSignal,
 ) {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = http1::Builder::new()

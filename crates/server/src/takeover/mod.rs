@@ -32,12 +32,10 @@ mod rewind;
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use axum::extract::ConnectInfo;
 use axum::response::Response;
 use axum::Router;
 use bytes::Bytes;
@@ -125,11 +123,9 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parse
 pub(crate) async fn answer(
     mut tcp: TcpStream,
     req: Request<()>,
-    peer: SocketAddr,
     router: Router,
 ) -> Option<Streaming> {
-    let mut req = req.map(|()| axum::body::Body::empty());
-    req.extensions_mut().insert(ConnectInfo(peer));
+    let req = req.map(|()| axum::body::Body::empty());
     let Ok(mut resp) = router.oneshot(req).await;
     let Some((opening, mut source)) = live::claim(&mut resp) else {
         plain(tcp, resp).await;

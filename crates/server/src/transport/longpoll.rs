@@ -10,11 +10,11 @@
 
 use std::future::poll_fn;
 use std::task::Poll;
-use tokio::time::Instant;
 
 use axum::response::Response;
 use switchboard_hub::SubscribeOptions;
 use switchboard_ws_tokio::Sleeper;
+use tokio::time::Instant;
 
 use crate::error::ServerError;
 use crate::state::AppState;

@@ -62,15 +62,17 @@ pub struct SubQuery {
 }
 
 impl SubQuery {
-    /// Collects the known parameters; unknown ones are ignored.
-    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+    /// Collects the known parameters of a query string (percent- and `+`-decoded; a
+    /// later value wins, `channel` collects every value); unknown ones are ignored. Only
+    /// the values kept are copied.
+    pub fn parse(query: Option<&str>) -> Self {
         let mut q = Self::default();
-        for (k, v) in pairs {
-            match k.as_str() {
-                "transport" => q.transport = Some(v),
-                "since" => q.since = Some(v),
-                "channel" => q.channels.push(v),
-                "user" if !v.is_empty() && v.len() <= 128 => q.user = Some(v),
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*k {
+                "transport" => q.transport = Some(v.into_owned()),
+                "since" => q.since = Some(v.into_owned()),
+                "channel" => q.channels.push(v.into_owned()),
+                "user" if !v.is_empty() && v.len() <= 128 => q.user = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -362,5 +364,25 @@ mod tests {
         assert_eq!(choose(&h, &q(None)).ok(), Some(Kind::Sse));
         h.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
         assert_eq!(choose(&h, &q(Some("poll"))).ok(), Some(Kind::WebSocket));
+    }
+
+    #[test]
+    fn query_parsing_decodes_collects_channels_and_bounds_the_user() {
+        let q = SubQuery::parse(Some(
+            "channel=a%3Ab,1:2&channel=c&since=7%3A9&transport=poll&transport=longpoll&user=al+ice&x=1",
+        ));
+        assert_eq!(q.channels, ["a:b,1:2", "c"]);
+        assert_eq!(q.since.as_deref(), Some("7:9"));
+        assert_eq!(
+            q.transport.as_deref(),
+            Some("longpoll"),
+            "a later value wins"
+        );
+        assert_eq!(q.user.as_deref(), Some("al ice"));
+        let long = format!("user={}", "u".repeat(129));
+        assert_eq!(SubQuery::parse(Some(&long)).user, None);
+        assert_eq!(SubQuery::parse(Some("user=")).user, None);
+        let none = SubQuery::parse(None);
+        assert!(none.channels.is_empty() && none.transport.is_none() && none.since.is_none());
     }
 }
