@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
-use crate::takeover::{self, First, Streaming};
+use crate::takeover::{self, AfterExchange, First, Streaming};
 
 /// Serves `router` on `listener` until `stop` resolves, then stops accepting, fires
 /// `shutdown` and waits up to `drain` for connections to leave. Returns whether every
@@ -103,13 +103,24 @@ impl Connection {
         guard: DrainGuard,
     ) -> Self {
         let opening = async move {
-            match takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await {
-                First::Own(tcp, req) => takeover::answer(tcp, req, router).await,
-                First::Hyper(io) => {
-                    serve_hyper(io, peer, router, signal).await;
-                    None
-                }
-                First::Gone => None,
+            let mut next = takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await;
+            loop {
+                next = match next {
+                    First::Own(tcp, req) => return takeover::answer(tcp, req, router).await,
+                    First::Exchange(tcp, req) => {
+                        let after =
+                            takeover::exchange(tcp, req, &router, HEADER_READ_TIMEOUT, &signal);
+                        match after.await {
+                            AfterExchange::Next(next) => next,
+                            AfterExchange::Stream(streaming) => return streaming,
+                        }
+                    }
+                    First::Hyper(io) => {
+                        serve_hyper(io, peer, router, signal).await;
+                        return None;
+                    }
+                    First::Gone => return None,
+                };
             }
         };
         Self {

@@ -1,7 +1,8 @@
-//! Connections whose first request is for SSE or HTTP streaming are answered without
-//! hyper: these tests speak raw HTTP/1.1 to check the exact bytes, the cases that must
-//! stay with hyper (keep-alive after a first request, pipelining, upgrades), and what
-//! ends such a connection (shutdown, backend disconnect, the peer going away).
+//! Connections whose first request is for SSE or HTTP streaming, and polls and
+//! long-polls of keep-alive connections, are answered without hyper: these tests speak
+//! raw HTTP/1.1 to check the exact bytes, the cases that must stay with hyper (keep-alive
+//! after a first request of another kind, pipelining, upgrades), and what ends such a
+//! connection (shutdown, backend disconnect, the peer going away).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -270,6 +271,117 @@ async fn keep_alive_connections_stay_with_hyper() {
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
     c.body_until("data: 6\n").await;
     assert!(srv.shutdown().await);
+}
+
+impl Raw {
+    /// The next response of a keep-alive connection: its head and its
+    /// `content-length`-delimited body.
+    async fn response(&mut self) -> (Vec<String>, Vec<u8>) {
+        let head = self.head().await;
+        let len: usize = header(&head, "content-length")
+            .expect("a delimited body")
+            .parse()
+            .unwrap();
+        self.read_until(|b| b.len() >= len).await;
+        let body = self.buf.drain(..len).collect();
+        (head, body)
+    }
+
+    async fn send(&mut self, request: &str) {
+        self.s.write_all(request.as_bytes()).await.unwrap();
+    }
+}
+
+fn get(target: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+/// Polls and long-polls are answered by the server itself, one after another on one
+/// keep-alive connection (no `connection: close`), the same way hyper answers them;
+/// a request of another kind hands the rest of the connection to hyper; `Connection:
+/// close` is honoured; shutdown closes a connection idle between requests.
+#[tokio::test]
+async fn polls_and_long_polls_are_exchanges_on_a_keep_alive_connection() {
+    let srv = server().await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let c1 = client
+        .publish("ex", "1", Some("application/json"))
+        .await
+        .unwrap();
+
+    let mut c = Raw::open(&srv, &get("/ch/ex?transport=poll")).await;
+    let (head, body) = c.response().await;
+    assert_eq!(head[0], "HTTP/1.1 200 OK");
+    assert_eq!(header(&head, "connection"), None, "kept alive");
+    assert_eq!(
+        json(&body)["cursor"].as_str(),
+        Some(c1.to_string().as_str())
+    );
+
+    // A long-poll on the same connection is held until the next message.
+    c.send(&get(&format!("/ch/ex?transport=longpoll&since={c1}")))
+        .await;
+    bounded(async {
+        while srv.state.hub.subscriber_count("ex") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let c2 = client
+        .publish("ex", "2", Some("application/json"))
+        .await
+        .unwrap();
+    let (head, body) = c.response().await;
+    assert_eq!(header(&head, "connection"), None, "kept alive");
+    let v = json(&body);
+    assert_eq!(v["messages"][0]["data"], 2, "{v}");
+    assert_eq!(v["cursor"].as_str(), Some(c2.to_string().as_str()));
+    let ours = (head, body);
+
+    // A publish on the same connection goes to hyper, which then serves the rest.
+    c.send("POST /ch/ex HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n3")
+        .await;
+    let (head, _) = c.response().await;
+    assert!(head[0].starts_with("HTTP/1.1 20"), "{head:?}");
+    c.send(&get(&format!("/ch/ex?transport=poll&since={c1}")))
+        .await;
+    let hypers = c.response().await;
+    // The same answer as hyper's: status, headers (but the date) and body; one more
+    // message is in history now, so compare the first.
+    let without_date = |h: &[String]| -> Vec<String> {
+        h.iter()
+            .filter(|l| !l.starts_with("date: "))
+            .map(|l| {
+                if l.starts_with("content-length: ") {
+                    "content-length".to_owned()
+                } else {
+                    l.clone()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(without_date(&ours.0), without_date(&hypers.0));
+    assert_eq!(json(&hypers.1)["messages"][0], json(&ours.1)["messages"][0]);
+    assert_eq!(json(&hypers.1)["messages"][1]["data"], 3);
+
+    // `Connection: close` is honoured.
+    let mut once = Raw::open(
+        &srv,
+        "GET /ch/ex?transport=poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let head = once.head().await;
+    assert_eq!(header(&head, "connection"), Some("close"));
+    let len: usize = header(&head, "content-length").unwrap().parse().unwrap();
+    assert_eq!(once.until_eof().await.len(), len, "closed after the body");
+
+    // Shutdown closes a connection that waits for its next request.
+    let mut idle = Raw::open(&srv, &get("/ch/ex?transport=poll")).await;
+    idle.response().await;
+    drop(c);
+    let stopping = tokio::spawn(srv.shutdown());
+    assert!(idle.until_eof().await.is_empty());
+    assert!(bounded(stopping).await.unwrap(), "every connection left");
 }
 
 /// Bytes after the first head (pipelining) send the connection to hyper.

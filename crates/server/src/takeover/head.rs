@@ -3,10 +3,11 @@
 //! ([`response_head`]), chunk framing ([`chunk_size_line`]) and the `Date` value
 //! ([`http_date`]). No sockets, no clock: time comes in as an argument.
 //!
-//! A request is taken over only when it is certainly a plain HTTP/1.1 `GET` for a
-//! long-lived streaming response with nothing after it on the wire (see [`parse`]);
-//! everything else, malformed heads included, goes to hyper, so hyper's own answers
-//! (400, 431, keep-alive, upgrades, pipelining) stay exactly as they are.
+//! A request is taken over only when it is certainly a plain HTTP/1.1 `GET` of a
+//! subscribe endpoint with nothing after it on the wire (see [`parse`]): a streaming one
+//! owns its connection to the end, a poll or long-poll is one exchange of a keep-alive
+//! connection. Everything else, malformed heads included, goes to hyper, so hyper's own
+//! answers (400, 431, upgrades, pipelining, request bodies) stay exactly as they are.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -27,18 +28,23 @@ pub(crate) enum Parsed {
     Partial,
     /// A complete `GET` for an SSE or HTTP-streaming response, with nothing after it.
     Own(Request<()>),
+    /// A complete `GET` of a subscribe endpoint that is not streaming (a poll or a
+    /// long-poll, or a request the router will refuse), with nothing after it: answered
+    /// with a delimited body, after which the connection may carry another request.
+    Exchange(Request<()>),
     /// Anything else: hyper serves the connection, from these bytes on.
     Hyper,
 }
 
 /// Classifies the first bytes of a connection (see the module docs).
 ///
-/// Taken over: `GET /ch/NAME` or `GET /sub`, HTTP/1.1, with `transport=sse` or
-/// `transport=stream` in the query (the last `transport=` wins, as in the router), or
-/// with no `transport=` and `Accept: text/event-stream`; no `Upgrade`,
-/// `Content-Length`, `Transfer-Encoding` or `Expect` header; the head ends exactly at
-/// the end of `buf`. A request the router then refuses (bad channel name, …) is still
-/// answered by the router: taking over only decides who writes the bytes.
+/// Taken over: `GET /ch/NAME` or `GET /sub`, HTTP/1.1, with no `Upgrade`,
+/// `Content-Length`, `Transfer-Encoding` or `Expect` header, the head ending exactly at
+/// the end of `buf`. It is [`Parsed::Own`] with `transport=sse` or `transport=stream` in
+/// the query (the last `transport=` wins, as in the router), or with no `transport=` and
+/// `Accept: text/event-stream`; [`Parsed::Exchange`] otherwise. A request the router
+/// then refuses (bad channel name, …) is still answered by the router: taking over only
+/// decides who writes the bytes.
 pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -50,17 +56,22 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let (Some("GET"), Some(1), Some(target)) = (req.method, req.version, req.path) else {
         return Parsed::Hyper;
     };
-    if len != buf.len() || !streams(target, req.headers) {
+    if len != buf.len() {
         return Parsed::Hyper;
     }
+    let Some(streams) = classify(target, req.headers) else {
+        return Parsed::Hyper;
+    };
     match request(target, req.headers) {
-        Some(r) => Parsed::Own(r),
+        Some(r) if streams => Parsed::Own(r),
+        Some(r) => Parsed::Exchange(r),
         None => Parsed::Hyper,
     }
 }
 
-/// Whether a `GET` of `target` with `headers` asks for SSE or HTTP streaming.
-fn streams(target: &str, headers: &[httparse::Header<'_>]) -> bool {
+/// For a `GET` of `target` with `headers`: `None` when it is not taken over, else
+/// whether it asks for SSE or HTTP streaming.
+fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
     let refused = [
         header::UPGRADE,
         header::CONTENT_LENGTH,
@@ -72,7 +83,7 @@ fn streams(target: &str, headers: &[httparse::Header<'_>]) -> bool {
             .iter()
             .any(|r| h.name.eq_ignore_ascii_case(r.as_str()))
     }) {
-        return false;
+        return None;
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let endpoint = path == "/sub"
@@ -80,21 +91,32 @@ fn streams(target: &str, headers: &[httparse::Header<'_>]) -> bool {
             .strip_prefix("/ch/")
             .is_some_and(|name| !name.is_empty() && !name.contains('/'));
     if !endpoint {
-        return false;
+        return None;
     }
-    match query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("transport="))
-        .next_back()
-    {
-        Some(t) => t == "sse" || t == "stream",
-        None => headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("accept")
-                && h.value
-                    .windows(b"text/event-stream".len())
-                    .any(|w| w == b"text/event-stream")
-        }),
-    }
+    Some(
+        match query
+            .split('&')
+            .filter_map(|pair| pair.strip_prefix("transport="))
+            .next_back()
+        {
+            Some(t) => t == "sse" || t == "stream",
+            None => headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("accept")
+                    && h.value
+                        .windows(b"text/event-stream".len())
+                        .any(|w| w == b"text/event-stream")
+            }),
+        },
+    )
+}
+
+/// Whether the request's `Connection` header asks to close after the response.
+pub(crate) fn wants_close(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// The `http` request hyper would build for this head (`None` if a part does not
@@ -123,14 +145,16 @@ pub(crate) enum Framing {
     Length(u64),
 }
 
-/// The head of a response that ends the connection: status line, the response's own
-/// headers in order (framing, `Connection` and `Date` headers replaced), then
-/// `connection: close`, the framing header and `date` — hyper's layout, plus the close.
+/// A response head: status line, the response's own headers in order (framing,
+/// `Connection` and `Date` headers replaced), then `connection: close` if `close`, the
+/// framing header and `date` — hyper's layout. Without `close` the HTTP/1.1 connection
+/// stays open (keep-alive is the default, so hyper writes no header for it either).
 pub(crate) fn response_head(
     status: StatusCode,
     headers: &HeaderMap,
     framing: Framing,
     date: &[u8; 29],
+    close: bool,
 ) -> Vec<u8> {
     let replaced = [
         header::CONTENT_LENGTH,
@@ -154,7 +178,9 @@ pub(crate) fn response_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"connection: close\r\n");
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
     match framing {
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Length(n) => {
@@ -239,6 +265,10 @@ mod tests {
         }
     }
 
+    fn exchanged(head: &str) -> bool {
+        matches!(parse(head.as_bytes()), Parsed::Exchange(_))
+    }
+
     #[test]
     fn which_requests_are_taken_over() {
         let sse = "Accept: text/event-stream\r\n";
@@ -289,6 +319,63 @@ mod tests {
     }
 
     #[test]
+    fn which_requests_are_exchanges() {
+        let sse = "Accept: text/event-stream\r\n";
+        let table: &[(&str, &str, bool)] = &[
+            ("GET /ch/a?transport=longpoll&since=1:2 HTTP/1.1", "", true),
+            ("GET /ch/a?transport=poll HTTP/1.1", "", true),
+            ("GET /ch/a?transport=poll HTTP/1.1", sse, true),
+            ("GET /ch/a HTTP/1.1", "", true),
+            (
+                "GET /sub?channel=a&channel=b&transport=longpoll HTTP/1.1",
+                "",
+                true,
+            ),
+            ("GET /ch/a?transport=sse&transport=poll HTTP/1.1", "", true),
+            // The router refuses these; its answer is still written here.
+            ("GET /ch/a?transport=carrier-pigeon HTTP/1.1", "", true),
+            ("GET /ch/a?transport=sse HTTP/1.1", "", false),
+            ("GET /ch/a HTTP/1.1", sse, false),
+            ("GET /ch/a?transport=poll HTTP/1.0", "", false),
+            ("HEAD /ch/a?transport=poll HTTP/1.1", "", false),
+            ("GET /ch/a/b?transport=poll HTTP/1.1", "", false),
+            ("GET /healthz HTTP/1.1", "", false),
+            ("GET /api/stats HTTP/1.1", "", false),
+            (
+                "GET /ch/a?transport=poll HTTP/1.1",
+                "Content-Length: 0\r\n",
+                false,
+            ),
+            (
+                "GET /ch/a?transport=poll HTTP/1.1",
+                "Upgrade: websocket\r\n",
+                false,
+            ),
+        ];
+        for (line, headers, exchange) in table {
+            let head = format!("{line}\r\nHost: x\r\n{headers}\r\n");
+            assert_eq!(exchanged(&head), *exchange, "{head:?}");
+        }
+        let pipelined = "GET /ch/a?transport=poll HTTP/1.1\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n";
+        assert!(matches!(parse(pipelined.as_bytes()), Parsed::Hyper));
+    }
+
+    #[test]
+    fn connection_close_is_recognised() {
+        let close = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+            h.append(header::CONNECTION, HeaderValue::from_static(v));
+            wants_close(&h)
+        };
+        assert!(close("close"));
+        assert!(close("Upgrade, Close"));
+        assert!(!close("keep-alive"));
+        assert!(!close("closed"));
+        assert!(!wants_close(&HeaderMap::new()));
+    }
+
+    #[test]
     fn the_request_is_what_hyper_would_build() {
         let r = own("GET /ch/a?since=1-2 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nX-A: 1\r\nx-a: 2\r\n\r\n")
             .expect("taken over");
@@ -336,7 +423,7 @@ mod tests {
         );
         h.insert("x-switchboard-client", HeaderValue::from_static("ab"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
-        let head = response_head(StatusCode::OK, &h, Framing::Chunked, &date);
+        let head = response_head(StatusCode::OK, &h, Framing::Chunked, &date, true);
         assert_eq!(
             String::from_utf8(head).expect("ascii"),
             "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-switchboard-client: ab\r\n\
@@ -347,11 +434,25 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let head = response_head(StatusCode::BAD_REQUEST, &h, Framing::Length(127), &date);
+        let head = response_head(
+            StatusCode::BAD_REQUEST,
+            &h,
+            Framing::Length(127),
+            &date,
+            true,
+        );
         assert_eq!(
             String::from_utf8(head).expect("ascii"),
             "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\
              content-length: 127\r\ndate: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
+        );
+        // Kept alive: no `connection` header at all (HTTP/1.1's default), as hyper.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        let head = response_head(StatusCode::OK, &h, Framing::Length(2), &date, false);
+        assert_eq!(
+            String::from_utf8(head).expect("ascii"),
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             content-length: 2\r\ndate: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
         );
     }
 

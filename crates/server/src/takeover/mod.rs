@@ -1,6 +1,7 @@
 //! Connections the server answers itself instead of through hyper: a new connection
 //! whose first request is a streaming `GET` (SSE or HTTP streaming, see
-//! [`head::parse`]) with nothing after it.
+//! [`head::parse`]) with nothing after it, and the polls and long-polls of a keep-alive
+//! connection, request after request, for as long as each comes alone.
 //!
 //! Why: such a response lasts as long as the subscriber, and while it streams hyper keeps
 //! its read buffer, its head write buffer and a boxed body (about 12 KiB per connection
@@ -26,6 +27,14 @@
 //! A client that closes its side (EOF or reset) while the response streams ends the
 //! connection, as hyper does without half-close support. Bytes it sends meanwhile (a
 //! pipelined request) are read and dropped: the response said `connection: close`.
+//!
+//! Polls and long-polls ([`exchange`]): the answer (the router's, whatever it is) goes
+//! out with `content-length` (or chunked) and no `connection: close` unless the request
+//! asked for it or shutdown began; then the next head is read as the first one was, with
+//! the same timeout, and goes wherever it belongs: another exchange, a stream, or hyper
+//! (which then serves the rest of the connection). Why: a long-polling client makes one
+//! request per message, and hyper's per-request work (its buffers, the request's
+//! extensions, the upgrade hook) was a sixth of the server's CPU per delivery.
 
 pub(crate) mod head;
 mod rewind;
@@ -60,11 +69,13 @@ const PEER_READS_PER_POLL: usize = 8;
 /// Largest body of known length collected and written with its head in one write.
 const MAX_PLAIN: u64 = 64 * 1024;
 
-/// How a new connection is served.
+/// How a connection is served from its next request on.
 #[derive(Debug)]
 pub(crate) enum First {
     /// Its first request is a streaming `GET`: [`answer`] it here.
     Own(TcpStream, Request<()>),
+    /// A poll or long-poll: [`exchange`] it here.
+    Exchange(TcpStream, Request<()>),
     /// hyper serves it; the bytes read so far come first.
     Hyper(Rewind),
     /// It closed, failed, was too slow or the server began to shut down before a
@@ -89,6 +100,10 @@ pub(crate) async fn first_request(
         Ok(Some(head::Parsed::Own(req))) => {
             drop(buf);
             First::Own(tcp, req)
+        }
+        Ok(Some(head::Parsed::Exchange(req))) => {
+            drop(buf);
+            First::Exchange(tcp, req)
         }
         // A partial head at EOF goes to hyper too: it answers it as it always has.
         Ok(Some(head::Parsed::Hyper | head::Parsed::Partial) | None) if !buf.is_empty() => {
@@ -120,15 +135,56 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parse
 /// Answers `req` (read by [`first_request`]) through `router`. A live body comes back as
 /// the [`Streaming`] that sends it (for the connection's task to poll in place); any
 /// other response is written here, the connection closed, and `None` returned.
-pub(crate) async fn answer(
+pub(crate) async fn answer(tcp: TcpStream, req: Request<()>, router: Router) -> Option<Streaming> {
+    let req = req.map(|()| axum::body::Body::empty());
+    let Ok(resp) = router.oneshot(req).await;
+    respond(tcp, resp).await
+}
+
+/// Answers a poll or long-poll `req` (read by [`first_request`]) through `router`, then
+/// reads the connection's next request head (see the module docs). A live body (which
+/// `head::parse` did not foresee, e.g. a percent-encoded `transport=sse`) is sent as by
+/// [`answer`] and ends the connection.
+pub(crate) async fn exchange(
     mut tcp: TcpStream,
     req: Request<()>,
-    router: Router,
-) -> Option<Streaming> {
+    router: &Router,
+    timeout: Duration,
+    shutdown: &ShutdownSignal,
+) -> AfterExchange {
+    let close = head::wants_close(req.headers());
     let req = req.map(|()| axum::body::Body::empty());
-    let Ok(mut resp) = router.oneshot(req).await;
+    let Ok(resp) = router.clone().oneshot(req).await;
+    if resp.extensions().get::<live::Handoff>().is_some() {
+        return AfterExchange::Stream(respond(tcp, resp).await);
+    }
+    let close = close || shutdown.is_triggered();
+    if write_plain(&mut tcp, resp, close).await.is_err() {
+        return AfterExchange::Next(First::Gone);
+    }
+    if close {
+        let _ = tcp.shutdown().await;
+        return AfterExchange::Next(First::Gone);
+    }
+    AfterExchange::Next(first_request(tcp, timeout, shutdown).await)
+}
+
+/// What follows an [`exchange`].
+#[derive(Debug)]
+pub(crate) enum AfterExchange {
+    /// The connection's next request, served as its first one would be.
+    Next(First),
+    /// A live body to send until it ends (the connection closes after it), or `None`.
+    Stream(Option<Streaming>),
+}
+
+/// Writes `resp`: a live body's head, opening and ready chunks (returning the
+/// [`Streaming`] that sends the rest), or any other response followed by a close.
+async fn respond(mut tcp: TcpStream, mut resp: Response) -> Option<Streaming> {
     let Some((opening, mut source)) = live::claim(&mut resp) else {
-        plain(tcp, resp).await;
+        if write_plain(&mut tcp, resp, true).await.is_ok() {
+            let _ = tcp.shutdown().await;
+        }
         return None;
     };
     let head = head::response_head(
@@ -136,6 +192,7 @@ pub(crate) async fn answer(
         resp.headers(),
         head::Framing::Chunked,
         &date_now(),
+        true,
     );
     drop(resp);
     // The head, the opening and whatever is ready already (a replay), in one write.
@@ -240,51 +297,36 @@ impl Future for Streaming {
     }
 }
 
-/// Writes a response that is not a live body and closes: with `content-length` when its
-/// length is known and small (collected, one write), chunked otherwise.
-async fn plain(mut tcp: TcpStream, resp: Response) {
+/// Writes a response that is not a live body, saying `connection: close` if `close`:
+/// with `content-length` when its length is known and small (head and body in one
+/// vectored write), chunked otherwise. An error means the connection is unusable.
+async fn write_plain(tcp: &mut TcpStream, resp: Response, close: bool) -> io::Result<()> {
     let (parts, mut body) = resp.into_parts();
     let date = date_now();
+    let broken = || io::Error::from(io::ErrorKind::InvalidData);
     match body.size_hint().exact() {
         Some(n) if n <= MAX_PLAIN => {
-            let Ok(collected) = body.collect().await else {
-                return;
-            };
-            let bytes = collected.to_bytes();
+            let bytes = body.collect().await.map_err(|_| broken())?.to_bytes();
             let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
             let framing = head::Framing::Length(len);
-            let mut out = head::response_head(parts.status, &parts.headers, framing, &date);
+            let mut out = head::response_head(parts.status, &parts.headers, framing, &date, close);
             out.extend_from_slice(&bytes);
-            if tcp.write_all(&out).await.is_err() {
-                return;
-            }
+            tcp.write_all(&out).await
         }
         _ => {
             let framing = head::Framing::Chunked;
-            let head = head::response_head(parts.status, &parts.headers, framing, &date);
-            if tcp.write_all(&head).await.is_err() {
-                return;
-            }
+            let head = head::response_head(parts.status, &parts.headers, framing, &date, close);
+            tcp.write_all(&head).await?;
             let mut out = Batch::default();
-            loop {
-                let frame = match body.frame().await {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(_)) => return,
-                    None => break,
-                };
-                if let Ok(data) = frame.into_data() {
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.map_err(|_| broken())?.into_data() {
                     out.push(data);
-                    if out.write(&mut tcp, &[], false).await.is_err() {
-                        return;
-                    }
+                    out.write(tcp, &[], false).await?;
                 }
             }
-            if out.write(&mut tcp, &[], true).await.is_err() {
-                return;
-            }
+            out.write(tcp, &[], true).await
         }
     }
-    let _ = tcp.shutdown().await;
 }
 
 /// The `Date` header value for now.
