@@ -27,8 +27,8 @@ use crate::transport::{self, websocket, Kind, SubQuery, Target};
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
-        .route("/ch/{channel}", get(channel_get).post(channel_post))
-        .route("/sub", get(sub_get))
+        .route("/ch/{channel}", get(subscribe_routed).post(channel_post))
+        .route("/sub", get(subscribe_routed))
         .route("/ws", get(mux_get))
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api", crate::api::router(state.clone()));
@@ -55,20 +55,42 @@ fn channel_name(p: Result<Path<String>, PathRejection>) -> Result<String, Server
         .map_err(|e| ServerError::InvalidChannel(format!("cannot read the channel name: {e}")))
 }
 
-async fn channel_get(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    req: Request,
-) -> Response {
-    respond(channel_get_inner(state, path, req).await)
+/// The channel name of a `/ch/NAME` path segment, percent-decoded.
+fn channel_from_segment(raw: &str) -> Result<String, ServerError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| ServerError::InvalidChannel(format!("cannot read the channel name: {e}")))
 }
 
-async fn channel_get_inner(
-    state: AppState,
-    path: Result<Path<String>, PathRejection>,
+/// `GET /ch/NAME` and `GET /sub`: the one entry for subscribe requests, whether hyper
+/// read them (through the router) or [`crate::takeover`] did (called directly, without
+/// the router's per-request work; it only passes requests of these two shapes).
+pub async fn subscribe(state: &AppState, req: Request) -> Response {
+    // Read before any await: no borrow of the request (its body is not `Sync`) may live
+    // across one.
+    let channel = req
+        .uri()
+        .path()
+        .strip_prefix("/ch/")
+        .map(channel_from_segment);
+    let result = match channel {
+        Some(channel) => channel_get(state, channel, req).await,
+        None => sub_get(state, req).await,
+    };
+    respond(result)
+}
+
+async fn subscribe_routed(State(state): State<AppState>, req: Request) -> Response {
+    subscribe(&state, req).await
+}
+
+async fn channel_get(
+    state: &AppState,
+    channel: Result<String, ServerError>,
     req: Request,
 ) -> Result<Response, ServerError> {
-    let channel = channel_name(path)?;
+    let channel = channel?;
     let q = query(&req);
     crate::channel::for_subscribe(&state.hub, &channel)?;
     let kind = transport::choose(req.headers(), &q)?;
@@ -83,12 +105,12 @@ async fn channel_get_inner(
     let target = Target { channel, since };
     match kind {
         Kind::WebSocket => {
-            websocket::upgrade(&state, req, websocket::Mode::Native(target), q.user).await
+            websocket::upgrade(state, req, websocket::Mode::Native(target), q.user).await
         }
-        Kind::Sse => transport::sse::respond(&state, vec![target], true, q.user).await,
-        Kind::Stream => transport::stream::respond(&state, vec![target], q.user).await,
-        Kind::LongPoll => transport::longpoll::respond(&state, &[target], true, q.user).await,
-        Kind::Poll => transport::poll::respond(&state, &[target], true).await,
+        Kind::Sse => transport::sse::respond(state, vec![target], true, q.user).await,
+        Kind::Stream => transport::stream::respond(state, vec![target], q.user).await,
+        Kind::LongPoll => transport::longpoll::respond(state, &[target], true, q.user).await,
+        Kind::Poll => transport::poll::respond(state, &[target], true).await,
     }
 }
 
@@ -107,24 +129,23 @@ async fn channel_post(
     )
 }
 
-async fn sub_get(State(state): State<AppState>, req: Request) -> Response {
-    respond(async {
-        let q = query(&req);
-        let targets = transport::parse_targets(&state, &q.channels)?;
-        // Decided before any await: the request's body is not `Sync`, so no borrow of it
-        // may live across one.
-        let kind = transport::choose(req.headers(), &q)?;
-        drop(req);
-        match kind {
-            Kind::WebSocket => Err(ServerError::BadRequest(
-                "several channels over one WebSocket: connect to /ws and send subscribe commands".into(),
-            )),
-            Kind::Sse => transport::sse::respond(&state, targets, false, q.user).await,
-            Kind::Stream => transport::stream::respond(&state, targets, q.user).await,
-            Kind::LongPoll => transport::longpoll::respond(&state, &targets, false, q.user).await,
-            Kind::Poll => transport::poll::respond(&state, &targets, false).await,
-        }
-    }.await)
+async fn sub_get(state: &AppState, req: Request) -> Result<Response, ServerError> {
+    let q = query(&req);
+    let targets = transport::parse_targets(state, &q.channels)?;
+    // Decided before any await: the request's body is not `Sync`, so no borrow of it may
+    // live across one.
+    let kind = transport::choose(req.headers(), &q)?;
+    drop(req);
+    match kind {
+        Kind::WebSocket => Err(ServerError::BadRequest(
+            "several channels over one WebSocket: connect to /ws and send subscribe commands"
+                .into(),
+        )),
+        Kind::Sse => transport::sse::respond(state, targets, false, q.user).await,
+        Kind::Stream => transport::stream::respond(state, targets, q.user).await,
+        Kind::LongPoll => transport::longpoll::respond(state, &targets, false, q.user).await,
+        Kind::Poll => transport::poll::respond(state, &targets, false).await,
+    }
 }
 
 async fn mux_get(State(state): State<AppState>, req: Request) -> Response {

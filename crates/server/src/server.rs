@@ -17,20 +17,22 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
+use crate::state::AppState;
 use crate::takeover::{self, AfterExchange, First, Streaming};
 
-/// Serves `router` on `listener` until `stop` resolves, then stops accepting, fires
-/// `shutdown` and waits up to `drain` for connections to leave. Returns whether every
-/// connection left before the deadline.
+/// Serves `state`'s router on `listener` until `stop` resolves, then stops accepting,
+/// fires `shutdown` and waits up to `drain` for connections to leave. Returns whether
+/// every connection left before the deadline.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    state: AppState,
     shutdown: Shutdown,
     drain: Duration,
     stop: impl Future<Output = ()>,
 ) -> bool {
     tokio::pin!(stop);
     let signal = shutdown.signal();
+    let router = crate::app::router(state.clone());
     // What an idle taken-over subscriber's task holds inline (besides tokio's header).
     tracing::trace!(
         connection = std::mem::size_of::<Connection>(),
@@ -57,6 +59,7 @@ pub async fn serve(
             tcp,
             peer,
             router.clone(),
+            state.clone(),
             signal.clone(),
             shutdown.guard(),
         ));
@@ -99,6 +102,7 @@ impl Connection {
         tcp: tokio::net::TcpStream,
         peer: SocketAddr,
         router: Router,
+        state: AppState,
         signal: ShutdownSignal,
         guard: DrainGuard,
     ) -> Self {
@@ -106,10 +110,10 @@ impl Connection {
             let mut next = takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await;
             loop {
                 next = match next {
-                    First::Own(tcp, req) => return takeover::answer(tcp, req, router).await,
+                    First::Own(tcp, req) => return takeover::answer(tcp, req, &state).await,
                     First::Exchange(tcp, req) => {
                         let after =
-                            takeover::exchange(tcp, req, &router, HEADER_READ_TIMEOUT, &signal);
+                            takeover::exchange(tcp, req, &state, HEADER_READ_TIMEOUT, &signal);
                         match after.await {
                             AfterExchange::Next(next) => next,
                             AfterExchange::Stream(streaming) => return streaming,
@@ -258,12 +262,17 @@ pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io
             Duration::from_secs(1),
         ));
     }
-    let router = crate::app::router(state.clone());
     let drain = state.config.limits.shutdown_drain();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, router, shutdown, drain, async move {
-        let _ = stopped.await;
-    }));
+    let done = tokio::spawn(serve(
+        listener,
+        state.clone(),
+        shutdown,
+        drain,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running {
         addr,
         state,

@@ -384,6 +384,44 @@ async fn polls_and_long_polls_are_exchanges_on_a_keep_alive_connection() {
     assert!(bounded(stopping).await.unwrap(), "every connection left");
 }
 
+/// A channel name is percent-decoded alike whether the server or hyper read the request
+/// (both call the same handler): `a%2Db` is `a-b`, and a name that is not UTF-8 once
+/// decoded is the same 400.
+#[tokio::test]
+async fn channel_names_decode_alike_on_both_paths() {
+    let srv = server().await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let c = client
+        .publish("a-b", "1", Some("application/json"))
+        .await
+        .unwrap();
+    for target in ["/ch/a%2Db?transport=poll", "/ch/%FF?transport=poll"] {
+        let mut ours = Raw::open(&srv, &get(target)).await;
+        let (head, body) = ours.response().await;
+        // HTTP/1.0 is never taken over: hyper reads it and the router calls the handler.
+        let mut theirs =
+            Raw::open(&srv, &format!("GET {target} HTTP/1.0\r\nHost: x\r\n\r\n")).await;
+        let (their_head, their_body) = theirs.response().await;
+        assert_eq!(
+            head[0],
+            their_head[0].replace("HTTP/1.0", "HTTP/1.1"),
+            "{target}"
+        );
+        assert_eq!(json(&body), json(&their_body), "{target}");
+        if target.contains("%2D") {
+            assert_eq!(json(&body)["cursor"].as_str(), Some(c.to_string().as_str()));
+        } else {
+            assert!(head[0].starts_with("HTTP/1.1 400"), "{head:?}");
+            let message = json(&body).to_string();
+            assert!(
+                message.contains("cannot read the channel name"),
+                "{message}"
+            );
+        }
+    }
+    assert!(srv.shutdown().await);
+}
+
 /// Bytes after the first head (pipelining) send the connection to hyper.
 #[tokio::test]
 async fn pipelined_requests_fall_back_to_hyper() {

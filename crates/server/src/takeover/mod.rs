@@ -6,8 +6,9 @@
 //! Why: such a response lasts as long as the subscriber, and while it streams hyper keeps
 //! its read buffer, its head write buffer and a boxed body (about 12 KiB per connection
 //! all told). Here the head is read into a small buffer that is dropped once parsed; the
-//! request goes through the same router (so validation, routing and every error response
-//! stay with the handlers); then the live body's [`Source`] is driven by [`Streaming`],
+//! request goes to the same subscribe handler the router calls ([`crate::app::subscribe`],
+//! so validation and every error response stay with it; the router's own per-request
+//! work is skipped); then the live body's [`Source`] is driven by [`Streaming`],
 //! a future the connection's task polls in place: each batch of ready chunks is written
 //! as one HTTP chunk with one vectored write. Idle, a connection holds the socket, the
 //! source and nothing else, and it watches the socket so that a subscriber who went away
@@ -17,7 +18,7 @@
 //! 1. [`first_request`]: reads the first head (at most [`head::MAX_HEAD`] bytes, within
 //!    the header-read timeout), then either owns the connection or hands it to hyper as a
 //!    [`Rewind`] that replays the bytes already read.
-//! 2. [`answer`]: calls the router. For a live body it writes the response head, the
+//! 2. [`answer`]: calls the subscribe handler. For a live body it writes the response head, the
 //!    opening chunk and any chunk already ready in one write and returns the
 //!    [`Streaming`] that sends the rest; any other response (an error) is written with
 //!    `content-length`. Either way the response says `connection: close`, carries `date`
@@ -28,7 +29,7 @@
 //! connection, as hyper does without half-close support. Bytes it sends meanwhile (a
 //! pipelined request) are read and dropped: the response said `connection: close`.
 //!
-//! Polls and long-polls ([`exchange`]): the answer (the router's, whatever it is) goes
+//! Polls and long-polls ([`exchange`]): the answer (the handler's, whatever it is) goes
 //! out with `content-length` (or chunked) and no `connection: close` unless the request
 //! asked for it or shutdown began; then the next head is read as the first one was, with
 //! the same timeout, and goes wherever it belongs: another exchange, a stream, or hyper
@@ -46,16 +47,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::response::Response;
-use axum::Router;
 use bytes::Bytes;
 use http::Request;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower::ServiceExt;
 
 use crate::shutdown::ShutdownSignal;
+use crate::state::AppState;
 use crate::transport::live::{self, Source};
 
 pub(crate) use rewind::Rewind;
@@ -132,29 +132,32 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parse
     }
 }
 
-/// Answers `req` (read by [`first_request`]) through `router`. A live body comes back as
+/// Answers `req` (read by [`first_request`]) with the subscribe handler. A live body comes back as
 /// the [`Streaming`] that sends it (for the connection's task to poll in place); any
 /// other response is written here, the connection closed, and `None` returned.
-pub(crate) async fn answer(tcp: TcpStream, req: Request<()>, router: Router) -> Option<Streaming> {
-    let req = req.map(|()| axum::body::Body::empty());
-    let Ok(resp) = router.oneshot(req).await;
+pub(crate) async fn answer(
+    tcp: TcpStream,
+    req: Request<()>,
+    state: &AppState,
+) -> Option<Streaming> {
+    let resp = crate::app::subscribe(state, req.map(|()| axum::body::Body::empty())).await;
     respond(tcp, resp).await
 }
 
-/// Answers a poll or long-poll `req` (read by [`first_request`]) through `router`, then
+/// Answers a poll or long-poll `req` (read by [`first_request`]) with the subscribe
+/// handler, then
 /// reads the connection's next request head (see the module docs). A live body (which
 /// `head::parse` did not foresee, e.g. a percent-encoded `transport=sse`) is sent as by
 /// [`answer`] and ends the connection.
 pub(crate) async fn exchange(
     mut tcp: TcpStream,
     req: Request<()>,
-    router: &Router,
+    state: &AppState,
     timeout: Duration,
     shutdown: &ShutdownSignal,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
-    let req = req.map(|()| axum::body::Body::empty());
-    let Ok(resp) = router.clone().oneshot(req).await;
+    let resp = crate::app::subscribe(state, req.map(|()| axum::body::Body::empty())).await;
     if resp.extensions().get::<live::Handoff>().is_some() {
         return AfterExchange::Stream(respond(tcp, resp).await);
     }
