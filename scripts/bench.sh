@@ -43,6 +43,9 @@ SB_ECHO="$BIN/switchboard echo --no-deflate --listen {ADDR}"
 TT="$BIN/baseline-tungstenite --listen {ADDR}"
 FW="$BIN/baseline-fastws --listen {ADDR}"
 
+# The kernel's cost of one loopback write on this machine: what every figure below sits on.
+echo "== floor" >&2
+taskset -c "$SERVER_CPU" "$BIN/switchboard" bench floor | tee -a "$OUT"
 for s in "switchboard|$SB_ECHO" "tungstenite|$TT" "fastwebsockets|$FW"; do
   run echo "${s%%|*}" "${s#*|}" --connections 100 --size 32 --window 1 --duration "$DUR"
 done
@@ -63,6 +66,12 @@ for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
 done
 for t in sse stream longpoll ws-deflate; do
   run fanout switchboard "$SB" --transport "$t" --subscribers 1000 --rate 100 --size 64 --duration "$DUR"
+done
+# The same at 25 msgs/s, which no transport saturates on a slower machine (at 100/s every
+# transport can be pinned at one core, which hides the difference): one message per
+# long-poll answer, the dearest case.
+for t in ws sse stream longpoll; do
+  run fanout switchboard "$SB" --transport "$t" --subscribers 1000 --rate 25 --size 64 --duration "$DUR"
 done
 for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
   run idle "${s%%|*}" "${s#*|}" --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"

@@ -164,9 +164,32 @@ pub fn progress(
     })
 }
 
-/// Writes the run's result as one JSON line on stdout.
+/// Writes the run's result as one JSON line on stdout, with a `machine` object (CPU model,
+/// cores, kernel) added to an object: figures from different machines differ by their
+/// kernel's cost per loopback write (see `bench floor`), so every line says where it was
+/// measured.
 pub fn emit(value: &serde_json::Value) {
+    let mut value = value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("machine".into(), machine());
+    }
     println!("{value}");
+}
+
+/// What this machine is, from `/proc` (empty strings where it cannot be read).
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or("", |(_, v)| v.trim());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // The machine's, not this process's (the generator is usually pinned to one).
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    serde_json::json!({ "cpu": cpu, "cores": cores, "kernel": kernel.trim() })
 }
 
 /// Rounds for the report (three decimals).
