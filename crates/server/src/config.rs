@@ -69,7 +69,8 @@ pub struct Config {
 pub struct Limits {
     /// Largest publish payload in bytes (HTTP body or WebSocket message).
     pub max_publish_bytes: usize,
-    /// How long a long-poll request is held when nothing is new, in milliseconds.
+    /// How long a long-poll request is held when nothing is new, in milliseconds (served
+    /// by the shared half-second timer wheel, so up to half a second more).
     pub longpoll_timeout_ms: u64,
     /// Heartbeat interval for SSE and HTTP streaming, in milliseconds.
     pub sse_heartbeat_ms: u64,

@@ -132,6 +132,14 @@ async fn read_head(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Option<head::Parse
     }
 }
 
+/// The subscribe handler's answer to `req`. Boxed: its future holds every transport's
+/// state machine, and inline it would make every connection's opening phase that large,
+/// WebSocket handshakes (which go to hyper) included.
+async fn handle(state: &AppState, req: Request<()>) -> Response {
+    let req = req.map(|()| axum::body::Body::empty());
+    Box::pin(crate::app::subscribe(state, req)).await
+}
+
 /// Answers `req` (read by [`first_request`]) with the subscribe handler. A live body comes back as
 /// the [`Streaming`] that sends it (for the connection's task to poll in place); any
 /// other response is written here, the connection closed, and `None` returned.
@@ -140,7 +148,7 @@ pub(crate) async fn answer(
     req: Request<()>,
     state: &AppState,
 ) -> Option<Streaming> {
-    let resp = crate::app::subscribe(state, req.map(|()| axum::body::Body::empty())).await;
+    let resp = handle(state, req).await;
     respond(tcp, resp).await
 }
 
@@ -157,7 +165,7 @@ pub(crate) async fn exchange(
     shutdown: &ShutdownSignal,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
-    let resp = crate::app::subscribe(state, req.map(|()| axum::body::Body::empty())).await;
+    let resp = handle(state, req).await;
     if resp.extensions().get::<live::Handoff>().is_some() {
         return AfterExchange::Stream(respond(tcp, resp).await);
     }
@@ -312,9 +320,8 @@ async fn write_plain(tcp: &mut TcpStream, resp: Response, close: bool) -> io::Re
             let bytes = body.collect().await.map_err(|_| broken())?.to_bytes();
             let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
             let framing = head::Framing::Length(len);
-            let mut out = head::response_head(parts.status, &parts.headers, framing, &date, close);
-            out.extend_from_slice(&bytes);
-            tcp.write_all(&out).await
+            let head = head::response_head(parts.status, &parts.headers, framing, &date, close);
+            write_parts(tcp, &[&head, &bytes]).await
         }
         _ => {
             let framing = head::Framing::Chunked;
@@ -330,6 +337,21 @@ async fn write_plain(tcp: &mut TcpStream, resp: Response, close: bool) -> io::Re
             out.write(tcp, &[], true).await
         }
     }
+}
+
+/// Writes all of `parts` with vectored writes (one, unless the socket takes less).
+async fn write_parts(tcp: &mut TcpStream, parts: &[&[u8]; 2]) -> io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut written = 0;
+    while written < total {
+        let mut slices = [IoSlice::new(&[]); 2];
+        let n = fill_slices(parts.iter().copied(), written, &mut slices);
+        match tcp.write_vectored(&slices[..n]).await? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            k => written += k,
+        }
+    }
+    Ok(())
 }
 
 /// The `Date` header value for now.
