@@ -1,7 +1,8 @@
 //! The accept loop: HTTP/1.1 connections (with upgrades) served by the router until a
 //! stop future resolves, then the graceful drain described in [`crate::shutdown`]. A
-//! connection whose first request is for a streaming response is answered by
-//! [`crate::takeover`], every other by hyper.
+//! connection's streaming subscribe requests and its polls and long-polls are answered by
+//! [`crate::takeover`] for as long as they come one at a time; from its first request of
+//! any other kind on, hyper serves it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,11 +80,12 @@ pub async fn serve(
 /// anew, so a first head may take up to twice this.)
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One accepted connection, the future its task runs. Its first request is read and
-/// answered in a boxed opening phase (freed once done); a first request for a streaming
-/// response ([`crate::takeover`]) then continues as a [`Streaming`] held in place, so the
-/// task of an idle subscriber is no bigger than that. Every other connection is served by
-/// hyper inside the opening phase. The drain guard is held until the connection ends.
+/// One accepted connection, the future its task runs. Its requests are read and answered
+/// in a boxed opening phase (freed once done): polls and long-polls one exchange after
+/// another ([`crate::takeover`]); a request for a streaming response then continues as a
+/// [`Streaming`] held in place, so the task of an idle subscriber is no bigger than that;
+/// any other request hands the connection to hyper inside the opening phase. The drain
+/// guard is held until the connection ends.
 struct Connection {
     phase: Phase,
     _guard: DrainGuard,
