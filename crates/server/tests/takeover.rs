@@ -422,6 +422,57 @@ async fn channel_names_decode_alike_on_both_paths() {
     assert!(srv.shutdown().await);
 }
 
+/// A held long-poll whose client closes the connection is dropped at once (its hub
+/// subscription goes), not held to its timeout; a long-poll followed by a pipelined
+/// request is still answered, and then the pipelined one.
+#[tokio::test]
+async fn a_held_long_poll_whose_client_leaves_is_dropped() {
+    let mut config = common::config();
+    config.limits.longpoll_timeout_ms = 120_000;
+    let srv = common::server_with(config).await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let c1 = client
+        .publish("gone", "1", Some("application/json"))
+        .await
+        .unwrap();
+    let held = |n: usize| {
+        let hub = srv.state.hub.clone();
+        bounded(async move {
+            while hub.subscriber_count("gone") != n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let c = Raw::open(
+        &srv,
+        &get(&format!("/ch/gone?transport=longpoll&since={c1}")),
+    )
+    .await;
+    held(1).await;
+    drop(c);
+    held(0).await;
+
+    let mut c = Raw::open(
+        &srv,
+        &get(&format!("/ch/gone?transport=longpoll&since={c1}")),
+    )
+    .await;
+    held(1).await;
+    c.send(&get("/ch/gone?transport=poll")).await;
+    let c2 = client
+        .publish("gone", "2", Some("application/json"))
+        .await
+        .unwrap();
+    let (_, body) = c.response().await;
+    assert_eq!(json(&body)["messages"][0]["data"], 2);
+    let (_, body) = c.response().await;
+    assert_eq!(
+        json(&body)["cursor"].as_str(),
+        Some(c2.to_string().as_str())
+    );
+    assert!(srv.shutdown().await);
+}
+
 /// Bytes after the first head (pipelining) send the connection to hyper.
 #[tokio::test]
 async fn pipelined_requests_fall_back_to_hyper() {

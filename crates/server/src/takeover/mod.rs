@@ -33,7 +33,8 @@
 //! out with `content-length` (or chunked) and no `connection: close` unless the request
 //! asked for it or shutdown began; then the next head is read as the first one was, with
 //! the same timeout, and goes wherever it belongs: another exchange, a stream, or hyper
-//! (which then serves the rest of the connection). Why: a long-polling client makes one
+//! (which then serves the rest of the connection). A held long-poll whose client closes
+//! the connection ends at once. Why: a long-polling client makes one
 //! request per message, and hyper's per-request work (its buffers, the request's
 //! extensions, the upgrade hook) was a sixth of the server's CPU per delivery.
 
@@ -165,7 +166,10 @@ pub(crate) async fn exchange(
     shutdown: &ShutdownSignal,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
-    let resp = handle(state, req).await;
+    let Some(resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
+        // Dropping the answer's future drops its subscriptions at once.
+        return AfterExchange::Next(First::Gone);
+    };
     if resp.extensions().get::<live::Handoff>().is_some() {
         return AfterExchange::Stream(respond(tcp, resp).await);
     }
@@ -178,6 +182,34 @@ pub(crate) async fn exchange(
         return AfterExchange::Next(First::Gone);
     }
     AfterExchange::Next(first_request(tcp, timeout, shutdown).await)
+}
+
+/// Waits for `answer` unless the peer closes or resets the connection first (`None`):
+/// a long-poll whose client left is not held to its timeout. Bytes the peer sends
+/// meanwhile (a pipelined request) are left unread for the next exchange; the socket is
+/// no longer watched after them.
+async fn unless_peer_leaves<F: Future<Output = Response>>(
+    tcp: &TcpStream,
+    answer: F,
+) -> Option<Response> {
+    let mut answer = std::pin::pin!(answer);
+    let mut watching = true;
+    poll_fn(|cx| {
+        if let Poll::Ready(resp) = answer.as_mut().poll(cx) {
+            return Poll::Ready(Some(resp));
+        }
+        if watching {
+            let mut one = [0u8; 1];
+            let mut buf = tokio::io::ReadBuf::new(&mut one);
+            match tcp.poll_peek(cx, &mut buf) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => watching = false,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// What follows an [`exchange`].
