@@ -174,9 +174,7 @@ async fn graceful_shutdown_tells_everyone_to_reconnect() {
 /// through the hub closing its subscription.
 #[tokio::test]
 async fn a_held_longpoll_ends_at_once_on_disconnect_and_on_shutdown() {
-    let mut c = common::config();
-    c.limits.longpoll_timeout_ms = 120_000;
-    let srv = common::server_with(c).await;
+    let srv = common::server_holding_longpolls(120_000).await;
     let client = Client::new(&url(&srv)).unwrap();
     let cursor = client
         .publish("held", "0", Some("application/json"))
@@ -201,17 +199,8 @@ async fn a_held_longpoll_ends_at_once_on_disconnect_and_on_shutdown() {
             parse_response(&buf)
         })
     };
-    let wait_held = |n: usize| {
-        let hub = srv.state.hub.clone();
-        bounded(async move {
-            while hub.subscriber_count("held") < n {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        })
-    };
-
     let by_user = held("&user=dave");
-    wait_held(1).await;
+    common::subscribers_become(&srv, "held", 1).await;
     let r = api
         .disconnect(serde_json::json!({"user": "dave"}))
         .await
@@ -224,7 +213,7 @@ async fn a_held_longpoll_ends_at_once_on_disconnect_and_on_shutdown() {
     assert_eq!(v["cursor"].as_str(), Some(cursor.as_str()));
 
     let anonymous = held("");
-    wait_held(1).await;
+    common::subscribers_become(&srv, "held", 1).await;
     let shutdown = tokio::spawn(srv.shutdown());
     let (status, _, body) = bounded(anonymous).await.unwrap();
     assert_eq!(status, 200);

@@ -321,12 +321,7 @@ async fn polls_and_long_polls_are_exchanges_on_a_keep_alive_connection() {
     // A long-poll on the same connection is held until the next message.
     c.send(&get(&format!("/ch/ex?transport=longpoll&since={c1}")))
         .await;
-    bounded(async {
-        while srv.state.hub.subscriber_count("ex") == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    common::subscribers_become(&srv, "ex", 1).await;
     let c2 = client
         .publish("ex", "2", Some("application/json"))
         .await
@@ -427,37 +422,27 @@ async fn channel_names_decode_alike_on_both_paths() {
 /// request is still answered, and then the pipelined one.
 #[tokio::test]
 async fn a_held_long_poll_whose_client_leaves_is_dropped() {
-    let mut config = common::config();
-    config.limits.longpoll_timeout_ms = 120_000;
-    let srv = common::server_with(config).await;
+    let srv = common::server_holding_longpolls(120_000).await;
     let client = Client::new(&url(&srv)).unwrap();
     let c1 = client
         .publish("gone", "1", Some("application/json"))
         .await
         .unwrap();
-    let held = |n: usize| {
-        let hub = srv.state.hub.clone();
-        bounded(async move {
-            while hub.subscriber_count("gone") != n {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
     let c = Raw::open(
         &srv,
         &get(&format!("/ch/gone?transport=longpoll&since={c1}")),
     )
     .await;
-    held(1).await;
+    common::subscribers_become(&srv, "gone", 1).await;
     drop(c);
-    held(0).await;
+    common::subscribers_become(&srv, "gone", 0).await;
 
     let mut c = Raw::open(
         &srv,
         &get(&format!("/ch/gone?transport=longpoll&since={c1}")),
     )
     .await;
-    held(1).await;
+    common::subscribers_become(&srv, "gone", 1).await;
     c.send(&get("/ch/gone?transport=poll")).await;
     let c2 = client
         .publish("gone", "2", Some("application/json"))

@@ -31,6 +31,24 @@ pub(crate) async fn server_with(c: Config) -> Running {
     start(c).await.unwrap()
 }
 
+/// A server whose long-polls are held `ms` without news: long enough that a test can
+/// tell an answer caused by something else from the timeout.
+pub(crate) async fn server_holding_longpolls(ms: u64) -> Running {
+    let mut c = config();
+    c.limits.longpoll_timeout_ms = ms;
+    server_with(c).await
+}
+
+/// Waits (bounded, polling) until `channel` has exactly `n` subscribers on this node.
+pub(crate) async fn subscribers_become(r: &Running, channel: &str, n: usize) {
+    bounded(async {
+        while r.state.hub.subscriber_count(channel) != n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 pub(crate) fn url(r: &Running) -> String {
     format!("http://{}", r.addr)
 }
