@@ -13,9 +13,7 @@
 //! Everything else is a 404 with a JSON body; every failure goes through
 //! [`crate::error::ServerError`].
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -50,12 +48,8 @@ fn query(req: &Request) -> SubQuery {
     SubQuery::parse(req.uri().query())
 }
 
-fn channel_name(p: Result<Path<String>, PathRejection>) -> Result<String, ServerError> {
-    p.map(|Path(c)| c)
-        .map_err(|e| ServerError::InvalidChannel(format!("cannot read the channel name: {e}")))
-}
-
-/// The channel name of a `/ch/NAME` path segment, percent-decoded.
+/// The channel name of a `/ch/NAME` path segment, percent-decoded (every `/ch/` route
+/// reads it here, whoever read the request).
 fn channel_from_segment(raw: &str) -> Result<String, ServerError> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
@@ -114,16 +108,13 @@ async fn channel_get(
     }
 }
 
-async fn channel_post(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
+async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
     respond(
         async {
-            let channel = channel_name(path)?;
-            crate::publish::publish(&state, &channel, &headers, body).await
+            let raw = parts.uri.path().strip_prefix("/ch/").unwrap_or_default();
+            let channel = channel_from_segment(raw)?;
+            crate::publish::publish(&state, &channel, &parts.headers, body).await
         }
         .await,
     )

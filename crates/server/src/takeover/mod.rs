@@ -18,8 +18,8 @@
 //! 1. [`first_request`]: reads the first head (at most [`head::MAX_HEAD`] bytes, within
 //!    the header-read timeout), then either owns the connection or hands it to hyper as a
 //!    [`Rewind`] that replays the bytes already read.
-//! 2. [`answer`]: calls the subscribe handler. For a live body it writes the response head, the
-//!    opening chunk and any chunk already ready in one write and returns the
+//! 2. [`answer`]: calls the subscribe handler. For a live body it writes the response
+//!    head, the opening chunk and any chunk already ready in one write and returns the
 //!    [`Streaming`] that sends the rest; any other response (an error) is written with
 //!    `content-length`. Either way the response says `connection: close`, carries `date`
 //!    as hyper writes it, and the connection closes after it (a live body ends with the
@@ -34,9 +34,9 @@
 //! asked for it or shutdown began; then the next head is read as the first one was, with
 //! the same timeout, and goes wherever it belongs: another exchange, a stream, or hyper
 //! (which then serves the rest of the connection). A held long-poll whose client closes
-//! the connection ends at once. Why: a long-polling client makes one
-//! request per message, and hyper's per-request work (its buffers, the request's
-//! extensions, the upgrade hook) was a sixth of the server's CPU per delivery.
+//! the connection ends at once. Why: a long-polling client makes one request per message,
+//! and hyper's per-request work (its buffers, the request's extensions, the upgrade hook)
+//! was a sixth of the server's CPU per delivery.
 
 pub(crate) mod head;
 mod rewind;
@@ -141,9 +141,10 @@ async fn handle(state: &AppState, req: Request<()>) -> Response {
     Box::pin(crate::app::subscribe(state, req)).await
 }
 
-/// Answers `req` (read by [`first_request`]) with the subscribe handler. A live body comes back as
-/// the [`Streaming`] that sends it (for the connection's task to poll in place); any
-/// other response is written here, the connection closed, and `None` returned.
+/// Answers `req` (read by [`first_request`]) with the subscribe handler. A live body
+/// comes back as the [`Streaming`] that sends it (for the connection's task to poll in
+/// place); any other response is written here, the connection closed, and `None`
+/// returned.
 pub(crate) async fn answer(
     tcp: TcpStream,
     req: Request<()>,
@@ -154,10 +155,9 @@ pub(crate) async fn answer(
 }
 
 /// Answers a poll or long-poll `req` (read by [`first_request`]) with the subscribe
-/// handler, then
-/// reads the connection's next request head (see the module docs). A live body (which
-/// `head::parse` did not foresee, e.g. a percent-encoded `transport=sse`) is sent as by
-/// [`answer`] and ends the connection.
+/// handler, then reads the connection's next request head (see the module docs). A live
+/// body (which `head::parse` did not foresee, e.g. a percent-encoded `transport=sse`) is
+/// sent as by [`answer`] and ends the connection.
 pub(crate) async fn exchange(
     mut tcp: TcpStream,
     req: Request<()>,
@@ -166,12 +166,12 @@ pub(crate) async fn exchange(
     shutdown: &ShutdownSignal,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
-    let Some(resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
+    let Some(mut resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
         // Dropping the answer's future drops its subscriptions at once.
         return AfterExchange::Next(First::Gone);
     };
-    if resp.extensions().get::<live::Handoff>().is_some() {
-        return AfterExchange::Stream(respond(tcp, resp).await);
+    if let Some(live) = live::claim(&mut resp) {
+        return AfterExchange::Stream(start_streaming(tcp, resp, live).await);
     }
     let close = close || shutdown.is_triggered();
     if write_plain(&mut tcp, resp, close).await.is_err() {
@@ -224,12 +224,25 @@ pub(crate) enum AfterExchange {
 /// Writes `resp`: a live body's head, opening and ready chunks (returning the
 /// [`Streaming`] that sends the rest), or any other response followed by a close.
 async fn respond(mut tcp: TcpStream, mut resp: Response) -> Option<Streaming> {
-    let Some((opening, mut source)) = live::claim(&mut resp) else {
-        if write_plain(&mut tcp, resp, true).await.is_ok() {
-            let _ = tcp.shutdown().await;
+    match live::claim(&mut resp) {
+        Some(live) => start_streaming(tcp, resp, live).await,
+        None => {
+            if write_plain(&mut tcp, resp, true).await.is_ok() {
+                let _ = tcp.shutdown().await;
+            }
+            None
         }
-        return None;
-    };
+    }
+}
+
+/// Writes the head of `resp` (a live body claimed from it), the opening and the chunks
+/// ready already; returns the [`Streaming`] that sends the rest, or `None` when the body
+/// already ended (the connection is then closed) or the write failed.
+async fn start_streaming(
+    mut tcp: TcpStream,
+    resp: Response,
+    (opening, mut source): (Bytes, Source),
+) -> Option<Streaming> {
     let head = head::response_head(
         resp.status(),
         resp.headers(),
@@ -237,6 +250,7 @@ async fn respond(mut tcp: TcpStream, mut resp: Response) -> Option<Streaming> {
         &date_now(),
         true,
     );
+    // Not held across the write: its body is not `Sync`.
     drop(resp);
     // The head, the opening and whatever is ready already (a replay), in one write.
     let mut out = Batch::default();
