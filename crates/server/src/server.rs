@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
 use crate::state::AppState;
-use crate::takeover::{self, AfterExchange, First, Streaming};
+use crate::takeover::{self, AfterExchange, First, HeadWait, Streaming};
 
 /// Serves `state`'s router on `listener` until `stop` resolves, then stops accepting,
 /// fires `shutdown` and waits up to `drain` for connections to leave. Returns whether
@@ -109,14 +109,17 @@ impl Connection {
         guard: DrainGuard,
     ) -> Self {
         let opening = async move {
-            let mut next = takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await;
+            let wait = HeadWait {
+                timeout: HEADER_READ_TIMEOUT,
+                wheel: state.clients.wheel(),
+                shutdown: &signal,
+            };
+            let mut next = takeover::first_request(tcp, wait).await;
             loop {
                 next = match next {
                     First::Own(tcp, req) => return takeover::answer(tcp, req, &state).await,
                     First::Exchange(tcp, req) => {
-                        let after =
-                            takeover::exchange(tcp, req, &state, HEADER_READ_TIMEOUT, &signal);
-                        match after.await {
+                        match takeover::exchange(tcp, req, &state, wait).await {
                             AfterExchange::Next(next) => next,
                             AfterExchange::Stream(streaming) => return streaming,
                         }

@@ -55,6 +55,8 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use switchboard_ws_tokio::{Sleeper, Wheel};
+
 use crate::shutdown::ShutdownSignal;
 use crate::state::AppState;
 use crate::transport::live::{self, Source};
@@ -84,30 +86,40 @@ pub(crate) enum First {
     Gone,
 }
 
+/// How long a connection may take to send a request head, and what else ends the wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadWait<'a> {
+    /// Slow-loris guard: the whole head must arrive within this time.
+    pub(crate) timeout: Duration,
+    /// The shared coarse timer the timeout is kept on (no tokio timer per request: a
+    /// long-polling client sends one head per message).
+    pub(crate) wheel: &'a Wheel,
+    pub(crate) shutdown: &'a ShutdownSignal,
+}
+
 /// Reads the first request head of a new connection (see the module docs); gives up
-/// after `timeout` (slow-loris guard) or when shutdown begins.
-pub(crate) async fn first_request(
-    mut tcp: TcpStream,
-    timeout: Duration,
-    shutdown: &ShutdownSignal,
-) -> First {
+/// after `wait.timeout` (up to one wheel resolution later) or when shutdown begins.
+pub(crate) async fn first_request(mut tcp: TcpStream, wait: HeadWait<'_>) -> First {
     let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + wait.timeout;
+    let mut sleeper = Sleeper::new();
     let step = tokio::select! {
         biased;
-        step = tokio::time::timeout(timeout, read_head(&mut tcp, &mut buf)) => step,
-        () = shutdown.wait() => return First::Gone,
+        step = read_head(&mut tcp, &mut buf) => step,
+        () = wait.shutdown.wait() => return First::Gone,
+        () = poll_fn(|cx| sleeper.poll_until(wait.wheel, deadline, cx)) => return First::Gone,
     };
     match step {
-        Ok(Some(head::Parsed::Own(req))) => {
+        Some(head::Parsed::Own(req)) => {
             drop(buf);
             First::Own(tcp, req)
         }
-        Ok(Some(head::Parsed::Exchange(req))) => {
+        Some(head::Parsed::Exchange(req)) => {
             drop(buf);
             First::Exchange(tcp, req)
         }
         // A partial head at EOF goes to hyper too: it answers it as it always has.
-        Ok(Some(head::Parsed::Hyper | head::Parsed::Partial) | None) if !buf.is_empty() => {
+        Some(head::Parsed::Hyper | head::Parsed::Partial) | None if !buf.is_empty() => {
             First::Hyper(Rewind::new(Bytes::from(buf), tcp))
         }
         _ => First::Gone,
@@ -162,8 +174,7 @@ pub(crate) async fn exchange(
     mut tcp: TcpStream,
     req: Request<()>,
     state: &AppState,
-    timeout: Duration,
-    shutdown: &ShutdownSignal,
+    wait: HeadWait<'_>,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
     let Some(mut resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
@@ -173,7 +184,7 @@ pub(crate) async fn exchange(
     if let Some(live) = live::claim(&mut resp) {
         return AfterExchange::Stream(start_streaming(tcp, resp, live).await);
     }
-    let close = close || shutdown.is_triggered();
+    let close = close || wait.shutdown.is_triggered();
     if write_plain(&mut tcp, resp, close).await.is_err() {
         return AfterExchange::Next(First::Gone);
     }
@@ -181,7 +192,7 @@ pub(crate) async fn exchange(
         let _ = tcp.shutdown().await;
         return AfterExchange::Next(First::Gone);
     }
-    AfterExchange::Next(first_request(tcp, timeout, shutdown).await)
+    AfterExchange::Next(first_request(tcp, wait).await)
 }
 
 /// Waits for `answer` unless the peer closes or resets the connection first (`None`):
@@ -521,7 +532,52 @@ fn fill_slices<'a>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+    use tokio::io::AsyncWriteExt as _;
+    use tokio::net::TcpListener;
+    use tokio::time::Instant;
+
     use super::*;
+    use crate::shutdown::Shutdown;
+
+    /// `first_request` on the server side of a fresh loopback connection whose client
+    /// writes `sent` and then waits (keeping the connection open).
+    async fn first_request_after(sent: &'static [u8], timeout: Duration) -> (First, Duration) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        client.write_all(sent).await.unwrap();
+        let (wheel, shutdown) = (Wheel::new(Duration::from_millis(20)), Shutdown::new());
+        let signal = shutdown.signal();
+        let wait = HeadWait {
+            timeout,
+            wheel: &wheel,
+            shutdown: &signal,
+        };
+        let started = Instant::now();
+        let bounded = tokio::time::timeout(Duration::from_secs(10), first_request(tcp, wait));
+        let first = bounded.await.expect("first_request gave up by itself");
+        drop(client);
+        (first, started.elapsed())
+    }
+
+    #[tokio::test]
+    async fn a_head_that_does_not_arrive_in_time_ends_the_connection() {
+        let timeout = Duration::from_millis(300);
+        let (first, took) =
+            first_request_after(b"GET /ch/a HTTP/1.1\r\nHost: x\r\n", timeout).await;
+        assert!(matches!(first, First::Gone), "{first:?}");
+        assert!(
+            took >= timeout,
+            "gave up after {took:?}, before the timeout"
+        );
+
+        let whole = b"GET /ch/a HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (first, _) = first_request_after(whole, timeout).await;
+        assert!(matches!(first, First::Exchange(..)), "{first:?}");
+    }
 
     #[test]
     fn slices_skip_written_bytes_and_empty_parts() {
