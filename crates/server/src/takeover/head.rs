@@ -112,11 +112,8 @@ fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
 
 /// Whether the request's `Connection` header asks to close after the response.
 pub(crate) fn wants_close(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    let values = headers.get_all(header::CONNECTION).into_iter();
+    switchboard_ws::handshake::list_contains_token(values.map(HeaderValue::as_bytes), "close")
 }
 
 /// The `http` request hyper would build for this head (`None` if a part does not

@@ -21,11 +21,12 @@ pub mod websocket;
 
 use std::task::{Context, Poll};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use switchboard_hub::{
     ClientInfo, CloseReason, Message, RecvError, SubscribeOptions, Subscription,
 };
 use switchboard_proto::Cursor;
+use switchboard_ws::handshake;
 
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
@@ -82,12 +83,8 @@ impl SubQuery {
 
 /// Picks the transport (see the module docs).
 pub fn choose(headers: &HeaderMap, query: &SubQuery) -> Result<Kind, ServerError> {
-    let upgrade = headers.get_all(header::UPGRADE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
-        })
-    });
+    let values = headers.get_all(header::UPGRADE).into_iter();
+    let upgrade = handshake::list_contains_token(values.map(HeaderValue::as_bytes), "websocket");
     if upgrade {
         return Ok(Kind::WebSocket);
     }

@@ -232,10 +232,7 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// True if any comma-separated element of any of `values` equals `token`, ignoring ASCII
 /// case and surrounding whitespace (the HTTP list rule, RFC 9110 §5.6.1).
-pub(crate) fn list_contains_token<'a>(
-    values: impl IntoIterator<Item = &'a [u8]>,
-    token: &str,
-) -> bool {
+pub fn list_contains_token<'a>(values: impl IntoIterator<Item = &'a [u8]>, token: &str) -> bool {
     values.into_iter().any(|value| {
         value
             .split(|&b| b == b',')
