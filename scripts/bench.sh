@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the issue-4 measurements: echo, fan-out (1k and 10k WebSocket subscribers, the
-# latency run, SSE / stream / long-poll), idle memory at up to 19,000 connections, each
-# against Switchboard and the tokio-tungstenite and fastwebsockets baselines in the same
-# run. Loopback only; every server is started and stopped by the generator (by PID);
-# the server is pinned to CPU $SERVER_CPU and the generator to CPU $GEN_CPU.
+# Runs the issue-4 measurements: echo (windows 1 and 8), fan-out (1k and 10k WebSocket
+# subscribers, the latency run, SSE / stream / long-poll), idle memory at up to 19,000
+# connections, each against Switchboard and the tokio-tungstenite and fastwebsockets
+# baselines in the same run. Loopback only; every server is started and stopped by the
+# generator (by PID); the server is pinned to CPU $SERVER_CPU and the generator to CPU
+# $GEN_CPU.
 #
 #   scripts/bench.sh [OUT.jsonl]      (default docs/perf/results.jsonl)
 #   QUICK=1 scripts/bench.sh          (short runs, fewer connections: a smoke test)
@@ -46,8 +47,12 @@ FW="$BIN/baseline-fastws --listen {ADDR}"
 # The kernel's cost of one loopback write on this machine: what every figure below sits on.
 echo "== floor" >&2
 taskset -c "$SERVER_CPU" "$BIN/switchboard" bench floor | tee -a "$OUT"
-for s in "switchboard|$SB_ECHO" "tungstenite|$TT" "fastwebsockets|$FW"; do
-  run echo "${s%%|*}" "${s#*|}" --connections 100 --size 32 --window 1 --duration "$DUR"
+# Window 1 (one message in flight per connection: a read and a write per echo) is the
+# target's case; window 8 shows what each server makes of pipelined messages.
+for w in 1 8; do
+  for s in "switchboard|$SB_ECHO" "tungstenite|$TT" "fastwebsockets|$FW"; do
+    run echo "${s%%|*}" "${s#*|}" --connections 100 --size 32 --window "$w" --duration "$DUR"
+  done
 done
 for n in 1000 "$BIG"; do
   for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
