@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
 use crate::state::AppState;
-use crate::takeover::{self, AfterExchange, First, HeadWait, Streaming};
+use crate::takeover::{self, AfterExchange, First, Streaming};
 
 /// Serves `state`'s router on `listener` until `stop` resolves, then stops accepting,
 /// fires `shutdown` and waits up to `drain` for connections to leave. Returns whether
@@ -109,17 +109,14 @@ impl Connection {
         guard: DrainGuard,
     ) -> Self {
         let opening = async move {
-            let wait = HeadWait {
-                timeout: HEADER_READ_TIMEOUT,
-                wheel: state.clients.wheel(),
-                shutdown: &signal,
-            };
-            let mut next = takeover::first_request(tcp, wait).await;
+            let mut next = takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await;
             loop {
                 next = match next {
                     First::Own(tcp, req) => return takeover::answer(tcp, req, &state).await,
                     First::Exchange(tcp, req) => {
-                        match takeover::exchange(tcp, req, &state, wait).await {
+                        let after =
+                            takeover::exchange(tcp, req, &state, HEADER_READ_TIMEOUT, &signal);
+                        match after.await {
                             AfterExchange::Next(next) => next,
                             AfterExchange::Stream(streaming) => return streaming,
                         }
