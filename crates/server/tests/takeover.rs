@@ -458,6 +458,52 @@ async fn a_held_long_poll_whose_client_leaves_is_dropped() {
     assert!(srv.shutdown().await);
 }
 
+/// A wait on the shared timer wheel that ends early takes its registration out: each
+/// long-poll answered with news, and a stream whose client left. (Left behind, each
+/// would keep a waker, and its task's memory, until its deadline: 120 s here.)
+#[tokio::test]
+async fn answered_long_polls_and_ended_streams_leave_nothing_in_the_timer_wheel() {
+    let srv = common::server_holding_longpolls(120_000).await;
+    let client = Client::new(&url(&srv)).unwrap();
+    let mut cursor = client
+        .publish("wheel", "0", Some("application/json"))
+        .await
+        .unwrap();
+    let mut c = Raw::open(
+        &srv,
+        &get(&format!("/ch/wheel?transport=longpoll&since={cursor}")),
+    )
+    .await;
+    for i in 1..=5 {
+        common::wheel_holds(&srv, 1).await;
+        cursor = client
+            .publish("wheel", i.to_string(), Some("application/json"))
+            .await
+            .unwrap();
+        let (_, body) = c.response().await;
+        assert_eq!(json(&body)["messages"][0]["data"], i);
+        assert_eq!(
+            srv.state.clients.wheel().registered(),
+            0,
+            "after answer {i}"
+        );
+        c.send(&get(&format!(
+            "/ch/wheel?transport=longpoll&since={cursor}"
+        )))
+        .await;
+    }
+    common::wheel_holds(&srv, 1).await;
+    drop(c);
+    common::wheel_holds(&srv, 0).await;
+
+    let mut sse = Raw::open(&srv, &sse_get("/ch/wheel")).await;
+    sse.head().await;
+    common::wheel_holds(&srv, 1).await;
+    drop(sse);
+    common::wheel_holds(&srv, 0).await;
+    assert!(srv.shutdown().await);
+}
+
 /// Bytes after the first head (pipelining) send the connection to hyper.
 #[tokio::test]
 async fn pipelined_requests_fall_back_to_hyper() {

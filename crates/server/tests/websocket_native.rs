@@ -84,6 +84,21 @@ async fn backend_disconnect_closes_an_idle_websocket_with_1008() {
     assert!(srv.shutdown().await);
 }
 
+/// A connection that ends takes its ping deadline out of the shared timer wheel (left
+/// there, it would keep the ended task's memory until its tick).
+#[tokio::test]
+async fn an_ended_websocket_leaves_nothing_in_the_timer_wheel() {
+    let srv = server().await;
+    let (mut a, _) = open(&srv, "/ch/wheel").await;
+    let (b, _) = open(&srv, "/ch/wheel").await;
+    common::wheel_holds(&srv, 2).await;
+    a.close(None).await.unwrap();
+    drop(b);
+    wait_until_registered(&srv, 0).await;
+    common::wheel_holds(&srv, 0).await;
+    assert!(srv.shutdown().await);
+}
+
 #[tokio::test]
 async fn shutdown_closes_an_idle_websocket_with_1012() {
     let srv = server().await;

@@ -384,6 +384,16 @@ enum Timer {
     Wheel(Wheel, Sleeper),
 }
 
+impl Drop for Timer {
+    fn drop(&mut self) {
+        // A connection that ends leaves no waker in the wheel (it would keep the task's
+        // memory until its tick).
+        if let Timer::Wheel(wheel, sleeper) = self {
+            sleeper.cancel(wheel);
+        }
+    }
+}
+
 fn event_to_message(event: Event) -> Result<Message> {
     Ok(match event {
         Event::Text(b) => Message::Text(b),

@@ -10,16 +10,19 @@
 //!
 //! Semantics, for any transport (WebSocket pings, SSE heartbeats, …):
 //!
-//! * **Coarse.** Time is cut into ticks of `resolution`; a deadline is rounded up to the
-//!   end of its tick, so a wake comes at most about one `resolution` late, never early.
+//! * **Coarse.** Time is cut into ticks of `resolution` (at least 1 ms); a deadline is
+//!   rounded up to the end of its tick, so a wake comes at most about one `resolution`
+//!   late, never early.
 //! * **Spurious wakes are normal.** A [`Sleeper`] re-registers only when it needs an
-//!   earlier wake than the one it holds, when its registration fired, or when it is
-//!   polled from another task; a later deadline keeps the earlier registration, whose wake
-//!   is then spurious. A woken connection re-checks its real deadline
-//!   ([`Sleeper::poll_until`] does).
-//! * **Stale entries** (a connection that re-registered earlier, or is gone) stay in their
-//!   bucket until its tick, then wake a waker that no longer waits; that costs nothing but
-//!   the wake.
+//!   earlier wake than the one it holds (it then moves its registration), when its
+//!   registration fired, or when it is polled from another task; a later deadline keeps
+//!   the earlier registration, whose wake is then spurious. A woken connection re-checks
+//!   its real deadline ([`Sleeper::poll_until`] does).
+//! * **Cancelled, not left behind.** A registration knows its slot in the bucket, and
+//!   [`Sleeper::cancel`] takes the waker out ([`Deadline`] does it when dropped). A waker
+//!   left behind by a wait that ended early (a long-poll answered before its timeout, a
+//!   connection that closed) would keep its task's memory alive until the tick and then
+//!   wake it for nothing: one per long-poll request, 30 s long.
 //! * **Cost.** Per registration one `Waker` (16 bytes) in a shared bucket; per
 //!   connection a [`Sleeper`] (24 bytes) and, when kept next to it, a [`Wheel`] handle
 //!   (8 bytes). One tokio task and one tokio timer serve the whole wheel.
@@ -38,6 +41,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+/// The finest resolution a wheel takes.
+const MIN_RESOLUTION: Duration = Duration::from_millis(1);
+
 /// A shared coarse timer. Cheap to clone (one `Arc`); every clone is the same wheel. The
 /// background task ends once every handle is dropped.
 #[derive(Clone)]
@@ -47,7 +53,7 @@ pub struct Wheel {
 
 struct Shared {
     origin: Instant,
-    /// Nanoseconds per tick (at least 1).
+    /// Nanoseconds per tick (at least [`MIN_RESOLUTION`]).
     resolution: u128,
     /// Every tick up to and including this one has fired. Written under the lock before
     /// its wakers are woken, so a woken task that reads it sees its registration fired.
@@ -65,52 +71,89 @@ struct State {
     driver_started: bool,
 }
 
-/// The wakers of one tick, in fixed-size chunks: a bucket never holds more than one
-/// chunk of spare room, where a doubling `Vec` of thousands of wakers (every connection
-/// opened in the same half second) would hold up to as many again.
+/// The wakers of one tick, in slots of fixed-size chunks: a bucket never holds more than
+/// one chunk of spare room past its highest slot, where a doubling `Vec` of thousands of
+/// wakers (every connection opened in the same half second) would hold up to as many
+/// again. A cancelled waker's slot is reused by the bucket's next registration.
 #[derive(Default)]
 struct Bucket {
-    chunks: Vec<Vec<Waker>>,
+    chunks: Vec<Vec<Option<Waker>>>,
+    /// Slots emptied by a cancel.
+    free: Vec<u32>,
+    /// Wakers held.
+    live: usize,
 }
 
 impl Bucket {
     const CHUNK: usize = 64;
 
-    fn push(&mut self, waker: Waker) {
+    /// Holds `waker`; returns its slot.
+    fn insert(&mut self, waker: Waker) -> usize {
+        self.live += 1;
+        if let Some(slot) = self.free.pop() {
+            let slot = slot as usize;
+            if let Some(entry) = self.slot_mut(slot) {
+                *entry = Some(waker);
+                return slot;
+            }
+        }
         match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(waker),
+            Some(chunk) if chunk.len() < Self::CHUNK => chunk.push(Some(waker)),
             _ => {
                 let mut chunk = Vec::with_capacity(Self::CHUNK);
-                chunk.push(waker);
+                chunk.push(Some(waker));
                 self.chunks.push(chunk);
             }
         }
+        (self.chunks.len() - 1) * Self::CHUNK + self.chunks.last().map_or(1, Vec::len) - 1
     }
 
-    fn pop(&mut self) {
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.pop();
-            if chunk.is_empty() {
-                self.chunks.pop();
-            }
+    /// Takes the waker out of `slot` (`None` if it holds none).
+    fn remove(&mut self, slot: usize) -> Option<Waker> {
+        let waker = self.slot_mut(slot)?.take()?;
+        self.live -= 1;
+        // Slots past u32 are never handed out (see `Sleeper`), so this always fits.
+        if let Ok(slot) = u32::try_from(slot) {
+            self.free.push(slot);
         }
+        Some(waker)
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> Option<&mut Option<Waker>> {
+        self.chunks
+            .get_mut(slot / Self::CHUNK)?
+            .get_mut(slot % Self::CHUNK)
     }
 
     fn len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.live
     }
 
     fn into_wakers(self) -> impl Iterator<Item = Waker> {
-        self.chunks.into_iter().flatten()
+        self.chunks.into_iter().flatten().flatten()
     }
 }
 
-/// One connection's registration with a [`Wheel`]: the tick it registered for and the
-/// waker it registered. Starts unregistered ([`Default`]).
+/// Bits of [`Sleeper::reg`] that hold the tick: 2^40 ticks of at least 1 ms are 35 years.
+const TICK_BITS: u32 = 40;
+const TICK_MASK: u64 = (1 << TICK_BITS) - 1;
+/// The last tick a wheel counts to (a later deadline is woken then, and re-checked).
+const MAX_TICK: u64 = TICK_MASK;
+/// Slots a sleeper can record (slot + 1 in the bits above the tick). A registration in a
+/// slot past this (16 M wakers in one tick) cannot be cancelled and fires as a spurious
+/// wake at its tick, as every registration used to.
+const MAX_SLOT: usize = (1 << (64 - TICK_BITS)) - 2;
+
+/// One connection's registration with a [`Wheel`]: the tick it registered for, its slot
+/// in that tick's bucket, and the waker it registered. Starts unregistered ([`Default`]).
+/// Dropping it leaves the registration in place until its tick; [`Sleeper::cancel`]
+/// takes it out (or use a [`Deadline`], which does that when dropped).
 #[derive(Debug, Default)]
 pub struct Sleeper {
-    /// Registered tick; 0 means none (tick 0 is always in the past).
-    tick: u64,
+    /// The registered tick in the low [`TICK_BITS`] (0: none; tick 0 is always in the
+    /// past), and its slot + 1 above them (0: not recorded). One word, so that a sleeper
+    /// stays 24 bytes.
+    reg: u64,
     waker: Option<Waker>,
 }
 
@@ -127,13 +170,13 @@ impl std::fmt::Debug for Wheel {
 }
 
 impl Wheel {
-    /// A wheel whose ticks last `resolution` (a zero resolution counts as 1 ns). Its task
-    /// is spawned on the current tokio runtime at the first registration.
+    /// A wheel whose ticks last `resolution` (at least 1 ms: less counts as 1 ms). Its
+    /// task is spawned on the current tokio runtime at the first registration.
     pub fn new(resolution: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
                 origin: Instant::now(),
-                resolution: resolution.as_nanos().max(1),
+                resolution: resolution.as_nanos().max(MIN_RESOLUTION.as_nanos()),
                 fired_through: AtomicU64::new(0),
                 state: Mutex::new(State::default()),
                 notify: Arc::new(Notify::new()),
@@ -147,7 +190,7 @@ impl Wheel {
         Duration::from_nanos(ns)
     }
 
-    /// Number of wakers held in buckets (live and stale registrations).
+    /// Number of wakers held in buckets: registrations not yet fired nor cancelled.
     pub fn registered(&self) -> usize {
         self.shared.lock().buckets.values().map(Bucket::len).sum()
     }
@@ -161,7 +204,7 @@ impl Shared {
     /// The first tick whose end is at or after `deadline`.
     fn tick_of(&self, deadline: Instant) -> u64 {
         let ns = deadline.saturating_duration_since(self.origin).as_nanos();
-        u64::try_from(ns.div_ceil(self.resolution)).unwrap_or(u64::MAX)
+        u64::try_from(ns.div_ceil(self.resolution)).map_or(MAX_TICK, |t| t.min(MAX_TICK))
     }
 
     /// The tick in progress at `now` (the last one whose end has passed).
@@ -183,18 +226,21 @@ impl Shared {
         tick <= self.fired_through.load(Ordering::Acquire)
     }
 
-    /// Puts `waker` in the bucket of `tick`; false when that tick already fired.
-    fn register(self: &Arc<Self>, tick: u64, waker: &Waker) -> bool {
+    /// Puts `waker` in the bucket of `tick` and returns its slot; `None` when that tick
+    /// already fired.
+    fn register(self: &Arc<Self>, tick: u64, waker: &Waker) -> Option<usize> {
         let mut state = self.lock();
         if self.fired(tick) {
-            return false;
+            return None;
         }
-        state.buckets.entry(tick).or_default().push(waker.clone());
+        let slot = state.buckets.entry(tick).or_default().insert(waker.clone());
         if !state.driver_started {
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 // No runtime to run the wheel on: the caller polls again at once instead.
-                state.buckets.entry(tick).or_default().pop();
-                return false;
+                let waker = Self::take(&mut state, tick, slot);
+                drop(state);
+                drop(waker);
+                return None;
             };
             state.driver_started = true;
             state.driver_next = None;
@@ -203,7 +249,26 @@ impl Shared {
             state.driver_next = Some(tick);
             self.notify.notify_one();
         }
-        true
+        Some(slot)
+    }
+
+    /// Takes the waker in `slot` of `tick`'s bucket out (nothing if that tick fired), and
+    /// drops the bucket once empty.
+    fn unregister(&self, tick: u64, slot: usize) {
+        let mut state = self.lock();
+        let waker = Self::take(&mut state, tick, slot);
+        drop(state);
+        // Outside the lock: dropping the last waker of a finished task frees the task.
+        drop(waker);
+    }
+
+    fn take(state: &mut State, tick: u64, slot: usize) -> Option<Waker> {
+        let bucket = state.buckets.get_mut(&tick)?;
+        let waker = bucket.remove(slot);
+        if bucket.len() == 0 {
+            state.buckets.remove(&tick);
+        }
+        waker
     }
 
     /// Wakes every bucket whose tick has passed at `now`; returns when the next one is due.
@@ -275,9 +340,25 @@ impl Sleeper {
     /// A sleeper with no registration.
     pub const fn new() -> Self {
         Self {
-            tick: 0,
+            reg: 0,
             waker: None,
         }
+    }
+
+    fn tick(&self) -> u64 {
+        self.reg & TICK_MASK
+    }
+
+    /// The registration's slot, if recorded.
+    fn slot(&self) -> Option<usize> {
+        usize::try_from(self.reg >> TICK_BITS)
+            .ok()
+            .and_then(|s| s.checked_sub(1))
+    }
+
+    fn set(&mut self, tick: u64, slot: usize) {
+        let slot = if slot <= MAX_SLOT { slot as u64 + 1 } else { 0 };
+        self.reg = (slot << TICK_BITS) | (tick & TICK_MASK);
     }
 
     /// Ready once `deadline` has passed; otherwise makes sure `cx`'s task is woken by
@@ -293,36 +374,79 @@ impl Sleeper {
     ) -> Poll<()> {
         let shared = &wheel.shared;
         let need = shared.tick_of(deadline);
-        if self.tick != 0
-            && self.tick <= need
-            && !shared.fired(self.tick)
+        let tick = self.tick();
+        if tick != 0
+            && tick <= need
+            && !shared.fired(tick)
             && self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
         {
             return Poll::Pending;
         }
+        // Whatever comes next, the registration held (if any) is not wanted any more.
+        self.unregister(wheel);
         if Instant::now() >= deadline {
-            self.tick = 0;
             return Poll::Ready(());
         }
-        if shared.register(need, cx.waker()) {
-            self.tick = need;
-            match &mut self.waker {
-                Some(w) => w.clone_from(cx.waker()),
-                None => self.waker = Some(cx.waker().clone()),
+        match shared.register(need, cx.waker()) {
+            Some(slot) => {
+                self.set(need, slot);
+                match &mut self.waker {
+                    Some(w) => w.clone_from(cx.waker()),
+                    None => self.waker = Some(cx.waker().clone()),
+                }
             }
-        } else {
             // The tick passed (or there is no runtime to run the wheel): poll again soon.
-            self.tick = 0;
-            cx.waker().wake_by_ref();
+            None => cx.waker().wake_by_ref(),
         }
         Poll::Pending
     }
 
-    /// Forgets the registration (its bucket entry stays until its tick; that wake is
-    /// then spurious).
-    pub fn reset(&mut self) {
-        self.tick = 0;
+    /// Takes the registration out of its bucket (if it has not fired), so that the task
+    /// is not woken for it and the wheel holds no waker of it.
+    pub fn cancel(&mut self, wheel: &Wheel) {
+        self.unregister(wheel);
         self.waker = None;
+    }
+
+    fn unregister(&mut self, wheel: &Wheel) {
+        let (tick, slot) = (self.tick(), self.slot());
+        self.reg = 0;
+        if let (true, Some(slot)) = (tick != 0, slot) {
+            if !wheel.shared.fired(tick) {
+                wheel.shared.unregister(tick, slot);
+            }
+        }
+    }
+}
+
+/// A deadline kept on a [`Wheel`] for the task that polls it, cancelled when dropped: for
+/// a wait that often ends before its deadline (a long-poll answered with news).
+#[derive(Debug)]
+pub struct Deadline<'w> {
+    wheel: &'w Wheel,
+    at: Instant,
+    sleeper: Sleeper,
+}
+
+impl<'w> Deadline<'w> {
+    /// A deadline at `at`; nothing is registered until it is polled.
+    pub fn new(wheel: &'w Wheel, at: Instant) -> Self {
+        Self {
+            wheel,
+            at,
+            sleeper: Sleeper::new(),
+        }
+    }
+
+    /// Ready once the deadline has passed; see [`Sleeper::poll_until`].
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.sleeper.poll_until(self.wheel, self.at, cx)
+    }
+}
+
+impl Drop for Deadline<'_> {
+    fn drop(&mut self) {
+        self.sleeper.cancel(self.wheel);
     }
 }
 
@@ -332,20 +456,28 @@ mod tests {
     use std::future::poll_fn;
 
     #[test]
-    fn a_bucket_keeps_at_most_one_chunk_of_spare_room() {
+    fn a_bucket_keeps_at_most_one_chunk_of_spare_room_and_reuses_cancelled_slots() {
         let mut b = Bucket::default();
-        for _ in 0..200 {
-            b.push(Waker::noop().clone());
-        }
+        let slots: Vec<usize> = (0..200).map(|_| b.insert(Waker::noop().clone())).collect();
+        assert_eq!(slots, (0..200).collect::<Vec<_>>());
         assert_eq!(b.len(), 200);
         let room: usize = b.chunks.iter().map(|c| c.capacity() - c.len()).sum();
         assert!(room < Bucket::CHUNK, "spare room {room}");
-        for _ in 0..9 {
-            b.pop();
+        for slot in 10..19 {
+            assert!(b.remove(slot).is_some());
         }
+        assert!(b.remove(10).is_none(), "a slot is emptied once");
         assert_eq!(b.len(), 191);
-        assert_eq!(b.chunks.len(), 3, "the emptied last chunk is dropped");
-        assert_eq!(b.into_wakers().count(), 191);
+        let chunks = b.chunks.len();
+        let mut reused: Vec<usize> = (0..9).map(|_| b.insert(Waker::noop().clone())).collect();
+        reused.sort_unstable();
+        assert_eq!(reused, (10..19).collect::<Vec<_>>());
+        assert_eq!(
+            b.chunks.len(),
+            chunks,
+            "no chunk added while slots were free"
+        );
+        assert_eq!(b.into_wakers().count(), 200);
     }
 
     #[tokio::test(start_paused = true)]
@@ -361,7 +493,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_later_deadline_keeps_the_registration_an_earlier_one_adds_one() {
+    async fn a_later_deadline_keeps_the_registration_an_earlier_one_moves_it() {
         let wheel = Wheel::new(Duration::from_secs(1));
         let mut sleeper = Sleeper::new();
         let now = Instant::now();
@@ -377,8 +509,92 @@ mod tests {
             "a later deadline re-uses the earlier wake"
         );
         assert!(sleeper.poll_until(&wheel, at(5), &mut cx).is_pending());
-        assert_eq!(wheel.registered(), 2, "an earlier deadline registers again");
+        assert_eq!(
+            wheel.registered(),
+            1,
+            "an earlier deadline moves the registration"
+        );
         assert!(sleeper.poll_until(&wheel, now, &mut cx).is_ready());
+        assert_eq!(
+            wheel.registered(),
+            0,
+            "a deadline that passed keeps nothing"
+        );
+    }
+
+    /// A waker that counts its wakes; the `Arc`'s count shows who still holds it.
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn counter() -> (Arc<Counter>, Waker) {
+        let c = Arc::new(Counter(std::sync::atomic::AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_registration_is_not_woken_and_holds_no_waker() {
+        let wheel = Wheel::new(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_millis(250);
+        let mut sleepers: Vec<(Arc<Counter>, Waker, Sleeper)> = (0..3)
+            .map(|_| {
+                let (count, waker) = counter();
+                (count, waker, Sleeper::new())
+            })
+            .collect();
+        for (_, waker, sleeper) in &mut sleepers {
+            let mut cx = Context::from_waker(waker);
+            assert!(sleeper.poll_until(&wheel, deadline, &mut cx).is_pending());
+        }
+        assert_eq!(wheel.registered(), 3);
+        let (count, _, sleeper) = &mut sleepers[1];
+        // Held by the test (twice), the sleeper and the wheel's bucket.
+        assert_eq!(Arc::strong_count(count), 4);
+        sleeper.cancel(&wheel);
+        assert_eq!(wheel.registered(), 2);
+        assert_eq!(Arc::strong_count(count), 2, "only the test holds the waker");
+
+        // A registration made after the cancel reuses the slot and is woken as usual.
+        let (late, late_waker) = counter();
+        let mut late_sleeper = Sleeper::new();
+        let mut cx = Context::from_waker(&late_waker);
+        assert!(late_sleeper
+            .poll_until(&wheel, deadline, &mut cx)
+            .is_pending());
+
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let woken: Vec<usize> = sleepers
+            .iter()
+            .map(|(c, ..)| c.0.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(woken, [1, 0, 1]);
+        assert_eq!(late.0.load(Ordering::Relaxed), 1);
+        assert_eq!(wheel.registered(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_deadline_leaves_nothing_in_the_wheel() {
+        let wheel = Wheel::new(Duration::from_millis(100));
+        let (count, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut deadline = Deadline::new(&wheel, Instant::now() + Duration::from_secs(30));
+        assert!(deadline.poll_expired(&mut cx).is_pending());
+        assert_eq!(wheel.registered(), 1);
+        drop(deadline);
+        assert_eq!(wheel.registered(), 0);
+        assert_eq!(
+            Arc::strong_count(&count),
+            2,
+            "only the test holds the waker"
+        );
+
+        let mut deadline = Deadline::new(&wheel, Instant::now() + Duration::from_millis(150));
+        poll_fn(|cx| deadline.poll_expired(cx)).await;
+        assert_eq!(wheel.registered(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -134,6 +134,13 @@ impl Heartbeat {
     }
 }
 
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        // A stream that ends leaves no waker in the wheel.
+        self.sleeper.cancel(&self.wheel);
+    }
+}
+
 impl Source {
     /// The opening chunk and the source of the rest.
     fn new(live: Live) -> (Bytes, Self) {

@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use axum::response::Response;
 use switchboard_hub::SubscribeOptions;
-use switchboard_ws_tokio::Sleeper;
+use switchboard_ws_tokio::Deadline;
 use tokio::time::Instant;
 
 use crate::error::ServerError;
@@ -51,13 +51,13 @@ pub async fn respond(
     // After subscribing: a shutdown that began meanwhile may have swept the hub before
     // these subscriptions were there, so it is answered now rather than waited out.
     if answer.is_empty() && !state.shutdown.is_triggered() {
-        let deadline = Instant::now() + state.config.limits.longpoll_timeout();
-        let wheel = state.clients.wheel();
-        let mut sleeper = Sleeper::new();
+        let at = Instant::now() + state.config.limits.longpoll_timeout();
+        // Cancelled when dropped: most long-polls are answered long before their timeout.
+        let mut deadline = Deadline::new(state.clients.wheel(), at);
         loop {
             let ev = poll_fn(|cx| match feed.poll_next(cx) {
                 Poll::Ready(ev) => Poll::Ready(Some(ev)),
-                Poll::Pending => sleeper.poll_until(wheel, deadline, cx).map(|()| None),
+                Poll::Pending => deadline.poll_expired(cx).map(|()| None),
             })
             .await;
             match ev {

@@ -49,6 +49,16 @@ pub(crate) async fn subscribers_become(r: &Running, channel: &str, n: usize) {
     .await;
 }
 
+/// Waits (bounded, polling) until the shared timer wheel holds exactly `n` registrations.
+pub(crate) async fn wheel_holds(r: &Running, n: usize) {
+    bounded(async {
+        while r.state.clients.wheel().registered() != n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
+
 pub(crate) fn url(r: &Running) -> String {
     format!("http://{}", r.addr)
 }
