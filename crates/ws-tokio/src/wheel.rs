@@ -112,7 +112,7 @@ impl Bucket {
     fn remove(&mut self, slot: usize) -> Option<Waker> {
         let waker = self.slot_mut(slot)?.take()?;
         self.live -= 1;
-        // Slots past u32 are never handed out (see `Sleeper`), so this always fits.
+        // Only slots a sleeper recorded (at most MAX_SLOT) are removed: this always fits.
         if let Ok(slot) = u32::try_from(slot) {
             self.free.push(slot);
         }
