@@ -24,7 +24,7 @@ pub use error::{Error, Result};
 pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
 pub use websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
-pub use wheel::{Deadline, Sleeper, Wheel};
+pub use wheel::{Sleeper, Wheel, WheelTimer};
 
 pub use switchboard_ws::handshake::{AcceptOptions, Request, Response};
 pub use switchboard_ws::{CloseCode, Config, DeflateConfig, DeflateParams, PreparedMessage, Role};

@@ -41,7 +41,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
-use crate::wheel::{Sleeper, Wheel};
+use crate::wheel::{Wheel, WheelTimer};
 
 /// Size of the on-stack buffer each read goes into.
 const READ_CHUNK: usize = 16 * 1024;
@@ -108,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// coarse [`Wheel`] instead of its own tokio timer: far less memory per connection,
     /// and each timeout fires up to one wheel resolution late.
     pub fn set_wheel(&mut self, wheel: Wheel) {
-        self.timer = Timer::Wheel(wheel, Sleeper::new());
+        self.timer = Timer::Wheel(WheelTimer::new(wheel));
     }
 
     /// Largest number of queued output bytes at which `send` returns without waiting.
@@ -332,7 +332,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     .as_mut()
                     .poll(cx));
             }
-            Timer::Wheel(wheel, sleeper) => ready!(sleeper.poll_until(wheel, deadline, cx)),
+            Timer::Wheel(timer) => ready!(timer.poll_until(deadline, cx)),
         }
         self.conn.handle_timeout(Instant::now().into_std());
         Poll::Ready(())
@@ -380,18 +380,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 enum Timer {
     /// Its own tokio timer, re-armed to the nearest deadline; allocated at the first one.
     Exact(Option<Pin<Box<Sleep>>>),
-    /// A shared coarse wheel.
-    Wheel(Wheel, Sleeper),
-}
-
-impl Drop for Timer {
-    fn drop(&mut self) {
-        // A connection that ends leaves no waker in the wheel (it would keep the task's
-        // memory until its tick).
-        if let Timer::Wheel(wheel, sleeper) = self {
-            sleeper.cancel(wheel);
-        }
-    }
+    /// A shared coarse wheel (cancelled when the connection ends).
+    Wheel(WheelTimer),
 }
 
 fn event_to_message(event: Event) -> Result<Message> {

@@ -19,7 +19,7 @@
 //!   the earlier registration, whose wake is then spurious. A woken connection re-checks
 //!   its real deadline ([`Sleeper::poll_until`] does).
 //! * **Cancelled, not left behind.** A registration knows its slot in the bucket, and
-//!   [`Sleeper::cancel`] takes the waker out ([`Deadline`] does it when dropped). A waker
+//!   [`Sleeper::cancel`] takes the waker out ([`WheelTimer`] does it when dropped). A waker
 //!   left behind by a wait that ended early (a long-poll answered before its timeout, a
 //!   connection that closed) would keep its task's memory alive until the tick and then
 //!   wake it for nothing: one per long-poll request, 30 s long.
@@ -147,7 +147,7 @@ const MAX_SLOT: usize = (1 << (64 - TICK_BITS)) - 2;
 /// One connection's registration with a [`Wheel`]: the tick it registered for, its slot
 /// in that tick's bucket, and the waker it registered. Starts unregistered ([`Default`]).
 /// Dropping it leaves the registration in place until its tick; [`Sleeper::cancel`]
-/// takes it out (or use a [`Deadline`], which does that when dropped).
+/// takes it out (or use a [`WheelTimer`], which does that when dropped).
 #[derive(Debug, Default)]
 pub struct Sleeper {
     /// The registered tick in the low [`TICK_BITS`] (0: none; tick 0 is always in the
@@ -419,34 +419,33 @@ impl Sleeper {
     }
 }
 
-/// A deadline kept on a [`Wheel`] for the task that polls it, cancelled when dropped: for
-/// a wait that often ends before its deadline (a long-poll answered with news).
+/// A [`Sleeper`] with its wheel, cancelled when dropped: what a connection or a request
+/// keeps to wait on the wheel, so that one that ends (a long-poll answered with news, a
+/// connection that closes) leaves no waker behind. 32 bytes.
 #[derive(Debug)]
-pub struct Deadline<'w> {
-    wheel: &'w Wheel,
-    at: Instant,
+pub struct WheelTimer {
+    wheel: Wheel,
     sleeper: Sleeper,
 }
 
-impl<'w> Deadline<'w> {
-    /// A deadline at `at`; nothing is registered until it is polled.
-    pub fn new(wheel: &'w Wheel, at: Instant) -> Self {
+impl WheelTimer {
+    /// A timer on `wheel`; nothing is registered until it is polled.
+    pub fn new(wheel: Wheel) -> Self {
         Self {
             wheel,
-            at,
             sleeper: Sleeper::new(),
         }
     }
 
-    /// Ready once the deadline has passed; see [`Sleeper::poll_until`].
-    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.sleeper.poll_until(self.wheel, self.at, cx)
+    /// Ready once `deadline` has passed; see [`Sleeper::poll_until`].
+    pub fn poll_until(&mut self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        self.sleeper.poll_until(&self.wheel, deadline, cx)
     }
 }
 
-impl Drop for Deadline<'_> {
+impl Drop for WheelTimer {
     fn drop(&mut self) {
-        self.sleeper.cancel(self.wheel);
+        self.sleeper.cancel(&self.wheel);
     }
 }
 
@@ -577,14 +576,15 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_dropped_deadline_leaves_nothing_in_the_wheel() {
+    async fn a_dropped_timer_leaves_nothing_in_the_wheel() {
         let wheel = Wheel::new(Duration::from_millis(100));
         let (count, waker) = counter();
         let mut cx = Context::from_waker(&waker);
-        let mut deadline = Deadline::new(&wheel, Instant::now() + Duration::from_secs(30));
-        assert!(deadline.poll_expired(&mut cx).is_pending());
+        let mut timer = WheelTimer::new(wheel.clone());
+        let at = Instant::now() + Duration::from_secs(30);
+        assert!(timer.poll_until(at, &mut cx).is_pending());
         assert_eq!(wheel.registered(), 1);
-        drop(deadline);
+        drop(timer);
         assert_eq!(wheel.registered(), 0);
         assert_eq!(
             Arc::strong_count(&count),
@@ -592,8 +592,9 @@ mod tests {
             "only the test holds the waker"
         );
 
-        let mut deadline = Deadline::new(&wheel, Instant::now() + Duration::from_millis(150));
-        poll_fn(|cx| deadline.poll_expired(cx)).await;
+        let mut timer = WheelTimer::new(wheel.clone());
+        let at = Instant::now() + Duration::from_millis(150);
+        poll_fn(|cx| timer.poll_until(at, cx)).await;
         assert_eq!(wheel.registered(), 0);
     }
 

@@ -5,7 +5,7 @@
 //! broker lost) — after which the body ends.
 //!
 //! Waiting costs no future per connection: a [`Source`] is polled ([`Source::poll_chunk`])
-//! on its subscriptions and its heartbeat only (a [`Sleeper`] on the server's shared
+//! on its subscriptions and its heartbeat only (a [`WheelTimer`] on the server's shared
 //! timer [`Wheel`], so a beat may come up to one wheel tick late). Shutdown and backend
 //! disconnects reach it through the hub, which closes the subscriptions of every
 //! connection concerned (reason `Shutdown` or `Disconnected`, hence the farewell); the
@@ -32,7 +32,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use switchboard_hub::{CloseReason, Message, WireFormat};
-use switchboard_ws_tokio::{Sleeper, Wheel};
+use switchboard_ws_tokio::{Wheel, WheelTimer};
 use tokio::time::Instant;
 
 use crate::clients::{ClientHandle, Registration};
@@ -114,30 +114,19 @@ enum Farewell {
 /// not postpone it).
 #[derive(Debug)]
 struct Heartbeat {
-    wheel: Wheel,
-    sleeper: Sleeper,
+    /// Cancelled when the stream ends, so it leaves no waker in the wheel.
+    timer: WheelTimer,
     due: Instant,
     every: Duration,
 }
 
 impl Heartbeat {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self
-            .sleeper
-            .poll_until(&self.wheel, self.due, cx)
-            .is_pending()
-        {
+        if self.timer.poll_until(self.due, cx).is_pending() {
             return Poll::Pending;
         }
         self.due = Instant::now() + self.every;
         Poll::Ready(())
-    }
-}
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        // A stream that ends leaves no waker in the wheel.
-        self.sleeper.cancel(&self.wheel);
     }
 }
 
@@ -148,8 +137,7 @@ impl Source {
             feed: live.feed,
             style: live.style,
             heartbeat: Heartbeat {
-                wheel: live.wheel,
-                sleeper: Sleeper::new(),
+                timer: WheelTimer::new(live.wheel),
                 due: Instant::now() + live.heartbeat_every,
                 every: live.heartbeat_every,
             },

@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use axum::response::Response;
 use switchboard_hub::SubscribeOptions;
-use switchboard_ws_tokio::Deadline;
+use switchboard_ws_tokio::WheelTimer;
 use tokio::time::Instant;
 
 use crate::error::ServerError;
@@ -53,11 +53,11 @@ pub async fn respond(
     if answer.is_empty() && !state.shutdown.is_triggered() {
         let at = Instant::now() + state.config.limits.longpoll_timeout();
         // Cancelled when dropped: most long-polls are answered long before their timeout.
-        let mut deadline = Deadline::new(state.clients.wheel(), at);
+        let mut timer = WheelTimer::new(state.clients.wheel().clone());
         loop {
             let ev = poll_fn(|cx| match feed.poll_next(cx) {
                 Poll::Ready(ev) => Poll::Ready(Some(ev)),
-                Poll::Pending => deadline.poll_expired(cx).map(|()| None),
+                Poll::Pending => timer.poll_until(at, cx).map(|()| None),
             })
             .await;
             match ev {
