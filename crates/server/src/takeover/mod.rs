@@ -154,7 +154,10 @@ pub(crate) async fn answer(
     state: &AppState,
 ) -> Option<Streaming> {
     let resp = handle(state, req).await;
-    respond(tcp, resp).await
+    match send(tcp, resp, true).await {
+        Sent::Stream(streaming) => streaming,
+        Sent::Open(_) | Sent::Closed => None,
+    }
 }
 
 /// Answers a poll or long-poll `req` (read by [`first_request`]) with the subscribe
@@ -162,29 +165,22 @@ pub(crate) async fn answer(
 /// body (which `head::parse` did not foresee, e.g. a percent-encoded `transport=sse`) is
 /// sent as by [`answer`] and ends the connection.
 pub(crate) async fn exchange(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     req: Request<()>,
     state: &AppState,
     timeout: Duration,
     shutdown: &ShutdownSignal,
 ) -> AfterExchange {
     let close = head::wants_close(req.headers());
-    let Some(mut resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
+    let Some(resp) = unless_peer_leaves(&tcp, handle(state, req)).await else {
         // Dropping the answer's future drops its subscriptions at once.
         return AfterExchange::Next(First::Gone);
     };
-    if let Some(live) = live::claim(&mut resp) {
-        return AfterExchange::Stream(start_streaming(tcp, resp, live).await);
+    match send(tcp, resp, close || shutdown.is_triggered()).await {
+        Sent::Stream(streaming) => AfterExchange::Stream(streaming),
+        Sent::Open(tcp) => AfterExchange::Next(first_request(tcp, timeout, shutdown).await),
+        Sent::Closed => AfterExchange::Next(First::Gone),
     }
-    let close = close || shutdown.is_triggered();
-    if write_plain(&mut tcp, resp, close).await.is_err() {
-        return AfterExchange::Next(First::Gone);
-    }
-    if close {
-        let _ = tcp.shutdown().await;
-        return AfterExchange::Next(First::Gone);
-    }
-    AfterExchange::Next(first_request(tcp, timeout, shutdown).await)
 }
 
 /// Waits for `answer` unless the peer closes or resets the connection first (`None`):
@@ -224,18 +220,32 @@ pub(crate) enum AfterExchange {
     Stream(Option<Streaming>),
 }
 
-/// Writes `resp`: a live body's head, opening and ready chunks (returning the
-/// [`Streaming`] that sends the rest), or any other response followed by a close.
-async fn respond(mut tcp: TcpStream, mut resp: Response) -> Option<Streaming> {
-    match live::claim(&mut resp) {
-        Some(live) => start_streaming(tcp, resp, live).await,
-        None => {
-            if write_plain(&mut tcp, resp, true).await.is_ok() {
-                let _ = tcp.shutdown().await;
-            }
-            None
-        }
+/// What writing a response left of its connection.
+// Matched at once by its caller; boxing the stream would cost an allocation per stream.
+#[allow(clippy::large_enum_variant)]
+enum Sent {
+    /// A live body: the [`Streaming`] that sends the rest (`None` if it already ended).
+    Stream(Option<Streaming>),
+    /// Any other response, written; the connection stays open for the next request.
+    Open(TcpStream),
+    /// Written and closed (as asked), or the write failed.
+    Closed,
+}
+
+/// Writes `resp`: a live body's head, opening and ready chunks, or any other response,
+/// after which the connection is closed if `close` (a live body always ends it).
+async fn send(mut tcp: TcpStream, mut resp: Response, close: bool) -> Sent {
+    if let Some(live) = live::claim(&mut resp) {
+        return Sent::Stream(start_streaming(tcp, resp, live).await);
     }
+    if write_plain(&mut tcp, resp, close).await.is_err() {
+        return Sent::Closed;
+    }
+    if close {
+        let _ = tcp.shutdown().await;
+        return Sent::Closed;
+    }
+    Sent::Open(tcp)
 }
 
 /// Writes the head of `resp` (a live body claimed from it), the opening and the chunks
