@@ -69,7 +69,8 @@ pub async fn subscribe(state: &AppState, req: Request) -> Response {
         .strip_prefix("/ch/")
         .map(channel_from_segment);
     let result = match channel {
-        Some(channel) => channel_get(state, channel, req).await,
+        Some(Ok(channel)) => channel_get(state, channel, req).await,
+        Some(Err(e)) => Err(e),
         None => sub_get(state, req).await,
     };
     respond(result)
@@ -81,10 +82,9 @@ async fn subscribe_routed(State(state): State<AppState>, req: Request) -> Respon
 
 async fn channel_get(
     state: &AppState,
-    channel: Result<String, ServerError>,
+    channel: String,
     req: Request,
 ) -> Result<Response, ServerError> {
-    let channel = channel?;
     let q = query(&req);
     crate::channel::for_subscribe(&state.hub, &channel)?;
     let kind = transport::choose(req.headers(), &q)?;

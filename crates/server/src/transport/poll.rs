@@ -62,10 +62,6 @@ impl Answer {
 
     /// Sets a channel's resume cursor (its start, before any item).
     pub fn position(&mut self, channel: &str, cursor: Cursor) {
-        self.set_cursor(channel, cursor);
-    }
-
-    fn set_cursor(&mut self, channel: &str, cursor: Cursor) {
         match self.cursors.iter_mut().find(|(c, _)| c == channel) {
             Some((_, at)) => *at = cursor,
             None => self.cursors.push((channel.to_owned(), cursor)),
@@ -84,7 +80,7 @@ impl Answer {
         match m.event() {
             Event::Message => {
                 self.body.push_json(m.encoded(WireFormat::Json));
-                self.set_cursor(m.channel(), cursor);
+                self.position(m.channel(), cursor);
             }
             Event::Reset => self.reset(m.channel(), cursor),
             Event::Join | Event::Leave => {}
@@ -98,7 +94,7 @@ impl Answer {
             self.body
                 .push_json(&encode_ws_text(&Envelope::reset(channel, cursor)));
         }
-        self.set_cursor(channel, cursor);
+        self.position(channel, cursor);
     }
 
     /// The response.
