@@ -97,6 +97,8 @@ def handshake_request():
         "deflate-params": REQ_BASE
         + b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; "
         b"server_max_window_bits=10, permessage-deflate; server_no_context_takeover\r\n\r\n",
+        "deflate-server-8": REQ_BASE
+        + b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8\r\n\r\n",
         "deflate-quoted": REQ_BASE
         + b'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits="12"\r\n'
         b"Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n\r\n",
