@@ -166,9 +166,15 @@ pub fn encode_ws_text(env: &Envelope<'_>) -> Bytes {
     out.freeze()
 }
 
-/// Checks that `bytes` is one valid JSON value (what [`Data::Json`] requires).
+/// Checks that `bytes` is one valid JSON value (what [`Data::Json`] requires), UTF-8
+/// throughout.
 pub fn validate_json(bytes: &[u8]) -> Result<(), ProtoError> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+    // serde_json skips the strings of an ignored value without checking their UTF-8, and
+    // the payload goes out inside WebSocket text frames, where invalid UTF-8 fails the
+    // subscriber's connection: check the whole text first.
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ProtoError::InvalidJson(format!("not UTF-8: {e}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| ())
         .map_err(|e| ProtoError::InvalidJson(e.to_string()))
 }
@@ -363,5 +369,10 @@ mod tests {
         assert!(validate_json(b"{").is_err());
         assert!(validate_json(b"1 2").is_err());
         assert!(validate_json(b"").is_err());
+        // Invalid UTF-8 inside a string, and outside one.
+        assert!(validate_json(b"\"\xc2\"").is_err());
+        assert!(validate_json(b"[\"a\xff\"]").is_err());
+        assert!(validate_json(b"{\"\xed\xa0\x80\":1}").is_err());
+        assert!(validate_json("[\"caf\u{e9}\"]".as_bytes()).is_ok());
     }
 }

@@ -144,6 +144,15 @@ async fn http_errors_table() {
             400,
             "bad_request",
         ),
+        // JSON whose string is not UTF-8 would reach subscribers inside text frames.
+        (
+            "POST",
+            "/ch/room",
+            vec![("Content-Type", "application/json")],
+            b"{\"text\":\"caf\xe9\"}".to_vec(),
+            400,
+            "bad_request",
+        ),
         ("GET", "/no/such/page", vec![], vec![], 404, "not_found"),
         // WebSocket handshake faults: the codec's status for each.
         (
@@ -207,6 +216,14 @@ async fn http_errors_table() {
             "/api/publish",
             vec![("X-Api-Key", "test-key")],
             br#"{"channel":"room","data":1,"text":"t"}"#.to_vec(),
+            400,
+            "bad_request",
+        ),
+        (
+            "POST",
+            "/api/publish",
+            vec![("X-Api-Key", "test-key")],
+            b"{\"channel\":\"room\",\"data\":{\"text\":\"caf\xe9\"}}".to_vec(),
             400,
             "bad_request",
         ),
