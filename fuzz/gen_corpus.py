@@ -185,6 +185,23 @@ def server_connection():
         write("server_connection", name, bytes([flags, chunking]) + wire)
 
 
+def proto():
+    seeds = {
+        "subscribe": b'{"id":1,"op":"subscribe","channel":"chat:lobby","since":"abc:3"}',
+        "publish-json": b'{"id":3,"op":"publish","channel":"chat:lobby","data":{"text":"hi\\n",\r\n"n":[1,2.5e3,null,true]}}',
+        "publish-b64": b'{"id":4,"op":"publish","channel":"files","data_b64":"AP8="}',
+        "history": b'{"id":5,"op":"history","channel":"c","since":"ffffffffffffffff:18446744073709551615","limit":50}',
+        "ping": b'{"id":6,"op":"ping","extra":{"ignored":[1]}}',
+        "cursor": b"d00d:7",
+        "json-unicode": '["caf\u00e9 \\u2028 \u2028", "\\ud83d\\ude00"]'.encode(),
+        "text-lines": b"line one\r\nline two\rthree\n\nfive",
+        # Valid JSON syntax, invalid UTF-8 in the string: must not count as JSON.
+        "json-bad-utf8": b'{"text":"caf\xe9"}',
+    }
+    for name, data in seeds.items():
+        write("proto", name, data)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -192,6 +209,7 @@ def main():
     handshake_request()
     client_response()
     server_connection()
+    proto()
     total = 0
     for root, _, files in os.walk(CORPUS):
         for f in files:
