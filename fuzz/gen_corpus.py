@@ -202,6 +202,35 @@ def proto():
         write("proto", name, data)
 
 
+HIXIE_REQ = (
+    b"GET /demo HTTP/1.1\r\n"
+    b"Host: example.com\r\n"
+    b"Connection: Upgrade\r\n"
+    b"Sec-WebSocket-Key2: 12998 5 Y3 1  .P00\r\n"
+    b"Sec-WebSocket-Protocol: sample\r\n"
+    b"Upgrade: WebSocket\r\n"
+    b"Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5\r\n"
+    b"Origin: http://example.com\r\n"
+    b"\r\n"
+    b"^n:ds[4U"
+)
+
+
+def hixie76():
+    # Byte 0: the decoder's frame size limit; the rest: the handshake and then frames.
+    seeds = {
+        "draft-example": bytes([64]) + HIXIE_REQ,
+        "chat-protocol": bytes([64]) + HIXIE_REQ.replace(b"sample", b"chat"),
+        "no-spaces": bytes([64]) + HIXIE_REQ.replace(b"12998 5 Y3 1  .P00", b"1299851"),
+        "rfc6455": bytes([64]) + REQ_BASE + b"\r\n",
+        "frames": bytes([16]) + b"\x00hello\xff\x00\xc3\xa9\xff\x05skip\xff"
+        b"\x80\x03abc\x81\x01z\xff\x00",
+        "too-large": bytes([4]) + b"\x00abcdefgh\xff",
+    }
+    for name, data in seeds.items():
+        write("hixie76", name, data)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -210,6 +239,7 @@ def main():
     client_response()
     server_connection()
     proto()
+    hixie76()
     total = 0
     for root, _, files in os.walk(CORPUS):
         for f in files:
