@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = [0u8; MAX_HEADER_LEN];
     let n = header.encode(&mut buf);
     assert_eq!(n, header.encoded_len());
-    assert!(n <= used, "minimal encoding ({n}) longer than the input's ({used})");
+    assert!(
+        n <= used,
+        "minimal encoding ({n}) longer than the input's ({used})"
+    );
     assert_eq!(FrameHeader::parse(&buf[..n]), Ok(Some((header, n))));
     // Every strict prefix of a header needs more input.
     for cut in 0..n {

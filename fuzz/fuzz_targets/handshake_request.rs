@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard_ws::handshake::server::{accept, parse_request, AcceptOptions};
 use switchboard_ws::handshake::reject_response;
+use switchboard_ws::handshake::server::{accept, parse_request, AcceptOptions};
 use switchboard_ws::{DeflateConfig, Role};
 
 fuzz_target!(|data: &[u8]| {
@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(e) => {
             let status = e.status();
-            assert!((400..500).contains(&status), "peer fault mapped to {status}");
+            assert!(
+                (400..500).contains(&status),
+                "peer fault mapped to {status}"
+            );
             let resp = reject_response(&e);
             let want = format!("HTTP/1.1 {status} ");
             assert!(resp.starts_with(want.as_bytes()));

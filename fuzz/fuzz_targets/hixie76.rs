@@ -49,7 +49,10 @@ fn handshake(data: &[u8]) {
         }
         Err(e) => {
             let status = e.status();
-            assert!((400..500).contains(&status), "peer fault mapped to {status}");
+            assert!(
+                (400..500).contains(&status),
+                "peer fault mapped to {status}"
+            );
         }
     }
 }
@@ -60,7 +63,11 @@ fn frames(dec: Decoder, mut stream: &[u8]) {
         assert!((1..=stream.len()).contains(&used));
         // The frame is complete at `used`: no strict prefix is.
         for cut in 0..used {
-            assert_eq!(dec.decode(&stream[..cut]), Ok(None), "prefix {cut} of {used}");
+            assert_eq!(
+                dec.decode(&stream[..cut]),
+                Ok(None),
+                "prefix {cut} of {used}"
+            );
         }
         assert_eq!(dec.decode(&stream[..used]), Ok(Some((frame.clone(), used))));
         if let Frame::Text(t) = &frame {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use switchboard_ws::{
-    CloseCode, Config, Connection, DeflateConfig, DeflateParams, Error, Event, FrameHeader,
-    OpCode, Role,
+    CloseCode, Config, Connection, DeflateConfig, DeflateParams, Error, Event, FrameHeader, OpCode,
+    Role,
 };
 
 fn deflate_params(variant: u8) -> Option<DeflateParams> {
@@ -144,7 +144,10 @@ fuzz_target!(|data: &[u8]| {
         conn.handle_input(chunk, now);
         let mut ended = false;
         while let Some(ev) = conn.poll_event() {
-            assert!(was_readable && !ended, "event after reading stopped: {ev:?}");
+            assert!(
+                was_readable && !ended,
+                "event after reading stopped: {ev:?}"
+            );
             match ev {
                 Event::Text(b) => {
                     assert!(b.len() <= max_message);
