@@ -195,6 +195,7 @@ def proto():
         "cursor": b"d00d:7",
         "json-unicode": '["caf\u00e9 \\u2028 \u2028", "\\ud83d\\ude00"]'.encode(),
         "text-lines": b"line one\r\nline two\rthree\n\nfive",
+        "json-null": b"null",
         # Valid JSON syntax, invalid UTF-8 in the string: must not count as JSON.
         "json-bad-utf8": b'{"text":"caf\xe9"}',
     }

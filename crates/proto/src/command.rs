@@ -179,7 +179,7 @@ struct RawCommand<'a> {
     since: Option<Cow<'a, str>>,
     #[serde(default)]
     limit: Option<u32>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::json::raw_or_null")]
     data: Option<&'a RawValue>,
     #[serde(default, borrow)]
     data_b64: Option<Cow<'a, str>>,
@@ -569,6 +569,16 @@ mod tests {
                 Command {
                     id: 8,
                     op: Op::Ping,
+                },
+            ),
+            (
+                r#"{"id":10,"op":"publish","channel":"a","data":null}"#,
+                Command {
+                    id: 10,
+                    op: Op::Publish {
+                        channel: ch("a"),
+                        data: CommandData::Json("null"),
+                    },
                 },
             ),
             (

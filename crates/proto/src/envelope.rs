@@ -230,7 +230,7 @@ struct RawEnvelope<'a> {
     event: Event,
     #[serde(default)]
     cursor: Option<Cursor>,
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "crate::json::raw_or_null")]
     data: Option<&'a RawValue>,
     #[serde(default)]
     data_b64: Option<String>,
@@ -360,6 +360,15 @@ mod tests {
         );
         assert!(parse_envelope(br#"{"channel":"c","event":"nope"}"#).is_err());
         assert!(parse_envelope(br#"{"channel":"c","event":"message","cursor":"zz"}"#).is_err());
+    }
+
+    #[test]
+    fn null_data_is_json_null_not_absent() {
+        let env = Envelope::message("c", C3, Data::Json(b"null"));
+        let back = parse_envelope(&encode_ws_text(&env)).unwrap();
+        assert_eq!(back.data, ReceivedData::Json("null".into()));
+        let none = parse_envelope(br#"{"channel":"c","event":"leave"}"#).unwrap();
+        assert_eq!(none.data, ReceivedData::None);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Minimal JSON writing helpers shared by the encoders: string escaping, raw JSON
-//! embedding and base64, all appending to a `BytesMut` without temporary allocations.
+//! embedding and base64, all appending to a `BytesMut` without temporary allocations; and
+//! [`raw_or_null`], for reading a payload field whose value may be `null`.
 
 use base64::Engine as _;
 use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// Appends `s` as a JSON string literal (with quotes).
 pub(crate) fn write_str(out: &mut BytesMut, s: &str) {
@@ -84,6 +87,17 @@ pub(crate) fn u64_digits(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
 /// Appends a u64 in decimal.
 pub(crate) fn write_u64(out: &mut BytesMut, n: u64) {
     out.extend_from_slice(u64_digits(n, &mut [0u8; 20]));
+}
+
+/// For `#[serde(default, borrow, deserialize_with = "raw_or_null")]` on an
+/// `Option<&RawValue>` field: a present field is `Some` of its JSON text, `null` included.
+/// (Plain `Option` reads `"data":null` as `None`, as if the field were absent; but `null`
+/// is a payload like any other.)
+///
+/// # Errors
+/// When the field is not valid JSON.
+pub fn raw_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]

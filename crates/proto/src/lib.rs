@@ -36,6 +36,7 @@
 //!   [`CommandError`] / [`ErrorCode`], reply encoders [`encode_ok`], [`encode_result_cursor`],
 //!   [`encode_result_raw`], [`encode_presence_result`] with [`PresenceEntry`],
 //!   [`encode_error`]; client side [`encode_command`], [`parse_server_frame`] → [`ServerFrame`].
+//! * [`raw_or_null`]: serde helper for a payload field (`data`) where `null` is a value.
 
 pub mod command;
 pub mod cursor;
@@ -55,6 +56,7 @@ pub use envelope::{
     encode_ws_text, parse_envelope, validate_json, Data, Envelope, Event, ProtoError, ReceivedData,
     ReceivedEnvelope,
 };
+pub use json::raw_or_null;
 pub use poll::{encode_poll_response, PollBody};
 pub use sse::{
     encode_sse_data, encode_sse_envelope, encode_sse_event, sse_comment, sse_heartbeat,

@@ -139,7 +139,7 @@ async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) 
             #[derive(Deserialize)]
             struct Req<'a> {
                 channel: String,
-                #[serde(default, borrow)]
+                #[serde(default, borrow, deserialize_with = "switchboard_proto::raw_or_null")]
                 data: Option<&'a RawValue>,
                 #[serde(default)]
                 text: Option<String>,
@@ -168,7 +168,7 @@ async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body
             #[derive(Deserialize)]
             struct Req<'a> {
                 channels: Vec<String>,
-                #[serde(default, borrow)]
+                #[serde(default, borrow, deserialize_with = "switchboard_proto::raw_or_null")]
                 data: Option<&'a RawValue>,
                 #[serde(default)]
                 text: Option<String>,

@@ -281,3 +281,34 @@ async fn disconnect_by_user_reaches_a_connection_still_subscribing() {
     api.publish("news", json!(1)).await.unwrap();
     assert!(matches!(bounded(open.next()).await, FeedEvent::Message(_)));
 }
+
+/// JSON `null` is a payload like any other: accepted by the API and by `POST /ch/NAME`,
+/// and delivered as `"data":null`, which the client reads as JSON `null`, not as "no data".
+#[tokio::test]
+async fn null_is_a_payload_like_any_other() {
+    let srv = server().await;
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let client = Client::new(&url(&srv)).unwrap();
+    let mut sub = client
+        .subscribe(Transport::WebSocket, &[("news", None)])
+        .await
+        .unwrap();
+    let r = api.publish("news", serde_json::Value::Null).await.unwrap();
+    let env = bounded(sub.next()).await.unwrap();
+    assert_eq!(env.data, ReceivedData::Json("null".into()));
+    assert_eq!(
+        env.cursor.unwrap().to_string(),
+        r["cursor"].as_str().unwrap()
+    );
+    let c = client
+        .publish("news", "null", Some("application/json"))
+        .await
+        .unwrap();
+    let env = bounded(sub.next()).await.unwrap();
+    assert_eq!(
+        (env.cursor, env.data),
+        (Some(c), ReceivedData::Json("null".into()))
+    );
+    drop(sub);
+    assert!(srv.shutdown().await);
+}
