@@ -2,11 +2,13 @@
 # scripts/test.sh — run every test of the project and print one summary line.
 #
 # Steps (each runs even if an earlier one failed):
-#   cargo test --workspace, cargo test -p switchboard-ws --features hixie76,
+#   cargo test --workspace (the Redis broker's tests start a redis-server, installed with
+#   apt if missing), cargo test -p switchboard-ws --features hixie76, the server's
+#   multi-node tests with --features redis,
 #   cargo bench --no-run (benchmarks still compile), the Autobahn conformance suites in
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
-#   a short fuzz smoke run of every codec fuzz target, the interop tests (Python
-#   websockets, curl) and the headless-Chromium demo tests.
+#   a short fuzz smoke run of every fuzz target (codec and protocol), the interop tests
+#   (Python websockets, curl) and the headless-Chromium demo tests.
 # Every step prints counts; the last line is "N passed, M failed", summed over cargo's
 # "test result:" lines and the Autobahn summaries (a step that fails without printing a
 # count, e.g. a compile error, counts as one failure). Exit status 0 only when M is 0.
@@ -38,13 +40,21 @@ step() {
   echo "<== $name: $p passed, $f failed, exit $rc, $(( $(date +%s) - start ))s"
 }
 
+# The Redis broker's tests start their own redis-server (crates/redis/src/test_server.rs).
+if ! command -v redis-server >/dev/null; then
+  echo "==> installing redis-server (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+fi
+
 step cargo-test cargo test --workspace --locked
 step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
+step cargo-test-redis-nodes cargo test -p switchboard-server --features redis --test redis_nodes --locked
 step cargo-bench-build cargo bench --workspace --no-run --locked
 step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
 
-# ---- fuzz: every cargo-fuzz target of the codec runs briefly on a copy of its committed
-# seed corpus (installs cargo-fuzz if missing; nightly if present, else RUSTC_BOOTSTRAP=1).
+# ---- fuzz: every cargo-fuzz target (codec and protocol) runs briefly on a copy of its
+# committed seed corpus (installs cargo-fuzz if missing; nightly if present, else RUSTC_BOOTSTRAP=1).
 step fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" ./scripts/fuzz-smoke.sh
 # ---- server: interop (Python websockets, curl -N, plain GETs) and headless Chromium on the
 # demo pages, both against a real `switchboard serve`; each installs what it needs (venv +

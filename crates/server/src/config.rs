@@ -51,7 +51,7 @@ pub const ENV_API_KEY: &str = "SWITCHBOARD_API_KEY";
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Redis URL for clustering (not supported yet: `serve` refuses it).
+    /// Redis URL: nodes on the same Redis share channels (needs the `redis` feature).
     pub redis: Option<String>,
     /// Backend API key; `None` makes every `/api/...` request answer 403.
     pub api_key: Option<String>,

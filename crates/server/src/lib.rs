@@ -17,11 +17,13 @@
 //! - [`transport`]: one module per transport, plus the merge of several channels.
 //! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
 //! - [`clients`]: connections the backend API can disconnect.
+//! - [`broker`]: the in-memory broker, or Redis (feature `redis`) for several nodes.
 //! - [`server`], [`shutdown`]: accept loop and graceful shutdown; `takeover`: connections
 //!   answered without hyper (streaming responses).
 
 pub mod api;
 pub mod app;
+pub mod broker;
 pub mod channel;
 pub mod clients;
 pub mod config;

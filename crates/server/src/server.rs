@@ -218,20 +218,36 @@ impl Running {
     }
 }
 
-/// Binds `config.listen` and serves in a background task.
+/// Connects the broker `config` names ([`crate::broker::from_config`]), binds
+/// `config.listen` and serves in a background task.
 pub async fn start(config: crate::config::Config) -> std::io::Result<Running> {
+    let broker = crate::broker::from_config(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
-    start_on(listener, config)
+    start_with(listener, config, broker)
 }
 
-/// Serves on an already bound listener in a background task.
+/// Serves on an already bound listener in a background task, with an in-memory broker.
 pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io::Result<Running> {
+    start_with(
+        listener,
+        config,
+        std::sync::Arc::new(switchboard_hub::MemoryBroker::new()),
+    )
+}
+
+/// Serves on an already bound listener in a background task, on `broker` (nodes that
+/// share a broker act as one server).
+pub fn start_with(
+    listener: TcpListener,
+    config: crate::config::Config,
+    broker: std::sync::Arc<dyn switchboard_hub::Broker>,
+) -> std::io::Result<Running> {
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
     let state = crate::state::AppState {
         config: std::sync::Arc::new(config.clone()),
         ws_config: std::sync::Arc::new(crate::transport::websocket::ws_config(&config)),
-        hub: switchboard_hub::Hub::new(config.hub_config()),
+        hub: switchboard_hub::Hub::with_broker(config.hub_config(), broker),
         clients: crate::clients::Clients::default(),
         shutdown: shutdown.signal(),
     };

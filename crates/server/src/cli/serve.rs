@@ -1,5 +1,6 @@
 //! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]`:
-//! the server with an in-memory broker and (by default) the demo pages. Configuration:
+//! the server with an in-memory broker, or on Redis with other nodes (`--redis`, feature
+//! `redis`), and (by default) the demo pages. Configuration:
 //! defaults < `--config` file < environment (`SWITCHBOARD_LISTEN`, `SWITCHBOARD_CONFIG`,
 //! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`) < flags. Prints
 //! `switchboard listening on http://ADDR` once it accepts connections; SIGINT/SIGTERM
@@ -19,7 +20,8 @@ pub(crate) struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     config: Option<PathBuf>,
-    /// Redis URL to join a cluster of nodes (not supported yet).
+    /// Redis URL (`redis://[user:password@]host:port/db`): share channels with every node
+    /// on the same Redis (needs a build with the `redis` feature).
     #[arg(long, env = "SWITCHBOARD_REDIS")]
     redis: Option<String>,
     /// Backend API key (prefer the environment variable: flags show in `ps`).
@@ -35,15 +37,6 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    if let Some(url) = &config.redis {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            format!(
-                "--redis {url}: clustering over Redis is not supported yet; \
-                 run without --redis for the in-memory broker"
-            ),
-        ));
-    }
     if config.api_key.is_none() {
         tracing::info!(
             "no API key configured: the backend API (/api/...) answers 403; \
@@ -55,7 +48,7 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     let stop = stop_signal()?;
     let running = switchboard_server::server::start(config)
         .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen: {e}")))?;
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start: {e}")))?;
     // Scripts wait for this line (and read the port from it when listening on :0).
     println!("switchboard listening on http://{}", running.addr);
     tracing::info!(addr = %running.addr, "listening");

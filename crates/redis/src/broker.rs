@@ -1,0 +1,489 @@
+//! [`RedisBroker`]: the hub's [`Broker`] on a Redis server, so that several nodes share
+//! channel logs, epochs, presence and the live feed.
+//!
+//! One RESP3 connection per node, kept by the redis crate's `ConnectionManager`: it
+//! carries the commands and the node's pub/sub subscriptions, reconnects in the
+//! background and subscribes again to the channels it had. Pushed feed messages are
+//! decoded on the connection's reader and handed to the attached sinks there, so live
+//! delivery keeps the order in which Redis published them, which is offset order (each
+//! publish is one script). Messages published while a node was disconnected are not
+//! replayed by Redis; the node's subscribers see the offset gap at the next message and
+//! read it from history, as the [`Broker`] contract allows.
+//!
+//! Every operation has a deadline ([`RedisOptions::timeout`]): with Redis unreachable,
+//! publishes and subscribes fail with [`BrokerError::Unavailable`] (HTTP 503) instead of
+//! waiting.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
+use switchboard_hub::{
+    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink,
+    HistoryAnswer, Message, Payload, Retention,
+};
+
+use crate::entry::{self, key};
+use crate::scripts;
+
+/// How long a channel with no history is kept after its last publish (its epoch and
+/// head); one with a `max_age` expires with its history instead.
+const IDLE_CHANNEL_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Deadline of each operation and connection attempt.
+    pub timeout: Duration,
+    /// Longest wait between reconnection attempts.
+    pub max_reconnect_delay: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            timeout: Duration::from_secs(2),
+            max_reconnect_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+type Sinks = Arc<RwLock<Vec<Weak<dyn FeedSink>>>>;
+
+/// A [`Broker`] on Redis. See the module docs.
+pub struct RedisBroker {
+    conn: ConnectionManager,
+    sinks: Sinks,
+    /// Live-feed registrations per channel; the node is subscribed to a channel's feed
+    /// while its count is above zero. A tokio mutex: it is held across the
+    /// (un)subscribe round trip so that the two cannot overtake each other.
+    interest: tokio::sync::Mutex<HashMap<String, usize>>,
+    publish: Script,
+    history: Script,
+    presence_remove: Script,
+    /// Without its password.
+    url: String,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+fn error(e: &RedisError) -> BrokerError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        BrokerError::Unavailable(e.to_string())
+    } else {
+        BrokerError::Internal(e.to_string())
+    }
+}
+
+fn internal(what: &str) -> BrokerError {
+    BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
+}
+
+/// Hands a pushed feed message to the sinks; everything else pushed is ignored.
+fn on_push(sinks: &Sinks, push: PushInfo) {
+    if push.kind != PushKind::Message {
+        return;
+    }
+    let [Value::BulkString(channel), Value::BulkString(data)] = &push.data[..] else {
+        return;
+    };
+    let Some(name) = entry::channel_of(channel, 'f') else {
+        return;
+    };
+    let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::copy_from_slice(data)) else {
+        tracing::warn!(
+            channel = name,
+            "undecodable message on the Redis feed; skipped"
+        );
+        return;
+    };
+    for sink in sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        if let Some(sink) = sink.upgrade() {
+            sink.deliver(&msg);
+        }
+    }
+}
+
+/// `url` without its password, for messages and logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn new_epoch() -> String {
+    entry::epoch_hex(Epoch(rand::random::<u64>().max(1)))
+}
+
+fn ms(d: Option<Duration>) -> u64 {
+    d.map_or(0, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        other => std::str::from_utf8(bytes(other)?).ok()?.parse().ok(),
+    }
+}
+
+impl RedisBroker {
+    /// Connects to the Redis server at `url` (`redis://host:port/db`, with user and
+    /// password if needed). Fails if it cannot be reached now.
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, BrokerError> {
+        let shown = redacted(url);
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| BrokerError::Unavailable(format!("{shown}: {e}")))?;
+        let redis_settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(redis_settings);
+        let client = redis::Client::open(info).map_err(|e| error(&e))?;
+        let sinks: Sinks = Arc::default();
+        let feed = sinks.clone();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.timeout))
+            .set_response_timeout(Some(options.timeout))
+            .set_max_delay(options.max_reconnect_delay)
+            .set_number_of_retries(2)
+            .set_automatic_resubscription()
+            .set_push_sender(move |push: PushInfo| {
+                on_push(&feed, push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let conn = tokio::time::timeout(
+            options.timeout,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| {
+            BrokerError::Unavailable(format!("{shown}: no answer in {:?}", options.timeout))
+        })?
+        .map_err(|e| BrokerError::Unavailable(format!("{shown}: {e}")))?;
+        Ok(RedisBroker {
+            conn,
+            sinks,
+            interest: tokio::sync::Mutex::default(),
+            publish: Script::new(&scripts::publish()),
+            history: Script::new(&scripts::history()),
+            presence_remove: Script::new(scripts::PRESENCE_REMOVE),
+            url: shown,
+        })
+    }
+
+    fn deliver(&self, msg: &Message) {
+        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Some(sink) = sink.upgrade() {
+                sink.deliver(msg);
+            }
+        }
+    }
+
+    async fn do_publish(
+        &self,
+        channel: &str,
+        payload: Payload,
+        retention: Retention,
+    ) -> Result<Cursor, BrokerError> {
+        let ttl = match retention.max_age {
+            Some(age) => ms(Some(age)),
+            None if retention.max_len == 0 => ms(Some(IDLE_CHANNEL_TTL)),
+            None => 0,
+        };
+        let mut conn = self.conn.clone();
+        let (epoch, offset): (String, u64) = self
+            .publish
+            .key(key(channel, 'm'))
+            .key(key(channel, 'l'))
+            .key(key(channel, 'f'))
+            .arg(new_epoch())
+            .arg(entry::kind_letter(payload.kind()))
+            .arg(&payload.data()[..])
+            .arg(retention.max_len)
+            .arg(ms(retention.max_age))
+            .arg(ttl)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| error(&e))?;
+        let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
+        Ok(Cursor::new(epoch, offset))
+    }
+
+    async fn do_history(
+        &self,
+        channel: &str,
+        since: Option<Cursor>,
+        limit: Option<usize>,
+        retention: Retention,
+    ) -> Result<HistoryAnswer, BrokerError> {
+        let mut conn = self.conn.clone();
+        let (since_epoch, since_offset) = match since {
+            Some(c) => (entry::epoch_hex(c.epoch), c.offset),
+            None => (String::new(), 0),
+        };
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let reply: Vec<Value> = self
+            .history
+            .key(key(channel, 'm'))
+            .key(key(channel, 'l'))
+            .arg(new_epoch())
+            .arg(since_epoch)
+            .arg(since_offset)
+            .arg(limit)
+            .arg(ms(retention.max_age))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| error(&e))?;
+        let [epoch, head, first, tail @ ..] = &reply[..] else {
+            return Err(internal("history reply"));
+        };
+        let epoch = bytes(epoch)
+            .and_then(entry::parse_epoch)
+            .ok_or_else(|| internal("epoch"))?;
+        let head = Cursor::new(epoch, int(head).ok_or_else(|| internal("head"))?);
+        let first = int(first).ok_or_else(|| internal("offset"))?;
+        let Some((status, entries)) = tail.split_first() else {
+            return Err(internal("history reply"));
+        };
+        if bytes(status) == Some(b"reset") {
+            return Ok(HistoryAnswer::Reset {
+                head,
+                earliest: Cursor::new(epoch, first),
+            });
+        }
+        let name: Arc<str> = Arc::from(channel);
+        let mut messages = Vec::with_capacity(entries.len());
+        for (i, e) in (0u64..).zip(entries) {
+            let data = bytes(e).ok_or_else(|| internal("log entry"))?;
+            let payload = entry::entry_payload(&Bytes::copy_from_slice(data))
+                .ok_or_else(|| internal("log entry"))?;
+            messages.push(Message::published(
+                name.clone(),
+                Cursor::new(epoch, first + i),
+                payload,
+            ));
+        }
+        Ok(HistoryAnswer::Gap {
+            messages,
+            head,
+            more: int(status) == Some(1),
+        })
+    }
+
+    async fn do_subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        let mut interest = self.interest.lock().await;
+        let count = interest.get(channel).copied().unwrap_or(0);
+        if count == 0 {
+            let mut conn = self.conn.clone();
+            conn.subscribe(key(channel, 'f'))
+                .await
+                .map_err(|e| error(&e))?;
+        }
+        interest.insert(channel.to_owned(), count + 1);
+        Ok(())
+    }
+
+    async fn do_unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        let mut interest = self.interest.lock().await;
+        match interest.get_mut(channel) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                interest.remove(channel);
+                let mut conn = self.conn.clone();
+                conn.unsubscribe(key(channel, 'f'))
+                    .await
+                    .map_err(|e| error(&e))?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn do_channels(&self) -> Result<Vec<ChannelHead>, BrokerError> {
+        let mut conn = self.conn.clone();
+        let mut names = Vec::new();
+        {
+            let mut keys = conn
+                .scan_match::<_, Vec<u8>>("sb:{*}:m")
+                .await
+                .map_err(|e| error(&e))?;
+            while let Some(k) = futures_next(&mut keys).await {
+                if let Some(name) = entry::channel_of(&k, 'm') {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        let mut heads = Vec::with_capacity(names.len());
+        for name in names {
+            let (epoch, head, retained): (Option<String>, Option<u64>, usize) = redis::pipe()
+                .hget(key(&name, 'm'), "e")
+                .hget(key(&name, 'm'), "h")
+                .llen(key(&name, 'l'))
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| error(&e))?;
+            // Expired between the scan and the read: not a channel any more.
+            let (Some(epoch), Some(head)) = (epoch, head) else {
+                continue;
+            };
+            let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
+            heads.push(ChannelHead {
+                name: Arc::from(name),
+                head: Cursor::new(epoch, head),
+                retained,
+            });
+        }
+        Ok(heads)
+    }
+}
+
+/// The next item of a redis-crate async iterator.
+async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
+    it: &mut redis::AsyncIter<'_, T>,
+) -> Option<T> {
+    loop {
+        match it.next_item().await {
+            Some(Ok(v)) => return Some(v),
+            // A key that does not decode is not one of ours.
+            Some(Err(_)) => continue,
+            None => return None,
+        }
+    }
+}
+
+impl Broker for RedisBroker {
+    fn attach(&self, sink: Weak<dyn FeedSink>) {
+        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
+        sinks.retain(|s| s.strong_count() > 0);
+        sinks.push(sink);
+    }
+
+    fn publish(
+        &self,
+        channel: &str,
+        payload: Payload,
+        retention: Retention,
+    ) -> BrokerFuture<'_, Cursor> {
+        let channel = channel.to_owned();
+        BrokerFuture::boxed(async move { self.do_publish(&channel, payload, retention).await })
+    }
+
+    fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()> {
+        BrokerFuture::boxed(async move {
+            let Some(feed) = entry::feed_presence_event(&msg) else {
+                // Only presence events travel live-only; anything else stays local.
+                self.deliver(&msg);
+                return Ok(());
+            };
+            let mut conn = self.conn.clone();
+            let _: i64 = conn
+                .publish(key(msg.channel(), 'f'), feed)
+                .await
+                .map_err(|e| error(&e))?;
+            Ok(())
+        })
+    }
+
+    fn history(
+        &self,
+        channel: &str,
+        since: Option<Cursor>,
+        limit: Option<usize>,
+        retention: Retention,
+    ) -> BrokerFuture<'_, HistoryAnswer> {
+        let channel = channel.to_owned();
+        BrokerFuture::boxed(async move { self.do_history(&channel, since, limit, retention).await })
+    }
+
+    fn subscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
+        let channel = channel.to_owned();
+        BrokerFuture::boxed(async move { self.do_subscribe(&channel).await })
+    }
+
+    fn unsubscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
+        let channel = channel.to_owned();
+        BrokerFuture::boxed(async move { self.do_unsubscribe(&channel).await })
+    }
+
+    fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
+        let key = key(channel, 'p');
+        BrokerFuture::boxed(async move {
+            let mut conn = self.conn.clone();
+            let added: i64 = conn
+                .hset(key, client.client_id(), &entry::presence_value(&client)[..])
+                .await
+                .map_err(|e| error(&e))?;
+            Ok(added == 1)
+        })
+    }
+
+    fn presence_remove(
+        &self,
+        channel: &str,
+        client_id: &str,
+    ) -> BrokerFuture<'_, Option<ClientInfo>> {
+        let key = key(channel, 'p');
+        let client_id = client_id.to_owned();
+        BrokerFuture::boxed(async move {
+            let mut conn = self.conn.clone();
+            let removed: Option<Vec<u8>> = self
+                .presence_remove
+                .key(key)
+                .arg(client_id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| error(&e))?;
+            Ok(removed.and_then(|v| entry::presence_client(&v)))
+        })
+    }
+
+    fn presence(&self, channel: &str) -> BrokerFuture<'_, Vec<ClientInfo>> {
+        let key = key(channel, 'p');
+        BrokerFuture::boxed(async move {
+            let mut conn = self.conn.clone();
+            let values: Vec<Vec<u8>> = conn.hvals(key).await.map_err(|e| error(&e))?;
+            Ok(values
+                .iter()
+                .filter_map(|v| entry::presence_client(v))
+                .collect())
+        })
+    }
+
+    fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>> {
+        BrokerFuture::boxed(self.do_channels())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(redacted("redis://:s3cret@h:6379/0"), "redis://***@h:6379/0");
+        assert_eq!(redacted("redis://u:p@ss@h/"), "redis://***@h/");
+        assert_eq!(redacted("redis://h:6379/"), "redis://h:6379/");
+    }
+}

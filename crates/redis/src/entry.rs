@@ -1,0 +1,231 @@
+//! The bytes this broker keeps in Redis and sends through it, as pure functions: key
+//! names, log entries, feed messages and presence entries.
+//!
+//! Keys of one channel share the hash tag `{NAME}`, so they sit in one Redis Cluster slot
+//! and one Lua script may touch them all. Channel names never contain `{` or `}` (the hub
+//! refuses them), so the tag is the whole name.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset |
+//! | `sb:{NAME}:l` | list | retained entries, oldest first; index 0 is offset `h - LLEN + 1` |
+//! | `sb:{NAME}:p` | hash | presence: client id → the presence entry JSON |
+//! | `sb:{NAME}:f` | pub/sub channel | the live feed |
+//!
+//! A log entry is `<publish time, ms>:<kind><payload>` (kind `j` JSON, `t` text, `b`
+//! binary). A feed message is `m<epoch hex>:<offset>:` followed by the entry for a
+//! published message, or `j`/`l` followed by the presence entry JSON for `join`/`leave`.
+//! The scripts (see `scripts`) build entries and feed messages the same way.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchboard_hub::{ClientInfo, Cursor, Epoch, Event, Message, Payload, PayloadKind};
+
+/// Every key starts with this.
+const PREFIX: &str = "sb:{";
+
+/// The key of `channel`'s `part` (`m`, `l`, `p` or `f`).
+pub(crate) fn key(channel: &str, part: char) -> String {
+    let mut k = String::with_capacity(PREFIX.len() + channel.len() + 3);
+    k.push_str(PREFIX);
+    k.push_str(channel);
+    k.push_str("}:");
+    k.push(part);
+    k
+}
+
+/// The channel name of a key made by [`key`] with `part`.
+pub(crate) fn channel_of(key: &[u8], part: char) -> Option<&str> {
+    let rest = key.strip_prefix(PREFIX.as_bytes())?;
+    let name = rest.strip_suffix(&[b'}', b':', part as u8][..])?;
+    std::str::from_utf8(name).ok()
+}
+
+/// The one-letter kind of a payload, as entries store it.
+pub(crate) fn kind_letter(kind: PayloadKind) -> &'static str {
+    match kind {
+        PayloadKind::Json => "j",
+        PayloadKind::Text => "t",
+        PayloadKind::Binary => "b",
+    }
+}
+
+/// Text form of an epoch in keys and scripts.
+pub(crate) fn epoch_hex(epoch: Epoch) -> String {
+    format!("{:x}", epoch.0)
+}
+
+pub(crate) fn parse_epoch(hex: &[u8]) -> Option<Epoch> {
+    let s = std::str::from_utf8(hex).ok()?;
+    u64::from_str_radix(s, 16).ok().map(Epoch)
+}
+
+fn payload(kind: u8, data: Bytes) -> Option<Payload> {
+    match kind {
+        // Validated before it was stored.
+        b'j' => Some(Payload::json_prevalidated(data)),
+        b't' => Payload::text(data).ok(),
+        b'b' => Some(Payload::binary(data)),
+        _ => None,
+    }
+}
+
+/// Splits `<digits>:` off the front.
+fn number(input: &[u8]) -> Option<(u64, &[u8])> {
+    let colon = input.iter().position(|&b| b == b':')?;
+    let n = std::str::from_utf8(&input[..colon]).ok()?.parse().ok()?;
+    Some((n, &input[colon + 1..]))
+}
+
+/// The payload of a log entry (`<ms>:<kind><payload>`), sharing `entry`'s bytes.
+pub(crate) fn entry_payload(entry: &Bytes) -> Option<Payload> {
+    let (_, rest) = number(entry)?;
+    let (&kind, data) = rest.split_first()?;
+    let start = entry.len() - data.len();
+    payload(kind, entry.slice(start..))
+}
+
+/// A message read from the feed of `channel`.
+pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
+    let (&tag, rest) = feed.split_first()?;
+    match tag {
+        b'm' => {
+            let colon = rest.iter().position(|&b| b == b':')?;
+            let epoch = parse_epoch(&rest[..colon])?;
+            let (offset, entry) = number(&rest[colon + 1..])?;
+            let entry = feed.slice(feed.len() - entry.len()..);
+            let payload = entry_payload(&entry)?;
+            Some(Message::published(
+                channel,
+                Cursor::new(epoch, offset),
+                payload,
+            ))
+        }
+        b'j' | b'l' => {
+            let event = if tag == b'j' {
+                Event::Join
+            } else {
+                Event::Leave
+            };
+            let json = feed.slice(1..);
+            let client = presence_client(&json)?;
+            Some(Message::presence_event(channel, event, &client))
+        }
+        _ => None,
+    }
+}
+
+/// The feed message of a `join`/`leave` event, `None` for other events.
+pub(crate) fn feed_presence_event(msg: &Message) -> Option<Vec<u8>> {
+    let tag = match msg.event() {
+        Event::Join => b'j',
+        Event::Leave => b'l',
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(1 + msg.data().len());
+    out.push(tag);
+    out.extend_from_slice(msg.data());
+    Some(out)
+}
+
+/// How presence stores a client: its presence entry JSON.
+pub(crate) fn presence_value(client: &ClientInfo) -> Bytes {
+    client.as_presence_entry().to_json()
+}
+
+#[derive(serde::Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow)]
+    client: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    user: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    info: Option<&'a serde_json::value::RawValue>,
+}
+
+/// A client read back from its presence entry JSON.
+pub(crate) fn presence_client(json: &[u8]) -> Option<ClientInfo> {
+    let e: Entry<'_> = serde_json::from_slice(json).ok()?;
+    let mut client = ClientInfo::new(&*e.client);
+    if let Some(u) = e.user {
+        client = client.with_user(&*u);
+    }
+    if let Some(i) = e.info {
+        client = client.with_conn_info(Bytes::copy_from_slice(i.get().as_bytes()));
+    }
+    Some(client)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn keys_carry_the_channel_as_their_hash_tag() {
+        assert_eq!(key("chat:lobby", 'm'), "sb:{chat:lobby}:m");
+        assert_eq!(channel_of(b"sb:{chat:lobby}:m", 'm'), Some("chat:lobby"));
+        assert_eq!(channel_of(b"sb:{chat:lobby}:m", 'f'), None);
+        assert_eq!(channel_of(b"other:{x}:m", 'm'), None);
+    }
+
+    #[test]
+    fn feed_messages_decode_to_what_was_published() {
+        let ch: Arc<str> = Arc::from("c");
+        let m = feed_message(
+            ch.clone(),
+            &Bytes::from_static(b"mabc:7:1700000000000:j{\"a\":1}"),
+        )
+        .unwrap();
+        assert_eq!(m.event(), Event::Message);
+        assert_eq!(m.cursor(), Some(Cursor::new(Epoch(0xabc), 7)));
+        assert_eq!(m.payload().kind(), PayloadKind::Json);
+        assert_eq!(&m.data()[..], b"{\"a\":1}");
+
+        // Binary payloads keep every byte, colons included.
+        let m = feed_message(ch.clone(), &Bytes::from_static(b"m1:2:5:b\x00:\xff")).unwrap();
+        assert_eq!(m.payload().kind(), PayloadKind::Binary);
+        assert_eq!(&m.data()[..], b"\x00:\xff");
+
+        let join = Message::presence_event(
+            ch.clone(),
+            Event::Join,
+            &ClientInfo::new("c1").with_user("u1"),
+        );
+        let wire = Bytes::from(feed_presence_event(&join).unwrap());
+        let back = feed_message(ch.clone(), &wire).unwrap();
+        assert_eq!(back.event(), Event::Join);
+        assert_eq!(back.data(), join.data());
+
+        for bad in [
+            &b""[..],
+            b"x",
+            b"mzz:1:0:j1",
+            b"m1:x:0:j1",
+            b"m1:2:0:q1",
+            b"m1:2:0:t\xff",
+        ] {
+            assert!(
+                feed_message(ch.clone(), &Bytes::copy_from_slice(bad)).is_none(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn presence_entries_round_trip() {
+        for c in [
+            ClientInfo::new("a"),
+            ClientInfo::new("b").with_user("user \"q\""),
+            ClientInfo::new("c")
+                .with_user("u")
+                .with_conn_info(Bytes::from_static(b"{\"x\":[1,2]}")),
+        ] {
+            let back = presence_client(&presence_value(&c)).unwrap();
+            assert_eq!(back.client_id(), c.client_id());
+            assert_eq!(back.user_id(), c.user_id());
+            assert_eq!(back.conn_info(), c.conn_info());
+        }
+    }
+}

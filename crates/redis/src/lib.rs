@@ -1,0 +1,16 @@
+//! The Redis broker of Switchboard: channel logs (offsets, epochs, history), presence and
+//! the live feed kept in a Redis server, so that several `switchboard serve` nodes behind
+//! a load balancer act as one. Any node answers any poll or resume; a message published
+//! on one node reaches the subscribers of every node.
+//!
+//! - [`RedisBroker`] implements the hub's [`switchboard_hub::Broker`] (module `broker`).
+//! - Keys, entries and feed messages are pure functions (module `entry`); the log
+//!   operations are Lua scripts, one atomic step each (module `scripts`).
+//! - [`test_server`]: a throwaway `redis-server` for tests, here and in the server's.
+
+mod broker;
+mod entry;
+mod scripts;
+pub mod test_server;
+
+pub use broker::{RedisBroker, RedisOptions};

@@ -1,0 +1,115 @@
+//! The Lua scripts that make each log operation atomic in Redis. Keys and entry formats
+//! are described in `entry`. Time comes from Redis (`TIME`), so every node agrees on ages.
+//!
+//! A channel's hash is created on first use with the epoch the caller proposes (a random
+//! one); if the hash is lost (the key expired, or Redis lost its data), the next use
+//! creates a new epoch and old cursors are answered with `reset`.
+
+/// Drops entries older than `max_age` ms from the front of the log.
+const TRIM_AGE: &str = r"
+local function trim_age(log, now, max_age)
+  if max_age <= 0 then return end
+  while true do
+    local e = redis.call('LINDEX', log, 0)
+    if not e then return end
+    local t = tonumber(string.match(e, '^(%d+):'))
+    if t and now - t > max_age then redis.call('LPOP', log) else return end
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function epoch_of(meta, log, proposed)
+  local epoch = redis.call('HGET', meta, 'e')
+  if not epoch then
+    epoch = proposed
+    redis.call('HSET', meta, 'e', epoch, 'h', 0)
+    redis.call('DEL', log)
+  end
+  return epoch
+end
+";
+
+/// KEYS: meta, log, feed. ARGV: proposed epoch, kind letter, payload, max_len, max_age
+/// ms (0: none), idle expiry ms (0: none). Returns `{epoch, offset}`.
+///
+/// Appends, trims, publishes the feed message, all in one step: offsets and live
+/// delivery follow one order.
+pub(crate) fn publish() -> String {
+    format!(
+        "{TRIM_AGE}{}",
+        r"
+local now = now_ms()
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local head = redis.call('HINCRBY', KEYS[1], 'h', 1)
+local entry = now .. ':' .. ARGV[2] .. ARGV[3]
+local max_len = tonumber(ARGV[4])
+if max_len > 0 then
+  redis.call('RPUSH', KEYS[2], entry)
+  redis.call('LTRIM', KEYS[2], -max_len, -1)
+  trim_age(KEYS[2], now, tonumber(ARGV[5]))
+else
+  redis.call('DEL', KEYS[2])
+end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('PUBLISH', KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
+return {epoch, head}
+"
+    )
+}
+
+/// KEYS: meta, log. ARGV: proposed epoch, since epoch (empty: no cursor), since offset,
+/// limit (-1: none), max_age ms (0: none).
+///
+/// Returns `{epoch, head, first, more, entries...}` where `first` is the offset of the
+/// first entry returned, or `{epoch, head, earliest, 'reset'}` when the cursor cannot be
+/// continued (other epoch, ahead of the head, or before what is retained).
+pub(crate) fn history() -> String {
+    format!(
+        "{TRIM_AGE}{}",
+        r"
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))
+local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
+local len = redis.call('LLEN', KEYS[2])
+local first = head - len + 1
+local limit = tonumber(ARGV[4])
+local start, take, more
+if ARGV[2] == '' then
+  take = len
+  if limit >= 0 and take > limit then take = limit end
+  start = len - take
+  more = 0
+else
+  local since = tonumber(ARGV[3])
+  if ARGV[2] ~= epoch or since > head or since < first - 1 then
+    return {epoch, head, first - 1, 'reset'}
+  end
+  start = since - first + 1
+  local available = len - start
+  take = available
+  if limit >= 0 and take > limit then take = limit end
+  more = 0
+  if take < available then more = 1 end
+end
+local out = {epoch, head, first + start, more}
+if take > 0 then
+  local items = redis.call('LRANGE', KEYS[2], start, start + take - 1)
+  for i = 1, #items do out[#out + 1] = items[i] end
+end
+return out
+"
+    )
+}
+
+/// KEYS: presence. ARGV: client id. Removes the entry; returns it, or nil.
+pub(crate) const PRESENCE_REMOVE: &str = r"
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return v
+";

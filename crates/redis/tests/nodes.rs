@@ -1,0 +1,334 @@
+//! Two hubs ("nodes") on one real `redis-server`, each with its own [`RedisBroker`]:
+//! offsets, history, retention, presence and the live feed are shared; a Redis restart
+//! gives a new epoch and subscribers a `reset`; a Redis outage is an `Unavailable` error.
+//! Each test starts its own `redis-server` on a free loopback port and stops it by PID.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use switchboard_hub::*;
+use switchboard_redis::test_server::RedisServer as Redis;
+use switchboard_redis::{RedisBroker, RedisOptions};
+
+async fn node(redis: &Redis, config: HubConfig) -> Hub {
+    let broker = RedisBroker::connect(&redis.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    Hub::with_broker(config, Arc::new(broker))
+}
+
+fn json(n: u64) -> Payload {
+    Payload::json(Bytes::from(n.to_string())).unwrap()
+}
+
+/// Receives with a guard against hanging (a failure, not a timing assertion).
+async fn recv(sub: &mut Subscription) -> Message {
+    tokio::time::timeout(Duration::from_secs(15), sub.recv())
+        .await
+        .expect("recv hung")
+        .unwrap()
+}
+
+fn offsets(msgs: &[Message]) -> Vec<u64> {
+    msgs.iter().map(|m| m.cursor().unwrap().offset).collect()
+}
+
+#[tokio::test]
+async fn nodes_share_offsets_history_and_the_live_feed() {
+    let redis = Redis::start();
+    let a = node(&redis, HubConfig::default()).await;
+    let b = node(&redis, HubConfig::default()).await;
+    let mut on_b = b
+        .subscribe("room", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+
+    // Published on either node, one log: offsets 1..=10 in one epoch, live on B in order.
+    let mut cursors = Vec::new();
+    for i in 0..10 {
+        let hub = if i % 2 == 0 { &a } else { &b };
+        cursors.push(hub.publish("room", json(i)).await.unwrap());
+    }
+    let epoch = cursors[0].epoch;
+    for (i, c) in (1..).zip(&cursors) {
+        assert_eq!(*c, Cursor::new(epoch, i));
+    }
+    for (i, c) in (0..).zip(&cursors) {
+        let m = recv(&mut on_b).await;
+        assert_eq!((m.event(), m.cursor()), (Event::Message, Some(*c)));
+        assert_eq!(&m.data()[..], i.to_string().as_bytes());
+    }
+
+    // History answers the same on both nodes.
+    for hub in [&a, &b] {
+        let cases: &[(u64, Option<usize>, Vec<u64>, bool)] = &[
+            (0, None, (1..=10).collect(), false),
+            (7, Some(2), vec![8, 9], true),
+            (7, Some(3), vec![8, 9, 10], false),
+            (10, None, vec![], false),
+        ];
+        for (since, limit, want, want_more) in cases {
+            let HistoryAnswer::Gap {
+                messages,
+                head,
+                more,
+            } = hub
+                .history("room", Some(Cursor::new(epoch, *since)), *limit)
+                .await
+                .unwrap()
+            else {
+                panic!("a gap for since={since}");
+            };
+            assert_eq!(
+                (offsets(&messages), head, more),
+                (want.clone(), cursors[9], *want_more)
+            );
+        }
+        // The latest messages without a cursor.
+        let HistoryAnswer::Gap { messages, .. } = hub.history("room", None, Some(3)).await.unwrap()
+        else {
+            panic!("latest")
+        };
+        assert_eq!(offsets(&messages), vec![8, 9, 10]);
+        // Another epoch, or a cursor ahead of the head: reset.
+        for bad in [Cursor::new(Epoch(epoch.0 ^ 1), 3), Cursor::new(epoch, 11)] {
+            let answer = hub.history("room", Some(bad), None).await.unwrap();
+            assert!(
+                matches!(answer, HistoryAnswer::Reset { head, .. } if head == cursors[9]),
+                "{answer:?}"
+            );
+        }
+    }
+
+    // A subscription resuming on A from the 4th message gets exactly the gap.
+    let mut on_a = a
+        .subscribe("room", Some(cursors[3]), ClientInfo::new("a1"))
+        .await
+        .unwrap();
+    for c in &cursors[4..] {
+        assert_eq!(recv(&mut on_a).await.cursor(), Some(*c));
+    }
+    assert!(matches!(on_a.try_recv(), Ok(None)));
+
+    let channels = b.channels().await.unwrap();
+    assert!(channels.iter().any(|c| &*c.name == "room"), "{channels:?}");
+}
+
+#[tokio::test]
+async fn every_payload_kind_survives_the_feed_and_history() {
+    let redis = Redis::start();
+    let a = node(&redis, HubConfig::default()).await;
+    let b = node(&redis, HubConfig::default()).await;
+    let mut sub = b
+        .subscribe("kinds", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    let payloads = [
+        Payload::json(Bytes::from_static(br#"{"text":"caf\u00e9","n":[1,2]}"#)).unwrap(),
+        Payload::text(Bytes::from_static("line 1\nline: 2 é".as_bytes())).unwrap(),
+        Payload::binary(Bytes::from_static(b"\x00:\xff\r\n:")),
+        Payload::binary(Bytes::new()),
+    ];
+    for p in &payloads {
+        a.publish("kinds", p.clone()).await.unwrap();
+    }
+    let live: Vec<Message> = {
+        let mut v = Vec::new();
+        for _ in &payloads {
+            v.push(recv(&mut sub).await);
+        }
+        v
+    };
+    let HistoryAnswer::Gap { messages, .. } = b.history("kinds", None, None).await.unwrap() else {
+        panic!("history");
+    };
+    for got in [&live, &messages] {
+        let got: Vec<&Payload> = got.iter().map(Message::payload).collect();
+        assert_eq!(got, payloads.iter().collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn retention_trims_by_length_and_a_trimmed_cursor_resets() {
+    let redis = Redis::start();
+    let short = NamespaceConfig {
+        history_size: 3,
+        ..Default::default()
+    };
+    let none = NamespaceConfig {
+        history_size: 0,
+        ..Default::default()
+    };
+    let config = HubConfig::default()
+        .with_namespace("short", short)
+        .with_namespace("none", none);
+    let a = node(&redis, config.clone()).await;
+    let b = node(&redis, config).await;
+    let c: Vec<Cursor> = {
+        let mut v = Vec::new();
+        for i in 0..5 {
+            v.push(a.publish("short:x", json(i)).await.unwrap());
+        }
+        v
+    };
+    let epoch = c[0].epoch;
+    match b
+        .history("short:x", Some(Cursor::new(epoch, 0)), None)
+        .await
+        .unwrap()
+    {
+        HistoryAnswer::Reset { head, earliest } => {
+            assert_eq!((head, earliest), (c[4], Cursor::new(epoch, 2)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let HistoryAnswer::Gap { messages, .. } = b.history("short:x", Some(c[1]), None).await.unwrap()
+    else {
+        panic!("gap");
+    };
+    assert_eq!(offsets(&messages), vec![3, 4, 5]);
+
+    // No history at all: offsets still count, a cursor at the head is continuable.
+    let n1 = a.publish("none:x", json(1)).await.unwrap();
+    let n2 = a.publish("none:x", json(2)).await.unwrap();
+    assert_eq!(n2, Cursor::new(n1.epoch, 2));
+    assert!(matches!(
+        b.history("none:x", Some(n2), None).await.unwrap(),
+        HistoryAnswer::Gap { ref messages, .. } if messages.is_empty()
+    ));
+    assert!(matches!(
+        b.history("none:x", Some(n1), None).await.unwrap(),
+        HistoryAnswer::Reset { .. }
+    ));
+}
+
+#[tokio::test]
+async fn presence_and_join_leave_span_nodes() {
+    let redis = Redis::start();
+    let room = NamespaceConfig {
+        presence: true,
+        join_leave: true,
+        ..Default::default()
+    };
+    let config = HubConfig::default().with_namespace("room", room);
+    let a = node(&redis, config.clone()).await;
+    let b = node(&redis, config).await;
+    let mut watcher = b
+        .subscribe("room:1", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut watcher).await.event(), Event::Join); // its own
+
+    let on_a = a
+        .subscribe("room:1", None, ClientInfo::new("a1").with_user("u1"))
+        .await
+        .unwrap();
+    let join = recv(&mut watcher).await;
+    assert_eq!(join.event(), Event::Join);
+    assert_eq!(&join.data()[..], br#"{"client":"a1","user":"u1"}"#);
+    let mut ids: Vec<String> = b
+        .presence("room:1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.client_id().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a1", "b1"]);
+
+    on_a.unsubscribe().await;
+    let leave = recv(&mut watcher).await;
+    assert_eq!(leave.event(), Event::Leave);
+    assert_eq!(&leave.data()[..], br#"{"client":"a1","user":"u1"}"#);
+    let left: Vec<String> = a
+        .presence("room:1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.client_id().to_owned())
+        .collect();
+    assert_eq!(left, ["b1"]);
+}
+
+#[tokio::test]
+async fn a_restarted_redis_means_a_new_epoch_and_a_reset_for_subscribers() {
+    let mut redis = Redis::start();
+    let a = node(&redis, HubConfig::default()).await;
+    let b = node(&redis, HubConfig::default()).await;
+    let mut sub = b
+        .subscribe("feed", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    let before = a.publish("feed", json(1)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.cursor(), Some(before));
+
+    redis.restart_empty();
+    // Both nodes reconnect by themselves; publish until A is back (bounded).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        match a.publish("feed", json(2)).await {
+            Ok(c) => break c,
+            Err(HubError::Broker(BrokerError::Unavailable(_))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("publish after the restart: {e}"),
+        }
+    };
+    assert_ne!(after.epoch, before.epoch, "the data was lost: a new epoch");
+    assert_eq!(after.offset, 1);
+
+    // B's feed comes back too: keep publishing until B sees the new epoch. What it sees
+    // first of it is a reset (its old position cannot be continued), then messages.
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_millis(300), sub.recv()).await;
+        match next {
+            Ok(m) => got.push(m.unwrap()),
+            Err(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "B never saw the new epoch: {got:?}"
+                );
+                a.publish("feed", json(3)).await.unwrap();
+            }
+        }
+    }
+    assert_eq!(got[0].event(), Event::Reset, "{got:?}");
+    assert_eq!(got[0].cursor().unwrap().epoch, after.epoch);
+    assert_eq!(got[1].event(), Event::Message);
+    assert_eq!(got[1].cursor().unwrap().epoch, after.epoch);
+}
+
+#[tokio::test]
+async fn without_redis_operations_fail_as_unavailable() {
+    let mut redis = Redis::start();
+    let url = redis.url();
+    let a = node(&redis, HubConfig::default()).await;
+    a.publish("x", json(1)).await.unwrap();
+    redis.stop();
+    let err = a.publish("x", json(2)).await.unwrap_err();
+    assert!(
+        matches!(err, HubError::Broker(BrokerError::Unavailable(_))),
+        "{err:?}"
+    );
+    let err = a
+        .subscribe("x", None, ClientInfo::new("c"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HubError::Broker(_)), "{err:?}");
+
+    // Connecting to nothing is refused at once, with the address in the message.
+    let err = RedisBroker::connect(&url, RedisOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BrokerError::Unavailable(ref m) if m.contains(&url)),
+        "{err:?}"
+    );
+    let err = RedisBroker::connect("nonsense://", RedisOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
+}

@@ -1,0 +1,139 @@
+//! Several nodes on one Redis (feature `redis`): a message published on one node reaches
+//! subscribers of another over every transport, any node answers a poll or resume with
+//! the same cursors, and `switchboard serve --redis` joins (or explains why it cannot).
+//! Each test starts its own `redis-server` on a free loopback port.
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{bounded, config, json, raw, url};
+use switchboard_client::{Client, Event, ReceivedData, Transport};
+use switchboard_proto::Cursor;
+use switchboard_redis::test_server::RedisServer;
+use switchboard_redis::{RedisBroker, RedisOptions};
+use switchboard_server::server::{start_with, Running};
+use tokio::net::TcpListener;
+
+async fn node(redis: &RedisServer) -> Running {
+    let broker = RedisBroker::connect(&redis.url(), RedisOptions::default())
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_with(listener, config(), Arc::new(broker)).unwrap()
+}
+
+#[tokio::test]
+async fn a_message_published_on_one_node_reaches_every_transport_on_another() {
+    let redis = RedisServer::start();
+    let (one, two) = (node(&redis).await, node(&redis).await);
+    let on_two = Client::new(&url(&two)).unwrap();
+    let mut subs = Vec::new();
+    for t in [Transport::WebSocket, Transport::Sse, Transport::Stream] {
+        subs.push(on_two.subscribe(t, &[("room", None)]).await.unwrap());
+    }
+
+    let on_one = Client::new(&url(&one)).unwrap();
+    let first = on_one
+        .publish("room", r#"{"n":1}"#, Some("application/json"))
+        .await
+        .unwrap();
+    for sub in &mut subs {
+        let env = bounded(sub.next()).await.unwrap();
+        assert_eq!((env.event, env.cursor), (Event::Message, Some(first)));
+        assert_eq!(env.data, ReceivedData::Json(r#"{"n":1}"#.into()));
+    }
+
+    // Offsets continue across nodes; a poll on either node from the first cursor answers
+    // the same gap (the fallbacks are stateless).
+    let second = on_two.publish("room", "two", None).await.unwrap();
+    let third = on_one.publish("room", "three", None).await.unwrap();
+    assert_eq!(second, Cursor::new(first.epoch, 2));
+    assert_eq!(third, Cursor::new(first.epoch, 3));
+    for node in [&one, &two] {
+        let target = format!("/ch/room?since={first}");
+        let (status, _, body) = raw(node, "GET", &target, &[], &[]).await;
+        assert_eq!(status, 200);
+        let v = json(&body);
+        let cursors: Vec<&str> = v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["cursor"].as_str().unwrap())
+            .collect();
+        assert_eq!(cursors, [second.to_string(), third.to_string()]);
+        assert_eq!(v["cursor"], third.to_string());
+    }
+    // A WebSocket resuming on node one gets exactly that gap too.
+    let mut resumed = on_one
+        .subscribe(Transport::WebSocket, &[("room", Some(first))])
+        .await
+        .unwrap();
+    for want in [second, third] {
+        assert_eq!(bounded(resumed.next()).await.unwrap().cursor, Some(want));
+    }
+    drop((subs, resumed));
+    assert!(one.shutdown().await);
+    assert!(two.shutdown().await);
+}
+
+#[tokio::test]
+async fn serve_joins_redis_or_says_why_not() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+    let mut redis = RedisServer::start();
+    let redis_url = redis.url();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis_url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let line = tokio::task::spawn_blocking({
+        let stdout = child.stdout.take().unwrap();
+        move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        }
+    });
+    let line = bounded(line).await.unwrap();
+    assert!(
+        line.starts_with("switchboard listening on http://"),
+        "{line}"
+    );
+    let base = line
+        .trim()
+        .trim_start_matches("switchboard listening on ")
+        .to_owned();
+    // The node's channels are in Redis: a second broker sees what it publishes.
+    let c = Client::new(&base)
+        .unwrap()
+        .publish("cli", "x", None)
+        .await
+        .unwrap();
+    let other = node(&redis).await;
+    let (status, _, body) = raw(&other, "GET", "/ch/cli", &[], &[]).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["cursor"], c.to_string());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(other.shutdown().await);
+
+    // Nothing listening at the URL: a non-zero exit and a reason.
+    redis.stop();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis_url])
+            .output()
+            .unwrap()
+    });
+    let out = bounded(out).await.unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot use Redis"), "{err}");
+}
