@@ -30,8 +30,11 @@ use crate::entry::{self, key};
 use crate::scripts;
 
 /// How long a channel with no history is kept after its last publish (its epoch and
-/// head); one with a `max_age` expires with its history instead.
+/// head), and one that was only read; one with a `max_age` expires with its history.
 const IDLE_CHANNEL_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest history kept per channel: Lua numbers are doubles, exact to 2^53.
+const MAX_LEN: usize = 1 << 40;
 
 /// Connection settings.
 #[derive(Clone, Debug)]
@@ -93,13 +96,15 @@ fn on_push(sinks: &Sinks, push: PushInfo) {
     if push.kind != PushKind::Message {
         return;
     }
-    let [Value::BulkString(channel), Value::BulkString(data)] = &push.data[..] else {
+    let Ok([Value::BulkString(channel), Value::BulkString(data)]) =
+        <[Value; 2]>::try_from(push.data)
+    else {
         return;
     };
-    let Some(name) = entry::channel_of(channel, 'f') else {
+    let Some(name) = entry::channel_of(&channel, 'f') else {
         return;
     };
-    let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::copy_from_slice(data)) else {
+    let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::from(data)) else {
         tracing::warn!(
             channel = name,
             "undecodable message on the Redis feed; skipped"
@@ -208,8 +213,8 @@ impl RedisBroker {
         retention: Retention,
     ) -> Result<Cursor, BrokerError> {
         let ttl = match retention.max_age {
+            _ if retention.max_len == 0 => ms(Some(IDLE_CHANNEL_TTL)),
             Some(age) => ms(Some(age)),
-            None if retention.max_len == 0 => ms(Some(IDLE_CHANNEL_TTL)),
             None => 0,
         };
         let mut conn = self.conn.clone();
@@ -221,7 +226,7 @@ impl RedisBroker {
             .arg(new_epoch())
             .arg(entry::kind_letter(payload.kind()))
             .arg(&payload.data()[..])
-            .arg(retention.max_len)
+            .arg(retention.max_len.min(MAX_LEN))
             .arg(ms(retention.max_age))
             .arg(ttl)
             .invoke_async(&mut conn)
@@ -253,6 +258,7 @@ impl RedisBroker {
             .arg(since_offset)
             .arg(limit)
             .arg(ms(retention.max_age))
+            .arg(ms(Some(IDLE_CHANNEL_TTL)))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;

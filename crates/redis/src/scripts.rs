@@ -20,19 +20,21 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function epoch_of(meta, log, proposed)
+local function epoch_of(meta, log, proposed, fresh_ttl)
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
     epoch = proposed
     redis.call('HSET', meta, 'e', epoch, 'h', 0)
     redis.call('DEL', log)
+    if fresh_ttl > 0 then redis.call('PEXPIRE', meta, fresh_ttl) end
   end
   return epoch
 end
 ";
 
 /// KEYS: meta, log, feed. ARGV: proposed epoch, kind letter, payload, max_len, max_age
-/// ms (0: none), idle expiry ms (0: none). Returns `{epoch, offset}`.
+/// ms (0: none), expiry ms (0: none, and an expiry set by a read is removed). Returns
+/// `{epoch, offset}`.
 ///
 /// Appends, trims, publishes the feed message, all in one step: offsets and live
 /// delivery follow one order.
@@ -41,7 +43,7 @@ pub(crate) fn publish() -> String {
         "{TRIM_AGE}{}",
         r"
 local now = now_ms()
-local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0)
 local head = redis.call('HINCRBY', KEYS[1], 'h', 1)
 local entry = now .. ':' .. ARGV[2] .. ARGV[3]
 local max_len = tonumber(ARGV[4])
@@ -56,6 +58,8 @@ local ttl = tonumber(ARGV[6])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
 end
 redis.call('PUBLISH', KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
 return {epoch, head}
@@ -64,7 +68,8 @@ return {epoch, head}
 }
 
 /// KEYS: meta, log. ARGV: proposed epoch, since epoch (empty: no cursor), since offset,
-/// limit (-1: none), max_age ms (0: none).
+/// limit (-1: none), max_age ms (0: none), expiry ms of a channel this read creates (a
+/// channel only ever read, e.g. polled under a mistyped name, must not stay forever).
 ///
 /// Returns `{epoch, head, first, more, entries...}` where `first` is the offset of the
 /// first entry returned, or `{epoch, head, earliest, 'reset'}` when the cursor cannot be
@@ -73,7 +78,7 @@ pub(crate) fn history() -> String {
     format!(
         "{TRIM_AGE}{}",
         r"
-local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1])
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
 trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))
 local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
 local len = redis.call('LLEN', KEYS[2])

@@ -332,3 +332,50 @@ async fn without_redis_operations_fail_as_unavailable() {
         .unwrap_err();
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err:?}");
 }
+
+/// Keys expire unless they hold history meant to stay: a channel only read (e.g. polled
+/// under a mistyped name) expires, one with `history_ttl` expires with its history, one
+/// with no history expires a day after its last publish.
+#[tokio::test]
+async fn keys_expire_unless_they_hold_history_for_good() {
+    let redis = Redis::start();
+    let keep = NamespaceConfig {
+        history_ttl: None,
+        ..Default::default()
+    };
+    let none = NamespaceConfig {
+        history_size: 0,
+        ..Default::default()
+    };
+    let config = HubConfig::default()
+        .with_namespace("keep", keep)
+        .with_namespace("none", none);
+    let hub = node(&redis, config).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let day = 24 * 3600 * 1000;
+    let mut pttl = async |channel: &str| -> i64 {
+        redis::cmd("PTTL")
+            .arg(format!("sb:{{{channel}}}:m"))
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+
+    hub.history("keep:a", None, None).await.unwrap();
+    let t = pttl("keep:a").await;
+    assert!(t > 0 && t <= day, "a channel only read expires: {t}");
+    hub.publish("keep:a", json(1)).await.unwrap();
+    assert_eq!(pttl("keep:a").await, -1, "history kept for good");
+
+    hub.publish("x", json(1)).await.unwrap();
+    let t = pttl("x").await;
+    assert!(t > 0 && t <= 300_000, "expires with its history_ttl: {t}");
+
+    hub.publish("none:y", json(1)).await.unwrap();
+    let t = pttl("none:y").await;
+    assert!(t > 300_000 && t <= day, "no history: a day: {t}");
+}
