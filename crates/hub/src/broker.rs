@@ -133,6 +133,36 @@ pub trait FeedSink: Send + Sync {
     fn deliver(&self, msg: &Message);
 }
 
+/// The sinks attached to a broker, for broker implementations: [`Broker::attach`] adds
+/// one, [`FeedSinks::deliver`] hands a message to every one still alive.
+#[derive(Default)]
+pub struct FeedSinks(std::sync::RwLock<Vec<Weak<dyn FeedSink>>>);
+
+impl FeedSinks {
+    /// Adds `sink`, forgetting dead ones.
+    pub fn attach(&self, sink: Weak<dyn FeedSink>) {
+        let mut sinks = self.0.write().unwrap_or_else(|e| e.into_inner());
+        sinks.retain(|s| s.strong_count() > 0);
+        sinks.push(sink);
+    }
+
+    /// Delivers `msg` to every live sink.
+    pub fn deliver(&self, msg: &Message) {
+        for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Some(sink) = sink.upgrade() {
+                sink.deliver(msg);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for FeedSinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.read().map(|s| s.len()).unwrap_or(0);
+        f.debug_struct("FeedSinks").field("attached", &n).finish()
+    }
+}
+
 /// What must be shared between nodes. See the module docs for the contract.
 pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// Registers a sink for the live feed. A broker may serve several sinks (several hubs,

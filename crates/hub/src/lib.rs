@@ -69,7 +69,9 @@ pub mod presence;
 mod queue;
 pub mod subscription;
 
-pub use broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Retention};
+pub use broker::{
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+};
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use switchboard_proto::{Cursor, Epoch};
 use tokio::time::Instant;
 
-use crate::broker::{Broker, BrokerFuture, ChannelHead, FeedSink, HistoryAnswer, Retention};
+use crate::broker::{
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+};
 use crate::message::{Message, Payload};
 use crate::presence::{ById, ClientInfo};
 
@@ -67,7 +69,7 @@ impl Log {
 #[derive(Default)]
 pub struct MemoryBroker {
     logs: RwLock<HashMap<Arc<str>, Arc<Mutex<Log>>>>,
-    sinks: RwLock<Vec<Weak<dyn FeedSink>>>,
+    sinks: FeedSinks,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -127,14 +129,6 @@ impl MemoryBroker {
             .cloned()
     }
 
-    fn deliver(&self, msg: &Message) {
-        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            if let Some(sink) = sink.upgrade() {
-                sink.deliver(msg);
-            }
-        }
-    }
-
     /// Forgets a channel's log as if the broker's storage had been wiped: the next use
     /// starts a new epoch. For tests of epoch changes.
     pub fn forget(&self, channel: &str) {
@@ -147,9 +141,7 @@ impl MemoryBroker {
 
 impl Broker for MemoryBroker {
     fn attach(&self, sink: Weak<dyn FeedSink>) {
-        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
-        sinks.retain(|s| s.strong_count() > 0);
-        sinks.push(sink);
+        self.sinks.attach(sink);
     }
 
     fn publish(
@@ -168,12 +160,12 @@ impl Broker for MemoryBroker {
         }
         log.trim(retention, Instant::now());
         // Still under the log lock: live delivery in offset order.
-        self.deliver(&msg);
+        self.sinks.deliver(&msg);
         BrokerFuture::ready(Ok(cursor))
     }
 
     fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()> {
-        self.deliver(&msg);
+        self.sinks.deliver(&msg);
         BrokerFuture::ready(Ok(()))
     }
 

@@ -15,14 +15,14 @@
 //! waiting.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
 use switchboard_hub::{
-    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink,
+    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink, FeedSinks,
     HistoryAnswer, Message, Payload, Retention,
 };
 
@@ -54,12 +54,10 @@ impl Default for RedisOptions {
     }
 }
 
-type Sinks = Arc<RwLock<Vec<Weak<dyn FeedSink>>>>;
-
 /// A [`Broker`] on Redis. See the module docs.
 pub struct RedisBroker {
     conn: ConnectionManager,
-    sinks: Sinks,
+    sinks: Arc<FeedSinks>,
     /// Live-feed registrations per channel; the node is subscribed to a channel's feed
     /// while its count is above zero. A tokio mutex: it is held across the
     /// (un)subscribe round trip so that the two cannot overtake each other.
@@ -92,7 +90,7 @@ fn internal(what: &str) -> BrokerError {
 }
 
 /// Hands a pushed feed message to the sinks; everything else pushed is ignored.
-fn on_push(sinks: &Sinks, push: PushInfo) {
+fn on_push(sinks: &FeedSinks, push: PushInfo) {
     if push.kind != PushKind::Message {
         return;
     }
@@ -111,11 +109,7 @@ fn on_push(sinks: &Sinks, push: PushInfo) {
         );
         return;
     };
-    for sink in sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-        if let Some(sink) = sink.upgrade() {
-            sink.deliver(&msg);
-        }
-    }
+    sinks.deliver(&msg);
 }
 
 /// `url` without its password, for messages and logs.
@@ -166,7 +160,7 @@ impl RedisBroker {
             .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(redis_settings);
         let client = redis::Client::open(info).map_err(|e| error(&e))?;
-        let sinks: Sinks = Arc::default();
+        let sinks: Arc<FeedSinks> = Arc::default();
         let feed = sinks.clone();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
@@ -196,14 +190,6 @@ impl RedisBroker {
             presence_remove: Script::new(scripts::PRESENCE_REMOVE),
             url: shown,
         })
-    }
-
-    fn deliver(&self, msg: &Message) {
-        for sink in self.sinks.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            if let Some(sink) = sink.upgrade() {
-                sink.deliver(msg);
-            }
-        }
     }
 
     async fn do_publish(
@@ -381,9 +367,7 @@ async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
 
 impl Broker for RedisBroker {
     fn attach(&self, sink: Weak<dyn FeedSink>) {
-        let mut sinks = self.sinks.write().unwrap_or_else(|e| e.into_inner());
-        sinks.retain(|s| s.strong_count() > 0);
-        sinks.push(sink);
+        self.sinks.attach(sink);
     }
 
     fn publish(
@@ -400,7 +384,7 @@ impl Broker for RedisBroker {
         BrokerFuture::boxed(async move {
             let Some(feed) = entry::feed_presence_event(&msg) else {
                 // Only presence events travel live-only; anything else stays local.
-                self.deliver(&msg);
+                self.sinks.deliver(&msg);
                 return Ok(());
             };
             let mut conn = self.conn.clone();

@@ -19,6 +19,11 @@ async fn node(redis: &Redis, config: HubConfig) -> Hub {
     Hub::with_broker(config, Arc::new(broker))
 }
 
+/// Two nodes on `redis` with the same configuration.
+async fn two_nodes(redis: &Redis, config: HubConfig) -> (Hub, Hub) {
+    (node(redis, config.clone()).await, node(redis, config).await)
+}
+
 fn json(n: u64) -> Payload {
     Payload::json(Bytes::from(n.to_string())).unwrap()
 }
@@ -38,8 +43,7 @@ fn offsets(msgs: &[Message]) -> Vec<u64> {
 #[tokio::test]
 async fn nodes_share_offsets_history_and_the_live_feed() {
     let redis = Redis::start();
-    let a = node(&redis, HubConfig::default()).await;
-    let b = node(&redis, HubConfig::default()).await;
+    let (a, b) = two_nodes(&redis, HubConfig::default()).await;
     let mut on_b = b
         .subscribe("room", None, ClientInfo::new("b1"))
         .await
@@ -119,8 +123,7 @@ async fn nodes_share_offsets_history_and_the_live_feed() {
 #[tokio::test]
 async fn every_payload_kind_survives_the_feed_and_history() {
     let redis = Redis::start();
-    let a = node(&redis, HubConfig::default()).await;
-    let b = node(&redis, HubConfig::default()).await;
+    let (a, b) = two_nodes(&redis, HubConfig::default()).await;
     let mut sub = b
         .subscribe("kinds", None, ClientInfo::new("b1"))
         .await
@@ -164,8 +167,7 @@ async fn retention_trims_by_length_and_a_trimmed_cursor_resets() {
     let config = HubConfig::default()
         .with_namespace("short", short)
         .with_namespace("none", none);
-    let a = node(&redis, config.clone()).await;
-    let b = node(&redis, config).await;
+    let (a, b) = two_nodes(&redis, config).await;
     let c: Vec<Cursor> = {
         let mut v = Vec::new();
         for i in 0..5 {
@@ -213,8 +215,7 @@ async fn presence_and_join_leave_span_nodes() {
         ..Default::default()
     };
     let config = HubConfig::default().with_namespace("room", room);
-    let a = node(&redis, config.clone()).await;
-    let b = node(&redis, config).await;
+    let (a, b) = two_nodes(&redis, config).await;
     let mut watcher = b
         .subscribe("room:1", None, ClientInfo::new("b1"))
         .await
@@ -255,8 +256,7 @@ async fn presence_and_join_leave_span_nodes() {
 #[tokio::test]
 async fn a_restarted_redis_means_a_new_epoch_and_a_reset_for_subscribers() {
     let mut redis = Redis::start();
-    let a = node(&redis, HubConfig::default()).await;
-    let b = node(&redis, HubConfig::default()).await;
+    let (a, b) = two_nodes(&redis, HubConfig::default()).await;
     let mut sub = b
         .subscribe("feed", None, ClientInfo::new("b1"))
         .await
