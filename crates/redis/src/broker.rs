@@ -248,29 +248,32 @@ impl RedisBroker {
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
-        let [epoch, head, first, tail @ ..] = &reply[..] else {
+        let mut reply = reply.into_iter();
+        let (Some(epoch), Some(head), Some(first), Some(status)) =
+            (reply.next(), reply.next(), reply.next(), reply.next())
+        else {
             return Err(internal("history reply"));
         };
-        let epoch = bytes(epoch)
+        let epoch = bytes(&epoch)
             .and_then(entry::parse_epoch)
             .ok_or_else(|| internal("epoch"))?;
-        let head = Cursor::new(epoch, int(head).ok_or_else(|| internal("head"))?);
-        let first = int(first).ok_or_else(|| internal("offset"))?;
-        let Some((status, entries)) = tail.split_first() else {
-            return Err(internal("history reply"));
-        };
-        if bytes(status) == Some(b"reset") {
+        let head = Cursor::new(epoch, int(&head).ok_or_else(|| internal("head"))?);
+        let first = int(&first).ok_or_else(|| internal("offset"))?;
+        if bytes(&status) == Some(b"reset") {
             return Ok(HistoryAnswer::Reset {
                 head,
                 earliest: Cursor::new(epoch, first),
             });
         }
         let name: Arc<str> = Arc::from(channel);
-        let mut messages = Vec::with_capacity(entries.len());
-        for (i, e) in (0u64..).zip(entries) {
-            let data = bytes(e).ok_or_else(|| internal("log entry"))?;
-            let payload = entry::entry_payload(&Bytes::copy_from_slice(data))
-                .ok_or_else(|| internal("log entry"))?;
+        let mut messages = Vec::with_capacity(reply.len());
+        for (i, e) in (0u64..).zip(reply) {
+            // The entry's bytes become the payload's: moved, not copied.
+            let Value::BulkString(data) = e else {
+                return Err(internal("log entry"));
+            };
+            let payload =
+                entry::entry_payload(&Bytes::from(data)).ok_or_else(|| internal("log entry"))?;
             messages.push(Message::published(
                 name.clone(),
                 Cursor::new(epoch, first + i),
@@ -280,7 +283,7 @@ impl RedisBroker {
         Ok(HistoryAnswer::Gap {
             messages,
             head,
-            more: int(status) == Some(1),
+            more: int(&status) == Some(1),
         })
     }
 
@@ -327,15 +330,21 @@ impl RedisBroker {
                 }
             }
         }
+        if names.is_empty() {
+            // Redis refuses an empty pipeline.
+            return Ok(Vec::new());
+        }
+        // One round trip for all of them.
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.hget(key(name, 'm'), "e")
+                .hget(key(name, 'm'), "h")
+                .llen(key(name, 'l'));
+        }
+        let rows: Vec<(Option<String>, Option<u64>, usize)> =
+            pipe.query_async(&mut conn).await.map_err(|e| error(&e))?;
         let mut heads = Vec::with_capacity(names.len());
-        for name in names {
-            let (epoch, head, retained): (Option<String>, Option<u64>, usize) = redis::pipe()
-                .hget(key(&name, 'm'), "e")
-                .hget(key(&name, 'm'), "h")
-                .llen(key(&name, 'l'))
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| error(&e))?;
+        for (name, (epoch, head, retained)) in names.into_iter().zip(rows) {
             // Expired between the scan and the read: not a channel any more.
             let (Some(epoch), Some(head)) = (epoch, head) else {
                 continue;

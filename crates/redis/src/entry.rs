@@ -108,9 +108,9 @@ pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
             } else {
                 Event::Leave
             };
-            let json = feed.slice(1..);
-            let client = presence_client(&json)?;
-            Some(Message::presence_event(channel, event, &client))
+            // Already the presence entry JSON: checked, not rebuilt through a ClientInfo.
+            let data = Payload::json(feed.slice(1..)).ok()?;
+            Some(Message::new(channel, event, None, data))
         }
         _ => None,
     }

@@ -5,8 +5,10 @@
 //! one); if the hash is lost (the key expired, or Redis lost its data), the next use
 //! creates a new epoch and old cursors are answered with `reset`.
 
-/// Drops entries older than `max_age` ms from the front of the log.
-const TRIM_AGE: &str = r"
+/// Functions both log scripts start with: `trim_age` drops entries older than `max_age`
+/// ms from the front of the log, `now_ms` is Redis's clock, `epoch_of` reads (or
+/// creates) the channel's epoch.
+const HELPERS: &str = r"
 local function trim_age(log, now, max_age)
   if max_age <= 0 then return end
   while true do
@@ -40,7 +42,7 @@ end
 /// delivery follow one order.
 pub(crate) fn publish() -> String {
     format!(
-        "{TRIM_AGE}{}",
+        "{HELPERS}{}",
         r"
 local now = now_ms()
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0)
@@ -76,7 +78,7 @@ return {epoch, head}
 /// continued (other epoch, ahead of the head, or before what is retained).
 pub(crate) fn history() -> String {
     format!(
-        "{TRIM_AGE}{}",
+        "{HELPERS}{}",
         r"
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
 trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))

@@ -44,6 +44,7 @@ fn offsets(msgs: &[Message]) -> Vec<u64> {
 async fn nodes_share_offsets_history_and_the_live_feed() {
     let redis = Redis::start();
     let (a, b) = two_nodes(&redis, HubConfig::default()).await;
+    assert!(b.channels().await.unwrap().is_empty());
     let mut on_b = b
         .subscribe("room", None, ClientInfo::new("b1"))
         .await
@@ -116,8 +117,17 @@ async fn nodes_share_offsets_history_and_the_live_feed() {
     }
     assert!(matches!(on_a.try_recv(), Ok(None)));
 
+    let other = a.publish("other", json(0)).await.unwrap();
     let channels = b.channels().await.unwrap();
-    assert!(channels.iter().any(|c| &*c.name == "room"), "{channels:?}");
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    assert!(channels
+        .iter()
+        .any(|c| &*c.name == "other" && c.head == Some(other) && c.retained == 1));
+    let room = channels.iter().find(|c| &*c.name == "room");
+    assert!(
+        room.is_some_and(|c| c.head == Some(cursors[9]) && c.retained == 10),
+        "{channels:?}"
+    );
 }
 
 #[tokio::test]
