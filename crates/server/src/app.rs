@@ -10,8 +10,13 @@
 //! | `/api/…` | the backend API ([`crate::api`]) |
 //! | `GET /healthz` | `ok` |
 //!
+//! | `GET PATH` with `Upgrade: websocket` | a WebSocket endpoint an embedding program added ([`crate::server::Builder::websocket`]) |
+//!
 //! Everything else is a 404 with a JSON body; every failure goes through
-//! [`crate::error::ServerError`].
+//! [`crate::error::ServerError`]. Requests the connection front answers itself reach
+//! [`subscribe`] directly; every other request comes through the router ([`router`]).
+
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -20,10 +25,13 @@ use axum::Router;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-use crate::transport::{self, websocket, Kind, SubQuery, Target};
+use crate::transport::websocket::{self, endpoint::Endpoint};
+use crate::transport::{self, Kind, SubQuery, Target};
 
-/// Builds the router over `state`.
-pub fn router(state: AppState) -> Router {
+/// Builds the router over `state`, with `endpoints`' WebSocket endpoints (path, endpoint)
+/// and then `extra` routes of an embedding program beside the server's own (a path both
+/// name panics here, as axum's `merge` does).
+pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra: Router) -> Router {
     let mut r = Router::new()
         .route("/ch/{channel}", get(subscribe_routed).post(channel_post))
         .route("/sub", get(subscribe_routed))
@@ -33,10 +41,29 @@ pub fn router(state: AppState) -> Router {
     if state.config.demo {
         r = r.merge(crate::demo::router());
     }
+    for (path, endpoint) in endpoints {
+        let endpoint = Arc::clone(endpoint);
+        r = r.route(
+            path,
+            get(
+                move |State(state): State<AppState>, req: Request| async move {
+                    let q = query(&req);
+                    let mode = websocket::Mode::Custom(endpoint);
+                    respond(websocket::upgrade(&state, req, mode, q.user).await)
+                },
+            ),
+        );
+    }
     r.fallback(|req: Request| async move {
         ServerError::NotFound(format!("{} {}", req.method(), req.uri().path())).into_response()
     })
     .with_state(state)
+    .merge(extra)
+}
+
+/// Whether [`subscribe`] answers `GET path` (`/ch/NAME` and `/sub`).
+pub fn is_subscribe_path(path: &str) -> bool {
+    path == "/sub" || path.starts_with("/ch/")
 }
 
 fn respond(r: Result<Response, ServerError>) -> Response {
@@ -58,7 +85,7 @@ fn channel_from_segment(raw: &str) -> Result<String, ServerError> {
 }
 
 /// `GET /ch/NAME` and `GET /sub`: the one entry for subscribe requests, whether hyper
-/// read them (through the router) or [`crate::takeover`] did (called directly, without
+/// read them (through the router) or the connection front did (called directly, without
 /// the router's per-request work; it only passes requests of these two shapes).
 pub async fn subscribe(state: &AppState, req: Request) -> Response {
     // Read before any await: no borrow of the request (its body is not `Sync`) may live

@@ -1,6 +1,7 @@
 //! The one place where every failure a request can meet becomes an HTTP status and a
-//! body a person can act on. Transports and handlers return [`ServerError`]; nothing
-//! else in the crate picks a status code.
+//! body a person can act on, and every reason the server ends a WebSocket becomes a
+//! close code. Transports and handlers return [`ServerError`] or end with an [`Ending`];
+//! nothing else in the crate picks a status or a close code.
 //!
 //! Body: `{"error": "<stable code>", "message": "<what happened and what to do>"}`.
 //!
@@ -15,10 +16,23 @@
 //! | WebSocket request head too large | 431 |
 //! | shutting down | 503 |
 //! | broker failure | 503 |
+//! | refused by an admission check ([`crate::front::Admission`]) | the check's own |
+//!
+//! Close codes ([`Ending`]); the codec's own (1002, 1007, 1009 for a frame over its
+//! limit, …) come from `switchboard_ws` for protocol errors:
+//!
+//! | why the server ends a WebSocket | close code |
+//! |---|---|
+//! | shutdown | 1012 service restart |
+//! | the backend API disconnected the client | 1008 policy violation |
+//! | a client publishes where it may not | 1008 policy violation |
+//! | a client's message over `limits.max_publish_bytes` | 1009 message too big |
+//! | the hub closed a subscription (slow consumer, broker trouble): resume | 1013 try again later |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use switchboard_proto::ErrorCode;
+use switchboard_ws::CloseCode;
 
 use switchboard_hub::HubError;
 
@@ -56,6 +70,13 @@ pub enum ServerError {
     ShuttingDown,
     /// The broker could not take or give the data.
     Broker(String),
+    /// Refused by an admission check ([`crate::front::Admission`]), which chose the
+    /// status, the stable code and the message ([`ServerError::refused`]).
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ServerError {
@@ -80,6 +101,22 @@ impl ServerError {
             ),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+            Self::Refused { status, code, .. } => (*status, code),
+        }
+    }
+
+    /// A refusal by an admission check: `status` (a 4xx or 5xx; anything else is
+    /// answered 403), a stable `code` for programs and a `message` for people.
+    pub fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        let status = if status.is_client_error() || status.is_server_error() {
+            status
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        Self::Refused {
+            status,
+            code,
+            message: message.into(),
         }
     }
 }
@@ -131,6 +168,7 @@ impl std::fmt::Display for ServerError {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
             }
             Self::Broker(why) => write!(f, "broker unavailable: {why}; retry later"),
+            Self::Refused { message, .. } => write!(f, "{message}"),
         }
     }
 }
@@ -153,6 +191,11 @@ impl ServerError {
             Self::BadRequest(_) | Self::Handshake(_) | Self::NotFound(_) => ErrorCode::BadRequest,
             Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
             Self::ShuttingDown | Self::Broker(_) => ErrorCode::Unavailable,
+            Self::Refused { status, .. } => match *status {
+                StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+                s if s.is_server_error() => ErrorCode::Unavailable,
+                _ => ErrorCode::NotAllowed,
+            },
         }
     }
 }
@@ -215,6 +258,38 @@ impl IntoResponse for ServerError {
     }
 }
 
+/// Why the server ends a WebSocket connection (see the close-code table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The server is shutting down: reconnect (another node, or shortly).
+    Shutdown,
+    /// The backend API disconnected the client.
+    Kicked,
+    /// The client did what it may not (the reason says what).
+    Policy(&'static str),
+    /// A client's message was over the publish size limit.
+    TooBig,
+    /// The hub closed a subscription (slow consumer, broker trouble): resume from the
+    /// last cursor.
+    Resume,
+}
+
+impl Ending {
+    /// The close frame for it.
+    pub fn close_frame(self) -> (CloseCode, &'static str) {
+        match self {
+            Ending::Shutdown => (CloseCode::SERVICE_RESTART, "service restart"),
+            Ending::Kicked => (CloseCode::POLICY_VIOLATION, "disconnected by the server"),
+            Ending::Policy(why) => (CloseCode::POLICY_VIOLATION, why),
+            Ending::TooBig => (
+                CloseCode::MESSAGE_TOO_BIG,
+                "message over the publish size limit",
+            ),
+            Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,5 +314,30 @@ mod tests {
         assert!(ServerError::ApiDisabled
             .to_string()
             .contains("SWITCHBOARD_API_KEY"));
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_status_and_code_unless_it_is_no_error() {
+        let r = ServerError::refused(StatusCode::TOO_MANY_REQUESTS, "slow_down", "too fast");
+        assert_eq!(r.status(), (StatusCode::TOO_MANY_REQUESTS, "slow_down"));
+        assert_eq!(r.command_code(), ErrorCode::TooManyRequests);
+        assert_eq!(r.to_string(), "too fast");
+        let ok = ServerError::refused(StatusCode::OK, "odd", "not an error");
+        assert_eq!(ok.status().0, StatusCode::FORBIDDEN);
+        assert_eq!(ok.command_code(), ErrorCode::NotAllowed);
+    }
+
+    #[test]
+    fn every_ending_has_its_close_code() {
+        let table = [
+            (Ending::Shutdown, 1012),
+            (Ending::Kicked, 1008),
+            (Ending::Policy("no"), 1008),
+            (Ending::TooBig, 1009),
+            (Ending::Resume, 1013),
+        ];
+        for (ending, code) in table {
+            assert_eq!(u16::from(ending.close_frame().0), code, "{ending:?}");
+        }
     }
 }

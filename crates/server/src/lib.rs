@@ -1,8 +1,12 @@
-//! Switchboard's HTTP server: routes, the five transports, the backend API, the demo
-//! pages and graceful shutdown.
+//! Switchboard's HTTP server: the connection front every connection passes, routes,
+//! the five transports, the backend API, the demo pages, graceful shutdown, and the
+//! builder that runs it all inside another program.
 //!
 //! ```text
-//!  TCP ─ server (accept loop, hyper HTTP/1.1 + upgrades, drain) ─ app (router)
+//!  TCP ─ server (accept loop, drain) ─ front (one per connection: head, admission check)
+//!     ├─ own path: streaming GET, poll, long-poll, WebSocket upgrade ─┐
+//!     │     └─ app::subscribe (or the router, for upgrades)          │
+//!     └─ hyper path: anything else ─ app (router) ────────────────────┤
 //!          ├─ GET /ch/NAME ─ transport::{websocket, sse, stream, longpoll, poll} ─┐
 //!          ├─ POST /ch/NAME ─ publish ───────────────────────────────────────────┤
 //!          ├─ GET /sub, GET /ws (several channels) ──────────────────────────────┼─ switchboard_hub
@@ -10,16 +14,23 @@
 //!          └─ /, /demo/… ─ demo            ticker (publishes demo prices) ───────┘
 //! ```
 //!
+//! Both request paths are drawn whole in `docs/ARCHITECTURE.md`.
+//!
 //! Module map:
+//! - [`server`]: the [`server::Builder`] (config, broker, admission check, extra routes,
+//!   WebSocket endpoints), the accept loop, [`server::Running`].
+//! - [`front`]: every accepted stream ([`io::Io`]) and every request passes here: the
+//!   admission hook ([`front::Admission`]), the requests answered without hyper, the
+//!   hand-over to hyper for the rest.
 //! - [`config`]: TOML file + environment + flags → [`config::Config`].
-//! - [`error`]: every request failure → one HTTP status (and `/ws` error code).
+//! - [`error`]: every request failure → one HTTP status (and `/ws` error code); every
+//!   reason to end a WebSocket → one close code.
 //! - [`channel`]: channel-name syntax and namespace policy.
 //! - [`transport`]: one module per transport, plus the merge of several channels.
 //! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
 //! - [`clients`]: connections the backend API can disconnect.
 //! - [`broker`]: the in-memory broker, or Redis (feature `redis`) for several nodes.
-//! - [`server`], [`shutdown`]: accept loop and graceful shutdown; `takeover`: connections
-//!   answered without hyper (streaming responses).
+//! - [`shutdown`]: graceful shutdown.
 
 pub mod api;
 pub mod app;
@@ -29,10 +40,11 @@ pub mod clients;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod front;
+pub mod io;
 pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod state;
-pub(crate) mod takeover;
 pub mod ticker;
 pub mod transport;

@@ -1,49 +1,195 @@
-//! The accept loop: HTTP/1.1 connections (with upgrades) served by the router until a
-//! stop future resolves, then the graceful drain described in [`crate::shutdown`]. A
-//! connection's streaming subscribe requests and its polls and long-polls are answered by
-//! [`crate::takeover`] for as long as they come one at a time; from its first request of
-//! any other kind on, hyper serves it.
+//! Running a server: the [`Builder`] that assembles one from a [`Config`] (the broker,
+//! the admission check, routes and WebSocket endpoints of a program embedding it), the
+//! accept loop that hands every connection to the connection front ([`crate::front`]),
+//! and the graceful drain described in [`crate::shutdown`].
+//!
+//! Embedding, in short (a whole program: `crates/server/examples/embed.rs`):
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use switchboard_server::config::Config;
+//! use switchboard_server::server::Builder;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let server = Builder::new(Config::default())
+//!     .routes(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })))
+//!     .build();
+//! let hub = server.hub().clone(); // publish from the program itself
+//! let running = server.spawn(listener)?;
+//! // ... later
+//! running.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use switchboard_hub::{Broker, Hub, MemoryBroker};
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
-use crate::shutdown::{DrainGuard, Shutdown, ShutdownSignal};
+use crate::config::Config;
+use crate::front::{Admission, AdmitAll, Front};
+use crate::io::Io;
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
-use crate::takeover::{self, AfterExchange, First, Streaming};
+use crate::transport::websocket::endpoint::Endpoint;
 
-/// Serves `state`'s router on `listener` until `stop` resolves, then stops accepting,
-/// fires `shutdown` and waits up to `drain` for connections to leave. Returns whether
-/// every connection left before the deadline.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
+/// Assembles a server (see the module docs).
+pub struct Builder {
+    config: Config,
+    broker: Option<Arc<dyn Broker>>,
+    admission: Box<dyn Admission>,
+    endpoints: Vec<(String, Arc<dyn Endpoint>)>,
+    routes: Router,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let paths: Vec<&str> = self.endpoints.iter().map(|(p, _)| p.as_str()).collect();
+        f.debug_struct("Builder")
+            .field("listen", &self.config.listen)
+            .field("websocket_endpoints", &paths)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// A server with `config`, an in-memory broker, every request admitted, and only the
+    /// server's own routes.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            broker: None,
+            admission: Box::new(AdmitAll),
+            endpoints: Vec::new(),
+            routes: Router::new(),
+        }
+    }
+
+    /// Channels live in `broker` (nodes that share a broker act as one server).
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Every request passes `admission` before it is answered (see
+    /// [`crate::front::admission`]).
+    pub fn admission(mut self, admission: impl Admission) -> Self {
+        self.admission = Box::new(admission);
+        self
+    }
+
+    /// Serves `routes` beside the server's own (a path both name panics at
+    /// [`Builder::build`], as axum's `merge` does). They pass the admission check too.
+    pub fn routes(mut self, routes: Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Answers WebSocket upgrades of `path` with `endpoint`'s callbacks (see
+    /// [`crate::transport::websocket::endpoint`]).
+    pub fn websocket(mut self, path: &str, endpoint: impl Endpoint) -> Self {
+        self.endpoints.push((path.to_owned(), Arc::new(endpoint)));
+        self
+    }
+
+    /// The server, ready to serve.
+    pub fn build(self) -> Server {
+        let config = self.config;
+        let broker = self
+            .broker
+            .unwrap_or_else(|| Arc::new(MemoryBroker::new()) as Arc<dyn Broker>);
+        let shutdown = Shutdown::new();
+        let state = AppState {
+            ws_config: Arc::new(crate::transport::websocket::ws_config(&config)),
+            hub: Hub::with_broker(config.hub_config(), broker),
+            clients: crate::clients::Clients::default(),
+            shutdown: shutdown.signal(),
+            config: Arc::new(config),
+        };
+        let router = crate::app::router(state.clone(), &self.endpoints, self.routes);
+        Server {
+            front: Front::new(state, router, self.admission),
+            shutdown,
+        }
+    }
+}
+
+/// A server built by [`Builder`], not serving yet.
+#[derive(Debug)]
+pub struct Server {
+    front: Front,
     shutdown: Shutdown,
-    drain: Duration,
-    stop: impl Future<Output = ()>,
-) -> bool {
+}
+
+impl Server {
+    /// Its shared state (configuration, hub, connection registry).
+    pub fn state(&self) -> &AppState {
+        self.front.state()
+    }
+
+    /// Its hub: publish, history, presence from the embedding program.
+    pub fn hub(&self) -> &Hub {
+        &self.front.state().hub
+    }
+
+    /// The connection front, for a program that accepts connections itself (a TLS
+    /// acceptor, a Unix socket): spawn [`Front::connection`] for each.
+    pub fn front(&self) -> &Front {
+        &self.front
+    }
+
+    /// Serves on `listener` in a background task (with the housekeeping tasks: the hub's
+    /// shutdown and sweep, the demo ticker when `demo` is on).
+    pub fn spawn(self, listener: TcpListener) -> std::io::Result<Running> {
+        let addr = listener.local_addr()?;
+        let state = self.front.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(self.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Running {
+            addr,
+            state,
+            stop: Some(stop),
+            done,
+        })
+    }
+
+    /// Serves on `listener` until `stop` resolves, then stops accepting, tells every
+    /// connection to go and waits up to `limits.shutdown_drain_ms` for them to leave.
+    /// Returns whether every connection left before the deadline.
+    pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) -> bool {
+        let Self { front, shutdown } = self;
+        let state = front.state().clone();
+        spawn_housekeeping(&state);
+        let drain = state.config.limits.shutdown_drain();
+        accept_until(listener, &front, stop).await;
+        tracing::info!("shutting down: no longer accepting, draining connections");
+        shutdown.trigger();
+        let all_left = shutdown.drain(drain).await;
+        if !all_left {
+            tracing::warn!("drain deadline passed with connections still open");
+        }
+        all_left
+    }
+}
+
+/// Hands every connection `listener` accepts to `front` until `stop` resolves.
+async fn accept_until(listener: TcpListener, front: &Front, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
-    let signal = shutdown.signal();
-    let router = crate::app::router(state.clone());
-    // What an idle taken-over subscriber's task holds inline (besides tokio's header).
+    // What an idle streaming subscriber's task holds inline (besides tokio's header).
     tracing::trace!(
-        connection = std::mem::size_of::<Connection>(),
-        streaming = std::mem::size_of::<Streaming>(),
+        streaming = std::mem::size_of::<crate::front::Streaming<tokio::net::TcpStream>>(),
         "connection future bytes"
     );
     loop {
         let accepted = tokio::select! {
             biased;
-            () = &mut stop => break,
+            () = &mut stop => return,
             accepted = listener.accept() => accepted,
         };
         let (tcp, peer) = match accepted {
@@ -56,137 +202,47 @@ pub async fn serve(
             }
         };
         let _ = tcp.set_nodelay(true);
-        tokio::spawn(Connection::new(
-            tcp,
-            peer,
-            router.clone(),
-            state.clone(),
-            signal.clone(),
-            shutdown.guard(),
-        ));
-    }
-    drop(listener);
-    tracing::info!("shutting down: no longer accepting, draining connections");
-    shutdown.trigger();
-    let all_left = shutdown.drain(drain).await;
-    if !all_left {
-        tracing::warn!("drain deadline passed with connections still open");
-    }
-    all_left
-}
-
-/// Slow-loris guard: a request head must arrive within this time. (The first head is
-/// read by [`crate::takeover`]; if it goes to hyper after all, hyper's own timer starts
-/// anew, so a first head may take up to twice this.)
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// One accepted connection, the future its task runs. Its requests are read and answered
-/// in a boxed opening phase (freed once done): polls and long-polls one exchange after
-/// another ([`crate::takeover`]); a request for a streaming response then continues as a
-/// [`Streaming`] held in place, so the task of an idle subscriber is no bigger than that;
-/// any other request hands the connection to hyper inside the opening phase. The drain
-/// guard is held until the connection ends.
-struct Connection {
-    phase: Phase,
-    _guard: DrainGuard,
-}
-
-// The big variant is the one that lives long; boxing it is the cost this avoids.
-#[allow(clippy::large_enum_variant)]
-enum Phase {
-    Opening(Pin<Box<dyn Future<Output = Option<Streaming>> + Send>>),
-    Streaming(Streaming),
-    Done,
-}
-
-impl Connection {
-    fn new(
-        tcp: tokio::net::TcpStream,
-        peer: SocketAddr,
-        router: Router,
-        state: AppState,
-        signal: ShutdownSignal,
-        guard: DrainGuard,
-    ) -> Self {
-        let opening = async move {
-            let mut next = takeover::first_request(tcp, HEADER_READ_TIMEOUT, &signal).await;
-            loop {
-                next = match next {
-                    First::Own(tcp, req) => return takeover::answer(tcp, req, &state).await,
-                    First::Exchange(tcp, req) => {
-                        let after =
-                            takeover::exchange(tcp, req, &state, HEADER_READ_TIMEOUT, &signal);
-                        match after.await {
-                            AfterExchange::Next(next) => next,
-                            AfterExchange::Stream(streaming) => return streaming,
-                        }
-                    }
-                    First::Hyper(io) => {
-                        serve_hyper(io, peer, router, signal).await;
-                        return None;
-                    }
-                    First::Gone => return None,
-                };
-            }
-        };
-        Self {
-            phase: Phase::Opening(Box::pin(opening)),
-            _guard: guard,
-        }
+        serve_connection(front, tcp, peer);
     }
 }
 
-impl Future for Connection {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        loop {
-            match &mut this.phase {
-                Phase::Opening(opening) => {
-                    this.phase = match opening.as_mut().poll(cx) {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Some(streaming)) => Phase::Streaming(streaming),
-                        Poll::Ready(None) => Phase::Done,
-                    };
-                }
-                Phase::Streaming(streaming) => {
-                    if Pin::new(streaming).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.phase = Phase::Done;
-                }
-                Phase::Done => return Poll::Ready(()),
-            }
-        }
+/// Spawns the task serving one accepted connection (dropped when shutting down).
+fn serve_connection<S: Io>(front: &Front, io: S, peer: SocketAddr) {
+    if let Some(connection) = front.connection(io, peer) {
+        tokio::spawn(connection);
     }
 }
 
-async fn serve_hyper(
-    io: takeover::Rewind,
-    peer: SocketAddr,
-    router: Router,
-    signal: ShutdownSignal,
-) {
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        router.clone().oneshot(req.map(axum::body::Body::new))
+/// The hub closes every subscription (exact resume cursors) once shutdown begins; the
+/// broker's housekeeping (expired history, idle channels) runs every minute; the demo
+/// ticker publishes prices when the demo is on.
+fn spawn_housekeeping(state: &AppState) {
+    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        signal.wait().await;
+        hub.shutdown();
     });
-    let conn = http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
+    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = signal.wait() => return,
+                _ = every.tick() => {
+                    if let Err(e) = hub.sweep().await {
+                        tracing::warn!(error = %e, "hub sweep failed");
+                    }
+                }
             }
         }
-        () = signal.wait() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    });
+    if state.config.demo {
+        tokio::spawn(crate::ticker::run(
+            state.hub.clone(),
+            state.shutdown.clone(),
+            Duration::from_secs(1),
+        ));
     }
 }
 
@@ -196,7 +252,7 @@ pub struct Running {
     /// The address it listens on (the real port when `:0` was asked for).
     pub addr: SocketAddr,
     /// Its shared state (hub, registry, configuration).
-    pub state: crate::state::AppState,
+    pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<bool>,
 }
@@ -220,81 +276,23 @@ impl Running {
 
 /// Connects the broker `config` names ([`crate::broker::from_config`]), binds
 /// `config.listen` and serves in a background task.
-pub async fn start(config: crate::config::Config) -> std::io::Result<Running> {
+pub async fn start(config: Config) -> std::io::Result<Running> {
     let broker = crate::broker::from_config(&config).await?;
     let listener = TcpListener::bind(config.listen).await?;
     start_with(listener, config, broker)
 }
 
 /// Serves on an already bound listener in a background task, with an in-memory broker.
-pub fn start_on(listener: TcpListener, config: crate::config::Config) -> std::io::Result<Running> {
-    start_with(
-        listener,
-        config,
-        std::sync::Arc::new(switchboard_hub::MemoryBroker::new()),
-    )
+pub fn start_on(listener: TcpListener, config: Config) -> std::io::Result<Running> {
+    Builder::new(config).build().spawn(listener)
 }
 
 /// Serves on an already bound listener in a background task, on `broker` (nodes that
 /// share a broker act as one server).
 pub fn start_with(
     listener: TcpListener,
-    config: crate::config::Config,
-    broker: std::sync::Arc<dyn switchboard_hub::Broker>,
+    config: Config,
+    broker: Arc<dyn Broker>,
 ) -> std::io::Result<Running> {
-    let addr = listener.local_addr()?;
-    let shutdown = Shutdown::new();
-    let state = crate::state::AppState {
-        config: std::sync::Arc::new(config.clone()),
-        ws_config: std::sync::Arc::new(crate::transport::websocket::ws_config(&config)),
-        hub: switchboard_hub::Hub::with_broker(config.hub_config(), broker),
-        clients: crate::clients::Clients::default(),
-        shutdown: shutdown.signal(),
-    };
-    // The hub closes every subscription (exact resume cursors) once shutdown begins.
-    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
-    tokio::spawn(async move {
-        signal.wait().await;
-        hub.shutdown();
-    });
-    // Broker housekeeping: expired history and idle channels.
-    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = signal.wait() => return,
-                _ = every.tick() => {
-                    if let Err(e) = hub.sweep().await {
-                        tracing::warn!(error = %e, "hub sweep failed");
-                    }
-                }
-            }
-        }
-    });
-    if state.config.demo {
-        tokio::spawn(crate::ticker::run(
-            state.hub.clone(),
-            state.shutdown.clone(),
-            Duration::from_secs(1),
-        ));
-    }
-    let drain = state.config.limits.shutdown_drain();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(
-        listener,
-        state.clone(),
-        shutdown,
-        drain,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Ok(Running {
-        addr,
-        state,
-        stop: Some(stop),
-        done,
-    })
+    Builder::new(config).broker(broker).build().spawn(listener)
 }

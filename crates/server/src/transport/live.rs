@@ -18,14 +18,13 @@
 //!
 //! [`response`] builds the HTTP response. Its chunks come from a [`Source`], which the
 //! response carries twice: as its body (for a connection hyper serves), and as a
-//! [`Handoff`] extension that a connection the server answers itself
-//! ([`crate::takeover`]) claims with [`claim`], so it drives the source inline instead
-//! of through a boxed body. Whoever takes the source first gets it; the other finds the
-//! slot empty (an empty body ends at once).
+//! [`Handoff`] extension that a connection the front answers itself ([`crate::front`])
+//! claims with [`claim`], so it drives the source inline instead of through a boxed
+//! body. Whoever takes the source first gets it; the other finds the slot empty (an
+//! empty body ends at once).
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,6 +38,7 @@ use crate::clients::{ClientHandle, Registration};
 use crate::error::ServerError;
 use crate::shutdown::ShutdownSignal;
 use crate::state::AppState;
+use crate::transport::handoff::Handoff;
 use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent, Target};
 
 /// Last chunks, by why the connection ends.
@@ -215,22 +215,11 @@ pub fn encoded(m: &Message, format: WireFormat) -> Bytes {
     m.encoded(format).clone()
 }
 
-/// The slot a streaming response's opening and [`Source`] wait in until the body or a
-/// connection owner takes them (a response extension, hence `Clone + Sync`).
-#[derive(Debug, Clone)]
-pub struct Handoff(Arc<Mutex<Option<(Bytes, Source)>>>);
-
-impl Handoff {
-    fn take(&self) -> Option<(Bytes, Source)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
-    }
-}
-
 /// Takes the opening chunk and the source out of a streaming response built by
 /// [`response`]; `None` for any other response (or when the body already took them). The
 /// response's body is then empty.
 pub fn claim(resp: &mut Response) -> Option<(Bytes, Source)> {
-    resp.extensions_mut().remove::<Handoff>()?.take()
+    Handoff::claim(resp)
 }
 
 /// Subscribes `user`'s new connection to `targets` and answers with a live body in
@@ -260,21 +249,21 @@ pub async fn respond(
 pub fn response(live: Live) -> Response {
     let id = live.client.id().to_owned();
     let content_type = live.style.content_type;
-    let handoff = Handoff(Arc::new(Mutex::new(Some(Source::new(live)))));
+    let handoff = Handoff::new(Source::new(live));
     let body = LiveBody {
         slot: Some(handoff.clone()),
         opening: None,
         source: None,
     };
     let mut resp = (streaming_headers(content_type), axum::body::Body::new(body)).into_response();
-    resp.extensions_mut().insert(handoff);
+    handoff.attach(&mut resp);
     with_client_id(resp, &id)
 }
 
 /// The body hyper polls: takes the opening and the source from the slot at its first
 /// poll (claimed ones leave the slot empty, and the body ends at once).
 struct LiveBody {
-    slot: Option<Handoff>,
+    slot: Option<Handoff<(Bytes, Source)>>,
     opening: Option<Bytes>,
     source: Option<Source>,
 }

@@ -12,6 +12,7 @@
 //! cursor each over SSE, stream, long-poll or poll (same choice, minus WebSocket: the
 //! multiplexed WebSocket is `/ws`).
 
+pub mod handoff;
 pub mod live;
 pub mod longpoll;
 pub mod poll;

@@ -215,6 +215,9 @@ pub struct AcceptOptions {
 pub struct Accepted {
     /// The complete `HTTP/1.1 101 Switching Protocols` response, blank line included.
     pub response: Vec<u8>,
+    /// The same response's headers, in order (for a server whose HTTP layer writes the
+    /// response itself).
+    pub headers: Vec<(String, String)>,
     /// The chosen subprotocol, if any.
     pub protocol: Option<String>,
     /// The permessage-deflate parameters, if an offer was accepted; pass them to
@@ -248,23 +251,27 @@ pub fn accept(req: &Request, opts: &AcceptOptions) -> Result<Accepted, Handshake
         .as_ref()
         .and_then(|config| extensions::negotiate_server(&offers, config));
 
-    let mut response = Vec::with_capacity(256);
-    response.extend_from_slice(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-    );
-    push_header(&mut response, "Sec-WebSocket-Accept", &accept_key(&req.key));
+    let mut headers = vec![
+        ("Upgrade".to_owned(), "websocket".to_owned()),
+        ("Connection".to_owned(), "Upgrade".to_owned()),
+        ("Sec-WebSocket-Accept".to_owned(), accept_key(&req.key)),
+    ];
     if let Some(p) = &protocol {
-        push_header(&mut response, "Sec-WebSocket-Protocol", p);
+        headers.push(("Sec-WebSocket-Protocol".to_owned(), p.clone()));
     }
     if let Some((_, value)) = &deflate {
-        push_header(&mut response, "Sec-WebSocket-Extensions", value);
+        headers.push(("Sec-WebSocket-Extensions".to_owned(), value.clone()));
     }
-    for (name, value) in &opts.extra_headers {
+    headers.extend(opts.extra_headers.iter().cloned());
+    let mut response = Vec::with_capacity(256);
+    response.extend_from_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in &headers {
         push_header(&mut response, name, value);
     }
     response.extend_from_slice(b"\r\n");
     Ok(Accepted {
         response,
+        headers,
         protocol,
         deflate: deflate.map(|(params, _)| params),
     })

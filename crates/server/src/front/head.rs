@@ -1,13 +1,14 @@
-//! The pure half of [`crate::takeover`]: which first requests the server answers itself
-//! ([`parse`]), and the bytes it writes for them — the response head
-//! ([`response_head`]), chunk framing ([`chunk_size_line`]) and the `Date` value
-//! ([`http_date`]). No sockets, no clock: time comes in as an argument.
+//! The pure half of the connection front ([`crate::front`]): which requests the server
+//! answers itself ([`parse`]), and the bytes it writes for them — the response head
+//! ([`response_head`], [`switching_head`]), chunk framing ([`chunk_size_line`]) and the
+//! `Date` value ([`http_date`]). No sockets, no clock: time comes in as an argument.
 //!
-//! A request is taken over only when it is certainly a plain HTTP/1.1 `GET` of a
-//! subscribe endpoint with nothing after it on the wire (see [`parse`]): a streaming one
-//! owns its connection to the end, a poll or long-poll is one exchange of a keep-alive
-//! connection. Everything else, malformed heads included, goes to hyper, so hyper's own
-//! answers (400, 431, upgrades, pipelining, request bodies) stay exactly as they are.
+//! A request is answered by the front only when it is certainly a plain HTTP/1.1 `GET`
+//! with nothing after it on the wire (see [`parse`]): a streaming subscribe owns its
+//! connection to the end, a poll or long-poll is one exchange of a keep-alive connection,
+//! a WebSocket upgrade hands the connection to the WebSocket. Everything else, malformed
+//! heads included, goes to hyper, so hyper's own answers (400, 431, pipelining, request
+//! bodies) stay exactly as they are.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -32,19 +33,24 @@ pub(crate) enum Parsed {
     /// long-poll, or a request the router will refuse), with nothing after it: answered
     /// with a delimited body, after which the connection may carry another request.
     Exchange(Request<()>),
+    /// A complete `GET` asking for `Upgrade: websocket` (any path), with nothing after
+    /// it: answered by the router; a `101` hands the connection to the WebSocket, any
+    /// other answer is an exchange.
+    Upgrade(Request<()>),
     /// Anything else: hyper serves the connection, from these bytes on.
     Hyper,
 }
 
 /// Classifies the first bytes of a connection (see the module docs).
 ///
-/// Taken over: `GET /ch/NAME` or `GET /sub`, HTTP/1.1, with no `Upgrade`,
-/// `Content-Length`, `Transfer-Encoding` or `Expect` header, the head ending exactly at
-/// the end of `buf`. It is [`Parsed::Own`] with `transport=sse` or `transport=stream` in
-/// the query (the last `transport=` wins, as in the router), or with no `transport=` and
-/// `Accept: text/event-stream`; [`Parsed::Exchange`] otherwise. A request the router
-/// then refuses (bad channel name, …) is still answered by the router: taking over only
-/// decides who writes the bytes.
+/// Taken over: a `GET`, HTTP/1.1, with no `Content-Length`, `Transfer-Encoding` or
+/// `Expect` header, the head ending exactly at the end of `buf`. With an `Upgrade` header
+/// naming `websocket`, it is [`Parsed::Upgrade`] (any path; any other `Upgrade` goes to
+/// hyper). Without one, `GET /ch/NAME` or `GET /sub` is [`Parsed::Own`] with
+/// `transport=sse` or `transport=stream` in the query (the last `transport=` wins, as in
+/// the router), or with no `transport=` and `Accept: text/event-stream`;
+/// [`Parsed::Exchange`] otherwise. A request the router then refuses (bad channel name,
+/// …) is still answered by the router: taking over only decides who writes the bytes.
 pub(crate) fn parse(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -59,6 +65,19 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     if len != buf.len() {
         return Parsed::Hyper;
     }
+    let upgrades = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(header::UPGRADE.as_str()))
+        .map(|h| h.value);
+    let mut upgrades = upgrades.peekable();
+    if upgrades.peek().is_some() {
+        let websocket = switchboard_ws::handshake::list_contains_token(upgrades, "websocket");
+        return match request(target, req.headers) {
+            Some(r) if websocket && !has_body(req.headers) => Parsed::Upgrade(r),
+            _ => Parsed::Hyper,
+        };
+    }
     let Some(streams) = classify(target, req.headers) else {
         return Parsed::Hyper;
     };
@@ -69,20 +88,24 @@ pub(crate) fn parse(buf: &[u8]) -> Parsed {
     }
 }
 
-/// For a `GET` of `target` with `headers`: `None` when it is not taken over, else
-/// whether it asks for SSE or HTTP streaming.
-fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
+/// Whether the head announces a body (or asks to be told to send one): hyper's job.
+fn has_body(headers: &[httparse::Header<'_>]) -> bool {
     let refused = [
-        header::UPGRADE,
         header::CONTENT_LENGTH,
         header::TRANSFER_ENCODING,
         header::EXPECT,
     ];
-    if headers.iter().any(|h| {
+    headers.iter().any(|h| {
         refused
             .iter()
             .any(|r| h.name.eq_ignore_ascii_case(r.as_str()))
-    }) {
+    })
+}
+
+/// For a `GET` of `target` with `headers`: `None` when it is not taken over, else
+/// whether it asks for SSE or HTTP streaming.
+fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
+    if has_body(headers) {
         return None;
     }
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -140,12 +163,17 @@ pub(crate) enum Framing {
     Chunked,
     /// `Content-Length`.
     Length(u64),
+    /// No body at all: a `101 Switching Protocols`, whose own `Connection: Upgrade` is
+    /// kept (the connection then belongs to the new protocol).
+    Switching,
 }
 
 /// A response head: status line, the response's own headers in order (framing,
 /// `Connection` and `Date` headers replaced), then `connection: close` if `close`, the
 /// framing header and `date` — hyper's layout. Without `close` the HTTP/1.1 connection
 /// stays open (keep-alive is the default, so hyper writes no header for it either).
+/// [`Framing::Switching`] keeps the response's `Connection` header and adds neither
+/// `connection: close` nor a framing header.
 pub(crate) fn response_head(
     status: StatusCode,
     headers: &HeaderMap,
@@ -153,12 +181,14 @@ pub(crate) fn response_head(
     date: &[u8; 29],
     close: bool,
 ) -> Vec<u8> {
+    let switching = framing == Framing::Switching;
     let replaced = [
         header::CONTENT_LENGTH,
         header::TRANSFER_ENCODING,
         header::CONNECTION,
         header::DATE,
     ];
+    let kept = |n: &HeaderName| !replaced.contains(n) || (switching && n == header::CONNECTION);
     let size: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -169,16 +199,17 @@ pub(crate) fn response_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter().filter(|(n, _)| !replaced.contains(n)) {
+    for (name, value) in headers.iter().filter(|(n, _)| kept(n)) {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if close {
+    if close && !switching {
         out.extend_from_slice(b"connection: close\r\n");
     }
     match framing {
+        Framing::Switching => {}
         Framing::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
         Framing::Length(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -358,6 +389,39 @@ mod tests {
     }
 
     #[test]
+    fn which_requests_are_upgrades() {
+        let ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+        let table: &[(&str, &str, bool)] = &[
+            ("GET /ch/a HTTP/1.1", ws, true),
+            ("GET /ws HTTP/1.1", ws, true),
+            ("GET /any/path?x=1 HTTP/1.1", ws, true),
+            ("GET /ch/a HTTP/1.1", "Upgrade: WebSocket\r\n", true),
+            ("GET /ch/a HTTP/1.1", "Upgrade: h2c, websocket\r\n", true),
+            ("GET /ch/a HTTP/1.1", "Upgrade: h2c\r\n", false),
+            ("GET /ch/a HTTP/1.0", ws, false),
+            ("POST /ws HTTP/1.1", ws, false),
+            ("GET /ws HTTP/1.1", "", false),
+            (
+                "GET /ws HTTP/1.1",
+                "Upgrade: websocket\r\nContent-Length: 0\r\n",
+                false,
+            ),
+        ];
+        for (line, headers, upgrade) in table {
+            let head = format!("{line}\r\nHost: x\r\n{headers}\r\n");
+            let parsed = parse(head.as_bytes());
+            assert_eq!(
+                matches!(parsed, Parsed::Upgrade(_)),
+                *upgrade,
+                "{head:?}: {parsed:?}"
+            );
+            if !upgrade && !headers.is_empty() {
+                assert!(matches!(parsed, Parsed::Hyper), "{head:?}: {parsed:?}");
+            }
+        }
+    }
+
+    #[test]
     fn connection_close_is_recognised() {
         let close = |v: &'static str| {
             let mut h = HeaderMap::new();
@@ -450,6 +514,31 @@ mod tests {
             String::from_utf8(head).expect("ascii"),
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
              content-length: 2\r\ndate: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_switching_head_keeps_its_connection_header_and_has_no_framing() {
+        let date = *b"Sun, 22 Nov 2026 07:39:27 GMT";
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(
+            "sec-websocket-accept",
+            HeaderValue::from_static("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        );
+        let head = response_head(
+            StatusCode::SWITCHING_PROTOCOLS,
+            &h,
+            Framing::Switching,
+            &date,
+            true,
+        );
+        assert_eq!(
+            String::from_utf8(head).expect("ascii"),
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             date: Sun, 22 Nov 2026 07:39:27 GMT\r\n\r\n"
         );
     }
 

@@ -1,6 +1,6 @@
-//! [`Rewind`]: a TCP stream whose first reads return bytes already read from it, so a
-//! connection whose first head was read by [`crate::takeover`] can be handed to hyper
-//! as if nothing had been read.
+//! [`Rewind`]: a stream whose first reads return bytes already read from it, so a
+//! connection whose head was read by the front ([`crate::front`]) can be handed to
+//! hyper as if nothing had been read.
 
 use std::io;
 use std::pin::Pin;
@@ -8,28 +8,27 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
-/// `prefix`, then the rest of `tcp`; writes go straight to `tcp`.
+/// `prefix`, then the rest of `io`; writes go straight to `io`.
 #[derive(Debug)]
-pub(crate) struct Rewind {
+pub(crate) struct Rewind<S> {
     prefix: Bytes,
-    tcp: TcpStream,
+    tcp: S,
 }
 
-impl Rewind {
-    pub(crate) fn new(prefix: Bytes, tcp: TcpStream) -> Self {
+impl<S> Rewind<S> {
+    pub(crate) fn new(prefix: Bytes, tcp: S) -> Self {
         Self { prefix, tcp }
     }
 
     /// The bytes not replayed yet and the stream (a WebSocket takes its connection back
     /// from hyper after the upgrade).
-    pub(crate) fn into_parts(self) -> (Bytes, TcpStream) {
+    pub(crate) fn into_parts(self) -> (Bytes, S) {
         (self.prefix, self.tcp)
     }
 }
 
-impl AsyncRead for Rewind {
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -50,7 +49,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,0 +1,96 @@
+//! The connections hyper serves: from the first request the front does not answer
+//! itself (a publish, the backend API, a demo page, anything with a body or pipelined)
+//! on, hyper's HTTP/1.1 reads and answers every request of the connection. Each request
+//! passes the admission check ([`Front::admit`]) before the router sees it; a WebSocket
+//! upgrade the router accepts is handed to the WebSocket once hyper lets go of the
+//! stream (the bare stream is taken back, with any bytes hyper read past the request).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::response::IntoResponse;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tower::ServiceExt;
+
+use super::rewind::Rewind;
+use super::{Front, HEADER_READ_TIMEOUT};
+use crate::io::Io;
+use crate::shutdown::ShutdownSignal;
+use crate::transport::websocket;
+
+/// Serves `io` with hyper until the connection ends, or closes it gracefully once
+/// shutdown begins.
+pub(super) async fn serve<S: Io>(
+    io: Rewind<S>,
+    peer: SocketAddr,
+    front: Front,
+    signal: ShutdownSignal,
+) {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        let front = front.clone();
+        async move {
+            let admitted = front.admit(req.method(), req.uri(), req.headers(), peer);
+            if let Err(refused) = admitted {
+                return Ok::<_, Infallible>(refused.into_response());
+            }
+            let upgrade = req
+                .headers()
+                .contains_key(http::header::UPGRADE)
+                .then(|| hyper::upgrade::on(&mut req));
+            let router = front.router().clone();
+            let mut resp = match router.oneshot(req.map(axum::body::Body::new)).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+            if let (Some(accepted), Some(upgrade)) = (websocket::claim(&mut resp), upgrade) {
+                tokio::spawn(take_back::<S>(upgrade, accepted));
+            }
+            Ok(resp)
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, error = %e, "connection ended with error");
+            }
+        }
+        () = signal.wait() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Waits for hyper to hand the upgraded connection over and gives the bare stream, with
+/// the bytes already read past the request, to the accepted WebSocket.
+async fn take_back<S: Io>(upgrade: OnUpgrade, accepted: websocket::Accepted) {
+    let upgraded = match upgrade.await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    // `serve` hands hyper nothing but this type.
+    let Ok(raw) = upgraded.downcast::<TokioIo<Rewind<S>>>() else {
+        tracing::error!("upgraded connection is not the stream the front gave hyper");
+        return;
+    };
+    let (unread, io) = raw.io.into_inner().into_parts();
+    // What hyper read past the request, then what it had not read yet.
+    let leftover = if unread.is_empty() {
+        raw.read_buf
+    } else {
+        [raw.read_buf, unread].concat().into()
+    };
+    accepted.start(io, leftover);
+}

@@ -1,0 +1,223 @@
+//! The connection front: every accepted stream passes through here, and every request
+//! passes the one admission check, whichever of the two request paths answers it.
+//!
+//! ```text
+//!  accepted stream (any Io: TCP today, TLS fits) ──▶ Front::connection
+//!    └─ exchange::first_request: read a head (≤ 16 KiB, 30 s), classify it once (head::parse)
+//!        ├─ streaming GET /ch, /sub ─┐
+//!        ├─ poll, long-poll ─────────┼─ admit ─▶ app::subscribe ─┬─ live body ─▶ Streaming (in place)
+//!        ├─ Upgrade: websocket ──────┘    (or the router,        ├─ 101 ─▶ the WebSocket's task
+//!        │                                 for upgrades)         └─ other ─▶ written; next head
+//!        └─ anything else ─▶ http1 (hyper serves the rest of the connection)
+//!                              each request: admit ─▶ router ─▶ response (a 101 hands the
+//!                              stream back to the WebSocket)
+//! ```
+//!
+//! Why two paths: hyper answers everything (bodies, pipelining, malformed requests) and
+//! the router holds every route; the front's own path answers the requests that dominate
+//! a real-time server's load — streams that last as long as their subscriber, one
+//! long-poll per message, one upgrade per WebSocket — with less memory per connection
+//! and less CPU per request (`front/exchange.rs`'s docs give the figures). Whatever a
+//! request's path, the admission check runs once for it, before any response byte ([`admission`]).
+//!
+//! The front is generic over the stream type ([`crate::io::Io`]): nothing below the
+//! accept loop names `TcpStream`.
+
+pub mod admission;
+mod batch;
+mod exchange;
+pub(crate) mod head;
+mod http1;
+mod rewind;
+mod streaming;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceExt;
+
+pub use admission::{Admission, AdmitAll, Ask, Endpoint};
+pub use streaming::Streaming;
+
+use crate::error::ServerError;
+use crate::io::Io;
+use crate::shutdown::DrainGuard;
+use crate::state::AppState;
+use exchange::{AfterExchange, First};
+
+/// Slow-loris guard: a request head must arrive within this time. (A head read by the
+/// front that goes to hyper after all starts hyper's own timer anew, so such a head may
+/// take up to twice this.)
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection shares: the server's state, its router and the admission
+/// check. Cheap to clone.
+#[derive(Clone)]
+pub struct Front {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: AppState,
+    router: Router,
+    admission: Box<dyn Admission>,
+}
+
+impl fmt::Debug for Front {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Front").finish_non_exhaustive()
+    }
+}
+
+impl Front {
+    /// A front over `state`, answering through `router` (the routes of
+    /// [`crate::app::router`], plus any a program embedding the server added), every
+    /// request checked by `admission`.
+    pub fn new(state: AppState, router: Router, admission: Box<dyn Admission>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state,
+                router,
+                admission,
+            }),
+        }
+    }
+
+    /// The server's shared state.
+    pub fn state(&self) -> &AppState {
+        &self.inner.state
+    }
+
+    pub(crate) fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// The future that serves one accepted connection from `peer` until it ends (spawn
+    /// it). `None` when the server is shutting down: drop the stream.
+    pub fn connection<S: Io>(&self, io: S, peer: SocketAddr) -> Option<Connection<S>> {
+        let guard = self.inner.state.shutdown.guard()?;
+        Some(Connection::new(self.clone(), io, peer, guard))
+    }
+
+    /// Runs the admission check for one request (see [`admission`]).
+    pub(crate) fn admit(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<(), ServerError> {
+        let ask = Ask::new(method, uri, headers, peer);
+        self.inner.admission.admit(&ask)
+    }
+
+    /// The answer to a request the front reads itself: the admission check, then the
+    /// subscribe handler for `/ch/NAME` and `/sub` (called directly, without the
+    /// router's per-request work), the router for anything else (upgrades of `/ws` and
+    /// of added WebSocket endpoints).
+    pub(crate) async fn respond(&self, req: http::Request<()>, peer: SocketAddr) -> Response {
+        if let Err(refused) = self.admit(req.method(), req.uri(), req.headers(), peer) {
+            return refused.into_response();
+        }
+        let req = req.map(|()| axum::body::Body::empty());
+        if crate::app::is_subscribe_path(req.uri().path()) {
+            return crate::app::subscribe(&self.inner.state, req).await;
+        }
+        match self.inner.router.clone().oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// One accepted connection, the future its task runs. Its requests are read and
+/// answered in a boxed opening phase (freed once done): polls, long-polls and upgrades
+/// one exchange after another; a request for a streaming response then continues as a
+/// [`Streaming`] held in place, so the task of an idle subscriber is no bigger than
+/// that; any other request hands the connection to hyper inside the opening phase. The
+/// drain guard is held until the connection ends.
+pub struct Connection<S> {
+    phase: Phase<S>,
+    _guard: DrainGuard,
+}
+
+impl<S> fmt::Debug for Connection<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+type Opening<S> = Pin<Box<dyn Future<Output = Option<Streaming<S>>> + Send>>;
+
+// The big variant is the one that lives long; boxing it is the cost this avoids.
+#[allow(clippy::large_enum_variant)]
+enum Phase<S> {
+    Opening(Opening<S>),
+    Streaming(Streaming<S>),
+    Done,
+}
+
+impl<S: Io> Connection<S> {
+    fn new(front: Front, io: S, peer: SocketAddr, guard: DrainGuard) -> Self {
+        let opening = async move {
+            let signal = front.state().shutdown.clone();
+            let timeout = HEADER_READ_TIMEOUT;
+            let mut next = exchange::first_request(io, Vec::new(), timeout, &signal).await;
+            loop {
+                next = match next {
+                    First::Own(io, req) => return exchange::answer(&front, io, req, peer).await,
+                    First::Exchange(io, req) => {
+                        let after = exchange::exchange(&front, io, req, peer, timeout, &signal);
+                        match after.await {
+                            AfterExchange::Next(next) => next,
+                            AfterExchange::Stream(streaming) => return streaming,
+                        }
+                    }
+                    First::Hyper(io) => {
+                        http1::serve(io, peer, front, signal).await;
+                        return None;
+                    }
+                    First::Gone => return None,
+                };
+            }
+        };
+        Self {
+            phase: Phase::Opening(Box::pin(opening)),
+            _guard: guard,
+        }
+    }
+}
+
+impl<S: Io> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.phase {
+                Phase::Opening(opening) => {
+                    this.phase = match opening.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(streaming)) => Phase::Streaming(streaming),
+                        Poll::Ready(None) => Phase::Done,
+                    };
+                }
+                Phase::Streaming(streaming) => {
+                    if Pin::new(streaming).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.phase = Phase::Done;
+                }
+                Phase::Done => return Poll::Ready(()),
+            }
+        }
+    }
+}

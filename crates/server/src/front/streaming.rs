@@ -1,0 +1,104 @@
+//! [`Streaming`]: a connection the front answers itself, sending a live body (SSE or HTTP
+//! streaming) after its head and opening, polled in place by the connection's task.
+//!
+//! Why it exists: while a response streams, hyper keeps its read buffer, its head write
+//! buffer and a boxed body, about 12 KiB per connection all told; idle, a `Streaming` is
+//! the stream, the live body's [`Source`] and an empty [`Batch`] (measured in
+//! `docs/perf/REPORT.md`, idle SSE at 19,000 connections).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::batch::Batch;
+use crate::transport::live::Source;
+
+/// Most reads of unexpected client bytes per poll of an idle stream.
+const PEER_READS_PER_POLL: usize = 8;
+
+/// A connection sending a live body after its head and opening: the source's chunks
+/// until its farewell and the terminating chunk, then a close; it ends early when the
+/// peer closes or resets the connection, or a write fails. A future polled in place:
+/// idle, it is the stream, the source and an empty batch, and waits on the source
+/// (subscriptions, heartbeat) and on the stream's reads (peer gone).
+#[derive(Debug)]
+pub struct Streaming<S> {
+    io: S,
+    source: Source,
+    out: Batch,
+    /// A batch is being written (with the terminating chunk when `last`).
+    writing: bool,
+    last: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Streaming<S> {
+    pub(super) fn new(io: S, source: Source) -> Self {
+        Self {
+            io,
+            source,
+            out: Batch::default(),
+            writing: false,
+            last: false,
+        }
+    }
+
+    /// Queues `first` and every chunk ready after it, up to a batch, and starts writing.
+    fn gather(&mut self, first: Option<Bytes>) {
+        let ended = first.is_none();
+        if let Some(chunk) = first {
+            self.out.push(chunk);
+            self.out.fill_from(&mut self.source);
+        }
+        // A source that ended without a farewell still gets a well-formed end.
+        self.last = ended || self.source.is_finished();
+        self.writing = true;
+    }
+
+    /// Ready when the peer closed or reset the connection; what it sends is dropped (a
+    /// few reads per poll at most, then the task yields, so a flood cannot hold it).
+    fn poll_peer_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..PEER_READS_PER_POLL {
+            // On the stack: an idle stream keeps no read buffer.
+            let mut scrap = [0u8; 512];
+            let mut buf = ReadBuf::new(&mut scrap);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(()),
+                // Dropped: the response said `connection: close`.
+                Poll::Ready(Ok(())) => {}
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            if this.writing {
+                match this.out.poll_write(&mut this.io, &[], this.last, cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(())) if this.last => {
+                        // Ends our side cleanly; the stream closes when dropped.
+                        let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                        return Poll::Ready(());
+                    }
+                    Poll::Ready(Ok(())) => this.writing = false,
+                }
+            }
+            match this.source.poll_chunk(cx) {
+                Poll::Ready(first) => this.gather(first),
+                Poll::Pending => return this.poll_peer_gone(cx),
+            }
+        }
+    }
+}

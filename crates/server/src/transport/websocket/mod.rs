@@ -1,0 +1,94 @@
+//! WebSocket: the native endpoint `GET /ch/NAME` with `Upgrade: websocket` (one channel;
+//! each push is one envelope JSON text frame; text and binary frames from the client
+//! publish to the channel when its namespace allows client publishing; `?since=CURSOR`
+//! resumes), the multiplexed SDK endpoint `GET /ws` speaking `switchboard_proto::command`
+//! (subscribe, unsubscribe, publish, presence, history, ping) over one connection, and
+//! WebSocket endpoints a program embedding the server adds ([`endpoint`]).
+//!
+//! | file | what it owns |
+//! |---|---|
+//! | [`mod@upgrade`] | checking the handshake, subscribing, the `101` and the [`Accepted`] connection it hands over |
+//! | [`native`] | a native connection's task (`/ch/NAME`) |
+//! | [`session`] | a `/ws` connection's loop |
+//! | [`command`] | executing one `/ws` command |
+//! | [`endpoint`] | added endpoints: open / message / close / error callbacks |
+//!
+//! Whoever writes the `101` (the connection front, or hyper for a connection it serves)
+//! claims the [`Accepted`] from the response ([`claim`]) and starts it on the stream.
+//! Close codes are chosen in [`crate::error::Ending`].
+//!
+//! Fan-out cost: each message's frame is built once (a `PreparedMessage` kept in the hub
+//! message's extension slot) and queued by reference on every connection; all frames
+//! ready for a connection leave in one vectored write. A connection whose queue passes
+//! [`HIGH_WATER`] stops taking messages until the socket drains; the hub then serves it
+//! from history (see [`switchboard_hub`]).
+//!
+//! Memory per connection: after the `101`, a connection's task holds the bare stream
+//! (any bytes read past the request go to the codec first) and its subscription; its
+//! timers are served by the registry's shared coarse wheel. A native connection's task
+//! is one hand-written future (no shutdown or kick futures: shutdown and the backend's
+//! disconnect close the subscription, see [`native`]).
+
+pub mod command;
+pub mod endpoint;
+pub mod native;
+pub mod session;
+pub mod upgrade;
+
+use switchboard_hub::{CloseReason, Message as HubMessage, WireFormat};
+use switchboard_ws::{PreparedMessage, Role};
+use switchboard_ws_tokio::{Message, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::Ending;
+use crate::state::AppState;
+
+pub use upgrade::{claim, upgrade, Accepted, Mode};
+
+/// Queued output bytes above which a connection takes no more messages for now.
+pub const HIGH_WATER: usize = 256 * 1024;
+
+/// A server WebSocket over `io` with this server's limits, mark and timer wheel.
+fn socket<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    leftover: &[u8],
+    state: &AppState,
+    deflate: Option<switchboard_ws::DeflateParams>,
+) -> WebSocket<S> {
+    let mut ws =
+        WebSocket::from_upgraded(io, Role::Server, state.ws_config.clone(), deflate, leftover);
+    ws.set_high_water_mark(HIGH_WATER);
+    ws.set_wheel(state.clients.wheel().clone());
+    ws
+}
+
+/// The codec's limits for a server connection (made once per server, shared by all).
+pub(crate) fn ws_config(server: &crate::config::Config) -> switchboard_ws::Config {
+    let mut config = switchboard_ws::Config::default();
+    config.max_message_size = server.limits.max_publish_bytes.max(4096);
+    config.max_frame_size = config.max_message_size;
+    config
+}
+
+/// A message's WebSocket frame, built once and shared by every connection.
+fn prepared(m: &HubMessage) -> Option<&PreparedMessage> {
+    m.extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
+}
+
+fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {
+    let res = match prepared(m) {
+        Some(p) => ws.queue_prepared(p),
+        // The extension slot holds another type: frame this one for this connection.
+        None => ws.queue(Message::Text(m.encoded(WireFormat::Json).clone())),
+    };
+    res.is_ok()
+}
+
+/// How a closed subscription ends the connection.
+fn ending_for(reason: CloseReason) -> Ending {
+    match reason {
+        CloseReason::Shutdown => Ending::Shutdown,
+        CloseReason::Disconnected => Ending::Kicked,
+        _ => Ending::Resume,
+    }
+}

@@ -1,0 +1,234 @@
+//! A native WebSocket connection (`GET /ch/NAME` with `Upgrade: websocket`): one
+//! channel; each message is one envelope JSON text frame; a text or binary frame from
+//! the client publishes to the channel when its namespace allows client publishing
+//! (1008 when it does not, 1009 over `limits.max_publish_bytes`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use switchboard_hub::{Hub, Payload, RecvError, Subscription};
+use switchboard_ws_tokio::{Message, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{ending_for, queue_message, HIGH_WATER};
+use crate::clients::ClientHandle;
+use crate::error::Ending;
+use crate::shutdown::DrainGuard;
+use crate::state::AppState;
+
+/// A client's text frame as a payload: valid JSON is embedded as JSON, other text is sent
+/// as a string.
+pub fn text_payload(t: Bytes) -> Payload {
+    if switchboard_proto::validate_json(&t).is_ok() {
+        Payload::json_prevalidated(t)
+    } else {
+        // Text frames are UTF-8 (checked by the codec).
+        Payload::text(t.clone()).unwrap_or_else(|_| Payload::binary(t))
+    }
+}
+
+/// What a native connection keeps besides its socket.
+#[derive(Debug)]
+pub struct Parts {
+    sub: Subscription,
+    hub: Hub,
+    /// Counted for the backend's disconnect; unregisters on drop.
+    _client: crate::clients::Registration,
+    /// `limits.max_publish_bytes` (u32: a message limit over 4 GiB is no limit here).
+    max: u32,
+    may_publish: bool,
+}
+
+impl Parts {
+    /// What `client`'s connection subscribed with `sub` keeps; it may publish to the
+    /// channel if `may_publish`.
+    pub(super) fn new(
+        state: &AppState,
+        sub: Subscription,
+        client: ClientHandle,
+        may_publish: bool,
+    ) -> Self {
+        Self {
+            sub,
+            hub: state.hub.clone(),
+            _client: client.into_registration(),
+            max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
+            may_publish,
+        }
+    }
+}
+
+/// A native connection's task: one hand-written future over the socket and the
+/// subscription, so an idle connection's task holds those and little else (no shutdown
+/// or kick futures: shutdown and the backend's disconnect close the subscription).
+///
+/// Each poll: queue every message ready (they leave in one vectored write when the
+/// socket is polled), then poll the socket (writes, then reads the client's frames), then
+/// wait on the subscription while there is room below [`HIGH_WATER`]. A client's publish
+/// is a boxed future (rare) that holds further reads until done; the close handshake
+/// runs in place, bounded by the codec's close timeout (which also ends it when the peer
+/// does not read).
+struct Native<S> {
+    ws: WebSocket<S>,
+    parts: Parts,
+    _guard: DrainGuard,
+    /// A client's publish in flight.
+    publishing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The closing handshake is under way.
+    closing: bool,
+}
+
+/// Spawns the connection's task (the socket already has its mark and wheel); it holds
+/// `guard` until it ends.
+pub(super) fn spawn<S>(ws: WebSocket<S>, parts: Parts, guard: DrainGuard)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let task = Native {
+        ws,
+        parts,
+        _guard: guard,
+        publishing: None,
+        closing: false,
+    };
+    tracing::trace!(
+        bytes = std::mem::size_of_val(&task),
+        "native websocket task"
+    );
+    tokio::spawn(task);
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.closing {
+            return this.ws.poll_close(cx);
+        }
+        match this.poll_open(cx) {
+            Poll::Ready(Some(ending)) => {
+                let (code, reason) = ending.close_frame();
+                // Fails only when a close is already under way; driving it is the same.
+                let _ = this.ws.start_close(code, reason);
+                this.closing = true;
+                this.ws.poll_close(cx)
+            }
+            Poll::Ready(None) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
+    /// Ready with why the server ends the connection, or `None` once it is over.
+    fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ending>> {
+        let Self {
+            ws,
+            parts,
+            publishing,
+            ..
+        } = self;
+        if let Some(p) = publishing {
+            ready!(p.as_mut().poll(cx));
+            *publishing = None;
+        }
+        let sub = &mut parts.sub;
+        loop {
+            while ws.pending_bytes() < HIGH_WATER {
+                match sub.try_recv() {
+                    Ok(Some(m)) => {
+                        if !queue_message(ws, &m) {
+                            break;
+                        }
+                    }
+                    Ok(None) | Err(RecvError::Lagged { .. }) => break,
+                    Err(RecvError::Closed { reason, .. }) => {
+                        return Poll::Ready(Some(ending_for(reason)));
+                    }
+                }
+            }
+            let room = ws.pending_bytes() < HIGH_WATER;
+            // Polling `recv` writes queued output (and waits for the socket when blocked).
+            match ws.poll_recv(cx) {
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => {
+                    // The codec queued the close frame with the right code; keep driving.
+                    tracing::debug!(error = %e, "websocket error");
+                    continue;
+                }
+                Poll::Ready(Some(Ok(m @ (Message::Text(_) | Message::Binary(_))))) => {
+                    if !parts.may_publish {
+                        return Poll::Ready(Some(Ending::Policy(
+                            "clients may not publish to this channel",
+                        )));
+                    }
+                    let payload = match m {
+                        Message::Text(t) if fits(t.len(), parts.max) => text_payload(t),
+                        Message::Binary(b) if fits(b.len(), parts.max) => Payload::binary(b),
+                        _ => return Poll::Ready(Some(Ending::TooBig)),
+                    };
+                    let mut fut = publish(parts.hub.clone(), sub.channel().into(), payload);
+                    if fut.as_mut().poll(cx).is_pending() {
+                        *publishing = Some(fut);
+                        return Poll::Pending;
+                    }
+                    continue;
+                }
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Pending => {}
+            }
+            if !room {
+                if ws.pending_bytes() < HIGH_WATER {
+                    // The queue drained below the mark: take more messages.
+                    continue;
+                }
+                return Poll::Pending;
+            }
+            match sub.poll_recv(cx) {
+                Poll::Ready(Ok(m)) => {
+                    let _ = queue_message(ws, &m);
+                }
+                Poll::Ready(Err(RecvError::Lagged { .. })) => {}
+                Poll::Ready(Err(RecvError::Closed { reason, .. })) => {
+                    return Poll::Ready(Some(ending_for(reason)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+fn fits(len: usize, max: u32) -> bool {
+    u32::try_from(len).is_ok_and(|len| len <= max)
+}
+
+/// Publishes a client's message. Boxed and owning what it needs: publishing is rare next
+/// to receiving, and an idle connection's task should not be sized for it.
+fn publish(
+    hub: Hub,
+    channel: Box<str>,
+    payload: Payload,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if let Err(e) = hub.publish_from_client(&channel, payload).await {
+            tracing::warn!(error = %e, "publish failed");
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection holds its task for life: tokio keeps the future in a cell with
+    /// about 100 bytes of its own, allocated in multiples of 128 bytes. Today's future
+    /// (408 B) fits a 512-byte cell; this catches growth past it.
+    #[test]
+    fn an_idle_native_connection_task_fits_512_bytes() {
+        let size = std::mem::size_of::<Native<tokio::net::TcpStream>>();
+        assert!(size <= 512 - 104, "Native<TcpStream> is {size} bytes");
+    }
+}

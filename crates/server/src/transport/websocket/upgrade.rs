@@ -1,0 +1,193 @@
+//! The WebSocket upgrade: checks the handshake, subscribes (a native connection), and
+//! answers `101 Switching Protocols` carrying the [`Accepted`] connection; whoever
+//! writes the `101` claims it ([`claim`]) and starts it on the connection's stream.
+//!
+//! Subscribing happens before the answer, so a native subscription starts at the
+//! handshake and a bad channel is an HTTP error (its status and JSON body), not a close
+//! code.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use switchboard_ws::handshake::{self, AcceptOptions};
+use switchboard_ws::DeflateConfig;
+
+use super::endpoint::{self, Endpoint};
+use super::{native, session, socket};
+use crate::channel;
+use crate::clients::ClientHandle;
+use crate::error::ServerError;
+use crate::io::Io;
+use crate::shutdown::DrainGuard;
+use crate::state::AppState;
+use crate::transport::handoff::Handoff;
+use crate::transport::{client_info, Target};
+
+/// What the upgraded connection will do.
+#[derive(Clone)]
+pub enum Mode {
+    /// One channel (`/ch/NAME`).
+    Native(Target),
+    /// The command protocol (`/ws`).
+    Mux,
+    /// An endpoint a program embedding the server added.
+    Custom(Arc<dyn Endpoint>),
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Native(t) => f.debug_tuple("Native").field(t).finish(),
+            Self::Mux => f.write_str("Mux"),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// A WebSocket connection accepted by a `101` answer, waiting for its stream.
+#[derive(Debug)]
+pub struct Accepted {
+    state: AppState,
+    deflate: Option<switchboard_ws::DeflateParams>,
+    guard: DrainGuard,
+    run: Run,
+}
+
+/// What runs on the stream.
+#[derive(Debug)]
+enum Run {
+    Native(native::Parts),
+    Mux(ClientHandle),
+    Custom(endpoint::Opened),
+}
+
+impl Accepted {
+    /// Starts the connection's task on `io`; `leftover` is what was read past the
+    /// request (the codec reads it first).
+    pub fn start<S: Io>(self, io: S, leftover: Bytes) {
+        let Self {
+            state,
+            deflate,
+            guard,
+            run,
+        } = self;
+        match run {
+            Run::Native(parts) => {
+                native::spawn(socket(io, &leftover, &state, deflate), parts, guard);
+            }
+            Run::Mux(client) => {
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    // Boxed: the codec's state is most of a connection's memory, and a box
+                    // keeps it out of every future that holds the socket across an await.
+                    let mut ws = Box::new(socket(io, &leftover, &state, deflate));
+                    session::run(&state, &mut ws, &client).await;
+                });
+            }
+            Run::Custom(opened) => {
+                let ws = Box::new(socket(io, &leftover, &state, deflate));
+                tokio::spawn(endpoint::run(ws, opened, state.shutdown.clone(), guard));
+            }
+        }
+    }
+}
+
+/// Takes the accepted connection out of a `101` built by [`upgrade`]; `None` for any
+/// other response.
+pub fn claim(resp: &mut Response) -> Option<Accepted> {
+    Handoff::claim(resp)
+}
+
+/// Checks the upgrade request, subscribes a native connection, and answers `101` with
+/// the [`Accepted`] connection attached (see the module docs).
+pub async fn upgrade(
+    state: &AppState,
+    req: Request,
+    mode: Mode,
+    user: Option<String>,
+) -> Result<Response, ServerError> {
+    if state.shutdown.is_triggered() {
+        return Err(ServerError::ShuttingDown);
+    }
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let request = handshake::validate_headers(req.method().as_str(), &target, headers)?;
+    // Not held across an await: its body is not `Sync`.
+    drop(req);
+    // A native connection hears of shutdown and of the backend's disconnect through its
+    // subscription closing (the hub closes them all), so it keeps no kick notification
+    // and watches no shutdown signal.
+    let client = match mode {
+        Mode::Native(_) => state.clients.register_hub_kicked(user),
+        Mode::Mux | Mode::Custom(_) => state.clients.register(user),
+    };
+    let options = AcceptOptions {
+        deflate: Some(DeflateConfig::default()),
+        extra_headers: vec![(
+            crate::transport::CLIENT_ID_HEADER.to_owned(),
+            client.id().to_owned(),
+        )],
+        ..AcceptOptions::default()
+    };
+    let accepted = handshake::accept(&request, &options)?;
+    let run = match mode {
+        Mode::Native(target) => {
+            let ns = channel::for_subscribe(&state.hub, &target.channel)?;
+            let sub = state
+                .hub
+                .subscribe(&target.channel, target.since, client_info(&client))
+                .await?;
+            crate::transport::end_if_kicked_while_opening(state, &client);
+            // A subscription registered while the hub was closing them all could be
+            // missed by it; shutdown began before the hub's sweep, so this sees it.
+            if state.shutdown.is_triggered() {
+                return Err(ServerError::ShuttingDown);
+            }
+            Run::Native(native::Parts::new(state, sub, client, ns.allow_publish))
+        }
+        Mode::Mux => Run::Mux(client),
+        Mode::Custom(endpoint) => Run::Custom(endpoint::Opened::new(
+            endpoint,
+            client,
+            state.hub.clone(),
+            target,
+        )),
+    };
+    let mut response = switching_response(&accepted.headers);
+    let guard = state.shutdown.guard().ok_or(ServerError::ShuttingDown)?;
+    Handoff::new(Accepted {
+        state: state.clone(),
+        deflate: accepted.deflate,
+        guard,
+        run,
+    })
+    .attach(&mut response);
+    Ok(response)
+}
+
+/// The `101` with the handshake's headers (the client id among them).
+fn switching_response(headers: &[(String, String)]) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    for (name, value) in headers {
+        // The codec wrote them as tokens and visible text; nothing is skipped.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp
+}
