@@ -63,6 +63,12 @@ async fn server(recorder: &Recorder) -> Running {
         .unwrap()
 }
 
+fn publish(name: &str) -> Endpoint {
+    Endpoint::Publish {
+        channel: name.into(),
+    }
+}
+
 fn channel(name: &str, transport: Kind) -> Endpoint {
     Endpoint::Channel {
         channel: name.into(),
@@ -155,14 +161,7 @@ async fn the_hook_runs_once_for_every_kind_of_request() {
     // A client's publish (hyper: it has a body).
     let (status, _, _) = raw(&srv, "POST", "/ch/a", &[], b"hi").await;
     assert_eq!(status, 200);
-    seen_once(
-        &rec,
-        "POST",
-        "/ch/a",
-        Endpoint::Publish {
-            channel: "a".into(),
-        },
-    );
+    seen_once(&rec, "POST", "/ch/a", publish("a"));
 
     // Several channels over one HTTP transport.
     let (status, _, _) = raw(
@@ -224,14 +223,7 @@ async fn on_a_keep_alive_connection_each_request_is_checked_once_on_either_path(
     seen_once(&rec, "GET", "/ch/k", channel("k", Kind::Poll));
     s.write_all(post.as_bytes()).await.unwrap();
     assert_eq!(read_response(&mut s).await.0, 200);
-    seen_once(
-        &rec,
-        "POST",
-        "/ch/k",
-        Endpoint::Publish {
-            channel: "k".into(),
-        },
-    );
+    seen_once(&rec, "POST", "/ch/k", publish("k"));
 
     // hyper serves the rest of a connection that began with a POST: a poll, then a
     // WebSocket upgrade, whose stream hyper hands back.
@@ -240,14 +232,7 @@ async fn on_a_keep_alive_connection_each_request_is_checked_once_on_either_path(
     let (status, _, body) = read_response(&mut s).await;
     assert_eq!(status, 200);
     let cursor = json(&body)["cursor"].as_str().unwrap().to_owned();
-    seen_once(
-        &rec,
-        "POST",
-        "/ch/k",
-        Endpoint::Publish {
-            channel: "k".into(),
-        },
-    );
+    seen_once(&rec, "POST", "/ch/k", publish("k"));
     s.write_all(poll.as_bytes()).await.unwrap();
     assert_eq!(read_response(&mut s).await.0, 200);
     seen_once(&rec, "GET", "/ch/k", channel("k", Kind::Poll));

@@ -209,10 +209,7 @@ async fn open_stream_with_id(
         )
         .await
         .unwrap();
-    let id = resp.headers()["x-switchboard-client"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = common::client_id(resp.headers());
     (task, resp.into_body(), id)
 }
 

@@ -11,13 +11,11 @@ mod embed;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{bounded, config, json, raw, KEY};
+use common::{bounded, config, json, raw, ws_open, Ws, KEY};
 use futures_util::{SinkExt, StreamExt};
+use switchboard_server::server::Running;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_text(ws: &mut Ws) -> String {
     match bounded(ws.next()).await.unwrap().unwrap() {
@@ -26,14 +24,20 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
-#[tokio::test]
-async fn the_example_serves_its_route_its_endpoint_and_the_server() {
+/// The example's server on a free loopback port, and its endpoint's session count.
+async fn start() -> (embed::Shout, Running) {
     let shout = embed::Shout::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let srv = embed::builder(config(), shout.clone())
         .build()
         .spawn(listener)
         .unwrap();
+    (shout, srv)
+}
+
+#[tokio::test]
+async fn the_example_serves_its_route_its_endpoint_and_the_server() {
+    let (shout, srv) = start().await;
 
     // The program's own route.
     let (status, _, body) = raw(&srv, "GET", "/hello", &[], b"").await;
@@ -47,13 +51,7 @@ async fn the_example_serves_its_route_its_endpoint_and_the_server() {
     assert_eq!(status, 200);
 
     // The endpoint: on_open greets, on_message answers and publishes, on_close runs.
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/shout", srv.addr))
-        .await
-        .unwrap();
-    let id = resp.headers()["x-switchboard-client"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (mut ws, id) = ws_open(&srv, "/shout").await;
     assert_eq!(next_text(&mut ws).await, format!("welcome, {id}"));
     assert_eq!(shout.open.load(Ordering::SeqCst), 1);
     ws.send(Message::text("hello there")).await.unwrap();
@@ -88,15 +86,8 @@ async fn the_example_serves_its_route_its_endpoint_and_the_server() {
 
 #[tokio::test]
 async fn shutdown_closes_the_endpoints_connections_with_1012() {
-    let shout = embed::Shout::default();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let srv = embed::builder(config(), shout.clone())
-        .build()
-        .spawn(listener)
-        .unwrap();
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/shout", srv.addr))
-        .await
-        .unwrap();
+    let (shout, srv) = start().await;
+    let (mut ws, _) = ws_open(&srv, "/shout").await;
     bounded(ws.next()).await.unwrap().unwrap();
     let stopping = tokio::spawn(srv.shutdown());
     let frame = loop {

@@ -1,5 +1,5 @@
-//! The native WebSocket (`GET /ch/NAME`) as its own task on the stream taken back from
-//! hyper: an idle connection is ended by the backend's disconnect (by client id or by
+//! The native WebSocket (`GET /ch/NAME`) as its own task on the connection's stream (the
+//! front hands it over, or hyper gives it back after an upgrade it served): an idle connection is ended by the backend's disconnect (by client id or by
 //! user: close 1008) and by shutdown (1012), both through the hub closing its
 //! subscription; a client's publish reaches the other subscribers; bytes the client sent
 //! right behind its upgrade request are not lost; the registry forgets connections that
@@ -8,28 +8,13 @@
 
 mod common;
 
-use common::{bounded, server, url, KEY};
+use common::{bounded, server, url, ws_open, Ws, KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_client::ApiClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Connects to `path`; returns the socket and the client id the server named.
-async fn open(srv: &switchboard_server::server::Running, path: &str) -> (Ws, String) {
-    let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}{path}", srv.addr))
-        .await
-        .unwrap();
-    let id = resp.headers()["x-switchboard-client"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    (ws, id)
-}
 
 /// The close frame the server sends (skipping anything before it).
 async fn close_of(ws: &mut Ws) -> CloseFrame {
@@ -58,9 +43,9 @@ async fn wait_until_registered(srv: &switchboard_server::server::Running, n: usi
 async fn backend_disconnect_closes_an_idle_websocket_with_1008() {
     let srv = server().await;
     let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
-    let (mut by_id, id) = open(&srv, "/ch/room").await;
-    let (mut by_user, _) = open(&srv, "/ch/room?user=dave").await;
-    let (mut stays, _) = open(&srv, "/ch/room?user=erin").await;
+    let (mut by_id, id) = ws_open(&srv, "/ch/room").await;
+    let (mut by_user, _) = ws_open(&srv, "/ch/room?user=dave").await;
+    let (mut stays, _) = ws_open(&srv, "/ch/room?user=erin").await;
     wait_until_registered(&srv, 3).await;
 
     let r = api.disconnect(json!({ "client": id })).await.unwrap();
@@ -89,8 +74,8 @@ async fn backend_disconnect_closes_an_idle_websocket_with_1008() {
 #[tokio::test]
 async fn an_ended_websocket_leaves_nothing_in_the_timer_wheel() {
     let srv = server().await;
-    let (mut a, _) = open(&srv, "/ch/wheel").await;
-    let (b, _) = open(&srv, "/ch/wheel").await;
+    let (mut a, _) = ws_open(&srv, "/ch/wheel").await;
+    let (b, _) = ws_open(&srv, "/ch/wheel").await;
     common::wheel_holds(&srv, 2).await;
     a.close(None).await.unwrap();
     drop(b);
@@ -102,7 +87,7 @@ async fn an_ended_websocket_leaves_nothing_in_the_timer_wheel() {
 #[tokio::test]
 async fn shutdown_closes_an_idle_websocket_with_1012() {
     let srv = server().await;
-    let (mut ws, _) = open(&srv, "/ch/quiet").await;
+    let (mut ws, _) = ws_open(&srv, "/ch/quiet").await;
     wait_until_registered(&srv, 1).await;
     let shutdown = tokio::spawn(srv.shutdown());
     let f = close_of(&mut ws).await;
@@ -115,8 +100,8 @@ async fn shutdown_closes_an_idle_websocket_with_1012() {
 #[tokio::test]
 async fn a_client_publish_reaches_the_other_subscribers() {
     let srv = server().await;
-    let (mut a, _) = open(&srv, "/ch/chat").await;
-    let (mut b, _) = open(&srv, "/ch/chat").await;
+    let (mut a, _) = ws_open(&srv, "/ch/chat").await;
+    let (mut b, _) = ws_open(&srv, "/ch/chat").await;
     wait_until_registered(&srv, 2).await;
     a.send(Message::text(r#"{"hi":1}"#)).await.unwrap();
     a.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();

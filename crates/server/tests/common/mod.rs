@@ -130,6 +130,23 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A WebSocket client connection (tokio-tungstenite, an independent implementation).
+pub(crate) type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects a WebSocket to `path`; returns it and the client id the server named.
+pub(crate) async fn ws_open(r: &Running, path: &str) -> (Ws, String) {
+    let (ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}{path}", r.addr))
+        .await
+        .unwrap();
+    (ws, client_id(resp.headers()))
+}
+
+/// The client id a response names (`x-switchboard-client`).
+pub(crate) fn client_id(headers: &http::HeaderMap) -> String {
+    headers["x-switchboard-client"].to_str().unwrap().to_owned()
+}
+
 pub(crate) fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
