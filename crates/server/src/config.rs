@@ -27,6 +27,13 @@
 //!
 //! [namespaces.ticker]           # channels named `ticker:...`
 //! client_publish = false
+//!
+//! [security]
+//! allowed_origins = []          # pages from other origins that may connect, e.g.
+//!                               # ["https://app.example.com", "https://*.example.com"];
+//!                               # empty: same-origin pages (and non-browser clients) only
+//! allowed_hosts = []            # Host names served; empty: any, but only loopback names
+//!                               # when listening on a loopback address (DNS rebinding)
 //! ```
 //!
 //! A channel `NS:rest` belongs to namespace `NS`; a channel without `:` belongs to
@@ -61,6 +68,21 @@ pub struct Config {
     pub limits: Limits,
     /// Per-namespace policy, keyed by namespace name.
     pub namespaces: BTreeMap<String, Namespace>,
+    /// Which pages and host names may use the server.
+    pub security: Security,
+}
+
+/// Which pages (`Origin`) and host names (`Host`) may use the server; see
+/// [`crate::front::origin`] for the rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Security {
+    /// Origins allowed besides the server's own: `https://app.example.com`,
+    /// `https://*.example.com`, `null`, or `*` for any. Empty: same-origin only.
+    pub allowed_origins: Vec<String>,
+    /// Host names accepted in `Host` (`name` or `*.example.com`). Empty: any, except on a
+    /// loopback listener, which answers loopback names only (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Size and time limits.
@@ -205,6 +227,7 @@ impl Default for Config {
             demo: true,
             limits: Limits::default(),
             namespaces,
+            security: Security::default(),
         }
     }
 }
@@ -219,6 +242,7 @@ struct FileConfig {
     demo: Option<bool>,
     limits: Option<Limits>,
     namespaces: Option<BTreeMap<String, Namespace>>,
+    security: Option<Security>,
 }
 
 /// Why a configuration could not be loaded.
@@ -275,6 +299,9 @@ impl Config {
         }
         if let Some(v) = file.namespaces {
             cfg.namespaces = v;
+        }
+        if let Some(v) = file.security {
+            cfg.security = v;
         }
         cfg.validate()?;
         Ok(cfg)

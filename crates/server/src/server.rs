@@ -13,7 +13,8 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let server = Builder::new(Config::default())
 //!     .routes(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })))
-//!     .build();
+//!     .build()
+//!     .expect("valid configuration");
 //! let hub = server.hub().clone(); // publish from the program itself
 //! let running = server.spawn(listener)?;
 //! // ... later
@@ -30,7 +31,7 @@ use axum::Router;
 use switchboard_hub::{Broker, Hub, MemoryBroker};
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::front::{Admission, AdmitAll, Front};
 use crate::io::Io;
 use crate::shutdown::Shutdown;
@@ -96,8 +97,9 @@ impl Builder {
         self
     }
 
-    /// The server, ready to serve.
-    pub fn build(self) -> Server {
+    /// The server, ready to serve; fails when the configuration's allow-lists
+    /// (`security`) do not parse.
+    pub fn build(self) -> Result<Server, ConfigError> {
         let config = self.config;
         let broker = self
             .broker
@@ -111,10 +113,10 @@ impl Builder {
             config: Arc::new(config),
         };
         let router = crate::app::router(state.clone(), &self.endpoints, self.routes);
-        Server {
-            front: Front::new(state, router, self.admission),
+        Ok(Server {
+            front: Front::new(state, router, self.admission)?,
             shutdown,
-        }
+        })
     }
 }
 
@@ -284,7 +286,10 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 
 /// Serves on an already bound listener in a background task, with an in-memory broker.
 pub fn start_on(listener: TcpListener, config: Config) -> std::io::Result<Running> {
-    Builder::new(config).build().spawn(listener)
+    Builder::new(config)
+        .build()
+        .map_err(invalid)?
+        .spawn(listener)
 }
 
 /// Serves on an already bound listener in a background task, on `broker` (nodes that
@@ -294,5 +299,13 @@ pub fn start_with(
     config: Config,
     broker: Arc<dyn Broker>,
 ) -> std::io::Result<Running> {
-    Builder::new(config).broker(broker).build().spawn(listener)
+    Builder::new(config)
+        .broker(broker)
+        .build()
+        .map_err(invalid)?
+        .spawn(listener)
+}
+
+fn invalid(e: ConfigError) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
 }

@@ -174,7 +174,7 @@ async fn open_stream(
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let mut req = http::Request::get(target).header("host", "test");
+    let mut req = http::Request::get(target).header("host", "localhost");
     if sse {
         req = req.header("accept", "text/event-stream");
     }
@@ -201,7 +201,7 @@ async fn open_stream_with_id(
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
-    let req = http::Request::get(target).header("host", "test");
+    let req = http::Request::get(target).header("host", "localhost");
     let resp = send
         .send_request(
             req.body(http_body_util::Empty::<bytes::Bytes>::new())

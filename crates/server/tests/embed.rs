@@ -30,6 +30,7 @@ async fn start() -> (embed::Shout, Running) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let srv = embed::builder(config(), shout.clone())
         .build()
+        .unwrap()
         .spawn(listener)
         .unwrap();
     (shout, srv)

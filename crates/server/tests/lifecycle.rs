@@ -25,7 +25,7 @@ async fn longpoll_cycle_on_fresh_connections() {
         let mut s = TcpStream::connect(srv.addr).await.unwrap();
         local_ports.push(s.local_addr().unwrap().port());
         let req = format!(
-            "GET /ch/lp?transport=longpoll&since={cursor} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET /ch/lp?transport=longpoll&since={cursor} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         );
         s.write_all(req.as_bytes()).await.unwrap();
         // Publish while the request is (probably) held; either way it must be answered
@@ -187,7 +187,7 @@ async fn a_held_longpoll_ends_at_once_on_disconnect_and_on_shutdown() {
         tokio::spawn(async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
             let req = format!(
-                "GET /ch/held?transport=longpoll&since={cursor}{user} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                "GET /ch/held?transport=longpoll&since={cursor}{user} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
             );
             s.write_all(req.as_bytes()).await.unwrap();
             let mut buf = Vec::new();

@@ -90,7 +90,7 @@ fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
 }
 
 fn sse_get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
 }
 
 /// Waits (bounded) until the server has `n` registered streaming clients.
@@ -154,7 +154,7 @@ async fn stream_transport_opens_with_the_prelude() {
     let srv = server().await;
     let mut st = Raw::open(
         &srv,
-        "GET /sub?channel=tk2&transport=stream HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /sub?channel=tk2&transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
     let head = st.head().await;
@@ -236,7 +236,7 @@ async fn keep_alive_connections_stay_with_hyper() {
     let srv = server().await;
     let mut c = Raw::open(
         &srv,
-        "POST /ch/ka HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n5",
+        "POST /ch/ka HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n5",
     )
     .await;
     let head = c.head().await;
@@ -245,7 +245,7 @@ async fn keep_alive_connections_stay_with_hyper() {
     let len: usize = header(&head, "content-length").unwrap().parse().unwrap();
     c.read_until(|b| b.len() >= len).await;
     c.buf.drain(..len);
-    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let head = c.head().await;
@@ -255,7 +255,7 @@ async fn keep_alive_connections_stay_with_hyper() {
     c.buf.drain(..2);
     let (_, _, first) = common::raw(&srv, "GET", "/ch/ka", &[], b"").await;
     let since = json(&first)["cursor"].as_str().unwrap().to_owned();
-    c.s.write_all(b"POST /ch/ka HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n6")
+    c.s.write_all(b"POST /ch/ka HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n6")
         .await
         .unwrap();
     let head = c.head().await;
@@ -293,7 +293,7 @@ impl Raw {
 }
 
 fn get(target: &str) -> String {
-    format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n")
+    format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n\r\n")
 }
 
 /// Polls and long-polls are answered by the server itself, one after another on one
@@ -334,7 +334,7 @@ async fn polls_and_long_polls_are_exchanges_on_a_keep_alive_connection() {
     let ours = (head, body);
 
     // A publish on the same connection goes to hyper, which then serves the rest.
-    c.send("POST /ch/ex HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n3")
+    c.send("POST /ch/ex HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n3")
         .await;
     let (head, _) = c.response().await;
     assert!(head[0].starts_with("HTTP/1.1 20"), "{head:?}");
@@ -362,7 +362,7 @@ async fn polls_and_long_polls_are_exchanges_on_a_keep_alive_connection() {
     // `Connection: close` is honoured.
     let mut once = Raw::open(
         &srv,
-        "GET /ch/ex?transport=poll HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /ch/ex?transport=poll HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     )
     .await;
     let head = once.head().await;
@@ -394,8 +394,11 @@ async fn channel_names_decode_alike_on_both_paths() {
         let mut ours = Raw::open(&srv, &get(target)).await;
         let (head, body) = ours.response().await;
         // HTTP/1.0 is never taken over: hyper reads it and the router calls the handler.
-        let mut theirs =
-            Raw::open(&srv, &format!("GET {target} HTTP/1.0\r\nHost: x\r\n\r\n")).await;
+        let mut theirs = Raw::open(
+            &srv,
+            &format!("GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+        )
+        .await;
         let (their_head, their_body) = theirs.response().await;
         assert_eq!(
             head[0],
@@ -509,7 +512,7 @@ async fn answered_long_polls_and_ended_streams_leave_nothing_in_the_timer_wheel(
 async fn pipelined_requests_fall_back_to_hyper() {
     let srv = server().await;
     let two = format!(
-        "{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "{}GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n",
         sse_get("/ch/pipe")
     );
     let mut c = Raw::open(&srv, &two).await;
@@ -529,7 +532,7 @@ async fn shutdown_ends_taken_over_streams_cleanly() {
     sse.body_until("retry: ").await;
     let mut st = Raw::open(
         &srv,
-        "GET /ch/bye?transport=stream HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /ch/bye?transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
     st.head().await;
@@ -588,7 +591,7 @@ async fn an_idle_subscriber_that_leaves_is_dropped() {
     a.head().await;
     let mut b = Raw::open(
         &srv,
-        "GET /ch/gone?transport=stream HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /ch/gone?transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
     b.head().await;

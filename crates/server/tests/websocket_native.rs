@@ -127,7 +127,7 @@ async fn a_client_publish_reaches_the_other_subscribers() {
 async fn a_frame_sent_with_the_upgrade_request_is_answered() {
     let srv = server().await;
     let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let mut bytes = b"GET /ch/early HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+    let mut bytes = b"GET /ch/early HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Sec-WebSocket-Version: 13\r\n\r\n"
         .to_vec();

@@ -17,7 +17,7 @@ async fn read_until(
     done: impl Fn(&str) -> bool,
 ) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     bounded(async {

@@ -1,14 +1,13 @@
 //! The connections hyper serves: from the first request the front does not answer
 //! itself (a publish, the backend API, a demo page, anything with a body or pipelined)
 //! on, hyper's HTTP/1.1 reads and answers every request of the connection. Each request
-//! passes the admission check ([`Front::admit`]) before the router sees it; a WebSocket
+//! passes the front's checks ([`Front::check`]) before the router sees it; a WebSocket
 //! upgrade the router accepts is handed to the WebSocket once hyper lets go of the
 //! stream (the bare stream is taken back, with any bytes hyper read past the request).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use axum::response::IntoResponse;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
@@ -32,10 +31,10 @@ pub(super) async fn serve<S: Io>(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
-            let admitted = front.admit(req.method(), req.uri(), req.headers(), peer);
-            if let Err(refused) = admitted {
-                return Ok::<_, Infallible>(refused.into_response());
-            }
+            let checked = match front.check(req.method(), req.uri(), req.headers(), peer) {
+                Ok(checked) => checked,
+                Err(answer) => return Ok::<_, Infallible>(answer),
+            };
             let upgrade = req
                 .headers()
                 .contains_key(http::header::UPGRADE)
@@ -48,6 +47,7 @@ pub(super) async fn serve<S: Io>(
             if let (Some(accepted), Some(upgrade)) = (websocket::claim(&mut resp), upgrade) {
                 tokio::spawn(take_back::<S>(upgrade, accepted));
             }
+            checked.finish(&mut resp);
             Ok(resp)
         }
     });

@@ -5,11 +5,11 @@
 //!  accepted stream (any Io: TCP today, TLS fits) ──▶ Front::connection
 //!    └─ exchange::first_request: read a head (≤ 16 KiB, 30 s), classify it once (head::parse)
 //!        ├─ streaming GET /ch, /sub ─┐
-//!        ├─ poll, long-poll ─────────┼─ admit ─▶ app::subscribe ─┬─ live body ─▶ Streaming (in place)
+//!        ├─ poll, long-poll ─────────┼─ check ─▶ app::subscribe ─┬─ live body ─▶ Streaming (in place)
 //!        ├─ Upgrade: websocket ──────┘    (or the router,        ├─ 101 ─▶ the WebSocket's task
 //!        │                                 for upgrades)         └─ other ─▶ written; next head
 //!        └─ anything else ─▶ http1 (hyper serves the rest of the connection)
-//!                              each request: admit ─▶ router ─▶ response (a 101 hands the
+//!                              each request: check ─▶ router ─▶ response (a 101 hands the
 //!                              stream back to the WebSocket)
 //! ```
 //!
@@ -28,6 +28,7 @@ mod batch;
 mod exchange;
 pub(crate) mod head;
 mod http1;
+pub mod origin;
 mod rewind;
 mod streaming;
 
@@ -39,15 +40,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::ServiceExt;
 
 pub use admission::{Admission, AdmitAll, Ask, Endpoint};
+pub use origin::OriginPolicy;
 pub use streaming::Streaming;
 
-use crate::error::ServerError;
+use crate::config::ConfigError;
 use crate::io::Io;
 use crate::shutdown::DrainGuard;
 use crate::state::AppState;
@@ -68,7 +70,22 @@ pub struct Front {
 struct Inner {
     state: AppState,
     router: Router,
+    origins: OriginPolicy,
     admission: Box<dyn Admission>,
+}
+
+/// What the checks of one request leave for its answer.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    /// The origin of an allowed cross-origin request (its answer gets CORS headers).
+    cors: Option<HeaderValue>,
+}
+
+impl Checked {
+    /// Completes `resp` for the request checked (CORS headers).
+    pub(crate) fn finish(self, resp: &mut Response) {
+        origin::decorate(self.cors, resp);
+    }
 }
 
 impl fmt::Debug for Front {
@@ -80,15 +97,28 @@ impl fmt::Debug for Front {
 impl Front {
     /// A front over `state`, answering through `router` (the routes of
     /// [`crate::app::router`], plus any a program embedding the server added), every
-    /// request checked by `admission`.
-    pub fn new(state: AppState, router: Router, admission: Box<dyn Admission>) -> Self {
-        Self {
+    /// request checked by the server's own checks, then by `admission`. Fails when the
+    /// configuration's allow-lists do not parse.
+    pub fn new(
+        state: AppState,
+        router: Router,
+        admission: Box<dyn Admission>,
+    ) -> Result<Self, ConfigError> {
+        let security = &state.config.security;
+        let origins = OriginPolicy::new(
+            state.config.listen,
+            &security.allowed_origins,
+            &security.allowed_hosts,
+        )
+        .map_err(|e| ConfigError::Invalid(e.0))?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 state,
                 router,
+                origins,
                 admission,
             }),
-        }
+        })
     }
 
     /// The server's shared state.
@@ -107,16 +137,34 @@ impl Front {
         Some(Connection::new(self.clone(), io, peer, guard))
     }
 
-    /// Runs the admission check for one request (see [`admission`]).
-    pub(crate) fn admit(
+    /// Runs every check of one request (see [`admission`]): `Err` is the answer (a
+    /// refusal, or a CORS preflight's).
+    // The answer is handed on at once; boxing it would cost an allocation per refusal.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn check(
         &self,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
         peer: SocketAddr,
-    ) -> Result<(), ServerError> {
+    ) -> Result<Checked, Response> {
         let ask = Ask::new(method, uri, headers, peer);
-        self.inner.admission.admit(&ask)
+        let cors = self
+            .inner
+            .origins
+            .check(&ask)
+            .map_err(IntoResponse::into_response)?;
+        if origin::is_preflight(&ask) {
+            return Err(origin::preflight(cors, headers));
+        }
+        match self.inner.admission.admit(&ask) {
+            Ok(()) => Ok(Checked { cors }),
+            Err(refused) => {
+                let mut resp = refused.into_response();
+                origin::decorate(cors, &mut resp);
+                Err(resp)
+            }
+        }
     }
 
     /// The answer to a request the front reads itself: the admission check, then the
@@ -124,17 +172,21 @@ impl Front {
     /// router's per-request work), the router for anything else (upgrades of `/ws` and
     /// of added WebSocket endpoints).
     pub(crate) async fn respond(&self, req: http::Request<()>, peer: SocketAddr) -> Response {
-        if let Err(refused) = self.admit(req.method(), req.uri(), req.headers(), peer) {
-            return refused.into_response();
-        }
+        let checked = match self.check(req.method(), req.uri(), req.headers(), peer) {
+            Ok(checked) => checked,
+            Err(answer) => return answer,
+        };
         let req = req.map(|()| axum::body::Body::empty());
-        if crate::app::is_subscribe_path(req.uri().path()) {
-            return crate::app::subscribe(&self.inner.state, req).await;
-        }
-        match self.inner.router.clone().oneshot(req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        }
+        let mut resp = if crate::app::is_subscribe_path(req.uri().path()) {
+            crate::app::subscribe(&self.inner.state, req).await
+        } else {
+            match self.inner.router.clone().oneshot(req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        };
+        checked.finish(&mut resp);
+        resp
     }
 }
 
