@@ -23,7 +23,8 @@ mod websocket;
 pub use error::{Error, Result};
 pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
-pub use switchboard_timer::{Sleeper, Wheel, WheelTimer};
+/// The shared timer [`WebSocket::set_wheel`] takes (crate `switchboard-timer`).
+pub use switchboard_timer::Wheel;
 pub use websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
 
 pub use switchboard_ws::handshake::{AcceptOptions, Request, Response};
