@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use switchboard_ws_tokio::Wheel;
+use switchboard_timer::Wheel;
 use tokio::sync::Notify;
 
 /// Tick of the connections' shared timer wheel: how late a ping, idle timeout or

@@ -7,7 +7,8 @@
 //!   WebSocket<S> ── recv() ─▶ Message          (reads into a stack buffer → handle_input)
 //!                ◀─ send() ── Message          (queue → one write_vectored of all frames)
 //!                   timer ─▶ handle_timeout    (pings, idle and close timeouts; own tokio
-//!                                               timer, or a shared coarse `wheel::Wheel`)
+//!                                               timer, or a shared coarse wheel of
+//!                                               `switchboard-timer`)
 //! ```
 //!
 //! The protocol (framing, masking, UTF-8, deflate, close codes, timers' meaning) is the
@@ -18,13 +19,13 @@ mod error;
 mod handshake;
 mod message;
 mod websocket;
-pub mod wheel;
 
 pub use error::{Error, Result};
 pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
+/// The shared timer [`WebSocket::set_wheel`] takes (crate `switchboard-timer`).
+pub use switchboard_timer::Wheel;
 pub use websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
-pub use wheel::{Sleeper, Wheel, WheelTimer};
 
 pub use switchboard_ws::handshake::{AcceptOptions, Request, Response};
 pub use switchboard_ws::{CloseCode, Config, DeflateConfig, DeflateParams, PreparedMessage, Role};

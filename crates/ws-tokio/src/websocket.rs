@@ -35,13 +35,13 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use switchboard_timer::{Wheel, WheelTimer};
 use switchboard_ws::{CloseCode, Connection, Event, PreparedMessage, Role};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
-use crate::wheel::{Wheel, WheelTimer};
 
 /// Size of the on-stack buffer each read goes into.
 const READ_CHUNK: usize = 16 * 1024;

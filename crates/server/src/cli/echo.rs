@@ -10,9 +10,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use switchboard_ws_tokio::{
-    self as ws, AcceptOptions, DeflateConfig, Message, ServerConfig, Wheel,
-};
+use switchboard_timer::Wheel;
+use switchboard_ws_tokio::{self as ws, AcceptOptions, DeflateConfig, Message, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn};

@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use switchboard_hub::{CloseReason, Message, WireFormat};
-use switchboard_ws_tokio::{Wheel, WheelTimer};
+use switchboard_timer::{Wheel, WheelTimer};
 use tokio::time::Instant;
 
 use crate::clients::{ClientHandle, Registration};

@@ -13,7 +13,7 @@ use std::task::Poll;
 
 use axum::response::Response;
 use switchboard_hub::SubscribeOptions;
-use switchboard_ws_tokio::WheelTimer;
+use switchboard_timer::WheelTimer;
 use tokio::time::Instant;
 
 use crate::error::ServerError;
