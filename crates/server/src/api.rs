@@ -126,7 +126,13 @@ async fn read_json_body(
         .max_publish_bytes
         .saturating_mul(2)
         .saturating_add(64 * 1024);
-    crate::publish::read_limited(headers, body, limit).await
+    crate::body::read(
+        headers,
+        body,
+        limit,
+        state.config.limits.body_read_timeout(),
+    )
+    .await
 }
 
 fn bad_json(e: serde_json::Error) -> ServerError {

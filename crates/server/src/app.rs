@@ -57,6 +57,10 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
     r.fallback(|req: Request| async move {
         ServerError::NotFound(format!("{} {}", req.method(), req.uri().path())).into_response()
     })
+    .method_not_allowed_fallback(|req: Request| async move {
+        ServerError::MethodNotAllowed(format!("{} {}", req.method(), req.uri().path()))
+            .into_response()
+    })
     .with_state(state)
     .merge(extra)
 }

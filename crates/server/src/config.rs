@@ -13,6 +13,9 @@
 //! sse_retry_ms = 2000           # `retry:` hint sent to EventSource
 //! shutdown_drain_ms = 5000      # how long shutdown waits for connections to leave
 //! max_channels_per_request = 32 # `/sub?channel=..` and `/ws` subscriptions per connection
+//! body_read_timeout_ms = 30000  # a request body (publish, API) must arrive within this (408)
+//! max_header_bytes = 16384      # longest request head (431 beyond; 8 KiB to 1 MiB)
+//! header_read_timeout_ms = 30000 # a request head must arrive within this (slow-loris guard)
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -102,6 +105,14 @@ pub struct Limits {
     pub shutdown_drain_ms: u64,
     /// Most channels one request or one `/ws` connection may subscribe to.
     pub max_channels_per_request: usize,
+    /// Longest a request body (a publish, an API call) may take to arrive, in
+    /// milliseconds; slower ones are answered 408 and their connection closed.
+    pub body_read_timeout_ms: u64,
+    /// Longest request head (request line and headers), in bytes (8 KiB to 1 MiB); a
+    /// longer one is answered 431. Each connection reading a head holds up to this much.
+    pub max_header_bytes: usize,
+    /// Longest a request head may take to arrive, in milliseconds (slow-loris guard).
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -113,6 +124,9 @@ impl Default for Limits {
             sse_retry_ms: 2_000,
             shutdown_drain_ms: 5_000,
             max_channels_per_request: 32,
+            body_read_timeout_ms: 30_000,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_ms: 30_000,
         }
     }
 }
@@ -129,6 +143,14 @@ impl Limits {
     /// Shutdown drain deadline.
     pub fn shutdown_drain(&self) -> Duration {
         Duration::from_millis(self.shutdown_drain_ms)
+    }
+    /// Request body read timeout.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms.max(1))
+    }
+    /// Request head read timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms.max(1))
     }
 }
 
@@ -342,6 +364,11 @@ impl Config {
         if self.limits.max_channels_per_request == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_channels_per_request must be > 0".into(),
+            ));
+        }
+        if !(8 * 1024..=1024 * 1024).contains(&self.limits.max_header_bytes) {
+            return Err(ConfigError::Invalid(
+                "limits.max_header_bytes must be between 8192 and 1048576".into(),
             ));
         }
         if matches!(&self.api_key, Some(k) if k.is_empty()) {

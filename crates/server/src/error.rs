@@ -7,13 +7,15 @@
 //!
 //! | error | status |
 //! |---|---|
-//! | invalid channel name, malformed cursor, bad query, bad JSON, bad WebSocket handshake | 400 |
+//! | invalid channel name, malformed cursor, bad query, bad JSON, bad WebSocket handshake, bytes that are not HTTP | 400 |
 //! | missing or wrong API key | 401 |
 //! | publish / subscribe not allowed, API without a configured key | 403 |
 //! | unknown namespace, unknown route | 404 |
+//! | a route asked with a method it does not take | 405 |
 //! | publish body over the limit | 413 |
+//! | request body not in within `limits.body_read_timeout_ms` | 408 (connection closed) |
 //! | wrong WebSocket version | 426 |
-//! | WebSocket request head too large | 431 |
+//! | request head over `limits.max_header_bytes` (the WebSocket handshake's too) | 431 |
 //! | shutting down | 503 |
 //! | broker failure | 503 |
 //! | refused by an admission check ([`crate::front::Admission`]) | the check's own |
@@ -52,10 +54,16 @@ pub enum ServerError {
     NotAllowed(String),
     /// A publish body was larger than the limit.
     PayloadTooLarge { limit: usize },
+    /// A request body did not arrive within the body read timeout.
+    BodyTimeout { timeout: std::time::Duration },
     /// A cursor could not be parsed.
     MalformedCursor(String),
     /// A query parameter or body is malformed.
     BadRequest(String),
+    /// The bytes received are not an HTTP/1.x request.
+    MalformedRequest,
+    /// The request head is longer than `limits.max_header_bytes`.
+    HeadTooLarge { limit: usize },
     /// Too many channels in one request.
     TooManyChannels { limit: usize },
     /// Backend API: key missing or wrong.
@@ -64,6 +72,8 @@ pub enum ServerError {
     ApiDisabled,
     /// No such route or resource.
     NotFound(String),
+    /// The route exists, but not for this method.
+    MethodNotAllowed(String),
     /// The WebSocket upgrade request is malformed (status from the codec's mapping).
     Handshake(switchboard_ws::handshake::HandshakeError),
     /// The server is shutting down; retry on another node or later.
@@ -89,12 +99,19 @@ impl ServerError {
             Self::SubscribeNotAllowed(_) => (StatusCode::FORBIDDEN, "subscribe_not_allowed"),
             Self::NotAllowed(_) => (StatusCode::FORBIDDEN, "not_allowed"),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             Self::MalformedCursor(_) => (StatusCode::BAD_REQUEST, "malformed_cursor"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::MalformedRequest => (StatusCode::BAD_REQUEST, "malformed_request"),
+            Self::HeadTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "header_too_large",
+            ),
             Self::TooManyChannels { .. } => (StatusCode::BAD_REQUEST, "too_many_channels"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::ApiDisabled => (StatusCode::FORBIDDEN, "api_disabled"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Handshake(e) => (
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
                 "bad_handshake",
@@ -144,12 +161,23 @@ impl std::fmt::Display for ServerError {
                 "publish body is larger than the limit of {limit} bytes \
                  (limits.max_publish_bytes)"
             ),
+            Self::BodyTimeout { timeout } => write!(
+                f,
+                "the request body did not arrive within {} s (limits.body_read_timeout_ms); \
+                 send it at once",
+                timeout.as_secs_f64()
+            ),
             Self::MalformedCursor(why) => write!(
                 f,
                 "malformed cursor: {why}; use the cursor exactly as the server sent it \
                  (EPOCH:OFFSET), or omit it to start from now"
             ),
             Self::BadRequest(why) => write!(f, "{why}"),
+            Self::MalformedRequest => write!(f, "the bytes received are not an HTTP/1.1 request"),
+            Self::HeadTooLarge { limit } => write!(
+                f,
+                "the request head is longer than {limit} bytes (limits.max_header_bytes)"
+            ),
             Self::TooManyChannels { limit } => {
                 write!(f, "too many channels in one request (limit {limit})")
             }
@@ -163,6 +191,7 @@ impl std::fmt::Display for ServerError {
                  the config file or the SWITCHBOARD_API_KEY environment variable and restart"
             ),
             Self::NotFound(what) => write!(f, "not found: {what}"),
+            Self::MethodNotAllowed(what) => write!(f, "method not allowed: {what}"),
             Self::Handshake(e) => write!(f, "bad WebSocket handshake: {e}"),
             Self::ShuttingDown => {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
@@ -188,7 +217,13 @@ impl ServerError {
             | Self::ApiDisabled => ErrorCode::NotAllowed,
             Self::PayloadTooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::MalformedCursor(_) => ErrorCode::InvalidCursor,
-            Self::BadRequest(_) | Self::Handshake(_) | Self::NotFound(_) => ErrorCode::BadRequest,
+            Self::BadRequest(_)
+            | Self::Handshake(_)
+            | Self::NotFound(_)
+            | Self::MethodNotAllowed(_)
+            | Self::BodyTimeout { .. }
+            | Self::MalformedRequest
+            | Self::HeadTooLarge { .. } => ErrorCode::BadRequest,
             Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
             Self::ShuttingDown | Self::Broker(_) => ErrorCode::Unavailable,
             Self::Refused { status, .. } => match *status {
@@ -253,6 +288,11 @@ impl IntoResponse for ServerError {
         if let Self::Unauthorized = self {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::BodyTimeout { .. } = self {
+            // The rest of a slow body is not waited for.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -34,6 +34,7 @@
 
 pub mod api;
 pub mod app;
+pub mod body;
 pub mod broker;
 pub mod channel;
 pub mod clients;

@@ -3,42 +3,17 @@
 //! `application/json` → embedded JSON (must be valid, else 400),
 //! `application/octet-stream` → bytes (`data_b64`), anything else → text (must be UTF-8).
 //! Bodies over `limits.max_publish_bytes` are refused with 413 before they are read in
-//! full. Answer: `{"channel":"NAME","cursor":"E:N"}`.
+//! full, and a body slower than `limits.body_read_timeout_ms` with 408 ([`crate::body`]). Answer: `{"channel":"NAME","cursor":"E:N"}`.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 
 use switchboard_hub::Payload;
 
 use crate::error::ServerError;
 use crate::state::AppState;
-
-/// Reads a body of at most `limit` bytes (413 beyond, checked on `Content-Length` first).
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ServerError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ServerError::PayloadTooLarge { limit });
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ServerError::PayloadTooLarge { limit })
-        }
-        Err(e) => Err(ServerError::BadRequest(format!(
-            "could not read the body: {e}"
-        ))),
-    }
-}
 
 /// The payload a body with these headers carries.
 pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerError> {
@@ -76,7 +51,14 @@ pub async fn publish(
     body: Body,
 ) -> Result<Response, ServerError> {
     crate::channel::for_client_publish(&state.hub, channel)?;
-    let bytes = read_limited(headers, body, state.config.limits.max_publish_bytes).await?;
+    let limits = &state.config.limits;
+    let bytes = crate::body::read(
+        headers,
+        body,
+        limits.max_publish_bytes,
+        limits.body_read_timeout(),
+    )
+    .await?;
     let payload = payload_for(headers, bytes)?;
     let cursor = state.hub.publish_from_client(channel, payload).await?;
     Ok(axum::Json(serde_json::json!({ "channel": channel, "cursor": cursor })).into_response())

@@ -12,10 +12,11 @@
 //! per delivery.
 //!
 //! The steps, in order:
-//! 1. [`first_request`]: reads a head (at most [`head::MAX_HEAD`] bytes, within the
-//!    header-read timeout) and classifies it once ([`head::parse`]): the front answers
-//!    it, or hyper serves the connection from here on, through a [`Rewind`] that replays
-//!    the bytes already read.
+//! 1. [`first_request`]: reads a head (at most `limits.max_header_bytes`, within
+//!    `limits.header_read_timeout_ms`) and classifies it once ([`head::parse`]): the
+//!    front answers it, or hyper serves the connection from here on, through a
+//!    [`Rewind`] that replays the bytes already read. A head too long (431) or that is
+//!    not HTTP (400) is answered with a JSON body and the connection closed.
 //! 2. The front's answer: the admission check and the handler ([`Front::respond`]), then
 //!    [`send`]: a live body's head, opening and ready chunks in one write, then the
 //!    [`Streaming`] that sends the rest (the response says `connection: close` and the
@@ -34,9 +35,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::Request;
 use http_body::Body as _;
@@ -47,7 +48,8 @@ use super::batch::{write_parts, Batch};
 use super::head;
 use super::rewind::Rewind;
 use super::streaming::Streaming;
-use super::Front;
+use super::{Front, HeadLimits};
+use crate::error::ServerError;
 use crate::io::Io;
 use crate::shutdown::ShutdownSignal;
 use crate::transport::live::{self, Source};
@@ -65,18 +67,20 @@ pub(super) enum First<S> {
     Exchange(S, Request<()>),
     /// hyper serves it; the bytes read so far come first.
     Hyper(Rewind<S>),
+    /// Its head is refused (too long, not HTTP): [`refuse`] it.
+    Refuse(S, ServerError),
     /// It closed, failed, was too slow or the server began to shut down before a
     /// request arrived.
     Gone,
 }
 
 /// Reads the next request head of a connection, after `read` (bytes of it already read;
-/// see the module docs); gives up after `timeout` (slow-loris guard) or when shutdown
-/// begins.
+/// see the module docs); gives up after `limits.timeout` (slow-loris guard) or when
+/// shutdown begins.
 pub(super) async fn first_request<S: Io>(
     mut io: S,
     read: Vec<u8>,
-    timeout: Duration,
+    limits: HeadLimits,
     shutdown: &ShutdownSignal,
 ) -> First<S> {
     let mut buf = read;
@@ -85,11 +89,15 @@ pub(super) async fn first_request<S: Io>(
     // 19,000 idle WebSockets, 988 -> 1,312 B each).
     let step = tokio::select! {
         biased;
-        step = tokio::time::timeout(timeout, read_head(&mut io, &mut buf)) => step,
+        step = tokio::time::timeout(limits.timeout, read_head(&mut io, &mut buf, limits.max)) => step,
         () = shutdown.wait() => return First::Gone,
     };
     match step {
         Ok(Some(head::Parsed::Own(req))) => First::Own(io, req),
+        Ok(Some(head::Parsed::TooLarge)) => {
+            First::Refuse(io, ServerError::HeadTooLarge { limit: limits.max })
+        }
+        Ok(Some(head::Parsed::Malformed)) => First::Refuse(io, ServerError::MalformedRequest),
         Ok(Some(head::Parsed::Exchange(req) | head::Parsed::Upgrade(req))) => {
             First::Exchange(io, req)
         }
@@ -102,18 +110,21 @@ pub(super) async fn first_request<S: Io>(
 }
 
 /// Reads until [`head::parse`] decides; `None` at EOF (`Partial` never comes out).
-async fn read_head<S: Io>(io: &mut S, buf: &mut Vec<u8>) -> Option<head::Parsed> {
+async fn read_head<S: Io>(io: &mut S, buf: &mut Vec<u8>, max: usize) -> Option<head::Parsed> {
     loop {
         if buf.len() == buf.capacity() {
-            // Grows by doubling from 1 KiB; `parse` hands over before MAX_HEAD is passed.
-            let more = buf.capacity().max(1024).min(head::MAX_HEAD - buf.len());
+            // Grows by doubling from 1 KiB; `parse` decides before `max` is passed.
+            let more = buf
+                .capacity()
+                .max(1024)
+                .min(max.saturating_sub(buf.len()).max(1));
             buf.reserve_exact(more);
         }
         match io.read_buf(buf).await {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
-        match head::parse(buf) {
+        match head::parse(buf, max) {
             head::Parsed::Partial => {}
             decided => return Some(decided),
         }
@@ -151,7 +162,7 @@ pub(super) async fn exchange<S: Io>(
     mut io: S,
     req: Request<()>,
     peer: SocketAddr,
-    timeout: Duration,
+    limits: HeadLimits,
     shutdown: &ShutdownSignal,
 ) -> AfterExchange<S> {
     let close = head::wants_close(req.headers());
@@ -162,10 +173,16 @@ pub(super) async fn exchange<S: Io>(
     match send(io, resp, close || shutdown.is_triggered(), early).await {
         Sent::Stream(streaming) => AfterExchange::Stream(streaming),
         Sent::Open(io, early) => {
-            AfterExchange::Next(first_request(io, early, timeout, shutdown).await)
+            AfterExchange::Next(first_request(io, early, limits, shutdown).await)
         }
         Sent::Closed => AfterExchange::Next(First::Gone),
     }
+}
+
+/// Answers a refused head with its error and closes the connection.
+pub(super) async fn refuse<S: Io>(mut io: S, error: ServerError) {
+    let _ = write_plain(&mut io, error.into_response(), true).await;
+    let _ = io.shutdown().await;
 }
 
 /// Waits for `answer` unless the peer closes or resets the connection first (`None`):
@@ -327,8 +344,10 @@ fn date_now() -> [u8; 29] {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
     use tokio::io::AsyncWriteExt as _;
     use tokio::net::{TcpListener, TcpStream};
+
     use tokio::time::Instant;
 
     use super::*;
@@ -349,7 +368,11 @@ mod tests {
         let shutdown = Shutdown::new();
         let signal = shutdown.signal();
         let started = Instant::now();
-        let reading = first_request(tcp, Vec::new(), timeout, &signal);
+        let limits = HeadLimits {
+            timeout,
+            max: 16 * 1024,
+        };
+        let reading = first_request(tcp, Vec::new(), limits, &signal);
         let bounded = tokio::time::timeout(Duration::from_secs(10), reading);
         let first = bounded.await.expect("first_request gave up by itself");
         drop(client);

@@ -13,11 +13,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-/// Longest request head read before handing the connection to hyper (which applies
-/// its own limits and answers).
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
-
-/// Most header lines parsed; a request with more goes to hyper.
+/// Most header lines parsed; a request with more goes to hyper (which takes up to 100).
 const MAX_HEADERS: usize = 64;
 
 /// What to do with the bytes of a new connection read so far.
@@ -39,6 +35,10 @@ pub(crate) enum Parsed {
     Upgrade(Request<()>),
     /// Anything else: hyper serves the connection, from these bytes on.
     Hyper,
+    /// The head is longer than the limit: answered 431, the connection closed.
+    TooLarge,
+    /// The bytes are not an HTTP/1.x request head: answered 400, the connection closed.
+    Malformed,
 }
 
 /// Classifies the first bytes of a connection (see the module docs).
@@ -51,13 +51,19 @@ pub(crate) enum Parsed {
 /// the router), or with no `transport=` and `Accept: text/event-stream`;
 /// [`Parsed::Exchange`] otherwise. A request the router then refuses (bad channel name,
 /// …) is still answered by the router: taking over only decides who writes the bytes.
-pub(crate) fn parse(buf: &[u8]) -> Parsed {
+///
+/// A head still incomplete at `max` bytes is [`Parsed::TooLarge`]; bytes that cannot
+/// start a request are [`Parsed::Malformed`] (a head with more than 64 header lines goes
+/// to hyper, whose limit is higher).
+pub(crate) fn parse(buf: &[u8], max: usize) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Parsed::Partial,
-        Ok(httparse::Status::Partial) | Err(_) => return Parsed::Hyper,
+        Ok(httparse::Status::Partial) if buf.len() < max => return Parsed::Partial,
+        Ok(httparse::Status::Partial) => return Parsed::TooLarge,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Hyper,
+        Err(_) => return Parsed::Malformed,
     };
     let (Some("GET"), Some(1), Some(target)) = (req.method, req.version, req.path) else {
         return Parsed::Hyper;
@@ -286,6 +292,13 @@ pub(crate) fn http_date(unix_secs: u64) -> [u8; 29] {
 mod tests {
     use super::*;
 
+    /// The default `limits.max_header_bytes`.
+    const MAX_HEAD: usize = 16 * 1024;
+
+    fn parse(buf: &[u8]) -> Parsed {
+        super::parse(buf, MAX_HEAD)
+    }
+
     fn own(head: &str) -> Option<Request<()>> {
         match parse(head.as_bytes()) {
             Parsed::Own(r) => Some(r),
@@ -461,14 +474,19 @@ mod tests {
         // Bytes after the head (a pipelined request): hyper's job.
         let pipelined = format!("{full}GET /healthz HTTP/1.1\r\n\r\n");
         assert!(matches!(parse(pipelined.as_bytes()), Parsed::Hyper));
+        // Not a request: answered 400 here (with a JSON body, which hyper would not give).
         assert!(matches!(
             parse(b"GET /ch/a HTTP/1.1\r\nbad header\r\n\r\n"),
-            Parsed::Hyper
+            Parsed::Malformed
         ));
-        assert!(matches!(parse(b"\x16\x03\x01\x02\x00"), Parsed::Hyper));
+        assert!(matches!(parse(b"\x16\x03\x01\x02\x00"), Parsed::Malformed));
+        // Too long: 431 here, whatever the request (hyper's limit is the same).
         let mut big = b"GET /ch/a?transport=sse HTTP/1.1\r\nX: ".to_vec();
         big.resize(MAX_HEAD, b'a');
-        assert!(matches!(parse(&big), Parsed::Hyper));
+        assert!(matches!(parse(&big), Parsed::TooLarge));
+        big.truncate(MAX_HEAD - 1);
+        assert!(matches!(parse(&big), Parsed::Partial));
+        assert!(matches!(super::parse(&big, 1024), Parsed::TooLarge));
         let many: String = (0..=MAX_HEADERS).map(|i| format!("h{i}: v\r\n")).collect();
         let head = format!("GET /ch/a?transport=sse HTTP/1.1\r\n{many}\r\n");
         assert!(matches!(parse(head.as_bytes()), Parsed::Hyper));

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
 use super::rewind::Rewind;
-use super::{Front, HEADER_READ_TIMEOUT};
+use super::Front;
 use crate::io::Io;
 use crate::shutdown::ShutdownSignal;
 use crate::transport::websocket;
@@ -28,6 +28,7 @@ pub(super) async fn serve<S: Io>(
     front: Front,
     signal: ShutdownSignal,
 ) {
+    let limits = front.head_limits();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
@@ -53,7 +54,9 @@ pub(super) async fn serve<S: Io>(
     });
     let conn = http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.timeout)
+        // hyper's floor is 8 KiB; config validation keeps the limit at or above it.
+        .max_buf_size(limits.max)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

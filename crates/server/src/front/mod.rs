@@ -55,10 +55,15 @@ use crate::shutdown::DrainGuard;
 use crate::state::AppState;
 use exchange::{AfterExchange, First};
 
-/// Slow-loris guard: a request head must arrive within this time. (A head read by the
-/// front that goes to hyper after all starts hyper's own timer anew, so such a head may
-/// take up to twice this.)
-pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request head may be (`limits.max_header_bytes`) and how long it may take
+/// to arrive (`limits.header_read_timeout_ms`, the slow-loris guard), on both paths. (A
+/// head read by the front that goes to hyper after all starts hyper's own timer anew,
+/// so such a head may take up to twice the timeout.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadLimits {
+    pub(crate) timeout: Duration,
+    pub(crate) max: usize,
+}
 
 /// What every connection shares: the server's state, its router and the admission
 /// check. Cheap to clone.
@@ -70,6 +75,7 @@ pub struct Front {
 struct Inner {
     state: AppState,
     router: Router,
+    head: HeadLimits,
     origins: OriginPolicy,
     admission: Box<dyn Admission>,
 }
@@ -111,8 +117,13 @@ impl Front {
             &security.allowed_hosts,
         )
         .map_err(|e| ConfigError::Invalid(e.0))?;
+        let head = HeadLimits {
+            timeout: state.config.limits.header_read_timeout(),
+            max: state.config.limits.max_header_bytes,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
+                head,
                 state,
                 router,
                 origins,
@@ -128,6 +139,10 @@ impl Front {
 
     pub(crate) fn router(&self) -> &Router {
         &self.inner.router
+    }
+
+    pub(crate) fn head_limits(&self) -> HeadLimits {
+        self.inner.head
     }
 
     /// The future that serves one accepted connection from `peer` until it ends (spawn
@@ -221,13 +236,13 @@ impl<S: Io> Connection<S> {
     fn new(front: Front, io: S, peer: SocketAddr, guard: DrainGuard) -> Self {
         let opening = async move {
             let signal = front.state().shutdown.clone();
-            let timeout = HEADER_READ_TIMEOUT;
-            let mut next = exchange::first_request(io, Vec::new(), timeout, &signal).await;
+            let limits = front.head_limits();
+            let mut next = exchange::first_request(io, Vec::new(), limits, &signal).await;
             loop {
                 next = match next {
                     First::Own(io, req) => return exchange::answer(&front, io, req, peer).await,
                     First::Exchange(io, req) => {
-                        let after = exchange::exchange(&front, io, req, peer, timeout, &signal);
+                        let after = exchange::exchange(&front, io, req, peer, limits, &signal);
                         match after.await {
                             AfterExchange::Next(next) => next,
                             AfterExchange::Stream(streaming) => return streaming,
@@ -235,6 +250,10 @@ impl<S: Io> Connection<S> {
                     }
                     First::Hyper(io) => {
                         http1::serve(io, peer, front, signal).await;
+                        return None;
+                    }
+                    First::Refuse(io, error) => {
+                        exchange::refuse(io, error).await;
                         return None;
                     }
                     First::Gone => return None,
