@@ -16,6 +16,9 @@
 //! body_read_timeout_ms = 30000  # a request body (publish, API) must arrive within this (408)
 //! max_header_bytes = 16384      # longest request head (431 beyond; 8 KiB to 1 MiB)
 //! header_read_timeout_ms = 30000 # a request head must arrive within this (slow-loris guard)
+//! max_connections = 0           # connections open at once (503 beyond); 0: open-file limit - 64
+//! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
+//! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -113,6 +116,14 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Longest a request head may take to arrive, in milliseconds (slow-loris guard).
     pub header_read_timeout_ms: u64,
+    /// Most connections open at once (503 beyond); 0: the open-file limit minus 64.
+    pub max_connections: usize,
+    /// Most connections open at once from one address (IPv6: one /64); 429 beyond;
+    /// 0: no limit. Behind a reverse proxy every client shares the proxy's address.
+    pub max_connections_per_ip: usize,
+    /// Most new connections per second (reconnect storms: 503 with `Retry-After`, or a
+    /// WebSocket close 1013 saying when to retry); 0: no limit.
+    pub max_new_connections_per_second: u32,
 }
 
 impl Default for Limits {
@@ -127,6 +138,9 @@ impl Default for Limits {
             body_read_timeout_ms: 30_000,
             max_header_bytes: 16 * 1024,
             header_read_timeout_ms: 30_000,
+            max_connections: 0,
+            max_connections_per_ip: 1000,
+            max_new_connections_per_second: 0,
         }
     }
 }

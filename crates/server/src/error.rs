@@ -17,6 +17,9 @@
 //! | wrong WebSocket version | 426 |
 //! | request head over `limits.max_header_bytes` (the WebSocket handshake's too) | 431 |
 //! | shutting down | 503 |
+//! | too many new connections (`limits.max_new_connections_per_second`) | 503 with `Retry-After` |
+//! | the server full (`limits.max_connections`) | 503 with `Retry-After` |
+//! | too many connections from one address (`limits.max_connections_per_ip`) | 429 with `Retry-After` |
 //! | broker failure | 503 |
 //! | refused by an admission check ([`crate::front::Admission`]) | the check's own |
 //!
@@ -78,6 +81,12 @@ pub enum ServerError {
     Handshake(switchboard_ws::handshake::HandshakeError),
     /// The server is shutting down; retry on another node or later.
     ShuttingDown,
+    /// The server holds `limits.max_connections` already.
+    ServerFull,
+    /// The client's address holds `limits.max_connections_per_ip` already.
+    TooManyConnections,
+    /// Too many new connections right now (`limits.max_new_connections_per_second`).
+    Busy { retry_after: std::time::Duration },
     /// The broker could not take or give the data.
     Broker(String),
     /// Refused by an admission check ([`crate::front::Admission`]), which chose the
@@ -117,6 +126,9 @@ impl ServerError {
                 "bad_handshake",
             ),
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+            Self::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             Self::Refused { status, code, .. } => (*status, code),
         }
@@ -193,6 +205,21 @@ impl std::fmt::Display for ServerError {
             Self::NotFound(what) => write!(f, "not found: {what}"),
             Self::MethodNotAllowed(what) => write!(f, "method not allowed: {what}"),
             Self::Handshake(e) => write!(f, "bad WebSocket handshake: {e}"),
+            Self::ServerFull => write!(
+                f,
+                "the server has no room for more connections (limits.max_connections); retry \
+                 shortly or on another node"
+            ),
+            Self::TooManyConnections => write!(
+                f,
+                "this address holds too many connections (limits.max_connections_per_ip); \
+                 close some first"
+            ),
+            Self::Busy { retry_after } => write!(
+                f,
+                "too many new connections right now; retry in {} ms (Retry-After)",
+                retry_after.as_millis()
+            ),
             Self::ShuttingDown => {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
             }
@@ -225,7 +252,10 @@ impl ServerError {
             | Self::MalformedRequest
             | Self::HeadTooLarge { .. } => ErrorCode::BadRequest,
             Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
-            Self::ShuttingDown | Self::Broker(_) => ErrorCode::Unavailable,
+            Self::ShuttingDown | Self::Broker(_) | Self::Busy { .. } | Self::ServerFull => {
+                ErrorCode::Unavailable
+            }
+            Self::TooManyConnections => ErrorCode::TooManyRequests,
             Self::Refused { status, .. } => match *status {
                 StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
                 s if s.is_server_error() => ErrorCode::Unavailable,
@@ -288,6 +318,19 @@ impl IntoResponse for ServerError {
         if let Self::Unauthorized = self {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        let retry_after = match &self {
+            Self::Busy { retry_after } => Some(*retry_after),
+            Self::ServerFull | Self::TooManyConnections => Some(std::time::Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(wait) = retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Self::BodyTimeout { .. } = self {
             // The rest of a slow body is not waited for.

@@ -149,6 +149,7 @@ impl Server {
     pub fn spawn(self, listener: TcpListener) -> std::io::Result<Running> {
         let addr = listener.local_addr()?;
         let state = self.front.state().clone();
+        let front = self.front.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
@@ -156,6 +157,7 @@ impl Server {
         Ok(Running {
             addr,
             state,
+            front,
             stop: Some(stop),
             done,
         })
@@ -255,11 +257,17 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its shared state (hub, registry, configuration).
     pub state: AppState,
+    front: Front,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<bool>,
 }
 
 impl Running {
+    /// Its connection counts.
+    pub fn connections(&self) -> &crate::front::Connections {
+        self.front.connections()
+    }
+
     /// Begins a graceful shutdown and waits for it; returns whether every connection
     /// left before the drain deadline.
     pub async fn shutdown(mut self) -> bool {

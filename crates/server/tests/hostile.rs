@@ -173,3 +173,185 @@ async fn a_slow_body_is_answered_408_and_its_connection_closed() {
     calm.still_fine(&srv, 1).await;
     srv.shutdown().await;
 }
+
+/// Opens `n` connections that send nothing (each counts from accept).
+async fn idle_connections(srv: &Running, n: usize) -> Vec<TcpStream> {
+    let before = srv.connections().open();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(TcpStream::connect(srv.addr).await.unwrap());
+    }
+    bounded(async {
+        while srv.connections().open() != before + n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await;
+    out
+}
+
+#[tokio::test]
+async fn a_connection_flood_past_the_limits_is_answered_and_closed() {
+    let mut c = config();
+    c.limits.max_connections_per_ip = 4;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    // The bystander's SSE connection counts: three more fill this address.
+    let held = idle_connections(&srv, 3).await;
+    let (status, head, body) =
+        send_raw(&srv, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status, 429, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(json(&body)["error"], "too_many_connections");
+    drop(held);
+    calm.still_fine(&srv, 1).await;
+    srv.shutdown().await;
+
+    let mut c = config();
+    c.limits.max_connections = 3;
+    c.limits.max_connections_per_ip = 0;
+    let srv = server_with(c).await;
+    let held = idle_connections(&srv, 3).await;
+    let (status, head, body) =
+        send_raw(&srv, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status, 503, "{head}");
+    assert_eq!(json(&body)["error"], "server_full");
+    drop(held);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reconnect_storm_is_told_when_to_come_back() {
+    let mut c = config();
+    c.limits.max_new_connections_per_second = 1;
+    let srv = server_with(c).await;
+    // The first new connection of the second goes through; the next ones are turned away.
+    let (status, _, _) = raw(&srv, "GET", "/ch/storm?transport=poll", &[], b"").await;
+    assert_eq!(status, 200);
+    let (status, head, body) = raw(&srv, "GET", "/ch/storm?transport=poll", &[], b"").await;
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    assert_eq!(json(&body)["error"], "busy");
+    // A WebSocket over the rate is accepted and closed at once with 1013 and the wait.
+    let (status, head, rest) = send_raw(
+        &srv,
+        b"GET /ch/storm HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 101, "{head}");
+    assert_eq!(rest[0], 0x88, "a close frame");
+    let len = usize::from(rest[1]);
+    assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 1013);
+    let reason = std::str::from_utf8(&rest[4..2 + len]).unwrap();
+    assert!(
+        reason.starts_with("retry after ") && reason.ends_with(" ms"),
+        "{reason}"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn cross_origin_pages_are_refused_unless_listed_and_listed_ones_get_cors() {
+    let mut c = config();
+    c.security.allowed_origins = vec!["https://app.example".into()];
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let evil = ("Origin", "http://evil.example");
+    let ws = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("Sec-WebSocket-Version", "13"),
+    ];
+    let sse = [("Accept", "text/event-stream")];
+    let text = [("Content-Type", "text/plain")];
+    let rows: Vec<(&str, &str, &str, Vec<(&str, &str)>)> = vec![
+        ("WebSocket upgrade", "GET", "/ch/calm", ws.to_vec()),
+        ("multiplexed WebSocket", "GET", "/ws", ws.to_vec()),
+        ("SSE", "GET", "/ch/calm", sse.to_vec()),
+        ("long-poll", "GET", "/ch/calm?transport=longpoll", vec![]),
+        ("form-like POST", "POST", "/ch/calm", text.to_vec()),
+        (
+            "preflight",
+            "OPTIONS",
+            "/ch/calm",
+            vec![("Access-Control-Request-Method", "POST")],
+        ),
+    ];
+    for (case, method, target, mut headers) in rows {
+        headers.push(evil);
+        let (status, head, body) = raw(&srv, method, target, &headers, b"x").await;
+        assert_eq!(status, 403, "{case}: {head}");
+        assert_eq!(json(&body)["error"], "origin_not_allowed", "{case}");
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("access-control-allow-origin"),
+            "{case}"
+        );
+    }
+    calm.still_fine(&srv, 1).await;
+
+    // The listed origin: a preflight, then a poll that carries CORS headers.
+    let ok = ("Origin", "https://app.example");
+    let (status, head, _) = raw(
+        &srv,
+        "OPTIONS",
+        "/ch/calm",
+        &[
+            ok,
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type"),
+        ],
+        b"",
+    )
+    .await;
+    let head = head.to_ascii_lowercase();
+    assert_eq!(status, 204, "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-methods: get, post"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: content-type"),
+        "{head}"
+    );
+    let (status, head, _) = raw(&srv, "GET", "/ch/calm?transport=poll", &[ok], b"").await;
+    let head = head.to_ascii_lowercase();
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(head.contains("vary: origin"), "{head}");
+    // A same-origin page needs no list (the demos).
+    let (status, _, _) = raw(
+        &srv,
+        "GET",
+        "/ch/calm?transport=poll",
+        &[("Origin", &format!("http://{}", srv.addr))],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // DNS rebinding: the attacker's name pointed at loopback.
+    let (status, _, body) = send_raw(
+        &srv,
+        b"GET /ch/calm HTTP/1.1\r\nHost: evil.example:80\r\nOrigin: http://evil.example:80\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(json(&body)["error"], "host_not_allowed");
+    srv.shutdown().await;
+}

@@ -35,7 +35,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -179,10 +179,45 @@ pub(super) async fn exchange<S: Io>(
     }
 }
 
-/// Answers a refused head with its error and closes the connection.
+/// Turns a new connection away for `retry_after` (the new-connection rate, see
+/// [`super::connections`]): a WebSocket handshake is accepted and closed at once with
+/// 1013 and a reason that says when to retry; any other request is answered `503 busy`
+/// with `Retry-After`. Either way the connection is closed.
+pub(super) async fn busy<S: Io>(first: First<S>, retry_after: Duration) {
+    let busy = ServerError::Busy { retry_after };
+    match first {
+        First::Own(io, req) | First::Exchange(io, req) if head::is_upgrade(req.headers()) => {
+            match websocket::busy_close(&req, retry_after) {
+                Ok(bytes) => {
+                    let mut io = io;
+                    let _ = io.write_all(&bytes).await;
+                    let _ = io.shutdown().await;
+                }
+                Err(e) => refuse(io, e).await,
+            }
+        }
+        First::Own(io, _) | First::Exchange(io, _) | First::Refuse(io, _) => refuse(io, busy).await,
+        First::Hyper(io) => refuse(io.into_parts().1, busy).await,
+        First::Gone => {}
+    }
+}
+
+/// Answers `error` and closes the connection: the answer is written, the stream shut
+/// down, and what the client sent is read and dropped for up to a second, so that the
+/// close does not reset the answer away before the client read it.
 pub(super) async fn refuse<S: Io>(mut io: S, error: ServerError) {
-    let _ = write_plain(&mut io, error.into_response(), true).await;
-    let _ = io.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        write_plain(&mut io, error.into_response(), true).await?;
+        io.shutdown().await?;
+        let mut scrap = [0u8; 1024];
+        for _ in 0..64 {
+            if io.read(&mut scrap).await? == 0 {
+                break;
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
 
 /// Waits for `answer` unless the peer closes or resets the connection first (`None`):
@@ -344,7 +379,6 @@ fn date_now() -> [u8; 29] {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::time::Duration;
     use tokio::io::AsyncWriteExt as _;
     use tokio::net::{TcpListener, TcpStream};
 

@@ -139,6 +139,12 @@ fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
     )
 }
 
+/// Whether the request asks for `Upgrade: websocket`.
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    let values = headers.get_all(header::UPGRADE).into_iter();
+    switchboard_ws::handshake::list_contains_token(values.map(HeaderValue::as_bytes), "websocket")
+}
+
 /// Whether the request's `Connection` header asks to close after the response.
 pub(crate) fn wants_close(headers: &HeaderMap) -> bool {
     let values = headers.get_all(header::CONNECTION).into_iter();

@@ -25,6 +25,7 @@
 
 pub mod admission;
 mod batch;
+pub mod connections;
 mod exchange;
 pub(crate) mod head;
 mod http1;
@@ -46,6 +47,7 @@ use axum::Router;
 use tower::ServiceExt;
 
 pub use admission::{Admission, AdmitAll, Ask, Endpoint};
+pub use connections::{Connections, Counted};
 pub use origin::OriginPolicy;
 pub use streaming::Streaming;
 
@@ -76,6 +78,7 @@ struct Inner {
     state: AppState,
     router: Router,
     head: HeadLimits,
+    connections: Arc<Connections>,
     origins: OriginPolicy,
     admission: Box<dyn Admission>,
 }
@@ -123,6 +126,7 @@ impl Front {
         };
         Ok(Self {
             inner: Arc::new(Inner {
+                connections: Connections::new(&state.config.limits),
                 head,
                 state,
                 router,
@@ -146,10 +150,23 @@ impl Front {
     }
 
     /// The future that serves one accepted connection from `peer` until it ends (spawn
-    /// it). `None` when the server is shutting down: drop the stream.
-    pub fn connection<S: Io>(&self, io: S, peer: SocketAddr) -> Option<Connection<S>> {
+    /// it), counted in the server's connections. `None` when the server is shutting down
+    /// (drop the stream), or when the connection limits turn it away (the answer is then
+    /// sent by a task of its own; see [`connections`]).
+    pub fn connection<S: Io>(&self, io: S, peer: SocketAddr) -> Option<Connection<Counted<S>>> {
         let guard = self.inner.state.shutdown.guard()?;
-        Some(Connection::new(self.clone(), io, peer, guard))
+        match self.inner.connections.admit(io, peer.ip()) {
+            Ok(io) => Some(Connection::new(self.clone(), io, peer, guard)),
+            Err((io, why)) => {
+                tokio::spawn(connections::turn_away(io, why));
+                None
+            }
+        }
+    }
+
+    /// The server's connection counts.
+    pub fn connections(&self) -> &Connections {
+        &self.inner.connections
     }
 
     /// Runs every check of one request (see [`admission`]): `Err` is the answer (a
@@ -238,6 +255,10 @@ impl<S: Io> Connection<S> {
             let signal = front.state().shutdown.clone();
             let limits = front.head_limits();
             let mut next = exchange::first_request(io, Vec::new(), limits, &signal).await;
+            if let Err(retry_after) = front.connections().new_connection_allowed() {
+                exchange::busy(next, retry_after).await;
+                return None;
+            }
             loop {
                 next = match next {
                     First::Own(io, req) => return exchange::answer(&front, io, req, peer).await,

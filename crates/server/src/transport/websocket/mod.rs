@@ -43,7 +43,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::error::Ending;
 use crate::state::AppState;
 
-pub use upgrade::{claim, upgrade, Accepted, Mode};
+pub use upgrade::{busy_close, claim, upgrade, Accepted, Mode};
 
 /// Queued output bytes above which a connection takes no more messages for now.
 pub const HIGH_WATER: usize = 256 * 1024;

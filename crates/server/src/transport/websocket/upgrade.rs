@@ -7,14 +7,17 @@
 //! code.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
+use bytes::BytesMut;
+use switchboard_ws::frame::{encode_frame, FrameHeader, OpCode};
 use switchboard_ws::handshake::{self, AcceptOptions};
-use switchboard_ws::DeflateConfig;
+use switchboard_ws::{CloseCode, DeflateConfig};
 
 use super::endpoint::{self, Endpoint};
 use super::{native, session, socket};
@@ -174,6 +177,28 @@ pub async fn upgrade(
     })
     .attach(&mut response);
     Ok(response)
+}
+
+/// The bytes that accept `req`'s WebSocket handshake and close at once with 1013 (try
+/// again later) and a reason that says when: a new connection turned away by the
+/// new-connection rate ([`crate::front::connections`]), which a client reads (a browser
+/// cannot read a refused handshake's status). A malformed handshake is its error.
+pub fn busy_close(req: &http::Request<()>, retry_after: Duration) -> Result<Vec<u8>, ServerError> {
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let request = handshake::validate_headers(req.method().as_str(), target, headers)?;
+    let accepted = handshake::accept(&request, &AcceptOptions::default())?;
+    let reason = format!("retry after {} ms", retry_after.as_millis().max(1));
+    let mut payload = CloseCode::TRY_AGAIN_LATER.as_u16().to_be_bytes().to_vec();
+    payload.extend_from_slice(reason.as_bytes());
+    let mut frame = BytesMut::new();
+    encode_frame(&mut frame, FrameHeader::new(OpCode::Close, 0), &payload);
+    let mut out = accepted.response;
+    out.extend_from_slice(&frame);
+    Ok(out)
 }
 
 /// The `101` with the handshake's headers (the client id among them).

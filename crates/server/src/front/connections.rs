@@ -1,0 +1,325 @@
+//! How many connections, from where, and how fast new ones come: the front's connection
+//! limits, checked when a connection is accepted, before any byte is read.
+//!
+//! - **Total** (`limits.max_connections`; default: the process's open-file limit minus a
+//!   reserve of 64 for the listener, the broker and files): a connection over it is
+//!   answered `503 server_full` with `Retry-After` and closed.
+//! - **Per client address** (`limits.max_connections_per_ip`, default 1,000; IPv6 counted
+//!   per /64, which one host typically owns): over it, `429 too_many_connections`.
+//! - **New connections per second** (`limits.max_new_connections_per_second`, default
+//!   0 = no limit; burst one second's worth): over it, a reconnect storm is turned away
+//!   with `503 busy` and `Retry-After` for HTTP, or a WebSocket close 1013 whose reason
+//!   says when to retry, so clients come back spread out instead of all at once (see
+//!   [`super::exchange`]).
+//!
+//! The first two are answered at once, without reading the request (the answer is
+//! written, the stream shut down, and what the client sent is read and dropped for up to
+//! a second, so the answer is not lost to a reset). A connection counts from accept
+//! until its stream is dropped, wherever it went (a WebSocket's own task, a stream, hyper):
+//! the count rides on the stream itself ([`Counted`]), 16 bytes per connection.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{Quota, RateLimiter};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::config::Limits;
+use crate::error::ServerError;
+use crate::io::Io;
+
+/// Open files kept free for the listener, the broker's connections and files.
+const FD_RESERVE: usize = 64;
+
+/// The connection counts of one server. Shared by its accept loop and every stream.
+#[derive(Debug)]
+pub struct Connections {
+    open: AtomicUsize,
+    max_total: usize,
+    max_per_ip: usize,
+    per_ip: Mutex<HashMap<IpAddr, Arc<Address>>>,
+    new_rate: Option<
+        RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>,
+    >,
+}
+
+/// One client address's count (it names its key, so the last connection to go can
+/// remove it).
+#[derive(Debug)]
+struct Address {
+    key: IpAddr,
+    open: AtomicUsize,
+}
+
+/// Why a new connection is turned away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server holds `limits.max_connections` already.
+    Full,
+    /// This address holds `limits.max_connections_per_ip` already.
+    PerIp,
+}
+
+impl Connections {
+    /// The counts for `limits` (see the module docs for the defaults).
+    pub fn new(limits: &Limits) -> Arc<Self> {
+        let max_total = match limits.max_connections {
+            0 => open_file_limit().map_or(10_000, |n| n.saturating_sub(FD_RESERVE).max(1)),
+            n => n,
+        };
+        let new_rate = NonZeroU32::new(limits.max_new_connections_per_second)
+            .map(|n| RateLimiter::direct(Quota::per_second(n)));
+        Arc::new(Self {
+            open: AtomicUsize::new(0),
+            max_total,
+            max_per_ip: limits.max_connections_per_ip,
+            per_ip: Mutex::default(),
+            new_rate,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// The total limit in force.
+    pub fn max_total(&self) -> usize {
+        self.max_total
+    }
+
+    /// Counts a new connection from `ip`: the stream wrapped so that it counts until
+    /// dropped, or why it is refused (and the stream back, to answer on).
+    pub fn admit<S>(self: &Arc<Self>, io: S, ip: IpAddr) -> Result<Counted<S>, (S, Refusal)> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.max_total {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            return Err((io, Refusal::Full));
+        }
+        let key = key_of(ip);
+        let address = {
+            let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            let address = map.entry(key).or_insert_with(|| {
+                Arc::new(Address {
+                    key,
+                    open: AtomicUsize::new(0),
+                })
+            });
+            if self.max_per_ip > 0 && address.open.load(Ordering::Relaxed) >= self.max_per_ip {
+                drop(map);
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                return Err((io, Refusal::PerIp));
+            }
+            // Under the lock: a release that saw zero re-checks under it too.
+            address.open.fetch_add(1, Ordering::Relaxed);
+            Arc::clone(address)
+        };
+        Ok(Counted {
+            io,
+            _slot: Slot {
+                connections: Arc::clone(self),
+                address,
+            },
+        })
+    }
+
+    /// Whether one more new connection fits the rate now; `Err` with how long to wait.
+    pub fn new_connection_allowed(&self) -> Result<(), Duration> {
+        let Some(limiter) = &self.new_rate else {
+            return Ok(());
+        };
+        limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    fn release(&self, address: &Address) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        if address.open.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // The last connection of this address: forget it, unless one arrived since.
+            let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            if address.open.load(Ordering::Relaxed) == 0 {
+                map.remove(&address.key);
+            }
+        }
+    }
+
+    /// Addresses with a connection open (for tests and stats).
+    pub fn addresses(&self) -> usize {
+        self.per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// IPv4 addresses as they are; IPv6 by their /64 (one host's usual allocation).
+fn key_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// The soft open-file limit of this process (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// What keeps a connection counted; uncounts it when dropped.
+#[derive(Debug)]
+struct Slot {
+    connections: Arc<Connections>,
+    address: Arc<Address>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.connections.release(&self.address);
+    }
+}
+
+/// A stream counted in its server's connections until dropped; reads and writes go
+/// straight through.
+#[derive(Debug)]
+pub struct Counted<S> {
+    io: S,
+    _slot: Slot,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Answers a connection turned away at accept (see the module docs) and closes it.
+pub async fn turn_away<S: Io>(io: S, why: Refusal) {
+    let error = match why {
+        Refusal::Full => ServerError::ServerFull,
+        Refusal::PerIp => ServerError::TooManyConnections,
+    };
+    super::exchange::refuse(io, error).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn limits(total: usize, per_ip: usize) -> Limits {
+        Limits {
+            max_connections: total,
+            max_connections_per_ip: per_ip,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn counts_per_address_and_in_total_until_dropped() {
+        let c = Connections::new(&limits(3, 2));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = c.admit((), a).unwrap();
+        let a2 = c.admit((), a).unwrap();
+        assert_eq!(c.admit((), a).unwrap_err().1, Refusal::PerIp);
+        let b1 = c.admit((), b).unwrap();
+        assert_eq!(c.admit((), b).unwrap_err().1, Refusal::Full);
+        assert_eq!((c.open(), c.addresses()), (3, 2));
+        drop(a1);
+        let a3 = c.admit((), a).unwrap();
+        drop((a2, a3, b1));
+        assert_eq!((c.open(), c.addresses()), (0, 0), "forgotten once gone");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
+        let c = Connections::new(&limits(100, 1));
+        let one = c.admit((), "2001:db8::1".parse().unwrap()).unwrap();
+        let same_64 = "2001:db8::ffff:1".parse().unwrap();
+        assert_eq!(c.admit((), same_64).unwrap_err().1, Refusal::PerIp);
+        let other_64 = c.admit((), "2001:db8:0:1::1".parse().unwrap()).unwrap();
+        let v4 = c.admit((), "10.0.0.9".parse().unwrap()).unwrap();
+        let mapped = "::ffff:10.0.0.9".parse().unwrap();
+        assert_eq!(c.admit((), mapped).unwrap_err().1, Refusal::PerIp);
+        drop((one, other_64, v4));
+    }
+
+    #[test]
+    fn unlimited_per_address_with_zero_and_a_total_from_the_file_limit() {
+        let c = Connections::new(&limits(0, 0));
+        assert!(c.max_total() >= 1);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let many: Vec<_> = (0..50).map(|_| c.admit((), ip).unwrap()).collect();
+        assert_eq!(c.open(), 50);
+        drop(many);
+    }
+
+    #[test]
+    fn the_new_connection_rate_says_how_long_to_wait() {
+        let c = Connections::new(&Limits {
+            max_new_connections_per_second: 2,
+            ..Limits::default()
+        });
+        assert!(c.new_connection_allowed().is_ok());
+        let waits: Vec<_> = (0..5)
+            .filter_map(|_| c.new_connection_allowed().err())
+            .collect();
+        assert!(!waits.is_empty(), "over the rate");
+        assert!(
+            waits.iter().all(|w| *w <= Duration::from_secs(1)),
+            "{waits:?}"
+        );
+        let free = Connections::new(&Limits::default());
+        assert!((0..1000).all(|_| free.new_connection_allowed().is_ok()));
+    }
+}
