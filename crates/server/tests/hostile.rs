@@ -272,7 +272,8 @@ async fn cross_origin_pages_are_refused_unless_listed_and_listed_ones_get_cors()
     ];
     let sse = [("Accept", "text/event-stream")];
     let text = [("Content-Type", "text/plain")];
-    let rows: Vec<(&str, &str, &str, Vec<(&str, &str)>)> = vec![
+    type Row<'a> = (&'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let rows: Vec<Row<'_>> = vec![
         ("WebSocket upgrade", "GET", "/ch/calm", ws.to_vec()),
         ("multiplexed WebSocket", "GET", "/ws", ws.to_vec()),
         ("SSE", "GET", "/ch/calm", sse.to_vec()),
