@@ -189,6 +189,9 @@ impl Output {
         }
     }
 
+    // Inline: the caller (`Connection::transmit_slices`) is in another codegen unit, and the
+    // lone-frame path should not cost a call; likewise `advance`.
+    #[inline]
     pub(super) fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
         match (self, out.first_mut()) {
             (Output::Frame(f), Some(slot)) if !f.is_empty() => {
@@ -200,6 +203,7 @@ impl Output {
         }
     }
 
+    #[inline]
     pub(super) fn advance(&mut self, n: usize) {
         match self {
             Output::Frame(f) => {
