@@ -5,7 +5,8 @@
 //! (1012–1014 are registered with IANA) and 3000–4999 (registered and private use). 1004,
 //! 1005, 1006 and 1015 are reserved for local use and never sent; anything else is a
 //! protocol error (1002). A one-byte payload is a protocol error (1002), an invalid UTF-8
-//! reason is 1007.
+//! reason is 1007. [`ProtocolError::close_code`] maps every peer fault to the code its close
+//! frame carries.
 
 use std::fmt;
 
@@ -81,6 +82,29 @@ impl fmt::Debug for CloseCode {
 impl fmt::Display for CloseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Which close code answers each peer fault: the one place that mapping lives.
+impl ProtocolError {
+    /// The close code this fault is answered with.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::ReservedOpCode(_)
+            | Self::ReservedBits
+            | Self::CompressedControlOrContinuation
+            | Self::FragmentedControlFrame
+            | Self::ControlFrameTooLarge
+            | Self::InvalidPayloadLength
+            | Self::UnmaskedFrame
+            | Self::MaskedFrame
+            | Self::UnexpectedContinuation
+            | Self::ExpectedContinuation
+            | Self::InvalidClosePayload
+            | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
+            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Errors of the codec, split by whose fault they are.
 //!
 //! [`ProtocolError`] is a fault of the peer: the connection answers it with a close frame
-//! whose code comes from [`ProtocolError::close_code`], the one place that mapping lives.
+//! whose code comes from [`ProtocolError::close_code`], the one place that mapping lives
+//! (in `close`, with the other close-code rules, so that this module, which every parser
+//! uses, depends on none of them).
 //! [`Error`] is what the caller's own calls return: misuse (sending after close, an invalid
 //! close code, an oversized control payload), a failed opening handshake (wrapping
 //! `handshake::HandshakeError`, which maps to an HTTP status) or an internal compression
@@ -9,7 +11,6 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
 use crate::handshake::HandshakeError;
 
 /// Something the peer did wrong. Each variant maps to one close code.
@@ -51,26 +52,6 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    /// The close code this fault is answered with.
-    pub fn close_code(&self) -> CloseCode {
-        match self {
-            Self::ReservedOpCode(_)
-            | Self::ReservedBits
-            | Self::CompressedControlOrContinuation
-            | Self::FragmentedControlFrame
-            | Self::ControlFrameTooLarge
-            | Self::InvalidPayloadLength
-            | Self::UnmaskedFrame
-            | Self::MaskedFrame
-            | Self::UnexpectedContinuation
-            | Self::ExpectedContinuation
-            | Self::InvalidClosePayload
-            | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
-            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
-            Self::FrameTooBig { .. } | Self::MessageTooBig { .. } => CloseCode::MESSAGE_TOO_BIG,
-        }
-    }
-
     /// A short reason for the close frame (always well under 123 bytes).
     pub fn reason(&self) -> &'static str {
         match self {

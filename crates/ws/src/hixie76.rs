@@ -18,9 +18,9 @@
 //! already did) and closes the TCP connection. There are no pings, binary messages or
 //! close codes in this protocol.
 
-mod md5;
-
 use std::fmt;
+
+use md5::{Digest, Md5};
 
 use crate::handshake::server::{http_error, push_header};
 use crate::handshake::{
@@ -177,7 +177,7 @@ pub fn challenge_response(
     challenge[..4].copy_from_slice(&key_part(key1)?.to_be_bytes());
     challenge[4..8].copy_from_slice(&key_part(key2)?.to_be_bytes());
     challenge[8..].copy_from_slice(key3);
-    Ok(md5::digest(&challenge))
+    Ok(Md5::digest(challenge).into())
 }
 
 fn key_part(key: &[u8]) -> Result<u32, HandshakeError> {
@@ -569,5 +569,45 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(d.decode(input), expected, "{input:?}");
         }
+    }
+
+    /// The digest the challenge is answered with, in hex (checked below against RFC 1321's
+    /// test suite and the lengths around the padding's one/two block boundary).
+    fn md5_hex(data: &[u8]) -> String {
+        let d: [u8; 16] = Md5::digest(data).into();
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn md5_rfc1321_test_suite() {
+        let cases = [
+            ("", "d41d8cd98f00b204e9800998ecf8427e"),
+            ("a", "0cc175b9c0f1b6a831c399e269772661"),
+            ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+            ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                "abcdefghijklmnopqrstuvwxyz",
+                "c3fcd3d76192e4007dfb496cca67e13b",
+            ),
+            (
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+                "d174ab98d277d9f5a5611c2c9f419d9f",
+            ),
+            (
+                "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(md5_hex(input.as_bytes()), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn md5_padding_boundaries() {
+        // 55, 56 and 64 bytes straddle the one/two padding block boundary.
+        assert_eq!(md5_hex(&[b'a'; 55]), "ef1772b6dff9a122358552954ad0df65");
+        assert_eq!(md5_hex(&[b'a'; 56]), "3b0c8ac703f828b04c6c197006d17218");
+        assert_eq!(md5_hex(&[b'a'; 64]), "014842d480b571495a4a0363793f7367");
     }
 }
