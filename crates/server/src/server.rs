@@ -174,7 +174,7 @@ impl Server {
         accept_until(listener, &front, stop).await;
         tracing::info!("shutting down: no longer accepting, draining connections");
         shutdown.trigger();
-        let all_left = shutdown.drain(drain).await;
+        let all_left = front.connections().wait_idle(drain).await;
         if !all_left {
             tracing::warn!("drain deadline passed with connections still open");
         }

@@ -53,7 +53,6 @@ pub use streaming::Streaming;
 
 use crate::config::ConfigError;
 use crate::io::Io;
-use crate::shutdown::DrainGuard;
 use crate::state::AppState;
 use exchange::{AfterExchange, First};
 
@@ -154,9 +153,11 @@ impl Front {
     /// (drop the stream), or when the connection limits turn it away (the answer is then
     /// sent by a task of its own; see [`connections`]).
     pub fn connection<S: Io>(&self, io: S, peer: SocketAddr) -> Option<Connection<Counted<S>>> {
-        let guard = self.inner.state.shutdown.guard()?;
+        if self.inner.state.shutdown.is_triggered() {
+            return None;
+        }
         match self.inner.connections.admit(io, peer.ip()) {
-            Ok(io) => Some(Connection::new(self.clone(), io, peer, guard)),
+            Ok(io) => Some(Connection::new(self.clone(), io, peer)),
             Err((io, why)) => {
                 tokio::spawn(connections::turn_away(io, why));
                 None
@@ -226,11 +227,9 @@ impl Front {
 /// answered in a boxed opening phase (freed once done): polls, long-polls and upgrades
 /// one exchange after another; a request for a streaming response then continues as a
 /// [`Streaming`] held in place, so the task of an idle subscriber is no bigger than
-/// that; any other request hands the connection to hyper inside the opening phase. The
-/// drain guard is held until the connection ends.
+/// that; any other request hands the connection to hyper inside the opening phase.
 pub struct Connection<S> {
     phase: Phase<S>,
-    _guard: DrainGuard,
 }
 
 impl<S> fmt::Debug for Connection<S> {
@@ -250,7 +249,7 @@ enum Phase<S> {
 }
 
 impl<S: Io> Connection<S> {
-    fn new(front: Front, io: S, peer: SocketAddr, guard: DrainGuard) -> Self {
+    fn new(front: Front, io: S, peer: SocketAddr) -> Self {
         let opening = async move {
             let signal = front.state().shutdown.clone();
             let limits = front.head_limits();
@@ -283,7 +282,6 @@ impl<S: Io> Connection<S> {
         };
         Self {
             phase: Phase::Opening(Box::pin(opening)),
-            _guard: guard,
         }
     }
 }
