@@ -356,3 +356,44 @@ async fn cross_origin_pages_are_refused_unless_listed_and_listed_ones_get_cors()
     assert_eq!(json(&body)["error"], "host_not_allowed");
     srv.shutdown().await;
 }
+
+/// A client that sends `request` and then never reads (a tiny receive buffer, so the
+/// server's writes block soon).
+async fn stalled_reader(srv: &Running, request: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(srv.addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn subscribers_that_stop_reading_are_closed_after_the_write_timeout() {
+    let mut c = config();
+    c.limits.write_timeout_ms = 400;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let ws = "GET /ch/stall HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let sse = "GET /ch/stall HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+    let stream = "GET /ch/stall?transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // The same SSE request behind a POST: hyper serves that connection.
+    let sse_after_post =
+        format!("POST /ch/other HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\nx{sse}");
+    let mut held = Vec::new();
+    for request in [ws, sse, stream, sse_after_post.as_str()] {
+        held.push(stalled_reader(&srv, request).await);
+    }
+    common::subscribers_become(&srv, "stall", 4).await;
+    // Far more than the kernel buffers hold: every subscriber's writes block.
+    let big = vec![b'x'; 60 * 1024];
+    for _ in 0..200 {
+        let (status, _, _) = raw(&srv, "POST", "/ch/stall", &[], &big).await;
+        assert_eq!(status, 200);
+    }
+    // Each is given up on once its socket took nothing for 400 ms (plus the wheel's tick).
+    common::subscribers_become(&srv, "stall", 0).await;
+    calm.still_fine(&srv, 1).await;
+    drop(held);
+    srv.shutdown().await;
+}

@@ -128,6 +128,12 @@ impl Clock {
             .unwrap_or(NO_DEADLINE);
     }
 
+    /// Disarm the close deadline (it then served as the write-stall deadline of an open
+    /// connection).
+    pub(crate) fn disarm_close(&mut self) {
+        self.close = NO_DEADLINE;
+    }
+
     /// Arm the close deadline without knowing the time: see [`Deadline::Pending`].
     pub(crate) fn arm_close_pending(&mut self) {
         self.close = PENDING;

@@ -26,6 +26,7 @@
 pub mod admission;
 mod batch;
 pub mod connections;
+mod deadline;
 mod exchange;
 pub(crate) mod head;
 mod http1;

@@ -67,6 +67,7 @@ pub(crate) fn ws_config(server: &crate::config::Config) -> switchboard_ws::Confi
     let mut config = switchboard_ws::Config::default();
     config.max_message_size = server.limits.max_publish_bytes.max(4096);
     config.max_frame_size = config.max_message_size;
+    config.write_timeout = Some(server.limits.write_timeout());
     config
 }
 
