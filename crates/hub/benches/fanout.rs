@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use switchboard_hub::*;
+use switchboard_proto::EnvelopeJson;
 use switchboard_ws::{Config, Connection, PreparedMessage, Role};
 
 fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Hub, Vec<Subscription>) {
@@ -30,6 +31,16 @@ fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Hub, Vec<Sub
         })
         .collect();
     (hub, subs)
+}
+
+/// The WebSocket transport's encoding: the message's frame, prepared once.
+struct WsFrame;
+
+impl Encoding for WsFrame {
+    type Output = PreparedMessage;
+    fn encode(m: &Message) -> PreparedMessage {
+        PreparedMessage::text(m.encoded::<EnvelopeJson>().clone())
+    }
 }
 
 fn payload() -> Payload {
@@ -52,7 +63,7 @@ fn fanout(c: &mut Criterion) {
                 let mut bytes = 0;
                 for s in &mut subs {
                     let m = s.try_recv().unwrap().unwrap();
-                    bytes += m.encoded(WireFormat::Json).len();
+                    bytes += m.encoded::<EnvelopeJson>().len();
                 }
                 std::hint::black_box(bytes)
             });
@@ -87,10 +98,7 @@ fn fanout_ws(c: &mut Criterion) {
                 let mut bytes = 0;
                 for (s, conn) in &mut conns {
                     let m = s.try_recv().unwrap().unwrap();
-                    let prepared = m
-                        .extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
-                        .unwrap();
-                    conn.send_prepared(prepared).unwrap();
+                    conn.send_prepared(m.encoded::<WsFrame>()).unwrap();
                     let mut slices = [IoSlice::new(&[]); 8];
                     let written: usize = {
                         let k = conn.transmit_slices(&mut slices);
