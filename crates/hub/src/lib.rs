@@ -66,10 +66,12 @@ mod encodings;
 pub mod error;
 mod fanout;
 mod hub;
+mod inbox;
 pub mod memory;
 pub mod message;
 pub mod presence;
 mod queue;
+mod registry;
 pub mod subscription;
 
 pub use broker::{
