@@ -15,15 +15,16 @@
 //!
 //! | encoding | defined in | output | cached cost |
 //! |---|---|---|---|
-//! | `EnvelopeJson` (envelope, one JSON line) | `switchboard_proto::encoding` | `Bytes` | 64 B node + the bytes |
-//! | `SseEnvelope` (SSE event, envelope in `data:`) | `switchboard_proto::encoding` | `Bytes` | 64 B node + the bytes |
-//! | `SseData` (SSE event, payload in `data:`) | `switchboard_proto::encoding` | `Bytes` | 64 B node + the bytes |
-//! | `StreamLine` (envelope JSON + `\n`) | `switchboard_proto::encoding` | `Bytes` | 64 B node + the bytes |
-//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | the server's WebSocket transport | `switchboard_ws::PreparedMessage` | 40 B node + the frame (its `Arc`'d state and the framed bytes) |
+//! | `EnvelopeJson` (envelope, one JSON line) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `SseEnvelope` (SSE event, envelope in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `SseData` (SSE event, payload in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `StreamLine` (envelope JSON + `\n`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | the server's WebSocket transport | `switchboard_ws::PreparedMessage` | 56 B node + the frame (its shared state and the framed bytes) |
 //!
 //! A message that was never sent pays for no encoding: its cache is one empty link
 //! (24 bytes, see `encodings`). A lookup walks the encodings made so far (usually one or
-//! two), an atomic load and a type check each, and allocates nothing.
+//! two), an atomic load and a key comparison each, then downcasts the one found; it
+//! allocates nothing.
 //!
 //! Adding an encoding:
 //!
