@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchboard_hub::{CloseReason, Message, WireFormat};
+use switchboard_hub::{CloseReason, Encoding, Message};
 use switchboard_timer::{Wheel, WheelTimer};
 use tokio::time::Instant;
 
@@ -58,8 +58,9 @@ pub struct Farewells {
 pub struct Style {
     /// The content type of the response.
     pub content_type: &'static str,
-    /// The hub encoding each message is sent in.
-    pub format: WireFormat,
+    /// Each message's chunk: its encoding in the transport's format, shared through the
+    /// hub's cache ([`encoded`]).
+    pub encode: fn(&Message) -> Bytes,
     /// Sent when idle for a heartbeat period.
     pub heartbeat: &'static [u8],
     pub farewells: Farewells,
@@ -171,7 +172,7 @@ impl Source {
 
     fn chunk(&mut self, ev: FeedEvent) -> Bytes {
         match ev {
-            FeedEvent::Message(m) => encoded(&m, self.style.format),
+            FeedEvent::Message(m) => (self.style.encode)(&m),
             FeedEvent::Closed { reason, .. } => self.farewell(match reason {
                 CloseReason::Disconnected => Farewell::Disconnect,
                 CloseReason::Shutdown => Farewell::Reconnect,
@@ -248,9 +249,9 @@ impl Source {
     }
 }
 
-/// A message in `format`: the hub's cached, shared bytes.
-pub fn encoded(m: &Message, format: WireFormat) -> Bytes {
-    m.encoded(format).clone()
+/// A message in encoding `E`: the hub's cached, shared bytes.
+pub fn encoded<E: Encoding<Output = Bytes>>(m: &Message) -> Bytes {
+    m.encoded::<E>().clone()
 }
 
 /// Takes the opening chunk and the source out of a streaming response built by

@@ -6,7 +6,7 @@
 //! the response ends.
 
 use axum::response::Response;
-use switchboard_hub::WireFormat;
+use switchboard_proto::StreamLine;
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -15,7 +15,7 @@ use crate::transport::Target;
 
 static STYLE: Style = Style {
     content_type: "application/x-ndjson; charset=utf-8",
-    format: WireFormat::StreamLine,
+    encode: live::encoded::<StreamLine>,
     heartbeat: b"\n",
     farewells: Farewells {
         reconnect: b"{\"event\":\"reconnect\",\"reason\":\"service restart\"}\n",
