@@ -145,7 +145,11 @@ async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
         async {
             let raw = parts.uri.path().strip_prefix("/ch/").unwrap_or_default();
             let channel = channel_from_segment(raw)?;
-            crate::publish::publish(&state, &channel, &parts.headers, body).await
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            crate::publish::publish(&state, &channel, peer, &parts.headers, body).await
         }
         .await,
     )

@@ -20,6 +20,7 @@
 //! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
 //! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
+//! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -125,6 +126,9 @@ pub struct Limits {
     /// Most new connections per second (reconnect storms: 503 with `Retry-After`, or a
     /// WebSocket close 1013 saying when to retry); 0: no limit.
     pub max_new_connections_per_second: u32,
+    /// Most client publishes per second, per WebSocket connection and per address for
+    /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
+    pub max_publishes_per_second: u32,
     /// A subscriber whose socket takes nothing for this long, in milliseconds, is closed
     /// (it resumes from its cursor): WebSocket, SSE and stream writes, and an answer a
     /// long-poll or poll client does not read. Until then it holds at most the kernel's
@@ -148,6 +152,7 @@ impl Default for Limits {
             max_connections_per_ip: 1000,
             max_new_connections_per_second: 0,
             write_timeout_ms: 30_000,
+            max_publishes_per_second: 1000,
         }
     }
 }

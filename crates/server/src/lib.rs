@@ -47,5 +47,6 @@ pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod throttle;
 pub mod ticker;
 pub mod transport;

@@ -397,3 +397,78 @@ async fn subscribers_that_stop_reading_are_closed_after_the_write_timeout() {
     drop(held);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn publishing_too_fast_and_guessing_api_keys_are_slowed_down() {
+    let mut c = config();
+    c.limits.max_publishes_per_second = 5;
+    let srv = server_with(c).await;
+    // POST: the sixth publish within a second is 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (status, head, body) = raw(&srv, "POST", "/ch/fast", &[], b"x").await;
+        if status == 429 {
+            assert!(
+                head.to_ascii_lowercase().contains("retry-after: 1"),
+                "{head}"
+            );
+            assert_eq!(json(&body)["error"], "publish_rate");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..5], [200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // A native WebSocket that publishes faster is closed with 1008.
+    let (mut ws, _) = common::ws_open(&srv, "/ch/fast2").await;
+    use futures_util::{SinkExt, StreamExt};
+    let code = bounded(async {
+        for i in 0..50 {
+            if ws
+                .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                    "m{i}"
+                )))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+                    break u16::from(f.code)
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, 1008);
+    drop(ws);
+
+    // Ten wrong API keys, then even the right one is refused for the rest of the minute.
+    for _ in 0..10 {
+        let (status, _, _) = raw(
+            &srv,
+            "GET",
+            "/api/channels",
+            &[("Authorization", "Bearer nope")],
+            b"",
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let right = format!("Bearer {}", common::KEY);
+    let (status, head, body) = raw(
+        &srv,
+        "GET",
+        "/api/channels",
+        &[("Authorization", &right)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 429, "{head}");
+    assert_eq!(json(&body)["error"], "too_many_failures");
+    srv.shutdown().await;
+}

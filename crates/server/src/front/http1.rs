@@ -45,6 +45,9 @@ pub(super) async fn serve<S: Io>(
                 Ok(checked) => checked,
                 Err(answer) => return Ok::<_, Infallible>(answer),
             };
+            // Handlers that key by client address (publish rate, API key failures).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let upgrade = req
                 .headers()
                 .contains_key(http::header::UPGRADE)

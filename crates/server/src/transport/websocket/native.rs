@@ -33,8 +33,8 @@ pub fn text_payload(t: Bytes) -> Payload {
 pub struct Parts {
     sub: Subscription,
     hub: Hub,
-    /// Counted for the backend's disconnect; unregisters on drop.
-    _client: crate::clients::Registration,
+    /// Counted for the backend's disconnect (unregisters on drop); its publish budget.
+    client: crate::clients::Registration,
     /// `limits.max_publish_bytes` (u32: a message limit over 4 GiB is no limit here).
     max: u32,
     may_publish: bool,
@@ -52,7 +52,7 @@ impl Parts {
         Self {
             sub,
             hub: state.hub.clone(),
-            _client: client.into_registration(),
+            client: client.into_registration(),
             max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
             may_publish,
         }
@@ -166,6 +166,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
                         Message::Binary(b) if fits(b.len(), parts.max) => Payload::binary(b),
                         _ => return Poll::Ready(Some(Ending::TooBig)),
                     };
+                    if parts.client.publish().is_err() {
+                        return Poll::Ready(Some(Ending::Policy(
+                            "publishing faster than the server allows",
+                        )));
+                    }
                     let mut fut = publish(parts.hub.clone(), sub.channel().into(), payload);
                     if fut.as_mut().poll(cx).is_pending() {
                         *publishing = Some(fut);
