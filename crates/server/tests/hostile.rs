@@ -472,3 +472,21 @@ async fn publishing_too_fast_and_guessing_api_keys_are_slowed_down() {
     assert_eq!(json(&body)["error"], "too_many_failures");
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn demo_pages_forbid_sniffing_framing_and_foreign_scripts() {
+    let srv = server_with(config()).await;
+    for page in ["/", "/demo/chat", "/demo/ticker"] {
+        let (status, head, _) = raw(&srv, "GET", page, &[], b"").await;
+        let head = head.to_ascii_lowercase();
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{page}: {head}"
+        );
+        assert!(head.contains("frame-ancestors 'none'"), "{page}: {head}");
+        assert!(head.contains("default-src 'self'"), "{page}: {head}");
+        assert!(head.contains("x-frame-options: deny"), "{page}: {head}");
+    }
+    srv.shutdown().await;
+}
