@@ -1,7 +1,11 @@
 //! The pure half of the connection front ([`crate::front`]): which requests the server
 //! answers itself ([`parse`]), and the bytes it writes for them — the response head
-//! ([`response_head`], [`switching_head`]), chunk framing ([`chunk_size_line`]) and the
-//! `Date` value ([`http_date`]). No sockets, no clock: time comes in as an argument.
+//! ([`response_head`], a `101` with [`Framing::Switching`]), chunk framing
+//! ([`chunk_size_line`]) and the `Date` value ([`http_date`]). No sockets, no clock: time
+//! comes in as an argument. Why the server answers these connections itself rather than
+//! through hyper: `docs/perf/REPORT.md` (the takeover rows of the second and fourth
+//! sessions); the parts against `httpdate` and `write!`: `docs/perf/handwritten.md`,
+//! section 4.
 //!
 //! A request is answered by the front only when it is certainly a plain HTTP/1.1 `GET`
 //! with nothing after it on the wire (see [`parse`]): a streaming subscribe owns its
