@@ -14,9 +14,8 @@
 //! - text: `&str`.
 //! - binary: `data_b64` through `collect_str(&Base64Display)` (no temporary string).
 //!
-//! `escape_str`: the string escaping alone (the text payload's part), the crate's
-//! `json::write_str` (this file includes `src/json.rs` itself) against
-//! `serde_json::to_writer` of the `&str` into the same `BytesMut`.
+//! (An `escape_str` group compared the crate's hand-written string escaping with
+//! serde_json's; serde_json won and the crate now uses it, `docs/perf/handwritten.md`.)
 //!
 //! Before measuring, every case checks that both sides write the same bytes, and a table
 //! of edge cases prints where they differ.
@@ -28,8 +27,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;
-
-use bytes::{BufMut as _, BytesMut};
 
 use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
@@ -195,8 +192,6 @@ fn check_outputs() {
             let env = Envelope::message(CHANNEL, CURSOR, data);
             assert_eq!(encode_ws_text(&env), serde_parsed(&env), "{len} B {data:?}");
         }
-        let escaped: Vec<Bytes> = escape_cases(&p.text, "").iter().map(|(_, f)| f()).collect();
-        assert_eq!(escaped[0], escaped[1]);
     }
     let edge: &[(&str, Data<'_>)] = &[
         (
@@ -285,39 +280,6 @@ fn envelope_json(c: &mut Criterion) {
     group.finish();
 }
 
-fn escape_cases<'a>(a: &'a str, size: &str) -> Vec<Case<'a>> {
-    vec![
-        (
-            format!("escape_str_{size}/hand"),
-            Box::new(move || {
-                let mut out = BytesMut::with_capacity(a.len() + a.len() / 8 + 2);
-                json::write_str(&mut out, a);
-                out.freeze()
-            }),
-        ),
-        (
-            format!("escape_str_{size}/serde"),
-            Box::new(move || {
-                let mut out = BytesMut::with_capacity(a.len() + a.len() / 8 + 2);
-                serde_json::to_writer((&mut out).writer(), a).unwrap();
-                out.freeze()
-            }),
-        ),
-    ]
-}
-
-fn escape_str(c: &mut Criterion) {
-    let mut group = c.benchmark_group("escape_str");
-    for (len, size) in SIZES {
-        let text = text_payload(len);
-        group.throughput(Throughput::Bytes(len as u64));
-        for (name, f) in escape_cases(&text, size) {
-            group.bench_function(BenchmarkId::from_parameter(name), |b| b.iter(&f));
-        }
-    }
-    group.finish();
-}
-
 /// Runs `f` `n` times; the only function callgrind counts in count mode.
 #[inline(never)]
 fn measured(f: &dyn Fn() -> Bytes, n: u64) -> usize {
@@ -336,10 +298,7 @@ fn count(spec: &str) {
     for (len, size) in SIZES {
         let p = Payloads::new(len);
         let raw = serde_json::from_slice::<&RawValue>(&p.json).unwrap();
-        let all = cases(&p, raw, size)
-            .into_iter()
-            .chain(escape_cases(&p.text, size));
-        for (name, f) in all {
+        for (name, f) in cases(&p, raw, size) {
             if name == case {
                 let bytes = measured(&*f, n);
                 println!("{name}: {n} encodes, {} B each", bytes as u64 / n.max(1));
@@ -350,7 +309,7 @@ fn count(spec: &str) {
     panic!("no case {case}");
 }
 
-criterion_group!(benches, envelope_json, escape_str);
+criterion_group!(benches, envelope_json);
 
 fn main() {
     if let Ok(spec) = std::env::var("ENVELOPE_JSON_COUNT") {

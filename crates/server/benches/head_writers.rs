@@ -1,11 +1,12 @@
 //! The small writers of the connection front's responses (`src/front/head.rs`, compiled
 //! into this bench since it is private to the crate) against the plain alternatives:
 //!
-//! - `http_date/hand`: `head::http_date(unix_secs)`; `http_date/httpdate`: the `httpdate`
-//!   crate (hyper's own), `HttpDate::from(SystemTime)` written into the same 29-byte array
-//!   through its `Display`; `http_date/fmt_http_date`: its `String` form.
 //! - `chunk_size_line/hand`: `head::chunk_size_line`; `chunk_size_line/std`: `write!` of
 //!   `{len:X}\r\n` into the same array.
+//!
+//! (The `Date` writer was measured here against the `httpdate` crate too; the crate won
+//! on code for a cost of ~400 instructions per response, and the front now uses it,
+//! `docs/perf/handwritten.md`, section 4.)
 //!
 //! Each case first checks that both sides write the same bytes. Instruction counts: with
 //! `HEAD_WRITERS_COUNT=<case>:<n>` the binary runs one case `n` times inside `measured`
@@ -15,7 +16,6 @@
 
 use std::hint::black_box;
 use std::io::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
@@ -24,16 +24,6 @@ use criterion::{criterion_group, BenchmarkId, Criterion};
 #[allow(dead_code, unused_imports)]
 #[path = "../src/front/head.rs"]
 mod head;
-
-/// A Date the server could write (2026-11-22 07:39:27 UTC).
-const SECS: u64 = 1_795_333_167;
-
-fn date_httpdate(secs: u64) -> [u8; 29] {
-    let t = UNIX_EPOCH + Duration::from_secs(secs);
-    let mut out = [0u8; 29];
-    write!(&mut out[..], "{}", httpdate::HttpDate::from(t)).unwrap();
-    out
-}
 
 fn chunk_std(len: usize, out: &mut [u8; 18]) -> &[u8] {
     let mut rest = &mut out[..];
@@ -45,13 +35,7 @@ fn chunk_std(len: usize, out: &mut [u8; 18]) -> &[u8] {
 /// One bench case: a name and what it runs (returns a byte to keep the work alive).
 type Case = (&'static str, fn() -> u8);
 
-const CASES: [Case; 5] = [
-    ("http_date/hand", || head::http_date(black_box(SECS))[28]),
-    ("http_date/httpdate", || date_httpdate(black_box(SECS))[28]),
-    ("http_date/fmt_http_date", || {
-        let t = UNIX_EPOCH + Duration::from_secs(black_box(SECS));
-        httpdate::fmt_http_date(t).as_bytes()[28]
-    }),
+const CASES: [Case; 2] = [
     ("chunk_size_line/hand", || {
         let mut buf = [0u8; 18];
         head::chunk_size_line(black_box(1234), &mut buf)[0]
@@ -63,18 +47,6 @@ const CASES: [Case; 5] = [
 ];
 
 fn check_outputs() {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    for secs in [0, 951_782_400, SECS, now, 4_107_542_399] {
-        assert_eq!(head::http_date(secs), date_httpdate(secs), "{secs}");
-        let t = UNIX_EPOCH + Duration::from_secs(secs);
-        assert_eq!(
-            &head::http_date(secs)[..],
-            httpdate::fmt_http_date(t).as_bytes()
-        );
-    }
     for len in [0, 1, 15, 16, 1234, 65_535, usize::MAX] {
         let (mut a, mut b) = ([0u8; 18], [0u8; 18]);
         assert_eq!(head::chunk_size_line(len, &mut a), chunk_std(len, &mut b));
