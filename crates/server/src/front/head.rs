@@ -118,6 +118,8 @@ fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
     if has_body(headers) {
         return None;
     }
+    // As `http`'s `Uri` (which the handlers read) does: a fragment is not part of it.
+    let target = target.split('#').next().unwrap_or(target);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let endpoint = path == "/sub"
         || path
@@ -317,6 +319,8 @@ mod tests {
             ("POST /ch/a HTTP/1.1", sse, false),
             ("GET /ch/ HTTP/1.1", sse, false),
             ("GET /ch/a/b HTTP/1.1", sse, false),
+            // The fragment is no part of the path the handlers read ("/ch/").
+            ("GET /ch/#a HTTP/1.1", sse, false),
             ("GET /ws HTTP/1.1", sse, false),
             ("GET /api/stats HTTP/1.1", sse, false),
             (
