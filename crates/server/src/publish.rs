@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use switchboard_hub::Payload;
 
+use crate::channel::Caller;
 use crate::error::ServerError;
 use crate::state::AppState;
 
@@ -43,14 +44,15 @@ pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerEr
     }
 }
 
-/// Handles `POST /ch/NAME`.
+/// Handles `POST /ch/NAME` from `caller`.
 pub async fn publish(
     state: &AppState,
+    caller: Caller<'_>,
     channel: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
-    crate::channel::for_client_publish(&state.hub, channel)?;
+    crate::channel::for_client_publish(state, caller, channel)?;
     let limits = &state.config.limits;
     let bytes = crate::body::read(
         headers,

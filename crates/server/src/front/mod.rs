@@ -29,6 +29,7 @@ pub mod connections;
 mod exchange;
 pub(crate) mod head;
 mod http1;
+mod identify;
 pub mod origin;
 mod rewind;
 mod streaming;
@@ -51,7 +52,9 @@ pub use connections::{Connections, Counted};
 pub use origin::OriginPolicy;
 pub use streaming::Streaming;
 
+use crate::auth::Identity;
 use crate::config::ConfigError;
+use crate::error::ServerError;
 use crate::io::Io;
 use crate::shutdown::DrainGuard;
 use crate::state::AppState;
@@ -88,9 +91,18 @@ struct Inner {
 pub(crate) struct Checked {
     /// The origin of an allowed cross-origin request (its answer gets CORS headers).
     cors: Option<HeaderValue>,
+    /// What the request's client token says (tokens on, a token given).
+    identity: Option<Identity>,
 }
 
 impl Checked {
+    /// Hands the request's [`Identity`] to its handler, in the request's extensions.
+    pub(crate) fn pass_identity<B>(&mut self, req: &mut http::Request<B>) {
+        if let Some(identity) = self.identity.take() {
+            req.extensions_mut().insert(identity);
+        }
+    }
+
     /// Completes `resp` for the request checked (CORS headers).
     pub(crate) fn finish(self, resp: &mut Response) {
         origin::decorate(self.cors, resp);
@@ -189,13 +201,13 @@ impl Front {
         if origin::is_preflight(&ask) {
             return Err(origin::preflight(cors, headers));
         }
+        let identity = match identify::identify(&self.inner.state, &ask) {
+            Ok(identity) => identity,
+            Err(refused) => return Err(refusal(refused, cors)),
+        };
         match self.inner.admission.admit(&ask) {
-            Ok(()) => Ok(Checked { cors }),
-            Err(refused) => {
-                let mut resp = refused.into_response();
-                origin::decorate(cors, &mut resp);
-                Err(resp)
-            }
+            Ok(()) => Ok(Checked { cors, identity }),
+            Err(refused) => Err(refusal(refused, cors)),
         }
     }
 
@@ -203,11 +215,12 @@ impl Front {
     /// subscribe handler for `/ch/NAME` and `/sub` (called directly, without the
     /// router's per-request work), the router for anything else (upgrades of `/ws` and
     /// of added WebSocket endpoints).
-    pub(crate) async fn respond(&self, req: http::Request<()>, peer: SocketAddr) -> Response {
-        let checked = match self.check(req.method(), req.uri(), req.headers(), peer) {
+    pub(crate) async fn respond(&self, mut req: http::Request<()>, peer: SocketAddr) -> Response {
+        let mut checked = match self.check(req.method(), req.uri(), req.headers(), peer) {
             Ok(checked) => checked,
             Err(answer) => return answer,
         };
+        checked.pass_identity(&mut req);
         let req = req.map(|()| axum::body::Body::empty());
         let mut resp = if crate::app::is_subscribe_path(req.uri().path()) {
             crate::app::subscribe(&self.inner.state, req).await
@@ -220,6 +233,14 @@ impl Front {
         checked.finish(&mut resp);
         resp
     }
+}
+
+/// The answer to a request a check refused (with CORS headers for an allowed origin, so
+/// that the page can read why).
+fn refusal(refused: ServerError, cors: Option<HeaderValue>) -> Response {
+    let mut resp = refused.into_response();
+    origin::decorate(cors, &mut resp);
+    resp
 }
 
 /// One accepted connection, the future its task runs. Its requests are read and
