@@ -50,14 +50,7 @@ pub fn for_subscribe<'s>(
     caller: Caller<'_>,
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
-    let ns = resolve(&state.hub, name)?;
-    if !ns.allow_subscribe {
-        return Err(ServerError::SubscribeNotAllowed(
-            Config::namespace_of(name).to_owned(),
-        ));
-    }
-    granted(state, caller, Action::Subscribe, name)?;
-    Ok(ns)
+    check(state, caller, Action::Subscribe, name)
 }
 
 /// Like [`resolve`], and checks that `caller` may publish (clients publish only where
@@ -67,14 +60,7 @@ pub fn for_client_publish<'s>(
     caller: Caller<'_>,
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
-    let ns = resolve(&state.hub, name)?;
-    if !ns.allow_publish {
-        return Err(ServerError::PublishNotAllowed(
-            Config::namespace_of(name).to_owned(),
-        ));
-    }
-    granted(state, caller, Action::Publish, name)?;
-    Ok(ns)
+    check(state, caller, Action::Publish, name)
 }
 
 /// Like [`resolve`], and checks that `caller` may see who is subscribed (where
@@ -84,7 +70,7 @@ pub fn for_presence<'s>(
     caller: Caller<'_>,
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
-    reader(state, caller, Action::Presence, name)
+    check(state, caller, Action::Presence, name)
 }
 
 /// Like [`resolve`], and checks that `caller` may read the history (where clients may
@@ -94,20 +80,24 @@ pub fn for_history<'s>(
     caller: Caller<'_>,
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
-    reader(state, caller, Action::History, name)
+    check(state, caller, Action::History, name)
 }
 
-fn reader<'s>(
+/// The namespace's settings for `action` (publishing needs `client_publish`, the rest
+/// `subscribe`), then what the caller's tokens grant.
+fn check<'s>(
     state: &'s AppState,
     caller: Caller<'_>,
     action: Action,
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
     let ns = resolve(&state.hub, name)?;
-    if !ns.allow_subscribe {
-        return Err(ServerError::SubscribeNotAllowed(
-            Config::namespace_of(name).to_owned(),
-        ));
+    let namespace = || Config::namespace_of(name).to_owned();
+    if action == Action::Publish && !ns.allow_publish {
+        return Err(ServerError::PublishNotAllowed(namespace()));
+    }
+    if action != Action::Publish && !ns.allow_subscribe {
+        return Err(ServerError::SubscribeNotAllowed(namespace()));
     }
     granted(state, caller, action, name)?;
     Ok(ns)
@@ -224,47 +214,77 @@ mod tests {
             expires: None,
         };
         let admitted = ["secret:x".to_owned()];
-        let code = |r: Result<&NamespaceConfig, ServerError>| r.err().map(|e| e.status().1);
         let none = Caller::default();
         let with = Caller::new(Some(&alice));
         let pass = Caller {
             identity: None,
             admitted: &admitted,
         };
-        // The default namespace stays open; a locked one needs a grant.
-        assert_eq!(code(for_subscribe(&st, none, "room")), None);
-        assert_eq!(
-            code(for_subscribe(&st, none, "locked:ab")),
-            Some("token_required")
-        );
-        assert_eq!(code(for_subscribe(&st, with, "locked:ab")), None);
-        assert_eq!(
-            code(for_subscribe(&st, with, "locked:b")),
-            Some("not_granted")
-        );
-        assert_eq!(
-            code(for_history(&st, with, "locked:ab")),
-            Some("not_granted")
-        );
-        // A grant does not override the namespace's own settings.
-        assert_eq!(
-            code(for_client_publish(&st, with, "ticker:x")),
-            Some("publish_not_allowed")
-        );
-        // Private: reading needs a grant or a subscription token; publishing does not.
-        assert_eq!(
-            code(for_subscribe(&st, none, "secret:x")),
-            Some("token_required")
-        );
-        assert_eq!(code(for_subscribe(&st, pass, "secret:x")), None);
-        assert_eq!(
-            code(for_subscribe(&st, pass, "secret:y")),
-            Some("token_required")
-        );
-        assert_eq!(
-            code(for_presence(&st, pass, "secret:x")),
-            Some("token_required")
-        );
-        assert_eq!(code(for_client_publish(&st, none, "secret:x")), None);
+        type Check =
+            for<'s> fn(&'s AppState, Caller<'_>, &str) -> Result<&'s NamespaceConfig, ServerError>;
+        let (sub, publish, presence, history): (Check, Check, Check, Check) =
+            (for_subscribe, for_client_publish, for_presence, for_history);
+        let table: &[(&str, Check, Caller<'_>, &str, Option<&str>)] = &[
+            // The default namespace stays open; a locked one needs a grant.
+            ("open", sub, none, "room", None),
+            (
+                "locked, no token",
+                sub,
+                none,
+                "locked:ab",
+                Some("token_required"),
+            ),
+            ("locked, granted", sub, with, "locked:ab", None),
+            (
+                "locked, not granted",
+                sub,
+                with,
+                "locked:b",
+                Some("not_granted"),
+            ),
+            (
+                "history, not granted",
+                history,
+                with,
+                "locked:ab",
+                Some("not_granted"),
+            ),
+            // A grant does not override the namespace's own settings.
+            (
+                "ticker",
+                publish,
+                with,
+                "ticker:x",
+                Some("publish_not_allowed"),
+            ),
+            // Private: reading needs a grant or a subscription token; publishing does not.
+            (
+                "private, no token",
+                sub,
+                none,
+                "secret:x",
+                Some("token_required"),
+            ),
+            ("private, its pass", sub, pass, "secret:x", None),
+            (
+                "private, another pass",
+                sub,
+                pass,
+                "secret:y",
+                Some("token_required"),
+            ),
+            (
+                "private presence",
+                presence,
+                pass,
+                "secret:x",
+                Some("token_required"),
+            ),
+            ("private publish", publish, none, "secret:x", None),
+        ];
+        for &(what, check, caller, channel, want) in table {
+            let got = check(&st, caller, channel).err().map(|e| e.status().1);
+            assert_eq!(got, want, "{what}");
+        }
     }
 }
