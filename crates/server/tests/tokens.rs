@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use common::{bounded, json, raw, Ws, KEY};
+use common::{bounded, close_of, json, raw, Ws, KEY};
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -22,7 +22,6 @@ use switchboard_server::config::{Auth, Config, ConfigError, Namespace};
 use switchboard_server::server::{Builder, Running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "a test secret, at least 32 bytes long";
@@ -270,9 +269,15 @@ async fn run_table(srv: &Running, rows: Vec<Row>) {
     }
 }
 
+/// Runs `rows` on a server with `auth`.
+async fn table_on(auth: Auth, rows: Vec<Row>) {
+    let srv = server(auth).await;
+    run_table(&srv, rows).await;
+    srv.shutdown().await;
+}
+
 #[tokio::test]
 async fn requests_are_answered_by_what_their_tokens_grant() {
-    let srv = server(secret_and_key()).await;
     let alice = alice();
     let expired = hs(&claims(Some("alice"), -3600, grants("*")));
     let forged = signed(
@@ -464,18 +469,16 @@ async fn requests_are_answered_by_what_their_tokens_grant() {
         )
         .bearer(KEY),
     ];
-    run_table(&srv, rows).await;
-    srv.shutdown().await;
+    table_on(secret_and_key(), rows).await;
 }
 
 #[tokio::test]
 async fn only_the_configured_algorithms_and_keys_are_accepted() {
     // A public key only: HS256 tokens are refused, whatever their secret.
-    let srv = server(Auth {
+    let auth = Auth {
         token_public_key: Some(keys().ec_public.clone()),
         ..Auth::default()
-    })
-    .await;
+    };
     let c = claims(Some("alice"), 600, grants("*"));
     let rows = vec![
         row(
@@ -493,15 +496,13 @@ async fn only_the_configured_algorithms_and_keys_are_accepted() {
             .hint("algorithm"),
         row("ES256 with the key", "GET", "/ch/locked:a", 200).bearer(&es(None, &c)),
     ];
-    run_table(&srv, rows).await;
-    srv.shutdown().await;
+    table_on(auth, rows).await;
 
     // A JWKS file: keys chosen by kid, or tried in turn without one.
-    let srv = server(Auth {
+    let auth = Auth {
         token_jwks: Some(keys().jwks.clone()),
         ..Auth::default()
-    })
-    .await;
+    };
     let rows = vec![
         row("RS256, kid r1", "GET", "/ch/locked:a", 200).bearer(&rs(Some("r1"), &c)),
         row("ES256, kid e1", "GET", "/ch/locked:a", 200).bearer(&es(Some("e1"), &c)),
@@ -518,17 +519,15 @@ async fn only_the_configured_algorithms_and_keys_are_accepted() {
             .code("invalid_token")
             .hint("algorithm"),
     ];
-    run_table(&srv, rows).await;
-    srv.shutdown().await;
+    table_on(auth, rows).await;
 
     // Issuer and audience, when configured, must be there and match.
-    let srv = server(Auth {
+    let auth = Auth {
         token_secret: Some(SECRET.into()),
         token_issuer: Some("https://issuer.test".into()),
         token_audience: Some("switchboard".into()),
         ..Auth::default()
-    })
-    .await;
+    };
     let with = |iss: &str, aud: &str| {
         hs(&claims(
             Some("alice"),
@@ -556,8 +555,7 @@ async fn only_the_configured_algorithms_and_keys_are_accepted() {
             .code("invalid_token")
             .hint("iss"),
     ];
-    run_table(&srv, rows).await;
-    srv.shutdown().await;
+    table_on(auth, rows).await;
 }
 
 #[tokio::test]
@@ -676,20 +674,6 @@ async fn cmd(ws: &mut Ws, c: Value) -> Value {
             return v;
         }
     }
-}
-
-/// The close frame the server sends (skipping anything before it).
-async fn close_of(ws: &mut Ws) -> CloseFrame {
-    bounded(async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(Some(f)))) => return f,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    })
-    .await
 }
 
 #[tokio::test]
