@@ -334,3 +334,20 @@ impl<S: Io> Future for Connection<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// An idle SSE or stream subscriber holds its connection's task for life: tokio keeps
+    /// the future in a cell with 104 bytes of its own (header 32, scheduler and id 16, the
+    /// stage's tag 8, trailer 48), aligned to 128 bytes. Today's future (280 B, with one
+    /// pointer for a client token's deadline) fills a 384-byte cell; this catches growth
+    /// past it.
+    #[test]
+    fn an_idle_streaming_connection_task_fits_384_bytes() {
+        let size = std::mem::size_of::<super::Connection<super::Counted<tokio::net::TcpStream>>>();
+        assert!(
+            size <= 384 - 104,
+            "Connection<Counted<TcpStream>> is {size} bytes"
+        );
+    }
+}
