@@ -11,8 +11,10 @@ mkdir -p "$OUT"
 cargo build --release -p switchboard-server >&2
 BIN=$(mktemp -d)
 cp target/release/switchboard "$BIN/"
+# The load generator opens every connection from 127.0.0.1: lift the per-address limit.
+printf '[limits]\nmax_connections_per_ip = 0\n' > "$BIN/bench.toml"
 PORT=${PORT:-9400}
-taskset -c "${SERVER_CPU:-0}" "$BIN/switchboard" serve --listen 127.0.0.1:$PORT >/dev/null 2>&1 &
+taskset -c "${SERVER_CPU:-0}" "$BIN/switchboard" serve --listen 127.0.0.1:$PORT --config "$BIN/bench.toml" >/dev/null 2>&1 &
 SP=$!
 trap 'kill $SP 2>/dev/null; rm -rf "$BIN"' EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-20}"
-targets="${FUZZ_TARGETS:-frame_header handshake_request client_response server_connection proto hixie76 token}"
+targets="${FUZZ_TARGETS:-frame_header handshake_request client_response server_connection proto hixie76 request_head token}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

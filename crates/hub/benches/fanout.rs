@@ -6,6 +6,10 @@
 //! - `fanout_ws/publish_to_<n>_connections`: the whole WebSocket data path: each
 //!   subscription drained, the message's shared prepared frame queued on a server
 //!   `switchboard_ws::Connection`, and written out as a socket that takes everything would.
+//! - `encoded_lookup/<which>`: the per-delivery part of the encoding cache, one lookup of
+//!   an encoding already made (1,000 per iteration; throughput is in lookups): the only
+//!   one, the WebSocket frame (made first, the JSON it is built from after), the last of
+//!   five made.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::IoSlice;
@@ -14,6 +18,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use switchboard_hub::*;
+use switchboard_proto::{EnvelopeJson, SseData, SseEnvelope, StreamLine};
 use switchboard_ws::{Config, Connection, PreparedMessage, Role};
 
 fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Hub, Vec<Subscription>) {
@@ -30,6 +35,16 @@ fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Hub, Vec<Sub
         })
         .collect();
     (hub, subs)
+}
+
+/// The WebSocket transport's encoding: the message's frame, prepared once.
+struct WsFrame;
+
+impl Encoding for WsFrame {
+    type Output = PreparedMessage;
+    fn encode(m: &Message) -> PreparedMessage {
+        PreparedMessage::text(m.encoded::<EnvelopeJson>().clone())
+    }
 }
 
 fn payload() -> Payload {
@@ -52,7 +67,7 @@ fn fanout(c: &mut Criterion) {
                 let mut bytes = 0;
                 for s in &mut subs {
                     let m = s.try_recv().unwrap().unwrap();
-                    bytes += m.encoded(WireFormat::Json).len();
+                    bytes += m.encoded::<EnvelopeJson>().len();
                 }
                 std::hint::black_box(bytes)
             });
@@ -87,10 +102,7 @@ fn fanout_ws(c: &mut Criterion) {
                 let mut bytes = 0;
                 for (s, conn) in &mut conns {
                     let m = s.try_recv().unwrap().unwrap();
-                    let prepared = m
-                        .extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
-                        .unwrap();
-                    conn.send_prepared(prepared).unwrap();
+                    conn.send_prepared(m.encoded::<WsFrame>()).unwrap();
                     let mut slices = [IoSlice::new(&[]); 8];
                     let written: usize = {
                         let k = conn.transmit_slices(&mut slices);
@@ -106,5 +118,35 @@ fn fanout_ws(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fanout, fanout_ws);
+fn encoded_lookup(c: &mut Criterion) {
+    const LOOKUPS: u64 = 1000;
+    fn lookups<E: Encoding>(b: &mut criterion::Bencher<'_>, m: &Message) {
+        b.iter(|| {
+            for _ in 0..LOOKUPS {
+                std::hint::black_box(std::hint::black_box(m).encoded::<E>());
+            }
+        });
+    }
+    let message = || Message::published("bench".into(), Cursor::new(Epoch(1), 1), payload());
+    let mut group = c.benchmark_group("encoded_lookup");
+    group.throughput(Throughput::Elements(LOOKUPS));
+
+    let only = message();
+    only.encoded::<EnvelopeJson>();
+    group.bench_function("only", |b| lookups::<EnvelopeJson>(b, &only));
+
+    let ws = message();
+    ws.encoded::<WsFrame>();
+    group.bench_function("ws_frame", |b| lookups::<WsFrame>(b, &ws));
+
+    let five = message();
+    five.encoded::<WsFrame>();
+    five.encoded::<SseEnvelope>();
+    five.encoded::<SseData>();
+    five.encoded::<StreamLine>();
+    group.bench_function("last_of_five", |b| lookups::<StreamLine>(b, &five));
+    group.finish();
+}
+
+criterion_group!(benches, fanout, fanout_ws, encoded_lookup);
 criterion_main!(benches);

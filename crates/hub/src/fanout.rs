@@ -16,14 +16,14 @@ use crate::batch::{Action, Window};
 use crate::broker::FeedSink;
 use crate::config::{NamespaceConfig, SlowConsumerPolicy};
 use crate::error::CloseReason;
+use crate::inbox::Inbox;
 use crate::message::Message;
 use crate::queue::Queue;
-use crate::subscription::SubShared;
 
 /// A channel's local subscribers, with the queue bound, slow-consumer policy and batch
 /// window of its namespace (the same for every subscriber, so kept once here).
 pub(crate) struct LocalChannel {
-    subs: RwLock<Vec<Arc<SubShared>>>,
+    subs: RwLock<Vec<Arc<Inbox>>>,
     capacity: usize,
     policy: SlowConsumerPolicy,
     /// The namespace's batch window and its state; `None`: wake at every message.
@@ -82,7 +82,7 @@ impl Fanout {
     /// Adds a subscriber; the queue bound, policy and batch window of `ns` (the channel's
     /// namespace) apply to the channel. Returns the channel's name as the fan-out holds
     /// it, so every subscription of a channel shares one allocation of it.
-    pub(crate) fn add(&self, channel: &str, sub: Arc<SubShared>, ns: &NamespaceConfig) -> Arc<str> {
+    pub(crate) fn add(&self, channel: &str, sub: Arc<Inbox>, ns: &NamespaceConfig) -> Arc<str> {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         let (name, local) = match map.get_key_value(channel) {
             Some((name, local)) => (name.clone(), local.clone()),
@@ -109,7 +109,7 @@ impl Fanout {
         name
     }
 
-    pub(crate) fn remove(&self, channel: &str, sub: &Arc<SubShared>) {
+    pub(crate) fn remove(&self, channel: &str, sub: &Arc<Inbox>) {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         let Some(local) = map.get(channel) else {
             return;
@@ -151,7 +151,7 @@ impl Fanout {
     pub(crate) fn close_matching(
         &self,
         reason: CloseReason,
-        pred: impl Fn(&SubShared) -> bool,
+        pred: impl Fn(&Inbox) -> bool,
     ) -> usize {
         let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
         let mut n = 0;

@@ -1,41 +1,33 @@
 //! [`Hub`]: the entry point. Validates channel names against the namespace settings,
 //! forwards publishes and history reads to the broker, registers subscriptions with the
-//! local fan-out, tracks presence, and closes subscriptions on request.
+//! local fan-out, tracks presence, and closes subscriptions on request. Its state is the
+//! registry (`registry.rs`), which its subscriptions share.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Waker};
 
 use switchboard_proto::{Cursor, Event};
 
-use crate::broker::{Broker, FeedSink, HistoryAnswer, Retention};
+use crate::broker::{Broker, HistoryAnswer};
 use crate::channel::parse_channel;
 use crate::config::{HubConfig, NamespaceConfig};
 use crate::error::{CloseReason, HubError};
-use crate::fanout::Fanout;
+use crate::inbox::Inbox;
 use crate::memory::MemoryBroker;
 use crate::message::{Message, Payload};
 use crate::presence::{ClientInfo, PresenceStats};
-use crate::subscription::{Registered, SubShared, Subscription};
-
-pub(crate) struct HubInner {
-    config: HubConfig,
-    pub(crate) broker: Arc<dyn Broker>,
-    fanout: Arc<Fanout>,
-    shutting_down: AtomicBool,
-}
+use crate::registry::{retention, Registry};
+use crate::subscription::Subscription;
 
 /// The hub. Cheap to clone (an `Arc`); all clones share the same state.
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<HubInner>,
+    registry: Arc<Registry>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("broker", &self.inner.broker)
+            .field("broker", &self.registry.broker)
             .finish()
     }
 }
@@ -76,13 +68,6 @@ impl SubscribeOptions {
     }
 }
 
-fn retention(ns: &NamespaceConfig) -> Retention {
-    Retention {
-        max_len: ns.history_size,
-        max_age: ns.history_ttl,
-    }
-}
-
 impl Hub {
     /// A hub with an in-memory broker.
     pub fn new(config: HubConfig) -> Self {
@@ -91,44 +76,29 @@ impl Hub {
 
     /// A hub on the given broker (attaches the hub's fan-out to it).
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Self {
-        let fanout = Arc::new(Fanout::default());
-        let sink: Arc<dyn FeedSink> = fanout.clone();
-        broker.attach(Arc::downgrade(&sink));
         Hub {
-            inner: Arc::new(HubInner {
-                config,
-                broker,
-                fanout,
-                shutting_down: AtomicBool::new(false),
-            }),
+            registry: Arc::new(Registry::new(config, broker)),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &HubConfig {
-        &self.inner.config
+        &self.registry.config
     }
 
     /// The broker.
     pub fn broker(&self) -> &Arc<dyn Broker> {
-        &self.inner.broker
+        &self.registry.broker
     }
 
     /// Validates `channel` and returns its namespace's settings.
     pub fn namespace(&self, channel: &str) -> Result<&NamespaceConfig, HubError> {
-        let ns = parse_channel(channel, self.inner.config.max_channel_len)?;
-        self.inner
+        let ns = parse_channel(channel, self.registry.config.max_channel_len)?;
+        self.registry
             .config
             .namespaces
             .get(ns)
             .ok_or_else(|| HubError::UnknownNamespace(ns.to_owned()))
-    }
-
-    fn check_open(&self) -> Result<(), HubError> {
-        if self.inner.shutting_down.load(Ordering::Relaxed) {
-            return Err(HubError::Shutdown);
-        }
-        Ok(())
     }
 
     /// Publishes as the backend (always allowed): the broker assigns the offset and the
@@ -157,7 +127,7 @@ impl Hub {
         ns: &NamespaceConfig,
         payload: Payload,
     ) -> Result<Cursor, HubError> {
-        self.check_open()?;
+        self.registry.check_open()?;
         if payload.len() > ns.max_message_size {
             return Err(HubError::MessageTooLarge {
                 size: payload.len(),
@@ -165,7 +135,7 @@ impl Hub {
             });
         }
         Ok(self
-            .inner
+            .registry
             .broker
             .publish(channel, payload, retention(ns))
             .await?)
@@ -195,13 +165,13 @@ impl Hub {
         if !ns.allow_subscribe {
             return Err(HubError::SubscribeNotAllowed);
         }
-        self.check_open()?;
-        let shared = Arc::new(SubShared::new(client.clone()));
+        self.registry.check_open()?;
+        let inbox = Arc::new(Inbox::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        let name = self.inner.fanout.add(channel, shared.clone(), ns);
-        let mut sub = Subscription::new(self.inner.clone(), name.clone(), shared);
+        let name = self.registry.fanout.add(channel, inbox.clone(), ns);
+        let mut sub = Subscription::new(self.registry.clone(), name.clone(), inbox);
         // From here on, dropping `sub` (also on error) undoes what was registered.
-        let broker = &self.inner.broker;
+        let broker = &self.registry.broker;
         broker.subscribe(&name).await?;
         sub.registered.broker = true;
         if ns.presence && options.presence {
@@ -229,7 +199,7 @@ impl Hub {
     ) -> Result<HistoryAnswer, HubError> {
         let ns = self.namespace(channel)?;
         Ok(self
-            .inner
+            .registry
             .broker
             .history(channel, since, limit, retention(ns))
             .await?)
@@ -241,7 +211,7 @@ impl Hub {
         if !ns.presence {
             return Err(HubError::PresenceDisabled);
         }
-        Ok(self.inner.broker.presence(channel).await?)
+        Ok(self.registry.broker.presence(channel).await?)
     }
 
     /// Presence counts of `channel`.
@@ -251,14 +221,14 @@ impl Hub {
 
     /// Subscriptions to `channel` on this node.
     pub fn subscriber_count(&self, channel: &str) -> usize {
-        self.inner.fanout.count(channel)
+        self.registry.fanout.count(channel)
     }
 
     /// Every channel the broker holds a log for or this node has subscribers on.
     pub async fn channels(&self) -> Result<Vec<ChannelStats>, HubError> {
-        let heads = self.inner.broker.channels().await?;
+        let heads = self.registry.broker.channels().await?;
         let mut local: std::collections::HashMap<Arc<str>, usize> =
-            self.inner.fanout.counts().into_iter().collect();
+            self.registry.fanout.counts().into_iter().collect();
         let mut out: Vec<ChannelStats> = heads
             .into_iter()
             .map(|h| ChannelStats {
@@ -281,7 +251,7 @@ impl Hub {
     /// Closes this node's subscriptions of a client (`Closed { reason: Disconnected }`);
     /// returns how many.
     pub fn disconnect(&self, client_id: &str) -> usize {
-        self.inner
+        self.registry
             .fanout
             .close_matching(CloseReason::Disconnected, |s| {
                 s.client.client_id() == client_id
@@ -290,7 +260,7 @@ impl Hub {
 
     /// Closes this node's subscriptions of every client of a user; returns how many.
     pub fn disconnect_user(&self, user_id: &str) -> usize {
-        self.inner
+        self.registry
             .fanout
             .close_matching(CloseReason::Disconnected, |s| {
                 s.client.user_id() == Some(user_id)
@@ -301,89 +271,17 @@ impl Hub {
     /// no presence, no subscribers), each with its namespace's retention. Call it
     /// periodically (e.g. every minute); returns how many channels were dropped.
     pub async fn sweep(&self) -> Result<usize, HubError> {
-        let inner = &self.inner;
-        let retention_of = |name: &str| inner.retention(name);
-        Ok(self.inner.broker.sweep(&retention_of).await?)
+        let registry = &self.registry;
+        let retention_of = |name: &str| registry.retention(name);
+        Ok(self.registry.broker.sweep(&retention_of).await?)
     }
 
     /// Refuses new publishes and subscriptions and closes every subscription
     /// (`Closed { reason: Shutdown }`, with exact `resume_from`); returns how many.
     pub fn shutdown(&self) -> usize {
-        self.inner.shutting_down.store(true, Ordering::Relaxed);
-        self.inner
+        self.registry.refuse_new();
+        self.registry
             .fanout
             .close_matching(CloseReason::Shutdown, |_| true)
-    }
-}
-
-impl HubInner {
-    /// The retention of `channel`'s namespace (none for a name outside every namespace).
-    /// The configuration never changes, so subscriptions look it up when they read
-    /// history rather than carry it.
-    pub(crate) fn retention(&self, channel: &str) -> Retention {
-        let ns = parse_channel(channel, usize::MAX)
-            .ok()
-            .and_then(|ns| self.config.namespaces.get(ns));
-        ns.map_or(
-            Retention {
-                max_len: 0,
-                max_age: None,
-            },
-            retention,
-        )
-    }
-
-    /// Undoes a subscription's registrations.
-    pub(crate) fn release(
-        &self,
-        channel: &Arc<str>,
-        shared: &Arc<SubShared>,
-        reg: Registered,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        self.fanout.remove(channel, shared);
-        let broker = self.broker.clone();
-        let channel = channel.clone();
-        let shared = shared.clone();
-        async move {
-            if reg.presence {
-                let client_id = shared.client.client_id();
-                if let Ok(Some(info)) = broker.presence_remove(&channel, client_id).await {
-                    if reg.join_leave {
-                        let leave = Message::presence_event(channel.clone(), Event::Leave, &info);
-                        if let Err(e) = broker.broadcast(leave).await {
-                            tracing::debug!(%channel, error = %e, "leave event not delivered");
-                        }
-                    }
-                }
-            }
-            if reg.broker {
-                if let Err(e) = broker.unsubscribe(&channel).await {
-                    tracing::debug!(%channel, error = %e, "broker unsubscribe failed");
-                }
-            }
-        }
-    }
-
-    /// [`HubInner::release`] from a destructor: runs it to completion at once when the
-    /// broker answers synchronously (the in-memory broker), else spawns it on the current
-    /// tokio runtime.
-    pub(crate) fn release_detached(
-        &self,
-        channel: Arc<str>,
-        shared: Arc<SubShared>,
-        reg: Registered,
-    ) {
-        let mut fut = Box::pin(self.release(&channel, &shared, reg));
-        let mut cx = Context::from_waker(Waker::noop());
-        if fut.as_mut().poll(&mut cx).is_pending() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(rt) => {
-                    rt.spawn(fut);
-                }
-                Err(_) => {
-                    tracing::warn!(%channel, "subscription dropped outside a runtime; presence not cleaned up");
-                }
-            }
-        }
     }
 }

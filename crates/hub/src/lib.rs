@@ -1,5 +1,6 @@
 //! Channels, cursors, history, presence and fan-out. Knows nothing of HTTP or wire formats
-//! beyond the bytes it is handed (and the cached encodings of [`switchboard_proto`]).
+//! beyond the bytes it is handed: it caches each message's encodings, keyed by types the
+//! layers above define ([`Encoding`]), without knowing what they are.
 //!
 //! # Data flow
 //!
@@ -11,18 +12,18 @@
 //!     └─ for each local subscriber: push a pointer to the one shared Message
 //!        into its bounded queue (slow-consumer policy when full), wake it
 //! Subscription::recv / poll_recv ── history gap first, then live, deduplicated by offset
-//!   └─ Message::encoded(WireFormat) ── encoded once per format, shared by all subscribers
+//!   └─ Message::encoded::<E>() ── made once per encoding, shared by all subscribers
 //! ```
 //!
 //! # Using it from a transport
 //!
 //! * Streaming transports (WebSocket, SSE, HTTP streaming): `subscribe(ch, since, client)`,
-//!   then write `msg.encoded(format)` for each `recv()`; `Err(Lagged)` needs no action;
+//!   then write `msg.encoded::<E>()` for each `recv()`; `Err(Lagged)` needs no action;
 //!   on `Err(Closed { resume_from, .. })` end the stream (the client resumes from its
 //!   cursor). A `reset` message is written like any other (its cursor is the new position).
 //! * Long-poll: `subscribe_with(ch, Some(cursor), client, SubscribeOptions::without_presence())`,
 //!   wait for one `recv()` (or the poll timeout), drain with `try_recv()`, answer with a
-//!   `switchboard_proto::PollBody` of `msg.encoded(WireFormat::Json)` and
+//!   `switchboard_proto::PollBody` of `msg.encoded::<EnvelopeJson>()` and
 //!   `sub.position()` as the next cursor (`reset: true` if a `reset` message was among them).
 //! * Poll: `history(ch, Some(cursor), limit)`: `Gap { messages, head, more }` → the messages,
 //!   the last one's cursor (or `cursor` if none), `more`; `Reset { head, .. }` → no
@@ -43,8 +44,9 @@
 //!   `position()`, `start()`, `channel()`, `client()`, `unsubscribe().await`.
 //!   Semantics (including slow consumers) in [`subscription`].
 //! * [`Message`] (clone = `Arc`): `channel()`, `event()`, `cursor()`, `payload()`, `data()`,
-//!   `envelope()`, `encoded(WireFormat)` (cached `Bytes`), `extension::<T>(init)` (one slot
-//!   for a caller-typed cache, e.g. a prepared WebSocket frame).
+//!   `envelope()`, `encoded::<E>()` (the cached `&E::Output` of an [`Encoding`]: the
+//!   byte formats of `switchboard_proto::encoding`, or a caller's own type such as a
+//!   prepared WebSocket frame; see [`message`]).
 //!   [`Payload`]: `json(Bytes)?`, `json_prevalidated(Bytes)`, `text(Bytes)?`, `binary(Bytes)`.
 //! * Configuration: [`HubConfig`] `{ namespaces: HashMap<String, NamespaceConfig>,
 //!   max_channel_len }`, [`NamespaceConfig`], [`SlowConsumerPolicy`] `Close | DropOldest`.
@@ -60,13 +62,16 @@ mod batch;
 pub mod broker;
 pub mod channel;
 pub mod config;
+mod encodings;
 pub mod error;
 mod fanout;
 mod hub;
+mod inbox;
 pub mod memory;
 pub mod message;
 pub mod presence;
 mod queue;
+mod registry;
 pub mod subscription;
 
 pub use broker::{
@@ -77,7 +82,7 @@ pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
 pub use hub::{ChannelStats, Hub, SubscribeOptions};
 pub use memory::MemoryBroker;
-pub use message::{Message, Payload, PayloadKind, WireFormat};
+pub use message::{Encoding, Message, Payload, PayloadKind};
 pub use presence::{ClientInfo, PresenceStats};
 pub use subscription::Subscription;
 pub use switchboard_proto::{Cursor, Epoch, Event};

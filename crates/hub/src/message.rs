@@ -1,21 +1,85 @@
 //! Messages: one shared, immutable value per channel event, with its encodings cached.
 //!
 //! A [`Message`] is an `Arc`: the broker creates it once per publish, history keeps it,
-//! and every subscriber's queue holds a pointer to the same value. The first subscriber
-//! that needs a wire format encodes it ([`Message::encoded`]); every other subscriber of
-//! that format gets the same [`Bytes`]. One more slot ([`Message::extension`]) lets a layer
-//! above cache a value of its own type (e.g. a prepared WebSocket frame) without the hub
-//! knowing that type.
+//! and every subscriber's queue holds a pointer to the same value.
+//!
+//! # Encodings
+//!
+//! What a transport sends (bytes in a wire format, a prepared WebSocket frame) is made
+//! from the message at most once and shared by every subscriber that sends it:
+//! [`Message::encoded::<E>()`](Message::encoded) returns the cached `&E::Output`, making
+//! it with [`Encoding::encode`] on first use. The hub knows no encoding: each is a marker
+//! type implementing [`Encoding`], defined by the layer that sends it, and the type is the
+//! cache key. Every [`switchboard_proto::EnvelopeEncoding`] is an [`Encoding`] with
+//! `Bytes` output, so a byte format added to `switchboard_proto` needs nothing here.
+//!
+//! | encoding | defined in | output | cached cost |
+//! |---|---|---|---|
+//! | `EnvelopeJson` (envelope, one JSON line) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `SseEnvelope` (SSE event, envelope in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `SseData` (SSE event, payload in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `StreamLine` (envelope JSON + `\n`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
+//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | the server's WebSocket transport | `switchboard_ws::PreparedMessage` | 56 B node + the frame (its shared state and the framed bytes) |
+//!
+//! A message that was never sent pays for no encoding: its cache is one empty link
+//! (24 bytes, see `encodings`). A lookup walks the encodings made so far (usually one or
+//! two), an atomic load and a key comparison each, then downcasts the one found; it
+//! allocates nothing.
+//!
+//! Adding an encoding:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use switchboard_hub::{Encoding, Message};
+//! use switchboard_proto::EnvelopeJson;
+//!
+//! /// The envelope JSON with a length prefix, made once per message.
+//! struct Prefixed;
+//!
+//! impl Encoding for Prefixed {
+//!     type Output = Bytes;
+//!     fn encode(msg: &Message) -> Bytes {
+//!         // One encoding may be made from another (never from itself).
+//!         let json = msg.encoded::<EnvelopeJson>();
+//!         let mut out = (json.len() as u32).to_be_bytes().to_vec();
+//!         out.extend_from_slice(json);
+//!         out.into()
+//!     }
+//! }
+//! # let m = Message::reset("c".into(), switchboard_hub::Cursor::new(switchboard_hub::Epoch(1), 1));
+//! # assert_eq!(&m.encoded::<Prefixed>()[4..], &m.encoded::<EnvelopeJson>()[..]);
+//! ```
 
-use std::any::Any;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use switchboard_proto::{Cursor, Data, Envelope, Event};
+use switchboard_proto::{Cursor, Data, Envelope, EnvelopeEncoding, Event};
 
+use crate::encodings::Encodings;
 use crate::error::HubError;
 use crate::presence::ClientInfo;
+
+/// A form of a message that is made at most once per message and shared by every
+/// subscriber that sends it (see the [module docs](self)). Implemented by a marker type
+/// naming the form, defined by the layer that sends it.
+pub trait Encoding: 'static {
+    /// What the encoding makes (e.g. `Bytes`).
+    type Output: Send + Sync + 'static;
+
+    /// Makes the encoding of `msg`. It may use another encoding of the same message
+    /// ([`Message::encoded`]), never its own.
+    fn encode(msg: &Message) -> Self::Output;
+}
+
+/// Every envelope encoding of the protocol layer.
+impl<E: EnvelopeEncoding> Encoding for E {
+    type Output = Bytes;
+
+    fn encode(msg: &Message) -> Bytes {
+        E::encode_envelope(&msg.envelope())
+    }
+}
 
 /// How a payload's bytes are to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,40 +157,12 @@ impl Payload {
     }
 }
 
-/// The wire encodings a message caches. Each is computed at most once per message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum WireFormat {
-    /// The envelope as one line of JSON ([`switchboard_proto::encode_ws_text`]): WebSocket
-    /// text frames, SDK pushes, poll bodies.
-    Json,
-    /// An SSE event whose data is the envelope JSON ([`switchboard_proto::encode_sse_envelope`]).
-    SseEnvelope,
-    /// An SSE event whose data is the payload alone ([`switchboard_proto::encode_sse_data`]).
-    SseData,
-    /// An HTTP-streaming line ([`switchboard_proto::encode_stream_line`]).
-    StreamLine,
-}
-
-const FORMATS: usize = 4;
-
-impl WireFormat {
-    const fn index(self) -> usize {
-        match self {
-            WireFormat::Json => 0,
-            WireFormat::SseEnvelope => 1,
-            WireFormat::SseData => 2,
-            WireFormat::StreamLine => 3,
-        }
-    }
-}
-
 struct Inner {
     channel: Arc<str>,
     event: Event,
     cursor: Option<Cursor>,
     payload: Payload,
-    encodings: [OnceLock<Bytes>; FORMATS],
-    extension: OnceLock<Box<dyn Any + Send + Sync>>,
+    encodings: Encodings,
 }
 
 /// One channel event (a published message, `join`, `leave` or `reset`), shared by
@@ -142,8 +178,7 @@ impl Message {
             event,
             cursor,
             payload,
-            encodings: Default::default(),
-            extension: OnceLock::new(),
+            encodings: Encodings::default(),
         }))
     }
 
@@ -219,27 +254,12 @@ impl Message {
         }
     }
 
-    /// The message in `format`, encoded on first use and shared afterwards.
-    pub fn encoded(&self, format: WireFormat) -> &Bytes {
-        self.0.encodings[format.index()].get_or_init(|| {
-            let env = self.envelope();
-            match format {
-                WireFormat::Json => switchboard_proto::encode_ws_text(&env),
-                WireFormat::SseEnvelope => switchboard_proto::encode_sse_envelope(&env),
-                WireFormat::SseData => switchboard_proto::encode_sse_data(&env),
-                WireFormat::StreamLine => switchboard_proto::encode_stream_line(&env),
-            }
-        })
-    }
-
-    /// A value of the caller's type cached on the message, built by `init` on first use.
-    /// There is one slot: it returns `None` if a value of another type was stored first, so
-    /// a layer that needs several values stores one struct holding them.
-    pub fn extension<T: Any + Send + Sync>(&self, init: impl FnOnce(&Message) -> T) -> Option<&T> {
+    /// The message in encoding `E`, made on first use and shared afterwards: by every
+    /// subscriber, on every thread. Allocation-free once made.
+    pub fn encoded<E: Encoding>(&self) -> &E::Output {
         self.0
-            .extension
-            .get_or_init(|| Box::new(init(self)))
-            .downcast_ref::<T>()
+            .encodings
+            .get_or_init::<E, E::Output>(|| E::encode(self))
     }
 
     /// Whether both are the same shared message.
@@ -264,7 +284,8 @@ impl fmt::Debug for Message {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use switchboard_proto::Epoch;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchboard_proto::{EnvelopeJson, Epoch, SseData, StreamLine};
 
     #[test]
     fn encodings_are_cached_and_shared() {
@@ -273,43 +294,64 @@ mod tests {
             Cursor::new(Epoch(1), 1),
             Payload::text("hi".into()).unwrap(),
         );
-        let a = m.encoded(WireFormat::Json).clone();
-        let b = m.clone().encoded(WireFormat::Json).clone();
+        let a = m.encoded::<EnvelopeJson>().clone();
+        let b = m.clone().encoded::<EnvelopeJson>().clone();
         assert_eq!(a.as_ptr(), b.as_ptr(), "same bytes, not a second encoding");
         assert_eq!(
             &a[..],
             br#"{"channel":"c","event":"message","offset":1,"cursor":"1:1","data":"hi"}"#
         );
         assert_eq!(
-            &m.encoded(WireFormat::StreamLine)[..],
+            &m.encoded::<StreamLine>()[..],
             [&a[..], b"\n"].concat().as_slice()
         );
         assert_eq!(
-            &m.encoded(WireFormat::SseData)[..],
+            &m.encoded::<SseData>()[..],
             b"id: 1:1\nevent: message\ndata: hi\n\n"
         );
     }
 
+    /// A caller-typed encoding (as the WebSocket transport's prepared frame), made once;
+    /// any number of them coexist with the byte formats.
+    struct Counted;
+    static COUNTED_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+    impl Encoding for Counted {
+        type Output = (u32, usize);
+        fn encode(msg: &Message) -> (u32, usize) {
+            COUNTED_CALLS.fetch_add(1, Ordering::Relaxed);
+            (7, msg.encoded::<EnvelopeJson>().len())
+        }
+    }
+
+    struct Named;
+
+    impl Encoding for Named {
+        type Output = &'static str;
+        fn encode(_: &Message) -> &'static str {
+            "other type"
+        }
+    }
+
     #[test]
-    fn extension_slot_holds_one_type() {
+    fn a_layer_caches_values_of_its_own_types() {
         let m = Message::reset("c".into(), Cursor::new(Epoch(1), 1));
-        let mut calls = 0;
-        assert_eq!(
-            m.extension(|_| {
-                calls += 1;
-                7u32
-            }),
-            Some(&7)
-        );
-        assert_eq!(
-            m.extension(|_| {
-                calls += 1;
-                8u32
-            }),
-            Some(&7)
-        );
-        assert_eq!(calls, 1);
-        assert_eq!(m.extension(|_| "other type"), None);
+        let json = m.encoded::<EnvelopeJson>().len();
+        assert_eq!(m.encoded::<Counted>(), &(7, json));
+        assert_eq!(m.clone().encoded::<Counted>(), &(7, json));
+        assert_eq!(COUNTED_CALLS.load(Ordering::Relaxed), 1);
+        assert_eq!(m.encoded::<Named>(), &"other type");
+        assert_eq!(m.encoded::<Counted>(), &(7, json));
+        assert_eq!(COUNTED_CALLS.load(Ordering::Relaxed), 1);
+    }
+
+    /// A message that was never sent costs its fields, its payload and one empty link
+    /// (a later goal: payload + 200 bytes at most). This catches growth.
+    #[test]
+    fn stored_message_is_small() {
+        let inner = std::mem::size_of::<Inner>();
+        eprintln!("message: {inner} B (+ 16 B of Arc counts)");
+        assert!(inner <= 112, "a message is {inner} bytes");
     }
 
     #[test]

@@ -41,6 +41,10 @@
 //! After `Closed`, `recv` keeps returning the same `Closed`. Other close reasons
 //! ([`CloseReason`]) behave the same way: the queue is dropped and `resume_from` is exact.
 //!
+//! [`SlowConsumerPolicy`]: crate::SlowConsumerPolicy
+//! [`SlowConsumerPolicy::Close`]: crate::SlowConsumerPolicy::Close
+//! [`SlowConsumerPolicy::DropOldest`]: crate::SlowConsumerPolicy::DropOldest
+//!
 //! ```
 //! # #![allow(clippy::unwrap_used)]
 //! use bytes::Bytes;
@@ -75,131 +79,19 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use switchboard_proto::{Cursor, Event};
 
 use crate::broker::HistoryAnswer;
-use crate::config::SlowConsumerPolicy;
 use crate::error::{BrokerError, CloseReason, RecvError};
-use crate::hub::HubInner;
+use crate::inbox::Inbox;
 use crate::message::Message;
 use crate::presence::ClientInfo;
-use crate::queue::Queue;
-
-struct SubState {
-    /// Keeps its capacity as it drains, so a steady stream of deliveries allocates nothing;
-    /// freed only when the subscription closes.
-    queue: Queue,
-    /// Dropped since the last `Lagged` report; u32 (saturating) so that it and `closed`
-    /// share one word and the shared state fits the next smaller allocation class.
-    missed: u32,
-    closed: Option<CloseReason>,
-    waker: Option<Waker>,
-}
-
-/// The producer side of a subscription, shared with the fan-out. The queue bound and the
-/// slow-consumer policy are the channel's (see `fanout::LocalChannel`), not stored here.
-pub(crate) struct SubShared {
-    pub(crate) client: ClientInfo,
-    state: Mutex<SubState>,
-}
-
-fn lock(m: &Mutex<SubState>) -> MutexGuard<'_, SubState> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl SubShared {
-    pub(crate) fn new(client: ClientInfo) -> Self {
-        SubShared {
-            client,
-            state: Mutex::new(SubState {
-                queue: Queue::new(),
-                missed: 0,
-                closed: None,
-                waker: None,
-            }),
-        }
-    }
-
-    /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
-    /// events are queued already, and wakes the consumer if `wake` (a batch window's
-    /// [`SubShared::wake`] does it later otherwise). A subscription the policy closes is
-    /// woken at once either way.
-    pub(crate) fn push(
-        &self,
-        msg: &Message,
-        capacity: usize,
-        policy: SlowConsumerPolicy,
-        wake: bool,
-    ) {
-        let waker = {
-            let mut st = lock(&self.state);
-            if st.closed.is_some() {
-                return;
-            }
-            if st.queue.len() >= capacity {
-                match policy {
-                    SlowConsumerPolicy::Close => {
-                        st.closed = Some(CloseReason::SlowConsumer);
-                        st.queue.free();
-                    }
-                    SlowConsumerPolicy::DropOldest => {
-                        st.queue.pop_front();
-                        st.missed = st.missed.saturating_add(1);
-                        st.queue.push_back(msg.clone());
-                    }
-                }
-            } else {
-                st.queue.push_back(msg.clone());
-            }
-            if wake || st.closed.is_some() {
-                st.waker.take()
-            } else {
-                None
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Wakes the consumer if it waits.
-    pub(crate) fn wake(&self) {
-        let waker = lock(&self.state).waker.take();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
-    /// Closes the subscription; `false` if it was already closed.
-    pub(crate) fn close(&self, reason: CloseReason) -> bool {
-        let waker = {
-            let mut st = lock(&self.state);
-            if st.closed.is_some() {
-                return false;
-            }
-            st.closed = Some(reason);
-            st.queue.free();
-            st.waker.take()
-        };
-        if let Some(w) = waker {
-            w.wake();
-        }
-        true
-    }
-}
+use crate::registry::{Registered, Registry};
 
 type HistoryFuture = Pin<Box<dyn Future<Output = Result<HistoryAnswer, BrokerError>> + Send>>;
-
-/// What this subscription registered, to undo when it ends.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Registered {
-    pub(crate) broker: bool,
-    pub(crate) presence: bool,
-    pub(crate) join_leave: bool,
-}
 
 enum Class {
     Deliver,
@@ -223,8 +115,8 @@ struct CatchUp {
 /// Dropping it unsubscribes (presence removal and `leave` run in the background); use
 /// [`Subscription::unsubscribe`] to wait for them.
 pub struct Subscription {
-    shared: Arc<SubShared>,
-    hub: Arc<HubInner>,
+    inbox: Arc<Inbox>,
+    registry: Arc<Registry>,
     channel: Arc<str>,
     position: Cursor,
     start: Cursor,
@@ -237,17 +129,17 @@ impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
             .field("channel", &self.channel)
-            .field("client", &self.shared.client.client_id())
+            .field("client", &self.inbox.client.client_id())
             .field("position", &self.position)
             .finish()
     }
 }
 
 impl Subscription {
-    pub(crate) fn new(hub: Arc<HubInner>, channel: Arc<str>, shared: Arc<SubShared>) -> Self {
+    pub(crate) fn new(registry: Arc<Registry>, channel: Arc<str>, inbox: Arc<Inbox>) -> Self {
         Subscription {
-            shared,
-            hub,
+            inbox,
+            registry,
             channel,
             position: Cursor::default(),
             start: Cursor::default(),
@@ -278,7 +170,7 @@ impl Subscription {
 
     /// The subscriber.
     pub fn client(&self) -> &ClientInfo {
-        &self.shared.client
+        &self.inbox.client
     }
 
     /// The cursor of the last message returned (initially where the subscription started).
@@ -333,7 +225,9 @@ impl Subscription {
     }
 
     fn poll_with_registered_waker(&mut self) -> Poll<Result<Message, RecvError>> {
-        let waker = lock(&self.shared.state)
+        let waker = self
+            .inbox
+            .lock()
             .waker
             .clone()
             .unwrap_or_else(|| Waker::noop().clone());
@@ -344,8 +238,8 @@ impl Subscription {
     /// unsubscription are done.
     pub async fn unsubscribe(mut self) {
         self.released = true;
-        self.hub
-            .release(&self.channel, &self.shared, self.registered)
+        self.registry
+            .release(&self.channel, &self.inbox, self.registered)
             .await;
     }
 
@@ -356,10 +250,10 @@ impl Subscription {
     }
 
     fn start_resync(&mut self, target: Option<Cursor>) {
-        let broker = self.hub.broker.clone();
+        let broker = self.registry.broker.clone();
         let channel = self.channel.clone();
         let since = self.position;
-        let retention = self.hub.retention(&self.channel);
+        let retention = self.registry.retention(&self.channel);
         let catch_up = self.catch_up.get_or_insert_with(Box::default);
         catch_up.gap_target = target;
         catch_up.resync = Some(Box::pin(async move {
@@ -427,7 +321,7 @@ impl Subscription {
                 }
                 Poll::Ready(Err(_)) => {
                     catch_up.resync = None;
-                    self.shared.close(CloseReason::BrokerUnavailable);
+                    self.inbox.close(CloseReason::BrokerUnavailable);
                 }
             }
         }
@@ -457,7 +351,7 @@ impl Subscription {
                     Poll::Ready(None) => {}
                 }
             }
-            let mut st = lock(&self.shared.state);
+            let mut st = self.inbox.lock();
             if st.missed > 0 && st.closed.is_none() {
                 let missed = std::mem::take(&mut st.missed);
                 let first_queued = st
@@ -524,8 +418,11 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         if !self.released {
             self.released = true;
-            self.hub
-                .release_detached(self.channel.clone(), self.shared.clone(), self.registered);
+            self.registry.release_detached(
+                self.channel.clone(),
+                self.inbox.clone(),
+                self.registered,
+            );
         }
     }
 }
@@ -542,12 +439,12 @@ mod tests {
     fn subscription_is_small() {
         let sub = std::mem::size_of::<Subscription>();
         eprintln!(
-            "Subscription {sub} B, SubShared {} B, ClientInfo {} B",
-            std::mem::size_of::<SubShared>(),
+            "Subscription {sub} B, Inbox {} B, ClientInfo {} B",
+            std::mem::size_of::<Inbox>(),
             std::mem::size_of::<ClientInfo>()
         );
         assert!(sub <= 80, "Subscription is {sub} bytes");
-        let shared = std::mem::size_of::<SubShared>();
-        assert!(shared <= 80, "SubShared is {shared} bytes");
+        let inbox = std::mem::size_of::<Inbox>();
+        assert!(inbox <= 80, "Inbox is {inbox} bytes");
     }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard_hub::*;
+use switchboard_proto::EnvelopeJson;
 use switchboard_ws::{Config, Connection, PreparedMessage, Role};
 
 struct Counting;
@@ -61,11 +62,15 @@ impl Wake for Task {
     }
 }
 
-/// The WebSocket transport's cache: one prepared frame per message, built by the first
+/// The WebSocket transport's encoding: one prepared frame per message, built by the first
 /// subscriber that sends it.
-fn prepared(m: &Message) -> &PreparedMessage {
-    m.extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
-        .expect("only this type is stored")
+struct WsFrame;
+
+impl Encoding for WsFrame {
+    type Output = PreparedMessage;
+    fn encode(m: &Message) -> PreparedMessage {
+        PreparedMessage::text(m.encoded::<EnvelopeJson>().clone())
+    }
 }
 
 struct Subscriber {
@@ -110,7 +115,9 @@ fn allocations_for(n: usize, warmup: usize, measured: usize) -> usize {
         rt.block_on(hub.publish("prices", payload.clone())).unwrap();
         for s in subs.iter_mut() {
             while let Poll::Ready(m) = s.sub.poll_recv(&mut cx) {
-                s.conn.send_prepared(prepared(&m.unwrap())).unwrap();
+                s.conn
+                    .send_prepared(m.unwrap().encoded::<WsFrame>())
+                    .unwrap();
                 delivered += 1;
             }
             // A socket that takes everything it is given.

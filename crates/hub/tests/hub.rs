@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchboard_hub::*;
+use switchboard_proto::{EnvelopeJson, SseEnvelope};
 
 fn json(n: u64) -> Payload {
     Payload::json(Bytes::from(n.to_string())).unwrap()
@@ -145,7 +146,7 @@ async fn count_bound_gives_reset() {
     assert_eq!(reset.event(), Event::Reset);
     assert_eq!(reset.cursor(), Some(Cursor::new(e, 10)));
     assert_eq!(
-        &reset.encoded(WireFormat::Json)[..],
+        &reset.encoded::<EnvelopeJson>()[..],
         format!(r#"{{"channel":"a","event":"reset","offset":10,"cursor":"{e}:10"}}"#).as_bytes()
     );
     hub.publish("a", json(0)).await.unwrap();
@@ -275,10 +276,10 @@ async fn fan_out_shares_one_message_and_one_encoding() {
     for s in &mut subs {
         got.push(recv(s).await.unwrap());
     }
-    let first = got[0].encoded(WireFormat::SseEnvelope).clone();
+    let first = got[0].encoded::<SseEnvelope>().clone();
     for m in &got {
         assert!(m.ptr_eq(&got[0]));
-        assert_eq!(m.encoded(WireFormat::SseEnvelope).as_ptr(), first.as_ptr());
+        assert_eq!(m.encoded::<SseEnvelope>().as_ptr(), first.as_ptr());
     }
     drop(subs);
     assert_eq!(hub.subscriber_count("a"), 0);
@@ -462,7 +463,7 @@ async fn presence_and_join_leave() {
     let join = recv(&mut a).await.unwrap();
     assert_eq!(join.event(), Event::Join);
     assert_eq!(
-        &join.encoded(WireFormat::Json)[..],
+        &join.encoded::<EnvelopeJson>()[..],
         br#"{"channel":"room:1","event":"join","data":{"client":"b","user":"u1"}}"#
     );
     let mut ids: Vec<String> = hub

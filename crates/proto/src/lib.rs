@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Encoders only allocate their output. Every output is `Bytes`, so a message encoded once
-//! is shared by every subscriber of the same format.
+//! is shared by every subscriber of the same format. Each envelope encoder is also named by
+//! a type ([`encoding`]), the key under which a message caches its encoding.
 //!
 //! # Public API
 //!
@@ -26,6 +27,8 @@
 //!   [`Data`] `None | Json | Text | Binary` (binary is `data_b64` in JSON),
 //!   [`encode_ws_text`], [`validate_json`], [`parse_envelope`] → [`ReceivedEnvelope`],
 //!   [`ProtoError`].
+//! * [`encoding`]: trait [`EnvelopeEncoding`] (`encode_envelope(&Envelope) -> Bytes`),
+//!   implemented by [`EnvelopeJson`], [`SseEnvelope`], [`SseData`], [`StreamLine`].
 //! * [`sse`]: [`SseEvent`], [`write_sse_event`], [`encode_sse_event`], [`encode_sse_envelope`],
 //!   [`encode_sse_data`], [`sse_comment`], [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
 //! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
@@ -41,6 +44,7 @@
 
 pub mod command;
 pub mod cursor;
+pub mod encoding;
 pub mod envelope;
 mod json;
 pub mod poll;
@@ -53,6 +57,7 @@ pub use command::{
     ErrorCode, Op, PresenceEntry, ServerFrame, Token, REFRESH_PUSH,
 };
 pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
+pub use encoding::{EnvelopeEncoding, EnvelopeJson, SseData, SseEnvelope, StreamLine};
 pub use envelope::{
     encode_ws_text, parse_envelope, validate_json, Data, Envelope, Event, ProtoError, ReceivedData,
     ReceivedEnvelope,

@@ -4,7 +4,9 @@
 //!
 //! With no key configured the whole API answers 403 and says how to set one (it is
 //! never open by default: a reverse proxy on the same host would make "loopback only"
-//! mean "everyone"). A missing or wrong key is 401. The API is not bound by a
+//! mean "everyone"). A missing or wrong key is 401; the key is compared in constant time
+//! (`subtle`), and after ten wrong keys in a minute an address gets 429 for the rest of
+//! the minute, before its key is even looked at ([`crate::throttle`]). The API is not bound by a
 //! namespace's `client_publish`; channel names and namespaces are still checked.
 //!
 //! | request | body | answer |
@@ -30,6 +32,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
+use subtle::ConstantTimeEq;
 
 use switchboard_hub::Payload;
 
@@ -51,9 +54,23 @@ pub fn router(state: AppState) -> Router<AppState> {
 }
 
 async fn auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let throttle = state.clients.throttle();
+    // An address that failed too often is not even told whether this key is right.
+    if let Some(Err(e)) = peer.map(|ip| throttle.may_try_key(ip)) {
+        return e.into_response();
+    }
     match check_key(state.config.api_key.as_deref(), req.headers()) {
         Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if let (ServerError::Unauthorized, Some(ip)) = (&e, peer) {
+                throttle.key_failed(ip);
+            }
+            e.into_response()
+        }
     }
 }
 
@@ -68,13 +85,10 @@ pub fn check_key(configured: Option<&str>, headers: &HeaderMap) -> Result<(), Se
         .and_then(|v| v.strip_prefix("Bearer "));
     let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match given {
-        Some(g) if constant_time_eq(g.trim().as_bytes(), key.as_bytes()) => Ok(()),
+        // Constant time in the bytes compared (only the length may show).
+        Some(g) if bool::from(g.trim().as_bytes().ct_eq(key.as_bytes())) => Ok(()),
         _ => Err(ServerError::Unauthorized),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn respond(r: Result<Response, ServerError>) -> Response {

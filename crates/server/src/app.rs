@@ -158,8 +158,12 @@ async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
         async {
             let raw = parts.uri.path().strip_prefix("/ch/").unwrap_or_default();
             let channel = channel_from_segment(raw)?;
+            let peer = parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
             let caller = Caller::new(identity.as_ref());
-            crate::publish::publish(&state, caller, &channel, &parts.headers, body).await
+            crate::publish::publish(&state, caller, &channel, peer, &parts.headers, body).await
         }
         .await,
     )

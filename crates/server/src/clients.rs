@@ -19,7 +19,9 @@
 //!
 //! The registry also holds the coarse timer [`Wheel`] live connections share for their
 //! keep-alive and timeout deadlines (a waker per deadline instead of a timer per
-//! connection; deadlines fire up to [`WHEEL_RESOLUTION`] late).
+//! connection; deadlines fire up to [`WHEEL_RESOLUTION`] late), and the rate limits on
+//! what clients do ([`crate::throttle`]), which a connection reaches through its
+//! registration without holding anything more.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,6 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use switchboard_timer::Wheel;
 use tokio::sync::Notify;
+
+use crate::throttle::Throttle;
 
 /// Tick of the connections' shared timer wheel: how late a ping, idle timeout or
 /// heartbeat may fire.
@@ -45,6 +49,7 @@ struct Registry {
     /// Connections registered without a map entry (even keys).
     unlisted: AtomicUsize,
     wheel: Wheel,
+    throttle: Throttle,
 }
 
 /// What only some connections have.
@@ -77,17 +82,28 @@ pub struct Registration {
 
 impl Default for Clients {
     fn default() -> Self {
+        Self::new(Throttle::new(&crate::config::Limits::default()))
+    }
+}
+
+impl Clients {
+    /// An empty registry whose connections are rate-limited by `throttle`.
+    pub fn new(throttle: Throttle) -> Self {
         Self {
             inner: Arc::new(Registry {
                 map: Mutex::default(),
                 unlisted: AtomicUsize::new(0),
                 wheel: Wheel::new(WHEEL_RESOLUTION),
+                throttle,
             }),
         }
     }
-}
 
-impl Clients {
+    /// The rate limits on what clients do ([`crate::throttle`]).
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+
     /// Registers a new connection that waits on [`ClientHandle::kicked`].
     pub fn register(&self, user: Option<String>) -> ClientHandle {
         self.insert(user, Some(Notify::new()))
@@ -228,6 +244,25 @@ impl ClientHandle {
     /// Keeps only the registration (no id, user or kick notification).
     pub fn into_registration(self) -> Registration {
         self.registration
+    }
+
+    /// This connection's key (its id as a number), for per-connection rate limits.
+    pub fn key(&self) -> u64 {
+        self.registration.key
+    }
+}
+
+impl Registration {
+    /// The connection's key (see [`ClientHandle::key`]).
+    pub fn key(&self) -> u64 {
+        self.key
+    }
+
+    /// Counts one publish by this connection ([`Throttle::publish`]).
+    pub fn publish(&self) -> Result<(), crate::error::ServerError> {
+        self.clients
+            .throttle()
+            .publish(crate::throttle::Publisher::Connection(self.key))
     }
 }
 

@@ -19,6 +19,8 @@
 //! max_connections = 0           # connections open at once (503 beyond); 0: open-file limit - 64
 //! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
 //! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
+//! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
+//! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -220,6 +222,14 @@ pub struct Limits {
     /// Most new connections per second (reconnect storms: 503 with `Retry-After`, or a
     /// WebSocket close 1013 saying when to retry); 0: no limit.
     pub max_new_connections_per_second: u32,
+    /// Most client publishes per second, per WebSocket connection and per address for
+    /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
+    pub max_publishes_per_second: u32,
+    /// A subscriber whose socket takes nothing for this long, in milliseconds, is closed
+    /// (it resumes from its cursor): WebSocket, SSE and stream writes, and an answer a
+    /// long-poll or poll client does not read. Until then it holds at most the kernel's
+    /// send buffer and one batch (SSE, stream: 64 KiB; WebSocket: 256 KiB queued).
+    pub write_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -237,6 +247,8 @@ impl Default for Limits {
             max_connections: 0,
             max_connections_per_ip: 1000,
             max_new_connections_per_second: 0,
+            write_timeout_ms: 30_000,
+            max_publishes_per_second: 1000,
         }
     }
 }
@@ -257,6 +269,10 @@ impl Limits {
     /// Request body read timeout.
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms.max(1))
+    }
+    /// Write timeout of every transport.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
     }
     /// Request head read timeout.
     pub fn header_read_timeout(&self) -> Duration {

@@ -14,11 +14,22 @@ const INDEX: &str = include_str!("demo/index.html");
 const CHAT: &str = include_str!("demo/chat.html");
 const TICKER: &str = include_str!("demo/ticker.html");
 
+/// The pages' content policy: scripts and connections to this origin only (the pages'
+/// own inline scripts included), no framing by other sites (clickjacking), no plugins.
+const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+                   style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; \
+                   img-src 'self' data:; object-src 'none'; base-uri 'none'; \
+                   frame-ancestors 'none'; form-action 'self'";
+
 fn page(html: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (header::REFERRER_POLICY, "no-referrer"),
         ],
         html,
     )

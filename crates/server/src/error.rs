@@ -23,6 +23,8 @@
 //! | too many new connections (`limits.max_new_connections_per_second`) | 503 with `Retry-After` |
 //! | the server full (`limits.max_connections`) | 503 with `Retry-After` |
 //! | too many connections from one address (`limits.max_connections_per_ip`) | 429 with `Retry-After` |
+//! | publishing faster than `limits.max_publishes_per_second` | 429 with `Retry-After` (native WebSocket: close 1008) |
+//! | too many wrong API keys from one address | 429 with `Retry-After` |
 //! | broker failure | 503 |
 //! | refused by an admission check ([`crate::front::Admission`]) | the check's own |
 //!
@@ -33,7 +35,7 @@
 //! |---|---|
 //! | shutdown | 1012 service restart |
 //! | the backend API disconnected the client | 1008 policy violation |
-//! | a client publishes where it may not | 1008 policy violation |
+//! | a client publishes where it may not, or faster than its rate | 1008 policy violation |
 //! | a client's message over `limits.max_publish_bytes` | 1009 message too big |
 //! | the hub closed a subscription (slow consumer, broker trouble): resume | 1013 try again later |
 //! | the connection's token expired (not refreshed in time, on `/ws`) | 3000 unauthorized ("token expired") |
@@ -90,6 +92,10 @@ pub enum ServerError {
     Handshake(switchboard_ws::handshake::HandshakeError),
     /// The server is shutting down; retry on another node or later.
     ShuttingDown,
+    /// A client publishes faster than `limits.max_publishes_per_second`.
+    PublishRate { retry_after: std::time::Duration },
+    /// Too many failed API key attempts from this address lately.
+    TooManyFailures { retry_after: std::time::Duration },
     /// The server holds `limits.max_connections` already.
     ServerFull,
     /// The client's address holds `limits.max_connections_per_ip` already.
@@ -145,6 +151,8 @@ impl ServerError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+            Self::PublishRate { .. } => (StatusCode::TOO_MANY_REQUESTS, "publish_rate"),
+            Self::TooManyFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             Self::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
             Self::TokenRequired { .. } => (StatusCode::UNAUTHORIZED, "token_required"),
@@ -226,6 +234,16 @@ impl std::fmt::Display for ServerError {
             Self::NotFound(what) => write!(f, "not found: {what}"),
             Self::MethodNotAllowed(what) => write!(f, "method not allowed: {what}"),
             Self::Handshake(e) => write!(f, "bad WebSocket handshake: {e}"),
+            Self::PublishRate { retry_after } => write!(
+                f,
+                "publishing faster than limits.max_publishes_per_second; retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
+            Self::TooManyFailures { retry_after } => write!(
+                f,
+                "too many wrong API keys from this address; retry in {} s",
+                retry_after.as_secs().max(1)
+            ),
             Self::ServerFull => write!(
                 f,
                 "the server has no room for more connections (limits.max_connections); retry \
@@ -308,7 +326,9 @@ impl ServerError {
             Self::ShuttingDown | Self::Broker(_) | Self::Busy { .. } | Self::ServerFull => {
                 ErrorCode::Unavailable
             }
-            Self::TooManyConnections => ErrorCode::TooManyRequests,
+            Self::TooManyConnections | Self::PublishRate { .. } | Self::TooManyFailures { .. } => {
+                ErrorCode::TooManyRequests
+            }
             Self::TokenRequired { .. } => ErrorCode::TokenRequired,
             Self::InvalidToken(_) => ErrorCode::InvalidToken,
             Self::TokenExpired => ErrorCode::TokenExpired,
@@ -394,7 +414,9 @@ impl IntoResponse for ServerError {
             );
         }
         let retry_after = match &self {
-            Self::Busy { retry_after } => Some(*retry_after),
+            Self::Busy { retry_after }
+            | Self::PublishRate { retry_after }
+            | Self::TooManyFailures { retry_after } => Some(*retry_after),
             Self::ServerFull | Self::TooManyConnections => Some(std::time::Duration::from_secs(1)),
             _ => None,
         };
@@ -403,11 +425,16 @@ impl IntoResponse for ServerError {
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if let Self::BodyTimeout { .. } = self {
-            // The rest of a slow body is not waited for.
+        // The connection is not kept: a slow body's rest is not waited for, and a
+        // connection turned away must not stay.
+        if matches!(
+            self,
+            Self::BodyTimeout { .. }
+                | Self::Busy { .. }
+                | Self::ServerFull
+                | Self::TooManyConnections
+        ) {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }

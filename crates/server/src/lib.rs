@@ -49,5 +49,6 @@ pub mod publish;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod throttle;
 pub mod ticker;
 pub mod transport;

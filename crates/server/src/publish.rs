@@ -5,6 +5,8 @@
 //! Bodies over `limits.max_publish_bytes` are refused with 413 before they are read in
 //! full, and a body slower than `limits.body_read_timeout_ms` with 408 ([`crate::body`]). Answer: `{"channel":"NAME","cursor":"E:N"}`.
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use switchboard_hub::Payload;
 use crate::channel::Caller;
 use crate::error::ServerError;
 use crate::state::AppState;
+use crate::throttle::Publisher;
 
 /// The payload a body with these headers carries.
 pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerError> {
@@ -44,15 +47,23 @@ pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerEr
     }
 }
 
-/// Handles `POST /ch/NAME` from `caller`.
+/// Handles `POST /ch/NAME` from `caller` at `peer` (rate-limited per address when
+/// known).
 pub async fn publish(
     state: &AppState,
     caller: Caller<'_>,
     channel: &str,
+    peer: Option<SocketAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
     crate::channel::for_client_publish(state, caller, channel)?;
+    if let Some(peer) = peer {
+        state
+            .clients
+            .throttle()
+            .publish(Publisher::Address(peer.ip()))?;
+    }
     let limits = &state.config.limits;
     let bytes = crate::body::read(
         headers,

@@ -113,7 +113,7 @@ impl Builder {
             auth,
             ws_config: Arc::new(crate::transport::websocket::ws_config(&config)),
             hub: Hub::with_broker(config.hub_config(), broker),
-            clients: crate::clients::Clients::default(),
+            clients: crate::clients::Clients::new(crate::throttle::Throttle::new(&config.limits)),
             shutdown: shutdown.signal(),
             config: Arc::new(config),
         };
@@ -179,7 +179,7 @@ impl Server {
         accept_until(listener, &front, stop).await;
         tracing::info!("shutting down: no longer accepting, draining connections");
         shutdown.trigger();
-        let all_left = shutdown.drain(drain).await;
+        let all_left = front.connections().wait_idle(drain).await;
         if !all_left {
             tracing::warn!("drain deadline passed with connections still open");
         }
@@ -223,7 +223,8 @@ fn serve_connection<S: Io>(front: &Front, io: S, peer: SocketAddr) {
 }
 
 /// The hub closes every subscription (exact resume cursors) once shutdown begins; the
-/// broker's housekeeping (expired history, idle channels) runs every minute; the demo
+/// broker's housekeeping (expired history, idle channels) and the rate limiters' runs
+/// every minute; the demo
 /// ticker publishes prices when the demo is on.
 fn spawn_housekeeping(state: &AppState) {
     let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
@@ -231,7 +232,11 @@ fn spawn_housekeeping(state: &AppState) {
         signal.wait().await;
         hub.shutdown();
     });
-    let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
+    let (hub, signal, throttle) = (
+        state.hub.clone(),
+        state.shutdown.clone(),
+        state.clients.throttle().clone(),
+    );
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -239,6 +244,7 @@ fn spawn_housekeeping(state: &AppState) {
             tokio::select! {
                 () = signal.wait() => return,
                 _ = every.tick() => {
+                    throttle.sweep();
                     if let Err(e) = hub.sweep().await {
                         tracing::warn!(error = %e, "hub sweep failed");
                     }

@@ -1,36 +1,25 @@
-//! Graceful shutdown: one signal every connection watches, and a count of live
-//! connections the server waits on (with a deadline) before exiting.
+//! Graceful shutdown: one signal every connection watches.
 //!
 //! Order on SIGTERM/SIGINT: the listener stops accepting; [`Shutdown::trigger`] fires
 //! the signal; idle keep-alive connections close; each transport tells its client to
 //! reconnect (WebSocket close 1012 "service restart", SSE/stream a final `reconnect`
-//! event, long-polls answer at once with what they have); then [`Shutdown::drain`]
-//! waits until every [`DrainGuard`] is dropped or the deadline passes.
+//! event, long-polls answer at once with what they have); then the server waits until
+//! every connection has left or the drain deadline passes
+//! ([`crate::front::Connections::wait_idle`]: a connection counts from accept until its
+//! stream is dropped, wherever it went).
 
-use std::time::Duration;
+use tokio::sync::watch;
 
-use tokio::sync::{mpsc, watch};
-
-/// Owner side: fires the signal and waits for connections to leave.
+/// Owner side: fires the signal.
 #[derive(Debug)]
 pub struct Shutdown {
     signal: watch::Sender<bool>,
-    guards: mpsc::Sender<()>,
-    drained: mpsc::Receiver<()>,
 }
 
 /// Watcher side, cheap to clone: tells a connection it is time to go.
 #[derive(Debug, Clone)]
 pub struct ShutdownSignal {
     rx: watch::Receiver<bool>,
-    // Weak, so that holding a signal (e.g. in shared state) never blocks the drain.
-    guards: mpsc::WeakSender<()>,
-}
-
-/// Held by each live connection; the server's drain waits for all of them to drop.
-#[derive(Debug, Clone)]
-pub struct DrainGuard {
-    _tx: mpsc::Sender<()>,
 }
 
 impl Default for Shutdown {
@@ -43,26 +32,13 @@ impl Shutdown {
     /// A fresh, untriggered shutdown.
     pub fn new() -> Self {
         let (signal, _) = watch::channel(false);
-        let (guards, drained) = mpsc::channel(1);
-        Self {
-            signal,
-            guards,
-            drained,
-        }
+        Self { signal }
     }
 
     /// A watcher for the signal.
     pub fn signal(&self) -> ShutdownSignal {
         ShutdownSignal {
             rx: self.signal.subscribe(),
-            guards: self.guards.downgrade(),
-        }
-    }
-
-    /// A guard a connection holds while it lives.
-    pub fn guard(&self) -> DrainGuard {
-        DrainGuard {
-            _tx: self.guards.clone(),
         }
     }
 
@@ -70,31 +46,12 @@ impl Shutdown {
     pub fn trigger(&self) {
         self.signal.send_replace(true);
     }
-
-    /// Waits until every guard is dropped or `deadline` passes; returns whether all left.
-    pub async fn drain(self, deadline: Duration) -> bool {
-        let Self {
-            signal,
-            guards,
-            mut drained,
-        } = self;
-        signal.send_replace(true);
-        drop(guards);
-        // `recv` yields `None` once every sender (guard) is gone; nobody sends values.
-        tokio::time::timeout(deadline, drained.recv()).await.is_ok()
-    }
 }
 
 impl ShutdownSignal {
     /// Whether shutdown has begun.
     pub fn is_triggered(&self) -> bool {
         *self.rx.borrow()
-    }
-
-    /// A guard for a connection that outlives its HTTP request (an upgraded WebSocket);
-    /// `None` once the drain has finished.
-    pub fn guard(&self) -> Option<DrainGuard> {
-        self.guards.upgrade().map(|tx| DrainGuard { _tx: tx })
     }
 
     /// Resolves once shutdown begins (at once if it already has).
@@ -110,19 +67,16 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn drain_waits_for_guards_and_honours_deadline() {
+    async fn the_signal_reaches_every_watcher_and_late_ones_at_once() {
         let s = Shutdown::new();
-        let sig = s.signal();
-        let g = s.guard();
-        let waiter = tokio::spawn(async move {
-            sig.wait().await;
-            drop(g);
-        });
-        assert!(s.drain(Duration::from_secs(5)).await);
+        let early = s.signal();
+        let waiter = tokio::spawn(async move { early.wait().await });
+        assert!(!s.signal().is_triggered());
+        s.trigger();
         waiter.await.expect("waiter task");
-
-        let s = Shutdown::new();
-        let _stuck = s.guard();
-        assert!(!s.drain(Duration::from_millis(20)).await);
+        let late = s.signal();
+        assert!(late.is_triggered());
+        late.wait().await;
+        drop(s);
     }
 }

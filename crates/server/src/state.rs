@@ -19,7 +19,7 @@ pub struct AppState {
     pub ws_config: Arc<switchboard_ws::Config>,
     /// Channels, history, presence and fan-out.
     pub hub: Hub,
-    /// Connections the backend API can disconnect.
+    /// Connections the backend API can disconnect, their shared timer and rate limits.
     pub clients: Clients,
     /// Fires when the server begins to shut down.
     pub shutdown: ShutdownSignal,

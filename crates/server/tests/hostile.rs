@@ -356,3 +356,137 @@ async fn cross_origin_pages_are_refused_unless_listed_and_listed_ones_get_cors()
     assert_eq!(json(&body)["error"], "host_not_allowed");
     srv.shutdown().await;
 }
+
+/// A client that sends `request` and then never reads (a tiny receive buffer, so the
+/// server's writes block soon).
+async fn stalled_reader(srv: &Running, request: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(srv.addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    s
+}
+
+#[tokio::test]
+async fn subscribers_that_stop_reading_are_closed_after_the_write_timeout() {
+    let mut c = config();
+    c.limits.write_timeout_ms = 400;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let ws = "GET /ch/stall HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let sse = "GET /ch/stall HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+    let stream = "GET /ch/stall?transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    // The same SSE request behind a POST: hyper serves that connection.
+    let sse_after_post =
+        format!("POST /ch/other HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\nx{sse}");
+    let mut held = Vec::new();
+    for request in [ws, sse, stream, sse_after_post.as_str()] {
+        held.push(stalled_reader(&srv, request).await);
+    }
+    common::subscribers_become(&srv, "stall", 4).await;
+    // Far more than the kernel buffers hold: every subscriber's writes block.
+    let big = vec![b'x'; 60 * 1024];
+    for _ in 0..200 {
+        let (status, _, _) = raw(&srv, "POST", "/ch/stall", &[], &big).await;
+        assert_eq!(status, 200);
+    }
+    // Each is given up on once its socket took nothing for 400 ms (plus the wheel's tick).
+    common::subscribers_become(&srv, "stall", 0).await;
+    calm.still_fine(&srv, 1).await;
+    drop(held);
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn publishing_too_fast_and_guessing_api_keys_are_slowed_down() {
+    let mut c = config();
+    c.limits.max_publishes_per_second = 5;
+    let srv = server_with(c).await;
+    // POST: the sixth publish within a second is 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let (status, head, body) = raw(&srv, "POST", "/ch/fast", &[], b"x").await;
+        if status == 429 {
+            assert!(
+                head.to_ascii_lowercase().contains("retry-after: 1"),
+                "{head}"
+            );
+            assert_eq!(json(&body)["error"], "publish_rate");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(&statuses[..5], [200; 5], "{statuses:?}");
+    assert!(statuses[5..].contains(&429), "{statuses:?}");
+    // A native WebSocket that publishes faster is closed with 1008.
+    let (mut ws, _) = common::ws_open(&srv, "/ch/fast2").await;
+    use futures_util::{SinkExt, StreamExt};
+    let code = bounded(async {
+        for i in 0..50 {
+            if ws
+                .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                    "m{i}"
+                )))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(f)))) => {
+                    break u16::from(f.code)
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(code, 1008);
+    drop(ws);
+
+    // Ten wrong API keys, then even the right one is refused for the rest of the minute.
+    for _ in 0..10 {
+        let (status, _, _) = raw(
+            &srv,
+            "GET",
+            "/api/channels",
+            &[("Authorization", "Bearer nope")],
+            b"",
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let right = format!("Bearer {}", common::KEY);
+    let (status, head, body) = raw(
+        &srv,
+        "GET",
+        "/api/channels",
+        &[("Authorization", &right)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 429, "{head}");
+    assert_eq!(json(&body)["error"], "too_many_failures");
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn demo_pages_forbid_sniffing_framing_and_foreign_scripts() {
+    let srv = server_with(config()).await;
+    for page in ["/", "/demo/chat", "/demo/ticker"] {
+        let (status, head, _) = raw(&srv, "GET", page, &[], b"").await;
+        let head = head.to_ascii_lowercase();
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{page}: {head}"
+        );
+        assert!(head.contains("frame-ancestors 'none'"), "{page}: {head}");
+        assert!(head.contains("default-src 'self'"), "{page}: {head}");
+        assert!(head.contains("x-frame-options: deny"), "{page}: {head}");
+    }
+    srv.shutdown().await;
+}

@@ -16,8 +16,9 @@
 //!   default 1 MiB); while more are queued, it waits for the socket. `recv` also stops
 //!   reading while the socket does not take our output and more than the mark is queued,
 //!   so a peer that floods pings without reading cannot grow our queue.
-//! * **Timers.** The codec's `poll_timeout` deadline (pings, idle timeout, close timeout)
-//!   arms one tokio timer, polled by `recv`; on expiry `handle_timeout` runs. The timer is
+//! * **Timers.** The codec's `poll_timeout` deadline (pings, idle timeout, close timeout,
+//!   and the write-stall deadline a blocked write arms when the codec's `write_timeout`
+//!   is set) arms one tokio timer, polled by `recv`; on expiry `handle_timeout` runs. The timer is
 //!   allocated at the first deadline. With [`WebSocket::set_wheel`] a shared coarse
 //!   [`Wheel`] serves instead (a few bytes per connection instead of a tokio timer entry;
 //!   timeouts fire up to one wheel resolution late).
@@ -290,7 +291,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while self.conn.pending_bytes() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.conn.transmit_slices(&mut slices);
-            let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]))?;
+            let written = match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(written) => written?,
+                Poll::Pending => {
+                    // The write-stall deadline (if configured) counts from here.
+                    self.conn.output_blocked(Instant::now().into_std());
+                    return Poll::Pending;
+                }
+            };
             if written == 0 {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }

@@ -1,6 +1,8 @@
 //! The times one connection keeps (the latest time passed in, the last input, the last
 //! ping sent, the close deadline), as `u32` milliseconds after a base `Instant`: 32 bytes
-//! instead of four 16-byte instants.
+//! instead of four 16-byte instants. With four instants the native WebSocket task would
+//! outgrow its 512-byte tokio cell (`docs/perf/REPORT.md`, second session, "The codec's
+//! `Connection` 312 → 184 B"; `docs/perf/handwritten.md`, section 3).
 //!
 //! Recorded times are rounded up to the millisecond and deadlines are compared with the
 //! exact time passed in, so a timer never fires early; it fires at most a millisecond late.
@@ -126,6 +128,12 @@ impl Clock {
             .and_then(|t| u32::try_from(t).ok())
             .filter(|&t| t < PENDING)
             .unwrap_or(NO_DEADLINE);
+    }
+
+    /// Disarm the close deadline (it then served as the write-stall deadline of an open
+    /// connection).
+    pub(crate) fn disarm_close(&mut self) {
+        self.close = NO_DEADLINE;
     }
 
     /// Arm the close deadline without knowing the time: see [`Deadline::Pending`].

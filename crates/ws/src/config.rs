@@ -27,6 +27,12 @@ pub struct Config {
     /// How long to wait for the peer's close frame after sending ours before reporting that
     /// the TCP connection should be dropped. Default 5 s.
     pub close_timeout: Duration,
+    /// Report that the TCP connection should be dropped when queued output made no
+    /// progress for this long while the connection is open: a peer that stopped reading
+    /// (the driver says when a write would block, [`crate::Connection::output_blocked`]).
+    /// `None` disables (default): a peer that stops reading is then ended by the idle
+    /// timeout only once it also stops sending.
+    pub write_timeout: Option<Duration>,
     /// permessage-deflate offer/acceptance policy; `None` disables compression.
     pub deflate: Option<DeflateConfig>,
 }
@@ -39,6 +45,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(60)),
             close_timeout: Duration::from_secs(5),
+            write_timeout: None,
             deflate: None,
         }
     }

@@ -513,3 +513,46 @@ fn send_prepared_shares_large_frames() {
     assert_eq!(p.c2s(), vec![Event::Binary(msg.payload().clone())]);
     assert_eq!(p.s2c(), vec![text("small")]);
 }
+
+#[test]
+fn output_that_makes_no_progress_for_the_write_timeout_gives_up() {
+    let t0 = std::time::Instant::now();
+    let config = Config {
+        write_timeout: Some(Duration::from_secs(10)),
+        ping_interval: None,
+        idle_timeout: None,
+        ..Config::default()
+    };
+    let mut s = Connection::new(Role::Server, config.clone(), None, t0);
+    s.send_text("hello").unwrap();
+    // The socket takes nothing: the deadline is armed at the first blocked write only.
+    s.output_blocked(t0);
+    s.output_blocked(t0 + Duration::from_secs(5));
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    s.handle_timeout(t0 + Duration::from_secs(9));
+    assert!(!s.should_close_tcp());
+    s.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(
+        s.should_close_tcp(),
+        "a peer that reads nothing is given up on"
+    );
+    assert_eq!(s.state(), State::Closed);
+
+    // Any progress disarms it; the next block arms it anew from then.
+    let mut s = Connection::new(Role::Server, config, None, t0);
+    s.send_text("hello").unwrap();
+    s.output_blocked(t0);
+    s.advance_transmit(1);
+    assert_eq!(s.poll_timeout(), None, "progress: no deadline");
+    s.output_blocked(t0 + Duration::from_secs(8));
+    s.handle_timeout(t0 + Duration::from_secs(12));
+    assert!(!s.should_close_tcp());
+    assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(18)));
+
+    // Without a write timeout, a blocked write arms nothing.
+    let (mut s, now) = server();
+    s.send_text("hello").unwrap();
+    let before = s.poll_timeout();
+    s.output_blocked(now);
+    assert_eq!(s.poll_timeout(), before);
+}

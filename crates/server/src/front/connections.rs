@@ -16,7 +16,8 @@
 //! written, the stream shut down, and what the client sent is read and dropped for up to
 //! a second, so the answer is not lost to a reset). A connection counts from accept
 //! until its stream is dropped, wherever it went (a WebSocket's own task, a stream, hyper):
-//! the count rides on the stream itself ([`Counted`]), 16 bytes per connection.
+//! the count rides on the stream itself ([`Counted`]), one pointer per connection. The
+//! same count is what shutdown's drain waits on ([`Connections::wait_idle`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -27,6 +28,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
@@ -46,17 +49,20 @@ pub struct Connections {
     max_total: usize,
     max_per_ip: usize,
     per_ip: Mutex<HashMap<IpAddr, Arc<Address>>>,
+    /// Woken when the last connection leaves (shutdown's drain waits on it).
+    idle: Notify,
     new_rate: Option<
         RateLimiter<governor::state::NotKeyed, governor::state::InMemoryState, DefaultClock>,
     >,
 }
 
 /// One client address's count (it names its key, so the last connection to go can
-/// remove it).
+/// remove it, and its server, so a connection keeps one pointer).
 #[derive(Debug)]
 struct Address {
     key: IpAddr,
     open: AtomicUsize,
+    connections: Arc<Connections>,
 }
 
 /// Why a new connection is turned away.
@@ -82,6 +88,7 @@ impl Connections {
             max_total,
             max_per_ip: limits.max_connections_per_ip,
             per_ip: Mutex::default(),
+            idle: Notify::new(),
             new_rate,
         })
     }
@@ -110,6 +117,7 @@ impl Connections {
                 Arc::new(Address {
                     key,
                     open: AtomicUsize::new(0),
+                    connections: Arc::clone(self),
                 })
             });
             if self.max_per_ip > 0 && address.open.load(Ordering::Relaxed) >= self.max_per_ip {
@@ -123,10 +131,7 @@ impl Connections {
         };
         Ok(Counted {
             io,
-            _slot: Slot {
-                connections: Arc::clone(self),
-                address,
-            },
+            _slot: Slot(address),
         })
     }
 
@@ -141,7 +146,9 @@ impl Connections {
     }
 
     fn release(&self, address: &Address) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        if self.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
         if address.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             // The last connection of this address: forget it, unless one arrived since.
             let mut map = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
@@ -149,6 +156,23 @@ impl Connections {
                 map.remove(&address.key);
             }
         }
+    }
+
+    /// Waits until no connection is open or `deadline` passes; returns whether all left.
+    pub async fn wait_idle(&self, deadline: Duration) -> bool {
+        let all_left = async {
+            loop {
+                let notified = self.idle.notified();
+                tokio::pin!(notified);
+                // Registered before the check, so a release in between is not missed.
+                notified.as_mut().enable();
+                if self.open.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(deadline, all_left).await.is_ok()
     }
 
     /// Addresses with a connection open (for tests and stats).
@@ -181,16 +205,13 @@ fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// What keeps a connection counted; uncounts it when dropped.
+/// What keeps a connection counted (one pointer); uncounts it when dropped.
 #[derive(Debug)]
-struct Slot {
-    connections: Arc<Connections>,
-    address: Arc<Address>,
-}
+struct Slot(Arc<Address>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.connections.release(&self.address);
+        self.0.connections.release(&self.0);
     }
 }
 
@@ -302,6 +323,25 @@ mod tests {
         let many: Vec<_> = (0..50).map(|_| c.admit((), ip).unwrap()).collect();
         assert_eq!(c.open(), 50);
         drop(many);
+    }
+
+    #[tokio::test]
+    async fn the_drain_waits_for_every_connection_and_honours_its_deadline() {
+        let c = Connections::new(&limits(10, 10));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(c.wait_idle(Duration::from_millis(10)).await, "none open");
+        let one = c.admit((), ip).unwrap();
+        let two = c.admit((), ip).unwrap();
+        let leaving = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(one);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(two);
+        });
+        assert!(c.wait_idle(Duration::from_secs(5)).await);
+        leaving.await.unwrap();
+        let _stuck = c.admit((), ip).unwrap();
+        assert!(!c.wait_idle(Duration::from_millis(20)).await);
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub(super) async fn answer<S: Io>(
     peer: SocketAddr,
 ) -> Option<Streaming<S>> {
     let resp = handle(front, req, peer).await;
-    match send(io, resp, true, Vec::new()).await {
+    match send_within(front, io, resp, true, Vec::new()).await {
         Sent::Stream(streaming) => streaming,
         Sent::Open(..) | Sent::Closed => None,
     }
@@ -170,7 +170,7 @@ pub(super) async fn exchange<S: Io>(
         // Dropping the answer's future drops its subscriptions at once.
         return AfterExchange::Next(First::Gone);
     };
-    match send(io, resp, close || shutdown.is_triggered(), early).await {
+    match send_within(front, io, resp, close || shutdown.is_triggered(), early).await {
         Sent::Stream(streaming) => AfterExchange::Stream(streaming),
         Sent::Open(io, early) => {
             AfterExchange::Next(first_request(io, early, limits, shutdown).await)
@@ -271,6 +271,21 @@ enum Sent<S> {
     Open(S, Vec<u8>),
     /// Written and closed (as asked), or the write failed.
     Closed,
+}
+
+/// [`send`], given up (the connection dropped) when the client does not take the answer
+/// within `limits.write_timeout_ms`: a long-poll answer nobody reads is not held.
+async fn send_within<S: Io>(
+    front: &Front,
+    io: S,
+    resp: Response,
+    close: bool,
+    early: Vec<u8>,
+) -> Sent<S> {
+    let timeout = front.state().config.limits.write_timeout();
+    tokio::time::timeout(timeout, send(io, resp, close, early))
+        .await
+        .unwrap_or(Sent::Closed)
 }
 
 /// Writes `resp`: a `101` that hands the connection (and `early`, the bytes read past

@@ -1,7 +1,11 @@
 //! The pure half of the connection front ([`crate::front`]): which requests the server
 //! answers itself ([`parse`]), and the bytes it writes for them — the response head
-//! ([`response_head`], [`switching_head`]), chunk framing ([`chunk_size_line`]) and the
-//! `Date` value ([`http_date`]). No sockets, no clock: time comes in as an argument.
+//! ([`response_head`], a `101` with [`Framing::Switching`]), chunk framing
+//! ([`chunk_size_line`]) and the `Date` value ([`http_date`]). No sockets, no clock: time
+//! comes in as an argument. Why the server answers these connections itself rather than
+//! through hyper: `docs/perf/REPORT.md` (the takeover rows of the second and fourth
+//! sessions); the parts against `httpdate` and `write!`: `docs/perf/handwritten.md`,
+//! section 4.
 //!
 //! A request is answered by the front only when it is certainly a plain HTTP/1.1 `GET`
 //! with nothing after it on the wire (see [`parse`]): a streaming subscribe owns its
@@ -114,6 +118,8 @@ fn classify(target: &str, headers: &[httparse::Header<'_>]) -> Option<bool> {
     if has_body(headers) {
         return None;
     }
+    // As `http`'s `Uri` (which the handlers read) does: a fragment is not part of it.
+    let target = target.split('#').next().unwrap_or(target);
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let endpoint = path == "/sub"
         || path
@@ -258,39 +264,16 @@ pub(crate) fn chunk_end(last: bool) -> &'static [u8] {
     }
 }
 
-/// An HTTP `Date` value (IMF-fixdate) for `unix_secs` seconds after 1970-01-01 UTC.
+/// An HTTP `Date` value (IMF-fixdate) for `unix_secs` seconds after 1970-01-01 UTC, by
+/// the `httpdate` crate (hyper's own; a hand-written formatter saved ~400 instructions per
+/// response, under 0.5 % of a long-poll delivery: not worth its code,
+/// `docs/perf/handwritten.md`, section 4).
 pub(crate) fn http_date(unix_secs: u64) -> [u8; 29] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = unix_secs / 86_400;
-    let secs = unix_secs % 86_400;
-    // Civil date from a day count, in 400-year eras starting on 0000-03-01.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = (yoe + era * 400 + u64::from(month <= 2)).min(9999);
-
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs);
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    let two = |out: &mut [u8], v: u64| {
-        out[0] = b'0' + (v / 10 % 10) as u8;
-        out[1] = b'0' + (v % 10) as u8;
-    };
-    two(&mut out[5..7], day);
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    two(&mut out[12..14], year / 100);
-    two(&mut out[14..16], year % 100);
-    two(&mut out[17..19], secs / 3_600);
-    two(&mut out[20..22], secs / 60 % 60);
-    two(&mut out[23..25], secs % 60);
+    // IMF-fixdate is always 29 bytes, so the write fills `out` exactly (no allocation).
+    let mut rest = &mut out[..];
+    let _ = std::io::Write::write_fmt(&mut rest, format_args!("{}", httpdate::HttpDate::from(t)));
     out
 }
 
@@ -336,6 +319,8 @@ mod tests {
             ("POST /ch/a HTTP/1.1", sse, false),
             ("GET /ch/ HTTP/1.1", sse, false),
             ("GET /ch/a/b HTTP/1.1", sse, false),
+            // The fragment is no part of the path the handlers read ("/ch/").
+            ("GET /ch/#a HTTP/1.1", sse, false),
             ("GET /ws HTTP/1.1", sse, false),
             ("GET /api/stats HTTP/1.1", sse, false),
             (

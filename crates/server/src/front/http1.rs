@@ -4,6 +4,8 @@
 //! passes the front's checks ([`Front::check`]) before the router sees it; a WebSocket
 //! upgrade the router accepts is handed to the WebSocket once hyper lets go of the
 //! stream (the bare stream is taken back, with any bytes hyper read past the request).
+//! hyper's writes are given up after `limits.write_timeout_ms` without progress
+//! ([`super::deadline`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
+use super::deadline::WriteDeadline;
 use super::rewind::Rewind;
 use super::Front;
 use crate::io::Io;
@@ -29,6 +32,12 @@ pub(super) async fn serve<S: Io>(
     signal: ShutdownSignal,
 ) {
     let limits = front.head_limits();
+    let state = front.state();
+    let io = WriteDeadline::new(
+        io,
+        state.clients.wheel().clone(),
+        state.config.limits.write_timeout(),
+    );
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
@@ -37,6 +46,9 @@ pub(super) async fn serve<S: Io>(
                 Err(answer) => return Ok::<_, Infallible>(answer),
             };
             checked.pass_identity(&mut req);
+            // Handlers that key by client address (publish rate, API key failures).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let upgrade = req
                 .headers()
                 .contains_key(http::header::UPGRADE)
@@ -85,11 +97,11 @@ async fn take_back<S: Io>(upgrade: OnUpgrade, accepted: websocket::Accepted) {
         }
     };
     // `serve` hands hyper nothing but this type.
-    let Ok(raw) = upgraded.downcast::<TokioIo<Rewind<S>>>() else {
+    let Ok(raw) = upgraded.downcast::<TokioIo<WriteDeadline<Rewind<S>>>>() else {
         tracing::error!("upgraded connection is not the stream the front gave hyper");
         return;
     };
-    let (unread, io) = raw.io.into_inner().into_parts();
+    let (unread, io) = raw.io.into_inner().into_inner().into_parts();
     // What hyper read past the request, then what it had not read yet.
     let leftover = if unread.is_empty() {
         raw.read_buf

@@ -26,6 +26,7 @@
 pub mod admission;
 mod batch;
 pub mod connections;
+mod deadline;
 mod exchange;
 pub(crate) mod head;
 mod http1;
@@ -56,7 +57,6 @@ use crate::auth::Identity;
 use crate::config::ConfigError;
 use crate::error::ServerError;
 use crate::io::Io;
-use crate::shutdown::DrainGuard;
 use crate::state::AppState;
 use exchange::{AfterExchange, First};
 
@@ -166,9 +166,11 @@ impl Front {
     /// (drop the stream), or when the connection limits turn it away (the answer is then
     /// sent by a task of its own; see [`connections`]).
     pub fn connection<S: Io>(&self, io: S, peer: SocketAddr) -> Option<Connection<Counted<S>>> {
-        let guard = self.inner.state.shutdown.guard()?;
+        if self.inner.state.shutdown.is_triggered() {
+            return None;
+        }
         match self.inner.connections.admit(io, peer.ip()) {
-            Ok(io) => Some(Connection::new(self.clone(), io, peer, guard)),
+            Ok(io) => Some(Connection::new(self.clone(), io, peer)),
             Err((io, why)) => {
                 tokio::spawn(connections::turn_away(io, why));
                 None
@@ -247,11 +249,9 @@ fn refusal(refused: ServerError, cors: Option<HeaderValue>) -> Response {
 /// answered in a boxed opening phase (freed once done): polls, long-polls and upgrades
 /// one exchange after another; a request for a streaming response then continues as a
 /// [`Streaming`] held in place, so the task of an idle subscriber is no bigger than
-/// that; any other request hands the connection to hyper inside the opening phase. The
-/// drain guard is held until the connection ends.
+/// that; any other request hands the connection to hyper inside the opening phase.
 pub struct Connection<S> {
     phase: Phase<S>,
-    _guard: DrainGuard,
 }
 
 impl<S> fmt::Debug for Connection<S> {
@@ -271,7 +271,7 @@ enum Phase<S> {
 }
 
 impl<S: Io> Connection<S> {
-    fn new(front: Front, io: S, peer: SocketAddr, guard: DrainGuard) -> Self {
+    fn new(front: Front, io: S, peer: SocketAddr) -> Self {
         let opening = async move {
             let signal = front.state().shutdown.clone();
             let limits = front.head_limits();
@@ -304,7 +304,6 @@ impl<S: Io> Connection<S> {
         };
         Self {
             phase: Phase::Opening(Box::pin(opening)),
-            _guard: guard,
         }
     }
 }
@@ -339,8 +338,8 @@ impl<S: Io> Future for Connection<S> {
 mod tests {
     /// An idle SSE or stream subscriber holds its connection's task for life: tokio keeps
     /// the future in a cell with 104 bytes of its own (header 32, scheduler and id 16, the
-    /// stage's tag 8, trailer 48), aligned to 128 bytes. Today's future (280 B, with one
-    /// pointer for a client token's deadline) fills a 384-byte cell; this catches growth
+    /// stage's tag 8, trailer 48), aligned to 128 bytes. Today's future (264 B, with one
+    /// pointer for a client token's deadline) takes a 384-byte cell; this catches growth
     /// past it.
     #[test]
     fn an_idle_streaming_connection_task_fits_384_bytes() {

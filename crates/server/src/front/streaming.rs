@@ -21,7 +21,8 @@ const PEER_READS_PER_POLL: usize = 8;
 
 /// A connection sending a live body after its head and opening: the source's chunks
 /// until its farewell and the terminating chunk, then a close; it ends early when the
-/// peer closes or resets the connection, or a write fails. A future polled in place:
+/// peer closes or resets the connection, a write fails, or a batch of chunks (at most
+/// 64 KiB) is not taken within `limits.write_timeout_ms`. A future polled in place:
 /// idle, it is the stream, the source and an empty batch, and waits on the source
 /// (subscriptions, heartbeat) and on the stream's reads (peer gone).
 #[derive(Debug)]
@@ -85,14 +86,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
         loop {
             if this.writing {
                 match this.out.poll_write(&mut this.io, &[], this.last, cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        // A subscriber whose socket takes nothing is given up on (it
+                        // resumes from its cursor when it comes back).
+                        return this.source.poll_write_stalled(cx);
+                    }
                     Poll::Ready(Err(_)) => return Poll::Ready(()),
                     Poll::Ready(Ok(())) if this.last => {
                         // Ends our side cleanly; the stream closes when dropped.
                         let _ = Pin::new(&mut this.io).poll_shutdown(cx);
                         return Poll::Ready(());
                     }
-                    Poll::Ready(Ok(())) => this.writing = false,
+                    Poll::Ready(Ok(())) => {
+                        this.writing = false;
+                        this.source.write_done();
+                    }
                 }
             }
             match this.source.poll_chunk(cx) {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use switchboard_hub::{CloseReason, Message, WireFormat};
+use switchboard_hub::{CloseReason, Encoding, Message};
 use switchboard_timer::{Wheel, WheelTimer};
 use tokio::time::Instant;
 
@@ -62,8 +62,9 @@ pub struct Farewells {
 pub struct Style {
     /// The content type of the response.
     pub content_type: &'static str,
-    /// The hub encoding each message is sent in.
-    pub format: WireFormat,
+    /// Each message's chunk: its encoding in the transport's format, shared through the
+    /// hub's cache ([`encoded`]).
+    pub encode: fn(&Message) -> Bytes,
     /// Sent when idle for a heartbeat period.
     pub heartbeat: &'static [u8],
     pub farewells: Farewells,
@@ -77,6 +78,8 @@ pub struct Live {
     /// Sent first (e.g. `retry:` hint, padding prelude).
     pub opening: Bytes,
     pub heartbeat_every: Duration,
+    /// How long a write may take nothing before the stream is given up.
+    pub write_timeout: Duration,
     /// Checked once, after subscribing (see the module docs).
     pub shutdown: ShutdownSignal,
     /// Registered with [`crate::clients::Clients::register_hub_kicked`].
@@ -120,13 +123,26 @@ enum Farewell {
 }
 
 /// When the next heartbeat is due; a beat is sent when idle for a period (traffic does
-/// not postpone it).
+/// not postpone it). While a write is blocked no beat can go out, so the same timer then
+/// serves as the write deadline ([`Source::poll_write_stalled`]).
 #[derive(Debug)]
 struct Heartbeat {
     /// Cancelled when the stream ends, so it leaves no waker in the wheel.
     timer: WheelTimer,
     due: Instant,
-    every: Duration,
+    /// Milliseconds (u32: both fit where one `Duration` would).
+    every_ms: u32,
+    write_timeout_ms: u32,
+    /// `due` is the write deadline of a blocked write, not a beat.
+    stalled: bool,
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
+}
+
+fn after(ms: u32) -> Instant {
+    Instant::now() + Duration::from_millis(u64::from(ms))
 }
 
 impl Heartbeat {
@@ -134,7 +150,7 @@ impl Heartbeat {
         if self.timer.poll_until(self.due, cx).is_pending() {
             return Poll::Pending;
         }
-        self.due = Instant::now() + self.every;
+        self.due = after(self.every_ms);
         Poll::Ready(())
     }
 }
@@ -149,7 +165,9 @@ impl Source {
             heartbeat: Heartbeat {
                 timer: WheelTimer::new(live.wheel),
                 due: Instant::now() + live.heartbeat_every,
-                every: live.heartbeat_every,
+                every_ms: ms(live.heartbeat_every),
+                write_timeout_ms: ms(live.write_timeout),
+                stalled: false,
             },
             _client: live.client.into_registration(),
             end: End::Open,
@@ -165,7 +183,7 @@ impl Source {
 
     fn chunk(&mut self, ev: FeedEvent) -> Bytes {
         match ev {
-            FeedEvent::Message(m) => encoded(&m, self.style.format),
+            FeedEvent::Message(m) => (self.style.encode)(&m),
             FeedEvent::Closed { reason, .. } => self.farewell(match reason {
                 CloseReason::Disconnected => Farewell::Disconnect,
                 CloseReason::Shutdown => Farewell::Reconnect,
@@ -198,6 +216,27 @@ impl Source {
         }
     }
 
+    /// A write of this stream is blocked: Ready once it has taken nothing for the write
+    /// timeout (the stream is then given up); the deadline is armed at the first call
+    /// after a write completed ([`Source::write_done`]).
+    pub fn poll_write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let beat = &mut self.heartbeat;
+        if !beat.stalled {
+            beat.stalled = true;
+            beat.due = after(beat.write_timeout_ms);
+        }
+        beat.timer.poll_until(beat.due, cx)
+    }
+
+    /// A write completed: the timer goes back to heartbeats.
+    pub fn write_done(&mut self) {
+        let beat = &mut self.heartbeat;
+        if beat.stalled {
+            beat.stalled = false;
+            beat.due = after(beat.every_ms);
+        }
+    }
+
     /// Whether the body has ended (its farewell was taken).
     pub fn is_finished(&self) -> bool {
         self.end == End::Done
@@ -226,9 +265,9 @@ impl Source {
     }
 }
 
-/// A message in `format`: the hub's cached, shared bytes.
-pub fn encoded(m: &Message, format: WireFormat) -> Bytes {
-    m.encoded(format).clone()
+/// A message in encoding `E`: the hub's cached, shared bytes.
+pub fn encoded<E: Encoding<Output = Bytes>>(m: &Message) -> Bytes {
+    m.encoded::<E>().clone()
 }
 
 /// Takes the opening chunk and the source out of a streaming response built by
@@ -255,6 +294,7 @@ pub async fn respond(
         style,
         opening,
         heartbeat_every: state.config.limits.heartbeat(),
+        write_timeout: state.config.limits.write_timeout(),
         shutdown: state.shutdown.clone(),
         client,
         wheel: state.clients.wheel().clone(),

@@ -16,8 +16,8 @@
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use switchboard_hub::{HistoryAnswer, Message, WireFormat};
-use switchboard_proto::{encode_ws_text, Cursor, Envelope, Event, PollBody};
+use switchboard_hub::{HistoryAnswer, Message};
+use switchboard_proto::{encode_ws_text, Cursor, Envelope, EnvelopeJson, Event, PollBody};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ impl Answer {
         let Some(cursor) = m.cursor() else { return };
         match m.event() {
             Event::Message => {
-                self.body.push_json(m.encoded(WireFormat::Json));
+                self.body.push_json(m.encoded::<EnvelopeJson>());
                 self.position(m.channel(), cursor);
             }
             Event::Reset => self.reset(m.channel(), cursor),
@@ -157,7 +157,7 @@ pub fn history_body(answer: HistoryAnswer, since: Option<Cursor>) -> Bytes {
         } => {
             let mut body = PollBody::new();
             for m in &messages {
-                body.push_json(m.encoded(WireFormat::Json));
+                body.push_json(m.encoded::<EnvelopeJson>());
             }
             let cursor = messages
                 .last()

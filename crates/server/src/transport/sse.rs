@@ -18,8 +18,9 @@
 
 use axum::http::HeaderMap;
 use axum::response::Response;
-use switchboard_hub::WireFormat;
-use switchboard_proto::Cursor;
+use bytes::Bytes;
+use switchboard_hub::Message;
+use switchboard_proto::{Cursor, SseData, SseEnvelope};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -43,14 +44,14 @@ pub fn native_since(
 }
 
 /// The native endpoint's events (payload-only `data:`).
-static NATIVE: Style = style(WireFormat::SseData);
+static NATIVE: Style = style(live::encoded::<SseData>);
 /// `/sub`'s events (the whole envelope in `data:`).
-static ENVELOPE: Style = style(WireFormat::SseEnvelope);
+static ENVELOPE: Style = style(live::encoded::<SseEnvelope>);
 
-const fn style(format: WireFormat) -> Style {
+const fn style(encode: fn(&Message) -> Bytes) -> Style {
     Style {
         content_type: "text/event-stream; charset=utf-8",
-        format,
+        encode,
         heartbeat: b":\n",
         farewells: Farewells {
             reconnect: b"event: reconnect\ndata: service restart\n\n",

@@ -7,7 +7,7 @@
 //! fresh token), then the response ends.
 
 use axum::response::Response;
-use switchboard_hub::WireFormat;
+use switchboard_proto::StreamLine;
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -16,7 +16,7 @@ use crate::transport::{Principal, Target};
 
 static STYLE: Style = Style {
     content_type: "application/x-ndjson; charset=utf-8",
-    format: WireFormat::StreamLine,
+    encode: live::encoded::<StreamLine>,
     heartbeat: b"\n",
     farewells: Farewells {
         reconnect: b"{\"event\":\"reconnect\",\"reason\":\"service restart\"}\n",

@@ -337,6 +337,26 @@ impl Connection {
     /// Mark `n` bytes (from the front of the queue) as written.
     pub fn advance_transmit(&mut self, n: usize) {
         self.out.advance(n);
+        if n > 0 && self.is_open() && self.config.write_timeout.is_some() {
+            // Progress: the write-stall deadline (armed by `output_blocked`) is off.
+            self.clock.disarm_close();
+        }
+    }
+
+    /// The driver's write would block at `now` with output queued. With a
+    /// [`Config::write_timeout`](crate::Config::write_timeout), an open connection arms the
+    /// write-stall deadline unless it is armed already; it is disarmed by any progress
+    /// ([`Connection::advance_transmit`]) and, when it passes, the connection gives up as
+    /// when the close timeout expires ([`Connection::should_close_tcp`]). Shares the one
+    /// deadline slot the closing handshake uses later, so it costs no memory.
+    pub fn output_blocked(&mut self, now: Instant) {
+        let Some(timeout) = self.config.write_timeout else {
+            return;
+        };
+        if self.is_open() && self.clock.close_deadline() == Deadline::None {
+            self.set_now(now);
+            self.clock.arm_close(timeout);
+        }
     }
 
     /// Bytes queued and not yet written: the backpressure signal for the caller.
@@ -386,7 +406,8 @@ impl Connection {
     }
 
     /// The next instant [`Connection::handle_timeout`] must be called at (ping interval,
-    /// idle timeout, close timeout), or `None`. May be in the past: call it at once then.
+    /// idle timeout, close timeout, write stall), or `None`. May be in the past: call it
+    /// at once then.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.timed_out || self.should_close_tcp() {
             return None;
@@ -407,7 +428,8 @@ impl Connection {
 
     /// Act on expired timers: send a ping after `ping_interval` without input, start closing
     /// (1001 "idle timeout") after `idle_timeout` without input, and give up on the close
-    /// handshake after `close_timeout`.
+    /// handshake after `close_timeout` (or on an open connection whose output made no
+    /// progress for `write_timeout`).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.set_now(now);
         if let Deadline::At(t) = self.clock.close_deadline() {

@@ -18,6 +18,7 @@ use crate::channel::{self, Caller};
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::state::AppState;
+use crate::throttle::Publisher;
 use crate::transport::poll::MAX_BATCH;
 use crate::transport::{client_info, Feed};
 
@@ -124,6 +125,10 @@ async fn execute(
                     limit: limits.max_publish_bytes,
                 });
             }
+            state
+                .clients
+                .throttle()
+                .publish(Publisher::Connection(client.key()))?;
             let cursor = state.hub.publish_from_client(&channel, payload).await?;
             Ok(encode_result_cursor(id, cursor))
         }

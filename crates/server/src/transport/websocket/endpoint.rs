@@ -34,7 +34,7 @@ use super::session::{finish, recv_or_room, Wake};
 use super::HIGH_WATER;
 use crate::clients::ClientHandle;
 use crate::error::Ending;
-use crate::shutdown::{DrainGuard, ShutdownSignal};
+use crate::shutdown::ShutdownSignal;
 use crate::transport::expiry::{self, Expiry};
 
 /// Most messages waiting in a session's outbox.
@@ -207,7 +207,6 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: Box<WebSocket<S>>,
     opened: Opened,
     shutdown: ShutdownSignal,
-    _guard: DrainGuard,
 ) {
     let Opened {
         endpoint,

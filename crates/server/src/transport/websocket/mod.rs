@@ -37,9 +37,10 @@ pub mod session;
 pub mod token;
 pub mod upgrade;
 
-use switchboard_hub::{CloseReason, Message as HubMessage, WireFormat};
+use switchboard_hub::{CloseReason, Encoding, Message as HubMessage};
+use switchboard_proto::EnvelopeJson;
 use switchboard_ws::{PreparedMessage, Role};
-use switchboard_ws_tokio::{Message, WebSocket};
+use switchboard_ws_tokio::WebSocket;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::Ending;
@@ -69,21 +70,25 @@ pub(crate) fn ws_config(server: &crate::config::Config) -> switchboard_ws::Confi
     let mut config = switchboard_ws::Config::default();
     config.max_message_size = server.limits.max_publish_bytes.max(4096);
     config.max_frame_size = config.max_message_size;
+    config.write_timeout = Some(server.limits.write_timeout());
     config
 }
 
-/// A message's WebSocket frame, built once and shared by every connection.
-fn prepared(m: &HubMessage) -> Option<&PreparedMessage> {
-    m.extension(|m| PreparedMessage::text(m.encoded(WireFormat::Json).clone()))
+/// A message's WebSocket frame (its envelope JSON in a text frame), an encoding the hub
+/// caches: built once and shared by every connection.
+#[derive(Debug)]
+struct WsFrame;
+
+impl Encoding for WsFrame {
+    type Output = PreparedMessage;
+
+    fn encode(m: &HubMessage) -> PreparedMessage {
+        PreparedMessage::text(m.encoded::<EnvelopeJson>().clone())
+    }
 }
 
 fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {
-    let res = match prepared(m) {
-        Some(p) => ws.queue_prepared(p),
-        // The extension slot holds another type: frame this one for this connection.
-        None => ws.queue(Message::Text(m.encoded(WireFormat::Json).clone())),
-    };
-    res.is_ok()
+    ws.queue_prepared(m.encoded::<WsFrame>()).is_ok()
 }
 
 /// How a closed subscription ends the connection.

@@ -18,7 +18,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{ending_for, queue_message, HIGH_WATER};
 use crate::clients::ClientHandle;
 use crate::error::Ending;
-use crate::shutdown::DrainGuard;
 use crate::state::AppState;
 use crate::transport::expiry::{self, Expiry};
 
@@ -38,8 +37,8 @@ pub fn text_payload(t: Bytes) -> Payload {
 pub struct Parts {
     sub: Subscription,
     hub: Hub,
-    /// Counted for the backend's disconnect; unregisters on drop.
-    _client: crate::clients::Registration,
+    /// Counted for the backend's disconnect (unregisters on drop); its publish budget.
+    client: crate::clients::Registration,
     /// `limits.max_publish_bytes` (u32: a message limit over 4 GiB is no limit here).
     max: u32,
     may_publish: bool,
@@ -63,7 +62,7 @@ impl Parts {
         Self {
             sub,
             hub: state.hub.clone(),
-            _client: client.into_registration(),
+            client: client.into_registration(),
             max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
             may_publish,
             closing: false,
@@ -85,21 +84,18 @@ impl Parts {
 struct Native<S> {
     ws: WebSocket<S>,
     parts: Parts,
-    _guard: DrainGuard,
     /// A client's publish in flight.
     publishing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
-/// Spawns the connection's task (the socket already has its mark and wheel); it holds
-/// `guard` until it ends.
-pub(super) fn spawn<S>(ws: WebSocket<S>, parts: Parts, guard: DrainGuard)
+/// Spawns the connection's task (the socket already has its mark and wheel).
+pub(super) fn spawn<S>(ws: WebSocket<S>, parts: Parts)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let task = Native {
         ws,
         parts,
-        _guard: guard,
         publishing: None,
     };
     tracing::trace!(
@@ -182,6 +178,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
                         Message::Binary(b) if fits(b.len(), parts.max) => Payload::binary(b),
                         _ => return Poll::Ready(Some(Ending::TooBig)),
                     };
+                    if parts.client.publish().is_err() {
+                        return Poll::Ready(Some(Ending::Policy(
+                            "publishing faster than the server allows",
+                        )));
+                    }
                     let mut fut = publish(parts.hub.clone(), sub.channel().into(), payload);
                     if fut.as_mut().poll(cx).is_pending() {
                         *publishing = Some(fut);
@@ -237,10 +238,15 @@ mod tests {
 
     /// An idle connection holds its task for life: tokio keeps the future in a cell with
     /// about 100 bytes of its own, allocated in multiples of 128 bytes. Today's future
-    /// (408 B) fits a 512-byte cell; this catches growth past it.
+    /// (408 B, on the counted stream the front hands over) fits a 512-byte cell; this
+    /// catches growth past it.
     #[test]
     fn an_idle_native_connection_task_fits_512_bytes() {
-        let size = std::mem::size_of::<Native<tokio::net::TcpStream>>();
-        assert!(size <= 512 - 104, "Native<TcpStream> is {size} bytes");
+        type Stream = crate::front::Counted<tokio::net::TcpStream>;
+        let size = std::mem::size_of::<Native<Stream>>();
+        assert!(
+            size <= 512 - 104,
+            "Native<Counted<TcpStream>> is {size} bytes"
+        );
     }
 }

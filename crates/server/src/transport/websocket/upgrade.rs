@@ -26,7 +26,6 @@ use crate::channel;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::io::Io;
-use crate::shutdown::DrainGuard;
 use crate::state::AppState;
 use crate::transport::expiry::Expiry;
 use crate::transport::handoff::Handoff;
@@ -58,7 +57,6 @@ impl std::fmt::Debug for Mode {
 pub struct Accepted {
     state: AppState,
     deflate: Option<switchboard_ws::DeflateParams>,
-    guard: DrainGuard,
     run: Run,
 }
 
@@ -78,16 +76,14 @@ impl Accepted {
         let Self {
             state,
             deflate,
-            guard,
             run,
         } = self;
         match run {
             Run::Native(parts) => {
-                native::spawn(socket(io, &leftover, &state, deflate), parts, guard);
+                native::spawn(socket(io, &leftover, &state, deflate), parts);
             }
             Run::Mux(mut client, identity) => {
                 tokio::spawn(async move {
-                    let _guard = guard;
                     // Boxed: the codec's state is most of a connection's memory, and a box
                     // keeps it out of every future that holds the socket across an await.
                     let mut ws = Box::new(socket(io, &leftover, &state, deflate));
@@ -96,7 +92,7 @@ impl Accepted {
             }
             Run::Custom(opened) => {
                 let ws = Box::new(socket(io, &leftover, &state, deflate));
-                tokio::spawn(endpoint::run(ws, opened, state.shutdown.clone(), guard));
+                tokio::spawn(endpoint::run(ws, opened, state.shutdown.clone()));
             }
         }
     }
@@ -176,11 +172,9 @@ pub async fn upgrade(
         )),
     };
     let mut response = switching_response(&accepted.headers);
-    let guard = state.shutdown.guard().ok_or(ServerError::ShuttingDown)?;
     Handoff::new(Accepted {
         state: state.clone(),
         deflate: accepted.deflate,
-        guard,
         run,
     })
     .attach(&mut response);

@@ -1,0 +1,120 @@
+//! [`Inbox`]: one subscription's end that the fan-out writes to. The fan-out pushes
+//! pointers to shared messages into its bounded queue, applying the slow-consumer policy
+//! when it is full, and wakes the consumer; closing it (a slow consumer, a disconnect, the
+//! hub's shutdown) frees the queue and wakes the consumer too. The
+//! [`Subscription`](crate::Subscription) takes events from it; what a subscriber then sees
+//! is described in [`crate::subscription`].
+
+use std::sync::{Mutex, MutexGuard};
+use std::task::Waker;
+
+use crate::config::SlowConsumerPolicy;
+use crate::error::CloseReason;
+use crate::message::Message;
+use crate::presence::ClientInfo;
+use crate::queue::Queue;
+
+/// What the fan-out and the subscription share, under one lock.
+pub(crate) struct InboxState {
+    /// Keeps its capacity as it drains, so a steady stream of deliveries allocates nothing;
+    /// freed only when the subscription closes.
+    pub(crate) queue: Queue,
+    /// Dropped since the last `Lagged` report; u32 (saturating) so that it and `closed`
+    /// share one word and the shared state fits the next smaller allocation class.
+    pub(crate) missed: u32,
+    pub(crate) closed: Option<CloseReason>,
+    pub(crate) waker: Option<Waker>,
+}
+
+/// See the module docs. The queue bound and the slow-consumer policy are the channel's
+/// (see `fanout::LocalChannel`), not stored here.
+pub(crate) struct Inbox {
+    pub(crate) client: ClientInfo,
+    state: Mutex<InboxState>,
+}
+
+impl Inbox {
+    pub(crate) fn new(client: ClientInfo) -> Self {
+        Inbox {
+            client,
+            state: Mutex::new(InboxState {
+                queue: Queue::new(),
+                missed: 0,
+                closed: None,
+                waker: None,
+            }),
+        }
+    }
+
+    /// The state, locked; the subscription takes its events under this lock.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
+    /// events are queued already, and wakes the consumer if `wake` (a batch window's
+    /// [`Inbox::wake`] does it later otherwise). A subscription the policy closes is
+    /// woken at once either way.
+    pub(crate) fn push(
+        &self,
+        msg: &Message,
+        capacity: usize,
+        policy: SlowConsumerPolicy,
+        wake: bool,
+    ) {
+        let waker = {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            if st.queue.len() >= capacity {
+                match policy {
+                    SlowConsumerPolicy::Close => {
+                        st.closed = Some(CloseReason::SlowConsumer);
+                        st.queue.free();
+                    }
+                    SlowConsumerPolicy::DropOldest => {
+                        st.queue.pop_front();
+                        st.missed = st.missed.saturating_add(1);
+                        st.queue.push_back(msg.clone());
+                    }
+                }
+            } else {
+                st.queue.push_back(msg.clone());
+            }
+            if wake || st.closed.is_some() {
+                st.waker.take()
+            } else {
+                None
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Wakes the consumer if it waits.
+    pub(crate) fn wake(&self) {
+        let waker = self.lock().waker.take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Closes the subscription; `false` if it was already closed.
+    pub(crate) fn close(&self, reason: CloseReason) -> bool {
+        let waker = {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return false;
+            }
+            st.closed = Some(reason);
+            st.queue.free();
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+}
