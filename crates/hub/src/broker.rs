@@ -219,4 +219,10 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
         let _ = retention_of;
         BrokerFuture::ready(Ok(0))
     }
+
+    /// Whether the broker can serve now (a round trip for a remote one); the default, for
+    /// a broker in this process, always can.
+    fn health(&self) -> BrokerFuture<'_, ()> {
+        BrokerFuture::ready(Ok(()))
+    }
 }

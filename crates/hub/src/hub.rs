@@ -276,6 +276,11 @@ impl Hub {
         Ok(self.registry.broker.sweep(&retention_of).await?)
     }
 
+    /// Whether the broker can serve now ([`Broker::health`]).
+    pub async fn health(&self) -> Result<(), HubError> {
+        Ok(self.registry.broker.health().await?)
+    }
+
     /// Refuses new publishes and subscriptions and closes every subscription
     /// (`Closed { reason: Shutdown }`, with exact `resume_from`); returns how many.
     pub fn shutdown(&self) -> usize {

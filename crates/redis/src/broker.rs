@@ -473,6 +473,21 @@ impl Broker for RedisBroker {
     fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>> {
         BrokerFuture::boxed(self.do_channels())
     }
+
+    fn health(&self) -> BrokerFuture<'_, ()> {
+        BrokerFuture::boxed(async move {
+            let mut conn = self.conn.clone();
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| error(&e))?;
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(internal("PING answered something else"))
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! | `GET /sub?channel=NAME[@CURSOR]&…` | SSE, stream, long-poll or poll over several channels |
 //! | `GET /ws` | the multiplexed WebSocket ([`crate::transport::websocket`]) |
 //! | `/api/…` | the backend API ([`crate::api`]) |
-//! | `GET /healthz` | `ok` |
+//! | `GET /healthz` | `ok`, or 503 while shutting down or while the broker does not answer |
 //!
 //! | `GET PATH` with `Upgrade: websocket` | a WebSocket endpoint an embedding program added ([`crate::server::Builder::websocket`]) |
 //!
@@ -41,7 +41,7 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
         .route("/ch/{channel}", get(subscribe_routed).post(channel_post))
         .route("/sub", get(subscribe_routed))
         .route("/ws", get(mux_get))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .nest("/api", crate::api::router(state.clone()));
     if state.config.demo {
         r = r.merge(crate::demo::router());
@@ -72,6 +72,20 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
     })
     .with_state(state)
     .merge(extra)
+}
+
+/// `GET /healthz`: 200 `ok` while the server can serve; 503 with the reason while it is
+/// shutting down or its broker does not answer (within a second).
+async fn healthz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_triggered() {
+        return ServerError::ShuttingDown.into_response();
+    }
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(1), state.hub.health());
+    match answer.await {
+        Ok(Ok(())) => "ok".into_response(),
+        Ok(Err(e)) => ServerError::from(e).into_response(),
+        Err(_) => ServerError::Broker("no answer within 1 s".into()).into_response(),
+    }
 }
 
 /// Whether [`subscribe`] answers `GET path` (`/ch/NAME` and `/sub`).

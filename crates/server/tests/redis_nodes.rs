@@ -137,3 +137,27 @@ async fn serve_joins_redis_or_says_why_not() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot use Redis"), "{err}");
 }
+
+#[tokio::test]
+async fn healthz_says_when_the_broker_is_out_and_when_it_is_back() {
+    let mut redis = RedisServer::start();
+    let srv = node(&redis).await;
+    let (status, _, body) = raw(&srv, "GET", "/healthz", &[], &[]).await;
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    redis.stop();
+    let (status, _, body) = raw(&srv, "GET", "/healthz", &[], &[]).await;
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["error"], "broker_unavailable");
+    redis.restart_empty();
+    bounded(async {
+        loop {
+            let (status, _, _) = raw(&srv, "GET", "/healthz", &[], &[]).await;
+            if status == 200 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(srv.shutdown().await);
+}
