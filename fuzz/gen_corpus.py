@@ -3,12 +3,16 @@
 
 Seeds are small, valid (or deliberately almost valid) inputs that get libFuzzer past the
 first checks quickly: frame headers of every length form, handshake requests and
-responses with subprotocols and permessage-deflate offers, and client byte streams with
-text, binary, fragmented, control, close and compressed frames.
+responses with subprotocols and permessage-deflate offers, client byte streams with
+text, binary, fragmented, control, close and compressed frames, and client tokens (claims,
+headers, signed and unsigned tokens).
 
 Run from anywhere: python3 fuzz/gen_corpus.py
 """
 
+import base64
+import hashlib
+import hmac
 import os
 import shutil
 import struct
@@ -232,6 +236,42 @@ def hixie76():
         write("hixie76", name, data)
 
 
+# The token target's fixed HS256 secret (fuzz_targets/token.rs).
+TOKEN_SECRET = b"the fuzz target's fixed HS256 secret"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def hs256(header, claims):
+    message = b64url(header) + b"." + b64url(claims)
+    sig = hmac.new(TOKEN_SECRET, message, hashlib.sha256).digest()
+    return message + b"." + b64url(sig)
+
+
+def token():
+    # The target reads each input three ways: as a token, as the claims of a token it
+    # signs, and as header + "\n" + claims of a token it signs.
+    claims = (
+        b'{"sub":"alice","exp":4102444800,"nbf":1,"subscribe":["chat:*","room"],'
+        b'"publish":["chat:*"],"presence":["*"],"history":["chat:lobby"]}'
+    )
+    seeds = {
+        "claims": claims,
+        "claims-channel": b'{"exp":4102444800,"channel":"secret:x","sub":"user"}',
+        "claims-bad-pattern": b'{"exp":4102444800,"subscribe":["a*b",""]}',
+        "claims-expired": b'{"sub":"alice","exp":1}',
+        "header-es256": b'{"alg":"ES256","kid":"k1"}\n{"exp":4102444800}',
+        "header-rs256": b'{"alg":"RS256","typ":"JWT"}\n' + claims,
+        "header-none": b'{"alg":"none"}\n' + claims,
+        "signed-token": hs256(b'{"alg":"HS256","typ":"JWT"}', claims),
+        "unsigned-token": b64url(b'{"alg":"none"}') + b"." + b64url(claims) + b".",
+    }
+    for name, data in seeds.items():
+        write("token", name, data)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -241,6 +281,7 @@ def main():
     server_connection()
     proto()
     hixie76()
+    token()
     total = 0
     for root, _, files in os.walk(CORPUS):
         for f in files:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz smoke test for the WebSocket codec and the application protocol: every cargo-fuzz
-# target in fuzz/ runs for a short time on a temporary copy of its committed seed corpus
-# (the committed corpus never grows).
+# Fuzz smoke test for the WebSocket codec, the application protocol and the client-token
+# checks: every cargo-fuzz target in fuzz/ runs for a short time on a temporary copy of its
+# committed seed corpus (the committed corpus never grows).
 #
 #   FUZZ_SECONDS   seconds per target (default 20)
 #   FUZZ_TARGETS   space-separated targets (default: all of them)
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-20}"
-targets="${FUZZ_TARGETS:-frame_header handshake_request client_response server_connection proto hixie76 request_head}"
+targets="${FUZZ_TARGETS:-frame_header handshake_request client_response server_connection proto hixie76 request_head token}"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

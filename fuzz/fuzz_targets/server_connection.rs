@@ -127,6 +127,7 @@ fuzz_target!(|data: &[u8]| {
         ping_interval: Some(Duration::from_secs(2)),
         idle_timeout: Some(Duration::from_secs(5)),
         close_timeout: Duration::from_secs(3),
+        write_timeout: None,
         deflate: params.map(|_| DeflateConfig {
             compression_threshold: 16,
             ..DeflateConfig::default()

@@ -19,6 +19,9 @@ pub enum Error {
     /// The subscription ended (the server closed it); `reconnect` is true when the server
     /// asked clients to come back (shutdown / restart).
     Closed { reconnect: bool },
+    /// The client token expired and the server ended the subscription: subscribe again
+    /// with a new token, from the last cursor.
+    TokenExpired,
 }
 
 impl std::fmt::Display for Error {
@@ -36,6 +39,10 @@ impl std::fmt::Display for Error {
                     "subscription closed by the server (reconnect: {reconnect})"
                 )
             }
+            Self::TokenExpired => write!(
+                f,
+                "the client token expired; subscribe again with a new one from the last cursor"
+            ),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!   Client::new("http://127.0.0.1:8080")
+//!     .with_token(jwt)                                 optional: a client token
 //!     .subscribe(Transport::Sse, &[("room", None)])  → Subscription
 //!        .next().await                                → Envelope (message / reset / join / leave)
 //!        .cursor("room")                              → where a later subscribe resumes

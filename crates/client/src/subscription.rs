@@ -1,6 +1,12 @@
 //! Subscribing over each transport: [`Client::subscribe`] opens a [`Subscription`] whose
 //! [`Subscription::next`] yields envelopes in order, tracking the latest cursor of every
 //! channel so a later subscription can resume exactly after it.
+//!
+//! A client token ([`Client::with_token`]) goes as `Authorization: Bearer` on every HTTP
+//! request and as `?token=` on a WebSocket handshake (the one request whose headers the
+//! client's WebSocket connect does not let it set). When it expires, a live subscription
+//! ends with [`Error::TokenExpired`]: subscribe again with a new token, from
+//! [`Subscription::cursor`].
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -63,7 +69,21 @@ impl Transport {
 pub struct Client {
     ep: Endpoint,
     poll_interval: Duration,
+    token: Option<Secret>,
 }
+
+/// A client token, hidden from `Debug`.
+#[derive(Clone)]
+struct Secret(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// The close code a server ends a WebSocket with when its client token expired.
+const TOKEN_EXPIRED_CLOSE: u16 = 3000;
 
 enum Kind {
     Ws(Box<WebSocket<TcpStream>>),
@@ -109,7 +129,32 @@ impl Client {
         Ok(Self {
             ep: Endpoint::parse(url)?,
             poll_interval: Duration::from_millis(100),
+            token: None,
         })
+    }
+
+    /// Sends `token` (a client token, a JWT) with every request (see the module docs).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(Secret(token.into()));
+        self
+    }
+
+    /// `authorization: Bearer TOKEN` when the client has a token.
+    fn auth_header(&self) -> Option<String> {
+        self.token.as_ref().map(|t| format!("Bearer {}", t.0))
+    }
+
+    /// The headers of an HTTP request: `extra` and the token's.
+    fn headers<'a>(
+        &self,
+        auth: &'a Option<String>,
+        extra: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut headers = extra.to_vec();
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        headers
     }
 
     /// Pause between two poll requests that brought nothing (default 100 ms).
@@ -158,7 +203,11 @@ impl Client {
             Transport::WebSocket => {
                 let tcp = TcpStream::connect((self.ep.host.as_str(), self.ep.port)).await?;
                 let _ = tcp.set_nodelay(true);
-                let path = sub.target(None);
+                let mut path = sub.target(None);
+                if let Some(t) = &self.token {
+                    let sep = if path.contains('?') { '&' } else { '?' };
+                    path = format!("{path}{sep}token={}", encode_component(&t.0));
+                }
                 let (ws, _) = switchboard_ws_tokio::connect(
                     tcp,
                     &self.ep.authority(),
@@ -172,13 +221,15 @@ impl Client {
             Transport::Sse | Transport::Stream => {
                 let mut conn = HttpConn::connect(&self.ep).await?;
                 let target = sub.target(Some(transport));
-                let headers: &[(&str, &str)] = if transport == Transport::Sse {
+                let accept: &[(&str, &str)] = if transport == Transport::Sse {
                     &[("accept", "text/event-stream")]
                 } else {
                     &[]
                 };
+                let auth = self.auth_header();
+                let headers = self.headers(&auth, accept);
                 let resp = conn
-                    .send(http::Method::GET, &target, headers, Bytes::new())
+                    .send(http::Method::GET, &target, &headers, Bytes::new())
                     .await?;
                 if !resp.status().is_success() {
                     let status = resp.status().as_u16();
@@ -218,9 +269,11 @@ impl Client {
     ) -> Result<Cursor, Error> {
         let mut conn = HttpConn::connect(&self.ep).await?;
         let path = format!("/ch/{}", encode_component(channel));
-        let headers: Vec<(&str, &str)> = content_type
+        let content: Vec<(&str, &str)> = content_type
             .map(|c| vec![("content-type", c)])
             .unwrap_or_default();
+        let auth = self.auth_header();
+        let headers = self.headers(&auth, &content);
         let (status, body) = conn
             .send_full(http::Method::POST, &path, &headers, body.into(), MAX_BODY)
             .await?;
@@ -335,9 +388,14 @@ impl Subscription {
                     Ok(())
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let reconnect = frame.is_some_and(|f| f.code.as_u16() == 1012);
+                    let code = frame.map(|f| f.code.as_u16());
                     while let Some(Ok(_)) = ws.recv().await {}
-                    Err(Error::Closed { reconnect })
+                    if code == Some(TOKEN_EXPIRED_CLOSE) {
+                        return Err(Error::TokenExpired);
+                    }
+                    Err(Error::Closed {
+                        reconnect: code == Some(1012),
+                    })
                 }
                 Some(Ok(_)) => Ok(()),
                 Some(Err(e)) => Err(Error::WebSocket(e.to_string())),
@@ -359,6 +417,7 @@ impl Subscription {
                         match ev.event.as_str() {
                             "reconnect" => return Err(Error::Closed { reconnect: true }),
                             "disconnect" => return Err(Error::Closed { reconnect: false }),
+                            "refresh" => return Err(Error::TokenExpired),
                             _ => {}
                         }
                         let env = match &native {
@@ -379,10 +438,8 @@ impl Subscription {
                         match switchboard_proto::parse_envelope(l) {
                             Ok(env) => self.pending.push_back(env),
                             Err(e) => {
-                                if let Some(reconnect) = farewell_line(l) {
-                                    return Err(Error::Closed { reconnect });
-                                }
-                                return Err(Error::Protocol(e.to_string()));
+                                return Err(farewell_line(l)
+                                    .unwrap_or_else(|| Error::Protocol(e.to_string())));
                             }
                         }
                     }
@@ -409,8 +466,10 @@ impl Subscription {
             Transport::Poll
         };
         let target = self.target(Some(t));
+        let auth = self.client.auth_header();
+        let headers = self.client.headers(&auth, &[]);
         let (status, body) = conn
-            .send_full(http::Method::GET, &target, &[], Bytes::new(), MAX_BODY)
+            .send_full(http::Method::GET, &target, &headers, Bytes::new(), MAX_BODY)
             .await?;
         if status == http::StatusCode::SERVICE_UNAVAILABLE {
             return Err(Error::Closed { reconnect: true });
@@ -468,16 +527,16 @@ impl Subscription {
     }
 }
 
-/// A streaming farewell line: `Some(true)` for `reconnect`, `Some(false)` for
-/// `disconnect`.
-fn farewell_line(l: &[u8]) -> Option<bool> {
+/// The end a streaming farewell line announces (`reconnect`, `disconnect`, `refresh`).
+fn farewell_line(l: &[u8]) -> Option<Error> {
     #[derive(Deserialize)]
     struct Ev<'a> {
         event: &'a str,
     }
     match serde_json::from_slice::<Ev<'_>>(l).ok()?.event {
-        "reconnect" => Some(true),
-        "disconnect" => Some(false),
+        "reconnect" => Some(Error::Closed { reconnect: true }),
+        "disconnect" => Some(Error::Closed { reconnect: false }),
+        "refresh" => Some(Error::TokenExpired),
         _ => None,
     }
 }

@@ -10,7 +10,14 @@
 //! {"id":4,"op":"presence","channel":"chat:lobby"}
 //! {"id":5,"op":"history","channel":"chat:lobby","since":"abc:3","limit":50}  both optional
 //! {"id":6,"op":"ping"}
+//! {"id":7,"op":"connect","token":"JWT"}       first command: the connection's token
+//! {"id":8,"op":"refresh","token":"JWT"}       a new token before the current one expires
+//! {"id":9,"op":"subscribe","channel":"secret:x","token":"JWT"}   a subscription token
 //! ```
+//!
+//! `connect` and `refresh` carry a client token (a JWT; the server's docs say which claims
+//! it reads); `subscribe` may carry a subscription token for one private channel. This
+//! crate only carries them: a [`Token`] prints as `Token(..)`, never its text.
 //!
 //! Server → client:
 //!
@@ -21,13 +28,18 @@
 //! {"id":2,"result":{}}                         unsubscribe, ping
 //! {"id":4,"result":{"clients":[{"client":"c1","user":"u1"}],"count":1}}
 //! {"id":5,"result":{"messages":[…],"cursor":"abc:5","reset":false}}   (see crate::poll)
+//! {"id":7,"result":{"client":"…"}}             connect: the connection's client id
 //! {"id":7,"error":{"code":"invalid_channel","message":"…"}}
 //! {"error":{"code":"bad_request","message":"…"}}   a frame whose id could not be read
 //! {"channel":"chat:lobby","event":"message",…}    a push: an envelope, never has "id"
+//! {"event":"refresh"}                           the connection's token expires soon:
+//!                                              send `refresh` with a new one
 //! ```
 //!
-//! A frame with `id` or `error` is a reply; anything else is a push. Pushes are exactly the
-//! envelope JSON of [`crate::envelope`], so one cached encoding serves every subscriber.
+//! A frame with `id` or `error` is a reply; anything else is a push. Channel pushes are
+//! exactly the envelope JSON of [`crate::envelope`], so one cached encoding serves every
+//! subscriber; the one push without a channel is the connection's `refresh` request
+//! ([`REFRESH_PUSH`]).
 //! Unknown fields are ignored (forward compatibility); unknown `op`s are an error.
 
 use std::borrow::Cow;
@@ -58,6 +70,8 @@ pub enum Op<'a> {
         channel: Cow<'a, str>,
         /// Resume position.
         since: Option<Cursor>,
+        /// A subscription token for this channel (a private channel's), if any.
+        token: Option<Token<'a>>,
     },
     /// Stop a subscription.
     Unsubscribe {
@@ -87,7 +101,39 @@ pub enum Op<'a> {
     },
     /// Liveness check; answered with an empty result.
     Ping,
+    /// The connection's client token, for a client that could not put it in the URL.
+    Connect {
+        /// The token.
+        token: Token<'a>,
+    },
+    /// A new client token for the same user, before the current one expires.
+    Refresh {
+        /// The token.
+        token: Token<'a>,
+    },
 }
+
+/// A client token as a command carries it (a JWT, not checked here). Its `Debug` hides
+/// the text: tokens are secrets and must not reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token<'a>(pub Cow<'a, str>);
+
+impl Token<'_> {
+    /// The token's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
+}
+
+/// The push that asks a client to send `refresh` with a new token: its token expires
+/// soon, and the connection is closed (code 3000) if none comes in time.
+pub const REFRESH_PUSH: &[u8] = br#"{"event":"refresh"}"#;
 
 /// A publish payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +172,14 @@ pub enum ErrorCode {
     Unavailable,
     /// A server bug.
     Internal,
+    /// A client token is needed for this (none was given).
+    TokenRequired,
+    /// The client token could not be accepted (signature, algorithm, claims, format).
+    InvalidToken,
+    /// The client token has expired.
+    TokenExpired,
+    /// The client's tokens do not grant this operation on this channel.
+    NotGranted,
 }
 
 impl ErrorCode {
@@ -144,6 +198,10 @@ impl ErrorCode {
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::TokenRequired => "token_required",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::NotGranted => "not_granted",
         }
     }
 }
@@ -183,6 +241,8 @@ struct RawCommand<'a> {
     data: Option<&'a RawValue>,
     #[serde(default, borrow)]
     data_b64: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    token: Option<Cow<'a, str>>,
 }
 
 fn err(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> CommandError {
@@ -210,10 +270,16 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
                 .map_err(|e| err(Some(id), ErrorCode::InvalidCursor, e.to_string()))?,
         ),
     };
+    let token = |raw_token: Option<Cow<'a, str>>| {
+        raw_token
+            .map(Token)
+            .ok_or_else(|| err(Some(id), ErrorCode::BadRequest, "missing token"))
+    };
     let op = match &*raw.op {
         "subscribe" => Op::Subscribe {
             channel: channel(raw.channel)?,
             since,
+            token: raw.token.map(Token),
         },
         "unsubscribe" => Op::Unsubscribe {
             channel: channel(raw.channel)?,
@@ -256,6 +322,12 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
             limit: raw.limit,
         },
         "ping" => Op::Ping,
+        "connect" => Op::Connect {
+            token: token(raw.token)?,
+        },
+        "refresh" => Op::Refresh {
+            token: token(raw.token)?,
+        },
         other => {
             return Err(err(
                 Some(id),
@@ -279,6 +351,8 @@ pub fn encode_command(cmd: &Command<'_>) -> Bytes {
         Op::Presence { channel } => ("presence", Some(channel)),
         Op::History { channel, .. } => ("history", Some(channel)),
         Op::Ping => ("ping", None),
+        Op::Connect { .. } => ("connect", None),
+        Op::Refresh { .. } => ("refresh", None),
     };
     out.extend_from_slice(b",\"op\":\"");
     out.extend_from_slice(op.as_bytes());
@@ -314,6 +388,15 @@ pub fn encode_command(cmd: &Command<'_>) -> Bytes {
             out.extend_from_slice(b",\"data_b64\":\"");
             json::write_base64(&mut out, b);
             out.put_u8(b'"');
+        }
+        _ => {}
+    }
+    match &cmd.op {
+        Op::Subscribe { token: Some(t), .. }
+        | Op::Connect { token: t }
+        | Op::Refresh { token: t } => {
+            out.extend_from_slice(b",\"token\":");
+            json::write_str(&mut out, t.as_str());
         }
         _ => {}
     }
@@ -442,6 +525,8 @@ pub enum ServerFrame {
     },
     /// A channel event.
     Push(ReceivedEnvelope),
+    /// The server asks for a new token ([`REFRESH_PUSH`]).
+    Refresh,
 }
 
 #[derive(Deserialize)]
@@ -454,6 +539,8 @@ struct RawFrame<'a> {
     error: Option<RawError>,
     #[serde(default)]
     channel: Option<serde::de::IgnoredAny>,
+    #[serde(default, borrow)]
+    event: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +568,9 @@ pub fn parse_server_frame(input: &[u8]) -> Result<ServerFrame, ProtoError> {
         (None, None, None, Some(_)) => Ok(ServerFrame::Push(crate::envelope::envelope_from_value(
             whole,
         )?)),
+        (None, None, None, None) if raw.event.as_deref() == Some("refresh") => {
+            Ok(ServerFrame::Refresh)
+        }
         _ => Err(ProtoError::InvalidJson("neither a reply nor a push".into())),
     }
 }
@@ -506,6 +596,7 @@ mod tests {
                     op: Op::Subscribe {
                         channel: ch("chat:lobby"),
                         since: Some(c3),
+                        token: None,
                     },
                 },
             ),
@@ -516,6 +607,7 @@ mod tests {
                     op: Op::Subscribe {
                         channel: ch("a"),
                         since: None,
+                        token: None,
                     },
                 },
             ),
@@ -588,6 +680,36 @@ mod tests {
                     op: Op::Subscribe {
                         channel: Cow::Owned("escaped".into()),
                         since: None,
+                        token: None,
+                    },
+                },
+            ),
+            (
+                r#"{"id":11,"op":"connect","token":"h.p.s"}"#,
+                Command {
+                    id: 11,
+                    op: Op::Connect {
+                        token: Token(ch("h.p.s")),
+                    },
+                },
+            ),
+            (
+                r#"{"id":12,"op":"refresh","token":"h.p.t"}"#,
+                Command {
+                    id: 12,
+                    op: Op::Refresh {
+                        token: Token(ch("h.p.t")),
+                    },
+                },
+            ),
+            (
+                r#"{"id":13,"op":"subscribe","channel":"s:x","token":"h.p.u"}"#,
+                Command {
+                    id: 13,
+                    op: Op::Subscribe {
+                        channel: ch("s:x"),
+                        since: None,
+                        token: Some(Token(ch("h.p.u"))),
                     },
                 },
             ),
@@ -636,6 +758,13 @@ mod tests {
             ),
             (
                 r#"{"id":1,"op":"publish","channel":"a","data":}"#,
+                None,
+                ErrorCode::BadRequest,
+            ),
+            (r#"{"id":1,"op":"connect"}"#, Some(1), ErrorCode::BadRequest),
+            (r#"{"id":1,"op":"refresh"}"#, Some(1), ErrorCode::BadRequest),
+            (
+                r#"{"id":1,"op":"connect","token":7}"#,
                 None,
                 ErrorCode::BadRequest,
             ),
@@ -739,7 +868,28 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert_eq!(
+            parse_server_frame(REFRESH_PUSH).unwrap(),
+            ServerFrame::Refresh
+        );
+        assert!(parse_server_frame(br#"{"event":"other"}"#).is_err());
         assert!(parse_server_frame(b"{}").is_err());
         assert!(parse_server_frame(b"nope").is_err());
+    }
+
+    #[test]
+    fn a_token_is_not_shown_by_debug() {
+        let cmd = parse_command(br#"{"id":1,"op":"connect","token":"secret.jwt.text"}"#).unwrap();
+        let shown = format!("{cmd:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        let codes = [
+            (ErrorCode::TokenRequired, "token_required"),
+            (ErrorCode::InvalidToken, "invalid_token"),
+            (ErrorCode::TokenExpired, "token_expired"),
+            (ErrorCode::NotGranted, "not_granted"),
+        ];
+        for (code, text) in codes {
+            assert_eq!(code.as_str(), text);
+        }
     }
 }

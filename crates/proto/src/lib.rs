@@ -38,7 +38,8 @@
 //! * [`command`]: [`parse_command`] → [`Command`] `{ id, op: Op }`, [`CommandData`],
 //!   [`CommandError`] / [`ErrorCode`], reply encoders [`encode_ok`], [`encode_result_cursor`],
 //!   [`encode_result_raw`], [`encode_presence_result`] with [`PresenceEntry`],
-//!   [`encode_error`]; client side [`encode_command`], [`parse_server_frame`] → [`ServerFrame`].
+//!   [`encode_error`], the [`REFRESH_PUSH`]; client side [`encode_command`],
+//!   [`parse_server_frame`] → [`ServerFrame`]; [`Token`] (a client token, hidden from `Debug`).
 //! * [`raw_or_null`]: serde helper for a payload field (`data`) where `null` is a value.
 
 pub mod command;
@@ -53,7 +54,7 @@ pub mod stream;
 pub use command::{
     encode_command, encode_error, encode_ok, encode_presence_result, encode_result_cursor,
     encode_result_raw, parse_command, parse_server_frame, Command, CommandData, CommandError,
-    ErrorCode, Op, PresenceEntry, ServerFrame,
+    ErrorCode, Op, PresenceEntry, ServerFrame, Token, REFRESH_PUSH,
 };
 pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
 pub use encoding::{EnvelopeEncoding, EnvelopeJson, SseData, SseEnvelope, StreamLine};

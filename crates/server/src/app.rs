@@ -15,6 +15,9 @@
 //! Everything else is a 404 with a JSON body; every failure goes through
 //! [`crate::error::ServerError`]. Requests the connection front answers itself reach
 //! [`subscribe`] directly; every other request comes through the router ([`router`]).
+//! Either way a handler finds the request's client-token [`crate::auth::Identity`] (if
+//! any) in its extensions, put there by the front, and reads it through
+//! [`Principal::of`].
 
 use std::sync::Arc;
 
@@ -23,10 +26,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::auth::Identity;
+use crate::channel::Caller;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::websocket::{self, endpoint::Endpoint};
-use crate::transport::{self, Kind, SubQuery, Target};
+use crate::transport::{self, Kind, Principal, SubQuery, Target};
 
 /// Builds the router over `state`, with `endpoints`' WebSocket endpoints (path, endpoint)
 /// and then `extra` routes of an embedding program beside the server's own (a path both
@@ -46,10 +51,14 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
         r = r.route(
             path,
             get(
-                move |State(state): State<AppState>, req: Request| async move {
-                    let q = query(&req);
-                    let mode = websocket::Mode::Custom(endpoint);
-                    respond(websocket::upgrade(&state, req, mode, q.user).await)
+                move |State(state): State<AppState>, mut req: Request| async move {
+                    let mut q = query(&req);
+                    let upgrade = async {
+                        let principal = Principal::of(&state, &mut req, &mut q)?;
+                        let mode = websocket::Mode::Custom(endpoint);
+                        websocket::upgrade(&state, req, mode, principal).await
+                    };
+                    respond(upgrade.await)
                 },
             ),
         );
@@ -128,10 +137,11 @@ async fn subscribe_routed(State(state): State<AppState>, req: Request) -> Respon
 async fn channel_get(
     state: &AppState,
     channel: String,
-    req: Request,
+    mut req: Request,
 ) -> Result<Response, ServerError> {
-    let q = query(&req);
-    crate::channel::for_subscribe(&state.hub, &channel)?;
+    let mut q = query(&req);
+    let principal = Principal::of(state, &mut req, &mut q)?;
+    crate::channel::for_subscribe(state, principal.caller(), &channel)?;
     let kind = transport::choose(req.headers(), &q)?;
     let since = match kind {
         Kind::Sse => transport::sse::native_since(req.headers(), q.since.as_deref())?,
@@ -144,17 +154,20 @@ async fn channel_get(
     let target = Target { channel, since };
     match kind {
         Kind::WebSocket => {
-            websocket::upgrade(state, req, websocket::Mode::Native(target), q.user).await
+            websocket::upgrade(state, req, websocket::Mode::Native(target), principal).await
         }
-        Kind::Sse => transport::sse::respond(state, vec![target], true, q.user).await,
-        Kind::Stream => transport::stream::respond(state, vec![target], q.user).await,
-        Kind::LongPoll => transport::longpoll::respond(state, &[target], true, q.user).await,
+        Kind::Sse => transport::sse::respond(state, vec![target], true, principal).await,
+        Kind::Stream => transport::stream::respond(state, vec![target], principal).await,
+        Kind::LongPoll => {
+            transport::longpoll::respond(state, &[target], true, principal.user).await
+        }
         Kind::Poll => transport::poll::respond(state, &[target], true).await,
     }
 }
 
 async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    let identity = parts.extensions.remove::<Identity>();
     respond(
         async {
             let raw = parts.uri.path().strip_prefix("/ch/").unwrap_or_default();
@@ -163,15 +176,17 @@ async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
                 .extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0);
-            crate::publish::publish(&state, &channel, peer, &parts.headers, body).await
+            let caller = Caller::new(identity.as_ref());
+            crate::publish::publish(&state, caller, &channel, peer, &parts.headers, body).await
         }
         .await,
     )
 }
 
-async fn sub_get(state: &AppState, req: Request) -> Result<Response, ServerError> {
-    let q = query(&req);
-    let targets = transport::parse_targets(state, &q.channels)?;
+async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerError> {
+    let mut q = query(&req);
+    let principal = Principal::of(state, &mut req, &mut q)?;
+    let targets = transport::parse_targets(state, principal.caller(), &q.channels)?;
     // Decided before any await: the request's body is not `Sync`, so no borrow of it may
     // live across one.
     let kind = transport::choose(req.headers(), &q)?;
@@ -181,17 +196,20 @@ async fn sub_get(state: &AppState, req: Request) -> Result<Response, ServerError
             "several channels over one WebSocket: connect to /ws and send subscribe commands"
                 .into(),
         )),
-        Kind::Sse => transport::sse::respond(state, targets, false, q.user).await,
-        Kind::Stream => transport::stream::respond(state, targets, q.user).await,
-        Kind::LongPoll => transport::longpoll::respond(state, &targets, false, q.user).await,
+        Kind::Sse => transport::sse::respond(state, targets, false, principal).await,
+        Kind::Stream => transport::stream::respond(state, targets, principal).await,
+        Kind::LongPoll => {
+            transport::longpoll::respond(state, &targets, false, principal.user).await
+        }
         Kind::Poll => transport::poll::respond(state, &targets, false).await,
     }
 }
 
-async fn mux_get(State(state): State<AppState>, req: Request) -> Response {
+async fn mux_get(State(state): State<AppState>, mut req: Request) -> Response {
     let upgrade = async {
-        let q = query(&req);
-        websocket::upgrade(&state, req, websocket::Mode::Mux, q.user).await
+        let mut q = query(&req);
+        let principal = Principal::of(&state, &mut req, &mut q)?;
+        websocket::upgrade(&state, req, websocket::Mode::Mux, principal).await
     };
     respond(upgrade.await)
 }

@@ -32,6 +32,9 @@
 //! queue_capacity = 1024         # messages queued per subscriber before it counts as slow
 //! slow_consumer = "close"       # or "drop_oldest"; see switchboard_hub::subscription
 //! batch_window_ms = 0           # wake subscribers at most once per window (0 = every message)
+//! anonymous = true              # clients without a token may use it (needs [auth] to be false)
+//! private = false               # reading (subscribe, presence, history) needs a grant or,
+//!                               # to subscribe, a subscription token (needs [auth])
 //!
 //! [namespaces.ticker]           # channels named `ticker:...`
 //! client_publish = false
@@ -42,7 +45,20 @@
 //!                               # empty: same-origin pages (and non-browser clients) only
 //! allowed_hosts = []            # Host names served; empty: any, but only loopback names
 //!                               # when listening on a loopback address (DNS rebinding)
+//!
+//! [auth]                        # client tokens (JWT); no [auth]: no tokens at all
+//! token_secret = "…"            # HS256, at least 32 bytes; or SWITCHBOARD_TOKEN_SECRET
+//! token_public_key = "key.pem"  # RS256 or ES256 (P-256), by the key's type
+//! token_jwks = "jwks.json"      # a JWKS file: RS256 / ES256 keys, chosen by `kid`
+//! token_issuer = "https://auth.example.com"   # optional: `iss` must be this
+//! token_audience = "switchboard"              # optional: `aud` must hold this
+//! refresh_grace_ms = 10000      # a `/ws` session may stay this long past `exp` while it
+//!                               # is asked to refresh (other live connections end at `exp`)
 //! ```
+//!
+//! Tokens, their claims and what they grant: [`crate::auth`]. At least one of
+//! `token_secret`, `token_public_key`, `token_jwks` is needed; a key file that cannot be
+//! read or parsed stops the server with an error naming it.
 //!
 //! A channel `NS:rest` belongs to namespace `NS`; a channel without `:` belongs to
 //! `default`. A channel in a namespace that is not configured is refused with 404
@@ -50,7 +66,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -60,6 +76,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// Environment variable holding the backend API key.
 pub const ENV_API_KEY: &str = "SWITCHBOARD_API_KEY";
+
+/// Environment variable holding the HS256 secret of client tokens (`auth.token_secret`).
+pub const ENV_TOKEN_SECRET: &str = "SWITCHBOARD_TOKEN_SECRET";
 
 /// Everything `switchboard serve` needs to run.
 #[derive(Debug, Clone)]
@@ -78,6 +97,83 @@ pub struct Config {
     pub namespaces: BTreeMap<String, Namespace>,
     /// Which pages and host names may use the server.
     pub security: Security,
+    /// Client tokens; `None`: no tokens (every namespace open as its settings say).
+    pub auth: Option<Auth>,
+}
+
+/// Client tokens (JWT): where the keys are and what the claims must say; see
+/// [`crate::auth`]. `Debug` hides the secret.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// HS256 secret (at least 32 bytes), or [`ENV_TOKEN_SECRET`].
+    pub token_secret: Option<String>,
+    /// PEM file of a public key: RSA (RS256) or EC P-256 (ES256).
+    pub token_public_key: Option<PathBuf>,
+    /// JWKS file (RFC 7517) of RS256 / ES256 public keys, chosen by a token's `kid`.
+    pub token_jwks: Option<PathBuf>,
+    /// When set, a token's `iss` must equal it.
+    pub token_issuer: Option<String>,
+    /// When set, a token's `aud` must contain it.
+    pub token_audience: Option<String>,
+    /// How long past its token's `exp` a `/ws` session may stay while it is asked to
+    /// refresh, in milliseconds.
+    pub refresh_grace_ms: u64,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Self {
+            token_secret: None,
+            token_public_key: None,
+            token_jwks: None,
+            token_issuer: None,
+            token_audience: None,
+            refresh_grace_ms: 10_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "token_secret",
+                &self.token_secret.as_ref().map(|_| "<hidden>"),
+            )
+            .field("token_public_key", &self.token_public_key)
+            .field("token_jwks", &self.token_jwks)
+            .field("token_issuer", &self.token_issuer)
+            .field("token_audience", &self.token_audience)
+            .field("refresh_grace_ms", &self.refresh_grace_ms)
+            .finish()
+    }
+}
+
+impl Auth {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.token_secret.is_none()
+            && self.token_public_key.is_none()
+            && self.token_jwks.is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "[auth] needs a key: token_secret (or {ENV_TOKEN_SECRET}), token_public_key \
+                 or token_jwks"
+            )));
+        }
+        // RFC 7518 3.2: an HS256 key must be at least as long as the hash (256 bits).
+        if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(ConfigError::Invalid(
+                "auth.token_secret must be at least 32 bytes (RFC 7518, HS256)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long past `exp` a `/ws` session may stay while asked to refresh.
+    pub fn refresh_grace(&self) -> Duration {
+        Duration::from_millis(self.refresh_grace_ms)
+    }
 }
 
 /// Which pages (`Origin`) and host names (`Host`) may use the server; see
@@ -209,6 +305,12 @@ pub struct Namespace {
     /// up to this much added latency; the first message after a quiet window goes at
     /// once). 0 = every message at once.
     pub batch_window_ms: u64,
+    /// Clients without a token may use the namespace as its other settings allow; when
+    /// false, every operation needs a grant in a token (see [`crate::auth`]).
+    pub anonymous: bool,
+    /// Reading its channels (subscribe, presence, history) needs a grant in the
+    /// connection's token or, to subscribe, a subscription token for the channel.
+    pub private: bool,
 }
 
 /// What happens to a subscriber that cannot keep up.
@@ -233,6 +335,8 @@ impl Default for Namespace {
             queue_capacity: 1024,
             slow_consumer: SlowConsumer::Close,
             batch_window_ms: 0,
+            anonymous: true,
+            private: false,
         }
     }
 }
@@ -280,6 +384,7 @@ impl Default for Config {
             limits: Limits::default(),
             namespaces,
             security: Security::default(),
+            auth: None,
         }
     }
 }
@@ -295,6 +400,7 @@ struct FileConfig {
     limits: Option<Limits>,
     namespaces: Option<BTreeMap<String, Namespace>>,
     security: Option<Security>,
+    auth: Option<Auth>,
 }
 
 /// Why a configuration could not be loaded.
@@ -321,12 +427,26 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Values given on the command line or in the environment (clap merges those two,
-/// the flag winning); `None` means "not given".
-#[derive(Debug, Default, Clone)]
+/// the flag winning); `None` means "not given". `Debug` hides the secrets.
+#[derive(Default, Clone)]
 pub struct Overrides {
     pub listen: Option<SocketAddr>,
     pub redis: Option<String>,
     pub api_key: Option<String>,
+    /// `auth.token_secret` ([`ENV_TOKEN_SECRET`]); turns tokens on by itself.
+    pub token_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<hidden>");
+        f.debug_struct("Overrides")
+            .field("listen", &self.listen)
+            .field("redis", &self.redis)
+            .field("api_key", &hidden(&self.api_key))
+            .field("token_secret", &hidden(&self.token_secret))
+            .finish()
+    }
 }
 
 impl Config {
@@ -355,6 +475,7 @@ impl Config {
         if let Some(v) = file.security {
             cfg.security = v;
         }
+        cfg.auth = file.auth;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -381,6 +502,9 @@ impl Config {
         if overrides.api_key.is_some() {
             cfg.api_key = overrides.api_key;
         }
+        if let Some(secret) = overrides.token_secret {
+            cfg.auth.get_or_insert_with(Auth::default).token_secret = Some(secret);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -404,12 +528,21 @@ impl Config {
         if matches!(&self.api_key, Some(k) if k.is_empty()) {
             return Err(ConfigError::Invalid("api_key must not be empty".into()));
         }
-        for name in self.namespaces.keys() {
+        for (name, ns) in &self.namespaces {
             if name.is_empty() || name.contains(':') {
                 return Err(ConfigError::Invalid(format!(
                     "namespace name {name:?} must be non-empty and contain no ':'"
                 )));
             }
+            if self.auth.is_none() && (!ns.anonymous || ns.private) {
+                return Err(ConfigError::Invalid(format!(
+                    "namespace {name:?} needs client tokens (anonymous = false or private = \
+                     true) but there is no [auth] section: nobody could use it"
+                )));
+            }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
         }
         Ok(())
     }
@@ -440,6 +573,11 @@ impl Config {
             Some((ns, _)) => ns,
             None => DEFAULT_NAMESPACE,
         }
+    }
+
+    /// Whether client tokens are on (an `[auth]` section).
+    pub fn tokens_on(&self) -> bool {
+        self.auth.is_some()
     }
 
     /// Policy for a channel, `None` when its namespace is not configured.
@@ -496,7 +634,7 @@ mod tests {
         let over = Overrides {
             listen: Some("127.0.0.1:9001".parse().unwrap()),
             api_key: Some("from-flag".into()),
-            redis: None,
+            ..Overrides::default()
         };
         let c = Config::load(Some(&dir), over).unwrap();
         std::fs::remove_file(&dir).unwrap();
@@ -518,5 +656,58 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/x.toml"), "{e}");
+    }
+
+    #[test]
+    fn the_auth_section_and_namespace_locks() {
+        let c = Config::from_toml(
+            r#"
+            [auth]
+            token_secret = "0123456789abcdef0123456789abcdef"
+            token_audience = "sb"
+            [namespaces.default]
+            anonymous = false
+            [namespaces.secret]
+            private = true
+            "#,
+            "t",
+        )
+        .unwrap();
+        let auth = c.auth.as_ref().unwrap();
+        assert_eq!(auth.token_audience.as_deref(), Some("sb"));
+        assert_eq!(auth.refresh_grace(), Duration::from_secs(10));
+        assert!(!c.namespace_for("room").unwrap().anonymous);
+        let secret = c.namespace_for("secret:x").unwrap();
+        assert!(secret.private && secret.anonymous);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("0123456789abcdef"),
+            "Debug hides the secret"
+        );
+        assert!(
+            Config::default().auth.is_none(),
+            "no tokens unless configured"
+        );
+
+        // The secret alone (the environment variable) turns tokens on.
+        let over = Overrides {
+            token_secret: Some("s".repeat(40)),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, over.clone()).unwrap();
+        assert!(c.tokens_on());
+        assert!(!format!("{over:?}").contains("sss"), "Debug hides it");
+
+        let refused: &[(&str, &str)] = &[
+            ("[auth]\n", "needs a key"),
+            ("[auth]\ntoken_secret = \"short\"\n", "32 bytes"),
+            ("[auth]\ntoken_secre = \"x\"\n", "token_secre"),
+            ("[namespaces.default]\nanonymous = false\n", "no [auth]"),
+            ("[namespaces.s]\nprivate = true\n", "no [auth]"),
+        ];
+        for (text, want) in refused {
+            let e = Config::from_toml(text, "t").unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 }

@@ -9,6 +9,9 @@
 //! |---|---|
 //! | invalid channel name, malformed cursor, bad query, bad JSON, bad WebSocket handshake, bytes that are not HTTP | 400 |
 //! | missing or wrong API key | 401 |
+//! | a client token needed (`anonymous = false`, a private channel) but none given | 401 `token_required` |
+//! | a client token refused (which check failed) / expired | 401 `invalid_token` / `token_expired` |
+//! | the client's tokens do not grant the action on the channel | 403 `not_granted` |
 //! | publish / subscribe not allowed, API without a configured key | 403 |
 //! | unknown namespace, unknown route | 404 |
 //! | a route asked with a method it does not take | 405 |
@@ -35,6 +38,7 @@
 //! | a client publishes where it may not, or faster than its rate | 1008 policy violation |
 //! | a client's message over `limits.max_publish_bytes` | 1009 message too big |
 //! | the hub closed a subscription (slow consumer, broker trouble): resume | 1013 try again later |
+//! | the connection's token expired (not refreshed in time, on `/ws`) | 3000 unauthorized ("token expired") |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +46,11 @@ use switchboard_proto::ErrorCode;
 use switchboard_ws::CloseCode;
 
 use switchboard_hub::HubError;
+
+use crate::auth::{Action, TokenError};
+
+/// Close code 3000 (IANA-registered "Unauthorized"): the connection's token expired.
+pub const TOKEN_EXPIRED_CLOSE: CloseCode = CloseCode::new(3000);
 
 /// Every request-level failure of the server.
 #[derive(Debug)]
@@ -95,6 +104,14 @@ pub enum ServerError {
     Busy { retry_after: std::time::Duration },
     /// The broker could not take or give the data.
     Broker(String),
+    /// A client token is needed for `action` on `channel`, and none was given.
+    TokenRequired { action: Action, channel: String },
+    /// A client token was refused (not an expiry: see [`ServerError::TokenExpired`]).
+    InvalidToken(TokenError),
+    /// A client token has expired.
+    TokenExpired,
+    /// The client's tokens do not grant `action` on `channel`.
+    NotGranted { action: Action, channel: String },
     /// Refused by an admission check ([`crate::front::Admission`]), which chose the
     /// status, the stable code and the message ([`ServerError::refused`]).
     Refused {
@@ -138,6 +155,10 @@ impl ServerError {
             Self::TooManyFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             Self::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
             Self::Broker(_) => (StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable"),
+            Self::TokenRequired { .. } => (StatusCode::UNAUTHORIZED, "token_required"),
+            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            Self::NotGranted { .. } => (StatusCode::FORBIDDEN, "not_granted"),
             Self::Refused { status, code, .. } => (*status, code),
         }
     }
@@ -242,8 +263,40 @@ impl std::fmt::Display for ServerError {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
             }
             Self::Broker(why) => write!(f, "broker unavailable: {why}; retry later"),
+            Self::TokenRequired { action, channel } => write!(
+                f,
+                "a client token is needed to {} {channel}; send it as 'Authorization: Bearer \
+                 TOKEN', a token query parameter or the /ws connect command",
+                doing(*action)
+            ),
+            Self::InvalidToken(why) => write!(f, "invalid token: {why}"),
+            Self::TokenExpired => write!(
+                f,
+                "the client token has expired; get a new one and connect (or refresh) with it"
+            ),
+            Self::NotGranted { action, channel } => write!(
+                f,
+                "your token does not grant {} {channel} (claim {:?}{})",
+                doing(*action),
+                action.claim(),
+                if *action == Action::Subscribe {
+                    ", or a subscription token for the channel"
+                } else {
+                    ""
+                }
+            ),
             Self::Refused { message, .. } => write!(f, "{message}"),
         }
+    }
+}
+
+/// How a message names an action: "to {subscribe to} CHANNEL".
+fn doing(action: Action) -> &'static str {
+    match action {
+        Action::Subscribe => "subscribe to",
+        Action::Publish => "publish to",
+        Action::Presence => "see the presence of",
+        Action::History => "read the history of",
     }
 }
 
@@ -276,6 +329,10 @@ impl ServerError {
             Self::TooManyConnections | Self::PublishRate { .. } | Self::TooManyFailures { .. } => {
                 ErrorCode::TooManyRequests
             }
+            Self::TokenRequired { .. } => ErrorCode::TokenRequired,
+            Self::InvalidToken(_) => ErrorCode::InvalidToken,
+            Self::TokenExpired => ErrorCode::TokenExpired,
+            Self::NotGranted { .. } => ErrorCode::NotGranted,
             Self::Refused { status, .. } => match *status {
                 StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
                 s if s.is_server_error() => ErrorCode::Unavailable,
@@ -314,6 +371,15 @@ impl From<HubError> for ServerError {
     }
 }
 
+impl From<TokenError> for ServerError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => Self::TokenExpired,
+            other => Self::InvalidToken(other),
+        }
+    }
+}
+
 impl From<switchboard_proto::CursorError> for ServerError {
     fn from(e: switchboard_proto::CursorError) -> Self {
         Self::MalformedCursor(e.to_string())
@@ -335,9 +401,17 @@ impl IntoResponse for ServerError {
             resp.headers_mut()
                 .insert("sec-websocket-version", HeaderValue::from_static("13"));
         }
-        if let Self::Unauthorized = self {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        let challenge = match &self {
+            Self::Unauthorized | Self::TokenRequired { .. } => Some("Bearer"),
+            // RFC 6750 3.1.
+            Self::InvalidToken(_) | Self::TokenExpired => Some("Bearer error=\"invalid_token\""),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         let retry_after = match &self {
             Self::Busy { retry_after }
@@ -382,6 +456,8 @@ pub enum Ending {
     /// The hub closed a subscription (slow consumer, broker trouble): resume from the
     /// last cursor.
     Resume,
+    /// The connection's token expired (on `/ws`: and was not refreshed in time).
+    TokenExpired,
 }
 
 impl Ending {
@@ -396,6 +472,7 @@ impl Ending {
                 "message over the publish size limit",
             ),
             Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
+            Ending::TokenExpired => (TOKEN_EXPIRED_CLOSE, "token expired"),
         }
     }
 }
@@ -416,6 +493,22 @@ mod tests {
             (ServerError::Unauthorized, 401),
             (ServerError::ApiDisabled, 403),
             (ServerError::ShuttingDown, 503),
+            (
+                ServerError::TokenRequired {
+                    action: Action::Subscribe,
+                    channel: "s:x".into(),
+                },
+                401,
+            ),
+            (ServerError::InvalidToken(TokenError::Signature), 401),
+            (ServerError::TokenExpired, 401),
+            (
+                ServerError::NotGranted {
+                    action: Action::History,
+                    channel: "s:x".into(),
+                },
+                403,
+            ),
         ];
         for (err, status) in table {
             assert_eq!(err.status().0.as_u16(), status, "{err}");
@@ -445,6 +538,7 @@ mod tests {
             (Ending::Policy("no"), 1008),
             (Ending::TooBig, 1009),
             (Ending::Resume, 1013),
+            (Ending::TokenExpired, 3000),
         ];
         for (ending, code) in table {
             assert_eq!(u16::from(ending.close_frame().0), code, "{ending:?}");

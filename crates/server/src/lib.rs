@@ -25,7 +25,8 @@
 //! - [`config`]: TOML file + environment + flags → [`config::Config`].
 //! - [`error`]: every request failure → one HTTP status (and `/ws` error code); every
 //!   reason to end a WebSocket → one close code.
-//! - [`channel`]: channel-name syntax and namespace policy.
+//! - [`auth`]: client tokens (JWT): keys, verification into an identity, grants.
+//! - [`channel`]: channel-name syntax, namespace policy and what a token grants.
 //! - [`transport`]: one module per transport, plus the merge of several channels.
 //! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
 //! - [`clients`]: connections the backend API can disconnect.
@@ -34,6 +35,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod body;
 pub mod broker;
 pub mod channel;

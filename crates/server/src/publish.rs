@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use switchboard_hub::Payload;
 
+use crate::channel::Caller;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::throttle::Publisher;
@@ -46,15 +47,17 @@ pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerEr
     }
 }
 
-/// Handles `POST /ch/NAME` from `peer` (rate-limited per address when known).
+/// Handles `POST /ch/NAME` from `caller` at `peer` (rate-limited per address when
+/// known).
 pub async fn publish(
     state: &AppState,
+    caller: Caller<'_>,
     channel: &str,
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ServerError> {
-    crate::channel::for_client_publish(&state.hub, channel)?;
+    crate::channel::for_client_publish(state, caller, channel)?;
     if let Some(peer) = peer {
         state
             .clients

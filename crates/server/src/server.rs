@@ -98,14 +98,19 @@ impl Builder {
     }
 
     /// The server, ready to serve; fails when the configuration's allow-lists
-    /// (`security`) do not parse.
+    /// (`security`) do not parse, or a token key file (`auth`) cannot be read or used.
     pub fn build(self) -> Result<Server, ConfigError> {
         let config = self.config;
         let broker = self
             .broker
             .unwrap_or_else(|| Arc::new(MemoryBroker::new()) as Arc<dyn Broker>);
         let shutdown = Shutdown::new();
+        let auth = match &config.auth {
+            Some(auth) => Some(Arc::new(crate::auth::Verifier::new(auth)?)),
+            None => None,
+        };
         let state = AppState {
+            auth,
             ws_config: Arc::new(crate::transport::websocket::ws_config(&config)),
             hub: Hub::with_broker(config.hub_config(), broker),
             clients: crate::clients::Clients::new(crate::throttle::Throttle::new(&config.limits)),

@@ -1,10 +1,11 @@
-//! What every handler shares: configuration, the hub, the connection registry and the
-//! shutdown signal.
+//! What every handler shares: configuration, the hub, the connection registry, the
+//! shutdown signal and the client-token verifier.
 
 use std::sync::Arc;
 
 use switchboard_hub::Hub;
 
+use crate::auth::Verifier;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::shutdown::ShutdownSignal;
@@ -22,4 +23,6 @@ pub struct AppState {
     pub clients: Clients,
     /// Fires when the server begins to shut down.
     pub shutdown: ShutdownSignal,
+    /// Checks client tokens; `None` when tokens are off (no `[auth]`).
+    pub auth: Option<Arc<Verifier>>,
 }

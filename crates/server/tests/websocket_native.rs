@@ -8,27 +8,12 @@
 
 mod common;
 
-use common::{bounded, server, url, ws_open, Ws, KEY};
+use common::{bounded, close_of, server, url, ws_open, KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use switchboard_client::ApiClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The close frame the server sends (skipping anything before it).
-async fn close_of(ws: &mut Ws) -> CloseFrame {
-    bounded(async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(Some(f)))) => return f,
-                Some(Ok(_)) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
-        }
-    })
-    .await
-}
 
 async fn wait_until_registered(srv: &switchboard_server::server::Running, n: usize) {
     bounded(async {

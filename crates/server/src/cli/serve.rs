@@ -1,8 +1,9 @@
-//! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]`:
+//! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]
+//! [--token-secret SECRET]`:
 //! the server with an in-memory broker, or on Redis with other nodes (`--redis`, feature
 //! `redis`), and (by default) the demo pages. Configuration:
 //! defaults < `--config` file < environment (`SWITCHBOARD_LISTEN`, `SWITCHBOARD_CONFIG`,
-//! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`) < flags. Prints
+//! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`, `SWITCHBOARD_TOKEN_SECRET`) < flags. Prints
 //! `switchboard listening on http://ADDR` once it accepts connections; SIGINT/SIGTERM
 //! start a graceful shutdown.
 
@@ -27,6 +28,10 @@ pub(crate) struct ServeArgs {
     /// Backend API key (prefer the environment variable: flags show in `ps`).
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// HS256 secret of client tokens, `auth.token_secret` (prefer the environment
+    /// variable: flags show in `ps`); turns tokens on.
+    #[arg(long, env = "SWITCHBOARD_TOKEN_SECRET", hide_env_values = true)]
+    token_secret: Option<String>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
@@ -34,6 +39,7 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
         listen: args.listen,
         redis: args.redis,
         api_key: args.api_key,
+        token_secret: args.token_secret,
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;

@@ -11,8 +11,9 @@
 //!
 //! The front's own checks run first, in this order, on the same [`Ask`]: the `Host` and
 //! `Origin` checks ([`super::origin`]; a CORS preflight from an allowed origin is answered
-//! there), then the hook a program installed ([`Admission`], default [`AdmitAll`]). The
-//! hook sees only requests the server's own checks let through.
+//! there), the client token when tokens are on (`front/identify.rs`), then the hook a
+//! program installed ([`Admission`], default [`AdmitAll`]). The hook sees only requests
+//! the server's own checks let through.
 //!
 //! A check sees the request through an [`Ask`]: method, path and query, headers,
 //! `Origin`, the bearer token (`Authorization: Bearer` or a `token` query parameter, the

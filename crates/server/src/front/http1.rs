@@ -41,10 +41,11 @@ pub(super) async fn serve<S: Io>(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
-            let checked = match front.check(req.method(), req.uri(), req.headers(), peer) {
+            let mut checked = match front.check(req.method(), req.uri(), req.headers(), peer) {
                 Ok(checked) => checked,
                 Err(answer) => return Ok::<_, Infallible>(answer),
             };
+            checked.pass_identity(&mut req);
             // Handlers that key by client address (publish rate, API key failures).
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));

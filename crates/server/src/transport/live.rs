@@ -1,8 +1,9 @@
 //! The body of a response that streams (SSE and HTTP streaming): opening bytes, then one
 //! chunk per event in the transport's format (the hub's shared encoding of the message),
 //! heartbeats while idle, and a farewell chunk when the connection must end — server
-//! shutdown, a backend disconnect, or a subscription closed by the hub (slow consumer,
-//! broker lost) — after which the body ends.
+//! shutdown, a backend disconnect, a subscription closed by the hub (slow consumer,
+//! broker lost), or the client token it was opened with expiring — after which the body
+//! ends.
 //!
 //! Waiting costs no future per connection: a [`Source`] is polled ([`Source::poll_chunk`])
 //! on its subscriptions and its heartbeat only (a [`WheelTimer`] on the server's shared
@@ -38,8 +39,9 @@ use crate::clients::{ClientHandle, Registration};
 use crate::error::ServerError;
 use crate::shutdown::ShutdownSignal;
 use crate::state::AppState;
+use crate::transport::expiry::{self, Expiry};
 use crate::transport::handoff::Handoff;
-use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent, Target};
+use crate::transport::{streaming_headers, with_client_id, Feed, FeedEvent, Principal, Target};
 
 /// Last chunks, by why the connection ends.
 #[derive(Debug)]
@@ -51,6 +53,8 @@ pub struct Farewells {
     pub resume: &'static [u8],
     /// The backend API disconnected this client.
     pub disconnect: &'static [u8],
+    /// The client token expired: reconnect with a new one from your cursor.
+    pub refresh: &'static [u8],
 }
 
 /// What a transport's stream looks like (one `static` per transport).
@@ -82,6 +86,8 @@ pub struct Live {
     pub client: ClientHandle,
     /// The server's shared timer, for heartbeats.
     pub wheel: Wheel,
+    /// When the client token it was opened with expires (the body then ends).
+    pub expires: Option<std::time::SystemTime>,
 }
 
 /// A live body's chunk source after its opening: [`Live`] reduced to what a connection
@@ -93,6 +99,8 @@ pub struct Source {
     heartbeat: Heartbeat,
     _client: Registration,
     end: End,
+    /// The token's deadline (`None` without a token).
+    expiry: Option<Box<Expiry>>,
 }
 
 /// How far a source is from its end.
@@ -111,6 +119,7 @@ enum Farewell {
     Reconnect,
     Resume,
     Disconnect,
+    Refresh,
 }
 
 /// When the next heartbeat is due; a beat is sent when idle for a period (traffic does
@@ -149,6 +158,7 @@ impl Heartbeat {
 impl Source {
     /// The opening chunk and the source of the rest.
     fn new(live: Live) -> (Bytes, Self) {
+        let expiry = Expiry::new(&live.wheel, live.expires);
         let mut source = Self {
             feed: live.feed,
             style: live.style,
@@ -161,6 +171,7 @@ impl Source {
             },
             _client: live.client.into_registration(),
             end: End::Open,
+            expiry,
         };
         // After subscribing: a shutdown that began meanwhile may have swept the hub
         // before this connection's subscriptions were there.
@@ -188,6 +199,7 @@ impl Source {
             Farewell::Reconnect => f.reconnect,
             Farewell::Resume => f.resume,
             Farewell::Disconnect => f.disconnect,
+            Farewell::Refresh => f.refresh,
         })
     }
 
@@ -233,6 +245,10 @@ impl Source {
     /// The next chunk: ready now, or `cx` is woken by a subscription or the heartbeat
     /// timer; `None` once the body has ended.
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        // Before the feed: a busy channel must not keep an expired token's stream open.
+        if self.end == End::Open && expiry::expired(&mut self.expiry, cx) {
+            self.end = End::Due(Farewell::Refresh);
+        }
         if let Some(b) = self.ready_chunk() {
             return Poll::Ready(Some(b));
         }
@@ -261,16 +277,17 @@ pub fn claim(resp: &mut Response) -> Option<(Bytes, Source)> {
     Handoff::claim(resp)
 }
 
-/// Subscribes `user`'s new connection to `targets` and answers with a live body in
+/// Subscribes `principal`'s new connection to `targets` and answers with a live body in
 /// `style`, starting with `opening`: what SSE and HTTP streaming share.
 pub async fn respond(
     state: &AppState,
     targets: &[Target],
-    user: Option<String>,
+    principal: Principal,
     style: &'static Style,
     opening: Bytes,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register_hub_kicked(user);
+    let expires = principal.expires();
+    let client = state.clients.register_hub_kicked(principal.user);
     let feed = Feed::open(state, targets, &client).await?;
     Ok(response(Live {
         feed,
@@ -281,6 +298,7 @@ pub async fn respond(
         shutdown: state.shutdown.clone(),
         client,
         wheel: state.clients.wheel().clone(),
+        expires,
     }))
 }
 

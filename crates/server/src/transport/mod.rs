@@ -11,7 +11,13 @@
 //! `GET /sub?channel=NAME[,CURSOR]&channel=…` subscribes to several channels with one
 //! cursor each over SSE, stream, long-poll or poll (same choice, minus WebSocket: the
 //! multiplexed WebSocket is `/ws`).
+//!
+//! With client tokens on, a subscribe request may also carry subscription tokens for
+//! private channels, `channel_token=JWT` (repeatable; each names its channel in its
+//! `channel` claim), and a live connection with a token ends when the token expires
+//! ([`expiry`]).
 
+pub mod expiry;
 pub mod handoff;
 pub mod live;
 pub mod longpoll;
@@ -29,6 +35,8 @@ use switchboard_hub::{
 use switchboard_proto::Cursor;
 use switchboard_ws::handshake;
 
+use crate::auth::Identity;
+use crate::channel::Caller;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -59,8 +67,11 @@ pub struct SubQuery {
     pub since: Option<String>,
     /// `channel=` values (`/sub`).
     pub channels: Vec<String>,
-    /// `user=`: an optional user id for presence and disconnects (not authenticated).
+    /// `user=`: an optional user id for presence and disconnects (not authenticated;
+    /// refused when client tokens are on).
     pub user: Option<String>,
+    /// `channel_token=` values: subscription tokens for private channels.
+    pub channel_tokens: Vec<String>,
 }
 
 impl SubQuery {
@@ -75,10 +86,71 @@ impl SubQuery {
                 "since" => q.since = Some(v.into_owned()),
                 "channel" => q.channels.push(v.into_owned()),
                 "user" if !v.is_empty() && v.len() <= 128 => q.user = Some(v.into_owned()),
+                "channel_token" => q.channel_tokens.push(v.into_owned()),
                 _ => {}
             }
         }
         q
+    }
+}
+
+/// Who opens a connection or sends a subscribe request.
+#[derive(Debug, Default, Clone)]
+pub struct Principal {
+    /// Its user id: the token's `sub` with tokens on, else `?user=` (not authenticated).
+    pub user: Option<String>,
+    /// What its connection token says (tokens on, a token given).
+    pub identity: Option<Identity>,
+    /// The channels its subscription tokens admit (`channel_token=`).
+    pub admitted: Vec<String>,
+}
+
+impl Principal {
+    /// The principal of `req`: the identity the front put in its extensions (taken out),
+    /// the user it names, and the channels of `query`'s subscription tokens (checked
+    /// here: a refused one is the answer). With tokens off, `?user=` and nothing else.
+    pub fn of<B>(
+        state: &AppState,
+        req: &mut http::Request<B>,
+        query: &mut SubQuery,
+    ) -> Result<Self, ServerError> {
+        let Some(verifier) = &state.auth else {
+            return Ok(Self {
+                user: query.user.take(),
+                ..Self::default()
+            });
+        };
+        let identity = req.extensions_mut().remove::<Identity>();
+        let user = identity
+            .as_ref()
+            .and_then(|i| i.user.as_deref().map(str::to_owned));
+        let limit = state.config.limits.max_channels_per_request;
+        if query.channel_tokens.len() > limit {
+            return Err(ServerError::TooManyChannels { limit });
+        }
+        let admitted = query
+            .channel_tokens
+            .iter()
+            .map(|t| verifier.subscription_channel(t, user.as_deref()))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            user,
+            identity,
+            admitted,
+        })
+    }
+
+    /// The principal as the channel policy sees it.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            identity: self.identity.as_ref(),
+            admitted: &self.admitted,
+        }
+    }
+
+    /// When its connection token expires.
+    pub fn expires(&self) -> Option<std::time::SystemTime> {
+        self.identity.as_ref()?.expires
     }
 }
 
@@ -115,9 +187,13 @@ pub fn parse_cursor(s: &str) -> Result<Cursor, ServerError> {
     Cursor::parse(s.as_bytes()).map_err(|e| ServerError::MalformedCursor(e.to_string()))
 }
 
-/// Parses `/sub`'s `channel=NAME[,CURSOR]` values, checking names and policy. (`,` is
-/// not allowed in channel names, so the split is unambiguous.)
-pub fn parse_targets(state: &AppState, values: &[String]) -> Result<Vec<Target>, ServerError> {
+/// Parses `/sub`'s `channel=NAME[,CURSOR]` values, checking names and `caller`'s policy.
+/// (`,` is not allowed in channel names, so the split is unambiguous.)
+pub fn parse_targets(
+    state: &AppState,
+    caller: Caller<'_>,
+    values: &[String],
+) -> Result<Vec<Target>, ServerError> {
     if values.is_empty() {
         return Err(ServerError::BadRequest(
             "no channel given; use /sub?channel=NAME[,CURSOR]&channel=...".into(),
@@ -133,7 +209,7 @@ pub fn parse_targets(state: &AppState, values: &[String]) -> Result<Vec<Target>,
             Some((n, c)) => (n, Some(parse_cursor(c)?)),
             None => (v.as_str(), None),
         };
-        crate::channel::for_subscribe(&state.hub, name)?;
+        crate::channel::for_subscribe(state, caller, name)?;
         if out.iter().any(|t| t.channel == name) {
             return Err(ServerError::BadRequest(format!(
                 "channel {name:?} is given twice"

@@ -12,7 +12,9 @@
 //!   idle; on shutdown (or when the hub closes the subscription) a final
 //!   `event: reconnect` is sent and the response ends (the browser reconnects by itself
 //!   after the retry delay, resuming from its last id); on a backend disconnect, a final
-//!   `event: disconnect`.
+//!   `event: disconnect`; when the client token it was opened with expires, a final
+//!   `event: refresh` (close the `EventSource` and open a new one with a fresh token, from
+//!   the last id).
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -23,7 +25,7 @@ use switchboard_proto::{Cursor, SseData, SseEnvelope};
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Style};
-use crate::transport::{parse_cursor, Target};
+use crate::transport::{parse_cursor, Principal, Target};
 
 /// The native endpoint's resume cursor: `Last-Event-ID`, else `?since=`.
 pub fn native_since(
@@ -55,6 +57,7 @@ const fn style(encode: fn(&Message) -> Bytes) -> Style {
             reconnect: b"event: reconnect\ndata: service restart\n\n",
             resume: b"event: reconnect\ndata: resume from your last cursor\n\n",
             disconnect: b"event: disconnect\ndata: disconnected by the server\n\n",
+            refresh: b"event: refresh\ndata: token expired\n\n",
         },
     }
 }
@@ -64,11 +67,11 @@ pub async fn respond(
     state: &AppState,
     targets: Vec<Target>,
     native: bool,
-    user: Option<String>,
+    principal: Principal,
 ) -> Result<Response, ServerError> {
     let style = if native { &NATIVE } else { &ENVELOPE };
     let opening = switchboard_proto::sse_retry(state.config.limits.sse_retry_ms);
-    live::respond(state, &targets, user, style, opening).await
+    live::respond(state, &targets, principal, style, opening).await
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //! response that never ends: a 2 KiB whitespace prelude (so buffering proxies and
 //! browsers start delivering), then one envelope JSON per line; an empty line is the
 //! heartbeat. On shutdown (or when the hub closes the subscription) the last line is
-//! `{"event":"reconnect",…}`, on a backend disconnect `{"event":"disconnect",…}`, then
-//! the response ends.
+//! `{"event":"reconnect",…}`, on a backend disconnect `{"event":"disconnect",…}`, when
+//! the client token it was opened with expires `{"event":"refresh",…}` (reconnect with a
+//! fresh token), then the response ends.
 
 use axum::response::Response;
 use switchboard_proto::StreamLine;
@@ -11,7 +12,7 @@ use switchboard_proto::StreamLine;
 use crate::error::ServerError;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Style};
-use crate::transport::Target;
+use crate::transport::{Principal, Target};
 
 static STYLE: Style = Style {
     content_type: "application/x-ndjson; charset=utf-8",
@@ -21,6 +22,7 @@ static STYLE: Style = Style {
         reconnect: b"{\"event\":\"reconnect\",\"reason\":\"service restart\"}\n",
         resume: b"{\"event\":\"reconnect\",\"reason\":\"resume from your last cursor\"}\n",
         disconnect: b"{\"event\":\"disconnect\",\"reason\":\"disconnected by the server\"}\n",
+        refresh: b"{\"event\":\"refresh\",\"reason\":\"token expired\"}\n",
     },
 };
 
@@ -28,12 +30,12 @@ static STYLE: Style = Style {
 pub async fn respond(
     state: &AppState,
     targets: Vec<Target>,
-    user: Option<String>,
+    principal: Principal,
 ) -> Result<Response, ServerError> {
     live::respond(
         state,
         &targets,
-        user,
+        principal,
         &STYLE,
         switchboard_proto::stream_prelude(),
     )

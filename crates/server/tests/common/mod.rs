@@ -4,10 +4,14 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use switchboard_server::config::Config;
 use switchboard_server::server::{start, Running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) const KEY: &str = "test-key";
 
@@ -140,6 +144,20 @@ pub(crate) async fn ws_open(r: &Running, path: &str) -> (Ws, String) {
         .await
         .unwrap();
     (ws, client_id(resp.headers()))
+}
+
+/// The close frame the server sends (skipping anything before it).
+pub(crate) async fn close_of(ws: &mut Ws) -> CloseFrame {
+    bounded(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return f,
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
 }
 
 /// The client id a response names (`x-switchboard-client`).

@@ -18,7 +18,8 @@
 //! the connection's output queue is under [`HIGH_WATER`], so a peer that does not read
 //! holds at most that much. Messages from the peer obey the server's message size limit
 //! (`limits.max_publish_bytes`). Shutdown closes every connection with 1012, the
-//! backend API's disconnect with 1008.
+//! backend API's disconnect with 1008, and the expiry of the client token the handshake
+//! carried (client tokens on) with 3000.
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use super::HIGH_WATER;
 use crate::clients::ClientHandle;
 use crate::error::Ending;
 use crate::shutdown::ShutdownSignal;
+use crate::transport::expiry::{self, Expiry};
 
 /// Most messages waiting in a session's outbox.
 pub const OUTBOX: usize = 1024;
@@ -161,6 +163,7 @@ pub(super) struct Opened {
     session: Session,
     outbox: mpsc::Receiver<Outgoing>,
     client: ClientHandle,
+    expiry: Option<Box<Expiry>>,
 }
 
 impl fmt::Debug for Opened {
@@ -177,6 +180,7 @@ impl Opened {
         client: ClientHandle,
         hub: Hub,
         target: String,
+        expiry: Option<Box<Expiry>>,
     ) -> Self {
         let (tx, outbox) = mpsc::channel(OUTBOX);
         let session = Session {
@@ -192,6 +196,7 @@ impl Opened {
             session,
             outbox,
             client,
+            expiry,
         }
     }
 }
@@ -208,6 +213,7 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         session,
         mut outbox,
         client,
+        mut expiry,
     } = opened;
     endpoint.on_open(&session);
     let mut closed_by_peer = None;
@@ -217,6 +223,13 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             biased;
             () = shutdown.wait() => break Some(Closing::Ending(Ending::Shutdown)),
             () = client.kicked() => break Some(Closing::Ending(Ending::Kicked)),
+            () = std::future::poll_fn(|cx| {
+                if expiry::expired(&mut expiry, cx) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            }), if expiry.is_some() => break Some(Closing::Ending(Ending::TokenExpired)),
             woke = recv_or_room(&mut ws, room) => match woke {
                 Wake::Room => {}
                 Wake::Msg(None) => break None,

@@ -10,6 +10,7 @@
 //! | [`mod@upgrade`] | checking the handshake, subscribing, the `101` and the [`Accepted`] connection it hands over |
 //! | [`native`] | a native connection's task (`/ch/NAME`) |
 //! | [`session`] | a `/ws` connection's loop |
+//! | [`token`] | a `/ws` session's client token: its identity, the refresh request, the close at expiry |
 //! | [`command`] | executing one `/ws` command |
 //! | [`endpoint`] | added endpoints: open / message / close / error callbacks |
 //!
@@ -33,6 +34,7 @@ pub mod command;
 pub mod endpoint;
 pub mod native;
 pub mod session;
+pub mod token;
 pub mod upgrade;
 
 use switchboard_hub::{CloseReason, Encoding, Message as HubMessage};

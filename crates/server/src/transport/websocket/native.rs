@@ -1,7 +1,10 @@
 //! A native WebSocket connection (`GET /ch/NAME` with `Upgrade: websocket`): one
 //! channel; each message is one envelope JSON text frame; a text or binary frame from
-//! the client publishes to the channel when its namespace allows client publishing
-//! (1008 when it does not, 1009 over `limits.max_publish_bytes`).
+//! the client publishes to the channel when its namespace allows client publishing (and,
+//! with client tokens on, its token grants it; 1008 when not, 1009 over
+//! `limits.max_publish_bytes`). A connection opened with a client token is closed with
+//! 3000 when the token expires (it cannot take a new one: reconnect with a fresh token,
+//! `?since=` the last cursor).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +19,7 @@ use super::{ending_for, queue_message, HIGH_WATER};
 use crate::clients::ClientHandle;
 use crate::error::Ending;
 use crate::state::AppState;
+use crate::transport::expiry::{self, Expiry};
 
 /// A client's text frame as a payload: valid JSON is embedded as JSON, other text is sent
 /// as a string.
@@ -38,16 +42,22 @@ pub struct Parts {
     /// `limits.max_publish_bytes` (u32: a message limit over 4 GiB is no limit here).
     max: u32,
     may_publish: bool,
+    /// The closing handshake is under way (here, beside the other small fields, so that
+    /// they share one word).
+    closing: bool,
+    /// The client token's deadline (`None` without a token).
+    expiry: Option<Box<Expiry>>,
 }
 
 impl Parts {
     /// What `client`'s connection subscribed with `sub` keeps; it may publish to the
-    /// channel if `may_publish`.
+    /// channel if `may_publish`, and ends when its token `expires`.
     pub(super) fn new(
         state: &AppState,
         sub: Subscription,
         client: ClientHandle,
         may_publish: bool,
+        expires: Option<std::time::SystemTime>,
     ) -> Self {
         Self {
             sub,
@@ -55,6 +65,8 @@ impl Parts {
             client: client.into_registration(),
             max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
             may_publish,
+            closing: false,
+            expiry: Expiry::new(state.clients.wheel(), expires),
         }
     }
 }
@@ -74,8 +86,6 @@ struct Native<S> {
     parts: Parts,
     /// A client's publish in flight.
     publishing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    /// The closing handshake is under way.
-    closing: bool,
 }
 
 /// Spawns the connection's task (the socket already has its mark and wheel).
@@ -87,7 +97,6 @@ where
         ws,
         parts,
         publishing: None,
-        closing: false,
     };
     tracing::trace!(
         bytes = std::mem::size_of_val(&task),
@@ -101,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.closing {
+        if this.parts.closing {
             return this.ws.poll_close(cx);
         }
         match this.poll_open(cx) {
@@ -109,7 +118,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
                 let (code, reason) = ending.close_frame();
                 // Fails only when a close is already under way; driving it is the same.
                 let _ = this.ws.start_close(code, reason);
-                this.closing = true;
+                this.parts.closing = true;
                 this.ws.poll_close(cx)
             }
             Poll::Ready(None) => Poll::Ready(()),
@@ -127,6 +136,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
             publishing,
             ..
         } = self;
+        if expiry::expired(&mut parts.expiry, cx) {
+            return Poll::Ready(Some(Ending::TokenExpired));
+        }
         if let Some(p) = publishing {
             ready!(p.as_mut().poll(cx));
             *publishing = None;

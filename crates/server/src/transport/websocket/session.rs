@@ -1,7 +1,9 @@
 //! A `/ws` connection's loop: the multiplexed SDK protocol (`switchboard_proto::command`)
 //! over one WebSocket. Messages of every subscription the client opened are queued as
 //! they come (one prepared frame per message, shared by every connection); each command
-//! frame is executed by [`super::command`] and answered with one reply frame.
+//! frame is executed by [`super::command`] and answered with one reply frame. With a
+//! client token, the session asks for a new one before it expires and closes with 3000
+//! when none comes in time ([`super::token`]).
 
 use std::time::Duration;
 
@@ -9,7 +11,9 @@ use switchboard_ws::CloseCode;
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::token::{Due, SessionToken};
 use super::{command, ending_for, queue_message, HIGH_WATER};
+use crate::auth::Identity;
 use crate::clients::ClientHandle;
 use crate::error::Ending;
 use crate::state::AppState;
@@ -18,13 +22,16 @@ use crate::transport::{Feed, FeedEvent};
 /// Runs `client`'s `/ws` connection until it ends: queues the messages of its
 /// subscriptions (while under [`HIGH_WATER`]), executes each command frame and queues its
 /// reply, and ends with a close frame when the server shuts down, the backend
-/// disconnects the client or a subscription is closed by the hub.
+/// disconnects the client, a subscription is closed by the hub, or its client token
+/// (`identity`, or one a `connect` command gives) expires without a refresh.
 pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     state: &AppState,
     ws: &mut WebSocket<S>,
-    client: &ClientHandle,
+    client: &mut ClientHandle,
+    identity: Option<Identity>,
 ) {
     let mut feed = Feed::default();
+    let mut token = SessionToken::new(state, identity);
     let ending = 'conn: loop {
         while ws.pending_bytes() < HIGH_WATER {
             match feed.try_next() {
@@ -45,7 +52,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Wake::Msg(None) => break None,
                 Wake::Msg(Some(Err(e))) => tracing::debug!(error = %e, "websocket error"),
                 Wake::Msg(Some(Ok(Message::Text(t) | Message::Binary(t)))) => {
-                    let reply = command::command(state, client, &mut feed, &t).await;
+                    let reply = command::command(state, client, &mut token, &mut feed, &t).await;
                     let _ = ws.queue(Message::Text(reply));
                 }
                 Wake::Msg(Some(Ok(_))) => {}
@@ -53,6 +60,13 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             ev = feed.next(), if room && !feed.is_empty() => match ev {
                 FeedEvent::Message(m) => { let _ = queue_message(ws, &m); }
                 FeedEvent::Closed { reason, .. } => break Some(ending_for(reason)),
+            },
+            due = token.due(), if token.has_deadline() => match due {
+                Due::AskRefresh => {
+                    let push = bytes::Bytes::from_static(switchboard_proto::REFRESH_PUSH);
+                    let _ = ws.queue(Message::Text(push));
+                }
+                Due::Expired => break Some(Ending::TokenExpired),
             },
         }
     };

@@ -21,13 +21,15 @@ use switchboard_ws::{CloseCode, DeflateConfig};
 
 use super::endpoint::{self, Endpoint};
 use super::{native, session, socket};
+use crate::auth::Identity;
 use crate::channel;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::io::Io;
 use crate::state::AppState;
+use crate::transport::expiry::Expiry;
 use crate::transport::handoff::Handoff;
-use crate::transport::{client_info, Target};
+use crate::transport::{client_info, Principal, Target};
 
 /// What the upgraded connection will do.
 #[derive(Clone)]
@@ -62,7 +64,8 @@ pub struct Accepted {
 #[derive(Debug)]
 enum Run {
     Native(native::Parts),
-    Mux(ClientHandle),
+    /// The session's client and what its token says (if one came with the upgrade).
+    Mux(ClientHandle, Option<Identity>),
     Custom(endpoint::Opened),
 }
 
@@ -79,12 +82,12 @@ impl Accepted {
             Run::Native(parts) => {
                 native::spawn(socket(io, &leftover, &state, deflate), parts);
             }
-            Run::Mux(client) => {
+            Run::Mux(mut client, identity) => {
                 tokio::spawn(async move {
                     // Boxed: the codec's state is most of a connection's memory, and a box
                     // keeps it out of every future that holds the socket across an await.
                     let mut ws = Box::new(socket(io, &leftover, &state, deflate));
-                    session::run(&state, &mut ws, &client).await;
+                    session::run(&state, &mut ws, &mut client, identity).await;
                 });
             }
             Run::Custom(opened) => {
@@ -102,12 +105,13 @@ pub fn claim(resp: &mut Response) -> Option<Accepted> {
 }
 
 /// Checks the upgrade request, subscribes a native connection, and answers `101` with
-/// the [`Accepted`] connection attached (see the module docs).
+/// the [`Accepted`] connection attached (see the module docs). The connection is
+/// `principal`'s: its user id, and its token's grants and expiry.
 pub async fn upgrade(
     state: &AppState,
     req: Request,
     mode: Mode,
-    user: Option<String>,
+    principal: Principal,
 ) -> Result<Response, ServerError> {
     if state.shutdown.is_triggered() {
         return Err(ServerError::ShuttingDown);
@@ -127,9 +131,10 @@ pub async fn upgrade(
     // A native connection hears of shutdown and of the backend's disconnect through its
     // subscription closing (the hub closes them all), so it keeps no kick notification
     // and watches no shutdown signal.
+    let expires = principal.expires();
     let client = match mode {
-        Mode::Native(_) => state.clients.register_hub_kicked(user),
-        Mode::Mux | Mode::Custom(_) => state.clients.register(user),
+        Mode::Native(_) => state.clients.register_hub_kicked(principal.user.clone()),
+        Mode::Mux | Mode::Custom(_) => state.clients.register(principal.user.clone()),
     };
     let options = AcceptOptions {
         deflate: Some(DeflateConfig::default()),
@@ -142,7 +147,9 @@ pub async fn upgrade(
     let accepted = handshake::accept(&request, &options)?;
     let run = match mode {
         Mode::Native(target) => {
-            let ns = channel::for_subscribe(&state.hub, &target.channel)?;
+            let caller = principal.caller();
+            channel::for_subscribe(state, caller, &target.channel)?;
+            let may_publish = channel::for_client_publish(state, caller, &target.channel).is_ok();
             let sub = state
                 .hub
                 .subscribe(&target.channel, target.since, client_info(&client))
@@ -153,14 +160,15 @@ pub async fn upgrade(
             if state.shutdown.is_triggered() {
                 return Err(ServerError::ShuttingDown);
             }
-            Run::Native(native::Parts::new(state, sub, client, ns.allow_publish))
+            Run::Native(native::Parts::new(state, sub, client, may_publish, expires))
         }
-        Mode::Mux => Run::Mux(client),
+        Mode::Mux => Run::Mux(client, principal.identity),
         Mode::Custom(endpoint) => Run::Custom(endpoint::Opened::new(
             endpoint,
             client,
             state.hub.clone(),
             target,
+            Expiry::new(state.clients.wheel(), expires),
         )),
     };
     let mut response = switching_response(&accepted.headers);
