@@ -272,6 +272,29 @@ def token():
         write("token", name, data)
 
 
+def request_head():
+    """Request heads for the connection front's classifier; the first byte picks the
+    head limit (0xff: the largest), the rest is the head."""
+    seeds = {
+        "sse": b"GET /ch/a HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        "longpoll": b"GET /ch/a?transport=longpoll&since=e:1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "sub-stream": b"GET /sub?channel=a&channel=b,e:2&transport=stream HTTP/1.1\r\nHost: x\r\n\r\n",
+        "upgrade": b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        "cl-te": b"GET /ch/a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "obs-fold": b"GET /ch/a HTTP/1.1\r\nHost: x\r\nAccept: text/\r\n event-stream\r\n\r\n",
+        "bare-lf": b"GET /ch/a HTTP/1.1\nHost: x\nAccept: text/event-stream\n\n",
+        "pipelined": b"GET /ch/a?transport=poll HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /ch/a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        "expect": b"GET /ch/a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n",
+        "http10": b"GET /ch/a HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n",
+        "fragment": b"GET /ch/#?transport=longpoll&since=e:1 HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    }
+    for name, data in seeds.items():
+        write("request_head", name, bytes([255]) + data)
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -282,6 +305,7 @@ def main():
     proto()
     hixie76()
     token()
+    request_head()
     total = 0
     for root, _, files in os.walk(CORPUS):
         for f in files:

@@ -82,7 +82,7 @@ pub fn check_key(configured: Option<&str>, headers: &HeaderMap) -> Result<(), Se
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(crate::front::admission::bearer);
     let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match given {
         // Constant time in the bytes compared (only the length may show).

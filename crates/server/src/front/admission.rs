@@ -119,7 +119,7 @@ impl<'a> Ask<'a> {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer)
             .map(str::trim);
         if let Some(t) = bearer {
             return Some(Cow::Borrowed(t));
@@ -174,6 +174,13 @@ impl<'a> Ask<'a> {
     fn transport(&self) -> Option<Kind> {
         transport::choose(self.headers, &SubQuery::parse(self.uri.query())).ok()
     }
+}
+
+/// The credentials of an `Authorization: Bearer …` value (the scheme's name is
+/// case-insensitive, RFC 7235).
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest)
 }
 
 /// What a request asks for, as far as its head tells.
@@ -311,6 +318,20 @@ mod tests {
         let ask = Ask::new(&Method::GET, &uri, &h, peer);
         assert_eq!(ask.token().as_deref(), Some("h.t"));
         assert!(!format!("{ask:?}").contains("h.t"), "Debug shows no secret");
+        h.insert(header::AUTHORIZATION, "bearer lower".parse().unwrap());
+        let ask = Ask::new(&Method::GET, &uri, &h, peer);
+        assert_eq!(
+            ask.token().as_deref(),
+            Some("lower"),
+            "the scheme is case-insensitive"
+        );
+        h.insert(header::AUTHORIZATION, "Basic dTpw".parse().unwrap());
+        let ask = Ask::new(&Method::GET, &uri, &h, peer);
+        assert_eq!(
+            ask.token().as_deref(),
+            Some("q+t"),
+            "not a bearer: the query's"
+        );
         let bare: Uri = "/ch/a".parse().unwrap();
         assert_eq!(
             Ask::new(&Method::GET, &bare, &HeaderMap::new(), peer).token(),

@@ -121,7 +121,8 @@ impl Session {
         &self.inner.id
     }
 
-    /// The request target of the handshake (path and query).
+    /// The request target of the handshake (path and query), without the credentials
+    /// it may carry (`token=`, `channel_token=`).
     pub fn target(&self) -> &str {
         &self.inner.target
     }
@@ -186,7 +187,7 @@ impl Opened {
         let session = Session {
             inner: Arc::new(SessionInner {
                 id: client.id().into(),
-                target: target.into_boxed_str(),
+                target: without_credentials(&target).into_boxed_str(),
                 hub,
                 outbox: tx,
             }),
@@ -275,4 +276,40 @@ pub(super) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 enum Closing {
     Ending(Ending),
     Asked(CloseCode, String),
+}
+
+/// `target` without its `token=` and `channel_token=` query parameters (credentials are
+/// the server's to check, not the endpoint's to see).
+fn without_credentials(target: &str) -> String {
+    let Some((path, query)) = target.split_once('?') else {
+        return target.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            name != "token" && name != "channel_token"
+        })
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sessions_target_keeps_no_credentials() {
+        assert_eq!(without_credentials("/e"), "/e");
+        assert_eq!(without_credentials("/e?token=abc"), "/e");
+        assert_eq!(
+            without_credentials("/e?a=1&token=x&b=2&channel_token=y"),
+            "/e?a=1&b=2"
+        );
+        assert_eq!(without_credentials("/e?tokens=1"), "/e?tokens=1");
+    }
 }
