@@ -54,6 +54,13 @@
 //! token_audience = "switchboard"              # optional: `aud` must hold this
 //! refresh_grace_ms = 10000      # a `/ws` session may stay this long past `exp` while it
 //!                               # is asked to refresh (other live connections end at `exp`)
+//!
+//! [backend]                     # the application decides (see crate::backend); no URL: off
+//! connect_url = "http://127.0.0.1:9000/switchboard/connect"     # every client request to
+//!                               # /ch/NAME, /sub, /ws, with its cookies: allow, deny, who
+//! subscribe_url = "http://127.0.0.1:9000/switchboard/subscribe" # every /ws subscribe
+//! timeout_ms = 2000             # an answer slower than this is a failure
+//! on_error = "deny"             # a failure answers 503 (or "allow": go on without it)
 //! ```
 //!
 //! Tokens, their claims and what they grant: [`crate::auth`]. At least one of
@@ -99,6 +106,43 @@ pub struct Config {
     pub security: Security,
     /// Client tokens; `None`: no tokens (every namespace open as its settings say).
     pub auth: Option<Auth>,
+    /// The application's backend, asked whether client requests may go on.
+    pub backend: BackendConfig,
+}
+
+/// Where the application's backend is asked (see [`crate::backend`]); no URL: not asked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Asked for every client request to `/ch/NAME`, `/sub` and `/ws` (`http://` only).
+    pub connect_url: Option<String>,
+    /// Asked for every `/ws` subscribe command.
+    pub subscribe_url: Option<String>,
+    /// How long an answer may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// What a failed ask means: `deny` (503 `backend_unavailable`) or `allow`.
+    pub on_error: OnError,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        Self {
+            connect_url: None,
+            subscribe_url: None,
+            timeout_ms: 2_000,
+            on_error: OnError::Deny,
+        }
+    }
+}
+
+/// What a backend that does not decide (timeout, error, bad answer) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// The client is answered 503 (fail closed).
+    Deny,
+    /// The request goes on as if no backend were configured (fail open).
+    Allow,
 }
 
 /// Client tokens (JWT): where the keys are and what the claims must say; see
@@ -385,6 +429,7 @@ impl Default for Config {
             namespaces,
             security: Security::default(),
             auth: None,
+            backend: BackendConfig::default(),
         }
     }
 }
@@ -401,6 +446,7 @@ struct FileConfig {
     namespaces: Option<BTreeMap<String, Namespace>>,
     security: Option<Security>,
     auth: Option<Auth>,
+    backend: Option<BackendConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -474,6 +520,9 @@ impl Config {
         }
         if let Some(v) = file.security {
             cfg.security = v;
+        }
+        if let Some(v) = file.backend {
+            cfg.backend = v;
         }
         cfg.auth = file.auth;
         cfg.validate()?;

@@ -25,6 +25,8 @@
 //! | too many connections from one address (`limits.max_connections_per_ip`) | 429 with `Retry-After` |
 //! | publishing faster than `limits.max_publishes_per_second` | 429 with `Retry-After` (native WebSocket: close 1008) |
 //! | too many wrong API keys from one address | 429 with `Retry-After` |
+//! | the application's backend refused the request (`[backend]`) | 403 |
+//! | the application's backend did not answer and `backend.on_error = "deny"` | 503 |
 //! | broker failure | 503 |
 //! | refused by an admission check ([`crate::front::Admission`]) | the check's own |
 //!
@@ -96,6 +98,10 @@ pub enum ServerError {
     PublishRate { retry_after: std::time::Duration },
     /// Too many failed API key attempts from this address lately.
     TooManyFailures { retry_after: std::time::Duration },
+    /// The application's backend refused the request (its reason).
+    DeniedByBackend(String),
+    /// The application's backend did not decide (why), and `backend.on_error` is `deny`.
+    BackendUnavailable(String),
     /// The server holds `limits.max_connections` already.
     ServerFull,
     /// The client's address holds `limits.max_connections_per_ip` already.
@@ -151,6 +157,8 @@ impl ServerError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+            Self::DeniedByBackend(_) => (StatusCode::FORBIDDEN, "denied_by_backend"),
+            Self::BackendUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable"),
             Self::PublishRate { .. } => (StatusCode::TOO_MANY_REQUESTS, "publish_rate"),
             Self::TooManyFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             Self::TooManyConnections => (StatusCode::TOO_MANY_REQUESTS, "too_many_connections"),
@@ -244,6 +252,11 @@ impl std::fmt::Display for ServerError {
                 "too many wrong API keys from this address; retry in {} s",
                 retry_after.as_secs().max(1)
             ),
+            Self::DeniedByBackend(why) => write!(f, "the application refused this request: {why}"),
+            Self::BackendUnavailable(why) => write!(
+                f,
+                "the application's backend could not be asked ({why}); retry shortly"
+            ),
             Self::ServerFull => write!(
                 f,
                 "the server has no room for more connections (limits.max_connections); retry \
@@ -323,9 +336,12 @@ impl ServerError {
             | Self::MalformedRequest
             | Self::HeadTooLarge { .. } => ErrorCode::BadRequest,
             Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
-            Self::ShuttingDown | Self::Broker(_) | Self::Busy { .. } | Self::ServerFull => {
-                ErrorCode::Unavailable
-            }
+            Self::ShuttingDown
+            | Self::Broker(_)
+            | Self::Busy { .. }
+            | Self::ServerFull
+            | Self::BackendUnavailable(_) => ErrorCode::Unavailable,
+            Self::DeniedByBackend(_) => ErrorCode::NotAllowed,
             Self::TooManyConnections | Self::PublishRate { .. } | Self::TooManyFailures { .. } => {
                 ErrorCode::TooManyRequests
             }

@@ -36,6 +36,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod body;
 pub mod broker;
 pub mod channel;

@@ -111,6 +111,7 @@ impl Builder {
         };
         let state = AppState {
             auth,
+            backend: crate::backend::Backend::new(&config.backend)?,
             ws_config: Arc::new(crate::transport::websocket::ws_config(&config)),
             hub: Hub::with_broker(config.hub_config(), broker),
             clients: crate::clients::Clients::new(crate::throttle::Throttle::new(&config.limits)),

@@ -25,4 +25,6 @@ pub struct AppState {
     pub shutdown: ShutdownSignal,
     /// Checks client tokens; `None` when tokens are off (no `[auth]`).
     pub auth: Option<Arc<Verifier>>,
+    /// Asks the application's backend; `None` when it is not configured.
+    pub backend: Option<crate::backend::Backend>,
 }

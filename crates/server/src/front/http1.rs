@@ -41,7 +41,10 @@ pub(super) async fn serve<S: Io>(
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         let front = front.clone();
         async move {
-            let mut checked = match front.check(req.method(), req.uri(), req.headers(), peer) {
+            let mut checked = match front
+                .admit(req.method(), req.uri(), req.headers(), peer)
+                .await
+            {
                 Ok(checked) => checked,
                 Err(answer) => return Ok::<_, Infallible>(answer),
             };

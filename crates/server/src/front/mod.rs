@@ -183,6 +183,55 @@ impl Front {
         &self.inner.connections
     }
 
+    /// Every check of one request ([`Front::check`]), then the application's backend
+    /// when it is asked about this request ([`crate::backend`]): `Err` is the answer.
+    // The answer is handed on at once; boxing it would cost an allocation per refusal.
+    #[allow(clippy::result_large_err)]
+    pub(crate) async fn admit(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Checked, Response> {
+        let mut checked = self.check(method, uri, headers, peer)?;
+        let Some(backend) = &self.inner.state.backend else {
+            return Ok(checked);
+        };
+        if !backend.asks(crate::backend::Kind::Connect) {
+            return Ok(checked);
+        }
+        let ask = Ask::new(method, uri, headers, peer);
+        let endpoint = ask.endpoint();
+        let transport = match &endpoint {
+            Endpoint::Channel { transport, .. } | Endpoint::Channels { transport, .. } => {
+                transport.map(crate::transport::Kind::name)
+            }
+            Endpoint::Multiplexed => Some("websocket"),
+            Endpoint::Publish { .. } => Some("publish"),
+            _ => return Ok(checked),
+        };
+        let question = crate::backend::Question {
+            method,
+            uri,
+            headers,
+            peer: peer.ip(),
+            channels: endpoint.channels(),
+            transport,
+            user: checked.identity.as_ref().and_then(|i| i.user.as_deref()),
+        };
+        match backend.ask(crate::backend::Kind::Connect, question).await {
+            Ok(allowed) => {
+                // A client token's identity wins over the backend's.
+                if checked.identity.is_none() {
+                    checked.identity = allowed.identity;
+                }
+                Ok(checked)
+            }
+            Err(refused) => Err(refusal(refused, checked.cors)),
+        }
+    }
+
     /// Runs every check of one request (see [`admission`]): `Err` is the answer (a
     /// refusal, or a CORS preflight's).
     // The answer is handed on at once; boxing it would cost an allocation per refusal.
@@ -218,11 +267,19 @@ impl Front {
     /// router's per-request work), the router for anything else (upgrades of `/ws` and
     /// of added WebSocket endpoints).
     pub(crate) async fn respond(&self, mut req: http::Request<()>, peer: SocketAddr) -> Response {
-        let mut checked = match self.check(req.method(), req.uri(), req.headers(), peer) {
+        let mut checked = match self
+            .admit(req.method(), req.uri(), req.headers(), peer)
+            .await
+        {
             Ok(checked) => checked,
             Err(answer) => return answer,
         };
         checked.pass_identity(&mut req);
+        if head::is_upgrade(req.headers()) {
+            // Once per WebSocket: its session may need the address (the backend's asks).
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         let req = req.map(|()| axum::body::Body::empty());
         let mut resp = if crate::app::is_subscribe_path(req.uri().path()) {
             crate::app::subscribe(&self.inner.state, req).await

@@ -51,6 +51,19 @@ pub enum Kind {
     Poll,
 }
 
+impl Kind {
+    /// Its name, as `?transport=` says it (`websocket` for an upgrade).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::Sse => "sse",
+            Self::Stream => "stream",
+            Self::LongPoll => "longpoll",
+            Self::Poll => "poll",
+        }
+    }
+}
+
 /// One channel of a request and where to resume it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -106,21 +119,25 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The principal of `req`: the identity the front put in its extensions (taken out),
-    /// the user it names, and the channels of `query`'s subscription tokens (checked
-    /// here: a refused one is the answer). With tokens off, `?user=` and nothing else.
+    /// The principal of `req`: the identity the front put in its extensions (taken out:
+    /// a client token's, or the one the application's backend named), the user it names,
+    /// and the channels of `query`'s subscription tokens (checked here: a refused one is
+    /// the answer). With tokens off and no identity, `?user=` and nothing else.
     pub fn of<B>(
         state: &AppState,
         req: &mut http::Request<B>,
         query: &mut SubQuery,
     ) -> Result<Self, ServerError> {
+        let identity = req.extensions_mut().remove::<Identity>();
         let Some(verifier) = &state.auth else {
+            let named = identity.as_ref().and_then(|i| i.user.as_deref());
             return Ok(Self {
-                user: query.user.take(),
+                // A user the backend named is the user; `?user=` is not trusted over it.
+                user: named.map(str::to_owned).or_else(|| query.user.take()),
+                identity,
                 ..Self::default()
             });
         };
-        let identity = req.extensions_mut().remove::<Identity>();
         let user = identity
             .as_ref()
             .and_then(|i| i.user.as_deref().map(str::to_owned));

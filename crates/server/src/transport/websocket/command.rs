@@ -68,15 +68,22 @@ async fn execute(
             since,
             token: pass,
         } => {
-            let admitted = match (&state.auth, &pass) {
+            let user = token.identity().and_then(|i| i.user.as_deref());
+            let mut admitted = match (&state.auth, &pass) {
                 (Some(verifier), Some(pass)) => {
-                    let user = token.identity().and_then(|i| i.user.as_deref());
                     verifier.subscription(pass.as_str(), &channel, user)?;
                     vec![channel.clone().into_owned()]
                 }
                 // Without tokens on, the field is ignored (as unknown fields are).
                 _ => Vec::new(),
             };
+            // The application's backend, when it is asked about subscribes: its yes
+            // admits the channel as a subscription token would; its no is the answer.
+            if let (Some(backend), Some(asker)) = (&state.backend, token.asker()) {
+                if asker.subscribe(backend, &channel, user).await? && admitted.is_empty() {
+                    admitted.push(channel.clone().into_owned());
+                }
+            }
             let caller = Caller {
                 admitted: &admitted,
                 ..token.caller()

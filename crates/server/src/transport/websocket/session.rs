@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::token::{Due, SessionToken};
 use super::{command, ending_for, queue_message, HIGH_WATER};
 use crate::auth::Identity;
+use crate::backend::Asker;
 use crate::clients::ClientHandle;
 use crate::error::Ending;
 use crate::state::AppState;
@@ -29,9 +30,10 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocket<S>,
     client: &mut ClientHandle,
     identity: Option<Identity>,
+    asker: Option<Asker>,
 ) {
     let mut feed = Feed::default();
-    let mut token = SessionToken::new(state, identity);
+    let mut token = SessionToken::new(state, identity, asker);
     let ending = 'conn: loop {
         while ws.pending_bytes() < HIGH_WATER {
             match feed.try_next() {

@@ -14,6 +14,7 @@ use switchboard_timer::WheelTimer;
 use tokio::time::Instant;
 
 use crate::auth::Identity;
+use crate::backend::Asker;
 use crate::channel::Caller;
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -29,6 +30,8 @@ pub struct SessionToken {
     deadlines: Option<Deadlines>,
     timer: WheelTimer,
     grace: Duration,
+    /// Asks the application's backend about subscribes (when it is configured to).
+    asker: Option<Box<Asker>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +52,7 @@ pub enum Due {
 
 impl SessionToken {
     /// The token state of a session opened with `identity` (`None`: no token yet).
-    pub fn new(state: &AppState, identity: Option<Identity>) -> Self {
+    pub fn new(state: &AppState, identity: Option<Identity>, asker: Option<Asker>) -> Self {
         let grace = state
             .config
             .auth
@@ -60,6 +63,7 @@ impl SessionToken {
             deadlines: None,
             timer: WheelTimer::new(state.clients.wheel().clone()),
             grace,
+            asker: asker.map(Box::new),
         };
         if let Some(identity) = identity {
             token.set(identity);
@@ -70,6 +74,11 @@ impl SessionToken {
     /// The session's identity, if it has a token.
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
+    }
+
+    /// What asks the application's backend about this session's subscribes.
+    pub fn asker(&self) -> Option<&Asker> {
+        self.asker.as_deref()
     }
 
     /// The session as the channel policy sees it.

@@ -22,6 +22,7 @@ use switchboard_ws::{CloseCode, DeflateConfig};
 use super::endpoint::{self, Endpoint};
 use super::{native, session, socket};
 use crate::auth::Identity;
+use crate::backend::Asker;
 use crate::channel;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
@@ -65,7 +66,7 @@ pub struct Accepted {
 enum Run {
     Native(native::Parts),
     /// The session's client and what its token says (if one came with the upgrade).
-    Mux(ClientHandle, Option<Identity>),
+    Mux(ClientHandle, Option<Identity>, Option<Asker>),
     Custom(endpoint::Opened),
 }
 
@@ -82,12 +83,12 @@ impl Accepted {
             Run::Native(parts) => {
                 native::spawn(socket(io, &leftover, &state, deflate), parts);
             }
-            Run::Mux(mut client, identity) => {
+            Run::Mux(mut client, identity, asker) => {
                 tokio::spawn(async move {
                     // Boxed: the codec's state is most of a connection's memory, and a box
                     // keeps it out of every future that holds the socket across an await.
                     let mut ws = Box::new(socket(io, &leftover, &state, deflate));
-                    session::run(&state, &mut ws, &mut client, identity).await;
+                    session::run(&state, &mut ws, &mut client, identity, asker).await;
                 });
             }
             Run::Custom(opened) => {
@@ -126,6 +127,18 @@ pub async fn upgrade(
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_bytes()));
     let request = handshake::validate_headers(req.method().as_str(), &target, headers)?;
+    // A `/ws` session asks the backend about its subscribes with the handshake's
+    // credentials (the front put the peer's address in the extensions).
+    let asker = match (&mode, &state.backend) {
+        (Mode::Mux, Some(backend)) if backend.asks(crate::backend::Kind::Subscribe) => {
+            let peer = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+            Some(Asker::new(req.headers(), peer))
+        }
+        _ => None,
+    };
     // Not held across an await: its body is not `Sync`.
     drop(req);
     // A native connection hears of shutdown and of the backend's disconnect through its
@@ -162,7 +175,7 @@ pub async fn upgrade(
             }
             Run::Native(native::Parts::new(state, sub, client, may_publish, expires))
         }
-        Mode::Mux => Run::Mux(client, principal.identity),
+        Mode::Mux => Run::Mux(client, principal.identity, asker),
         Mode::Custom(endpoint) => Run::Custom(endpoint::Opened::new(
             endpoint,
             client,
