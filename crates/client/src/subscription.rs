@@ -490,6 +490,8 @@ impl Subscription {
             cursors: Option<HashMap<String, Cursor>>,
             #[serde(default)]
             reset: bool,
+            #[serde(default)]
+            lost: Option<u64>,
         }
         let answer: PollAnswer<'_> = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("poll answer: {e}")))?;
@@ -507,11 +509,17 @@ impl Subscription {
                 .first()
                 .and_then(|e| e.cursor)
                 .map_or(c, |f| Cursor::new(f.epoch, f.offset.saturating_sub(1)));
+            // As the other transports carry it: `{"lost":N}` when known.
+            let data = answer.lost.map_or(ReceivedData::None, |n| {
+                ReceivedData::Json(
+                    String::from_utf8_lossy(&switchboard_proto::reset_data(n)).into_owned(),
+                )
+            });
             self.pending.push_back(ReceivedEnvelope {
                 channel: ch.clone(),
                 event: Event::Reset,
                 cursor: Some(at),
-                data: ReceivedData::None,
+                data,
             });
         }
         self.pending.extend(envs);

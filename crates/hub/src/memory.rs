@@ -197,23 +197,37 @@ impl Broker for MemoryBroker {
             }
             Some(c) => {
                 let earliest = log.earliest();
-                if c.epoch != log.epoch || c.offset > head.offset || c.offset < earliest.offset {
-                    HistoryAnswer::Reset { head, earliest }
+                let continuable =
+                    c.epoch == log.epoch && c.offset <= head.offset && c.offset >= earliest.offset;
+                // Retained offsets are contiguous, so the answer starts at a known index: the
+                // cursor's successor, or (a reset) the oldest held.
+                let start = if continuable {
+                    usize::try_from(c.offset - earliest.offset).unwrap_or(usize::MAX)
                 } else {
-                    // Retained offsets are contiguous, so the gap starts at a known index.
-                    let start = usize::try_from(c.offset - earliest.offset).unwrap_or(usize::MAX);
-                    let available = log.history.len().saturating_sub(start);
-                    let take = available.min(limit);
+                    0
+                };
+                let available = log.history.len().saturating_sub(start);
+                let take = available.min(limit);
+                let messages = log
+                    .history
+                    .iter()
+                    .skip(start)
+                    .take(take)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                let more = take < available;
+                if continuable {
                     HistoryAnswer::Gap {
-                        messages: log
-                            .history
-                            .iter()
-                            .skip(start)
-                            .take(take)
-                            .map(|(_, m)| m.clone())
-                            .collect(),
+                        messages,
                         head,
-                        more: take < available,
+                        more,
+                    }
+                } else {
+                    HistoryAnswer::Reset {
+                        head,
+                        earliest,
+                        messages,
+                        more,
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! subscribe without races, slow consumers, presence, policies and disconnects.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -121,9 +121,17 @@ async fn count_bound_gives_reset() {
         .await
         .unwrap()
     {
-        HistoryAnswer::Reset { head, earliest } => {
+        HistoryAnswer::Reset {
+            head,
+            earliest,
+            messages,
+            more,
+        } => {
             assert_eq!(head, Cursor::new(e, 10));
             assert_eq!(earliest, Cursor::new(e, 5));
+            // What is still held comes with the reset, in the same read.
+            assert_eq!(offsets(&messages), (6..=10).collect::<Vec<_>>());
+            assert!(!more);
         }
         other => panic!("{other:?}"),
     }
@@ -137,18 +145,43 @@ async fn count_bound_gives_reset() {
         }
         other => panic!("{other:?}"),
     }
-    // A subscriber behind the retained window gets an explicit reset, then live messages.
+    // With a limit the reset's messages are cut, and say so.
+    match hub
+        .history("a", Some(Cursor::new(e, 4)), Some(2))
+        .await
+        .unwrap()
+    {
+        HistoryAnswer::Reset { messages, more, .. } => {
+            assert_eq!(offsets(&messages), vec![6, 7]);
+            assert!(more);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A subscriber behind the retained window gets an explicit reset just before the
+    // oldest message held (saying how many it lost: 3, 4 and 5), then every message held,
+    // then live messages.
     let mut sub = hub
         .subscribe("a", Some(Cursor::new(e, 2)), client("c"))
         .await
         .unwrap();
     let reset = recv(&mut sub).await.unwrap();
     assert_eq!(reset.event(), Event::Reset);
-    assert_eq!(reset.cursor(), Some(Cursor::new(e, 10)));
+    assert_eq!(reset.cursor(), Some(Cursor::new(e, 5)));
+    assert_eq!(reset.reset_lost(), Some(3));
     assert_eq!(
         &reset.encoded::<EnvelopeJson>()[..],
-        format!(r#"{{"channel":"a","event":"reset","offset":10,"cursor":"{e}:10"}}"#).as_bytes()
+        format!(
+            r#"{{"channel":"a","event":"reset","offset":5,"cursor":"{e}:5","data":{{"lost":3}}}}"#
+        )
+        .as_bytes()
     );
+    for offset in 6..=10 {
+        assert_eq!(
+            recv(&mut sub).await.unwrap().cursor(),
+            Some(Cursor::new(e, offset))
+        );
+    }
+    assert!(nothing_ready(&mut sub));
     hub.publish("a", json(0)).await.unwrap();
     assert_eq!(
         recv(&mut sub).await.unwrap().cursor(),
@@ -199,9 +232,15 @@ async fn age_bound_gives_reset() {
         .await
         .unwrap()
     {
-        HistoryAnswer::Reset { head, earliest } => {
+        HistoryAnswer::Reset {
+            head,
+            earliest,
+            messages,
+            ..
+        } => {
             assert_eq!(head, Cursor::new(e, 4));
             assert_eq!(earliest, Cursor::new(e, 3));
+            assert_eq!(offsets(&messages), vec![4]);
         }
         other => panic!("{other:?}"),
     }
@@ -252,9 +291,16 @@ async fn unknown_epoch_or_future_cursor_gives_reset() {
     let fresh = hub.publish("a", json(0)).await.unwrap();
     assert_ne!(fresh.epoch, e);
     assert_eq!(fresh.offset, 1);
+    // The reset continues just before the oldest message of the new epoch (how many were
+    // lost is not known), and that message follows at once.
     let mut sub = hub.subscribe("a", Some(c[2]), client("c")).await.unwrap();
     let m = recv(&mut sub).await.unwrap();
-    assert_eq!((m.event(), m.cursor()), (Event::Reset, Some(fresh)));
+    assert_eq!(
+        (m.event(), m.cursor(), m.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh.epoch, 0)), None)
+    );
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(fresh));
+    assert!(nothing_ready(&mut sub));
 }
 
 #[tokio::test]
@@ -717,6 +763,23 @@ impl TestBroker {
         }
     }
 
+    fn filter(&self) -> Arc<LossyFilter> {
+        self.filter.lock().unwrap().clone().unwrap()
+    }
+
+    /// The live feed stops delivering (its connection is down).
+    fn feed_down(&self) {
+        self.filter().down.store(true, Ordering::SeqCst);
+    }
+
+    /// The live feed delivers again, and tells the sinks it may have missed messages
+    /// (what a network broker does once its channels are subscribed again).
+    fn feed_back(&self) {
+        let filter = self.filter();
+        filter.down.store(false, Ordering::SeqCst);
+        filter.resync_all();
+    }
+
     fn slow_history() -> Self {
         TestBroker {
             history_delay: Some(Duration::from_micros(300)),
@@ -728,6 +791,8 @@ impl TestBroker {
 struct LossyFilter {
     sink: Weak<dyn FeedSink>,
     lose: Vec<u64>,
+    /// While set the feed delivers nothing (a network broker's connection is down).
+    down: AtomicBool,
 }
 
 impl std::fmt::Debug for LossyFilter {
@@ -738,11 +803,19 @@ impl std::fmt::Debug for LossyFilter {
 
 impl FeedSink for LossyFilter {
     fn deliver(&self, msg: &Message) {
-        if msg.cursor().is_some_and(|c| self.lose.contains(&c.offset)) {
+        if self.down.load(Ordering::SeqCst)
+            || msg.cursor().is_some_and(|c| self.lose.contains(&c.offset))
+        {
             return;
         }
         if let Some(s) = self.sink.upgrade() {
             s.deliver(msg);
+        }
+    }
+
+    fn resync_all(&self) {
+        if let Some(s) = self.sink.upgrade() {
+            s.resync_all();
         }
     }
 }
@@ -752,6 +825,7 @@ impl Broker for TestBroker {
         let filter = Arc::new(LossyFilter {
             sink,
             lose: self.lose.clone(),
+            down: AtomicBool::new(false),
         });
         let as_sink: Arc<dyn FeedSink> = filter.clone();
         self.inner.attach(Arc::downgrade(&as_sink));
@@ -837,6 +911,85 @@ async fn a_live_gap_beyond_history_is_an_explicit_reset() {
     let next = recv(&mut sub).await.unwrap();
     assert_eq!(next.cursor(), Some(c[3]));
     assert_eq!(reset.cursor().unwrap().offset, 3);
+}
+
+/// The issue's live case: the feed was down while the log was lost (a broker restarted
+/// empty) and three messages went into the new epoch; the next live message reveals the
+/// gap. The subscriber gets a reset just before the oldest message held, then all four,
+/// not a reset just before the one that revealed the gap.
+#[tokio::test]
+async fn a_live_gap_into_a_new_epoch_resets_to_the_oldest_held() {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let old = publish_n(&hub, "a", 2).await;
+    for c in &old {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    broker.feed_down();
+    broker.inner.forget("a");
+    let mut fresh = Vec::new();
+    for n in 3..=5 {
+        fresh.push(hub.publish("a", json(n)).await.unwrap());
+    }
+    assert_ne!(fresh[0].epoch, old[0].epoch);
+    assert!(nothing_ready(&mut sub), "nothing reached the subscriber");
+    // The feed is back (without saying so): the next message reveals the gap.
+    broker.filter().down.store(false, Ordering::SeqCst);
+    fresh.push(hub.publish("a", json(6)).await.unwrap());
+    let reset = recv(&mut sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor(), reset.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)), None)
+    );
+    for (n, c) in (3..).zip(&fresh) {
+        let m = recv(&mut sub).await.unwrap();
+        assert_eq!(
+            (m.cursor(), &m.data()[..]),
+            (Some(*c), n.to_string().as_bytes())
+        );
+    }
+    assert!(nothing_ready(&mut sub));
+}
+
+/// A feed that comes back says so, and subscriptions catch up at once: what they missed
+/// arrives without any further publish (on a quiet channel there may be none), as a plain
+/// gap within an epoch, or as a reset and what is held in a new one.
+#[tokio::test]
+async fn a_feed_that_comes_back_catches_subscriptions_up_at_once() {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let first = hub.publish("a", json(1)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
+
+    broker.feed_down();
+    let missed = publish_n(&hub, "a", 3).await;
+    assert!(nothing_ready(&mut sub));
+    broker.feed_back();
+    for c in &missed {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(&mut sub));
+
+    broker.feed_down();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    assert!(nothing_ready(&mut sub));
+    broker.feed_back();
+    let reset = recv(&mut sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
+    );
+    for c in &fresh {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(&mut sub));
+    // Live delivery goes on, each message once.
+    let next = hub.publish("a", json(9)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(next));
+    assert!(nothing_ready(&mut sub));
 }
 
 /// The server moves subscriptions into tasks and spawns hub calls: all must be `Send`.

@@ -303,6 +303,15 @@ mod tests {
             std::str::from_utf8(&encode_sse_data(&reset)).unwrap(),
             "id: 1:9\nevent: reset\ndata: \n\n"
         );
+        let lost = crate::reset_data(3);
+        let reset = crate::Envelope {
+            data: Data::Json(&lost),
+            ..crate::Envelope::reset("c", Cursor::new(Epoch(1), 4))
+        };
+        assert_eq!(
+            std::str::from_utf8(&encode_sse_data(&reset)).unwrap(),
+            "id: 1:4\nevent: reset\ndata: {\"lost\":3}\n\n"
+        );
     }
 
     #[test]
