@@ -17,7 +17,8 @@
 //! connection (they are stateless on the server). A `reset` answer (history gone) is
 //! delivered as an envelope with [`Event::Reset`] and the cursor to continue from (just
 //! before the oldest message still held, which follow), with data `{"lost":N}` when the
-//! number lost is known, on every transport.
+//! number lost is known, on every transport. A binary message arrives as
+//! [`ReceivedData::Binary`] on every transport (native SSE sends it as `event: binary`).
 
 mod api;
 mod error;

@@ -30,7 +30,8 @@
 //! * [`encoding`]: trait [`EnvelopeEncoding`] (`encode_envelope(&Envelope) -> Bytes`),
 //!   implemented by [`EnvelopeJson`], [`SseEnvelope`], [`SseData`], [`StreamLine`].
 //! * [`sse`]: [`SseEvent`], [`write_sse_event`], [`encode_sse_event`], [`encode_sse_envelope`],
-//!   [`encode_sse_data`], [`sse_comment`], [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
+//!   [`encode_sse_data`] (a binary message is [`SSE_BINARY_EVENT`] there), [`sse_comment`],
+//!   [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
 //! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
 //!   [`encode_stream_line`], [`write_stream_line`].
 //! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `set_lost`,
@@ -67,6 +68,6 @@ pub use json::raw_or_null;
 pub use poll::{encode_poll_response, PollBody};
 pub use sse::{
     encode_sse_data, encode_sse_envelope, encode_sse_event, sse_comment, sse_heartbeat,
-    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING,
+    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING, SSE_BINARY_EVENT,
 };
 pub use stream::{encode_stream_line, stream_heartbeat, stream_prelude, write_stream_line};
