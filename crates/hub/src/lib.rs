@@ -67,6 +67,7 @@ pub mod broker;
 pub mod channel;
 pub mod config;
 mod encodings;
+mod epochs;
 pub mod error;
 mod fanout;
 mod hub;

@@ -171,12 +171,6 @@ impl Subscription {
             (None, HistoryAnswer::Gap { head, .. } | HistoryAnswer::Reset { head, .. }) => {
                 self.position = head;
             }
-            // Nothing after `since`: it stands at the head, which is also how the broker
-            // names that position now (an empty channel's cursor may be an equivalent one of
-            // another name, see `memory`).
-            (Some(_), HistoryAnswer::Gap { messages, head, .. }) if messages.is_empty() => {
-                self.position = head;
-            }
             (Some(c), answer) => {
                 self.position = c;
                 self.apply(answer);
@@ -286,6 +280,15 @@ impl Subscription {
     /// Queues a history answer's messages after the current position; for a `reset`
     /// answer, the `reset` and then every message still held.
     fn apply(&mut self, answer: HistoryAnswer) {
+        if let HistoryAnswer::Gap { head, .. } = &answer {
+            // A gap continues the position in the head's epoch: the same one, unless the
+            // position was another name of an empty channel's offset 0 (see `epochs`),
+            // which then takes the channel's name for it.
+            let drained = self.catch_up.as_ref().is_none_or(|c| c.backlog.is_empty());
+            if drained && self.position.epoch != head.epoch {
+                self.position = Cursor::new(head.epoch, self.position.offset);
+            }
+        }
         let position = self.position;
         let channel = &self.channel;
         let catch_up = self.catch_up.get_or_insert_with(Box::default);

@@ -1014,38 +1014,130 @@ fn types_and_futures_are_send() {
 
 #[tokio::test(start_paused = true)]
 async fn sweep_forgets_only_idle_channels() {
+    const ERA: Duration = Duration::from_secs(3600);
     let hub = hub_with(NamespaceConfig {
         history_ttl: Some(Duration::from_secs(10)),
         ..Default::default()
     });
+    let names = async |hub: &Hub| -> Vec<String> {
+        let channels = hub.channels().await.unwrap();
+        channels.iter().map(|c| c.name.to_string()).collect()
+    };
     let kept = hub.publish("kept", json(1)).await.unwrap();
     let _followed = hub.subscribe("followed", None, client("c")).await.unwrap();
     let old = hub.publish("expired", json(1)).await.unwrap();
-    hub.history("empty", None, None).await.unwrap();
+    // Followed once: a log, empty and idle now.
+    drop(hub.subscribe("empty", None, client("c")).await.unwrap());
+    // Only read: no log at all.
+    hub.history("read", None, None).await.unwrap();
+    assert_eq!(names(&hub).await, ["empty", "expired", "followed", "kept"]);
     tokio::time::advance(Duration::from_secs(8)).await;
     hub.publish("kept", json(2)).await.unwrap();
     tokio::time::advance(Duration::from_secs(3)).await;
-    // "expired" lost its only message to age, "empty" never had one.
-    assert_eq!(hub.sweep().await.unwrap(), 2);
-    let names: Vec<String> = hub
-        .channels()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.name.to_string())
-        .collect();
-    assert_eq!(names, vec!["followed", "kept"]);
+    // "empty" never had a message: forgotten at once. "expired" lost its only message to
+    // age, but its epoch's era is not over: kept, so its epoch is never made again.
+    assert_eq!(hub.sweep().await.unwrap(), 1);
+    assert_eq!(names(&hub).await, ["expired", "followed", "kept"]);
+    tokio::time::advance(2 * ERA).await;
+    hub.publish("kept", json(3)).await.unwrap();
+    assert_eq!(hub.sweep().await.unwrap(), 1);
+    assert_eq!(names(&hub).await, ["followed", "kept"]);
     assert_eq!(
-        hub.publish("kept", json(3)).await.unwrap().epoch,
+        hub.publish("kept", json(4)).await.unwrap().epoch,
         kept.epoch
     );
-    // A forgotten channel starts a new epoch; the old cursor is told `reset`.
+    // A forgotten channel starts a new epoch; the old cursor is told `reset`, and what is
+    // held follows it.
     let fresh = hub.publish("expired", json(2)).await.unwrap();
     assert_ne!(fresh.epoch, old.epoch);
-    assert!(matches!(
-        hub.history("expired", Some(old), None).await.unwrap(),
-        HistoryAnswer::Reset { .. }
-    ));
+    match hub.history("expired", Some(old), None).await.unwrap() {
+        HistoryAnswer::Reset { messages, .. } => assert_eq!(offsets(&messages), vec![1]),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The cursor handed out for a channel nothing was published to (a poll's `E:0`) stays
+/// valid for what is published next, however the sweep treated the empty channel and
+/// across an era's end; a subscriber of a quiet channel keeps its position for as long
+/// as it follows it. Only a cursor of an empty channel nobody used for over an era gets
+/// a reset (with every message held after it).
+#[tokio::test(start_paused = true)]
+async fn an_empty_channels_cursor_stays_valid_for_what_is_published_next() {
+    const ERA: Duration = Duration::from_secs(3600);
+    let hub = Hub::new(HubConfig::default());
+    let head = async |hub: &Hub, ch: &str| match hub.history(ch, None, Some(0)).await.unwrap() {
+        HistoryAnswer::Gap { head, .. } => head,
+        other => panic!("{other:?}"),
+    };
+    let gap_after = async |hub: &Hub, ch: &str, since: Cursor| match hub
+        .history(ch, Some(since), None)
+        .await
+        .unwrap()
+    {
+        HistoryAnswer::Gap { messages, head, .. } => (offsets(&messages), head),
+        other => panic!("{since}: {other:?}"),
+    };
+
+    // Read, swept, published: the same epoch.
+    let empty = head(&hub, "new").await;
+    assert_eq!(empty.offset, 0);
+    hub.sweep().await.unwrap();
+    tokio::time::advance(ERA - Duration::from_secs(2)).await;
+    hub.sweep().await.unwrap();
+    assert_eq!(
+        head(&hub, "new").await,
+        empty,
+        "reads keep naming it the same"
+    );
+    let first = hub.publish("new", json(1)).await.unwrap();
+    assert_eq!(first, Cursor::new(empty.epoch, 1));
+    assert_eq!(gap_after(&hub, "new", empty).await, (vec![1], first));
+
+    // Read at an era's end, published in the next: another epoch, the cursor continues.
+    let late = head(&hub, "late").await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let first = hub.publish("late", json(1)).await.unwrap();
+    assert_ne!(first.epoch, late.epoch);
+    assert_eq!(gap_after(&hub, "late", late).await, (vec![1], first));
+    let mut sub = hub
+        .subscribe("late", Some(late), client("c"))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
+    assert!(nothing_ready(&mut sub));
+
+    // Followed through several eras: its subscriber gets the first message, no reset.
+    let mut quiet = hub.subscribe("quiet", None, client("c")).await.unwrap();
+    tokio::time::advance(3 * ERA).await;
+    hub.sweep().await.unwrap();
+    let first = hub.publish("quiet", json(1)).await.unwrap();
+    assert_eq!(recv(&mut quiet).await.unwrap().cursor(), Some(first));
+
+    // An empty log nobody follows takes a later era's epoch when next used; the cursor of
+    // its old one still continues (and the answer names the new one).
+    drop(hub.subscribe("kept", None, client("c")).await.unwrap());
+    let old = head(&hub, "kept").await;
+    tokio::time::advance(3 * ERA).await;
+    let (none, now) = gap_after(&hub, "kept", old).await;
+    assert!(none.is_empty());
+    assert_ne!(now.epoch, old.epoch);
+    let first = hub.publish("kept", json(1)).await.unwrap();
+    assert_eq!(first, Cursor::new(now.epoch, 1));
+    assert_eq!(gap_after(&hub, "kept", old).await, (vec![1], first));
+
+    // Unused for over an era: a reset, but nothing held is skipped.
+    let gone = head(&hub, "gone").await;
+    tokio::time::advance(2 * ERA).await;
+    let first = hub.publish("gone", json(1)).await.unwrap();
+    match hub.history("gone", Some(gone), None).await.unwrap() {
+        HistoryAnswer::Reset {
+            earliest, messages, ..
+        } => {
+            assert_eq!(earliest, Cursor::new(first.epoch, 0));
+            assert_eq!(offsets(&messages), vec![1]);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -70,8 +70,9 @@ return {epoch, head}
 }
 
 /// KEYS: meta, log. ARGV: proposed epoch, since epoch (empty: no cursor), since offset,
-/// limit (-1: none), max_age ms (0: none), expiry ms of a channel this read creates (a
-/// channel only ever read, e.g. polled under a mistyped name, must not stay forever).
+/// limit (-1: none), max_age ms (0: none), expiry ms of a channel nothing was published
+/// to (a channel only ever read, e.g. polled under a mistyped name, must not stay
+/// forever; each read renews it, so the epoch a poller was given stays while it polls).
 ///
 /// Returns `{epoch, head, first, status, entries...}`: `first` is the offset of the first
 /// entry returned; `status` is a bit set, 1: `limit` cut the entries, 2: the cursor
@@ -85,6 +86,11 @@ pub(crate) fn history() -> String {
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
 trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))
 local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
+if head == 0 and tonumber(ARGV[6]) > 0 then
+  -- Nothing published yet: the cursor this read hands out stays valid for the next
+  -- publish as long as someone reads the channel at least once per expiry.
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]))
+end
 local len = redis.call('LLEN', KEYS[2])
 local first = head - len + 1
 local limit = tonumber(ARGV[4])

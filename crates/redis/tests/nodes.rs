@@ -470,6 +470,7 @@ async fn keys_expire_unless_they_hold_history_for_good() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    let mut expire = conn.clone();
     let day = 24 * 3600 * 1000;
     let mut pttl = async |channel: &str| -> i64 {
         redis::cmd("PTTL")
@@ -482,6 +483,16 @@ async fn keys_expire_unless_they_hold_history_for_good() {
     hub.history("keep:a", None, None).await.unwrap();
     let t = pttl("keep:a").await;
     assert!(t > 0 && t <= day, "a channel only read expires: {t}");
+    // Each read renews it: a poller's cursor of the empty channel stays valid.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg("sb:{keep:a}:m")
+        .arg(1000)
+        .query_async(&mut expire)
+        .await
+        .unwrap();
+    hub.history("keep:a", None, None).await.unwrap();
+    let t = pttl("keep:a").await;
+    assert!(t > 300_000 && t <= day, "renewed by a read: {t}");
     hub.publish("keep:a", json(1)).await.unwrap();
     assert_eq!(pttl("keep:a").await, -1, "history kept for good");
 
