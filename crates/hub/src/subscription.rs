@@ -51,7 +51,8 @@
 //!   The next `recv` returns `Err(RecvError::Lagged { missed })` (the number dropped since
 //!   the last report), then the subscription refills the gap from history and continues:
 //!   the messages dropped are delivered again from history, in order, or a `reset`
-//!   message says those that are gone and what is still held follows. `join`/`leave` events are not in history; dropped ones
+//!   message says those that are gone and what is still held follows. `join`/`leave`
+//!   events are not in history; dropped ones
 //!   are lost (they are counted in `missed`).
 //!
 //! After `Closed`, `recv` keeps returning the same `Closed`. Other close reasons
@@ -326,17 +327,34 @@ impl Subscription {
                 }
             }
         }
-        // The live message that revealed a gap must follow directly; if history did not
-        // bridge to it (its epoch is newer than the one history answered for), say so
-        // rather than skip silently.
+        let mut stale = None;
         if let Some(t) = target {
-            if t.epoch != reached.epoch || reached.offset + 1 < t.offset {
-                let at = Cursor::new(t.epoch, t.offset.saturating_sub(1));
+            if t.epoch != reached.epoch {
+                // History, read after that message came, knows another epoch only: its
+                // log is gone (the reset before said so), and the queued messages of that
+                // log cannot follow the new one's.
+                stale = Some(t.epoch);
+            } else if reached.offset + 1 < t.offset {
+                // The live message that revealed a gap must follow directly; history did
+                // not bridge to it: say so rather than skip silently.
+                let at = Cursor::new(t.epoch, t.offset - 1);
                 backlog.push_back(Message::reset_after(channel.clone(), reached, at));
             }
         }
         if catch_up.backlog.is_empty() && catch_up.resync.is_none() {
             self.catch_up = None;
+        }
+        if let Some(epoch) = stale {
+            let mut st = self.inbox.lock();
+            while st
+                .queue
+                .iter()
+                .next()
+                .and_then(Message::cursor)
+                .is_some_and(|c| c.epoch == epoch)
+            {
+                st.queue.pop_front();
+            }
         }
     }
 
@@ -399,18 +417,6 @@ impl Subscription {
                     missed: u64::from(missed),
                 }));
             }
-            if st.resync && st.closed.is_none() {
-                // The broker's feed is whole again after missing messages: read them now.
-                st.resync = false;
-                let first_queued = st
-                    .queue
-                    .iter()
-                    .find(|m| m.event() == Event::Message)
-                    .and_then(Message::cursor);
-                drop(st);
-                self.start_resync(first_queued);
-                continue;
-            }
             let mut gap = None;
             while let Some(m) = st.queue.pop_front() {
                 match classify(self.position, &m) {
@@ -427,7 +433,10 @@ impl Subscription {
                     }
                 }
             }
-            if gap.is_some() {
+            // A gap in the queue, or (once what is queued was taken) the broker's feed whole
+            // again after missing messages: read them from history now.
+            if gap.is_some() || (st.resync && st.closed.is_none()) {
+                st.resync = false;
                 drop(st);
                 self.start_resync(gap);
                 continue;

@@ -992,6 +992,64 @@ async fn a_feed_that_comes_back_catches_subscriptions_up_at_once() {
     assert!(nothing_ready(&mut sub));
 }
 
+/// A feed that comes back while messages are still queued: those go first (they follow
+/// the position), then the catch-up: a reset into the new epoch and what it holds.
+#[tokio::test]
+async fn queued_messages_go_before_a_resync() {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let old = publish_n(&hub, "a", 3).await;
+    for c in &old[..2] {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    broker.feed_down();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    broker.feed_back();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(old[2]));
+    let reset = recv(&mut sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
+    );
+    for c in &fresh {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(&mut sub));
+}
+
+/// Queued messages of a log that is gone (a gap in them led to history, which knows a
+/// new epoch only) cannot follow the new log's: after the reset and what the new log
+/// holds nothing of the old one comes, and the subscription settles (no endless reads).
+#[tokio::test]
+async fn queued_messages_of_a_lost_log_do_not_follow_the_reset() {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let first = hub.publish("a", json(1)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
+    broker.feed_down();
+    hub.publish("a", json(2)).await.unwrap();
+    broker.filter().down.store(false, Ordering::SeqCst);
+    // Queued behind a gap, then its log is lost and a new one starts (live, queued too).
+    hub.publish("a", json(3)).await.unwrap();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    let reset = recv(&mut sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
+    );
+    for c in &fresh {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(&mut sub));
+    let next = hub.publish("a", json(9)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(next));
+    assert!(nothing_ready(&mut sub));
+}
+
 /// The server moves subscriptions into tasks and spawns hub calls: all must be `Send`.
 #[test]
 fn types_and_futures_are_send() {
