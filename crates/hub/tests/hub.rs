@@ -913,43 +913,55 @@ async fn a_live_gap_beyond_history_is_an_explicit_reset() {
     assert_eq!(reset.cursor().unwrap().offset, 3);
 }
 
+/// A hub on a [`TestBroker`] and a subscription to `a` that received the first `read` of
+/// `published` messages (the rest still queued).
+async fn following(
+    published: u64,
+    read: usize,
+) -> (Arc<TestBroker>, Hub, Subscription, Vec<Cursor>) {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let cursors = publish_n(&hub, "a", published).await;
+    for c in &cursors[..read] {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    (broker, hub, sub, cursors)
+}
+
+/// Expects a reset just before the oldest message of `fresh`'s (new) epoch, how many were
+/// lost unknown, then exactly `fresh`, then nothing; then one live message, once.
+async fn expect_new_epoch(hub: &Hub, sub: &mut Subscription, fresh: &[Cursor]) {
+    let reset = recv(sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor(), reset.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)), None)
+    );
+    for c in fresh {
+        assert_eq!(recv(sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(sub));
+    let next = hub.publish("a", json(9)).await.unwrap();
+    assert_eq!(recv(sub).await.unwrap().cursor(), Some(next));
+    assert!(nothing_ready(sub));
+}
+
 /// The live case: the feed was down while the log was lost (a broker restarted
 /// empty) and three messages went into the new epoch; the next live message reveals the
 /// gap. The subscriber gets a reset just before the oldest message held, then all four,
 /// not a reset just before the one that revealed the gap.
 #[tokio::test]
 async fn a_live_gap_into_a_new_epoch_resets_to_the_oldest_held() {
-    let broker = Arc::new(TestBroker::default());
-    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
-    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
-    let old = publish_n(&hub, "a", 2).await;
-    for c in &old {
-        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
-    }
+    let (broker, hub, mut sub, old) = following(2, 2).await;
     broker.feed_down();
     broker.inner.forget("a");
-    let mut fresh = Vec::new();
-    for n in 3..=5 {
-        fresh.push(hub.publish("a", json(n)).await.unwrap());
-    }
+    let mut fresh = publish_n(&hub, "a", 3).await;
     assert_ne!(fresh[0].epoch, old[0].epoch);
     assert!(nothing_ready(&mut sub), "nothing reached the subscriber");
     // The feed is back (without saying so): the next message reveals the gap.
     broker.filter().down.store(false, Ordering::SeqCst);
     fresh.push(hub.publish("a", json(6)).await.unwrap());
-    let reset = recv(&mut sub).await.unwrap();
-    assert_eq!(
-        (reset.event(), reset.cursor(), reset.reset_lost()),
-        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)), None)
-    );
-    for (n, c) in (3..).zip(&fresh) {
-        let m = recv(&mut sub).await.unwrap();
-        assert_eq!(
-            (m.cursor(), &m.data()[..]),
-            (Some(*c), n.to_string().as_bytes())
-        );
-    }
-    assert!(nothing_ready(&mut sub));
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
 }
 
 /// A feed that comes back says so, and subscriptions catch up at once: what they missed
@@ -957,12 +969,7 @@ async fn a_live_gap_into_a_new_epoch_resets_to_the_oldest_held() {
 /// gap within an epoch, or as a reset and what is held in a new one.
 #[tokio::test]
 async fn a_feed_that_comes_back_catches_subscriptions_up_at_once() {
-    let broker = Arc::new(TestBroker::default());
-    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
-    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
-    let first = hub.publish("a", json(1)).await.unwrap();
-    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
-
+    let (broker, hub, mut sub, _) = following(1, 1).await;
     broker.feed_down();
     let missed = publish_n(&hub, "a", 3).await;
     assert!(nothing_ready(&mut sub));
@@ -977,46 +984,20 @@ async fn a_feed_that_comes_back_catches_subscriptions_up_at_once() {
     let fresh = publish_n(&hub, "a", 2).await;
     assert!(nothing_ready(&mut sub));
     broker.feed_back();
-    let reset = recv(&mut sub).await.unwrap();
-    assert_eq!(
-        (reset.event(), reset.cursor()),
-        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
-    );
-    for c in &fresh {
-        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
-    }
-    assert!(nothing_ready(&mut sub));
-    // Live delivery goes on, each message once.
-    let next = hub.publish("a", json(9)).await.unwrap();
-    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(next));
-    assert!(nothing_ready(&mut sub));
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
 }
 
 /// A feed that comes back while messages are still queued: those go first (they follow
 /// the position), then the catch-up: a reset into the new epoch and what it holds.
 #[tokio::test]
 async fn queued_messages_go_before_a_resync() {
-    let broker = Arc::new(TestBroker::default());
-    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
-    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
-    let old = publish_n(&hub, "a", 3).await;
-    for c in &old[..2] {
-        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
-    }
+    let (broker, hub, mut sub, old) = following(3, 2).await;
     broker.feed_down();
     broker.inner.forget("a");
     let fresh = publish_n(&hub, "a", 2).await;
     broker.feed_back();
     assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(old[2]));
-    let reset = recv(&mut sub).await.unwrap();
-    assert_eq!(
-        (reset.event(), reset.cursor()),
-        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
-    );
-    for c in &fresh {
-        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
-    }
-    assert!(nothing_ready(&mut sub));
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
 }
 
 /// Queued messages of a log that is gone (a gap in them led to history, which knows a
@@ -1024,11 +1005,7 @@ async fn queued_messages_go_before_a_resync() {
 /// holds nothing of the old one comes, and the subscription settles (no endless reads).
 #[tokio::test]
 async fn queued_messages_of_a_lost_log_do_not_follow_the_reset() {
-    let broker = Arc::new(TestBroker::default());
-    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
-    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
-    let first = hub.publish("a", json(1)).await.unwrap();
-    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
+    let (broker, hub, mut sub, _) = following(1, 1).await;
     broker.feed_down();
     hub.publish("a", json(2)).await.unwrap();
     broker.filter().down.store(false, Ordering::SeqCst);
@@ -1036,18 +1013,7 @@ async fn queued_messages_of_a_lost_log_do_not_follow_the_reset() {
     hub.publish("a", json(3)).await.unwrap();
     broker.inner.forget("a");
     let fresh = publish_n(&hub, "a", 2).await;
-    let reset = recv(&mut sub).await.unwrap();
-    assert_eq!(
-        (reset.event(), reset.cursor()),
-        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)))
-    );
-    for c in &fresh {
-        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
-    }
-    assert!(nothing_ready(&mut sub));
-    let next = hub.publish("a", json(9)).await.unwrap();
-    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(next));
-    assert!(nothing_ready(&mut sub));
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
 }
 
 /// The server moves subscriptions into tasks and spawns hub calls: all must be `Send`.

@@ -1,7 +1,8 @@
 //! A throwaway `redis-server` for tests: started on a free loopback port without
 //! persistence, stopped (by its PID) when dropped. Needs `redis-server` on the `PATH`
 //! (Debian: `apt-get install redis-server`). And [`Gate`], a loopback TCP proxy in front
-//! of it whose connections a test can cut, as a network partition would cut one node.
+//! of it whose connections a test can cut, as a network partition would cut one node;
+//! [`publish_when_back`], a publish retried while Redis comes back.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -186,5 +187,28 @@ impl Drop for Gate {
     fn drop(&mut self) {
         self.accepting.abort();
         self.shared.drop_links();
+    }
+}
+
+/// Publishes `payload` on `hub` until its Redis answers again (after a restart or a cut),
+/// retrying every 50 ms for at most 20 s.
+///
+/// # Panics
+/// On any other error, or when Redis is not back in time.
+pub async fn publish_when_back(
+    hub: &switchboard_hub::Hub,
+    channel: &str,
+    payload: switchboard_hub::Payload,
+) -> switchboard_hub::Cursor {
+    use switchboard_hub::{BrokerError, HubError};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match hub.publish(channel, payload.clone()).await {
+            Ok(c) => return c,
+            Err(HubError::Broker(BrokerError::Unavailable(_))) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("publish on {channel}: {e}"),
+        }
     }
 }

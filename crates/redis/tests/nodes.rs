@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard_hub::*;
-use switchboard_redis::test_server::{Gate, RedisServer as Redis};
+use switchboard_redis::test_server::{publish_when_back, Gate, RedisServer as Redis};
 use switchboard_redis::{RedisBroker, RedisOptions};
 
 async fn node(redis: &Redis, config: HubConfig) -> Hub {
@@ -343,20 +343,6 @@ async fn a_restarted_redis_means_a_new_epoch_and_a_reset_for_subscribers() {
     assert_eq!(got[1].cursor().unwrap().epoch, after.epoch);
 }
 
-/// Publishes on `hub` until Redis answers (it may be coming back), bounded.
-async fn publish_when_back(hub: &Hub, channel: &str, n: u64) -> Cursor {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match hub.publish(channel, json(n)).await {
-            Ok(c) => return c,
-            Err(HubError::Broker(BrokerError::Unavailable(_))) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("publish: {e}"),
-        }
-    }
-}
-
 /// Node B reaches Redis through a gate that the test cuts (a partition): messages
 /// published by A meanwhile never reach B's feed. When B's connection is back, its
 /// subscriber gets them at once, with no further publish: within the epoch as they were;
@@ -394,7 +380,7 @@ async fn a_node_whose_feed_comes_back_catches_its_subscribers_up_at_once() {
 
     gate.cut();
     redis.restart_empty();
-    let mut fresh = vec![publish_when_back(&a, "feed", 4).await];
+    let mut fresh = vec![publish_when_back(&a, "feed", json(4)).await];
     for n in 5..=6 {
         fresh.push(a.publish("feed", json(n)).await.unwrap());
     }

@@ -9,14 +9,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::paths::{self, Case, Got, Path};
 use common::{bounded, config, json, raw, url};
 use switchboard_client::{Client, Event, ReceivedData, Transport};
-use switchboard_hub::{BrokerError, Hub, HubError, Payload};
+use switchboard_hub::Payload;
 use switchboard_proto::Cursor;
-use switchboard_redis::test_server::{Gate, RedisServer};
+use switchboard_redis::test_server::{publish_when_back, Gate, RedisServer};
 use switchboard_redis::{RedisBroker, RedisOptions};
 use switchboard_server::config::Config;
 use switchboard_server::server::{start_with, Running};
@@ -38,19 +38,9 @@ async fn node_at(url: &str, config: Config) -> Running {
     start_with(listener, config, Arc::new(broker)).unwrap()
 }
 
-/// Publishes `{"n":n}` until Redis answers again (after a restart), bounded.
-async fn publish_when_back(hub: &Hub, channel: &str, n: u64) -> Cursor {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let payload = Payload::json(format!("{{\"n\":{n}}}").into()).unwrap();
-        match hub.publish(channel, payload).await {
-            Ok(c) => return c,
-            Err(HubError::Broker(BrokerError::Unavailable(_))) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("publish: {e}"),
-        }
-    }
+/// `{"n":n}`.
+fn n(n: u64) -> Payload {
+    Payload::json(format!("{{\"n\":{n}}}").into()).unwrap()
 }
 
 /// The resume table (see `common::paths`) with Redis behind two nodes: messages published
@@ -68,8 +58,8 @@ async fn every_path_resumes_on_another_node_with_the_held_messages() {
         earlier.insert(channel, c[1]);
     }
     redis.restart_empty();
-    publish_when_back(&a.state.hub, "warm-up", 0).await;
-    publish_when_back(&b.state.hub, "warm-up", 0).await;
+    publish_when_back(&a.state.hub, "warm-up", n(0)).await;
+    publish_when_back(&b.state.hub, "warm-up", n(0)).await;
     paths::resume_table(&b, &a.state.hub.clone(), "r", &earlier).await;
     assert!(a.shutdown().await);
     assert!(b.shutdown().await);
@@ -95,7 +85,7 @@ async fn live_subscribers_catch_up_at_once_when_their_nodes_feed_comes_back() {
 
     gate.cut();
     redis.restart_empty();
-    let mut fresh = vec![publish_when_back(&a.state.hub, "feed", 3).await];
+    let mut fresh = vec![publish_when_back(&a.state.hub, "feed", n(3)).await];
     fresh.extend(paths::publish_ns(&a.state.hub, "feed", 4..=5).await);
     assert_ne!(fresh[0].epoch, before[0].epoch);
     gate.restore();
