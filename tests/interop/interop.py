@@ -85,6 +85,13 @@ async def ws_checks():
               e.response.status_code)
 
 
+def bch_start(channel):
+    """The cursor just before a channel's first message (its epoch, offset 0)."""
+    status, body = http("GET", f"/ch/{channel}?transport=poll")
+    assert status == 200, (status, body)
+    return json.loads(body)["cursor"].split(":")[0] + ":0"
+
+
 async def curl_lines(args, want, on_ready=None, timeout=10):
     """Runs curl, collects stdout lines until `want(lines)` holds; returns the lines."""
     proc = await asyncio.create_subprocess_exec("curl", "-sN", "--max-time", str(timeout), *args,
@@ -126,6 +133,18 @@ async def curl_checks():
         want=lambda ls: sum(1 for l in ls if l.startswith("id: ")) >= 3)
     ids = [l[4:] for l in lines if l.startswith("id: ")]
     check("curl -N: Last-Event-ID resumes with exactly the gap", ids == cursors[1:] + more, lines)
+
+    # The same characters as text and as bytes: only the event tells them apart.
+    bch = "interop-binary"
+    http("POST", f"/ch/{bch}", b"SGk=", {"Content-Type": "text/plain"})
+    http("POST", f"/ch/{bch}", b"Hi", {"Content-Type": "application/octet-stream"})
+    lines = await curl_lines(
+        ["-H", "Accept: text/event-stream", f"{BASE}/ch/{bch}?since={bch_start(bch)}"],
+        want=lambda ls: sum(1 for l in ls if l.startswith("data: ")) >= 2)
+    events = [l[7:] for l in lines if l.startswith("event: ")]
+    data = [l[6:] for l in lines if l.startswith("data: ")]
+    check("curl -N: native SSE marks bytes as event binary (base64), text stays message",
+          events == ["message", "binary"] and data == ["SGk=", "SGk="], lines)
 
     sch = "interop-stream"
     scur = []

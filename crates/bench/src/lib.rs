@@ -12,7 +12,9 @@
 //! - [`quantum`]: the same message stream over every transport, written as a markdown
 //!   table and an SVG chart;
 //! - [`floor`]: the kernel's own cost of one small write to each of N loopback sockets
-//!   (no server): the floor under every per-delivery figure.
+//!   (no server): the floor under every per-delivery figure;
+//! - [`storm`]: N subscribers connecting within a window (a reconnect storm); how long
+//!   each waits for its TCP handshake and its answer, and how many had a SYN dropped.
 //!
 //! Every mode can start the server itself (`--server-cmd`, pinned with `--server-cpu`) or
 //! take its PID (`--server-pid`); server CPU seconds come from `/proc/PID/stat`, so
@@ -34,6 +36,7 @@ pub mod payload;
 pub mod process;
 pub mod quantum;
 pub mod stats;
+pub mod storm;
 
 use std::ffi::OsString;
 
@@ -57,6 +60,8 @@ pub enum Mode {
     Quantum(quantum::QuantumArgs),
     /// The kernel's cost of one small write per socket, with no server in the way.
     Floor(floor::FloorArgs),
+    /// A reconnect storm: N subscribers within a window; handshake waits, dropped SYNs.
+    Storm(storm::StormArgs),
     /// (internal) one process of an `idle` run.
     #[command(hide = true)]
     IdleWorker(idle::WorkerArgs),
@@ -73,6 +78,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
         Mode::Idle(a) => idle::run(a, &self_cmd),
         Mode::Quantum(a) => quantum::run(a),
         Mode::Floor(a) => floor::run(a),
+        Mode::Storm(a) => storm::run(a),
         Mode::IdleWorker(a) => idle::worker(a),
     }
 }

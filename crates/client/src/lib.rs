@@ -15,7 +15,10 @@
 //! `GET /sub?channel=NAME[,CURSOR]&...` (SSE, stream, long-poll, poll). Long-poll and poll
 //! subscriptions re-issue their request with the latest cursor, each on a fresh TCP
 //! connection (they are stateless on the server). A `reset` answer (history gone) is
-//! delivered as an envelope with [`Event::Reset`] and the cursor to continue from.
+//! delivered as an envelope with [`Event::Reset`] and the cursor to continue from (just
+//! before the oldest message still held, which follow), with data `{"lost":N}` when the
+//! number lost is known, on every transport. A binary message arrives as
+//! [`ReceivedData::Binary`] on every transport (native SSE sends it as `event: binary`).
 
 mod api;
 mod error;

@@ -490,6 +490,8 @@ impl Subscription {
             cursors: Option<HashMap<String, Cursor>>,
             #[serde(default)]
             reset: bool,
+            #[serde(default)]
+            lost: Option<u64>,
         }
         let answer: PollAnswer<'_> = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("poll answer: {e}")))?;
@@ -507,11 +509,17 @@ impl Subscription {
                 .first()
                 .and_then(|e| e.cursor)
                 .map_or(c, |f| Cursor::new(f.epoch, f.offset.saturating_sub(1)));
+            // As the other transports carry it: `{"lost":N}` when known.
+            let data = answer.lost.map_or(ReceivedData::None, |n| {
+                ReceivedData::Json(
+                    String::from_utf8_lossy(&switchboard_proto::reset_data(n)).into_owned(),
+                )
+            });
             self.pending.push_back(ReceivedEnvelope {
                 channel: ch.clone(),
                 event: Event::Reset,
                 cursor: Some(at),
-                data: ReceivedData::None,
+                data,
             });
         }
         self.pending.extend(envs);
@@ -542,14 +550,14 @@ fn farewell_line(l: &[u8]) -> Option<Error> {
 }
 
 /// The native SSE endpoint sends the payload alone (`e.data`) with the cursor as `id`;
-/// rebuild an envelope. A payload that is valid JSON is taken as JSON, anything else as
-/// a string.
+/// rebuild an envelope. A binary message is its own event (`binary`, base64 data); of
+/// the rest, a payload that is valid JSON is taken as JSON, anything else as a string.
 fn native_sse_envelope(
     channel: &str,
     ev: &crate::sse::SseEvent,
 ) -> Result<ReceivedEnvelope, Error> {
     let event = match ev.event.as_str() {
-        "" | "message" => Event::Message,
+        "" | "message" | switchboard_proto::SSE_BINARY_EVENT => Event::Message,
         "reset" => Event::Reset,
         "join" => Event::Join,
         "leave" => Event::Leave,
@@ -564,6 +572,13 @@ fn native_sse_envelope(
     };
     let data = if ev.data.is_empty() && event == Event::Reset {
         ReceivedData::None
+    } else if ev.event == switchboard_proto::SSE_BINARY_EVENT {
+        use base64::Engine as _;
+        ReceivedData::Binary(
+            base64::engine::general_purpose::STANDARD
+                .decode(&ev.data)
+                .map_err(|e| Error::Protocol(format!("binary SSE event: {e}")))?,
+        )
     } else if serde_json::from_str::<serde::de::IgnoredAny>(&ev.data).is_ok() {
         ReceivedData::Json(ev.data.clone())
     } else {

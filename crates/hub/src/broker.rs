@@ -19,11 +19,14 @@
 //!   matching `unsubscribe`. `subscribe`/`unsubscribe` are counted (one `unsubscribe` per
 //!   `subscribe`); the feed runs while the count is above zero. A broker that reconnects
 //!   re-subscribes its channels itself; re-subscribing is idempotent. Messages lost across
-//!   a reconnect are not a problem for correctness: subscribers notice the offset gap and
-//!   read it from history (or report `reset`).
+//!   a reconnect are not a problem for correctness: once its channels are subscribed
+//!   again the broker calls [`FeedSink::resync_all`], and every subscription reads what it
+//!   missed from history (or gets a `reset` followed by what is still held); a gap the
+//!   feed shows later is read from history the same way.
 //! * `history` answers from the same log: a gap is only answered when it is complete up to
 //!   the head (or `more` says it was cut by the limit); otherwise the answer is
-//!   [`HistoryAnswer::Reset`]. Never a partial answer presented as complete.
+//!   [`HistoryAnswer::Reset`], which carries everything still held (from the oldest, up to
+//!   the limit) in the same atomic read. Never a partial answer presented as complete.
 //! * A channel's epoch is created on first use and changes only when its log is lost (e.g.
 //!   the broker's storage was wiped). Offsets start at 1 in each epoch.
 
@@ -106,12 +109,18 @@ pub enum HistoryAnswer {
     },
     /// The requested cursor cannot be continued: its epoch is not the channel's current
     /// one, it is ahead of the head, or the messages after it are no longer retained.
+    /// What is still held is in `messages`: a reader continues at `earliest` and loses
+    /// nothing the broker still has.
     Reset {
-        /// The channel's current position; continue from here.
+        /// The channel's current position.
         head: Cursor,
-        /// The oldest position still continuable (`since = earliest` returns everything
-        /// retained).
+        /// The oldest position still continuable, just before the oldest message held
+        /// (`since = earliest` returns everything retained; `head` when nothing is).
         earliest: Cursor,
+        /// The messages after `earliest`, oldest first (at most `limit`).
+        messages: Vec<Message>,
+        /// `true` when `limit` cut `messages`.
+        more: bool,
     },
 }
 
@@ -131,6 +140,12 @@ pub trait FeedSink: Send + Sync {
     /// Called for each message of a subscribed channel, in offset order per channel, and
     /// for `join`/`leave` events. Must not block: it only enqueues.
     fn deliver(&self, msg: &Message);
+
+    /// Called when the live feed may have missed messages and is whole again from now on
+    /// (a network broker's connection came back and its channels are subscribed again):
+    /// every subscription reads what it missed from history at once, instead of waiting
+    /// for the next message to reveal the gap. Must not block: it only wakes.
+    fn resync_all(&self);
 }
 
 /// The sinks attached to a broker, for broker implementations: [`Broker::attach`] adds
@@ -151,6 +166,15 @@ impl FeedSinks {
         for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
             if let Some(sink) = sink.upgrade() {
                 sink.deliver(msg);
+            }
+        }
+    }
+
+    /// Tells every live sink that the feed is whole again ([`FeedSink::resync_all`]).
+    pub fn resync_all(&self) {
+        for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Some(sink) = sink.upgrade() {
+                sink.resync_all();
             }
         }
     }

@@ -183,4 +183,13 @@ impl FeedSink for Fanout {
             local.after_quiet_push(*window, state);
         }
     }
+
+    fn resync_all(&self) {
+        let map = self.channels.read().unwrap_or_else(|e| e.into_inner());
+        for local in map.values() {
+            for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                sub.resync();
+            }
+        }
+    }
 }

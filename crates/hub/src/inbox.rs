@@ -1,7 +1,8 @@
 //! [`Inbox`]: one subscription's end that the fan-out writes to. The fan-out pushes
 //! pointers to shared messages into its bounded queue, applying the slow-consumer policy
 //! when it is full, and wakes the consumer; closing it (a slow consumer, a disconnect, the
-//! hub's shutdown) frees the queue and wakes the consumer too. The
+//! hub's shutdown) frees the queue and wakes the consumer too, as does a resync request
+//! (the broker's feed came back). The
 //! [`Subscription`](crate::Subscription) takes events from it; what a subscriber then sees
 //! is described in [`crate::subscription`].
 
@@ -23,6 +24,9 @@ pub(crate) struct InboxState {
     /// share one word and the shared state fits the next smaller allocation class.
     pub(crate) missed: u32,
     pub(crate) closed: Option<CloseReason>,
+    /// The broker's feed came back after missing messages: read history from the
+    /// position before taking more from the queue.
+    pub(crate) resync: bool,
     pub(crate) waker: Option<Waker>,
 }
 
@@ -41,6 +45,7 @@ impl Inbox {
                 queue: Queue::new(),
                 missed: 0,
                 closed: None,
+                resync: false,
                 waker: None,
             }),
         }
@@ -87,6 +92,21 @@ impl Inbox {
             } else {
                 None
             }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Asks the consumer to read what it may have missed from history, and wakes it.
+    pub(crate) fn resync(&self) {
+        let waker = {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return;
+            }
+            st.resync = true;
+            st.waker.take()
         };
         if let Some(w) = waker {
             w.wake();

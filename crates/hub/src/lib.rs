@@ -20,14 +20,17 @@
 //! * Streaming transports (WebSocket, SSE, HTTP streaming): `subscribe(ch, since, client)`,
 //!   then write `msg.encoded::<E>()` for each `recv()`; `Err(Lagged)` needs no action;
 //!   on `Err(Closed { resume_from, .. })` end the stream (the client resumes from its
-//!   cursor). A `reset` message is written like any other (its cursor is the new position).
+//!   cursor). A `reset` message is written like any other (its cursor is the new position,
+//!   just before the messages still held, which follow it).
 //! * Long-poll: `subscribe_with(ch, Some(cursor), client, SubscribeOptions::without_presence())`,
 //!   wait for one `recv()` (or the poll timeout), drain with `try_recv()`, answer with a
 //!   `switchboard_proto::PollBody` of `msg.encoded::<EnvelopeJson>()` and
 //!   `sub.position()` as the next cursor (`reset: true` if a `reset` message was among them).
 //! * Poll: `history(ch, Some(cursor), limit)`: `Gap { messages, head, more }` → the messages,
-//!   the last one's cursor (or `cursor` if none), `more`; `Reset { head, .. }` → no
-//!   messages, `head`, `reset: true`.
+//!   the last one's cursor (or `head` if none), `more`; `Reset { earliest, messages, more,
+//!   .. }` → `reset: true` and the messages still held, the last one's cursor (or
+//!   `earliest` if none), `more`; `cursor.distance_to(earliest)` is how many were lost
+//!   (within an epoch).
 //!
 //! # Public API
 //!
@@ -36,7 +39,7 @@
 //!   `subscribe(ch, since: Option<Cursor>, ClientInfo)` → [`Subscription`]
 //!   (`subscribe_with(…, SubscribeOptions)` to leave presence out, e.g. for long-polls);
 //!   `history(ch, since, limit)` → [`HistoryAnswer`] (`Gap { messages, head, more }` or
-//!   `Reset { head, earliest }`); `presence(ch)`, `presence_stats(ch)`,
+//!   `Reset { head, earliest, messages, more }`); `presence(ch)`, `presence_stats(ch)`,
 //!   `subscriber_count(ch)`, `channels()` → [`ChannelStats`]; `disconnect(client_id)`,
 //!   `disconnect_user(user_id)`, `shutdown()`, `sweep()` (periodic housekeeping).
 //! * [`Subscription`]: `recv().await`, `poll_recv(cx)`, `try_recv()` →
@@ -55,7 +58,8 @@
 //!   `user_id()`, `conn_info()`), [`PresenceStats`].
 //! * Errors: [`HubError`] (one per operation failure, each with one HTTP status),
 //!   [`ChannelNameError`], [`BrokerError`], [`CloseReason`].
-//! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`], [`Retention`],
+//! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`] (`deliver`,
+//!   `resync_all` when a feed comes back), [`FeedSinks`], [`Retention`],
 //!   [`ChannelHead`]; [`MemoryBroker`] (default).
 
 mod batch;
@@ -63,6 +67,7 @@ pub mod broker;
 pub mod channel;
 pub mod config;
 mod encodings;
+mod epochs;
 pub mod error;
 mod fanout;
 mod hub;

@@ -1,14 +1,20 @@
 //! [`MemoryBroker`]: the single-process broker, the default.
 //!
-//! Each channel is a log behind its own mutex: a random epoch (created on first use),
-//! the last offset, and a ring buffer (`VecDeque`) of retained messages with their publish
-//! times. Publishing takes the lock, assigns the next offset, appends and trims history,
+//! Each channel is a log behind its own mutex: its epoch, the last offset, and a ring
+//! buffer (`VecDeque`) of retained messages with their publish times. Publishing takes the lock, assigns the next offset, appends and trims history,
 //! and delivers to the attached sinks *while still holding the lock*, which is what makes
 //! live delivery follow offset order. Every method completes synchronously and returns a
 //! ready [`BrokerFuture`] (no allocation, no task).
 //!
 //! Age bounds use `tokio::time::Instant`, so tests can pause and advance time. Expired
 //! messages are trimmed when the channel is next published to or read.
+//!
+//! Epochs come from [`Epochs`] (see `epochs`): a channel nothing was published to has an
+//! epoch anyone can compute again, so a read of a channel with no log creates none (a
+//! poll under a mistyped name costs nothing), the sweep may forget an empty log at any
+//! time, and the cursor handed out for an empty channel (`E:0`) stays valid for what is
+//! published next. A log that was published to is kept (once idle) until its epoch's era
+//! is over by a whole era, so its epoch is never made again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -19,6 +25,7 @@ use tokio::time::Instant;
 use crate::broker::{
     Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
 };
+use crate::epochs::Epochs;
 use crate::message::{Message, Payload};
 use crate::presence::{ById, ClientInfo};
 
@@ -31,9 +38,54 @@ struct Log {
     presence: HashSet<ById>,
     /// Live-feed registrations (`subscribe` minus `unsubscribe`).
     interest: usize,
+    /// The era `epoch` belongs to.
+    era: u64,
+    /// The epoch an empty log had before it took its era's (its offset 0 is still
+    /// answered under that name).
+    before: Option<Epoch>,
 }
 
 impl Log {
+    fn new(name: Arc<str>, epochs: &Epochs, era: u64) -> Self {
+        Log {
+            epoch: epochs.epoch(&name, era),
+            name,
+            head: 0,
+            history: VecDeque::new(),
+            presence: HashSet::new(),
+            interest: 0,
+            era,
+            before: None,
+        }
+    }
+
+    /// Someone follows it (a live subscription or presence), so a cursor of its epoch is
+    /// held: an empty log keeps its epoch while followed.
+    fn followed(&self) -> bool {
+        self.interest > 0 || !self.presence.is_empty()
+    }
+
+    /// An empty log not used since an earlier era takes `era`'s epoch (see `epochs`).
+    fn refresh(&mut self, epochs: &Epochs, era: u64) {
+        if self.head == 0 && self.era < era && !self.followed() {
+            self.before = Some(self.epoch);
+            self.epoch = epochs.epoch(&self.name, era);
+            self.era = era;
+        }
+    }
+
+    /// `since` in this log's epoch: offset 0 under another name of it (the epoch it had
+    /// before [`Log::refresh`], or its name in the era before its own) is its offset 0.
+    fn continued(&self, since: Cursor, epochs: &Epochs) -> Cursor {
+        let same_start = since.offset == 0
+            && (self.before == Some(since.epoch)
+                || epochs.is_previous(since.epoch, &self.name, self.era));
+        if same_start {
+            Cursor::new(self.epoch, 0)
+        } else {
+            since
+        }
+    }
     fn trim(&mut self, retention: Retention, now: Instant) {
         while self.history.len() > retention.max_len {
             self.history.pop_front();
@@ -70,6 +122,7 @@ impl Log {
 pub struct MemoryBroker {
     logs: RwLock<HashMap<Arc<str>, Arc<Mutex<Log>>>>,
     sinks: FeedSinks,
+    epochs: Epochs,
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -87,10 +140,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn new_epoch() -> Epoch {
-    Epoch(rand::random::<u64>().max(1))
-}
-
 impl MemoryBroker {
     /// An empty broker.
     pub fn new() -> Self {
@@ -106,17 +155,11 @@ impl MemoryBroker {
         {
             return l.clone();
         }
+        let era = self.epochs.era(Instant::now());
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
         logs.entry(Arc::from(channel))
             .or_insert_with_key(|name| {
-                Arc::new(Mutex::new(Log {
-                    name: name.clone(),
-                    epoch: new_epoch(),
-                    head: 0,
-                    history: VecDeque::new(),
-                    presence: HashSet::new(),
-                    interest: 0,
-                }))
+                Arc::new(Mutex::new(Log::new(name.clone(), &self.epochs, era)))
             })
             .clone()
     }
@@ -130,12 +173,71 @@ impl MemoryBroker {
     }
 
     /// Forgets a channel's log as if the broker's storage had been wiped: the next use
-    /// starts a new epoch. For tests of epoch changes.
+    /// starts a new epoch (as does every channel's next new log). For tests of epoch
+    /// changes.
     pub fn forget(&self, channel: &str) {
         self.logs
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(channel);
+        self.epochs.wipe();
+    }
+
+    /// Answers a history read from `log` (trimmed already).
+    fn read(&self, log: &Log, since: Option<Cursor>, limit: Option<usize>) -> HistoryAnswer {
+        let head = log.head();
+        let limit = limit.unwrap_or(usize::MAX);
+        match since.map(|c| log.continued(c, &self.epochs)) {
+            None => {
+                let skip = log.history.len().saturating_sub(limit);
+                HistoryAnswer::Gap {
+                    messages: log
+                        .history
+                        .iter()
+                        .skip(skip)
+                        .map(|(_, m)| m.clone())
+                        .collect(),
+                    head,
+                    more: false,
+                }
+            }
+            Some(c) => {
+                let earliest = log.earliest();
+                let continuable =
+                    c.epoch == log.epoch && c.offset <= head.offset && c.offset >= earliest.offset;
+                // Retained offsets are contiguous, so the answer starts at a known index: the
+                // cursor's successor, or (a reset) the oldest held.
+                let start = if continuable {
+                    usize::try_from(c.offset - earliest.offset).unwrap_or(usize::MAX)
+                } else {
+                    0
+                };
+                let available = log.history.len().saturating_sub(start);
+                let take = available.min(limit);
+                let messages = log
+                    .history
+                    .iter()
+                    .skip(start)
+                    .take(take)
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                let more = take < available;
+                if continuable {
+                    HistoryAnswer::Gap {
+                        messages,
+                        head,
+                        more,
+                    }
+                } else {
+                    HistoryAnswer::Reset {
+                        head,
+                        earliest,
+                        messages,
+                        more,
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -152,6 +254,7 @@ impl Broker for MemoryBroker {
     ) -> BrokerFuture<'_, Cursor> {
         let log = self.log(channel);
         let mut log = lock(&log);
+        log.refresh(&self.epochs, self.epochs.era(Instant::now()));
         log.head += 1;
         let cursor = log.head();
         let msg = Message::published(log.name.clone(), cursor, payload);
@@ -176,47 +279,21 @@ impl Broker for MemoryBroker {
         limit: Option<usize>,
         retention: Retention,
     ) -> BrokerFuture<'_, HistoryAnswer> {
-        let log = self.log(channel);
-        let mut log = lock(&log);
-        log.trim(retention, Instant::now());
-        let head = log.head();
-        let limit = limit.unwrap_or(usize::MAX);
-        let answer = match since {
-            None => {
-                let skip = log.history.len().saturating_sub(limit);
-                HistoryAnswer::Gap {
-                    messages: log
-                        .history
-                        .iter()
-                        .skip(skip)
-                        .map(|(_, m)| m.clone())
-                        .collect(),
-                    head,
-                    more: false,
-                }
+        let now = Instant::now();
+        let era = self.epochs.era(now);
+        let answer = match self.existing(channel) {
+            Some(log) => {
+                let mut log = lock(&log);
+                log.refresh(&self.epochs, era);
+                log.trim(retention, now);
+                self.read(&log, since, limit)
             }
-            Some(c) => {
-                let earliest = log.earliest();
-                if c.epoch != log.epoch || c.offset > head.offset || c.offset < earliest.offset {
-                    HistoryAnswer::Reset { head, earliest }
-                } else {
-                    // Retained offsets are contiguous, so the gap starts at a known index.
-                    let start = usize::try_from(c.offset - earliest.offset).unwrap_or(usize::MAX);
-                    let available = log.history.len().saturating_sub(start);
-                    let take = available.min(limit);
-                    HistoryAnswer::Gap {
-                        messages: log
-                            .history
-                            .iter()
-                            .skip(start)
-                            .take(take)
-                            .map(|(_, m)| m.clone())
-                            .collect(),
-                        head,
-                        more: take < available,
-                    }
-                }
-            }
+            // A channel with no log is an empty one of this era; reading it keeps nothing.
+            None => self.read(
+                &Log::new(Arc::from(channel), &self.epochs, era),
+                since,
+                limit,
+            ),
         };
         BrokerFuture::ready(Ok(answer))
     }
@@ -264,11 +341,13 @@ impl Broker for MemoryBroker {
     }
 
     fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>> {
+        let era = self.epochs.era(Instant::now());
         let logs = self.logs.read().unwrap_or_else(|e| e.into_inner());
         let list = logs
             .values()
             .map(|log| {
-                let log = lock(log);
+                let mut log = lock(log);
+                log.refresh(&self.epochs, era);
                 ChannelHead {
                     name: log.name.clone(),
                     head: log.head(),
@@ -281,16 +360,19 @@ impl Broker for MemoryBroker {
 
     /// Trims expired history everywhere and drops the logs of channels with no retained
     /// message, no presence and no live-feed registration, so idle channels do not
-    /// accumulate. A later use starts a new epoch (an old cursor then gets `reset`, which
-    /// is right: nothing of that epoch is retained).
+    /// accumulate: an empty one at once (it is made again, the same, when next used), one
+    /// that was published to once its epoch's era is over by a whole era (so its epoch is
+    /// never made again: a later use starts a new one, and an old cursor then gets
+    /// `reset`, which is right, nothing of that epoch is retained).
     fn sweep(&self, retention_of: &(dyn Fn(&str) -> Retention + Sync)) -> BrokerFuture<'_, usize> {
         let now = Instant::now();
+        let era = self.epochs.era(now);
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
         let before = logs.len();
         logs.retain(|name, log| {
             let mut log = lock(log);
             log.trim(retention_of(name), now);
-            log.interest > 0 || !log.history.is_empty() || !log.presence.is_empty()
+            log.followed() || !log.history.is_empty() || (log.head > 0 && era < log.era + 2)
         });
         BrokerFuture::ready(Ok(before - logs.len()))
     }

@@ -187,7 +187,8 @@ impl Message {
         Message::new(channel, Event::Message, Some(cursor), payload)
     }
 
-    /// A `reset`: continue from `cursor`, what came before is not available.
+    /// A `reset`: continue from `cursor`, what came before is not available (how much is
+    /// not known).
     pub fn reset(channel: Arc<str>, cursor: Cursor) -> Self {
         Message::new(
             channel,
@@ -195,6 +196,31 @@ impl Message {
             Some(cursor),
             Payload::binary(Bytes::new()),
         )
+    }
+
+    /// A `reset` for a reader that stood at `from` and continues at `at`: when both are of
+    /// one epoch and `at` is not behind `from`, it says how many messages were lost
+    /// (`at.offset − from.offset`, its data `{"lost":N}`, see
+    /// [`switchboard_proto::reset_data`]); across epochs that is not known.
+    pub fn reset_after(channel: Arc<str>, from: Cursor, at: Cursor) -> Self {
+        match from.distance_to(at) {
+            Some(lost) => Message::new(
+                channel,
+                Event::Reset,
+                Some(at),
+                Payload::json_prevalidated(switchboard_proto::reset_data(lost)),
+            ),
+            _ => Message::reset(channel, at),
+        }
+    }
+
+    /// How many messages a `reset` says were lost, when it says it
+    /// ([`Message::reset_after`]); `None` for any other event.
+    pub fn reset_lost(&self) -> Option<u64> {
+        if self.0.event != Event::Reset {
+            return None;
+        }
+        switchboard_proto::reset_lost(&self.0.payload.data)
     }
 
     /// A `join` or `leave` event for `client`; its data is the presence entry JSON.
@@ -238,6 +264,8 @@ impl Message {
     pub fn envelope(&self) -> Envelope<'_> {
         let p = &self.0.payload;
         let data = match (self.0.event, p.kind) {
+            // Only `{"lost":N}` (JSON) or nothing.
+            (Event::Reset, PayloadKind::Json) => Data::Json(&p.data),
             (Event::Reset, _) => Data::None,
             (_, PayloadKind::Json) => Data::Json(&p.data),
             (_, PayloadKind::Text) => match std::str::from_utf8(&p.data) {
@@ -352,6 +380,34 @@ mod tests {
         let inner = std::mem::size_of::<Inner>();
         eprintln!("message: {inner} B (+ 16 B of Arc counts)");
         assert!(inner <= 112, "a message is {inner} bytes");
+    }
+
+    #[test]
+    fn a_reset_says_how_many_were_lost_only_within_one_epoch() {
+        let (e1, e2) = (Epoch(1), Epoch(2));
+        let within = Message::reset_after("c".into(), Cursor::new(e1, 1), Cursor::new(e1, 4));
+        assert_eq!(within.reset_lost(), Some(3));
+        assert_eq!(
+            &within.encoded::<EnvelopeJson>()[..],
+            br#"{"channel":"c","event":"reset","offset":4,"cursor":"1:4","data":{"lost":3}}"#
+        );
+        for unknown in [
+            Message::reset_after("c".into(), Cursor::new(e1, 9), Cursor::new(e2, 0)),
+            Message::reset_after("c".into(), Cursor::new(e1, 9), Cursor::new(e1, 4)),
+            Message::reset("c".into(), Cursor::new(e2, 0)),
+        ] {
+            assert_eq!(unknown.reset_lost(), None);
+            assert!(!unknown
+                .encoded::<EnvelopeJson>()
+                .windows(4)
+                .any(|w| w == b"data"));
+        }
+        let m = Message::published(
+            "c".into(),
+            Cursor::new(e1, 1),
+            Payload::json(Bytes::from_static(br#"{"lost":3}"#)).unwrap(),
+        );
+        assert_eq!(m.reset_lost(), None, "only a reset says it");
     }
 
     #[test]

@@ -7,17 +7,33 @@
 //! [`recv`](Subscription::recv) yields, in order:
 //!
 //! 1. with `since = Some(cursor)`: every message after `cursor` still in history (the
-//!    gap), or a single `reset` message (event [`Event::Reset`], cursor = the channel's
-//!    head) when the gap is not available (unknown or old epoch, retention passed, cursor
-//!    ahead of the head). With `since = None`: nothing from the past.
+//!    gap); or, when the gap is not available (the cursor is of another epoch — the
+//!    channel's log was lost, e.g. a broker restart —, the messages after it are no
+//!    longer retained, or it is ahead of the head), a `reset` message followed at once by
+//!    every message still held. With `since = None`: nothing from the past.
 //! 2. then every message published afterwards, each exactly once, in offset order, plus
 //!    `join`/`leave` events when the namespace enables them.
+//!
+//! # What a `reset` says
+//!
+//! A `reset` (event [`Event::Reset`]) is the position the stream continues from: its
+//! cursor is just before the oldest message still held (held offsets 5–7: the reset is at
+//! offset 4, then 5, 6 and 7 follow), or the head when nothing is held. What came before
+//! it is lost; when the cursor given was of the same epoch the reset says how many
+//! ([`Message::reset_lost`], in the envelope `"data":{"lost":N}`: the reset's offset minus
+//! the cursor's). Across epochs the number is not known and the reset has no data. The
+//! same holds wherever a subscription meets a gap later (below): a reset never skips a
+//! message still held, in history or in the subscription's queue.
 //!
 //! There is no race between the history read and going live: the subscription is
 //! registered for live delivery *before* history is read, and live messages the history
 //! answer already contained are recognised by offset and skipped. If a live message ever
-//! arrives with an offset beyond the next expected one (a broker lost live messages), the
-//! subscription reads the gap from history before going on, or delivers `reset`.
+//! arrives with an offset beyond the next expected one, or of a new epoch (a broker lost
+//! live messages, or its log), the subscription reads the gap from history before going
+//! on, or delivers `reset` and what is held. A broker whose feed comes back after an
+//! interruption tells every subscription at once ([`crate::FeedSink::resync_all`]): each
+//! reads what it missed the same way, without waiting for the next message to reveal it
+//! (on a quiet channel that could be never).
 //!
 //! # Slow consumers
 //!
@@ -35,7 +51,8 @@
 //!   The next `recv` returns `Err(RecvError::Lagged { missed })` (the number dropped since
 //!   the last report), then the subscription refills the gap from history and continues:
 //!   the messages dropped are delivered again from history, in order, or a `reset`
-//!   message says they are gone. `join`/`leave` events are not in history; dropped ones
+//!   message says those that are gone and what is still held follows. `join`/`leave`
+//!   events are not in history; dropped ones
 //!   are lost (they are counted in `missed`).
 //!
 //! After `Closed`, `recv` keeps returning the same `Closed`. Other close reasons
@@ -261,48 +278,83 @@ impl Subscription {
         }));
     }
 
-    /// Queues a history answer's messages after the current position (or a `reset`).
+    /// Queues a history answer's messages after the current position; for a `reset`
+    /// answer, the `reset` and then every message still held.
     fn apply(&mut self, answer: HistoryAnswer) {
+        if let HistoryAnswer::Gap { head, .. } = &answer {
+            // A gap continues the position in the head's epoch: the same one, unless the
+            // position was another name of an empty channel's offset 0 (see `epochs`),
+            // which then takes the channel's name for it.
+            let drained = self.catch_up.as_ref().is_none_or(|c| c.backlog.is_empty());
+            if drained && self.position.epoch != head.epoch {
+                self.position = Cursor::new(head.epoch, self.position.offset);
+            }
+        }
         let position = self.position;
         let channel = &self.channel;
         let catch_up = self.catch_up.get_or_insert_with(Box::default);
+        // The first live message still queued when the catch-up began, if any.
+        let target = catch_up.gap_target.take();
         let backlog = &mut catch_up.backlog;
         let mut reached = backlog.back().and_then(Message::cursor).unwrap_or(position);
-        match answer {
-            HistoryAnswer::Gap { messages, .. } => {
-                for m in messages {
-                    if let Some(c) = m.cursor() {
-                        if c.epoch == reached.epoch && c.offset > reached.offset {
-                            reached = c;
-                            backlog.push_back(m);
-                        }
-                    }
-                }
-                // The live message that revealed the gap must follow directly; if history
-                // did not bridge to it, say so rather than skip silently.
-                if let Some(t) = catch_up.gap_target.take() {
-                    if t.epoch != reached.epoch || reached.offset + 1 < t.offset {
-                        let at = Cursor::new(t.epoch, t.offset.saturating_sub(1));
-                        backlog.push_back(Message::reset(channel.clone(), at));
-                    }
+        let messages = match answer {
+            HistoryAnswer::Gap { messages, .. } => messages,
+            HistoryAnswer::Reset {
+                earliest, messages, ..
+            } => {
+                // Continue just before the oldest message still held, and deliver those at
+                // once. Only when a live message still queued is older than that (history
+                // shorter than the queue) continue just before it instead, so the queue
+                // goes on from there and nothing it holds is thrown away.
+                let queued_first = target.filter(|t| {
+                    t.epoch == earliest.epoch && t.offset >= 1 && t.offset - 1 < earliest.offset
+                });
+                let at = queued_first.map_or(earliest, |t| Cursor::new(t.epoch, t.offset - 1));
+                backlog.push_back(Message::reset_after(channel.clone(), reached, at));
+                reached = at;
+                if queued_first.is_some() {
+                    Vec::new()
+                } else {
+                    messages
                 }
             }
-            HistoryAnswer::Reset { head, .. } => {
-                // Continue right before the first live message still queued when it is in
-                // the current log, so queued messages are not thrown away; else at the head.
-                let at = match catch_up.gap_target.take() {
-                    Some(t)
-                        if t.epoch == head.epoch && t.offset >= 1 && t.offset <= head.offset =>
-                    {
-                        Cursor::new(t.epoch, t.offset - 1)
-                    }
-                    _ => head,
-                };
-                backlog.push_back(Message::reset(channel.clone(), at));
+        };
+        for m in messages {
+            if let Some(c) = m.cursor() {
+                if c.epoch == reached.epoch && c.offset > reached.offset {
+                    reached = c;
+                    backlog.push_back(m);
+                }
+            }
+        }
+        let mut stale = None;
+        if let Some(t) = target {
+            if t.epoch != reached.epoch {
+                // History, read after that message came, knows another epoch only: its
+                // log is gone (the reset before said so), and the queued messages of that
+                // log cannot follow the new one's.
+                stale = Some(t.epoch);
+            } else if reached.offset + 1 < t.offset {
+                // The live message that revealed a gap must follow directly; history did
+                // not bridge to it: say so rather than skip silently.
+                let at = Cursor::new(t.epoch, t.offset - 1);
+                backlog.push_back(Message::reset_after(channel.clone(), reached, at));
             }
         }
         if catch_up.backlog.is_empty() && catch_up.resync.is_none() {
             self.catch_up = None;
+        }
+        if let Some(epoch) = stale {
+            let mut st = self.inbox.lock();
+            while st
+                .queue
+                .iter()
+                .next()
+                .and_then(Message::cursor)
+                .is_some_and(|c| c.epoch == epoch)
+            {
+                st.queue.pop_front();
+            }
         }
     }
 
@@ -381,7 +433,10 @@ impl Subscription {
                     }
                 }
             }
-            if gap.is_some() {
+            // A gap in the queue, or (once what is queued was taken) the broker's feed whole
+            // again after missing messages: read them from history now.
+            if gap.is_some() || (st.resync && st.closed.is_none()) {
+                st.resync = false;
                 drop(st);
                 self.start_resync(gap);
                 continue;

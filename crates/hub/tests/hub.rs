@@ -2,7 +2,7 @@
 //! subscribe without races, slow consumers, presence, policies and disconnects.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -121,9 +121,17 @@ async fn count_bound_gives_reset() {
         .await
         .unwrap()
     {
-        HistoryAnswer::Reset { head, earliest } => {
+        HistoryAnswer::Reset {
+            head,
+            earliest,
+            messages,
+            more,
+        } => {
             assert_eq!(head, Cursor::new(e, 10));
             assert_eq!(earliest, Cursor::new(e, 5));
+            // What is still held comes with the reset, in the same read.
+            assert_eq!(offsets(&messages), (6..=10).collect::<Vec<_>>());
+            assert!(!more);
         }
         other => panic!("{other:?}"),
     }
@@ -137,18 +145,43 @@ async fn count_bound_gives_reset() {
         }
         other => panic!("{other:?}"),
     }
-    // A subscriber behind the retained window gets an explicit reset, then live messages.
+    // With a limit the reset's messages are cut, and say so.
+    match hub
+        .history("a", Some(Cursor::new(e, 4)), Some(2))
+        .await
+        .unwrap()
+    {
+        HistoryAnswer::Reset { messages, more, .. } => {
+            assert_eq!(offsets(&messages), vec![6, 7]);
+            assert!(more);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A subscriber behind the retained window gets an explicit reset just before the
+    // oldest message held (saying how many it lost: 3, 4 and 5), then every message held,
+    // then live messages.
     let mut sub = hub
         .subscribe("a", Some(Cursor::new(e, 2)), client("c"))
         .await
         .unwrap();
     let reset = recv(&mut sub).await.unwrap();
     assert_eq!(reset.event(), Event::Reset);
-    assert_eq!(reset.cursor(), Some(Cursor::new(e, 10)));
+    assert_eq!(reset.cursor(), Some(Cursor::new(e, 5)));
+    assert_eq!(reset.reset_lost(), Some(3));
     assert_eq!(
         &reset.encoded::<EnvelopeJson>()[..],
-        format!(r#"{{"channel":"a","event":"reset","offset":10,"cursor":"{e}:10"}}"#).as_bytes()
+        format!(
+            r#"{{"channel":"a","event":"reset","offset":5,"cursor":"{e}:5","data":{{"lost":3}}}}"#
+        )
+        .as_bytes()
     );
+    for offset in 6..=10 {
+        assert_eq!(
+            recv(&mut sub).await.unwrap().cursor(),
+            Some(Cursor::new(e, offset))
+        );
+    }
+    assert!(nothing_ready(&mut sub));
     hub.publish("a", json(0)).await.unwrap();
     assert_eq!(
         recv(&mut sub).await.unwrap().cursor(),
@@ -199,9 +232,15 @@ async fn age_bound_gives_reset() {
         .await
         .unwrap()
     {
-        HistoryAnswer::Reset { head, earliest } => {
+        HistoryAnswer::Reset {
+            head,
+            earliest,
+            messages,
+            ..
+        } => {
             assert_eq!(head, Cursor::new(e, 4));
             assert_eq!(earliest, Cursor::new(e, 3));
+            assert_eq!(offsets(&messages), vec![4]);
         }
         other => panic!("{other:?}"),
     }
@@ -252,9 +291,16 @@ async fn unknown_epoch_or_future_cursor_gives_reset() {
     let fresh = hub.publish("a", json(0)).await.unwrap();
     assert_ne!(fresh.epoch, e);
     assert_eq!(fresh.offset, 1);
+    // The reset continues just before the oldest message of the new epoch (how many were
+    // lost is not known), and that message follows at once.
     let mut sub = hub.subscribe("a", Some(c[2]), client("c")).await.unwrap();
     let m = recv(&mut sub).await.unwrap();
-    assert_eq!((m.event(), m.cursor()), (Event::Reset, Some(fresh)));
+    assert_eq!(
+        (m.event(), m.cursor(), m.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh.epoch, 0)), None)
+    );
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(fresh));
+    assert!(nothing_ready(&mut sub));
 }
 
 #[tokio::test]
@@ -717,6 +763,23 @@ impl TestBroker {
         }
     }
 
+    fn filter(&self) -> Arc<LossyFilter> {
+        self.filter.lock().unwrap().clone().unwrap()
+    }
+
+    /// The live feed stops delivering (its connection is down).
+    fn feed_down(&self) {
+        self.filter().down.store(true, Ordering::SeqCst);
+    }
+
+    /// The live feed delivers again, and tells the sinks it may have missed messages
+    /// (what a network broker does once its channels are subscribed again).
+    fn feed_back(&self) {
+        let filter = self.filter();
+        filter.down.store(false, Ordering::SeqCst);
+        filter.resync_all();
+    }
+
     fn slow_history() -> Self {
         TestBroker {
             history_delay: Some(Duration::from_micros(300)),
@@ -728,6 +791,8 @@ impl TestBroker {
 struct LossyFilter {
     sink: Weak<dyn FeedSink>,
     lose: Vec<u64>,
+    /// While set the feed delivers nothing (a network broker's connection is down).
+    down: AtomicBool,
 }
 
 impl std::fmt::Debug for LossyFilter {
@@ -738,11 +803,19 @@ impl std::fmt::Debug for LossyFilter {
 
 impl FeedSink for LossyFilter {
     fn deliver(&self, msg: &Message) {
-        if msg.cursor().is_some_and(|c| self.lose.contains(&c.offset)) {
+        if self.down.load(Ordering::SeqCst)
+            || msg.cursor().is_some_and(|c| self.lose.contains(&c.offset))
+        {
             return;
         }
         if let Some(s) = self.sink.upgrade() {
             s.deliver(msg);
+        }
+    }
+
+    fn resync_all(&self) {
+        if let Some(s) = self.sink.upgrade() {
+            s.resync_all();
         }
     }
 }
@@ -752,6 +825,7 @@ impl Broker for TestBroker {
         let filter = Arc::new(LossyFilter {
             sink,
             lose: self.lose.clone(),
+            down: AtomicBool::new(false),
         });
         let as_sink: Arc<dyn FeedSink> = filter.clone();
         self.inner.attach(Arc::downgrade(&as_sink));
@@ -839,6 +913,109 @@ async fn a_live_gap_beyond_history_is_an_explicit_reset() {
     assert_eq!(reset.cursor().unwrap().offset, 3);
 }
 
+/// A hub on a [`TestBroker`] and a subscription to `a` that received the first `read` of
+/// `published` messages (the rest still queued).
+async fn following(
+    published: u64,
+    read: usize,
+) -> (Arc<TestBroker>, Hub, Subscription, Vec<Cursor>) {
+    let broker = Arc::new(TestBroker::default());
+    let hub = Hub::with_broker(HubConfig::default(), broker.clone());
+    let mut sub = hub.subscribe("a", None, client("c")).await.unwrap();
+    let cursors = publish_n(&hub, "a", published).await;
+    for c in &cursors[..read] {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    (broker, hub, sub, cursors)
+}
+
+/// Expects a reset just before the oldest message of `fresh`'s (new) epoch, how many were
+/// lost unknown, then exactly `fresh`, then nothing; then one live message, once.
+async fn expect_new_epoch(hub: &Hub, sub: &mut Subscription, fresh: &[Cursor]) {
+    let reset = recv(sub).await.unwrap();
+    assert_eq!(
+        (reset.event(), reset.cursor(), reset.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)), None)
+    );
+    for c in fresh {
+        assert_eq!(recv(sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(sub));
+    let next = hub.publish("a", json(9)).await.unwrap();
+    assert_eq!(recv(sub).await.unwrap().cursor(), Some(next));
+    assert!(nothing_ready(sub));
+}
+
+/// The issue's live case: the feed was down while the log was lost (a broker restarted
+/// empty) and three messages went into the new epoch; the next live message reveals the
+/// gap. The subscriber gets a reset just before the oldest message held, then all four,
+/// not a reset just before the one that revealed the gap.
+#[tokio::test]
+async fn a_live_gap_into_a_new_epoch_resets_to_the_oldest_held() {
+    let (broker, hub, mut sub, old) = following(2, 2).await;
+    broker.feed_down();
+    broker.inner.forget("a");
+    let mut fresh = publish_n(&hub, "a", 3).await;
+    assert_ne!(fresh[0].epoch, old[0].epoch);
+    assert!(nothing_ready(&mut sub), "nothing reached the subscriber");
+    // The feed is back (without saying so): the next message reveals the gap.
+    broker.filter().down.store(false, Ordering::SeqCst);
+    fresh.push(hub.publish("a", json(6)).await.unwrap());
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
+}
+
+/// A feed that comes back says so, and subscriptions catch up at once: what they missed
+/// arrives without any further publish (on a quiet channel there may be none), as a plain
+/// gap within an epoch, or as a reset and what is held in a new one.
+#[tokio::test]
+async fn a_feed_that_comes_back_catches_subscriptions_up_at_once() {
+    let (broker, hub, mut sub, _) = following(1, 1).await;
+    broker.feed_down();
+    let missed = publish_n(&hub, "a", 3).await;
+    assert!(nothing_ready(&mut sub));
+    broker.feed_back();
+    for c in &missed {
+        assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(*c));
+    }
+    assert!(nothing_ready(&mut sub));
+
+    broker.feed_down();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    assert!(nothing_ready(&mut sub));
+    broker.feed_back();
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
+}
+
+/// A feed that comes back while messages are still queued: those go first (they follow
+/// the position), then the catch-up: a reset into the new epoch and what it holds.
+#[tokio::test]
+async fn queued_messages_go_before_a_resync() {
+    let (broker, hub, mut sub, old) = following(3, 2).await;
+    broker.feed_down();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    broker.feed_back();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(old[2]));
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
+}
+
+/// Queued messages of a log that is gone (a gap in them led to history, which knows a
+/// new epoch only) cannot follow the new log's: after the reset and what the new log
+/// holds nothing of the old one comes, and the subscription settles (no endless reads).
+#[tokio::test]
+async fn queued_messages_of_a_lost_log_do_not_follow_the_reset() {
+    let (broker, hub, mut sub, _) = following(1, 1).await;
+    broker.feed_down();
+    hub.publish("a", json(2)).await.unwrap();
+    broker.filter().down.store(false, Ordering::SeqCst);
+    // Queued behind a gap, then its log is lost and a new one starts (live, queued too).
+    hub.publish("a", json(3)).await.unwrap();
+    broker.inner.forget("a");
+    let fresh = publish_n(&hub, "a", 2).await;
+    expect_new_epoch(&hub, &mut sub, &fresh).await;
+}
+
 /// The server moves subscriptions into tasks and spawns hub calls: all must be `Send`.
 #[test]
 fn types_and_futures_are_send() {
@@ -861,38 +1038,130 @@ fn types_and_futures_are_send() {
 
 #[tokio::test(start_paused = true)]
 async fn sweep_forgets_only_idle_channels() {
+    const ERA: Duration = Duration::from_secs(3600);
     let hub = hub_with(NamespaceConfig {
         history_ttl: Some(Duration::from_secs(10)),
         ..Default::default()
     });
+    let names = async |hub: &Hub| -> Vec<String> {
+        let channels = hub.channels().await.unwrap();
+        channels.iter().map(|c| c.name.to_string()).collect()
+    };
     let kept = hub.publish("kept", json(1)).await.unwrap();
     let _followed = hub.subscribe("followed", None, client("c")).await.unwrap();
     let old = hub.publish("expired", json(1)).await.unwrap();
-    hub.history("empty", None, None).await.unwrap();
+    // Followed once: a log, empty and idle now.
+    drop(hub.subscribe("empty", None, client("c")).await.unwrap());
+    // Only read: no log at all.
+    hub.history("read", None, None).await.unwrap();
+    assert_eq!(names(&hub).await, ["empty", "expired", "followed", "kept"]);
     tokio::time::advance(Duration::from_secs(8)).await;
     hub.publish("kept", json(2)).await.unwrap();
     tokio::time::advance(Duration::from_secs(3)).await;
-    // "expired" lost its only message to age, "empty" never had one.
-    assert_eq!(hub.sweep().await.unwrap(), 2);
-    let names: Vec<String> = hub
-        .channels()
-        .await
-        .unwrap()
-        .iter()
-        .map(|c| c.name.to_string())
-        .collect();
-    assert_eq!(names, vec!["followed", "kept"]);
+    // "empty" never had a message: forgotten at once. "expired" lost its only message to
+    // age, but its epoch's era is not over: kept, so its epoch is never made again.
+    assert_eq!(hub.sweep().await.unwrap(), 1);
+    assert_eq!(names(&hub).await, ["expired", "followed", "kept"]);
+    tokio::time::advance(2 * ERA).await;
+    hub.publish("kept", json(3)).await.unwrap();
+    assert_eq!(hub.sweep().await.unwrap(), 1);
+    assert_eq!(names(&hub).await, ["followed", "kept"]);
     assert_eq!(
-        hub.publish("kept", json(3)).await.unwrap().epoch,
+        hub.publish("kept", json(4)).await.unwrap().epoch,
         kept.epoch
     );
-    // A forgotten channel starts a new epoch; the old cursor is told `reset`.
+    // A forgotten channel starts a new epoch; the old cursor is told `reset`, and what is
+    // held follows it.
     let fresh = hub.publish("expired", json(2)).await.unwrap();
     assert_ne!(fresh.epoch, old.epoch);
-    assert!(matches!(
-        hub.history("expired", Some(old), None).await.unwrap(),
-        HistoryAnswer::Reset { .. }
-    ));
+    match hub.history("expired", Some(old), None).await.unwrap() {
+        HistoryAnswer::Reset { messages, .. } => assert_eq!(offsets(&messages), vec![1]),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The cursor handed out for a channel nothing was published to (a poll's `E:0`) stays
+/// valid for what is published next, however the sweep treated the empty channel and
+/// across an era's end; a subscriber of a quiet channel keeps its position for as long
+/// as it follows it. Only a cursor of an empty channel nobody used for over an era gets
+/// a reset (with every message held after it).
+#[tokio::test(start_paused = true)]
+async fn an_empty_channels_cursor_stays_valid_for_what_is_published_next() {
+    const ERA: Duration = Duration::from_secs(3600);
+    let hub = Hub::new(HubConfig::default());
+    let head = async |hub: &Hub, ch: &str| match hub.history(ch, None, Some(0)).await.unwrap() {
+        HistoryAnswer::Gap { head, .. } => head,
+        other => panic!("{other:?}"),
+    };
+    let gap_after = async |hub: &Hub, ch: &str, since: Cursor| match hub
+        .history(ch, Some(since), None)
+        .await
+        .unwrap()
+    {
+        HistoryAnswer::Gap { messages, head, .. } => (offsets(&messages), head),
+        other => panic!("{since}: {other:?}"),
+    };
+
+    // Read, swept, published: the same epoch.
+    let empty = head(&hub, "new").await;
+    assert_eq!(empty.offset, 0);
+    hub.sweep().await.unwrap();
+    tokio::time::advance(ERA - Duration::from_secs(2)).await;
+    hub.sweep().await.unwrap();
+    assert_eq!(
+        head(&hub, "new").await,
+        empty,
+        "reads keep naming it the same"
+    );
+    let first = hub.publish("new", json(1)).await.unwrap();
+    assert_eq!(first, Cursor::new(empty.epoch, 1));
+    assert_eq!(gap_after(&hub, "new", empty).await, (vec![1], first));
+
+    // Read at an era's end, published in the next: another epoch, the cursor continues.
+    let late = head(&hub, "late").await;
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let first = hub.publish("late", json(1)).await.unwrap();
+    assert_ne!(first.epoch, late.epoch);
+    assert_eq!(gap_after(&hub, "late", late).await, (vec![1], first));
+    let mut sub = hub
+        .subscribe("late", Some(late), client("c"))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().cursor(), Some(first));
+    assert!(nothing_ready(&mut sub));
+
+    // Followed through several eras: its subscriber gets the first message, no reset.
+    let mut quiet = hub.subscribe("quiet", None, client("c")).await.unwrap();
+    tokio::time::advance(3 * ERA).await;
+    hub.sweep().await.unwrap();
+    let first = hub.publish("quiet", json(1)).await.unwrap();
+    assert_eq!(recv(&mut quiet).await.unwrap().cursor(), Some(first));
+
+    // An empty log nobody follows takes a later era's epoch when next used; the cursor of
+    // its old one still continues (and the answer names the new one).
+    drop(hub.subscribe("kept", None, client("c")).await.unwrap());
+    let old = head(&hub, "kept").await;
+    tokio::time::advance(3 * ERA).await;
+    let (none, now) = gap_after(&hub, "kept", old).await;
+    assert!(none.is_empty());
+    assert_ne!(now.epoch, old.epoch);
+    let first = hub.publish("kept", json(1)).await.unwrap();
+    assert_eq!(first, Cursor::new(now.epoch, 1));
+    assert_eq!(gap_after(&hub, "kept", old).await, (vec![1], first));
+
+    // Unused for over an era: a reset, but nothing held is skipped.
+    let gone = head(&hub, "gone").await;
+    tokio::time::advance(2 * ERA).await;
+    let first = hub.publish("gone", json(1)).await.unwrap();
+    match hub.history("gone", Some(gone), None).await.unwrap() {
+        HistoryAnswer::Reset {
+            earliest, messages, ..
+        } => {
+            assert_eq!(earliest, Cursor::new(first.epoch, 0));
+            assert_eq!(offsets(&messages), vec![1]);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -7,13 +7,19 @@
 //! {"channel":"chat:lobby","event":"message","offset":4,"cursor":"abc:4","data":"plain text"}
 //! {"channel":"files","event":"message","offset":9,"cursor":"abc:9","data_b64":"AP8="}
 //! {"channel":"chat:lobby","event":"join","data":{"client":"c1","user":"u1"}}
-//! {"channel":"chat:lobby","event":"reset","offset":7,"cursor":"d00d:7"}
+//! {"channel":"chat:lobby","event":"reset","offset":7,"cursor":"d00d:7","data":{"lost":3}}
+//! {"channel":"chat:lobby","event":"reset","offset":0,"cursor":"beef:0"}
 //! ```
 //!
 //! * `event` is `message`, `join`, `leave` or `reset`.
 //! * `offset`/`cursor` are present for messages (the message's own position) and for
-//!   `reset` (the position to continue from; messages before it are not available).
+//!   `reset` (the position to continue from: just before the oldest message still held,
+//!   which follow it at once; messages before it are not available).
 //!   `join`/`leave` are not part of the log and carry no position.
+//! * A `reset`'s `data` is `{"lost":N}` when the number of messages lost is known (the
+//!   cursor resumed from was of the same epoch: N = the reset's offset − the resumed
+//!   offset); it is absent when it is not (another epoch: the channel's log was lost, e.g.
+//!   a restart). See [`reset_data`] and [`reset_lost`].
 //! * Payloads: [`Data::Json`] is embedded verbatim as the `data` value (the caller has
 //!   validated it; raw CR/LF whitespace is flattened so the line stays one line),
 //!   [`Data::Text`] becomes a JSON string in `data`, [`Data::Binary`] becomes standard
@@ -158,6 +164,22 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// The `data` of a `reset` envelope that knows how many messages were lost: `{"lost":N}`.
+pub fn reset_data(lost: u64) -> Bytes {
+    let mut out = BytesMut::with_capacity(32);
+    out.extend_from_slice(b"{\"lost\":");
+    json::write_u64(&mut out, lost);
+    out.put_u8(b'}');
+    out.freeze()
+}
+
+/// The number of messages lost that a `reset`'s data states ([`reset_data`]'s form), if
+/// it does.
+pub fn reset_lost(data: &[u8]) -> Option<u64> {
+    let n = data.strip_prefix(b"{\"lost\":")?.strip_suffix(b"}")?;
+    std::str::from_utf8(n).ok()?.parse().ok()
+}
+
 /// The envelope as one line of JSON, the text frame of WebSocket transports and the
 /// element of poll responses.
 pub fn encode_ws_text(env: &Envelope<'_>) -> Bytes {
@@ -294,6 +316,7 @@ mod tests {
 
     #[test]
     fn json_table() {
+        let lost3 = reset_data(3);
         let cases: &[(Envelope<'_>, &str)] = &[
             (
                 Envelope::message("chat:lobby", C3, Data::Json(br#"{"text":"hi"}"#)),
@@ -333,6 +356,13 @@ mod tests {
                 Envelope::reset("c", Cursor::new(Epoch(0xd00d), 7)),
                 r#"{"channel":"c","event":"reset","offset":7,"cursor":"d00d:7"}"#,
             ),
+            (
+                Envelope {
+                    data: Data::Json(&lost3),
+                    ..Envelope::reset("c", Cursor::new(Epoch(0xd00d), 7))
+                },
+                r#"{"channel":"c","event":"reset","offset":7,"cursor":"d00d:7","data":{"lost":3}}"#,
+            ),
         ];
         for (env, want) in cases {
             let got = encode_ws_text(env);
@@ -342,6 +372,25 @@ mod tests {
             assert_eq!(back.channel, env.channel);
             assert_eq!(back.event, env.event);
             assert_eq!(back.cursor, env.cursor);
+        }
+    }
+
+    #[test]
+    fn reset_data_round_trips() {
+        for n in [0, 1, 3, u64::MAX] {
+            let data = reset_data(n);
+            validate_json(&data).unwrap();
+            assert_eq!(reset_lost(&data), Some(n));
+        }
+        assert_eq!(&reset_data(3)[..], br#"{"lost":3}"#);
+        for other in [
+            &b""[..],
+            b"{}",
+            b"{\"lost\":x}",
+            b"{\"lost\":-1}",
+            b"{\"lost\":1",
+        ] {
+            assert_eq!(reset_lost(other), None);
         }
     }
 

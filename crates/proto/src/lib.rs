@@ -26,14 +26,16 @@
 //! * [`envelope`]: [`Envelope`] `{ channel, event: Event, cursor: Option<Cursor>, data: Data }`,
 //!   [`Data`] `None | Json | Text | Binary` (binary is `data_b64` in JSON),
 //!   [`encode_ws_text`], [`validate_json`], [`parse_envelope`] → [`ReceivedEnvelope`],
-//!   [`ProtoError`].
+//!   [`ProtoError`]; a `reset`'s data: [`reset_data`] (`{"lost":N}`), [`reset_lost`].
 //! * [`encoding`]: trait [`EnvelopeEncoding`] (`encode_envelope(&Envelope) -> Bytes`),
 //!   implemented by [`EnvelopeJson`], [`SseEnvelope`], [`SseData`], [`StreamLine`].
 //! * [`sse`]: [`SseEvent`], [`write_sse_event`], [`encode_sse_event`], [`encode_sse_envelope`],
-//!   [`encode_sse_data`], [`sse_comment`], [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
+//!   [`encode_sse_data`] (a binary message is [`SSE_BINARY_EVENT`] there), [`sse_comment`],
+//!   [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
 //! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
 //!   [`encode_stream_line`], [`write_stream_line`].
-//! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `finish(cursor, reset, more)`),
+//! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `set_lost`,
+//!   `finish(cursor, reset, more)`),
 //!   [`encode_poll_response`].
 //! * [`command`]: [`parse_command`] → [`Command`] `{ id, op: Op }`, [`CommandData`],
 //!   [`CommandError`] / [`ErrorCode`], reply encoders [`encode_ok`], [`encode_result_cursor`],
@@ -59,13 +61,13 @@ pub use command::{
 pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
 pub use encoding::{EnvelopeEncoding, EnvelopeJson, SseData, SseEnvelope, StreamLine};
 pub use envelope::{
-    encode_ws_text, parse_envelope, validate_json, Data, Envelope, Event, ProtoError, ReceivedData,
-    ReceivedEnvelope,
+    encode_ws_text, parse_envelope, reset_data, reset_lost, validate_json, Data, Envelope, Event,
+    ProtoError, ReceivedData, ReceivedEnvelope,
 };
 pub use json::raw_or_null;
 pub use poll::{encode_poll_response, PollBody};
 pub use sse::{
     encode_sse_data, encode_sse_envelope, encode_sse_event, sse_comment, sse_heartbeat,
-    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING,
+    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING, SSE_BINARY_EVENT,
 };
 pub use stream::{encode_stream_line, stream_heartbeat, stream_prelude, write_stream_line};

@@ -8,7 +8,12 @@
 //! * `cursor`: where the next request resumes from (`?since=`); after a full answer it is
 //!   the cursor of the last message (or the request's cursor when there was none);
 //! * `reset: true`: the requested cursor could not be continued (history gone or the epoch
-//!   changed); `cursor` is the position to continue from and messages before it are lost;
+//!   changed); the messages still held follow in `messages` (the oldest held first),
+//!   `cursor` is the position to continue from, and what came before the first of them
+//!   is lost;
+//! * `lost: N` (present only with `reset: true`, and only when known): how many messages
+//!   were lost (the cursor asked for was of the same epoch; see
+//!   [`crate::envelope::reset_data`]);
 //! * `more: true` (present only when true): the answer was cut by a limit and the client
 //!   should ask again at once from `cursor`. An answer is never silently partial.
 
@@ -23,6 +28,7 @@ use crate::envelope::Envelope;
 pub struct PollBody {
     out: BytesMut,
     count: usize,
+    lost: Option<u64>,
 }
 
 impl Default for PollBody {
@@ -36,7 +42,17 @@ impl PollBody {
     pub fn new() -> Self {
         let mut out = BytesMut::with_capacity(256);
         out.extend_from_slice(b"{\"messages\":[");
-        PollBody { out, count: 0 }
+        PollBody {
+            out,
+            count: 0,
+            lost: None,
+        }
+    }
+
+    /// Says how many messages a reset lost (written by [`PollBody::finish`] with
+    /// `reset: true` only).
+    pub fn set_lost(&mut self, lost: u64) {
+        self.lost = Some(lost);
     }
 
     fn sep(&mut self) {
@@ -77,6 +93,10 @@ impl PollBody {
         } else {
             b"\",\"reset\":false"
         });
+        if let (true, Some(lost)) = (reset, self.lost) {
+            self.out.extend_from_slice(b",\"lost\":");
+            crate::json::write_u64(&mut self.out, lost);
+        }
         if more {
             self.out.extend_from_slice(b",\"more\":true");
         }
@@ -148,5 +168,25 @@ mod tests {
         assert_eq!(v["messages"].as_array().unwrap().len(), 2);
         assert_eq!(v["more"], serde_json::Value::Bool(true));
         assert_eq!(v["cursor"], "1:1");
+    }
+
+    #[test]
+    fn a_reset_says_how_many_were_lost_when_known() {
+        let e = Epoch(1);
+        let held = Envelope::message("c", Cursor::new(e, 5), Data::Json(b"5"));
+        let mut b = PollBody::new();
+        b.push_envelope(&held);
+        b.set_lost(3);
+        assert_eq!(
+            std::str::from_utf8(&b.finish(Cursor::new(e, 5), true, false)).unwrap(),
+            r#"{"messages":[{"channel":"c","event":"message","offset":5,"cursor":"1:5","data":5}],"cursor":"1:5","reset":true,"lost":3}"#
+        );
+        // Only a reset says it.
+        let mut b = PollBody::new();
+        b.set_lost(3);
+        assert_eq!(
+            &b.finish(Cursor::new(e, 5), false, false)[..],
+            br#"{"messages":[],"cursor":"1:5","reset":false}"#
+        );
     }
 }

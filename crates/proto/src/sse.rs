@@ -4,21 +4,26 @@
 //!
 //! ```text
 //! id: <cursor>\n        (when the event has a position; the browser resends it as Last-Event-ID)
-//! event: <name>\n       (message | join | leave | reset)
+//! event: <name>\n       (message | binary | join | leave | reset)
 //! data: <line 1>\n      (one `data:` line per line of the payload; CR, LF and CRLF all split)
 //! data: <line 2>\n
 //! \n                    (a blank line dispatches the event)
 //! ```
 //!
 //! Two payload choices exist: [`encode_sse_envelope`] puts the whole JSON envelope in
-//! `data` (the multiplexed endpoint, which needs the channel name), and
-//! [`encode_sse_data`] puts only the payload (the native `new EventSource("/ch/NAME")`
-//! endpoint, where `e.data` is what was published and `e.lastEventId` the cursor).
+//! `data` (the multiplexed endpoint, which needs the channel name; binary is its
+//! `data_b64`), and [`encode_sse_data`] puts only the payload (the native
+//! `new EventSource("/ch/NAME")` endpoint, where `e.data` is what was published and
+//! `e.lastEventId` the cursor). On the native endpoint a binary payload cannot be told
+//! from text by its `data:` alone (`data: SGk=` could be the text `SGk=` or the bytes
+//! `Hi`), so it has an event of its own: `event: binary`, `data:` its standard padded
+//! base64 (`es.addEventListener('binary', e => atob(e.data))`). Text and JSON are both
+//! `event: message` (what `onmessage` receives), `data:` the published text itself.
 //! Comments (`:text`) are heartbeats and padding; `retry:` sets the reconnect delay.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::envelope::Envelope;
+use crate::envelope::{Data, Envelope, Event};
 
 /// The parts of one SSE event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,13 +96,13 @@ pub fn encode_sse_event(ev: &SseEvent<'_>) -> Bytes {
     out.freeze()
 }
 
-fn write_envelope_event(out: &mut BytesMut, env: &Envelope<'_>, payload: &[u8]) {
+fn write_envelope_event(out: &mut BytesMut, env: &Envelope<'_>, name: &str, payload: &[u8]) {
     let id = env.cursor.map(|c| c.to_str_buf());
     write_sse_event(
         out,
         &SseEvent {
             id: id.as_ref().map(|s| s.as_str()),
-            event: Some(env.event.as_str()),
+            event: Some(name),
             data: payload,
             retry: None,
         },
@@ -109,17 +114,25 @@ pub fn encode_sse_envelope(env: &Envelope<'_>) -> Bytes {
     let mut json = BytesMut::new();
     env.write_json(&mut json);
     let mut out = BytesMut::with_capacity(json.len() + 80);
-    write_envelope_event(&mut out, env, &json);
+    write_envelope_event(&mut out, env, env.event.as_str(), &json);
     out.freeze()
 }
 
+/// The event name of a binary message on the native endpoint ([`encode_sse_data`]).
+pub const SSE_BINARY_EVENT: &str = "binary";
+
 /// An event whose `data` is the payload alone (JSON verbatim, text, or base64 for binary),
-/// split into as many `data:` lines as it has lines; `id:` is the cursor.
+/// split into as many `data:` lines as it has lines; `id:` is the cursor. A binary
+/// message's event is [`SSE_BINARY_EVENT`] (see the module docs).
 pub fn encode_sse_data(env: &Envelope<'_>) -> Bytes {
     let mut payload = BytesMut::new();
     env.write_payload_text(&mut payload);
+    let name = match (env.event, env.data) {
+        (Event::Message, Data::Binary(_)) => SSE_BINARY_EVENT,
+        (event, _) => event.as_str(),
+    };
     let mut out = BytesMut::with_capacity(payload.len() + 80);
-    write_envelope_event(&mut out, env, &payload);
+    write_envelope_event(&mut out, env, name, &payload);
     out.freeze()
 }
 
@@ -172,7 +185,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::cursor::{Cursor, Epoch};
-    use crate::envelope::{Data, Event};
 
     #[test]
     fn event_table() {
@@ -286,8 +298,18 @@ mod tests {
         let bin = crate::Envelope::message("c", c, Data::Binary(&[0, 255]));
         assert_eq!(
             std::str::from_utf8(&encode_sse_data(&bin)).unwrap(),
+            "id: abc:3\nevent: binary\ndata: AP8=\n\n"
+        );
+        // The same characters as text stay a `message`: the event tells them apart.
+        let text = crate::Envelope::message("c", c, Data::Text("AP8="));
+        assert_eq!(
+            std::str::from_utf8(&encode_sse_data(&text)).unwrap(),
             "id: abc:3\nevent: message\ndata: AP8=\n\n"
         );
+        // The envelope form needs no other name: binary is its `data_b64`.
+        assert!(std::str::from_utf8(&encode_sse_envelope(&bin))
+            .unwrap()
+            .starts_with("id: abc:3\nevent: message\ndata: {"));
         let join = crate::Envelope {
             channel: "c",
             event: Event::Join,
@@ -302,6 +324,15 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&encode_sse_data(&reset)).unwrap(),
             "id: 1:9\nevent: reset\ndata: \n\n"
+        );
+        let lost = crate::reset_data(3);
+        let reset = crate::Envelope {
+            data: Data::Json(&lost),
+            ..crate::Envelope::reset("c", Cursor::new(Epoch(1), 4))
+        };
+        assert_eq!(
+            std::str::from_utf8(&encode_sse_data(&reset)).unwrap(),
+            "id: 1:4\nevent: reset\ndata: {\"lost\":3}\n\n"
         );
     }
 

@@ -7,14 +7,19 @@
 //! decoded on the connection's reader and handed to the attached sinks there, so live
 //! delivery keeps the order in which Redis published them, which is offset order (each
 //! publish is one script). Messages published while a node was disconnected are not
-//! replayed by Redis; the node's subscribers see the offset gap at the next message and
-//! read it from history, as the [`Broker`] contract allows.
+//! replayed by Redis. When the connection drops, the node keeps trying to reconnect (a
+//! node that only serves subscribers issues no command that would make it), and once the
+//! new connection has subscribed its channels again (the first subscription confirmation
+//! after a drop) it tells the hub ([`FeedSink::resync_all`]): every local subscription
+//! reads what it missed from history at once — a `reset` and what is held when Redis
+//! lost its data meanwhile — rather than when the next message reveals the gap.
 //!
 //! Every operation has a deadline ([`RedisOptions::timeout`]): with Redis unreachable,
 //! publishes and subscribes fail with [`BrokerError::Unavailable`] (HTTP 503) instead of
 //! waiting.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -54,10 +59,31 @@ impl Default for RedisOptions {
     }
 }
 
+/// What the connection's push handler shares with the broker.
+#[derive(Default)]
+struct Feed {
+    sinks: FeedSinks,
+    /// The connection dropped: the next subscription confirmation is the new connection
+    /// subscribing its channels again, and the sinks are then told to resync.
+    resync_due: AtomicBool,
+    /// Wakes the task that makes the connection come back (see [`keep_reconnecting`]).
+    dropped: tokio::sync::Notify,
+}
+
+/// Aborts the reconnecting task when the broker goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A [`Broker`] on Redis. See the module docs.
 pub struct RedisBroker {
     conn: ConnectionManager,
-    sinks: Arc<FeedSinks>,
+    feed: Arc<Feed>,
+    _reconnecting: AbortOnDrop,
     /// Live-feed registrations per channel; the node is subscribed to a channel's feed
     /// while its count is above zero. A tokio mutex: it is held across the
     /// (un)subscribe round trip so that the two cannot overtake each other.
@@ -89,10 +115,27 @@ fn internal(what: &str) -> BrokerError {
     BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
 }
 
-/// Hands a pushed feed message to the sinks; everything else pushed is ignored.
-fn on_push(sinks: &FeedSinks, push: PushInfo) {
-    if push.kind != PushKind::Message {
-        return;
+/// Hands a pushed feed message to the sinks; notes a dropped connection, and tells the
+/// sinks to resync at the first subscription confirmation after one; ignores the rest.
+fn on_push(feed: &Feed, push: PushInfo) {
+    match push.kind {
+        PushKind::Message => {}
+        PushKind::Disconnection => {
+            feed.resync_due.store(true, Ordering::SeqCst);
+            feed.dropped.notify_one();
+            return;
+        }
+        // The manager subscribes every channel again in one command before the new
+        // connection serves anything else, so the first confirmation means all are back
+        // (and everything published from now on reaches the feed).
+        PushKind::Subscribe => {
+            if feed.resync_due.swap(false, Ordering::SeqCst) {
+                tracing::info!("Redis feed back; subscriptions read what they missed");
+                feed.sinks.resync_all();
+            }
+            return;
+        }
+        _ => return,
     }
     let Ok([Value::BulkString(channel), Value::BulkString(data)]) =
         <[Value; 2]>::try_from(push.data)
@@ -109,7 +152,23 @@ fn on_push(sinks: &FeedSinks, push: PushInfo) {
         );
         return;
     };
-    sinks.deliver(&msg);
+    feed.sinks.deliver(&msg);
+}
+
+/// After each drop of the connection, asks Redis until it answers: the manager reconnects
+/// when a command fails, and gives up after a few attempts by itself, so a node that only
+/// has subscribers (no commands) would otherwise stay cut off from the feed.
+async fn keep_reconnecting(mut conn: ConnectionManager, feed: Arc<Feed>, every: Duration) {
+    loop {
+        feed.dropped.notified().await;
+        loop {
+            let pong: Result<String, RedisError> = redis::cmd("PING").query_async(&mut conn).await;
+            if pong.is_ok() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
 }
 
 /// `url` without its password, for messages and logs.
@@ -160,8 +219,8 @@ impl RedisBroker {
             .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(redis_settings);
         let client = redis::Client::open(info).map_err(|e| error(&e))?;
-        let sinks: Arc<FeedSinks> = Arc::default();
-        let feed = sinks.clone();
+        let feed: Arc<Feed> = Arc::default();
+        let pushed = feed.clone();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
             .set_response_timeout(Some(options.timeout))
@@ -169,7 +228,7 @@ impl RedisBroker {
             .set_number_of_retries(2)
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                on_push(&feed, push);
+                on_push(&pushed, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let conn = tokio::time::timeout(
@@ -181,9 +240,15 @@ impl RedisBroker {
             BrokerError::Unavailable(format!("{shown}: no answer in {:?}", options.timeout))
         })?
         .map_err(|e| BrokerError::Unavailable(format!("{shown}: {e}")))?;
+        let reconnecting = tokio::spawn(keep_reconnecting(
+            conn.clone(),
+            feed.clone(),
+            options.max_reconnect_delay,
+        ));
         Ok(RedisBroker {
             conn,
-            sinks,
+            feed,
+            _reconnecting: AbortOnDrop(reconnecting),
             interest: tokio::sync::Mutex::default(),
             publish: Script::new(&scripts::publish()),
             history: Script::new(&scripts::history()),
@@ -259,12 +324,7 @@ impl RedisBroker {
             .ok_or_else(|| internal("epoch"))?;
         let head = Cursor::new(epoch, int(&head).ok_or_else(|| internal("head"))?);
         let first = int(&first).ok_or_else(|| internal("offset"))?;
-        if bytes(&status) == Some(b"reset") {
-            return Ok(HistoryAnswer::Reset {
-                head,
-                earliest: Cursor::new(epoch, first),
-            });
-        }
+        let status = int(&status).ok_or_else(|| internal("status"))?;
         let name: Arc<str> = Arc::from(channel);
         let mut messages = Vec::with_capacity(reply.len());
         for (i, e) in (0u64..).zip(reply) {
@@ -280,10 +340,20 @@ impl RedisBroker {
                 payload,
             ));
         }
-        Ok(HistoryAnswer::Gap {
-            messages,
-            head,
-            more: int(&status) == Some(1),
+        let more = status & 1 != 0;
+        Ok(if status & 2 != 0 {
+            HistoryAnswer::Reset {
+                head,
+                earliest: Cursor::new(epoch, first.saturating_sub(1)),
+                messages,
+                more,
+            }
+        } else {
+            HistoryAnswer::Gap {
+                messages,
+                head,
+                more,
+            }
         })
     }
 
@@ -376,7 +446,7 @@ async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
 
 impl Broker for RedisBroker {
     fn attach(&self, sink: Weak<dyn FeedSink>) {
-        self.sinks.attach(sink);
+        self.feed.sinks.attach(sink);
     }
 
     fn publish(
@@ -393,7 +463,7 @@ impl Broker for RedisBroker {
         BrokerFuture::boxed(async move {
             let Some(feed) = entry::feed_presence_event(&msg) else {
                 // Only presence events travel live-only; anything else stays local.
-                self.sinks.deliver(&msg);
+                self.feed.sinks.deliver(&msg);
                 return Ok(());
             };
             let mut conn = self.conn.clone();

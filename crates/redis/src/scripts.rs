@@ -70,12 +70,15 @@ return {epoch, head}
 }
 
 /// KEYS: meta, log. ARGV: proposed epoch, since epoch (empty: no cursor), since offset,
-/// limit (-1: none), max_age ms (0: none), expiry ms of a channel this read creates (a
-/// channel only ever read, e.g. polled under a mistyped name, must not stay forever).
+/// limit (-1: none), max_age ms (0: none), expiry ms of a channel nothing was published
+/// to (a channel only ever read, e.g. polled under a mistyped name, must not stay
+/// forever; each read renews it, so the epoch a poller was given stays while it polls).
 ///
-/// Returns `{epoch, head, first, more, entries...}` where `first` is the offset of the
-/// first entry returned, or `{epoch, head, earliest, 'reset'}` when the cursor cannot be
-/// continued (other epoch, ahead of the head, or before what is retained).
+/// Returns `{epoch, head, first, status, entries...}`: `first` is the offset of the first
+/// entry returned; `status` is a bit set, 1: `limit` cut the entries, 2: the cursor
+/// cannot be continued (other epoch, ahead of the head, or before what is retained), and
+/// the entries are then everything still held, from the oldest (`first - 1` is the
+/// earliest continuable position). A reset and what is held come from one atomic read.
 pub(crate) fn history() -> String {
     format!(
         "{HELPERS}{}",
@@ -83,28 +86,34 @@ pub(crate) fn history() -> String {
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
 trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))
 local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
+if head == 0 and tonumber(ARGV[6]) > 0 then
+  -- Nothing published yet: the cursor this read hands out stays valid for the next
+  -- publish as long as someone reads the channel at least once per expiry.
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[6]))
+end
 local len = redis.call('LLEN', KEYS[2])
 local first = head - len + 1
 local limit = tonumber(ARGV[4])
-local start, take, more
+local start, take
+local status = 0
 if ARGV[2] == '' then
   take = len
   if limit >= 0 and take > limit then take = limit end
   start = len - take
-  more = 0
 else
   local since = tonumber(ARGV[3])
   if ARGV[2] ~= epoch or since > head or since < first - 1 then
-    return {epoch, head, first - 1, 'reset'}
+    status = 2
+    start = 0
+  else
+    start = since - first + 1
   end
-  start = since - first + 1
   local available = len - start
   take = available
   if limit >= 0 and take > limit then take = limit end
-  more = 0
-  if take < available then more = 1 end
+  if take < available then status = status + 1 end
 end
-local out = {epoch, head, first + start, more}
+local out = {epoch, head, first + start, status}
 if take > 0 then
   local items = redis.call('LRANGE', KEYS[2], start, start + take - 1)
   for i = 1, #items do out[#out + 1] = items[i] end

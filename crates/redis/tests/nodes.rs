@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard_hub::*;
-use switchboard_redis::test_server::RedisServer as Redis;
+use switchboard_redis::test_server::{publish_when_back, Gate, RedisServer as Redis};
 use switchboard_redis::{RedisBroker, RedisOptions};
 
 async fn node(redis: &Redis, config: HubConfig) -> Hub {
@@ -191,8 +191,15 @@ async fn retention_trims_by_length_and_a_trimmed_cursor_resets() {
         .await
         .unwrap()
     {
-        HistoryAnswer::Reset { head, earliest } => {
+        HistoryAnswer::Reset {
+            head,
+            earliest,
+            messages,
+            more,
+        } => {
             assert_eq!((head, earliest), (c[4], Cursor::new(epoch, 2)));
+            // What is held comes with the reset, in the same read.
+            assert_eq!((offsets(&messages), more), (vec![3, 4, 5], false));
         }
         other => panic!("{other:?}"),
     }
@@ -201,6 +208,31 @@ async fn retention_trims_by_length_and_a_trimmed_cursor_resets() {
         panic!("gap");
     };
     assert_eq!(offsets(&messages), vec![3, 4, 5]);
+    // With a limit, cut and said so; a cursor ahead of the head or of another epoch gets
+    // the same reset.
+    for (since, limit, want, want_more) in [
+        (Cursor::new(epoch, 0), Some(2), vec![3, 4], true),
+        (Cursor::new(epoch, 9), None, vec![3, 4, 5], false),
+        (
+            Cursor::new(Epoch(epoch.0 ^ 1), 4),
+            Some(3),
+            vec![3, 4, 5],
+            false,
+        ),
+    ] {
+        match b.history("short:x", Some(since), limit).await.unwrap() {
+            HistoryAnswer::Reset {
+                earliest,
+                messages,
+                more,
+                ..
+            } => {
+                assert_eq!(earliest, Cursor::new(epoch, 2));
+                assert_eq!((offsets(&messages), more), (want, want_more), "{since}");
+            }
+            other => panic!("{since}: {other:?}"),
+        }
+    }
 
     // No history at all: offsets still count, a cursor at the head is continuable.
     let n1 = a.publish("none:x", json(1)).await.unwrap();
@@ -311,6 +343,64 @@ async fn a_restarted_redis_means_a_new_epoch_and_a_reset_for_subscribers() {
     assert_eq!(got[1].cursor().unwrap().epoch, after.epoch);
 }
 
+/// Node B reaches Redis through a gate that the test cuts (a partition): messages
+/// published by A meanwhile never reach B's feed. When B's connection is back, its
+/// subscriber gets them at once, with no further publish: within the epoch as they were;
+/// after Redis restarted empty, a reset just before the oldest held and then each of them.
+#[tokio::test]
+async fn a_node_whose_feed_comes_back_catches_its_subscribers_up_at_once() {
+    let mut redis = Redis::start();
+    let gate = Gate::start(redis.port()).await;
+    let a = node(&redis, HubConfig::default()).await;
+    let options = RedisOptions {
+        max_reconnect_delay: Duration::from_millis(100),
+        ..RedisOptions::default()
+    };
+    let b = Hub::with_broker(
+        HubConfig::default(),
+        Arc::new(RedisBroker::connect(&gate.url(), options).await.unwrap()),
+    );
+    let mut sub = b
+        .subscribe("feed", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    let first = a.publish("feed", json(1)).await.unwrap();
+    assert_eq!(recv(&mut sub).await.cursor(), Some(first));
+
+    gate.cut();
+    let missed = [
+        a.publish("feed", json(2)).await.unwrap(),
+        a.publish("feed", json(3)).await.unwrap(),
+    ];
+    assert!(matches!(sub.try_recv(), Ok(None)));
+    gate.restore();
+    for c in missed {
+        assert_eq!(recv(&mut sub).await.cursor(), Some(c));
+    }
+
+    gate.cut();
+    redis.restart_empty();
+    let mut fresh = vec![publish_when_back(&a, "feed", json(4)).await];
+    for n in 5..=6 {
+        fresh.push(a.publish("feed", json(n)).await.unwrap());
+    }
+    assert_ne!(fresh[0].epoch, first.epoch);
+    gate.restore();
+    let reset = recv(&mut sub).await;
+    assert_eq!(
+        (reset.event(), reset.cursor(), reset.reset_lost()),
+        (Event::Reset, Some(Cursor::new(fresh[0].epoch, 0)), None)
+    );
+    for (n, c) in (4..).zip(&fresh) {
+        let m = recv(&mut sub).await;
+        assert_eq!(
+            (m.cursor(), &m.data()[..]),
+            (Some(*c), n.to_string().as_bytes())
+        );
+    }
+    assert!(matches!(sub.try_recv(), Ok(None)));
+}
+
 #[tokio::test]
 async fn without_redis_operations_fail_as_unavailable() {
     let mut redis = Redis::start();
@@ -366,6 +456,7 @@ async fn keys_expire_unless_they_hold_history_for_good() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    let mut expire = conn.clone();
     let day = 24 * 3600 * 1000;
     let mut pttl = async |channel: &str| -> i64 {
         redis::cmd("PTTL")
@@ -378,6 +469,16 @@ async fn keys_expire_unless_they_hold_history_for_good() {
     hub.history("keep:a", None, None).await.unwrap();
     let t = pttl("keep:a").await;
     assert!(t > 0 && t <= day, "a channel only read expires: {t}");
+    // Each read renews it: a poller's cursor of the empty channel stays valid.
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg("sb:{keep:a}:m")
+        .arg(1000)
+        .query_async(&mut expire)
+        .await
+        .unwrap();
+    hub.history("keep:a", None, None).await.unwrap();
+    let t = pttl("keep:a").await;
+    assert!(t > 300_000 && t <= day, "renewed by a read: {t}");
     hub.publish("keep:a", json(1)).await.unwrap();
     assert_eq!(pttl("keep:a").await, -1, "history kept for good");
 

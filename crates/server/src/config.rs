@@ -19,6 +19,7 @@
 //! max_connections = 0           # connections open at once (503 beyond); 0: open-file limit - 64
 //! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
 //! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
+//! listen_backlog = 0            # connections the kernel queues before accept; 0: its maximum
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
 //! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
 //!
@@ -266,6 +267,12 @@ pub struct Limits {
     /// Most new connections per second (reconnect storms: 503 with `Retry-After`, or a
     /// WebSocket close 1013 saying when to retry); 0: no limit.
     pub max_new_connections_per_second: u32,
+    /// The listening socket's backlog: connections the kernel completes and queues before
+    /// the server accepts them. 0 (the default): the kernel's maximum
+    /// (`/proc/sys/net/core/somaxconn`, 4096 when unreadable). In a reconnect storm a full
+    /// queue drops SYNs, and those clients wait about a second for their resend: no
+    /// answer the server chooses (a 503, a retry hint) reaches them.
+    pub listen_backlog: u32,
     /// Most client publishes per second, per WebSocket connection and per address for
     /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
     pub max_publishes_per_second: u32,
@@ -291,6 +298,7 @@ impl Default for Limits {
             max_connections: 0,
             max_connections_per_ip: 1000,
             max_new_connections_per_second: 0,
+            listen_backlog: 0,
             write_timeout_ms: 30_000,
             max_publishes_per_second: 1000,
         }
@@ -322,6 +330,23 @@ impl Limits {
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms.max(1))
     }
+    /// The backlog to listen with: `listen_backlog`, or the kernel's maximum for 0.
+    pub fn listen_backlog(&self) -> u32 {
+        match self.listen_backlog {
+            0 => kernel_max_backlog(),
+            n => n,
+        }
+    }
+}
+
+/// The largest backlog the kernel grants (`net.core.somaxconn`; larger requests are cut
+/// to it), or 4096 (Linux's default since 5.4) where it cannot be read.
+pub fn kernel_max_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(4096)
 }
 
 /// What clients may do with the channels of one namespace, and its retention.
@@ -658,6 +683,7 @@ mod tests {
             api_key = "from-file"
             [limits]
             longpoll_timeout_ms = 100
+            listen_backlog = 512
             [namespaces.chat]
             client_publish = false
             batch_window_ms = 20
@@ -665,6 +691,12 @@ mod tests {
         let c = Config::from_toml(text, "t").unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.limits.longpoll_timeout_ms, 100);
+        assert_eq!(c.limits.listen_backlog(), 512);
+        assert_eq!(
+            Limits::default().listen_backlog(),
+            kernel_max_backlog(),
+            "0: the kernel's maximum"
+        );
         assert_eq!(
             c.limits.max_publish_bytes,
             Limits::default().max_publish_bytes

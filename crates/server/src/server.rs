@@ -297,11 +297,28 @@ impl Running {
 }
 
 /// Connects the broker `config` names ([`crate::broker::from_config`]), binds
-/// `config.listen` and serves in a background task.
+/// `config.listen` (with `limits.listen_backlog`, see [`bind`]) and serves in a
+/// background task.
 pub async fn start(config: Config) -> std::io::Result<Running> {
     let broker = crate::broker::from_config(&config).await?;
-    let listener = TcpListener::bind(config.listen).await?;
+    let listener = bind(config.listen, config.limits.listen_backlog())?;
     start_with(listener, config, broker)
+}
+
+/// A listener on `addr` with `backlog` (`TcpListener::bind` listens with mio's 128,
+/// which a reconnect storm overflows: the kernel then drops SYNs, and each client so
+/// dropped waits about a second before it tries again). `SO_REUSEADDR` as `bind` sets it,
+/// so a restarted server binds at once.
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves on an already bound listener in a background task, with an in-memory broker.
@@ -328,4 +345,45 @@ pub fn start_with(
 
 fn invalid(e: ConfigError) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Connects `n` clients at once, none of them accepted; returns how many completed
+    /// their handshake (a SYN the kernel dropped is resent only after a second).
+    async fn handshakes(addr: SocketAddr, n: usize) -> usize {
+        let attempts = (0..n).map(|_| {
+            tokio::time::timeout(
+                Duration::from_millis(500),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        let done = futures_util::future::join_all(attempts).await;
+        // Kept open (dropped at the end) so each one holds its place in the queue.
+        done.iter().filter(|r| matches!(r, Ok(Ok(_)))).count()
+    }
+
+    /// The backlog given reaches `listen`: with 2 the kernel completes at most 3
+    /// handshakes that nobody accepts (Linux queues backlog + 1), with the configured
+    /// default (the kernel's maximum) all of them.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_backlog_reaches_listen() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let small = bind(loopback, 2).unwrap();
+        let got = handshakes(small.local_addr().unwrap(), 8).await;
+        assert!(
+            (1..=3).contains(&got),
+            "{got} handshakes with a backlog of 2"
+        );
+
+        let backlog = crate::config::Limits::default().listen_backlog();
+        assert_eq!(backlog, crate::config::kernel_max_backlog());
+        assert!(backlog >= 128, "{backlog}");
+        let large = bind(loopback, backlog).unwrap();
+        assert_eq!(handshakes(large.local_addr().unwrap(), 8).await, 8);
+    }
 }

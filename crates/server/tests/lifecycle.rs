@@ -94,6 +94,35 @@ async fn foreign_cursor_is_an_explicit_reset() {
     assert!(b.shutdown().await);
 }
 
+/// A poll of a channel nobody published to hands out a cursor that stays valid for what
+/// is published next, even when the housekeeping sweep ran in between (it used to forget
+/// the empty channel, and the first publish made a new epoch: the poller's next request
+/// got a reset and skipped the first messages).
+#[tokio::test]
+async fn a_polled_empty_channels_cursor_stays_valid() {
+    let srv = server().await;
+    let (status, _, body) = common::raw(&srv, "GET", "/ch/new?transport=poll", &[], b"").await;
+    assert_eq!(status, 200);
+    let empty = json(&body)["cursor"].as_str().unwrap().to_owned();
+    assert!(empty.ends_with(":0"), "{empty}");
+    srv.state.hub.sweep().await.unwrap();
+    let client = Client::new(&url(&srv)).unwrap();
+    let first = client
+        .publish("new", "1", Some("application/json"))
+        .await
+        .unwrap();
+    assert!(
+        empty.starts_with(&format!("{}:", first.epoch)),
+        "{empty} then {first}"
+    );
+    let (_, _, body) = common::raw(&srv, "GET", &format!("/ch/new?since={empty}"), &[], b"").await;
+    let v = json(&body);
+    assert_eq!(v["reset"], false, "{v}");
+    assert_eq!(v["messages"][0]["cursor"], first.to_string());
+    assert_eq!(v["cursor"], first.to_string());
+    assert!(srv.shutdown().await);
+}
+
 /// On shutdown: WebSocket clients get close 1012, SSE a final `reconnect` event, streams
 /// a final `reconnect` line, held long-polls an immediate answer; the drain completes.
 #[tokio::test]

@@ -7,22 +7,126 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use common::paths::{self, Case, Got, Path};
 use common::{bounded, config, json, raw, url};
 use switchboard_client::{Client, Event, ReceivedData, Transport};
+use switchboard_hub::Payload;
 use switchboard_proto::Cursor;
-use switchboard_redis::test_server::RedisServer;
+use switchboard_redis::test_server::{publish_when_back, Gate, RedisServer};
 use switchboard_redis::{RedisBroker, RedisOptions};
+use switchboard_server::config::Config;
 use switchboard_server::server::{start_with, Running};
 use tokio::net::TcpListener;
 
 async fn node(redis: &RedisServer) -> Running {
-    let broker = RedisBroker::connect(&redis.url(), RedisOptions::default())
+    node_at(&redis.url(), config()).await
+}
+
+/// A node on the Redis at `url` (a server's, or a [`Gate`]'s in front of it), asking a
+/// lost Redis again every 100 ms.
+async fn node_at(url: &str, config: Config) -> Running {
+    let options = RedisOptions {
+        max_reconnect_delay: Duration::from_millis(100),
+        ..RedisOptions::default()
+    };
+    let broker = RedisBroker::connect(url, options).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_with(listener, config, Arc::new(broker)).unwrap()
+}
+
+/// `{"n":n}`.
+fn n(n: u64) -> Payload {
+    Payload::json(format!("{{\"n\":{n}}}").into()).unwrap()
+}
+
+/// The resume table (see `common::paths`) with Redis behind two nodes: messages published
+/// on one, every path resumed on the other; the earlier epoch is the one before Redis
+/// restarted empty.
+#[tokio::test]
+async fn every_path_resumes_on_another_node_with_the_held_messages() {
+    let mut redis = RedisServer::start();
+    let a = node_at(&redis.url(), paths::short_history()).await;
+    let b = node_at(&redis.url(), paths::short_history()).await;
+    let mut earlier = HashMap::new();
+    for path in Path::ALL {
+        let channel = paths::channel_of("r", path, Case::EarlierEpoch);
+        let c = paths::publish_ns(&a.state.hub, &channel, 1..=2).await;
+        earlier.insert(channel, c[1]);
+    }
+    redis.restart_empty();
+    publish_when_back(&a.state.hub, "warm-up", n(0)).await;
+    publish_when_back(&b.state.hub, "warm-up", n(0)).await;
+    paths::resume_table(&b, &a.state.hub.clone(), "r", &earlier).await;
+    assert!(a.shutdown().await);
+    assert!(b.shutdown().await);
+}
+
+/// The issue's live case: live subscribers on node B, whose connection to Redis is cut
+/// (a partition); Redis restarts empty; node A publishes n=3, 4, 5 into the new epoch
+/// before B's feed is back. When it is, every subscriber on B gets, with no further
+/// publish, a reset just before the oldest message held and then 3, 4 and 5.
+#[tokio::test]
+async fn live_subscribers_catch_up_at_once_when_their_nodes_feed_comes_back() {
+    let mut redis = RedisServer::start();
+    let gate = Gate::start(redis.port()).await;
+    let a = node_at(&redis.url(), paths::short_history()).await;
+    let b = node_at(&gate.url(), paths::short_history()).await;
+    let before = paths::publish_ns(&a.state.hub, "feed", 1..=2).await;
+    let live_paths: Vec<Path> = Path::ALL.into_iter().filter(|p| p.is_live()).collect();
+    let mut subscribers = Vec::new();
+    for path in &live_paths {
+        subscribers.push(paths::open_live(&b, *path, "feed", before[1]).await);
+    }
+    common::subscribers_become(&b, "feed", live_paths.len()).await;
+
+    gate.cut();
+    redis.restart_empty();
+    let mut fresh = vec![publish_when_back(&a.state.hub, "feed", n(3)).await];
+    fresh.extend(paths::publish_ns(&a.state.hub, "feed", 4..=5).await);
+    assert_ne!(fresh[0].epoch, before[0].epoch);
+    gate.restore();
+
+    let want: Vec<Got> = std::iter::once(Got::Reset(Some(Cursor::new(fresh[0].epoch, 0)), None))
+        .chain((3..).zip(&fresh).map(|(n, c)| Got::Msg(*c, n)))
+        .collect();
+    for (path, live) in live_paths.iter().zip(&mut subscribers) {
+        let mut got = Vec::new();
+        for _ in 0..want.len() {
+            got.push(Got::of(&live.next().await));
+        }
+        assert_eq!(got, want, "{path:?}");
+    }
+    drop(subscribers);
+    assert!(a.shutdown().await);
+    assert!(b.shutdown().await);
+}
+
+/// A poll of a channel nobody published to, on one node, hands out a cursor that stays
+/// valid for the first message another node publishes.
+#[tokio::test]
+async fn an_empty_channels_cursor_from_one_node_stays_valid_on_another() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let (status, _, body) = raw(&a, "GET", "/ch/new?transport=poll", &[], &[]).await;
+    assert_eq!(status, 200);
+    let empty: Cursor = json(&body)["cursor"].as_str().unwrap().parse().unwrap();
+    assert_eq!(empty.offset, 0);
+    let first = Client::new(&url(&b))
+        .unwrap()
+        .publish("new", "1", Some("application/json"))
         .await
         .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    start_with(listener, config(), Arc::new(broker)).unwrap()
+    assert_eq!(first, Cursor::new(empty.epoch, 1));
+    let (_, _, body) = raw(&a, "GET", &format!("/ch/new?since={empty}"), &[], &[]).await;
+    let v = json(&body);
+    assert_eq!(v["reset"], false, "{v}");
+    assert_eq!(v["cursor"], first.to_string());
+    assert!(a.shutdown().await);
+    assert!(b.shutdown().await);
 }
 
 #[tokio::test]

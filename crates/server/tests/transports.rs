@@ -83,26 +83,37 @@ async fn reset_when_history_is_gone(t: Transport) {
     let ch = format!("r-{}", t.as_str());
     let cursors = publish_n(&client, &ch, 1, 12).await;
 
-    // Offset 2 was trimmed (only 8..=12 are held): an explicit reset to the channel's
-    // current position, then what is published next.
+    // Offset 2 was trimmed (only 8..=12 are held): an explicit reset just before the
+    // oldest message held, saying 5 were lost (3 to 7), then every message held, then what
+    // is published next.
     let mut sub = bounded(client.subscribe(t, &[(&ch, Some(cursors[1]))]))
         .await
         .unwrap();
     let env = bounded(sub.next()).await.unwrap();
     assert_eq!(env.event, Event::Reset, "{env:?}");
-    assert_eq!(env.cursor, Some(cursors[11]), "continues from the head");
+    assert_eq!(
+        env.cursor,
+        Some(cursors[6]),
+        "continues before the oldest held"
+    );
+    assert_eq!(env.data, ReceivedData::Json(r#"{"lost":5}"#.into()));
+    expect_messages(&mut sub, &ch, 8, &cursors[7..]).await;
     let next = publish_n(&client, &ch, 13, 2).await;
     expect_messages(&mut sub, &ch, 13, &next).await;
     drop(sub);
 
-    // A cursor of another epoch (the channel's history restarted): reset too.
+    // A cursor of another epoch (the channel's history restarted): reset too, how many
+    // were lost unknown, and what is held follows.
     let other = Cursor::new(Epoch(cursors[0].epoch.0 ^ 0x10), 3);
     let mut sub = bounded(client.subscribe(t, &[(&ch, Some(other))]))
         .await
         .unwrap();
     let env = bounded(sub.next()).await.unwrap();
     assert_eq!(env.event, Event::Reset, "{env:?}");
-    assert_eq!(env.cursor.unwrap().epoch, cursors[0].epoch);
+    assert_eq!(env.cursor, Some(Cursor::new(cursors[0].epoch, 9)));
+    assert_eq!(env.data, ReceivedData::None);
+    // 10..=14 are held now.
+    expect_messages(&mut sub, &ch, 10, &[&cursors[9..], &next[..]].concat()).await;
     drop(sub);
     assert!(srv.shutdown().await);
 }

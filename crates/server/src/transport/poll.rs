@@ -10,14 +10,19 @@
 //! whose cursor could not be continued contributes a `reset` envelope first.
 //!
 //! A cursor that cannot be continued (history gone, another epoch) is answered with
-//! `reset: true` and the channel's current cursor: what was missed is gone, and the next
-//! poll continues from there.
+//! `reset: true` and every message still held (from the oldest, up to the batch limit):
+//! what came before them is gone (`"lost": N` says how many when the cursor was of the
+//! same epoch; on `/sub` the channel's `reset` envelope says it), `cursor` is where the
+//! next poll continues. The same answer as a subscription's, see
+//! `switchboard_hub::subscription`.
+
+use std::sync::Arc;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use switchboard_hub::{HistoryAnswer, Message};
-use switchboard_proto::{encode_ws_text, Cursor, Envelope, EnvelopeJson, Event, PollBody};
+use switchboard_proto::{Cursor, EnvelopeJson, Event, PollBody};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -35,6 +40,8 @@ pub struct Answer {
     /// beats a map, and updating one allocates nothing).
     cursors: Vec<(String, Cursor)>,
     reset: bool,
+    /// How many the native body's reset lost (unknown once any reset did not say).
+    lost: Option<u64>,
     more: bool,
 }
 
@@ -46,6 +53,7 @@ impl Answer {
             body: PollBody::new(),
             cursors: Vec::new(),
             reset: false,
+            lost: None,
             more: false,
         }
     }
@@ -73,7 +81,8 @@ impl Answer {
         self.more = true;
     }
 
-    /// Adds one channel event: a message (its shared JSON encoding) or a `reset`.
+    /// Adds one channel event: a message (its shared JSON encoding) or a `reset` (on
+    /// `/sub` its envelope; in the native body the `reset` flag and `lost`).
     /// `join`/`leave` events are not part of the log and not carried by polls.
     pub fn message(&mut self, m: &Message) {
         let Some(cursor) = m.cursor() else { return };
@@ -82,25 +91,31 @@ impl Answer {
                 self.body.push_json(m.encoded::<EnvelopeJson>());
                 self.position(m.channel(), cursor);
             }
-            Event::Reset => self.reset(m.channel(), cursor),
+            Event::Reset => {
+                if self.native {
+                    // Several resets in one answer (a long-poll's) add up while each knows.
+                    self.lost = match (self.reset, self.lost, m.reset_lost()) {
+                        (false, _, lost) => lost,
+                        (true, Some(a), Some(b)) => Some(a.saturating_add(b)),
+                        (true, _, _) => None,
+                    };
+                } else {
+                    self.body.push_json(m.encoded::<EnvelopeJson>());
+                }
+                self.reset = true;
+                self.position(m.channel(), cursor);
+            }
             Event::Join | Event::Leave => {}
         }
-    }
-
-    /// Records that `channel` restarts at `cursor`.
-    pub fn reset(&mut self, channel: &str, cursor: Cursor) {
-        self.reset = true;
-        if !self.native {
-            self.body
-                .push_json(&encode_ws_text(&Envelope::reset(channel, cursor)));
-        }
-        self.position(channel, cursor);
     }
 
     /// The response.
     pub fn into_response(mut self) -> Response {
         let body = if self.native {
             let cursor = self.cursors.first().map(|(_, c)| *c).unwrap_or_default();
+            if let Some(lost) = self.lost {
+                self.body.set_lost(lost);
+            }
             self.body.finish(cursor, self.reset, self.more)
         } else {
             // Reuse proto's body for the messages array, then replace its tail.
@@ -147,26 +162,45 @@ pub fn json_response(body: Bytes) -> Response {
 
 /// The body of a one-channel history answer, as the backend API's history endpoint and
 /// the multiplexed WebSocket's `history` command send it: the messages after `since`,
-/// the cursor to continue from, `reset` when the gap is gone, `more` when `limit` cut it.
+/// the cursor to continue from, `more` when `limit` cut it; when the gap is gone,
+/// `reset` (and `lost` when known) with the messages still held.
 pub fn history_body(answer: HistoryAnswer, since: Option<Cursor>) -> Bytes {
-    match answer {
+    let (messages, head, more, reset) = match answer {
         HistoryAnswer::Gap {
             messages,
             head,
             more,
-        } => {
-            let mut body = PollBody::new();
-            for m in &messages {
-                body.push_json(m.encoded::<EnvelopeJson>());
-            }
-            let cursor = messages
-                .last()
-                .and_then(Message::cursor)
-                .or(since)
-                .unwrap_or(head);
-            body.finish(cursor, false, more)
-        }
-        HistoryAnswer::Reset { head, .. } => PollBody::new().finish(head, true, false),
+        } => (messages, head, more, None),
+        HistoryAnswer::Reset {
+            earliest,
+            messages,
+            more,
+            ..
+        } => (messages, earliest, more, Some(earliest)),
+    };
+    let mut body = PollBody::new();
+    for m in &messages {
+        body.push_json(m.encoded::<EnvelopeJson>());
+    }
+    if let Some(lost) = since.zip(reset).and_then(|(s, at)| s.distance_to(at)) {
+        body.set_lost(lost);
+    }
+    body.finish(
+        resume_cursor(&messages, since.filter(|_| reset.is_none()), head, more),
+        reset.is_some(),
+        more,
+    )
+}
+
+/// Where a reader continues after an answer of `messages`: the last one; with none, the
+/// position the read started from (`start`, when it was continued) if a limit cut the
+/// answer, else `end` (the head, or a reset's earliest), which then names the same place
+/// (an empty gap after `start` ends at the head).
+fn resume_cursor(messages: &[Message], start: Option<Cursor>, end: Cursor, more: bool) -> Cursor {
+    match messages.last().and_then(Message::cursor) {
+        Some(last) => last,
+        None if more => start.unwrap_or(end),
+        None => end,
     }
 }
 
@@ -180,21 +214,40 @@ pub async fn respond(
     for t in targets {
         let room = MAX_BATCH.saturating_sub(answer.len());
         let limit = if t.since.is_some() { room } else { 0 };
-        match state.hub.history(&t.channel, t.since, Some(limit)).await? {
+        let (messages, more) = match state.hub.history(&t.channel, t.since, Some(limit)).await? {
             HistoryAnswer::Gap {
                 messages,
                 head,
                 more,
             } => {
-                answer.position(&t.channel, t.since.unwrap_or(head));
-                for m in &messages {
-                    answer.message(m);
-                }
-                if more {
-                    answer.set_more();
-                }
+                // Messages move the cursor on; without any it stays where the read began
+                // when a limit cut the answer, else it is the head (the same place).
+                answer.position(
+                    &t.channel,
+                    if more { t.since.unwrap_or(head) } else { head },
+                );
+                (messages, more)
             }
-            HistoryAnswer::Reset { head, .. } => answer.reset(&t.channel, head),
+            HistoryAnswer::Reset {
+                earliest,
+                messages,
+                more,
+                ..
+            } => {
+                let from = t.since.unwrap_or(earliest);
+                answer.message(&Message::reset_after(
+                    Arc::from(t.channel.as_str()),
+                    from,
+                    earliest,
+                ));
+                (messages, more)
+            }
+        };
+        for m in &messages {
+            answer.message(m);
+        }
+        if more {
+            answer.set_more();
         }
     }
     Ok(answer.into_response())

@@ -2,7 +2,9 @@
 //! `new EventSource("/ch/NAME")` sends), or `/sub?channel=…&transport=sse`.
 //!
 //! * Native endpoint: each event's `data:` is the payload alone, `id:` the cursor, `event:`
-//!   `message` (so `onmessage` fires), `reset`, `join` or `leave`. The browser resends the
+//!   `message` (so `onmessage` fires) for JSON and text, `binary` for bytes (`data:` their
+//!   base64, which could not be told from text otherwise), `reset` (`data:` `{"lost":N}`
+//!   when known), `join` or `leave`. The browser resends the
 //!   last id as `Last-Event-ID` when it reconnects, which takes precedence over `?since=`
 //!   (the URL's cursor is older by then).
 //! * `/sub`: `data:` is the whole envelope (it names the channel); `Last-Event-ID` is

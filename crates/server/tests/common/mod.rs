@@ -2,6 +2,8 @@
 //! tools (each request on its own TCP connection).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod paths;
+
 use std::time::Duration;
 
 use futures_util::StreamExt;
