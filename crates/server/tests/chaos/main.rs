@@ -12,6 +12,12 @@
 //! the publisher's record ([`ledger`]: its module docs say exactly what counts as a
 //! duplicate and as lost, and why the server cannot talk the check out of a loss).
 //!
+//! Four variants: (a) those ends only, with history ample for every resume; (b) the
+//! server restarted once at mid-time (a new server on the same port with a fresh broker:
+//! a new epoch); (c) a 20-message history, so that subscribers away longer are reset
+//! without a restart; (d) the publisher's own connections cut mid-request, retried with
+//! the same `Idempotency-Key`. All must end with 0 duplicates and 0 lost.
+//!
 //! The counts are printed (`cargo test -p switchboard-server --test chaos -- --nocapture`)
 //! and carried by the assertion message. The variants run one at a time: they share the
 //! machine. A debug build serves this load (35,000 to 150,000 deliveries a variant in
@@ -78,6 +84,39 @@ async fn random_ends_lose_and_repeat_nothing() {
     )
     .await;
     assert!(t.clean() && t.resets == 0, "{t}");
+}
+
+/// The server restarted at mid-time with a fresh broker (a new epoch): every subscriber
+/// is reset once, to just before the new log's first message, and loses only what the
+/// new server never held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_loses_only_what_the_new_server_never_held() {
+    let t = run(
+        "restart",
+        Scenario {
+            history_size: 10_000,
+            restart: true,
+            publisher_cut_chance: 0.0,
+        },
+    )
+    .await;
+    assert!(t.clean() && t.resets >= SUBSCRIBERS as u64, "{t}");
+}
+
+/// A 20-message history: subscribers away for more than 20 messages are reset, and the
+/// messages still held follow the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_history_resets_keep_what_is_held() {
+    let t = run(
+        "history 20",
+        Scenario {
+            history_size: 20,
+            restart: false,
+            publisher_cut_chance: 0.0,
+        },
+    )
+    .await;
+    assert!(t.clean() && t.resets > 0, "{t}");
 }
 
 async fn run(name: &str, s: Scenario) -> Tally {
