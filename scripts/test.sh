@@ -5,7 +5,7 @@
 #   cargo test --workspace (the Redis broker's tests start a redis-server, installed with
 #   apt if missing), cargo test -p switchboard-ws --features hixie76, the server's
 #   multi-node tests with --features redis,
-#   cargo bench --no-run (benchmarks still compile), the Autobahn conformance suites in
+#   every benchmark compiled (test profile), the Autobahn conformance suites in
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
 #   a short fuzz smoke run of every fuzz target (codec and protocol), the interop tests
 #   (Python websockets, curl) and the headless-Chromium demo tests.
@@ -50,7 +50,9 @@ fi
 step cargo-test cargo test --workspace --locked
 step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
 step cargo-test-redis-nodes cargo test -p switchboard-server --features redis --test redis_nodes --locked
-step cargo-bench-build cargo bench --workspace --no-run --locked
+# Every benchmark still compiles (in the test profile: the dependencies cargo test built
+# are reused, where `cargo bench --no-run` rebuilt them all optimized, ~7 minutes).
+step cargo-bench-build cargo test --workspace --benches --no-run --locked
 step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
 
 # ---- fuzz: every cargo-fuzz target (codec and protocol) runs briefly on a copy of its
@@ -59,6 +61,11 @@ step fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" ./scripts/fuzz-smoke.sh
 # ---- server: interop (Python websockets, curl -N, plain GETs) and headless Chromium on the
 # demo pages, both against a real `switchboard serve`; each installs what it needs (venv +
 # pip, apt chromium, npm ci) and prints "interop:/browser: N passed, M failed".
+# The binary cargo test built: the scripts would otherwise build it again with the
+# server's own feature set (a second pass over every dependency).
+if [ -x "$ROOT/target/debug/switchboard" ]; then
+  export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
+fi
 step interop ./tests/interop/run.sh
 step browser-demos ./tests/browser/run.sh
 # ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! Client tokens on arbitrary bytes (`switchboard_server::auth::Verifier`, HS256 with a
+//! Client tokens on arbitrary bytes (`switchboard_auth::Verifier`, HS256 with a
 //! fixed secret and ES256 with a fixed P-256 public key, the private half of which was
 //! thrown away): whatever comes in, checking it returns an error or an identity, never a
 //! panic. Three ways in, so that more than the signature check is reached:
@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use libfuzzer_sys::fuzz_target;
-use switchboard_server::auth::Verifier;
+use switchboard_auth::Verifier;
 
 const SECRET: &str = "the fuzz target's fixed HS256 secret";
 

@@ -74,7 +74,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -146,80 +146,7 @@ pub enum OnError {
     Allow,
 }
 
-/// Client tokens (JWT): where the keys are and what the claims must say; see
-/// [`crate::auth`]. `Debug` hides the secret.
-#[derive(Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Auth {
-    /// HS256 secret (at least 32 bytes), or [`ENV_TOKEN_SECRET`].
-    pub token_secret: Option<String>,
-    /// PEM file of a public key: RSA (RS256) or EC P-256 (ES256).
-    pub token_public_key: Option<PathBuf>,
-    /// JWKS file (RFC 7517) of RS256 / ES256 public keys, chosen by a token's `kid`.
-    pub token_jwks: Option<PathBuf>,
-    /// When set, a token's `iss` must equal it.
-    pub token_issuer: Option<String>,
-    /// When set, a token's `aud` must contain it.
-    pub token_audience: Option<String>,
-    /// How long past its token's `exp` a `/ws` session may stay while it is asked to
-    /// refresh, in milliseconds.
-    pub refresh_grace_ms: u64,
-}
-
-impl Default for Auth {
-    fn default() -> Self {
-        Self {
-            token_secret: None,
-            token_public_key: None,
-            token_jwks: None,
-            token_issuer: None,
-            token_audience: None,
-            refresh_grace_ms: 10_000,
-        }
-    }
-}
-
-impl std::fmt::Debug for Auth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth")
-            .field(
-                "token_secret",
-                &self.token_secret.as_ref().map(|_| "<hidden>"),
-            )
-            .field("token_public_key", &self.token_public_key)
-            .field("token_jwks", &self.token_jwks)
-            .field("token_issuer", &self.token_issuer)
-            .field("token_audience", &self.token_audience)
-            .field("refresh_grace_ms", &self.refresh_grace_ms)
-            .finish()
-    }
-}
-
-impl Auth {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.token_secret.is_none()
-            && self.token_public_key.is_none()
-            && self.token_jwks.is_none()
-        {
-            return Err(ConfigError::Invalid(format!(
-                "[auth] needs a key: token_secret (or {ENV_TOKEN_SECRET}), token_public_key \
-                 or token_jwks"
-            )));
-        }
-        // RFC 7518 3.2: an HS256 key must be at least as long as the hash (256 bits).
-        if self.token_secret.as_ref().is_some_and(|s| s.len() < 32) {
-            return Err(ConfigError::Invalid(
-                "auth.token_secret must be at least 32 bytes (RFC 7518, HS256)".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// How long past `exp` a `/ws` session may stay while asked to refresh.
-    pub fn refresh_grace(&self) -> Duration {
-        Duration::from_millis(self.refresh_grace_ms)
-    }
-}
+pub use switchboard_auth::Auth;
 
 /// Which pages (`Origin`) and host names (`Host`) may use the server; see
 /// [`crate::front::origin`] for the rules.
@@ -496,6 +423,15 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl From<switchboard_auth::KeyError> for ConfigError {
+    fn from(e: switchboard_auth::KeyError) -> Self {
+        match e {
+            switchboard_auth::KeyError::Read { path, error } => Self::Read { path, error },
+            switchboard_auth::KeyError::Invalid(msg) => Self::Invalid(msg),
+        }
+    }
+}
 
 /// Values given on the command line or in the environment (clap merges those two,
 /// the flag winning); `None` means "not given". `Debug` hides the secrets.

@@ -35,7 +35,7 @@
 
 pub mod api;
 pub mod app;
-pub mod auth;
+pub use switchboard_auth as auth;
 pub mod backend;
 pub mod body;
 pub mod broker;

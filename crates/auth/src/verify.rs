@@ -20,7 +20,7 @@ use super::error::TokenError;
 use super::grants::{Grants, Pattern};
 use super::keys::Keys;
 use super::Identity;
-use crate::config::{Auth, ConfigError};
+use crate::config::{Auth, KeyError};
 
 /// Longest token accepted, in bytes (checked before anything is decoded).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -67,14 +67,14 @@ struct RawHeader {
 
 impl Verifier {
     /// The verifier for `auth` (reads its key files).
-    pub fn new(auth: &Auth) -> Result<Self, ConfigError> {
+    pub fn new(auth: &Auth) -> Result<Self, KeyError> {
         Ok(Self::with_keys(Keys::load(auth)?, auth))
     }
 
     /// A verifier with an HS256 `secret` and an EC P-256 public key in PEM, no issuer
     /// or audience: what the fuzz target checks tokens against.
     #[doc(hidden)]
-    pub fn for_fuzzing(secret: &str, ec_public_pem: &[u8]) -> Result<Self, ConfigError> {
+    pub fn for_fuzzing(secret: &str, ec_public_pem: &[u8]) -> Result<Self, KeyError> {
         let auth = Auth {
             token_secret: Some(secret.to_owned()),
             ..Auth::default()

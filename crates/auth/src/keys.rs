@@ -1,7 +1,7 @@
 //! The keys tokens are checked with, loaded once from the `[auth]` section: the HS256
 //! secret, a PEM public key (RS256 or ES256, by the key's type) and the keys of a JWKS
-//! file. A file that cannot be read is a [`ConfigError::Read`] naming it; one that does
-//! not hold a usable key, a [`ConfigError::Invalid`] naming it.
+//! file. A file that cannot be read is a [`KeyError::Read`] naming it; one that does
+//! not hold a usable key, a [`KeyError::Invalid`] naming it.
 
 use std::fmt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use crate::config::{Auth, ConfigError};
+use crate::config::{Auth, KeyError};
 
 /// Length of a P-256 public key as jsonwebtoken keeps it (uncompressed point).
 const P256_POINT: usize = 65;
@@ -47,7 +47,7 @@ impl fmt::Debug for Keys {
 
 impl Keys {
     /// Loads the keys `auth` names.
-    pub(super) fn load(auth: &Auth) -> Result<Self, ConfigError> {
+    pub(super) fn load(auth: &Auth) -> Result<Self, KeyError> {
         let mut keys = Self::secret_only(auth)?;
         if let Some(path) = &auth.token_public_key {
             keys.public.push(pem_key(path, &read(path)?)?);
@@ -59,20 +59,20 @@ impl Keys {
     }
 
     /// `auth`'s secret and the public key `pem` (no file is read).
-    pub(super) fn in_memory(auth: &Auth, pem: &[u8]) -> Result<Self, ConfigError> {
+    pub(super) fn in_memory(auth: &Auth, pem: &[u8]) -> Result<Self, KeyError> {
         let mut keys = Self::secret_only(auth)?;
         keys.public.push(pem_key(Path::new("(in memory)"), pem)?);
         Ok(keys)
     }
 
-    fn secret_only(auth: &Auth) -> Result<Self, ConfigError> {
-        let secret =
-            match &auth.token_secret {
-                Some(s) => Some(DecodingKey::from_secret(s.as_bytes()).map_err(|_| {
-                    ConfigError::Invalid("auth.token_secret must not be empty".into())
-                })?),
-                None => None,
-            };
+    fn secret_only(auth: &Auth) -> Result<Self, KeyError> {
+        let secret = match &auth.token_secret {
+            Some(s) => Some(
+                DecodingKey::from_secret(s.as_bytes())
+                    .map_err(|_| KeyError::Invalid("auth.token_secret must not be empty".into()))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             secret,
             public: Vec::new(),
@@ -80,18 +80,17 @@ impl Keys {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|error| ConfigError::Read {
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|error| KeyError::Read {
         path: path.display().to_string(),
         error,
     })
 }
 
 /// A PEM public key: EC P-256 (ES256) or RSA (RS256).
-fn pem_key(path: &Path, pem: &[u8]) -> Result<PublicKey, ConfigError> {
-    let bad = |why: &str| {
-        ConfigError::Invalid(format!("auth.token_public_key {}: {why}", path.display()))
-    };
+fn pem_key(path: &Path, pem: &[u8]) -> Result<PublicKey, KeyError> {
+    let bad =
+        |why: &str| KeyError::Invalid(format!("auth.token_public_key {}: {why}", path.display()));
     // A private key here would verify nothing and should not sit in a server's config.
     if pem.windows(11).any(|w| w == b"PRIVATE KEY") {
         return Err(bad("this is a private key; give the public key"));
@@ -118,9 +117,8 @@ fn pem_key(path: &Path, pem: &[u8]) -> Result<PublicKey, ConfigError> {
 
 /// The RS256 and ES256 signing keys of a JWKS file (others are skipped; none at all is an
 /// error).
-fn jwks_keys(path: &Path, json: &[u8]) -> Result<Vec<PublicKey>, ConfigError> {
-    let bad =
-        |why: String| ConfigError::Invalid(format!("auth.token_jwks {}: {why}", path.display()));
+fn jwks_keys(path: &Path, json: &[u8]) -> Result<Vec<PublicKey>, KeyError> {
+    let bad = |why: String| KeyError::Invalid(format!("auth.token_jwks {}: {why}", path.display()));
     let set: JwkSet =
         serde_json::from_slice(json).map_err(|e| bad(format!("not a JWKS document: {e}")))?;
     let mut keys = Vec::new();

@@ -1,6 +1,7 @@
 //! Client tokens: which JWTs the server accepts, what their claims mean, and the
-//! [`Identity`] a connection token gives. On when the configuration has an `[auth]`
-//! section ([`crate::config::Auth`]); without one the server reads no token.
+//! [`Identity`] a connection token gives. On when the server's configuration has an
+//! `[auth]` section ([`Auth`]); without one the server reads no token. Pure: no sockets,
+//! no server types, so a fuzz target (or another program) can check tokens with it alone.
 //!
 //! | file | what it owns |
 //! |---|---|
@@ -9,14 +10,14 @@
 //! | [`Grants`] (`grants.rs`) | channel patterns per [`Action`] |
 //! | [`TokenError`] (`error.rs`) | which check failed |
 //!
-//! Below [`crate::front`] and [`crate::transport`]: the front checks a request's token
+//! Below the server (`switchboard-server`): its connection front checks a request's token
 //! once and puts the [`Identity`] in the request's extensions; the policy that reads it
 //! (may this identity subscribe to, publish to, see the presence or history of this
-//! channel) lives in [`crate::channel`], next to the namespace checks.
+//! channel) lives in the server's `channel` module, next to the namespace checks.
 //!
 //! **Where a token comes from.** `Authorization: Bearer TOKEN`, else the `token` query
 //! parameter (`EventSource` and browsers' `WebSocket` cannot set headers), else, on
-//! `/ws`, a `connect` command ([`switchboard_proto::Op::Connect`]). `/api/…` is not
+//! `/ws`, a `connect` command (the `/ws` protocol's `connect` op). `/api/…` is not
 //! read for tokens: its bearer is the API key.
 //!
 //! **Connection token claims.**
@@ -40,8 +41,10 @@
 //!
 //! **Failures.** 401 `invalid_token` (the message says which check failed: malformed,
 //! algorithm not allowed, unknown key, signature, issuer, audience, a missing claim, a
-//! token of the wrong kind) or 401 `token_expired`; see [`crate::error`].
+//! token of the wrong kind) or 401 `token_expired` (the server's `error` module maps
+//! each [`TokenError`] to its status).
 
+mod config;
 mod error;
 mod grants;
 mod keys;
@@ -49,6 +52,7 @@ mod verify;
 
 use std::time::SystemTime;
 
+pub use config::{Auth, KeyError};
 pub use error::TokenError;
 pub use grants::{Action, Grants, Pattern};
 pub use verify::{Verifier, MAX_TOKEN_BYTES};
