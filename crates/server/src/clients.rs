@@ -46,6 +46,8 @@ pub struct Clients {
 struct Registry {
     /// Listed connections (odd keys): those with a user id or a kick notification.
     map: Mutex<HashMap<u64, Arc<Extra>>>,
+    /// Listed connections per user id (for `limits.max_connections_per_user`).
+    per_user: Mutex<HashMap<Box<str>, u32>>,
     /// Connections registered without a map entry (even keys).
     unlisted: AtomicUsize,
     wheel: Wheel,
@@ -92,6 +94,7 @@ impl Clients {
         Self {
             inner: Arc::new(Registry {
                 map: Mutex::default(),
+                per_user: Mutex::default(),
                 unlisted: AtomicUsize::new(0),
                 wheel: Wheel::new(WHEEL_RESOLUTION),
                 throttle,
@@ -125,6 +128,9 @@ impl Clients {
         });
         let key = match &extra {
             Some(extra) => {
+                if let Some(user) = &extra.user {
+                    *self.users().entry(user.clone()).or_default() += 1;
+                }
                 let mut map = self.lock();
                 let key = loop {
                     let key = rand::random::<u64>() | 1;
@@ -202,6 +208,18 @@ impl Clients {
         self.len() == 0
     }
 
+    /// How many connections `user` holds now.
+    pub fn connections_of(&self, user: &str) -> u32 {
+        self.users().get(user).copied().unwrap_or(0)
+    }
+
+    fn users(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, u32>> {
+        self.inner
+            .per_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Extra>>> {
         self.inner
             .map
@@ -269,7 +287,16 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         if self.key & 1 == 1 {
-            self.clients.lock().remove(&self.key);
+            let removed = self.clients.lock().remove(&self.key);
+            if let Some(user) = removed.as_ref().and_then(|extra| extra.user.as_ref()) {
+                let mut users = self.clients.users();
+                if let Some(n) = users.get_mut(user) {
+                    *n -= 1;
+                    if *n == 0 {
+                        users.remove(user);
+                    }
+                }
+            }
         } else {
             self.clients.inner.unlisted.fetch_sub(1, Ordering::Relaxed);
         }

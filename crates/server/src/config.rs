@@ -18,6 +18,7 @@
 //! header_read_timeout_ms = 30000 # a request head must arrive within this (slow-loris guard)
 //! max_connections = 0           # connections open at once (503 beyond); 0: open-file limit - 64
 //! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
+//! max_connections_per_user = 100  # of one authenticated user (token sub, backend's user); 0: off
 //! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
 //! listen_backlog = 0            # connections the kernel queues before accept; 0: its maximum
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
@@ -191,6 +192,9 @@ pub struct Limits {
     /// Most connections open at once from one address (IPv6: one /64); 429 beyond;
     /// 0: no limit. Behind a reverse proxy every client shares the proxy's address.
     pub max_connections_per_ip: usize,
+    /// Most connections one authenticated user (a client token's `sub`, or the user the
+    /// application's backend named) holds at once (429 beyond); 0: no limit.
+    pub max_connections_per_user: u32,
     /// Most new connections per second (reconnect storms: 503 with `Retry-After`, or a
     /// WebSocket close 1013 saying when to retry); 0: no limit.
     pub max_new_connections_per_second: u32,
@@ -225,6 +229,7 @@ impl Default for Limits {
             max_connections: 0,
             max_connections_per_ip: 1000,
             max_new_connections_per_second: 0,
+            max_connections_per_user: 100,
             listen_backlog: 0,
             write_timeout_ms: 30_000,
             max_publishes_per_second: 1000,

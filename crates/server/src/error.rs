@@ -23,6 +23,7 @@
 //! | too many new connections (`limits.max_new_connections_per_second`) | 503 with `Retry-After` |
 //! | the server full (`limits.max_connections`) | 503 with `Retry-After` |
 //! | too many connections from one address (`limits.max_connections_per_ip`) | 429 with `Retry-After` |
+//! | too many connections of one authenticated user (`limits.max_connections_per_user`) | 429 |
 //! | publishing faster than `limits.max_publishes_per_second` | 429 with `Retry-After` (native WebSocket: close 1008) |
 //! | too many wrong API keys from one address | 429 with `Retry-After` |
 //! | the application's backend refused the request (`[backend]`) | 403 |
@@ -102,6 +103,8 @@ pub enum ServerError {
     DeniedByBackend(String),
     /// The application's backend did not decide (why), and `backend.on_error` is `deny`.
     BackendUnavailable(String),
+    /// The user holds `limits.max_connections_per_user` already.
+    TooManyUserConnections { limit: u32 },
     /// The server holds `limits.max_connections` already.
     ServerFull,
     /// The client's address holds `limits.max_connections_per_ip` already.
@@ -157,6 +160,9 @@ impl ServerError {
             Self::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "server_full"),
+            Self::TooManyUserConnections { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_user_connections")
+            }
             Self::DeniedByBackend(_) => (StatusCode::FORBIDDEN, "denied_by_backend"),
             Self::BackendUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "backend_unavailable"),
             Self::PublishRate { .. } => (StatusCode::TOO_MANY_REQUESTS, "publish_rate"),
@@ -257,6 +263,11 @@ impl std::fmt::Display for ServerError {
                 f,
                 "the application's backend could not be asked ({why}); retry shortly"
             ),
+            Self::TooManyUserConnections { limit } => write!(
+                f,
+                "this user holds {limit} connections already (limits.max_connections_per_user); \
+                 close one first"
+            ),
             Self::ServerFull => write!(
                 f,
                 "the server has no room for more connections (limits.max_connections); retry \
@@ -342,9 +353,10 @@ impl ServerError {
             | Self::ServerFull
             | Self::BackendUnavailable(_) => ErrorCode::Unavailable,
             Self::DeniedByBackend(_) => ErrorCode::NotAllowed,
-            Self::TooManyConnections | Self::PublishRate { .. } | Self::TooManyFailures { .. } => {
-                ErrorCode::TooManyRequests
-            }
+            Self::TooManyConnections
+            | Self::TooManyUserConnections { .. }
+            | Self::PublishRate { .. }
+            | Self::TooManyFailures { .. } => ErrorCode::TooManyRequests,
             Self::TokenRequired { .. } => ErrorCode::TokenRequired,
             Self::InvalidToken(_) => ErrorCode::InvalidToken,
             Self::TokenExpired => ErrorCode::TokenExpired,

@@ -269,3 +269,62 @@ async fn a_ws_sessions_subscribes_are_asked_one_by_one() {
     drop(ws);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_authenticated_user_holds_at_most_its_connections() {
+    let (addr, _) = backend().await;
+    let mut c = config();
+    c.backend.connect_url = Some(format!("http://{addr}/connect"));
+    c.limits.max_connections_per_user = 2;
+    let srv = server_with(c).await;
+    let alice = cookie("alice");
+    let open = |srv: &Running| {
+        let addr = srv.addr;
+        let alice = alice.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "GET /ch/room HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\nCookie: {alice}\r\n\r\n"
+            );
+            tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+                .await
+                .unwrap();
+            s
+        }
+    };
+    let _one = open(&srv).await;
+    let _two = open(&srv).await;
+    common::subscribers_become(&srv, "room", 2).await;
+    let (status, _, body) = raw(
+        &srv,
+        "GET",
+        "/ch/room",
+        &[("Accept", "text/event-stream"), ("Cookie", &alice)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 429);
+    assert_eq!(json(&body)["error"], "too_many_user_connections");
+    // A poll holds no connection: still answered.
+    let (status, _, _) = raw(
+        &srv,
+        "GET",
+        "/ch/room?transport=poll",
+        &[("Cookie", &alice)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Another user is not held back.
+    let bob = cookie("bob");
+    let (status, _, _) = raw(
+        &srv,
+        "GET",
+        "/ch/room?transport=longpoll",
+        &[("Cookie", &bob)],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    srv.shutdown().await;
+}

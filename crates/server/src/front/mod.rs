@@ -195,12 +195,6 @@ impl Front {
         peer: SocketAddr,
     ) -> Result<Checked, Response> {
         let mut checked = self.check(method, uri, headers, peer)?;
-        let Some(backend) = &self.inner.state.backend else {
-            return Ok(checked);
-        };
-        if !backend.asks(crate::backend::Kind::Connect) {
-            return Ok(checked);
-        }
         let ask = Ask::new(method, uri, headers, peer);
         let endpoint = ask.endpoint();
         let transport = match &endpoint {
@@ -211,25 +205,43 @@ impl Front {
             Endpoint::Publish { .. } => Some("publish"),
             _ => return Ok(checked),
         };
-        let question = crate::backend::Question {
-            method,
-            uri,
-            headers,
-            peer: peer.ip(),
-            channels: endpoint.channels(),
-            transport,
-            user: checked.identity.as_ref().and_then(|i| i.user.as_deref()),
-        };
-        match backend.ask(crate::backend::Kind::Connect, question).await {
-            Ok(allowed) => {
+        let state = &self.inner.state;
+        if let Some(backend) = state
+            .backend
+            .as_ref()
+            .filter(|b| b.asks(crate::backend::Kind::Connect))
+        {
+            let question = crate::backend::Question {
+                method,
+                uri,
+                headers,
+                peer: peer.ip(),
+                channels: endpoint.channels(),
+                transport,
+                user: checked.identity.as_ref().and_then(|i| i.user.as_deref()),
+            };
+            match backend.ask(crate::backend::Kind::Connect, question).await {
                 // A client token's identity wins over the backend's.
-                if checked.identity.is_none() {
-                    checked.identity = allowed.identity;
-                }
-                Ok(checked)
+                Ok(allowed) if checked.identity.is_none() => checked.identity = allowed.identity,
+                Ok(_) => {}
+                Err(refused) => return Err(refusal(refused, checked.cors)),
             }
-            Err(refused) => Err(refusal(refused, checked.cors)),
         }
+        // An authenticated user's connections are counted (a `?user=` is not: anyone
+        // could name anyone); a poll or a publish holds none.
+        let limit = state.config.limits.max_connections_per_user;
+        let holds = !matches!(transport, Some("poll" | "publish"));
+        if let (Some(user), true, true) = (
+            checked.identity.as_ref().and_then(|i| i.user.as_deref()),
+            limit > 0,
+            holds,
+        ) {
+            if state.clients.connections_of(user) >= limit {
+                let refused = ServerError::TooManyUserConnections { limit };
+                return Err(refusal(refused, checked.cors));
+            }
+        }
+        Ok(checked)
     }
 
     /// Runs every check of one request (see [`admission`]): `Err` is the answer (a
