@@ -171,3 +171,26 @@ pub(crate) fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
+
+/// Opens a GET and reads until `done(bytes so far)` holds; returns the bytes.
+pub(crate) async fn read_until(
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    bounded(async {
+        while !done(&String::from_utf8_lossy(&buf)) {
+            let mut chunk = vec![0u8; 8192];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&buf).into_owned()
+}

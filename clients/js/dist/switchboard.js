@@ -1,0 +1,1 @@
+// The browser client is built into this file (clients/js).
