@@ -182,7 +182,7 @@ describe('negotiation', () => {
     const seen = states(c);
     c.subscribe('a');
     await flush();
-    fake.sources[0].open(); // headers came, the first event never does
+    fake.sources[0].open(); // the head came (or not), the first event never does
     await advance(500);
     expect(fake.sources[0].closed).toBe(true);
     await flush();

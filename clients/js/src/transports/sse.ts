@@ -4,7 +4,8 @@
  * server's `retry:` delay, e.g. after a `reconnect` farewell) it resumes every channel
  * exactly with `Last-Event-ID`. The stream's first event, `ready`, says where each
  * channel starts and that events get through; if it does not come in time the
- * response is being held back (a buffering proxy). `heartbeat` events keep the
+ * response is being held back (a buffering proxy; a network that refuses the
+ * connection fails at once instead). `heartbeat` events keep the
  * connection known to be alive.
  */
 import { splitIds } from '../cursor';
@@ -58,9 +59,9 @@ export function sse(host: Host): Transport {
     // Cursors learned meanwhile are used (the channel set is the same, else a newer start runs).
     current = host.channels();
     const mine = (es = new host.platform.EventSource(subQuery(host, 'sse', current, token)));
-    let headers = false;
-    wait.set(host.openTimeoutMs, () => end({ reason: 'timeout', buffered: headers, opened: false }));
-    es.onopen = () => (headers = true);
+    // Connected, but the first event never came: a proxy holds the stream back (with its
+    // head or without).
+    wait.set(host.openTimeoutMs, () => end({ reason: 'no first event in time', buffered: true }));
     es.onerror = () => {
       if (mine !== es) return;
       // CLOSED: refused (an HTTP error, not an event stream); CONNECTING: the browser

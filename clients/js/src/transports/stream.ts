@@ -36,8 +36,8 @@ export function stream(host: Host): Transport {
     current = host.channels();
     const ctl = (abort = new AbortController());
     const live = () => ctl === abort && !ended;
-    let headers = false;
-    wait.set(host.openTimeoutMs, () => end({ reason: 'timeout', buffered: headers }));
+    // No prelude in time (with the head or without): a proxy holds the stream back.
+    wait.set(host.openTimeoutMs, () => end({ reason: 'no prelude in time', buffered: true }));
     const fresh = host.channels().filter((c) => !isCursor(c.since));
     if (fresh.length) {
       const r = await pollOnce(host, 'poll', fresh, ctl.signal);
@@ -59,7 +59,6 @@ export function stream(host: Host): Transport {
     }
     if (!live()) return;
     if (!res.ok || !res.body) return end(res.ok ? { reason: 'no body' } : await refusal(host, res));
-    headers = true;
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buf = '';
