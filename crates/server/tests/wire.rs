@@ -98,8 +98,10 @@ async fn demo_pages_are_served() {
         let (status, _, body) = raw(&srv, "GET", page, &[], b"").await;
         let html = String::from_utf8(body).unwrap();
         assert_eq!(status, 200, "{page}");
-        // Only the browser's own APIs: no script is loaded from anywhere.
+        // No script is loaded from anywhere: the page's module imports the browser client
+        // from this server.
         assert!(!html.contains("<script src"), "{page}");
+        assert!(html.contains("from '/switchboard.js'"), "{page}");
     }
     // The ticker publisher is running: a poll from the start finds prices.
     let client = Client::new(&common::url(&srv)).unwrap();
