@@ -302,7 +302,8 @@ export class Client {
       if (!t || !token) return;
       if (t.refresh) t.refresh(token);
       // A stream's token is in its request: a second one takes over without a gap.
-      else if (!this.probe) {
+      // (Each poll sends the token it is given anyway.)
+      else if ((t.name === 'sse' || t.name === 'stream') && !this.probe) {
         const next = TRANSPORTS[t.name](this.host(() => next));
         this.probe = next;
         next.open();

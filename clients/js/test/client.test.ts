@@ -403,4 +403,30 @@ describe('tokens', () => {
     expect(new URL(fake.sources[1].url).searchParams.get('token')).toBe('t1');
     expect(channelsOf(fake.sources[1].url)).toEqual(['a,e:1']);
   });
+
+  it('SSE: a token near its exp is replaced by a second stream that takes over without a gap', async () => {
+    let n = 0;
+    const c = client({ transport: 'sse', heartbeatTimeoutMs: 1e9, getToken: () => jwt(600 * ++n) });
+    const seen = states(c);
+    const got: unknown[] = [];
+    c.subscribe('a', { onMessage: (m) => got.push(m.data) });
+    await flush();
+    const first = fake.sources[0];
+    first.open();
+    first.emit('ready', '', 'e:1');
+    first.envelope({ channel: 'a', cursor: 'e:2', data: 2 }, 'e:2');
+    await advance(570_000);
+    const second = fake.sources[1];
+    expect(new URL(second.url).searchParams.get('token')).toBe(jwt(1200));
+    expect(channelsOf(second.url)).toEqual(['a,e:2']);
+    first.envelope({ channel: 'a', cursor: 'e:3', data: 3 }, 'e:3');
+    second.open();
+    second.emit('ready', '', 'e:2');
+    second.envelope({ channel: 'a', cursor: 'e:3', data: 3 }, 'e:3');
+    second.envelope({ channel: 'a', cursor: 'e:4', data: 4 }, 'e:4');
+    await flush();
+    expect(first.closed).toBe(true);
+    expect(got).toEqual([2, 3, 4]);
+    expect(seen).toEqual(['connecting sse', 'connected sse']);
+  });
 });
