@@ -71,6 +71,31 @@ export async function serve(port = 0) {
   return server;
 }
 
+/**
+ * Runs `body({ check, ctx, servers, errors })` with a browser, then stops it and every
+ * server in `servers`, prints "NAME: N passed, M failed" and exits with the result. A
+ * page error anywhere fails the run ("no page errors").
+ */
+export async function main(name, body) {
+  const t = checks(name);
+  const errors = [];
+  const servers = [];
+  const browser = await launch();
+  browser.ctx.on('page', (p) => p.on('pageerror', (e) => errors.push(`${p.url()}: ${e.message}`)));
+  try {
+    await body({ check: t.check, ctx: browser.ctx, servers });
+    t.check('no page errors', errors.length === 0, errors);
+  } catch (e) {
+    t.check('the run finished', false, e.stack || String(e));
+  } finally {
+    await browser.close();
+    for (const s of servers) await s.stop();
+  }
+  const { passed, failed } = t.summary();
+  console.log(`${name}: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
 export function checks(prefix) {
   let passed = 0, failed = 0;
   return {

@@ -6,19 +6,17 @@
 // long-polling), the winner remembered for the next page load, and a closed page freeing
 // its subscription within a second.
 // usage: SWITCHBOARD_BIN=target/debug/switchboard node sdk.e2e.mjs
-import { checks, launch, serve, sleep, until } from './harness.mjs';
+import { main, serve, until } from './harness.mjs';
 import { bufferStreams, refuseUpgrades } from './proxies.mjs';
 
 const TRANSPORTS = ['websocket', 'sse', 'stream', 'longpoll', 'poll'];
-const t = checks('browser-sdk');
-const errors = [];
-const browser = await launch();
-const servers = [];
+/** Set by `main`: the check function and the browser context. */
+let check;
+let ctx;
 
 /** A page of `origin` running a Client with `opts`, subscribed to `channels` ([name, options]). */
 async function clientPage(origin, opts, channels) {
-  const page = await browser.ctx.newPage();
-  page.on('pageerror', (e) => errors.push(e.message));
+  const page = await ctx.newPage();
   await page.goto(`${origin}/`);
   await start(page, opts, channels);
   return page;
@@ -61,7 +59,9 @@ async function publish(server, channels, from, to) {
   for (const n of range(from, to)) for (const c of channels) await server.publish(c, { n });
 }
 
-try {
+await main('browser-sdk', async (env) => {
+  ({ check, ctx } = env);
+  const { servers } = env;
   const srv = await serve();
   servers.push(srv);
 
@@ -74,9 +74,9 @@ try {
     const up = await connected(page);
     await publish(srv, chans, 3, 8);
     const r = await received(page, chans, 7);
-    t.check(`${transport}: connected over ${transport}`, up && r.transport === transport, r.states);
+    check(`${transport}: connected over ${transport}`, up && r.transport === transport, r.states);
     for (const c of chans) {
-      t.check(`${transport}: ${c} got its history, then every message, in order`,
+      check(`${transport}: ${c} got its history, then every message, in order`,
         JSON.stringify(r.got[c]) === JSON.stringify(range(1, 8)), r.got[c]);
     }
     await page.close();
@@ -87,6 +87,7 @@ try {
   // where the restarted server no longer had them.
   for (const transport of TRANSPORTS) {
     let s = await serve();
+    servers.push(s);
     const chans = [`restart-${transport}-a`, `restart-${transport}-b`];
     const page = await clientPage(s.url, { transport, backoff: { minMs: 200, maxMs: 1000 } }, chans.map((c) => [c, {}]));
     await connected(page);
@@ -107,13 +108,13 @@ try {
       const x = await rec(page);
       return chans.every((c) => x.got[c].includes(8)) && x;
     }, 20_000));
-    t.check(`restart over ${transport}: reconnected by itself`, back && r && r.transport === transport, r?.states ?? []);
+    check(`restart over ${transport}: reconnected by itself`, back && r && r.transport === transport, r?.states ?? []);
     for (const c of chans) {
       const got = r?.got[c] ?? [];
       const all = range(0, 9).every((n) => got.includes(n));
       const explicit = r?.resets[c].length > 0 && range(6, 9).every((n) => got.includes(n));
       const once = got.every((n, i) => i === 0 || n > got[i - 1]);
-      t.check(`restart over ${transport}: ${c} has every message, or a reset for what the server lost`,
+      check(`restart over ${transport}: ${c} has every message, or a reset for what the server lost`,
         (all || explicit) && once, { got, resets: r?.resets[c] });
     }
     await page.close();
@@ -125,9 +126,8 @@ try {
   // Last-Event-ID, and every channel resumes exactly, including what was published in
   // the gap.
   {
-    const page = await browser.ctx.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${srv.url}/`);
+    const page = await ctx.newPage();
+      await page.goto(`${srv.url}/`);
     await page.evaluate(() => {
       const got = (window.plain = { a: [], b: [], ready: 0, ids: [] });
       const es = new EventSource('/sub?channel=plain-a&channel=plain-b&user=plain-es');
@@ -147,11 +147,11 @@ try {
     await publish(srv, ['plain-a', 'plain-b'], 5, 6);
     await until(() => page.evaluate(() => window.plain.a.length >= 6 && window.plain.b.length >= 6), 10_000);
     const got = await page.evaluate(() => window.plain);
-    t.check('plain EventSource on /sub: the server dropped it, the browser came back by itself',
+    check('plain EventSource on /sub: the server dropped it, the browser came back by itself',
       kicked.disconnected >= 1 && again, { kicked, ready: got.ready });
-    t.check('plain EventSource on /sub: every channel resumed exactly (nothing lost, nothing twice)',
+    check('plain EventSource on /sub: every channel resumed exactly (nothing lost, nothing twice)',
       JSON.stringify(got.a) === JSON.stringify(range(0, 6)) && JSON.stringify(got.b) === JSON.stringify(range(0, 6)), got);
-    t.check('plain EventSource on /sub: each id holds both channels\' cursors',
+    check('plain EventSource on /sub: each id holds both channels\' cursors',
       got.ids.every((id) => id.split(',').length === 2), got.ids);
     await page.close();
   }
@@ -164,13 +164,13 @@ try {
     await until(async () => (await rec(page)).transport === 'sse' && (await rec(page)).state === 'connected');
     await publish(srv, ['nows'], 0, 2);
     const r = await received(page, ['nows'], 2);
-    t.check('WebSocket refused by a proxy: the client ends on SSE by itself',
+    check('WebSocket refused by a proxy: the client ends on SSE by itself',
       r.transport === 'sse' && r.states[0] === 'connecting websocket' && JSON.stringify(r.got.nows) === '[0,1]', r.states);
     await page.reload();
     await start(page, {}, [['nows', {}]]);
     await connected(page);
     const again = await rec(page);
-    t.check('the winner is remembered for the next page load of this origin', again.states[0] === 'connecting sse', again.states);
+    check('the winner is remembered for the next page load of this origin', again.states[0] === 'connecting sse', again.states);
     await page.close();
     await p.close();
   }
@@ -183,9 +183,9 @@ try {
     await until(async () => (await rec(page)).transport === 'longpoll' && (await rec(page)).state === 'connected', 20_000);
     await publish(srv, ['buffered'], 1, 3);
     const r = await received(page, ['buffered'], 3);
-    t.check('streams held back by a proxy: the client ends on long-polling by itself',
+    check('streams held back by a proxy: the client ends on long-polling by itself',
       r.transport === 'longpoll' && r.states.includes('connecting sse') && !r.states.includes('connecting stream'), r.states);
-    t.check('long-polling through the buffering proxy delivers everything in order',
+    check('long-polling through the buffering proxy delivers everything in order',
       JSON.stringify(r.got.buffered) === '[0,1,2]', r.got);
     await page.close();
     await p.close();
@@ -201,16 +201,7 @@ try {
     await page.close();
     const freed = await until(async () => (await srv.subscribers(ch)) === 0, 5000, 20);
     const ms = Date.now() - t0;
-    t.check(`closing the page frees its ${transport} subscription within 1 s (${ms} ms)`, held && freed && ms <= 1000, { held, freed, ms });
+    check(`closing the page frees its ${transport} subscription within 1 s (${ms} ms)`, held && freed && ms <= 1000, { held, freed, ms });
   }
 
-  t.check('no page errors', errors.length === 0, errors);
-} catch (e) {
-  t.check('the run finished', false, e.stack || String(e));
-} finally {
-  await browser.close();
-  for (const s of servers) await s.stop();
-}
-const { passed, failed } = t.summary();
-console.log(`browser-sdk: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+});

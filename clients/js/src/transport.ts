@@ -90,3 +90,29 @@ export class Timer {
 /** Whether two channel lists name the same channels in the same order. */
 export const sameChannels = (a: Wanted[], b: Wanted[]): boolean =>
   a.length === b.length && a.every((c, i) => c.channel === b[i].channel);
+
+/**
+ * A transport's end, once: its timers and requests stopped (`stop`), and the host told
+ * why, unless the client closed it (`close`). `changed` says whether the channel set
+ * differs from the one the transport last asked for.
+ */
+export class Life {
+  ended = false;
+  asked: Wanted[] = [];
+  constructor(
+    private readonly host: Host,
+    private readonly stop: () => void,
+  ) {}
+  end(why: Closing): void {
+    if (this.ended) return;
+    this.close();
+    this.host.closed(why);
+  }
+  close(): void {
+    this.ended = true;
+    this.stop();
+  }
+  changed(): boolean {
+    return !this.ended && !sameChannels(this.host.channels(), this.asked);
+  }
+}

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{bounded, json, raw, read_until, server_with, Ws};
-use futures_util::{SinkExt, StreamExt};
+use common::{bounded, json, raw, read_until, server_with, ws_json};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use switchboard_client::Client;
 use switchboard_server::server::Running;
@@ -173,16 +173,6 @@ async fn streams_start_with_the_recent_history_then_go_live() {
     assert!(srv.shutdown().await);
 }
 
-async fn ws_text(ws: &mut Ws) -> Value {
-    loop {
-        match bounded(ws.next()).await.unwrap().unwrap() {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn websockets_join_with_history_natively_and_over_ws() {
     let srv = server().await;
@@ -193,7 +183,7 @@ async fn websockets_join_with_history_natively_and_over_ws() {
     ] {
         let (mut ws, _) = common::ws_open(&srv, path).await;
         for n in want {
-            let env = ws_text(&mut ws).await;
+            let env = ws_json(&mut ws).await;
             assert_eq!(
                 (env["event"].as_str(), env["data"].as_u64()),
                 (Some("message"), Some(n)),
@@ -210,12 +200,12 @@ async fn websockets_join_with_history_natively_and_over_ws() {
     ))
     .await
     .unwrap();
-    let reply = ws_text(&mut ws).await;
+    let reply = ws_json(&mut ws).await;
     assert_eq!(reply["id"], 1, "{reply}");
     let start = reply["result"]["cursor"].as_str().unwrap();
     assert!(start.ends_with(":5"), "starts before offset 6: {start}");
     for n in [6, 7, 8] {
-        assert_eq!(ws_text(&mut ws).await["data"], n);
+        assert_eq!(ws_json(&mut ws).await["data"], n);
     }
     ws.send(Message::Text(
         json!({"id": 2, "op": "subscribe", "channel": "x", "since": "latest"})
@@ -224,7 +214,7 @@ async fn websockets_join_with_history_natively_and_over_ws() {
     ))
     .await
     .unwrap();
-    assert_eq!(ws_text(&mut ws).await["error"]["code"], "invalid_cursor");
+    assert_eq!(ws_json(&mut ws).await["error"]["code"], "invalid_cursor");
     ws.close(None).await.unwrap();
     drop(ws);
     assert!(srv.shutdown().await);

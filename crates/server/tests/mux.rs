@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{bounded, server, Ws};
-use futures_util::{SinkExt, StreamExt};
+use common::{server, Ws};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -15,13 +15,7 @@ async fn send(ws: &mut Ws, v: Value) {
 }
 
 async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match bounded(ws.next()).await.unwrap().unwrap() {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    common::ws_json(ws).await
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
  * comes back after its backoff.
  */
 import { isClosing, pollOnce } from '../http';
-import { sameChannels, Timer, type Host, type Transport, type Wanted } from '../transport';
+import { Life, Timer, type Host, type Transport } from '../transport';
 import { Backoff } from '../backoff';
 
 /** An empty answer sooner than this was not held: wait before asking again. */
@@ -15,15 +15,18 @@ const HELD_MS = 1000;
 
 export function longpoll(host: Host): Transport {
   let ctl: AbortController | null = null;
-  let ended = false;
-  let current: Wanted[] = [];
   let opened = false;
   const timer = new Timer(host.platform);
+  const stop = () => {
+    timer.clear();
+    ctl?.abort();
+  };
+  const life = new Life(host, stop);
   const backoff = new Backoff(HELD_MS, 30_000, host.platform.random);
 
   async function cycle(): Promise<void> {
     const mine = (ctl = new AbortController());
-    const channels = (current = host.channels());
+    const channels = (life.asked = host.channels());
     if (!channels.length) {
       if (!opened) (opened = true), host.opened();
       return;
@@ -32,12 +35,9 @@ export function longpoll(host: Host): Transport {
     const started = host.platform.now();
     timer.set(opened ? host.longPollTimeoutMs : host.openTimeoutMs, () => mine.abort());
     const r = await pollOnce(host, kind, channels, mine.signal);
-    if (mine !== ctl || ended) return;
+    if (mine !== ctl || life.ended) return;
     timer.clear();
-    if (isClosing(r)) {
-      ended = true;
-      return host.closed({ ...r, opened });
-    }
+    if (isClosing(r)) return life.end({ ...r, opened });
     if (!opened) (opened = true), host.opened();
     const quick = host.platform.now() - started < HELD_MS;
     if (kind === 'longpoll' && !r.messages.length && quick && !r.more) {
@@ -51,17 +51,8 @@ export function longpoll(host: Host): Transport {
   return {
     name: 'longpoll',
     open: () => void cycle(),
-    close() {
-      ended = true;
-      timer.clear();
-      ctl?.abort();
-    },
-    update() {
-      if (ended || sameChannels(host.channels(), current)) return;
-      // The held request has the old channel set: ask again with the new one.
-      timer.clear();
-      ctl?.abort();
-      void cycle();
-    },
+    close: () => life.close(),
+    // A new channel set: the request in flight asked for the old one.
+    update: () => life.changed() && (stop(), void cycle()),
   };
 }

@@ -4,28 +4,28 @@
  * after its backoff, so a broken server is not hammered.
  */
 import { isClosing, pollOnce } from '../http';
-import { sameChannels, Timer, type Host, type Transport, type Wanted } from '../transport';
+import { Life, Timer, type Host, type Transport } from '../transport';
 
 export function poll(host: Host): Transport {
   let ctl: AbortController | null = null;
-  let ended = false;
-  let current: Wanted[] = [];
   let opened = false;
   const timer = new Timer(host.platform);
+  const stop = () => {
+    timer.clear();
+    ctl?.abort();
+  };
+  const life = new Life(host, stop);
 
   async function cycle(): Promise<void> {
     const mine = (ctl = new AbortController());
-    const channels = (current = host.channels());
+    const channels = (life.asked = host.channels());
     let more = false;
     if (channels.length) {
       timer.set(host.openTimeoutMs, () => mine.abort());
       const r = await pollOnce(host, 'poll', channels, mine.signal);
-      if (mine !== ctl || ended) return;
+      if (mine !== ctl || life.ended) return;
       timer.clear();
-      if (isClosing(r)) {
-        ended = true;
-        return host.closed({ ...r, opened });
-      }
+      if (isClosing(r)) return life.end({ ...r, opened });
       more = !!r.more;
     }
     if (!opened) (opened = true), host.opened();
@@ -35,16 +35,8 @@ export function poll(host: Host): Transport {
   return {
     name: 'poll',
     open: () => void cycle(),
-    close() {
-      ended = true;
-      timer.clear();
-      ctl?.abort();
-    },
-    update() {
-      if (ended || sameChannels(host.channels(), current)) return;
-      timer.clear();
-      ctl?.abort();
-      void cycle();
-    },
+    close: () => life.close(),
+    // A new channel set: the request in flight asked for the old one.
+    update: () => life.changed() && (stop(), void cycle()),
   };
 }

@@ -10,15 +10,12 @@
  */
 import { splitIds } from '../cursor';
 import { farewell, subQuery } from '../http';
-import { sameChannels, Timer, type Closing, type Host, type Transport, type Wanted } from '../transport';
+import { Life, Timer, type Closing, type Host, type Transport } from '../transport';
 import type { EventSourceLike } from '../platform';
 
 export function sse(host: Host): Transport {
   let es: EventSourceLike | null = null;
-  let ended = false;
   let everOpened = false;
-  /** The channels of the open `EventSource`, in its URL's order. */
-  let current: Wanted[] = [];
   const wait = new Timer(host.platform);
   const dead = new Timer(host.platform);
 
@@ -31,13 +28,9 @@ export function sse(host: Host): Transport {
       es = null;
     }
   }
-
-  function end(why: Closing): void {
-    if (ended) return;
-    ended = true;
-    stop();
-    host.closed(why);
-  }
+  // `life.asked`: the channels of the open `EventSource`, in its URL's order.
+  const life = new Life(host, stop);
+  const end = (why: Closing) => life.end(why);
 
   function alive(): void {
     dead.set(host.heartbeatTimeoutMs, () => end({ reason: 'no heartbeat', opened: true }));
@@ -48,16 +41,16 @@ export function sse(host: Host): Transport {
   async function start(): Promise<void> {
     stop();
     const gen = ++generation;
-    current = host.channels();
+    let current = (life.asked = host.channels());
     if (!current.length) {
       // Nothing to read: idle until a channel comes.
       if (!everOpened) (everOpened = true), host.opened();
       return;
     }
     const token = await host.token();
-    if (ended || gen !== generation) return;
+    if (life.ended || gen !== generation) return;
     // Cursors learned meanwhile are used (the channel set is the same, else a newer start runs).
-    current = host.channels();
+    current = life.asked = host.channels();
     const mine = (es = new host.platform.EventSource(subQuery(host, 'sse', current, token)));
     // Connected, but the first event never came: a proxy holds the stream back (with its
     // head or without).
@@ -99,13 +92,8 @@ export function sse(host: Host): Transport {
   return {
     name: 'sse',
     open: () => void start(),
-    close() {
-      ended = true;
-      stop();
-    },
-    update() {
-      // A new set of channels is a new request; every channel keeps its cursor.
-      if (!ended && !sameChannels(host.channels(), current)) void start();
-    },
+    close: () => life.close(),
+    // A new set of channels is a new request; every channel keeps its cursor.
+    update: () => life.changed() && void start(),
   };
 }

@@ -7,13 +7,11 @@
  */
 import { isCursor } from '../cursor';
 import { farewell, isClosing, pollOnce, refusal, request, subQuery } from '../http';
-import { sameChannels, Timer, type Closing, type Host, type Transport, type Wanted } from '../transport';
+import { Life, Timer, type Closing, type Host, type Transport } from '../transport';
 
 export function stream(host: Host): Transport {
   let abort: AbortController | null = null;
-  let ended = false;
   let everOpened = false;
-  let current: Wanted[] = [];
   const wait = new Timer(host.platform);
   const dead = new Timer(host.platform);
 
@@ -23,19 +21,14 @@ export function stream(host: Host): Transport {
     abort?.abort();
     abort = null;
   }
-
-  function end(why: Closing): void {
-    if (ended) return;
-    ended = true;
-    stop();
-    host.closed(why);
-  }
+  const life = new Life(host, stop);
+  const end = (why: Closing) => life.end(why);
 
   async function start(): Promise<void> {
     stop();
-    current = host.channels();
+    life.asked = host.channels();
     const ctl = (abort = new AbortController());
-    const live = () => ctl === abort && !ended;
+    const live = () => ctl === abort && !life.ended;
     // No prelude in time (with the head or without): a proxy holds the stream back.
     wait.set(host.openTimeoutMs, () => end({ reason: 'no prelude in time', buffered: true }));
     const fresh = host.channels().filter((c) => !isCursor(c.since));
@@ -44,7 +37,7 @@ export function stream(host: Host): Transport {
       if (!live()) return;
       if (isClosing(r)) return end(r);
     }
-    current = host.channels();
+    const current = (life.asked = host.channels());
     if (!current.length) {
       wait.clear();
       if (!everOpened) (everOpened = true), host.opened();
@@ -101,12 +94,7 @@ export function stream(host: Host): Transport {
   return {
     name: 'stream',
     open: () => void start(),
-    close() {
-      ended = true;
-      stop();
-    },
-    update() {
-      if (!ended && !sameChannels(host.channels(), current)) void start();
-    },
+    close: () => life.close(),
+    update: () => life.changed() && void start(),
   };
 }

@@ -194,3 +194,16 @@ pub(crate) async fn read_until(
     .await;
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// The next text frame of `ws` as JSON (pings and pongs skipped).
+pub(crate) async fn ws_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match bounded(ws.next()).await.unwrap().unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
