@@ -3,6 +3,7 @@
 // the backend API, and the pass/fail count ("browser: N passed, M failed").
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +22,12 @@ export async function launch() {
   return { ctx, close: async () => { await ctx.close(); rmSync(dir, { recursive: true, force: true }); } };
 }
 
-/** A `switchboard serve` on 127.0.0.1 (port 0: any free one; else that port). */
-export async function serve(port = 0) {
+/** A `switchboard serve` on 127.0.0.1 (port 0: any free one; else that port), `env` added. */
+export async function serve(port = 0, env = {}) {
   const bin = process.env.SWITCHBOARD_BIN;
   if (!bin) throw new Error('SWITCHBOARD_BIN is not set');
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`], {
-    env: { ...process.env, SWITCHBOARD_API_KEY: API_KEY },
+    env: { ...process.env, SWITCHBOARD_API_KEY: API_KEY, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -94,6 +95,13 @@ export async function main(name, body) {
   const { passed, failed } = t.summary();
   console.log(`${name}: ${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
+}
+
+/** An HS256 client token (JWT) for `claims`, signed with `secret`. */
+export function jwt(secret, claims) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(claims)}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
 }
 
 export function checks(prefix) {

@@ -6,7 +6,7 @@
 // long-polling), the winner remembered for the next page load, and a closed page freeing
 // its subscription within a second.
 // usage: SWITCHBOARD_BIN=target/debug/switchboard node sdk.e2e.mjs
-import { main, serve, until } from './harness.mjs';
+import { jwt, main, serve, sleep, until } from './harness.mjs';
 import { bufferStreams, refuseUpgrades } from './proxies.mjs';
 
 const TRANSPORTS = ['websocket', 'sse', 'stream', 'longpoll', 'poll'];
@@ -26,6 +26,8 @@ async function start(page, opts, channels) {
   await page.evaluate(async ({ opts, channels }) => {
     const { Client } = await import('/switchboard.js');
     const rec = (window.rec = { got: {}, resets: {}, states: [], state: null, transport: null });
+    // Tokens come from the test (an exposed function): functions do not cross evaluate.
+    if (opts.getToken) opts.getToken = () => window.mintToken();
     const client = (window.client = new Client(location.origin, opts));
     client.on('state', (e) => {
       rec.states.push(`${e.state} ${e.transport ?? ''}`.trim());
@@ -189,6 +191,40 @@ await main('browser-sdk', async (env) => {
       JSON.stringify(r.got.buffered) === '[0,1,2]', r.got);
     await page.close();
     await p.close();
+  }
+
+  // Client tokens end to end: a token that lives 9 s is refreshed through getToken before
+  // it expires (a refresh command on the WebSocket, a second stream taking over on SSE),
+  // so the subscription goes on past several lifetimes without a drop; presence shows
+  // the token's user.
+  {
+    const secret = 'a browser test secret, 32 bytes or more';
+    const s = await serve(0, { SWITCHBOARD_TOKEN_SECRET: secret });
+    servers.push(s);
+    for (const transport of ['websocket', 'sse']) {
+      const ch = `tok-${transport}`;
+      const page = await ctx.newPage();
+      let minted = 0;
+      await page.exposeFunction('mintToken', () => {
+        minted++;
+        return jwt(secret, { sub: `user-${transport}`, exp: Math.floor(Date.now() / 1000) + 9 });
+      });
+      await page.goto(`${s.url}/`);
+      await start(page, { transport, getToken: true }, [[ch, {}]]);
+      await connected(page);
+      for (let n = 0; n < 20; n++) {
+        await s.publish(ch, { n });
+        await sleep(1000);
+      }
+      const r = await received(page, [ch], 20);
+      const who = await s.api(`/channels/${ch}/presence`);
+      check(`token over ${transport}: refreshed through getToken before exp, no drop over 20 s (${minted} tokens)`,
+        minted >= 3 && !r.states.some((x) => x.startsWith('disconnected')) && JSON.stringify(r.got[ch]) === JSON.stringify(range(0, 20)),
+        { minted, states: r.states, got: r.got[ch] });
+      check(`token over ${transport}: presence shows the token's user`,
+        who.clients.some((c) => c.user === `user-${transport}`), who);
+      await page.close();
+    }
   }
 
   // Closing the page frees the server-side subscription within a second.
