@@ -7,8 +7,9 @@
 #   multi-node tests with --features redis,
 #   every benchmark compiled (test profile), the Autobahn conformance suites in
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
-#   a short fuzz smoke run of every fuzz target (codec and protocol), the interop tests
-#   (Python websockets, curl) and the headless-Chromium demo tests.
+#   a short fuzz smoke run of every fuzz target (codec and protocol), the browser client's
+#   checks (its committed bundle rebuilt and compared, its unit tests), the interop tests
+#   (Python websockets, curl) and the headless-Chromium tests (demos and browser client).
 # Every step prints counts; the last line is "N passed, M failed", summed over cargo's
 # "test result:" lines and the Autobahn summaries (a step that fails without printing a
 # count, e.g. a compile error, counts as one failure). Exit status 0 only when M is 0.
@@ -59,15 +60,18 @@ step autobahn ./conformance/autobahn/run.sh both "${AUTOBAHN_MODE:-quick}"
 # committed seed corpus (installs cargo-fuzz if missing; nightly if present, else RUSTC_BOOTSTRAP=1).
 step fuzz-smoke env FUZZ_SECONDS="${FUZZ_SECONDS:-15}" ./scripts/fuzz-smoke.sh
 # ---- server: interop (Python websockets, curl -N, plain GETs) and headless Chromium on the
-# demo pages, both against a real `switchboard serve`; each installs what it needs (venv +
-# pip, apt chromium, npm ci) and prints "interop:/browser: N passed, M failed".
+# demo pages and the browser client, against real `switchboard serve` processes; each
+# installs what it needs (venv + pip, apt chromium, npm ci) and prints "NAME: N passed, M failed".
 # The binary cargo test built: the scripts would otherwise build it again with the
 # server's own feature set (a second pass over every dependency).
 if [ -x "$ROOT/target/debug/switchboard" ]; then
   export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
 fi
 step interop ./tests/interop/run.sh
-step browser-demos ./tests/browser/run.sh
+# ---- the browser client (clients/js): npm ci, dist/ rebuilt and compared with the
+# committed files (so they cannot drift; over 12 KB min+gzip fails), vitest unit tests.
+step js-client ./clients/js/check.sh
+step browser ./tests/browser/run.sh
 # ----------------------------------------------------------------------------------------
 
 echo "$PASSED passed, $FAILED failed" | tee "$LOGS/summary"

@@ -1,74 +1,97 @@
-// Opens the chat demo in two pages of a headless Chromium and checks that a message typed
-// in one appears in the other, over WebSocket and over EventSource + POST; and that the
-// ticker demo receives server-published prices.
-// usage: node chat.e2e.mjs http://127.0.0.1:PORT
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The demo pages in a headless Chromium against a real `switchboard serve`: a message
+// typed in one chat page appears in another over every transport (forced with
+// ?transport=, `ws` still meaning WebSocket), the chat shows the last messages on join,
+// who is here and the transport in use, a restart that lost nothing says nothing
+// alarming, the ticker receives server-published prices, the index links both demos.
+// usage: SWITCHBOARD_BIN=target/debug/switchboard node chat.e2e.mjs
+import { main, serve, until } from './harness.mjs';
 
-const base = process.argv[2];
-if (!base) { console.error('usage: node chat.e2e.mjs BASE_URL'); process.exit(2); }
-const userDataDir = mkdtempSync(join(tmpdir(), 'switchboard-chromium-'));
-const ctx = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--disable-dev-shm-usage'],
-});
-let passed = 0, failed = 0;
-const check = (name, ok, detail) => {
-  if (ok) { passed++; console.log(`ok   ${name}`); } else { failed++; console.log(`FAIL ${name}: ${detail}`); }
-};
-const errors = [];
+/** Set by `main`: the check function and the browser context. */
+let check;
+let ctx;
 
-async function chatPair(transport, room) {
+async function open(url) {
+  const p = await ctx.newPage();
+  await p.goto(url);
+  return p;
+}
+const chat = (p) => p.evaluate(() => window.__chat);
+const isConnected = (p) => p.waitForFunction(() => window.__chat.status === 'connected', null, { timeout: 15000 }).then(() => true, () => false);
+
+async function chatPair(base, transport, room) {
   const url = `${base}/demo/chat?transport=${transport}&room=${room}`;
-  const a = await ctx.newPage();
-  const b = await ctx.newPage();
-  for (const p of [a, b]) p.on('pageerror', (e) => errors.push(`${transport}: ${e.message}`));
-  await a.goto(url); await b.goto(url);
-  for (const p of [a, b]) {
-    await p.waitForFunction(() => window.__chat.status === 'connected', null, { timeout: 10000 });
-  }
+  const a = await open(`${url}&name=alice`);
+  const b = await open(`${url}&name=bob`);
+  const up = (await isConnected(a)) && (await isConnected(b));
+  const want = transport === 'ws' ? 'websocket' : transport;
+  const shown = await b.textContent('#transport');
+  check(`chat over ${transport}: both pages connected, the transport shown`, up && shown === want, { shown, a: await chat(a), b: await chat(b) });
   const text = `hello from a over ${transport} ${Date.now()}`;
-  await a.fill('#name', 'alice');
   await a.fill('#text', text);
   await a.click('button');
-  const seen = await b.waitForFunction((t) => window.__chat.received.includes(t), text, { timeout: 10000 })
-    .then(() => true, () => false);
-  const shown = seen && (await b.textContent('#log')).includes(`alice: ${text}`);
-  check(`chat over ${transport}: message typed in page A appears in page B`, shown,
-    JSON.stringify(await b.evaluate(() => window.__chat)));
-  const echoed = await a.waitForFunction((t) => window.__chat.received.includes(t), text, { timeout: 10000 })
-    .then(() => true, () => false);
-  check(`chat over ${transport}: sender sees its own message`, echoed, '');
-  await a.close(); await b.close();
+  const seen = await b.waitForFunction((x) => window.__chat.received.includes(x), text, { timeout: 10000 }).then(() => true, () => false);
+  const inLog = seen && (await b.textContent('#log')).includes(`alice: ${text}`);
+  check(`chat over ${transport}: message typed in page A appears in page B`, inLog, await chat(b));
+  const echoed = await a.waitForFunction((x) => window.__chat.received.includes(x), text, { timeout: 10000 }).then(() => true, () => false);
+  check(`chat over ${transport}: sender sees its own message`, echoed, await chat(a));
+  // Who is here, on each page (joins over the stream, the list from presence). A polling
+  // page holds no connection, so it is not counted itself; it shows who is connected
+  // (eve, over WebSocket), asking again now and then.
+  const polling = ['longpoll', 'poll'].includes(transport);
+  const eve = polling ? await open(`${base}/demo/chat?room=${room}&name=eve`) : null;
+  const names = polling ? ['eve'] : ['alice', 'bob'];
+  const listed = await until(async () => {
+    const [x, y] = [await chat(a), await chat(b)];
+    return names.every((n) => x.present.includes(n) && y.present.includes(n));
+  }, 10000);
+  check(`chat over ${transport}: who is here lists ${names.join(' and ')}`, listed, { a: (await chat(a)).present, b: (await chat(b)).present });
+  await eve?.close();
+  // A latecomer sees the last messages on join.
+  const c = await open(`${url}&name=carol`);
+  const history = await c.waitForFunction((x) => window.__chat.received.includes(x), text, { timeout: 10000 }).then(() => true, () => false);
+  check(`chat over ${transport}: a page opened later shows the last messages`, history, await chat(c));
+  for (const p of [a, b, c]) await p.close();
 }
 
-try {
+await main('browser-demos', async (env) => {
+  ({ check, ctx } = env);
+  const { servers } = env;
+  const srv = await serve();
+  servers.push(srv);
   const room = `e2e-${process.pid}`;
-  await chatPair('ws', room + '-ws');
-  await chatPair('sse', room + '-sse');
+  for (const transport of ['ws', 'sse', 'stream', 'longpoll', 'poll']) await chatPair(srv.url, transport, `${room}-${transport}`);
 
-  const t = await ctx.newPage();
-  t.on('pageerror', (e) => errors.push(`ticker: ${e.message}`));
-  await t.goto(`${base}/demo/ticker`);
-  const ticks = await t.waitForFunction(() => window.__ticker.updates >= 2, null, { timeout: 10000 })
-    .then(() => true, () => false);
-  check('ticker receives server-published prices', ticks, await t.textContent('body'));
-  await t.close();
+  // Without ?transport= the client picks WebSocket here.
+  const auto = await open(`${srv.url}/demo/chat?room=${room}-auto`);
+  check('chat without ?transport= picks WebSocket', (await isConnected(auto)) && (await chat(auto)).transport === 'websocket', await chat(auto));
+  await auto.close();
 
-  const idx = await ctx.newPage();
-  await idx.goto(`${base}/`);
+  // A server restart that lost nothing: the page reconnects and says nothing alarming.
+  {
+    let s = await serve();
+    servers.push(s);
+    const p = await open(`${s.url}/demo/chat?room=restart&name=dave`);
+    await isConnected(p);
+    await s.stop();
+    await p.waitForFunction(() => window.__chat.status !== 'connected', null, { timeout: 10000 }).catch(() => {});
+    s = await serve(s.port);
+    servers.push(s);
+    const back = await until(async () => (await chat(p)).status === 'connected', 20000);
+    await p.fill('#text', 'after the restart');
+    await p.click('button');
+    const works = await p.waitForFunction(() => window.__chat.received.includes('after the restart'), null, { timeout: 10000 }).then(() => true, () => false);
+    const log = await p.textContent('#log');
+    check('chat: a restart that lost nothing reconnects quietly', back && works && (await chat(p)).resets === 0 && !/missed/.test(log), { log, chat: await chat(p) });
+    await p.close();
+  }
+
+  const tk = await open(`${srv.url}/demo/ticker`);
+  const ticks = await tk.waitForFunction(() => window.__ticker.updates >= 2, null, { timeout: 10000 }).then(() => true, () => false);
+  check('ticker receives server-published prices', ticks, await tk.textContent('body'));
+  await tk.close();
+
+  const idx = await open(`${srv.url}/`);
   const links = await idx.$$eval('a', (as) => as.map((x) => x.getAttribute('href')));
-  check('index links both demos', links.includes('/demo/chat') && links.includes('/demo/ticker'), JSON.stringify(links));
+  check('index links both demos', links.includes('/demo/chat') && links.includes('/demo/ticker'), links);
   await idx.close();
-  check('no page errors', errors.length === 0, JSON.stringify(errors));
-} finally {
-  await ctx.close();
-  rmSync(userDataDir, { recursive: true, force: true });
-}
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+});

@@ -418,6 +418,8 @@ impl Subscription {
                             "reconnect" => return Err(Error::Closed { reconnect: true }),
                             "disconnect" => return Err(Error::Closed { reconnect: false }),
                             "refresh" => return Err(Error::TokenExpired),
+                            // `/sub`'s opening and heartbeat events carry no envelope.
+                            "ready" | "heartbeat" => continue,
                             _ => {}
                         }
                         let env = match &native {

@@ -4,7 +4,8 @@
 //! Client → server (every command carries a client-chosen `id`):
 //!
 //! ```text
-//! {"id":1,"op":"subscribe","channel":"chat:lobby","since":"abc:3"}     since optional
+//! {"id":1,"op":"subscribe","channel":"chat:lobby","since":"abc:3"}     since optional:
+//!                                   a cursor, "oldest" or "last:N" (crate::since)
 //! {"id":2,"op":"unsubscribe","channel":"chat:lobby"}
 //! {"id":3,"op":"publish","channel":"chat:lobby","data":{"text":"hi"}}   or "data_b64":"AP8="
 //! {"id":4,"op":"presence","channel":"chat:lobby"}
@@ -51,6 +52,7 @@ use serde_json::value::RawValue;
 use crate::cursor::Cursor;
 use crate::envelope::{ProtoError, ReceivedEnvelope};
 use crate::json;
+use crate::since::Since;
 
 /// One parsed command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,12 +66,12 @@ pub struct Command<'a> {
 /// The operations of the SDK protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op<'a> {
-    /// Subscribe, optionally resuming after `since`.
+    /// Subscribe, from now or from `since`.
     Subscribe {
         /// Channel name (not validated here).
         channel: Cow<'a, str>,
-        /// Resume position.
-        since: Option<Cursor>,
+        /// Where to start: a cursor (resume), the oldest held message, or the last N.
+        since: Option<Since>,
         /// A subscription token for this channel (a private channel's), if any.
         token: Option<Token<'a>>,
     },
@@ -263,13 +265,9 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
     let channel = |raw_channel: Option<Cow<'a, str>>| {
         raw_channel.ok_or_else(|| err(Some(id), ErrorCode::BadRequest, "missing channel"))
     };
-    let since = match raw.since {
-        None => None,
-        Some(s) => Some(
-            Cursor::parse(s.as_bytes())
-                .map_err(|e| err(Some(id), ErrorCode::InvalidCursor, e.to_string()))?,
-        ),
-    };
+    let bad_cursor =
+        |e: crate::cursor::CursorError| err(Some(id), ErrorCode::InvalidCursor, e.to_string());
+    let since = raw.since.as_deref().map(str::as_bytes);
     let token = |raw_token: Option<Cow<'a, str>>| {
         raw_token
             .map(Token)
@@ -278,7 +276,7 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
     let op = match &*raw.op {
         "subscribe" => Op::Subscribe {
             channel: channel(raw.channel)?,
-            since,
+            since: since.map(Since::parse).transpose().map_err(bad_cursor)?,
             token: raw.token.map(Token),
         },
         "unsubscribe" => Op::Unsubscribe {
@@ -318,7 +316,7 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
         },
         "history" => Op::History {
             channel: channel(raw.channel)?,
-            since,
+            since: since.map(Cursor::parse).transpose().map_err(bad_cursor)?,
             limit: raw.limit,
         },
         "ping" => Op::Ping,
@@ -361,13 +359,15 @@ pub fn encode_command(cmd: &Command<'_>) -> Bytes {
         out.extend_from_slice(b",\"channel\":");
         json::write_str(&mut out, c);
     }
-    match &cmd.op {
-        Op::Subscribe { since: Some(c), .. } | Op::History { since: Some(c), .. } => {
-            out.extend_from_slice(b",\"since\":\"");
-            out.extend_from_slice(c.to_str_buf().as_bytes());
-            out.put_u8(b'"');
-        }
-        _ => {}
+    let since = match &cmd.op {
+        Op::Subscribe { since, .. } => *since,
+        Op::History { since, .. } => since.map(Since::After),
+        _ => None,
+    };
+    if let Some(s) = since {
+        out.extend_from_slice(b",\"since\":\"");
+        out.extend_from_slice(s.to_string().as_bytes());
+        out.put_u8(b'"');
     }
     match &cmd.op {
         Op::History { limit: Some(l), .. } => {
@@ -595,7 +595,7 @@ mod tests {
                     id: 1,
                     op: Op::Subscribe {
                         channel: ch("chat:lobby"),
-                        since: Some(c3),
+                        since: Some(Since::After(c3)),
                         token: None,
                     },
                 },
@@ -607,6 +607,28 @@ mod tests {
                     op: Op::Subscribe {
                         channel: ch("a"),
                         since: None,
+                        token: None,
+                    },
+                },
+            ),
+            (
+                r#"{"id":21,"op":"subscribe","channel":"a","since":"oldest"}"#,
+                Command {
+                    id: 21,
+                    op: Op::Subscribe {
+                        channel: ch("a"),
+                        since: Some(Since::Oldest),
+                        token: None,
+                    },
+                },
+            ),
+            (
+                r#"{"id":22,"op":"subscribe","channel":"a","since":"last:10"}"#,
+                Command {
+                    id: 22,
+                    op: Op::Subscribe {
+                        channel: ch("a"),
+                        since: Some(Since::Last(10)),
                         token: None,
                     },
                 },
@@ -738,6 +760,16 @@ mod tests {
             ),
             (
                 r#"{"id":1,"op":"subscribe","channel":"a","since":"nope"}"#,
+                Some(1),
+                ErrorCode::InvalidCursor,
+            ),
+            (
+                r#"{"id":1,"op":"subscribe","channel":"a","since":"last:x"}"#,
+                Some(1),
+                ErrorCode::InvalidCursor,
+            ),
+            (
+                r#"{"id":1,"op":"history","channel":"a","since":"oldest"}"#,
                 Some(1),
                 ErrorCode::InvalidCursor,
             ),

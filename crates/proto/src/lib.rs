@@ -31,9 +31,13 @@
 //!   implemented by [`EnvelopeJson`], [`SseEnvelope`], [`SseData`], [`StreamLine`].
 //! * [`sse`]: [`SseEvent`], [`write_sse_event`], [`encode_sse_event`], [`encode_sse_envelope`],
 //!   [`encode_sse_data`] (a binary message is [`SSE_BINARY_EVENT`] there), [`sse_comment`],
-//!   [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`].
+//!   [`sse_heartbeat`], [`sse_retry`], [`sse_prelude`]; the multiplexed stream's ids (every
+//!   channel's cursor): [`write_sse_cursors_id`], [`write_sse_ready`],
+//!   [`write_sse_with_cursors`], [`parse_sse_cursors_id`], [`SSE_HEARTBEAT_EVENT`].
 //! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
 //!   [`encode_stream_line`], [`write_stream_line`].
+//! * [`since`]: [`Since`] `After(Cursor) | Oldest | Last(n)`, where a subscription starts
+//!   (text `E:N`, `oldest`, `last:N`).
 //! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `set_lost`,
 //!   `finish(cursor, reset, more)`),
 //!   [`encode_poll_response`].
@@ -50,6 +54,7 @@ pub mod encoding;
 pub mod envelope;
 mod json;
 pub mod poll;
+pub mod since;
 pub mod sse;
 pub mod stream;
 
@@ -66,8 +71,10 @@ pub use envelope::{
 };
 pub use json::raw_or_null;
 pub use poll::{encode_poll_response, PollBody};
+pub use since::Since;
 pub use sse::{
-    encode_sse_data, encode_sse_envelope, encode_sse_event, sse_comment, sse_heartbeat,
-    sse_prelude, sse_retry, write_sse_event, SseEvent, PRELUDE_PADDING, SSE_BINARY_EVENT,
+    encode_sse_data, encode_sse_envelope, encode_sse_event, parse_sse_cursors_id, sse_comment,
+    sse_heartbeat, sse_prelude, sse_retry, write_sse_cursors_id, write_sse_event, write_sse_ready,
+    write_sse_with_cursors, SseEvent, PRELUDE_PADDING, SSE_BINARY_EVENT, SSE_HEARTBEAT_EVENT,
 };
 pub use stream::{encode_stream_line, stream_heartbeat, stream_prelude, write_stream_line};

@@ -20,9 +20,31 @@
 //! base64 (`es.addEventListener('binary', e => atob(e.data))`). Text and JSON are both
 //! `event: message` (what `onmessage` receives), `data:` the published text itself.
 //! Comments (`:text`) are heartbeats and padding; `retry:` sets the reconnect delay.
+//!
+//! # The multiplexed endpoint's ids: every channel's cursor
+//!
+//! One `EventSource` on `/sub?channel=a&channel=b` reads several channels, and the one id
+//! the browser keeps (and resends as `Last-Event-ID` when it reconnects by itself) must
+//! let the server resume every channel. So each event's id lists the cursor of every
+//! channel of the request, in the order of its `channel=` parameters, separated by `,`:
+//!
+//! ```text
+//! id: 3f2a:17,9c:4          (a at 3f2a:17, b at 9c:4)
+//! ```
+//!
+//! [`write_sse_cursors_id`] writes it, [`parse_sse_cursors_id`] reads it back (the count
+//! must match the request's channels). A stream opens with such an id on an event of its
+//! own, `ready` (empty data; [`write_sse_ready`]): the browser's last event id is then
+//! set before the first message, so a reconnect still resumes every channel from where it
+//! started, and a client learns where each channel starts and that events get through
+//! (a proxy that holds the response back shows as a stream with no `ready`). Its
+//! heartbeat is a real event too, [`SSE_HEARTBEAT_EVENT`], because an `EventSource`
+//! never shows comments to the page and a client needs to see the heartbeat to notice a
+//! dead connection. Pages that do not listen for `ready` or `heartbeat` never see them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::cursor::{Cursor, CursorError};
 use crate::envelope::{Data, Envelope, Event};
 
 /// The parts of one SSE event.
@@ -161,6 +183,63 @@ pub fn sse_retry(ms: u64) -> Bytes {
     out.extend_from_slice(b"\n\n");
     out.freeze()
 }
+
+/// Appends `id: C1,C2,…\n`: the cursors of a multiplexed stream's channels, in the
+/// request's order (see the module docs).
+pub fn write_sse_cursors_id(out: &mut BytesMut, cursors: impl IntoIterator<Item = Cursor>) {
+    out.extend_from_slice(b"id: ");
+    for (i, c) in cursors.into_iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.extend_from_slice(c.to_str_buf().as_bytes());
+    }
+    out.put_u8(b'\n');
+}
+
+/// Appends the multiplexed stream's first event: `id: <cursors>`, `event: ready`, empty
+/// data (see the module docs).
+pub fn write_sse_ready(out: &mut BytesMut, cursors: impl IntoIterator<Item = Cursor>) {
+    write_sse_cursors_id(out, cursors);
+    out.extend_from_slice(b"event: ready\ndata:\n\n");
+}
+
+/// Appends `event` (an encoded event) with `cursors` as its id instead of its own (its
+/// leading `id:` line, if any, is left out).
+pub fn write_sse_with_cursors(
+    out: &mut BytesMut,
+    cursors: impl IntoIterator<Item = Cursor>,
+    event: &[u8],
+) {
+    let rest = match event.strip_prefix(b"id:") {
+        Some(after) => after
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |i| &after[i + 1..]),
+        None => event,
+    };
+    out.reserve(rest.len() + 64);
+    write_sse_cursors_id(out, cursors);
+    out.extend_from_slice(rest);
+}
+
+/// Reads a multiplexed stream's id back: exactly `expected` cursors, `,`-separated.
+/// Anything else (another count, a malformed cursor) is an error; nothing is allocated
+/// before the count is known to match.
+pub fn parse_sse_cursors_id(id: &str, expected: usize) -> Result<Vec<Cursor>, CursorError> {
+    if id.split(',').count() != expected {
+        return Err(CursorError::MissingSeparator);
+    }
+    let mut out = Vec::with_capacity(expected);
+    for part in id.split(',') {
+        out.push(Cursor::parse(part.as_bytes())?);
+    }
+    Ok(out)
+}
+
+/// The multiplexed stream's heartbeat: an event a page can listen to (`heartbeat`, empty
+/// data), not a comment, which an `EventSource` would hide.
+pub const SSE_HEARTBEAT_EVENT: &[u8] = b"event: heartbeat\ndata:\n\n";
 
 /// Bytes of padding in [`sse_prelude`] and [`crate::stream_prelude`].
 pub const PRELUDE_PADDING: usize = 2048;
@@ -334,6 +413,50 @@ mod tests {
             std::str::from_utf8(&encode_sse_data(&reset)).unwrap(),
             "id: 1:4\nevent: reset\ndata: {\"lost\":3}\n\n"
         );
+    }
+
+    #[test]
+    fn cursors_ids() {
+        let a = Cursor::new(Epoch(0x3f2a), 17);
+        let b = Cursor::new(Epoch(0x9c), 4);
+        let mut out = BytesMut::new();
+        write_sse_cursors_id(&mut out, [a, b]);
+        assert_eq!(&out[..], b"id: 3f2a:17,9c:4\n");
+        assert_eq!(parse_sse_cursors_id("3f2a:17,9c:4", 2), Ok(vec![a, b]));
+        assert_eq!(parse_sse_cursors_id("3f2a:17", 1), Ok(vec![a]));
+        for (bad, n) in [
+            ("3f2a:17,9c:4", 1),
+            ("3f2a:17", 2),
+            ("", 1),
+            ("x:1,9c:4", 2),
+            ("1:1,", 2),
+        ] {
+            assert!(parse_sse_cursors_id(bad, n).is_err(), "{bad:?} {n}");
+        }
+        // An encoded event gets the cursors as its id instead of its own.
+        let env = crate::Envelope::message("a", a, crate::Data::Json(b"1"));
+        let mut with = BytesMut::new();
+        write_sse_with_cursors(&mut with, [a, b], &encode_sse_envelope(&env));
+        assert_eq!(
+            std::str::from_utf8(&with).unwrap(),
+            "id: 3f2a:17,9c:4\nevent: message\ndata: {\"channel\":\"a\",\"event\":\"message\",\"offset\":17,\"cursor\":\"3f2a:17\",\"data\":1}\n\n"
+        );
+        // One without an id (join, leave) gets one too.
+        let join = crate::Envelope {
+            channel: "a",
+            event: Event::Join,
+            cursor: None,
+            data: Data::Json(b"{}"),
+        };
+        let mut with = BytesMut::new();
+        write_sse_with_cursors(&mut with, [a], &encode_sse_envelope(&join));
+        assert!(with.starts_with(b"id: 3f2a:17\nevent: join\ndata: "));
+        let mut ready = BytesMut::new();
+        write_sse_ready(&mut ready, [a, b]);
+        assert_eq!(&ready[..], b"id: 3f2a:17,9c:4\nevent: ready\ndata:\n\n");
+        // The heartbeat is one complete event with empty data (`data:` makes a browser
+        // dispatch it; without a data line it would not).
+        assert_eq!(SSE_HEARTBEAT_EVENT, b"event: heartbeat\ndata:\n\n");
     }
 
     #[test]

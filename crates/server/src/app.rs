@@ -5,8 +5,10 @@
 //! | `GET /` , `/demo/chat`, `/demo/ticker` | [`crate::demo`] |
 //! | `GET /ch/{channel}` | a transport, chosen as in [`crate::transport`] |
 //! | `POST /ch/{channel}` | [`crate::publish`] |
-//! | `GET /sub?channel=NAME[@CURSOR]&…` | SSE, stream, long-poll or poll over several channels |
+//! | `GET /sub?channel=NAME[,SINCE]&…` | SSE, stream, long-poll or poll over several channels |
 //! | `GET /ws` | the multiplexed WebSocket ([`crate::transport::websocket`]) |
+//! | `POST /ws` | one `/ws` command over HTTP: presence, history, ping ([`crate::transport::http_command`]) |
+//! | `GET /switchboard.js` | the browser client ([`crate::sdk`]) |
 //! | `/api/…` | the backend API ([`crate::api`]) |
 //! | `GET /healthz` | `ok`, or 503 while shutting down or while the broker does not answer |
 //!
@@ -40,7 +42,8 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
     let mut r = Router::new()
         .route("/ch/{channel}", get(subscribe_routed).post(channel_post))
         .route("/sub", get(subscribe_routed))
-        .route("/ws", get(mux_get))
+        .route("/ws", get(mux_get).post(mux_post))
+        .route(crate::sdk::PATH, get(crate::sdk::serve))
         .route("/healthz", get(healthz))
         .nest("/api", crate::api::router(state.clone()));
     if state.config.demo {
@@ -144,12 +147,8 @@ async fn channel_get(
     crate::channel::for_subscribe(state, principal.caller(), &channel)?;
     let kind = transport::choose(req.headers(), &q)?;
     let since = match kind {
-        Kind::Sse => transport::sse::native_since(req.headers(), q.since.as_deref())?,
-        _ => q
-            .since
-            .as_deref()
-            .map(transport::parse_cursor)
-            .transpose()?,
+        Kind::Sse => transport::sse::native_since(req.headers(), &q)?,
+        _ => transport::native_since(&q)?,
     };
     let target = Target { channel, since };
     match kind {
@@ -186,10 +185,13 @@ async fn channel_post(State(state): State<AppState>, req: Request) -> Response {
 async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerError> {
     let mut q = query(&req);
     let principal = Principal::of(state, &mut req, &mut q)?;
-    let targets = transport::parse_targets(state, principal.caller(), &q.channels)?;
+    let mut targets = transport::parse_targets(state, principal.caller(), &q.channels)?;
     // Decided before any await: the request's body is not `Sync`, so no borrow of it may
     // live across one.
     let kind = transport::choose(req.headers(), &q)?;
+    if kind == Kind::Sse {
+        transport::sse::sub_resume(req.headers(), &mut targets)?;
+    }
     drop(req);
     match kind {
         Kind::WebSocket => Err(ServerError::BadRequest(
@@ -203,6 +205,16 @@ async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerE
         }
         Kind::Poll => transport::poll::respond(state, &targets, false).await,
     }
+}
+
+async fn mux_post(State(state): State<AppState>, mut req: Request) -> Response {
+    let post = async {
+        let mut q = query(&req);
+        let principal = Principal::of(&state, &mut req, &mut q)?;
+        let (parts, body) = req.into_parts();
+        transport::http_command::respond(&state, &parts.headers, body, principal).await
+    };
+    respond(post.await)
 }
 
 async fn mux_get(State(state): State<AppState>, mut req: Request) -> Response {

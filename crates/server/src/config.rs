@@ -41,6 +41,9 @@
 //! [namespaces.ticker]           # channels named `ticker:...`
 //! client_publish = false
 //!
+//! [namespaces.chat]             # channels named `chat:...` (the chat demo's rooms)
+//! join_leave = true
+//!
 //! [security]
 //! allowed_origins = []          # pages from other origins that may connect, e.g.
 //!                               # ["https://app.example.com", "https://*.example.com"];
@@ -369,6 +372,14 @@ impl Default for Config {
     fn default() -> Self {
         let mut namespaces = BTreeMap::new();
         namespaces.insert(DEFAULT_NAMESPACE.to_owned(), Namespace::default());
+        // The chat demo's rooms tell who comes and goes.
+        namespaces.insert(
+            "chat".to_owned(),
+            Namespace {
+                join_leave: true,
+                ..Namespace::default()
+            },
+        );
         // The demo ticker's channels are written by the server only.
         namespaces.insert(
             "ticker".to_owned(),
@@ -612,6 +623,7 @@ mod tests {
         let ns = c.namespace_for("room").unwrap();
         assert!(ns.subscribe && ns.client_publish);
         assert!(!c.namespace_for("ticker:ACME").unwrap().client_publish);
+        assert!(c.namespace_for("chat:room").unwrap().join_leave);
         assert!(c.namespace_for("nope:x").is_none());
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert!(c.api_key.is_none());

@@ -1,7 +1,8 @@
 //! The demo pages (embedded in the binary): `/` links both, `/demo/chat` is a chat room
-//! over the native WebSocket endpoint (or EventSource + POST with `?transport=sse`),
-//! `/demo/ticker` shows prices that [`crate::ticker`] publishes every second. They use
-//! only the browser's own WebSocket / EventSource / fetch.
+//! (`chat:ROOM`: the last messages on join, who is here, the transport in use, one forced
+//! with `?transport=`), `/demo/ticker` shows prices that [`crate::ticker`] publishes
+//! every second. Both run on the browser client this server serves at `/switchboard.js`
+//! ([`crate::sdk`]): no hand-written transport code, no build step.
 
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -28,7 +28,8 @@
 //! - [`auth`]: client tokens (JWT): keys, verification into an identity, grants.
 //! - [`channel`]: channel-name syntax, namespace policy and what a token grants.
 //! - [`transport`]: one module per transport, plus the merge of several channels.
-//! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints.
+//! - [`publish`], [`api`], [`demo`], [`ticker`]: the other endpoints; [`sdk`]: the
+//!   browser client at `/switchboard.js`.
 //! - [`clients`]: connections the backend API can disconnect.
 //! - [`broker`]: the in-memory broker, or Redis (feature `redis`) for several nodes.
 //! - [`shutdown`]: graceful shutdown.
@@ -47,6 +48,7 @@ pub mod error;
 pub mod front;
 pub mod io;
 pub mod publish;
+pub mod sdk;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -105,6 +105,7 @@ async fn the_backend_admits_refuses_and_names_the_user() {
         ("GET", "/ch/room?transport=longpoll", vec![]),
         ("POST", "/ch/room", vec![]),
         ("GET", "/sub?channel=room&transport=poll", vec![]),
+        ("POST", "/ws", vec![]),
     ] {
         let mut headers = extra.clone();
         headers.push(("Cookie", nobody.as_str()));

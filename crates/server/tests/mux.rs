@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{bounded, server, Ws};
-use futures_util::{SinkExt, StreamExt};
+use common::{server, Ws};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -15,13 +15,7 @@ async fn send(ws: &mut Ws, v: Value) {
 }
 
 async fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match bounded(ws.next()).await.unwrap().unwrap() {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    common::ws_json(ws).await
 }
 
 #[tokio::test]
@@ -189,5 +183,69 @@ async fn subscribe_since_replays_gap() {
     assert_eq!(recv(&mut ws).await["cursor"], c1.to_string());
     assert_eq!(recv(&mut ws).await["cursor"], c2.to_string());
     ws.close(None).await.unwrap();
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn post_ws_answers_commands_that_need_no_connection() {
+    let srv = server().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws?user=dora", srv.addr))
+        .await
+        .unwrap();
+    send(
+        &mut ws,
+        json!({"id": 1, "op": "subscribe", "channel": "pw"}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await["id"], 1);
+    send(
+        &mut ws,
+        json!({"id": 2, "op": "publish", "channel": "pw", "data": 5}),
+    )
+    .await;
+    // The push and the reply, in either order.
+    let (x, y) = (recv(&mut ws).await, recv(&mut ws).await);
+    assert!(x["id"] == 2 || y["id"] == 2, "{x} {y}");
+    let post = |body: Value| {
+        let srv = &srv;
+        async move {
+            let (status, head, body) = common::raw(
+                srv,
+                "POST",
+                "/ws",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await;
+            assert_eq!(status, 200, "{head}");
+            common::json(&body)
+        }
+    };
+    let r = post(json!({"id": 3, "op": "presence", "channel": "pw"})).await;
+    assert_eq!(r["id"], 3, "{r}");
+    assert_eq!(r["result"]["count"], 1, "{r}");
+    assert_eq!(r["result"]["clients"][0]["user"], "dora", "{r}");
+    let r = post(json!({"id": 4, "op": "history", "channel": "pw", "limit": 10})).await;
+    assert_eq!(r["result"]["messages"][0]["data"], 5, "{r}");
+    assert_eq!(
+        post(json!({"id": 5, "op": "ping"})).await,
+        json!({"id": 5, "result": {}})
+    );
+    for refused in [
+        json!({"id": 6, "op": "subscribe", "channel": "pw"}),
+        json!({"id": 6, "op": "publish", "channel": "pw", "data": 1}),
+    ] {
+        let r = post(refused.clone()).await;
+        assert_eq!(r["error"]["code"], "bad_request", "{refused}: {r}");
+    }
+    // Bodies are bounded.
+    let big = format!(
+        "{{\"id\":7,\"op\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(5000)
+    );
+    let (status, _, _) = common::raw(&srv, "POST", "/ws", &[], big.as_bytes()).await;
+    assert_eq!(status, 413);
+    ws.close(None).await.unwrap();
+    drop(ws);
     assert!(srv.shutdown().await);
 }

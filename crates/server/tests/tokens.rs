@@ -1038,3 +1038,48 @@ async fn key_files_that_cannot_be_used_are_named() {
     assert!(e.contains("not a PEM"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn post_ws_commands_are_checked_with_the_request_token() {
+    let srv = server(secret_and_key()).await;
+    let post = |bearer: Option<String>, c: Value| {
+        let srv = &srv;
+        async move {
+            let auth = bearer.map(|b| format!("Bearer {b}"));
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.as_str()));
+            }
+            let (status, _, body) =
+                common::raw(srv, "POST", "/ws", &headers, c.to_string().as_bytes()).await;
+            (status, common::json(&body))
+        }
+    };
+    let presence = |ch: &str| json!({"id": 1, "op": "presence", "channel": ch});
+    // (token, command, the error code; `None`: a result)
+    let table: Vec<(Option<String>, Value, Option<&str>)> = vec![
+        (Some(alice()), presence("locked:ab"), None),
+        (Some(alice()), presence("locked:b"), Some("not_granted")),
+        (None, presence("locked:ab"), Some("token_required")),
+        (
+            Some(alice()),
+            json!({"id": 1, "op": "history", "channel": "locked:ab"}),
+            None,
+        ),
+        (None, presence("open"), None),
+    ];
+    for (token, c, code) in table {
+        let (status, r) = post(token, c.clone()).await;
+        assert_eq!(status, 200, "{c}: {r}");
+        assert_eq!(r["error"]["code"].as_str(), code, "{c}: {r}");
+    }
+    // An expired token is refused before any command (the front's check).
+    let expired = hs(&claims(Some("alice"), -5, grants("*")));
+    let (status, r) = post(Some(expired), presence("open")).await;
+    assert_eq!(
+        (status, r["error"].as_str()),
+        (401, Some("token_expired")),
+        "{r}"
+    );
+    assert!(srv.shutdown().await);
+}

@@ -152,7 +152,8 @@ impl<'a> Ask<'a> {
                 channels: self.query_parts().channels,
                 transport: self.transport(),
             },
-            "/ws" if get => Endpoint::Multiplexed,
+            // `POST /ws` (one command over HTTP) is the same session, checked the same way.
+            "/ws" if get || self.method == Method::POST => Endpoint::Multiplexed,
             _ if path == "/api" || path.starts_with("/api/") => Endpoint::Api,
             _ => Endpoint::Other,
         }

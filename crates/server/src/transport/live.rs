@@ -30,8 +30,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use switchboard_hub::{CloseReason, Encoding, Message};
+use switchboard_proto::{write_sse_ready, write_sse_with_cursors};
 use switchboard_timer::{Wheel, WheelTimer};
 use tokio::time::Instant;
 
@@ -68,6 +69,10 @@ pub struct Style {
     /// Sent when idle for a heartbeat period.
     pub heartbeat: &'static [u8],
     pub farewells: Farewells,
+    /// Each event's SSE id lists every channel's cursor, and the opening is a `ready`
+    /// event with it (`/sub` over SSE; see `switchboard_proto::sse`): the chunk is the shared encoding
+    /// with its own id line swapped for this connection's, so it is copied.
+    pub cursors_id: bool,
 }
 
 /// The parts of a streaming body.
@@ -159,6 +164,14 @@ impl Source {
     /// The opening chunk and the source of the rest.
     fn new(live: Live) -> (Bytes, Self) {
         let expiry = Expiry::new(&live.wheel, live.expires);
+        let opening = if live.style.cursors_id {
+            // Sets the browser's last event id before the first message.
+            let mut out = BytesMut::from(&live.opening[..]);
+            write_sse_ready(&mut out, live.feed.positions());
+            out.freeze()
+        } else {
+            live.opening
+        };
         let mut source = Self {
             feed: live.feed,
             style: live.style,
@@ -178,11 +191,16 @@ impl Source {
         if live.shutdown.is_triggered() {
             source.end = End::Due(Farewell::Reconnect);
         }
-        (live.opening, source)
+        (opening, source)
     }
 
     fn chunk(&mut self, ev: FeedEvent) -> Bytes {
         match ev {
+            FeedEvent::Message(m) if self.style.cursors_id => {
+                let mut out = BytesMut::new();
+                write_sse_with_cursors(&mut out, self.feed.positions(), &(self.style.encode)(&m));
+                out.freeze()
+            }
             FeedEvent::Message(m) => (self.style.encode)(&m),
             FeedEvent::Closed { reason, .. } => self.farewell(match reason {
                 CloseReason::Disconnected => Farewell::Disconnect,

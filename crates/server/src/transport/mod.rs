@@ -8,17 +8,23 @@
 //! 3. `Accept: text/event-stream` → [`sse`];
 //! 4. otherwise → [`poll`] (so `fetch("/ch/NAME?since=C")` works as is).
 //!
-//! `GET /sub?channel=NAME[,CURSOR]&channel=…` subscribes to several channels with one
-//! cursor each over SSE, stream, long-poll or poll (same choice, minus WebSocket: the
+//! `GET /sub?channel=NAME[,SINCE]&channel=…` subscribes to several channels with one
+//! start each over SSE, stream, long-poll or poll (same choice, minus WebSocket: the
 //! multiplexed WebSocket is `/ws`).
 //!
 //! With client tokens on, a subscribe request may also carry subscription tokens for
 //! private channels, `channel_token=JWT` (repeatable; each names its channel in its
 //! `channel` claim), and a live connection with a token ends when the token expires
 //! ([`expiry`]).
+//!
+//! Where a subscription starts (`?since=` on `/ch/NAME`, `SINCE` on `/sub`): a cursor
+//! to resume after, `oldest` (with all the history held) or `last:N` (with the last N
+//! messages); `?last=N` on `/ch/NAME` is `?since=last:N`. See [`join`].
 
 pub mod expiry;
 pub mod handoff;
+pub mod http_command;
+pub mod join;
 pub mod live;
 pub mod longpoll;
 pub mod poll;
@@ -32,7 +38,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use switchboard_hub::{
     ClientInfo, CloseReason, Message, RecvError, SubscribeOptions, Subscription,
 };
-use switchboard_proto::Cursor;
+use switchboard_proto::{Cursor, Since};
 use switchboard_ws::handshake;
 
 use crate::auth::Identity;
@@ -64,11 +70,11 @@ impl Kind {
     }
 }
 
-/// One channel of a request and where to resume it.
+/// One channel of a request and where it starts (resolved by [`join::start`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub channel: String,
-    pub since: Option<Cursor>,
+    pub since: Option<Since>,
 }
 
 /// The parsed query of a subscribe request.
@@ -78,6 +84,8 @@ pub struct SubQuery {
     pub transport: Option<String>,
     /// `since=` (native endpoint).
     pub since: Option<String>,
+    /// `last=N` (native endpoint): `since=last:N`.
+    pub last: Option<String>,
     /// `channel=` values (`/sub`).
     pub channels: Vec<String>,
     /// `user=`: an optional user id for presence and disconnects (not authenticated;
@@ -97,6 +105,7 @@ impl SubQuery {
             match &*k {
                 "transport" => q.transport = Some(v.into_owned()),
                 "since" => q.since = Some(v.into_owned()),
+                "last" => q.last = Some(v.into_owned()),
                 "channel" => q.channels.push(v.into_owned()),
                 "user" if !v.is_empty() && v.len() <= 128 => q.user = Some(v.into_owned()),
                 "channel_token" => q.channel_tokens.push(v.into_owned()),
@@ -204,7 +213,28 @@ pub fn parse_cursor(s: &str) -> Result<Cursor, ServerError> {
     Cursor::parse(s.as_bytes()).map_err(|e| ServerError::MalformedCursor(e.to_string()))
 }
 
-/// Parses `/sub`'s `channel=NAME[,CURSOR]` values, checking names and `caller`'s policy.
+/// Parses where a subscription starts: a cursor, `oldest` or `last:N`.
+pub fn parse_since(s: &str) -> Result<Since, ServerError> {
+    Since::parse(s.as_bytes()).map_err(|e| {
+        ServerError::MalformedCursor(format!("{e} (or `oldest`, or `last:N` for the last N)"))
+    })
+}
+
+/// The native endpoint's start: `?since=` or `?last=N` (not both).
+pub fn native_since(query: &SubQuery) -> Result<Option<Since>, ServerError> {
+    match (&query.since, &query.last) {
+        (Some(_), Some(_)) => Err(ServerError::BadRequest(
+            "give since= or last=, not both".into(),
+        )),
+        (Some(s), None) => parse_since(s).map(Some),
+        (None, Some(n)) => n.parse().map(|n| Some(Since::Last(n))).map_err(|_| {
+            ServerError::BadRequest(format!("last={n:?}: expected a count of messages"))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Parses `/sub`'s `channel=NAME[,SINCE]` values, checking names and `caller`'s policy.
 /// (`,` is not allowed in channel names, so the split is unambiguous.)
 pub fn parse_targets(
     state: &AppState,
@@ -213,7 +243,7 @@ pub fn parse_targets(
 ) -> Result<Vec<Target>, ServerError> {
     if values.is_empty() {
         return Err(ServerError::BadRequest(
-            "no channel given; use /sub?channel=NAME[,CURSOR]&channel=...".into(),
+            "no channel given; use /sub?channel=NAME[,SINCE]&channel=...".into(),
         ));
     }
     let limit = state.config.limits.max_channels_per_request;
@@ -223,7 +253,7 @@ pub fn parse_targets(
     let mut out: Vec<Target> = Vec::with_capacity(values.len());
     for v in values {
         let (name, since) = match v.split_once(',') {
-            Some((n, c)) => (n, Some(parse_cursor(c)?)),
+            Some((n, c)) => (n, Some(parse_since(c)?)),
             None => (v.as_str(), None),
         };
         crate::channel::for_subscribe(state, caller, name)?;
@@ -302,9 +332,10 @@ impl Feed {
             next: 0,
         };
         for t in targets {
+            let since = join::start(&state.hub, &t.channel, t.since).await?;
             let sub = state
                 .hub
-                .subscribe_with(&t.channel, t.since, client_info(client), options)
+                .subscribe_with(&t.channel, since, client_info(client), options)
                 .await?;
             feed.subs.push(sub);
         }
@@ -333,6 +364,11 @@ impl Feed {
     /// The subscriptions, in order.
     pub fn subscriptions(&self) -> &[Subscription] {
         &self.subs
+    }
+
+    /// Each subscription's position (the cursor of the last event taken), in order.
+    pub fn positions(&self) -> impl Iterator<Item = Cursor> + '_ {
+        self.subs.iter().map(Subscription::position)
     }
 
     /// Number of subscriptions.
@@ -475,5 +511,24 @@ mod tests {
         assert_eq!(SubQuery::parse(Some("user=")).user, None);
         let none = SubQuery::parse(None);
         assert!(none.channels.is_empty() && none.transport.is_none() && none.since.is_none());
+    }
+
+    #[test]
+    fn native_start() {
+        let at = |q: &str| native_since(&SubQuery::parse(Some(q))).map_err(|e| e.status().1);
+        assert_eq!(at(""), Ok(None));
+        assert_eq!(at("since=oldest"), Ok(Some(Since::Oldest)));
+        assert_eq!(at("since=last%3A3"), Ok(Some(Since::Last(3))));
+        assert_eq!(at("last=3"), Ok(Some(Since::Last(3))));
+        assert_eq!(
+            at("since=a:1"),
+            Ok(Some(Since::After(Cursor::new(
+                switchboard_proto::Epoch(0xa),
+                1
+            ))))
+        );
+        assert_eq!(at("last=x"), Err("bad_request"));
+        assert_eq!(at("last=3&since=oldest"), Err("bad_request"));
+        assert_eq!(at("since=newest"), Err("malformed_cursor"));
     }
 }

@@ -1,5 +1,6 @@
 //! Polling: `GET /ch/NAME?since=CURSOR` (`transport=poll` or no transport at all), or
-//! `/sub?channel=NAME@CURSOR&…&transport=poll`. Answered at once from the history with
+//! `/sub?channel=NAME,CURSOR&…&transport=poll`; `since=oldest` or `last:N` read the
+//! history held ([`super::join`]). Answered at once from the history with
 //! everything after the cursor (at most [`MAX_BATCH`] messages, then `more: true`).
 //! Without a cursor the answer is empty and carries the current end cursor, so the next
 //! poll gets only what is new. Stateless: any node answers any poll.
@@ -212,9 +213,10 @@ pub async fn respond(
 ) -> Result<Response, ServerError> {
     let mut answer = Answer::new(native);
     for t in targets {
+        let since = crate::transport::join::start(&state.hub, &t.channel, t.since).await?;
         let room = MAX_BATCH.saturating_sub(answer.len());
-        let limit = if t.since.is_some() { room } else { 0 };
-        let (messages, more) = match state.hub.history(&t.channel, t.since, Some(limit)).await? {
+        let limit = if since.is_some() { room } else { 0 };
+        let (messages, more) = match state.hub.history(&t.channel, since, Some(limit)).await? {
             HistoryAnswer::Gap {
                 messages,
                 head,
@@ -222,10 +224,7 @@ pub async fn respond(
             } => {
                 // Messages move the cursor on; without any it stays where the read began
                 // when a limit cut the answer, else it is the head (the same place).
-                answer.position(
-                    &t.channel,
-                    if more { t.since.unwrap_or(head) } else { head },
-                );
+                answer.position(&t.channel, if more { since.unwrap_or(head) } else { head });
                 (messages, more)
             }
             HistoryAnswer::Reset {
@@ -234,7 +233,7 @@ pub async fn respond(
                 more,
                 ..
             } => {
-                let from = t.since.unwrap_or(earliest);
+                let from = since.unwrap_or(earliest);
                 answer.message(&Message::reset_after(
                     Arc::from(t.channel.as_str()),
                     from,

@@ -24,6 +24,7 @@ static STYLE: Style = Style {
         disconnect: b"{\"event\":\"disconnect\",\"reason\":\"disconnected by the server\"}\n",
         refresh: b"{\"event\":\"refresh\",\"reason\":\"token expired\"}\n",
     },
+    cursors_id: false,
 };
 
 /// Answers a streaming subscription.

@@ -171,3 +171,39 @@ pub(crate) fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
+
+/// Opens a GET and reads until `done(bytes so far)` holds; returns the bytes.
+pub(crate) async fn read_until(
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\n{headers}\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    bounded(async {
+        while !done(&String::from_utf8_lossy(&buf)) {
+            let mut chunk = vec![0u8; 8192];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "ended early: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The next text frame of `ws` as JSON (pings and pongs skipped).
+pub(crate) async fn ws_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match bounded(ws.next()).await.unwrap().unwrap() {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

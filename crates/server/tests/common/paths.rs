@@ -295,6 +295,11 @@ impl Live {
                     }
                     let chunk = body.chunk().await;
                     for ev in parser.feed(&chunk) {
+                        // `/sub`'s opening (`ready`, every channel's start cursor in its
+                        // id) and heartbeat events carry no envelope.
+                        if !*native && (ev.event == "ready" || ev.event == "heartbeat") {
+                            continue;
+                        }
                         ready.push_back(if *native {
                             native_sse(&ev)
                         } else {

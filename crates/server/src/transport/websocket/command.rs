@@ -101,6 +101,7 @@ async fn execute(
                     limit: limits.max_channels_per_request,
                 });
             }
+            let since = crate::transport::join::start(&state.hub, &channel, since).await?;
             let sub = state
                 .hub
                 .subscribe(&channel, since, client_info(client))

@@ -163,9 +163,11 @@ pub async fn upgrade(
             let caller = principal.caller();
             channel::for_subscribe(state, caller, &target.channel)?;
             let may_publish = channel::for_client_publish(state, caller, &target.channel).is_ok();
+            let since =
+                crate::transport::join::start(&state.hub, &target.channel, target.since).await?;
             let sub = state
                 .hub
-                .subscribe(&target.channel, target.since, client_info(&client))
+                .subscribe(&target.channel, since, client_info(&client))
                 .await?;
             crate::transport::end_if_kicked_while_opening(state, &client);
             // A subscription registered while the hub was closing them all could be

@@ -1,0 +1,45 @@
+// Tiny loopback proxies put between the real browser and the real server, standing in for
+// networks the client must cope with. Each forwards requests unchanged (Host included, so
+// the page stays same-origin with the server):
+//   refuseUpgrades: answers every WebSocket upgrade with 403 (a proxy that breaks WebSocket);
+//   bufferStreams:  also refuses upgrades, and holds every response whole until it ends
+//                   (a proxy that buffers: streamed responses never arrive, polls do).
+import http from 'node:http';
+
+function proxy(target, { buffer }) {
+  const [host, port] = target.split(':');
+  const server = http.createServer((req, res) => {
+    const up = http.request({ host, port: Number(port), method: req.method, path: req.url, headers: req.headers, agent: false }, (ures) => {
+      if (!buffer) {
+        res.writeHead(ures.statusCode, ures.headers);
+        ures.pipe(res);
+        return;
+      }
+      const parts = [];
+      ures.on('data', (b) => parts.push(b));
+      ures.on('end', () => {
+        const body = Buffer.concat(parts);
+        const headers = { ...ures.headers, 'content-length': String(body.length) };
+        delete headers['transfer-encoding'];
+        res.writeHead(ures.statusCode, headers);
+        res.end(body);
+      });
+    });
+    up.on('error', () => res.destroy());
+    // The browser went away before the answer ended: so does the request upstream.
+    res.on('close', () => { if (!res.writableFinished) up.destroy(); });
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, socket) => {
+    socket.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  const sockets = new Set();
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  })));
+}
+
+export const refuseUpgrades = (target) => proxy(target, { buffer: false });
+export const bufferStreams = (target) => proxy(target, { buffer: true });
