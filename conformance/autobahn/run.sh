@@ -119,13 +119,18 @@ run_server_side() {
 }
 
 run_client_side() {
-  prepare client
-  write_spec "$OUT/spec.json" fuzzingserver "$URL" "$OUT" "$OUT/cases.txt"
-  (cd "$OUT" && exec "$WSTEST" -m fuzzingserver -s spec.json -u 0) > "$OUT/wstest.log" 2>&1 &
-  local wpid=$! start rc=0
-  if ! wait_port "$PORT"; then
-    echo "wstest fuzzingserver did not start; see $OUT/wstest.log"
-  fi
+  local wpid start rc=0 tries
+  # The free port can be taken (as an ephemeral port of another program's connection)
+  # before wstest binds it: try another.
+  for tries in 1 2 3; do
+    prepare client
+    write_spec "$OUT/spec.json" fuzzingserver "$URL" "$OUT" "$OUT/cases.txt"
+    (cd "$OUT" && exec "$WSTEST" -m fuzzingserver -s spec.json -u 0) > "$OUT/wstest.log" 2>&1 &
+    wpid=$!
+    wait_port "$PORT" && break
+    echo "wstest fuzzingserver did not start on port $PORT (try $tries); see $OUT/wstest.log"
+    stop "$wpid"
+  done
   echo "autobahn client suite: $(wc -l < "$OUT/cases.txt") cases served at $URL, reports in $OUT"
   start=$(date +%s)
   RUST_LOG=${RUST_LOG:-warn} timeout --kill-after=10 "$TIMEOUT" \
