@@ -424,7 +424,10 @@ impl From<switchboard_proto::ProtoError> for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        let message = self.to_string();
+        // In the connection's span when it is logged (`crate::conn_log`).
+        tracing::debug!(status = status.as_u16(), error = code, detail = %message, "request failed");
+        let body = serde_json::json!({ "error": code, "message": message });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UPGRADE_REQUIRED {
             resp.headers_mut()
