@@ -95,3 +95,31 @@ where
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    /// Below `debug` a connection gets no log: no span, no number taken, nothing held.
+    #[test]
+    fn no_log_and_no_number_below_debug() {
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let at = |level| {
+            tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_writer(std::io::sink)
+                .finish()
+        };
+        tracing::subscriber::with_default(at(Level::INFO), || {
+            let before = NEXT_ID.load(Ordering::Relaxed);
+            assert!(ConnLog::open(peer).is_none());
+            assert_eq!(NEXT_ID.load(Ordering::Relaxed), before);
+        });
+        tracing::subscriber::with_default(at(Level::DEBUG), || {
+            let log = ConnLog::open(peer).unwrap();
+            assert!(!log.span.is_disabled());
+        });
+    }
+}
