@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::memory::MemoryLimits;
+
 /// What happens when a subscriber's queue is full and another event arrives.
 /// See [`crate::subscription`] for the exact semantics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,16 +74,25 @@ pub struct HubConfig {
     pub namespaces: HashMap<String, NamespaceConfig>,
     /// Longest channel name in bytes.
     pub max_channel_len: usize,
+    /// How long an idempotency key is remembered after the publish that stored its
+    /// message ([`crate::PublishOptions::idempotency_key`]).
+    pub idempotency_window: Duration,
+    /// What the in-memory broker [`crate::Hub::new`] makes may hold (a hub given its
+    /// broker, [`crate::Hub::with_broker`], takes the broker's own).
+    pub memory: MemoryLimits,
 }
 
 impl Default for HubConfig {
-    /// Only the default namespace, with [`NamespaceConfig::default`]; names up to 255 bytes.
+    /// Only the default namespace, with [`NamespaceConfig::default`]; names up to 255
+    /// bytes; idempotency keys remembered 5 minutes; [`MemoryLimits::default`].
     fn default() -> Self {
         let mut namespaces = HashMap::new();
         namespaces.insert(String::new(), NamespaceConfig::default());
         HubConfig {
             namespaces,
             max_channel_len: 255,
+            idempotency_window: Duration::from_secs(300),
+            memory: MemoryLimits::default(),
         }
     }
 }

@@ -92,6 +92,11 @@ pub enum HubError {
     },
     /// The payload is not what its kind promises (JSON invalid, text not UTF-8) (HTTP 400).
     InvalidPayload(&'static str),
+    /// An idempotency key that is empty or longer than `max` bytes (HTTP 400).
+    InvalidIdempotencyKey {
+        /// The longest key taken.
+        max: usize,
+    },
     /// The broker failed; the operation did not happen or its outcome is unknown (HTTP 503).
     Broker(BrokerError),
     /// The hub is shutting down (HTTP 503).
@@ -115,6 +120,9 @@ impl fmt::Display for HubError {
                 )
             }
             HubError::InvalidPayload(why) => write!(f, "invalid payload: {why}"),
+            HubError::InvalidIdempotencyKey { max } => {
+                write!(f, "an idempotency key must be 1 to {max} bytes")
+            }
             HubError::Broker(e) => e.fmt(f),
             HubError::Shutdown => f.write_str("the hub is shutting down"),
         }

@@ -78,15 +78,17 @@ pub mod presence;
 mod queue;
 mod registry;
 pub mod subscription;
+pub mod window;
 
 pub use broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
+    Retention, MAX_IDEMPOTENCY_KEY_LEN,
 };
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
-pub use hub::{ChannelStats, Hub, SubscribeOptions};
-pub use memory::MemoryBroker;
+pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, SubscribeOptions};
+pub use memory::{MemoryBroker, MemoryLimits};
 pub use message::{Encoding, Message, Payload, PayloadKind};
 pub use presence::{ClientInfo, PresenceStats};
 pub use subscription::Subscription;

@@ -23,11 +23,13 @@ use switchboard_proto::{Cursor, Epoch};
 use tokio::time::Instant;
 
 use crate::broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
+    Retention,
 };
 use crate::epochs::Epochs;
 use crate::message::{Message, Payload};
 use crate::presence::{ById, ClientInfo};
+use crate::window::{Seen, Window};
 
 struct Log {
     name: Arc<str>,
@@ -116,13 +118,38 @@ impl Log {
     }
 }
 
+/// What the in-memory broker may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Bytes the idempotency keys may take (each key costs at most
+    /// [`crate::window::KEY_COST`] bytes, whatever its length); the oldest go first when
+    /// it is reached. Default 32 MiB (131,072 keys).
+    pub idempotency_bytes: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            idempotency_bytes: 32 << 20,
+        }
+    }
+}
+
 /// The in-memory broker. Cheap to share (`Arc`); several hubs may attach to one instance
 /// to behave like nodes sharing a broker.
-#[derive(Default)]
 pub struct MemoryBroker {
     logs: RwLock<HashMap<Arc<str>, Arc<Mutex<Log>>>>,
     sinks: FeedSinks,
     epochs: Epochs,
+    /// Idempotency keys; locked under a log's lock (never the other way round), so a key's
+    /// check and its message's append are one step.
+    window: Mutex<Window>,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::with_limits(MemoryLimits::default())
+    }
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -141,9 +168,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBroker {
-    /// An empty broker.
+    /// An empty broker with the default limits.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty broker holding at most what `limits` allow.
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        MemoryBroker {
+            logs: RwLock::default(),
+            sinks: FeedSinks::default(),
+            epochs: Epochs::default(),
+            window: Mutex::new(Window::new(limits.idempotency_bytes)),
+        }
+    }
+
+    /// How many idempotency keys are remembered, and the bytes they take.
+    pub fn idempotency_window(&self) -> (usize, usize) {
+        let w = lock(&self.window);
+        (w.len(), w.bytes())
     }
 
     fn log(&self, channel: &str) -> Arc<Mutex<Log>> {
@@ -251,9 +294,23 @@ impl Broker for MemoryBroker {
         channel: &str,
         payload: Payload,
         retention: Retention,
-    ) -> BrokerFuture<'_, Cursor> {
+        idempotency: Option<Idempotency<'_>>,
+    ) -> BrokerFuture<'_, Published> {
         let log = self.log(channel);
         let mut log = lock(&log);
+        // Under the log lock: a key's check and its message's append are one step.
+        let new_key = match idempotency {
+            None => None,
+            Some(i) => match lock(&self.window).seen(channel, i.key, i.window) {
+                Seen::Before(cursor) => {
+                    return BrokerFuture::ready(Ok(Published {
+                        cursor,
+                        duplicate: true,
+                    }))
+                }
+                Seen::New(digest) => Some(digest),
+            },
+        };
         log.refresh(&self.epochs, self.epochs.era(Instant::now()));
         log.head += 1;
         let cursor = log.head();
@@ -262,9 +319,15 @@ impl Broker for MemoryBroker {
             log.history.push_back((Instant::now(), msg.clone()));
         }
         log.trim(retention, Instant::now());
+        if let Some(digest) = new_key {
+            lock(&self.window).remember(digest, cursor);
+        }
         // Still under the log lock: live delivery in offset order.
         self.sinks.deliver(&msg);
-        BrokerFuture::ready(Ok(cursor))
+        BrokerFuture::ready(Ok(Published {
+            cursor,
+            duplicate: false,
+        }))
     }
 
     fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()> {

@@ -11,6 +11,7 @@
 //! | `sb:{NAME}:l` | list | retained entries, oldest first; index 0 is offset `h - LLEN + 1` |
 //! | `sb:{NAME}:p` | hash | presence: client id → the presence entry JSON |
 //! | `sb:{NAME}:f` | pub/sub channel | the live feed |
+//! | `sb:{NAME}:i:KEY` | string, expires after the idempotency window | `<epoch hex>:<offset>` of the publish that gave KEY |
 //!
 //! A log entry is `<publish time, ms>:<kind><payload>` (kind `j` JSON, `t` text, `b`
 //! binary). A feed message is `m<epoch hex>:<offset>:` followed by the entry for a
@@ -32,6 +33,15 @@ pub(crate) fn key(channel: &str, part: char) -> String {
     k.push_str(channel);
     k.push_str("}:");
     k.push(part);
+    k
+}
+
+/// The key remembering idempotency key `idem` on `channel` (binary-safe: the key is
+/// opaque; the hash tag is the channel's, so it sits in the channel's slot).
+pub(crate) fn idempotency_key(channel: &str, idem: &str) -> String {
+    let mut k = key(channel, 'i');
+    k.push(':');
+    k.push_str(idem);
     k
 }
 

@@ -34,16 +34,27 @@ local function epoch_of(meta, log, proposed, fresh_ttl)
 end
 ";
 
-/// KEYS: meta, log, feed. ARGV: proposed epoch, kind letter, payload, max_len, max_age
-/// ms (0: none), expiry ms (0: none, and an expiry set by a read is removed). Returns
-/// `{epoch, offset}`.
+/// KEYS: meta, log, feed, and the idempotency key's key when there is one. ARGV:
+/// proposed epoch, kind letter, payload, max_len, max_age ms (0: none), expiry ms (0:
+/// none, and an expiry set by a read is removed), idempotency window ms (0: no key).
+/// Returns `{epoch, offset, duplicate}`.
 ///
-/// Appends, trims, publishes the feed message, all in one step: offsets and live
-/// delivery follow one order.
+/// Looks the idempotency key up, appends, trims, publishes the feed message, all in one
+/// step: offsets and live delivery follow one order, and a key given to two nodes at
+/// once stores one message (the second finds the key and answers the first's cursor,
+/// `duplicate` 1, storing and publishing nothing).
 pub(crate) fn publish() -> String {
     format!(
         "{HELPERS}{}",
         r"
+local window = tonumber(ARGV[7])
+if window > 0 then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    local e, h = string.match(seen, '^(%x+):(%d+)$')
+    if e then return {e, tonumber(h), 1} end
+  end
+end
 local now = now_ms()
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0)
 local head = redis.call('HINCRBY', KEYS[1], 'h', 1)
@@ -63,8 +74,11 @@ if ttl > 0 then
 else
   redis.call('PERSIST', KEYS[1])
 end
+if window > 0 then
+  redis.call('SET', KEYS[4], epoch .. ':' .. head, 'PX', window)
+end
 redis.call('PUBLISH', KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
-return {epoch, head}
+return {epoch, head, 0}
 "
     )
 }
