@@ -22,6 +22,9 @@
 //! listen_backlog = 0            # connections the kernel queues before accept; 0: its maximum
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
 //! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
+//! idempotency_window_ms = 300000 # a publish's Idempotency-Key is remembered this long
+//! idempotency_max_bytes = 33554432 # what the remembered keys may take (in memory; at most
+//!                               # 256 B a key, the oldest go first); Redis: its own memory
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -276,6 +279,15 @@ pub struct Limits {
     /// Most client publishes per second, per WebSocket connection and per address for
     /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
     pub max_publishes_per_second: u32,
+    /// How long a publish's idempotency key (`Idempotency-Key`, `idempotency_key`) is
+    /// remembered, in milliseconds: the same key on the same channel within it stores
+    /// nothing and answers the first publish's cursor.
+    pub idempotency_window_ms: u64,
+    /// Bytes the remembered idempotency keys may take on the in-memory broker (each at
+    /// most [`switchboard_hub::window::KEY_COST`] = 256 B, whatever its length); the oldest
+    /// go first when it is reached, and a retry whose key went is stored again. On Redis
+    /// the keys live in Redis, each expiring with its window.
+    pub idempotency_max_bytes: usize,
     /// A subscriber whose socket takes nothing for this long, in milliseconds, is closed
     /// (it resumes from its cursor): WebSocket, SSE and stream writes, and an answer a
     /// long-poll or poll client does not read. Until then it holds at most the kernel's
@@ -301,6 +313,8 @@ impl Default for Limits {
             listen_backlog: 0,
             write_timeout_ms: 30_000,
             max_publishes_per_second: 1000,
+            idempotency_window_ms: 300_000,
+            idempotency_max_bytes: 32 << 20,
         }
     }
 }
@@ -637,7 +651,16 @@ impl Config {
             .collect();
         switchboard_hub::HubConfig {
             namespaces,
+            idempotency_window: Duration::from_millis(self.limits.idempotency_window_ms),
+            memory: self.memory_limits(),
             ..switchboard_hub::HubConfig::default()
+        }
+    }
+
+    /// What the in-memory broker may hold.
+    pub fn memory_limits(&self) -> switchboard_hub::MemoryLimits {
+        switchboard_hub::MemoryLimits {
+            idempotency_bytes: self.limits.idempotency_max_bytes,
         }
     }
 

@@ -379,6 +379,7 @@ impl From<HubError> for ServerError {
             }
             HubError::MessageTooLarge { max, .. } => Self::PayloadTooLarge { limit: max },
             HubError::InvalidPayload(why) => Self::BadRequest(format!("invalid payload: {why}")),
+            e @ HubError::InvalidIdempotencyKey { .. } => Self::BadRequest(e.to_string()),
             HubError::Broker(b) => Self::Broker(b.to_string()),
             HubError::Shutdown => Self::ShuttingDown,
             // A variant added later: refuse rather than guess.
