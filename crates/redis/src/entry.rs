@@ -96,7 +96,9 @@ pub(crate) fn entry_payload(entry: &Bytes) -> Option<Payload> {
     payload(kind, entry.slice(start..))
 }
 
-/// A message read from the feed of `channel`.
+/// A message read from the feed of `channel`. Its payload is copied out of the feed
+/// message (one copy per node, not per subscriber): subscriber queues hold the message,
+/// and a view into the feed's buffer would keep its header and the buffer's spare room.
 pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
     let (&tag, rest) = feed.split_first()?;
     match tag {
@@ -104,8 +106,10 @@ pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
             let colon = rest.iter().position(|&b| b == b':')?;
             let epoch = parse_epoch(&rest[..colon])?;
             let (offset, entry) = number(&rest[colon + 1..])?;
-            let entry = feed.slice(feed.len() - entry.len()..);
-            let payload = entry_payload(&entry)?;
+            // The entry: `<publish time>:<kind><payload>`.
+            let (_, entry) = number(entry)?;
+            let (&kind, data) = entry.split_first()?;
+            let payload = payload(kind, Bytes::copy_from_slice(data))?;
             Some(Message::published(
                 channel,
                 Cursor::new(epoch, offset),
@@ -192,6 +196,12 @@ mod tests {
         assert_eq!(m.cursor(), Some(Cursor::new(Epoch(0xabc), 7)));
         assert_eq!(m.payload().kind(), PayloadKind::Json);
         assert_eq!(&m.data()[..], b"{\"a\":1}");
+
+        // The payload is a copy, not a view that would keep the feed message's buffer.
+        let feed = Bytes::from_static(b"mabc:7:1700000000000:j{\"a\":1}");
+        let m = feed_message(ch.clone(), &feed).unwrap();
+        let inside = feed.as_ptr_range();
+        assert!(!inside.contains(&m.data().as_ptr()));
 
         // Binary payloads keep every byte, colons included.
         let m = feed_message(ch.clone(), &Bytes::from_static(b"m1:2:5:b\x00:\xff")).unwrap();

@@ -109,16 +109,19 @@ struct PayloadFields<'a> {
 
 impl PayloadFields<'_> {
     fn into_payload(self, limit: usize) -> Result<Payload, ServerError> {
+        // Each payload gets exactly its bytes in an allocation of its own (not a view into
+        // the request body, no spare capacity): what a stored message keeps.
         let payload = match (self.data, self.text, self.data_b64) {
             // Parsed as part of the request body, so known to be valid JSON.
             (Some(d), None, None) => {
                 Payload::json_prevalidated(Bytes::copy_from_slice(d.get().as_bytes()))
             }
-            (None, Some(t), None) => Payload::text(Bytes::from(t))?,
+            (None, Some(t), None) => Payload::text(Bytes::from(t.into_bytes().into_boxed_slice()))?,
             (None, None, Some(b)) => Payload::binary(Bytes::from(
                 base64::engine::general_purpose::STANDARD
                     .decode(b.as_bytes())
-                    .map_err(|_| ServerError::BadRequest("data_b64 is not valid base64".into()))?,
+                    .map_err(|_| ServerError::BadRequest("data_b64 is not valid base64".into()))?
+                    .into_boxed_slice(),
             )),
             _ => {
                 return Err(ServerError::BadRequest(

@@ -132,7 +132,9 @@ async fn execute(
                 CommandData::Json(j) => {
                     Payload::json_prevalidated(Bytes::copy_from_slice(j.as_bytes()))
                 }
-                CommandData::Binary(b) => Payload::binary(Bytes::from(b)),
+                // Exactly its bytes: base64 decoding may leave spare capacity, which a
+                // `Bytes` would keep (and a header besides) as long as history holds it.
+                CommandData::Binary(b) => Payload::binary(Bytes::from(b.into_boxed_slice())),
             };
             if payload.len() > limits.max_publish_bytes {
                 return Err(ServerError::PayloadTooLarge {
