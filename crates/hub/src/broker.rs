@@ -95,6 +95,9 @@ impl<T> fmt::Debug for BrokerFuture<'_, T> {
 pub struct Retention {
     /// At most this many messages.
     pub max_len: usize,
+    /// At most this many bytes, each message counting its payload and
+    /// [`crate::message::STORED_MESSAGE_COST`]; the oldest go first.
+    pub max_bytes: usize,
     /// None older than this.
     pub max_age: Option<Duration>,
 }
@@ -272,6 +275,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     fn sweep(&self, retention_of: &(dyn Fn(&str) -> Retention + Sync)) -> BrokerFuture<'_, usize> {
         let _ = retention_of;
         BrokerFuture::ready(Ok(0))
+    }
+
+    /// Bytes this broker retains in this process, when it counts them (the in-memory
+    /// broker: see [`crate::MemoryLimits::max_retained_bytes`]); `None` when what it keeps
+    /// is elsewhere (Redis), the default.
+    fn retained_bytes(&self) -> Option<usize> {
+        None
     }
 
     /// Whether the broker can serve now (a round trip for a remote one); the default, for

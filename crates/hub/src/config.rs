@@ -26,6 +26,9 @@ pub enum SlowConsumerPolicy {
 pub struct NamespaceConfig {
     /// Messages kept per channel (0 = no history; resuming then only works from the head).
     pub history_size: usize,
+    /// Bytes of history kept per channel, each message counting its payload and
+    /// [`crate::message::STORED_MESSAGE_COST`]; the oldest go first.
+    pub history_bytes: usize,
     /// Messages older than this are dropped from history (`None` = no age bound).
     pub history_ttl: Option<Duration>,
     /// Clients may publish ([`crate::Hub::publish_from_client`]). Backends always may.
@@ -54,6 +57,7 @@ impl Default for NamespaceConfig {
     fn default() -> Self {
         NamespaceConfig {
             history_size: 100,
+            history_bytes: 16 << 20,
             history_ttl: Some(Duration::from_secs(300)),
             allow_publish: false,
             allow_subscribe: true,
@@ -80,6 +84,9 @@ pub struct HubConfig {
     /// What the in-memory broker [`crate::Hub::new`] makes may hold (a hub given its
     /// broker, [`crate::Hub::with_broker`], takes the broker's own).
     pub memory: MemoryLimits,
+    /// Most channels with subscribers on this node at once: a subscribe that would add
+    /// one more fails with [`crate::HubError::TooManyChannels`]. Default 100,000.
+    pub max_channels: usize,
 }
 
 impl Default for HubConfig {
@@ -93,6 +100,7 @@ impl Default for HubConfig {
             max_channel_len: 255,
             idempotency_window: Duration::from_secs(300),
             memory: MemoryLimits::default(),
+            max_channels: 100_000,
         }
     }
 }

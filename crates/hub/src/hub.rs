@@ -233,7 +233,12 @@ impl Hub {
         self.registry.check_open()?;
         let inbox = Arc::new(Inbox::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        let name = self.registry.fanout.add(channel, inbox.clone(), ns);
+        let limit = self.registry.config.max_channels;
+        let name = self
+            .registry
+            .fanout
+            .add(channel, inbox.clone(), ns, limit)
+            .ok_or(HubError::TooManyChannels { limit })?;
         let mut sub = Subscription::new(self.registry.clone(), name.clone(), inbox);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.registry.broker;
@@ -339,6 +344,12 @@ impl Hub {
         let registry = &self.registry;
         let retention_of = |name: &str| registry.retention(name);
         Ok(self.registry.broker.sweep(&retention_of).await?)
+    }
+
+    /// Bytes the broker retains in this process ([`Broker::retained_bytes`]; `None` for a
+    /// broker that keeps them elsewhere).
+    pub fn retained_bytes(&self) -> Option<usize> {
+        self.registry.broker.retained_bytes()
     }
 
     /// Whether the broker can serve now ([`Broker::health`]).

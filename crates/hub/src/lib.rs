@@ -64,6 +64,7 @@
 
 mod batch;
 pub mod broker;
+pub mod budget;
 pub mod channel;
 pub mod config;
 mod encodings;
@@ -89,7 +90,7 @@ pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
 pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, SubscribeOptions};
 pub use memory::{MemoryBroker, MemoryLimits};
-pub use message::{Encoding, Message, Payload, PayloadKind};
+pub use message::{Encoding, Message, Payload, PayloadKind, STORED_MESSAGE_COST};
 pub use presence::{ClientInfo, PresenceStats};
 pub use subscription::Subscription;
 pub use switchboard_proto::{Cursor, Epoch, Event};

@@ -23,6 +23,8 @@ use std::time::Duration;
 use switchboard_proto::Cursor;
 use tokio::time::Instant;
 
+use crate::budget::Ledger;
+
 /// Most bytes one remembered key costs: its map entry (digest and cursor, 32 B, and a
 /// control byte) in a table that may grow to 4.6 slots a key (a table of removals and
 /// inserts grows once before it rehashes in place), 151 B; its FIFO entry (time and
@@ -41,6 +43,8 @@ pub(crate) struct Window {
     order: VecDeque<(u64, Digest)>,
     started: Instant,
     max_keys: usize,
+    /// The bytes last counted in the ledger ([`Window::settle`]).
+    counted: usize,
 }
 
 /// What a lookup found.
@@ -61,7 +65,19 @@ impl Window {
             order: VecDeque::new(),
             started: Instant::now(),
             max_keys: max_bytes / KEY_COST,
+            counted: 0,
         }
+    }
+
+    /// Counts in `ledger` how much what the window holds changed since the last call.
+    pub(crate) fn settle(&mut self, ledger: &Ledger) {
+        let now = self.bytes();
+        if now > self.counted {
+            ledger.add(now - self.counted);
+        } else {
+            ledger.sub(self.counted - now);
+        }
+        self.counted = now;
     }
 
     fn now_ms(&self) -> u64 {

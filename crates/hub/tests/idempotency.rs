@@ -122,6 +122,7 @@ async fn a_flood_of_distinct_keys_keeps_the_window_within_its_bound() {
     let cap = 256 * 1024;
     let broker = Arc::new(MemoryBroker::with_limits(MemoryLimits {
         idempotency_bytes: cap,
+        ..MemoryLimits::default()
     }));
     let hub = Hub::with_broker(HubConfig::default(), broker.clone());
     let mut peak = 0;

@@ -28,7 +28,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
 use switchboard_hub::{
     Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink, FeedSinks,
-    HistoryAnswer, Idempotency, Message, Payload, Published, Retention,
+    HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
 };
 
 use crate::entry::{self, key};
@@ -38,7 +38,8 @@ use crate::scripts;
 /// head), and one that was only read; one with a `max_age` expires with its history.
 const IDLE_CHANNEL_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Longest history kept per channel: Lua numbers are doubles, exact to 2^53.
+/// Longest history kept per channel, in messages or bytes: Lua numbers are doubles,
+/// exact to 2^53.
 const MAX_LEN: usize = 1 << 40;
 
 /// Connection settings.
@@ -286,6 +287,8 @@ impl RedisBroker {
             .arg(ms(retention.max_age))
             .arg(ttl)
             .arg(idempotency.map_or(0, |(_, window)| ms(Some(window))))
+            .arg(retention.max_bytes.min(MAX_LEN))
+            .arg(STORED_MESSAGE_COST)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
@@ -319,6 +322,7 @@ impl RedisBroker {
             .arg(limit)
             .arg(ms(retention.max_age))
             .arg(ms(Some(IDLE_CHANNEL_TTL)))
+            .arg(STORED_MESSAGE_COST)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;

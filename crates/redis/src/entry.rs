@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset |
+//! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset, `b` = the log's bytes as `history_bytes` counts them |
 //! | `sb:{NAME}:l` | list | retained entries, oldest first; index 0 is offset `h - LLEN + 1` |
 //! | `sb:{NAME}:p` | hash | presence: client id → the presence entry JSON |
 //! | `sb:{NAME}:f` | pub/sub channel | the live feed |

@@ -557,3 +557,71 @@ async fn one_key_sent_to_two_nodes_at_once_is_stored_once() {
     assert!(!later.duplicate);
     assert_eq!(later.cursor.offset, ROUNDS + 1);
 }
+
+/// `history_bytes` on Redis: the publish script keeps a running byte count of each log
+/// (payload + the stored-message constant per entry) and trims the oldest by it, in the
+/// same step as the append; a cursor trimmed away resets to what is held. Age trims and
+/// length trims keep the count right.
+#[tokio::test]
+async fn retention_trims_by_bytes_with_a_running_count() {
+    let redis = Redis::start();
+    let each = 100 + STORED_MESSAGE_COST;
+    let bytes = NamespaceConfig {
+        history_size: 1000,
+        history_bytes: 4 * each,
+        ..Default::default()
+    };
+    let few = NamespaceConfig {
+        history_size: 2,
+        history_bytes: 4 * each,
+        ..Default::default()
+    };
+    let config = HubConfig::default()
+        .with_namespace("bytes", bytes)
+        .with_namespace("few", few);
+    let (a, b) = two_nodes(&redis, config).await;
+    let text = || Payload::text(Bytes::from(vec![b'x'; 100])).unwrap();
+    let mut c = Vec::new();
+    for _ in 0..10 {
+        c.push(a.publish("bytes:x", text()).await.unwrap());
+    }
+    let HistoryAnswer::Reset {
+        messages, earliest, ..
+    } = b.history("bytes:x", Some(c[0]), None).await.unwrap()
+    else {
+        panic!("the first cursor is trimmed away: a reset");
+    };
+    assert_eq!(offsets(&messages), vec![7, 8, 9, 10]);
+    assert_eq!(earliest, c[5]);
+    // A bigger message takes the room of several: the count follows what is held.
+    a.publish(
+        "bytes:x",
+        Payload::text(Bytes::from(vec![b'y'; 250])).unwrap(),
+    )
+    .await
+    .unwrap();
+    let held = |answer: HistoryAnswer| match answer {
+        HistoryAnswer::Gap { messages, .. } | HistoryAnswer::Reset { messages, .. } => {
+            offsets(&messages)
+        }
+    };
+    assert_eq!(
+        held(b.history("bytes:x", None, None).await.unwrap()),
+        vec![9, 10, 11]
+    );
+    // Trimmed by length first: the byte count only holds what is left.
+    for _ in 0..5 {
+        a.publish("few:x", text()).await.unwrap();
+    }
+    assert_eq!(
+        held(b.history("few:x", None, None).await.unwrap()),
+        vec![4, 5]
+    );
+    for _ in 0..2 {
+        a.publish("few:x", text()).await.unwrap();
+    }
+    assert_eq!(
+        held(b.history("few:x", None, None).await.unwrap()),
+        vec![6, 7]
+    );
+}
