@@ -109,7 +109,7 @@ mod tests {
     fn a_pass_frees_down_to_a_sixteenth_below_and_a_stuck_one_waits() {
         let b = Budget::new(1600);
         assert!(b.pass(1600).is_none(), "at the budget: nothing to do");
-        let p = b.pass(1700).unwrap();
+        let p = b.pass(1700).expect("over the budget: a pass");
         assert_eq!(p.free, 200, "down to 1500");
         assert!(b.pass(1700).is_none(), "one pass at a time");
         drop(p);
