@@ -41,18 +41,7 @@ impl Bystander {
     async fn still_fine(&mut self, srv: &Running, n: usize) {
         common::subscribers_become(srv, "calm", 1).await;
         let text = format!("after-{n}");
-        let (status, _, _) = raw(srv, "POST", "/ch/calm", &[], text.as_bytes()).await;
-        assert_eq!(status, 200);
-        let mut got = Vec::new();
-        bounded(async {
-            while !String::from_utf8_lossy(&got).contains(&text) {
-                let mut chunk = [0u8; 4096];
-                let k = self.stream.read(&mut chunk).await.unwrap();
-                assert!(k > 0, "the bystander's stream ended");
-                got.extend_from_slice(&chunk[..k]);
-            }
-        })
-        .await;
+        self.publish_and_read(srv, &text).await;
         let history = srv
             .state
             .hub
@@ -63,6 +52,22 @@ impl Bystander {
             panic!("history lost: {history:?}");
         };
         assert_eq!(messages.len(), n + 1, "history of calm");
+    }
+
+    /// Publishes `text` on `calm`; the subscriber gets it.
+    async fn publish_and_read(&mut self, srv: &Running, text: &str) {
+        let (status, _, _) = raw(srv, "POST", "/ch/calm", &[], text.as_bytes()).await;
+        assert_eq!(status, 200);
+        let mut got = Vec::new();
+        bounded(async {
+            while !String::from_utf8_lossy(&got).contains(text) {
+                let mut chunk = [0u8; 4096];
+                let k = self.stream.read(&mut chunk).await.unwrap();
+                assert!(k > 0, "the bystander's stream ended");
+                got.extend_from_slice(&chunk[..k]);
+            }
+        })
+        .await;
     }
 }
 
@@ -688,18 +693,7 @@ async fn a_full_memory_budget_evicts_the_oldest_and_says_so() {
     assert_eq!(answer["reset"], true, "{answer}");
     assert_eq!(answer["lost"], 1, "{answer}");
     // Its live subscription goes on.
-    let (status, _, _) = raw(&srv, "POST", "/ch/calm", &[], b"after-budget").await;
-    assert_eq!(status, 200);
-    let mut got = Vec::new();
-    bounded(async {
-        while !String::from_utf8_lossy(&got).contains("after-budget") {
-            let mut chunk = [0u8; 4096];
-            let k = calm.stream.read(&mut chunk).await.unwrap();
-            assert!(k > 0, "the bystander's stream ended");
-            got.extend_from_slice(&chunk[..k]);
-        }
-    })
-    .await;
+    calm.publish_and_read(&srv, "after-budget").await;
     srv.shutdown().await;
 }
 
