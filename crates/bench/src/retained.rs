@@ -241,6 +241,13 @@ async fn publish(
                     .send(Message::Text(frame.clone()))
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
+                // The publisher is its channel's subscriber: it reads its message back, or
+                // the unread echoes stop its sends after a few dozen frames.
+                match sockets[k].recv().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(std::io::Error::other(e.to_string())),
+                    None => return Err(std::io::Error::other("the WebSocket closed")),
+                }
             }
             // Every frame stored before the sockets go (the server reads in order).
             stored(args, channels, n).await?;
