@@ -60,6 +60,7 @@ fn command_round_trip(data: &[u8]) {
         Op::Publish {
             channel,
             data: CommandData::Json(j),
+            idempotency_key,
         } => {
             let flat = flatten(j);
             assert_eq!(
@@ -67,6 +68,7 @@ fn command_round_trip(data: &[u8]) {
                 Op::Publish {
                     channel,
                     data: CommandData::Json(&flat),
+                    idempotency_key,
                 }
             );
             return;

@@ -14,7 +14,9 @@
 //! - [`floor`]: the kernel's own cost of one small write to each of N loopback sockets
 //!   (no server): the floor under every per-delivery figure;
 //! - [`storm`]: N subscribers connecting within a window (a reconnect storm); how long
-//!   each waits for its TCP handshake and its answer, and how many had a SYN dropped.
+//!   each waits for its TCP handshake and its answer, and how many had a SYN dropped;
+//! - [`retained`]: server memory per stored message, by the path that published it (a
+//!   fresh server per path and payload size).
 //!
 //! Every mode can start the server itself (`--server-cmd`, pinned with `--server-cpu`) or
 //! take its PID (`--server-pid`); server CPU seconds come from `/proc/PID/stat`, so
@@ -35,6 +37,7 @@ pub mod net;
 pub mod payload;
 pub mod process;
 pub mod quantum;
+pub mod retained;
 pub mod stats;
 pub mod storm;
 
@@ -62,6 +65,8 @@ pub enum Mode {
     Floor(floor::FloorArgs),
     /// A reconnect storm: N subscribers within a window; handshake waits, dropped SYNs.
     Storm(storm::StormArgs),
+    /// Server memory per stored message, by publish path (a fresh server for each).
+    Retained(retained::RetainedArgs),
     /// (internal) one process of an `idle` run.
     #[command(hide = true)]
     IdleWorker(idle::WorkerArgs),
@@ -79,6 +84,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
         Mode::Quantum(a) => quantum::run(a),
         Mode::Floor(a) => floor::run(a),
         Mode::Storm(a) => storm::run(a),
+        Mode::Retained(a) => retained::run(a),
         Mode::IdleWorker(a) => idle::worker(a),
     }
 }

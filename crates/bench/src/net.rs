@@ -100,6 +100,23 @@ impl HttpConn {
         self.stream.write_all(req.as_bytes()).await
     }
 
+    /// Sends `POST path` with `extra` header lines (each ending in `\r\n`) and `body`.
+    pub async fn post(
+        &mut self,
+        host: &str,
+        path: &str,
+        extra: &str,
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await
+    }
+
     async fn fill(&mut self) -> std::io::Result<usize> {
         let len = self.buf.len();
         self.buf.resize(len + 16 * 1024, 0);

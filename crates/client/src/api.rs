@@ -1,11 +1,13 @@
 //! Client of the backend API (`/api/...`, JSON, authenticated with an API key). Used by
-//! `switchboard publish` and by tests.
+//! `switchboard publish` and by tests. Publishes and broadcasts carry an idempotency key
+//! and are retried with it when their answer is lost ([`crate::retry`]).
 
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::http::{encode_component, Endpoint, HttpConn};
+use crate::retry::{new_key, Retry};
 
 const MAX_BODY: usize = 64 << 20;
 
@@ -72,21 +74,41 @@ impl ApiClient {
     /// (`{"channel", "cursor"}`).
     pub async fn publish(&self, channel: &str, data: Value) -> Result<Value, Error> {
         let body = serde_json::json!({ "channel": channel, "data": data });
-        self.call(http::Method::POST, "/api/publish", Some(&body))
+        self.send_keyed("/api/publish", body, Retry::default())
             .await
     }
 
     /// `POST /api/publish` with a text payload (sent as a JSON string to subscribers).
     pub async fn publish_text(&self, channel: &str, text: &str) -> Result<Value, Error> {
         let body = serde_json::json!({ "channel": channel, "text": text });
-        self.call(http::Method::POST, "/api/publish", Some(&body))
+        self.send_keyed("/api/publish", body, Retry::default())
             .await
     }
 
-    /// `POST /api/broadcast`: the same data to many channels.
+    /// `POST /api/broadcast`: the same data to many channels (one key for all: each
+    /// channel stores it once).
     pub async fn broadcast(&self, channels: &[&str], data: Value) -> Result<Value, Error> {
         let body = serde_json::json!({ "channels": channels, "data": data });
-        self.call(http::Method::POST, "/api/broadcast", Some(&body))
+        self.send_keyed("/api/broadcast", body, Retry::default())
+            .await
+    }
+
+    /// Sends a publish or broadcast `body` to `path` (`/api/publish`, `/api/broadcast`)
+    /// as it is, with a fresh `idempotency_key` unless it has one, retried with that key
+    /// while its answer is lost.
+    pub async fn send_keyed(
+        &self,
+        path: &str,
+        mut body: Value,
+        retry: Retry,
+    ) -> Result<Value, Error> {
+        if let Some(fields) = body.as_object_mut() {
+            fields
+                .entry("idempotency_key")
+                .or_insert_with(|| Value::String(new_key()));
+        }
+        retry
+            .run(|| self.call(http::Method::POST, path, Some(&body)))
             .await
     }
 

@@ -22,6 +22,8 @@ pub enum Error {
     /// The client token expired and the server ended the subscription: subscribe again
     /// with a new token, from the last cursor.
     TokenExpired,
+    /// No answer within this long (a publish is then retried with its idempotency key).
+    Timeout(std::time::Duration),
 }
 
 impl std::fmt::Display for Error {
@@ -39,6 +41,7 @@ impl std::fmt::Display for Error {
                     "subscription closed by the server (reconnect: {reconnect})"
                 )
             }
+            Self::Timeout(d) => write!(f, "no answer within {d:?}"),
             Self::TokenExpired => write!(
                 f,
                 "the client token expired; subscribe again with a new one from the last cursor"

@@ -10,6 +10,10 @@
 //!   ApiClient::new(url, key)                          → the backend API (/api/...)
 //! ```
 //!
+//! Every publish (`Client::publish`, `ApiClient::publish`, `publish_text`, `broadcast`)
+//! carries an idempotency key of its own and is retried with it when its answer is lost
+//! (connection error, timeout, 503): the server stores it once ([`retry`]).
+//!
 //! One channel uses the native endpoint `GET /ch/NAME` (WebSocket upgrade, `Accept:
 //! text/event-stream`, `?transport=stream|longpoll|poll`); several channels use
 //! `GET /sub?channel=NAME[,CURSOR]&...` (SSE, stream, long-poll, poll). Long-poll and poll
@@ -23,12 +27,14 @@
 mod api;
 mod error;
 mod http;
+pub mod retry;
 mod sse;
 mod subscription;
 
 pub use api::ApiClient;
 pub use error::Error;
 pub use http::{encode_component, Endpoint};
+pub use retry::{new_key, Retry};
 pub use sse::{SseEvent, SseParser};
 pub use subscription::{Client, Subscription, Transport};
 pub use switchboard_proto::{Cursor, Epoch, Event, ReceivedData, ReceivedEnvelope};

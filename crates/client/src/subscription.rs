@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::http::{encode_component, Endpoint, HttpConn};
+use crate::retry::Retry;
 use crate::sse::SseParser;
 
 /// Largest poll / long-poll / publish answer the client reads.
@@ -260,28 +261,55 @@ impl Client {
 
     /// Publishes `body` to `channel` with `POST /ch/NAME`; returns the message's cursor.
     /// `content_type`: `application/json` (must be valid JSON), `application/octet-stream`
-    /// (binary), anything else or `None` is text.
+    /// (binary), anything else or `None` is text. The publish carries an idempotency key
+    /// of its own and is retried with it when its answer is lost ([`crate::retry`]), so it
+    /// is stored once.
     pub async fn publish(
         &self,
         channel: &str,
         body: impl Into<Bytes>,
         content_type: Option<&str>,
     ) -> Result<Cursor, Error> {
-        let mut conn = HttpConn::connect(&self.ep).await?;
+        let key = crate::retry::new_key();
+        self.publish_keyed(channel, body, content_type, &key, Retry::default())
+            .await
+    }
+
+    /// [`Client::publish`] with the caller's own idempotency key (at most 128 bytes of
+    /// visible ASCII) and retry policy: a caller that retries later itself (after a
+    /// restart, say) sends the same key again.
+    pub async fn publish_keyed(
+        &self,
+        channel: &str,
+        body: impl Into<Bytes>,
+        content_type: Option<&str>,
+        key: &str,
+        retry: Retry,
+    ) -> Result<Cursor, Error> {
+        let body = body.into();
         let path = format!("/ch/{}", encode_component(channel));
-        let content: Vec<(&str, &str)> = content_type
-            .map(|c| vec![("content-type", c)])
-            .unwrap_or_default();
+        let mut extra: Vec<(&str, &str)> = vec![("idempotency-key", key)];
+        if let Some(c) = content_type {
+            extra.push(("content-type", c));
+        }
         let auth = self.auth_header();
-        let headers = self.headers(&auth, &content);
-        let (status, body) = conn
-            .send_full(http::Method::POST, &path, &headers, body.into(), MAX_BODY)
+        let headers = self.headers(&auth, &extra);
+        let (status, body) = retry
+            .run(|| async {
+                let mut conn = HttpConn::connect(&self.ep).await?;
+                conn.send_full(http::Method::POST, &path, &headers, body.clone(), MAX_BODY)
+                    .await
+                    .and_then(|(status, body)| {
+                        if status == http::StatusCode::SERVICE_UNAVAILABLE {
+                            Err(status_error(status, &body))
+                        } else {
+                            Ok((status, body))
+                        }
+                    })
+            })
             .await?;
         if !status.is_success() {
-            return Err(Error::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body).into_owned(),
-            });
+            return Err(status_error(status, &body));
         }
         #[derive(Deserialize)]
         struct Published {
@@ -290,6 +318,13 @@ impl Client {
         let p: Published = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("publish answer: {e}")))?;
         Ok(p.cursor)
+    }
+}
+
+fn status_error(status: http::StatusCode, body: &[u8]) -> Error {
+    Error::Status {
+        status: status.as_u16(),
+        body: String::from_utf8_lossy(body).into_owned(),
     }
 }
 

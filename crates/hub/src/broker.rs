@@ -14,6 +14,10 @@
 //! * `publish` assigns the next offset of the channel's current epoch, stores the message
 //!   in history (trimmed to the [`Retention`] given), and only then delivers it to the live
 //!   feed; it resolves with the message's cursor once the broker has it.
+//! * With an [`Idempotency`] key, `publish` first looks the key up among the keys given
+//!   to the same channel within the window, in the same atomic step as the append: a key
+//!   seen there stores and delivers nothing and resolves with the first publish's cursor
+//!   ([`Published::duplicate`]); so two nodes given the same key at once store it once.
 //! * The live feed: after `subscribe(channel)` has resolved, every message published to
 //!   the channel is passed to every attached [`FeedSink`], **in offset order**, until the
 //!   matching `unsubscribe`. `subscribe`/`unsubscribe` are counted (one `unsubscribe` per
@@ -91,8 +95,34 @@ impl<T> fmt::Debug for BrokerFuture<'_, T> {
 pub struct Retention {
     /// At most this many messages.
     pub max_len: usize,
+    /// At most this many bytes, each message counting its payload and
+    /// [`crate::message::STORED_MESSAGE_COST`]; the oldest go first.
+    pub max_bytes: usize,
     /// None older than this.
     pub max_age: Option<Duration>,
+}
+
+/// An idempotency key given with a publish: a second publish with the same key to the
+/// same channel within `window` stores nothing and answers the first one's cursor. The
+/// key is opaque (compared byte for byte), at most [`MAX_IDEMPOTENCY_KEY_LEN`] bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idempotency<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// How long the key is remembered after the publish that stored its message.
+    pub window: Duration,
+}
+
+/// Longest idempotency key, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// What a publish resolves with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The message's cursor (for a duplicate: the first publish's).
+    pub cursor: Cursor,
+    /// The key was seen within its window: nothing was stored or delivered.
+    pub duplicate: bool,
 }
 
 /// A history read's answer.
@@ -193,13 +223,16 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// e.g. to simulate nodes in tests); dead sinks are skipped.
     fn attach(&self, sink: Weak<dyn FeedSink>);
 
-    /// Appends a message to `channel`'s log and delivers it live; returns its cursor.
+    /// Appends a message to `channel`'s log and delivers it live; returns its cursor. With
+    /// an idempotency key seen on the channel within its window, does neither and returns
+    /// the first publish's cursor (see the module docs).
     fn publish(
         &self,
         channel: &str,
         payload: Payload,
         retention: Retention,
-    ) -> BrokerFuture<'_, Cursor>;
+        idempotency: Option<Idempotency<'_>>,
+    ) -> BrokerFuture<'_, Published>;
 
     /// Delivers a live-only event (`join`/`leave`): not stored, no offset.
     fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()>;
@@ -242,6 +275,13 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     fn sweep(&self, retention_of: &(dyn Fn(&str) -> Retention + Sync)) -> BrokerFuture<'_, usize> {
         let _ = retention_of;
         BrokerFuture::ready(Ok(0))
+    }
+
+    /// Bytes this broker retains in this process, when it counts them (the in-memory
+    /// broker: see [`crate::MemoryLimits::max_retained_bytes`]); `None` when what it keeps
+    /// is elsewhere (Redis), the default.
+    fn retained_bytes(&self) -> Option<usize> {
+        None
     }
 
     /// Whether the broker can serve now (a round trip for a remote one); the default, for

@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::memory::MemoryLimits;
+
 /// What happens when a subscriber's queue is full and another event arrives.
 /// See [`crate::subscription`] for the exact semantics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub enum SlowConsumerPolicy {
 pub struct NamespaceConfig {
     /// Messages kept per channel (0 = no history; resuming then only works from the head).
     pub history_size: usize,
+    /// Bytes of history kept per channel, each message counting its payload and
+    /// [`crate::message::STORED_MESSAGE_COST`]; the oldest go first.
+    pub history_bytes: usize,
     /// Messages older than this are dropped from history (`None` = no age bound).
     pub history_ttl: Option<Duration>,
     /// Clients may publish ([`crate::Hub::publish_from_client`]). Backends always may.
@@ -52,6 +57,7 @@ impl Default for NamespaceConfig {
     fn default() -> Self {
         NamespaceConfig {
             history_size: 100,
+            history_bytes: 16 << 20,
             history_ttl: Some(Duration::from_secs(300)),
             allow_publish: false,
             allow_subscribe: true,
@@ -72,16 +78,29 @@ pub struct HubConfig {
     pub namespaces: HashMap<String, NamespaceConfig>,
     /// Longest channel name in bytes.
     pub max_channel_len: usize,
+    /// How long an idempotency key is remembered after the publish that stored its
+    /// message ([`crate::PublishOptions::idempotency_key`]).
+    pub idempotency_window: Duration,
+    /// What the in-memory broker [`crate::Hub::new`] makes may hold (a hub given its
+    /// broker, [`crate::Hub::with_broker`], takes the broker's own).
+    pub memory: MemoryLimits,
+    /// Most channels with subscribers on this node at once: a subscribe that would add
+    /// one more fails with [`crate::HubError::TooManyChannels`]. Default 100,000.
+    pub max_channels: usize,
 }
 
 impl Default for HubConfig {
-    /// Only the default namespace, with [`NamespaceConfig::default`]; names up to 255 bytes.
+    /// Only the default namespace, with [`NamespaceConfig::default`]; names up to 255
+    /// bytes; idempotency keys remembered 5 minutes; [`MemoryLimits::default`].
     fn default() -> Self {
         let mut namespaces = HashMap::new();
         namespaces.insert(String::new(), NamespaceConfig::default());
         HubConfig {
             namespaces,
             max_channel_len: 255,
+            idempotency_window: Duration::from_secs(300),
+            memory: MemoryLimits::default(),
+            max_channels: 100_000,
         }
     }
 }

@@ -63,6 +63,12 @@ impl Encodings {
         }
     }
 
+    /// What caching one value of type `T` adds besides the value's own heap bytes: its
+    /// node.
+    pub(crate) const fn node_size<T: Send + Sync + 'static>() -> usize {
+        std::mem::size_of::<Node<OnceLock<T>>>()
+    }
+
     /// How many values are cached.
     fn len(&self) -> usize {
         let mut n = 0;

@@ -53,6 +53,12 @@ pub enum BrokerError {
     Unavailable(String),
     /// The broker answered something unexpected.
     Internal(String),
+    /// The broker holds as many channels as it may (`limit`): the operation would have
+    /// made one more.
+    TooManyChannels {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for BrokerError {
@@ -60,6 +66,9 @@ impl fmt::Display for BrokerError {
         match self {
             BrokerError::Unavailable(e) => write!(f, "broker unavailable: {e}"),
             BrokerError::Internal(e) => write!(f, "broker error: {e}"),
+            BrokerError::TooManyChannels { limit } => {
+                write!(f, "the server holds its most channels ({limit}) already")
+            }
         }
     }
 }
@@ -92,8 +101,19 @@ pub enum HubError {
     },
     /// The payload is not what its kind promises (JSON invalid, text not UTF-8) (HTTP 400).
     InvalidPayload(&'static str),
+    /// An idempotency key that is empty or longer than `max` bytes (HTTP 400).
+    InvalidIdempotencyKey {
+        /// The longest key taken.
+        max: usize,
+    },
     /// The broker failed; the operation did not happen or its outcome is unknown (HTTP 503).
     Broker(BrokerError),
+    /// The operation would make one channel more than `limit` live ones (HTTP 503): on
+    /// this node (its subscribed channels) or in its in-memory broker (channel logs).
+    TooManyChannels {
+        /// The limit.
+        limit: usize,
+    },
     /// The hub is shutting down (HTTP 503).
     Shutdown,
 }
@@ -115,7 +135,16 @@ impl fmt::Display for HubError {
                 )
             }
             HubError::InvalidPayload(why) => write!(f, "invalid payload: {why}"),
+            HubError::InvalidIdempotencyKey { max } => {
+                write!(f, "an idempotency key must be 1 to {max} bytes")
+            }
             HubError::Broker(e) => e.fmt(f),
+            HubError::TooManyChannels { limit } => {
+                write!(
+                    f,
+                    "the server holds its most live channels ({limit}) already"
+                )
+            }
             HubError::Shutdown => f.write_str("the hub is shutting down"),
         }
     }
@@ -125,7 +154,10 @@ impl std::error::Error for HubError {}
 
 impl From<BrokerError> for HubError {
     fn from(e: BrokerError) -> Self {
-        HubError::Broker(e)
+        match e {
+            BrokerError::TooManyChannels { limit } => HubError::TooManyChannels { limit },
+            e => HubError::Broker(e),
+        }
     }
 }
 

@@ -81,11 +81,19 @@ pub(crate) struct Fanout {
 impl Fanout {
     /// Adds a subscriber; the queue bound, policy and batch window of `ns` (the channel's
     /// namespace) apply to the channel. Returns the channel's name as the fan-out holds
-    /// it, so every subscription of a channel shares one allocation of it.
-    pub(crate) fn add(&self, channel: &str, sub: Arc<Inbox>, ns: &NamespaceConfig) -> Arc<str> {
+    /// it, so every subscription of a channel shares one allocation of it; or `None` when
+    /// the channel is new and `max_channels` are held already.
+    pub(crate) fn add(
+        &self,
+        channel: &str,
+        sub: Arc<Inbox>,
+        ns: &NamespaceConfig,
+        max_channels: usize,
+    ) -> Option<Arc<str>> {
         let mut map = self.channels.write().unwrap_or_else(|e| e.into_inner());
         let (name, local) = match map.get_key_value(channel) {
             Some((name, local)) => (name.clone(), local.clone()),
+            None if map.len() >= max_channels => return None,
             None => {
                 let name: Arc<str> = Arc::from(channel);
                 let local = Arc::new(LocalChannel {
@@ -106,7 +114,7 @@ impl Fanout {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(sub);
-        name
+        Some(name)
     }
 
     pub(crate) fn remove(&self, channel: &str, sub: &Arc<Inbox>) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use switchboard_proto::{Cursor, Event};
 
-use crate::broker::{Broker, HistoryAnswer};
+use crate::broker::{Broker, HistoryAnswer, Idempotency, Published, MAX_IDEMPOTENCY_KEY_LEN};
 use crate::channel::parse_channel;
 use crate::config::{HubConfig, NamespaceConfig};
 use crate::error::{CloseReason, HubError};
@@ -45,6 +45,16 @@ pub struct ChannelStats {
     pub retained: usize,
 }
 
+/// `Ok` for an idempotency key the hub takes: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] bytes.
+pub fn check_idempotency_key(key: &str) -> Result<(), HubError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(HubError::InvalidIdempotencyKey {
+            max: MAX_IDEMPOTENCY_KEY_LEN,
+        });
+    }
+    Ok(())
+}
+
 /// Options of [`Hub::subscribe_with`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,10 +78,48 @@ impl SubscribeOptions {
     }
 }
 
+/// Options of [`Hub::publish_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PublishOptions<'a> {
+    /// Publish on a client's behalf: the namespace must allow client publishing
+    /// ([`Hub::publish_from_client`]). Default: as the backend, always allowed.
+    pub from_client: bool,
+    /// An idempotency key (1 to [`MAX_IDEMPOTENCY_KEY_LEN`] bytes, opaque): a publish
+    /// with a key given to the same channel within [`HubConfig::idempotency_window`]
+    /// stores nothing and answers the first one's cursor, on every node of a broker.
+    pub idempotency_key: Option<&'a str>,
+}
+
+impl<'a> PublishOptions<'a> {
+    /// On a client's behalf.
+    pub const fn from_client() -> Self {
+        PublishOptions {
+            from_client: true,
+            idempotency_key: None,
+        }
+    }
+
+    /// As the backend.
+    pub const fn from_backend() -> Self {
+        PublishOptions {
+            from_client: false,
+            idempotency_key: None,
+        }
+    }
+
+    /// With an idempotency key (`None`: without).
+    pub const fn with_key(mut self, key: Option<&'a str>) -> Self {
+        self.idempotency_key = key;
+        self
+    }
+}
+
 impl Hub {
-    /// A hub with an in-memory broker.
+    /// A hub with an in-memory broker holding at most `config.memory`.
     pub fn new(config: HubConfig) -> Self {
-        Self::with_broker(config, Arc::new(MemoryBroker::new()))
+        let broker = MemoryBroker::with_limits(config.memory);
+        Self::with_broker(config, Arc::new(broker))
     }
 
     /// A hub on the given broker (attaches the hub's fan-out to it).
@@ -104,8 +152,10 @@ impl Hub {
     /// Publishes as the backend (always allowed): the broker assigns the offset and the
     /// message reaches every subscriber. Resolves with its cursor once the broker has it.
     pub async fn publish(&self, channel: &str, payload: Payload) -> Result<Cursor, HubError> {
-        let ns = self.namespace(channel)?;
-        self.publish_in(channel, ns, payload).await
+        let published = self
+            .publish_with(channel, payload, PublishOptions::from_backend())
+            .await?;
+        Ok(published.cursor)
     }
 
     /// Publishes on a client's behalf: also requires the namespace's `allow_publish`.
@@ -114,19 +164,34 @@ impl Hub {
         channel: &str,
         payload: Payload,
     ) -> Result<Cursor, HubError> {
-        let ns = self.namespace(channel)?;
-        if !ns.allow_publish {
-            return Err(HubError::PublishNotAllowed);
-        }
-        self.publish_in(channel, ns, payload).await
+        let published = self
+            .publish_with(channel, payload, PublishOptions::from_client())
+            .await?;
+        Ok(published.cursor)
     }
 
-    async fn publish_in(
+    /// Publishes with options (on whose behalf, an idempotency key); says whether the key
+    /// made it a duplicate.
+    pub async fn publish_with(
         &self,
         channel: &str,
-        ns: &NamespaceConfig,
         payload: Payload,
-    ) -> Result<Cursor, HubError> {
+        options: PublishOptions<'_>,
+    ) -> Result<Published, HubError> {
+        let ns = self.namespace(channel)?;
+        if options.from_client && !ns.allow_publish {
+            return Err(HubError::PublishNotAllowed);
+        }
+        let idempotency = match options.idempotency_key {
+            None => None,
+            Some(key) => {
+                check_idempotency_key(key)?;
+                Some(Idempotency {
+                    key,
+                    window: self.registry.config.idempotency_window,
+                })
+            }
+        };
         self.registry.check_open()?;
         if payload.len() > ns.max_message_size {
             return Err(HubError::MessageTooLarge {
@@ -137,7 +202,7 @@ impl Hub {
         Ok(self
             .registry
             .broker
-            .publish(channel, payload, retention(ns))
+            .publish(channel, payload, retention(ns), idempotency)
             .await?)
     }
 
@@ -168,7 +233,12 @@ impl Hub {
         self.registry.check_open()?;
         let inbox = Arc::new(Inbox::new(client.clone()));
         // Live first, history second: see the subscription module docs.
-        let name = self.registry.fanout.add(channel, inbox.clone(), ns);
+        let limit = self.registry.config.max_channels;
+        let name = self
+            .registry
+            .fanout
+            .add(channel, inbox.clone(), ns, limit)
+            .ok_or(HubError::TooManyChannels { limit })?;
         let mut sub = Subscription::new(self.registry.clone(), name.clone(), inbox);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.registry.broker;
@@ -274,6 +344,12 @@ impl Hub {
         let registry = &self.registry;
         let retention_of = |name: &str| registry.retention(name);
         Ok(self.registry.broker.sweep(&retention_of).await?)
+    }
+
+    /// Bytes the broker retains in this process ([`Broker::retained_bytes`]; `None` for a
+    /// broker that keeps them elsewhere).
+    pub fn retained_bytes(&self) -> Option<usize> {
+        self.registry.broker.retained_bytes()
     }
 
     /// Whether the broker can serve now ([`Broker::health`]).

@@ -64,6 +64,7 @@
 
 mod batch;
 pub mod broker;
+pub mod budget;
 pub mod channel;
 pub mod config;
 mod encodings;
@@ -78,16 +79,18 @@ pub mod presence;
 mod queue;
 mod registry;
 pub mod subscription;
+pub mod window;
 
 pub use broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
+    Retention, MAX_IDEMPOTENCY_KEY_LEN,
 };
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
-pub use hub::{ChannelStats, Hub, SubscribeOptions};
-pub use memory::MemoryBroker;
-pub use message::{Encoding, Message, Payload, PayloadKind};
+pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, SubscribeOptions};
+pub use memory::{MemoryBroker, MemoryLimits};
+pub use message::{Encoding, Message, Payload, PayloadKind, STORED_MESSAGE_COST};
 pub use presence::{ClientInfo, PresenceStats};
 pub use subscription::Subscription;
 pub use switchboard_proto::{Cursor, Epoch, Event};

@@ -9,6 +9,25 @@
 //! Age bounds use `tokio::time::Instant`, so tests can pause and advance time. Expired
 //! messages are trimmed when the channel is next published to or read.
 //!
+//! # Memory
+//!
+//! A channel keeps at most `history_size` messages and `history_bytes` bytes of them
+//! (each message counting its payload and [`STORED_MESSAGE_COST`]), the oldest going
+//! first. Across channels, everything the broker retains — stored messages with the
+//! encodings cached with them, and the idempotency window — is counted in one
+//! [`Ledger`](crate::budget::Ledger) against [`MemoryLimits::max_retained_bytes`]. When a
+//! publish finds the count over it, the oldest messages of all channels go first, by
+//! publish time, until the count is 1/16 of the budget below it (see `budget`): each
+//! channel keeps its newest messages, a busy channel's old ones go before a quiet
+//! channel's recent ones, and nothing is lost silently: a subscriber resuming from an
+//! evicted cursor gets a `reset` and what is still held, as after any trim. A pass builds
+//! a heap of the channels by their oldest message (O(channels)) and takes one message at
+//! a time from the channel holding the oldest (O(log channels) each), locking one
+//! channel at a time; it runs about once per 1/16 of the budget published.
+//!
+//! At most [`MemoryLimits::max_channels`] logs exist at once: a publish, subscribe or
+//! presence that would make one more fails with [`BrokerError::TooManyChannels`].
+//!
 //! Epochs come from [`Epochs`] (see `epochs`): a channel nothing was published to has an
 //! epoch anyone can compute again, so a read of a channel with no log creates none (a
 //! poll under a mistyped name costs nothing), the sweep may forget an empty log at any
@@ -16,24 +35,31 @@
 //! published next. A log that was published to is kept (once idle) until its epoch's era
 //! is over by a whole era, so its epoch is never made again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use switchboard_proto::{Cursor, Epoch};
 use tokio::time::Instant;
 
 use crate::broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Retention,
+    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
+    Retention,
 };
+use crate::budget::{Budget, Ledger};
 use crate::epochs::Epochs;
-use crate::message::{Message, Payload};
+use crate::error::BrokerError;
+use crate::message::{Message, Payload, STORED_MESSAGE_COST};
 use crate::presence::{ById, ClientInfo};
+use crate::window::{Seen, Window};
 
 struct Log {
     name: Arc<str>,
     epoch: Epoch,
     head: u64,
     history: VecDeque<(Instant, Message)>,
+    /// What `history_bytes` counts of `history`: each message's payload and constant.
+    bytes: usize,
     /// Keyed by client id.
     presence: HashSet<ById>,
     /// Live-feed registrations (`subscribe` minus `unsubscribe`).
@@ -52,6 +78,7 @@ impl Log {
             name,
             head: 0,
             history: VecDeque::new(),
+            bytes: 0,
             presence: HashSet::new(),
             interest: 0,
             era,
@@ -86,9 +113,20 @@ impl Log {
             since
         }
     }
+    fn push(&mut self, at: Instant, msg: Message) {
+        self.bytes += counted(&msg);
+        self.history.push_back((at, msg));
+    }
+
+    fn pop_front(&mut self) -> Option<Message> {
+        let (_, msg) = self.history.pop_front()?;
+        self.bytes -= counted(&msg);
+        Some(msg)
+    }
+
     fn trim(&mut self, retention: Retention, now: Instant) {
-        while self.history.len() > retention.max_len {
-            self.history.pop_front();
+        while self.history.len() > retention.max_len || self.bytes > retention.max_bytes {
+            self.pop_front();
         }
         if let Some(age) = retention.max_age {
             while self
@@ -96,9 +134,14 @@ impl Log {
                 .front()
                 .is_some_and(|(t, _)| now.saturating_duration_since(*t) > age)
             {
-                self.history.pop_front();
+                self.pop_front();
             }
         }
+    }
+
+    /// When its oldest message was published.
+    fn oldest(&self) -> Option<Instant> {
+        self.history.front().map(|(t, _)| *t)
     }
 
     fn head(&self) -> Cursor {
@@ -116,13 +159,56 @@ impl Log {
     }
 }
 
+/// What `history_bytes` counts of a stored message.
+fn counted(msg: &Message) -> usize {
+    msg.payload().len() + STORED_MESSAGE_COST
+}
+
+/// What the in-memory broker may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Bytes everything retained may take: stored messages (payload and
+    /// [`STORED_MESSAGE_COST`]) with the encodings cached with them, and the idempotency
+    /// window. Over it, the oldest history of all channels goes first (module docs).
+    /// Default 256 MiB.
+    pub max_retained_bytes: usize,
+    /// Bytes the idempotency keys may take (each key costs at most
+    /// [`crate::window::KEY_COST`] bytes, whatever its length); the oldest go first when
+    /// it is reached. Counted in `max_retained_bytes` too. Default 32 MiB (131,072 keys).
+    pub idempotency_bytes: usize,
+    /// Most channel logs at once. Default 100,000.
+    pub max_channels: usize,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_retained_bytes: 256 << 20,
+            idempotency_bytes: 32 << 20,
+            max_channels: 100_000,
+        }
+    }
+}
+
 /// The in-memory broker. Cheap to share (`Arc`); several hubs may attach to one instance
 /// to behave like nodes sharing a broker.
-#[derive(Default)]
 pub struct MemoryBroker {
     logs: RwLock<HashMap<Arc<str>, Arc<Mutex<Log>>>>,
     sinks: FeedSinks,
     epochs: Epochs,
+    /// Idempotency keys; locked under a log's lock (never the other way round), so a key's
+    /// check and its message's append are one step.
+    window: Mutex<Window>,
+    /// What everything retained takes, and when to give some back.
+    ledger: Arc<Ledger>,
+    budget: Budget,
+    max_channels: usize,
+}
+
+impl Default for MemoryBroker {
+    fn default() -> Self {
+        Self::with_limits(MemoryLimits::default())
+    }
 }
 
 impl std::fmt::Debug for MemoryBroker {
@@ -141,27 +227,106 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl MemoryBroker {
-    /// An empty broker.
+    /// An empty broker with the default limits.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn log(&self, channel: &str) -> Arc<Mutex<Log>> {
+    /// An empty broker holding at most what `limits` allow.
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        MemoryBroker {
+            logs: RwLock::default(),
+            sinks: FeedSinks::default(),
+            epochs: Epochs::default(),
+            window: Mutex::new(Window::new(limits.idempotency_bytes)),
+            ledger: Arc::default(),
+            budget: Budget::new(limits.max_retained_bytes),
+            max_channels: limits.max_channels,
+        }
+    }
+
+    /// How many idempotency keys are remembered, and the bytes they take.
+    pub fn idempotency_window(&self) -> (usize, usize) {
+        let w = lock(&self.window);
+        (w.len(), w.bytes())
+    }
+
+    /// Bytes retained now: what [`MemoryLimits::max_retained_bytes`] bounds.
+    pub fn retained_bytes(&self) -> usize {
+        self.ledger.bytes()
+    }
+
+    /// The log of `channel`, made if there is none (unless that would be one more than
+    /// `max_channels`).
+    fn log(&self, channel: &str) -> Result<Arc<Mutex<Log>>, BrokerError> {
         if let Some(l) = self
             .logs
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(channel)
         {
-            return l.clone();
+            return Ok(l.clone());
         }
         let era = self.epochs.era(Instant::now());
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
-        logs.entry(Arc::from(channel))
-            .or_insert_with_key(|name| {
-                Arc::new(Mutex::new(Log::new(name.clone(), &self.epochs, era)))
-            })
-            .clone()
+        if let Some(l) = logs.get(channel) {
+            return Ok(l.clone());
+        }
+        if logs.len() >= self.max_channels {
+            return Err(BrokerError::TooManyChannels {
+                limit: self.max_channels,
+            });
+        }
+        let name: Arc<str> = Arc::from(channel);
+        let log = Arc::new(Mutex::new(Log::new(name.clone(), &self.epochs, era)));
+        logs.insert(name, log.clone());
+        Ok(log)
+    }
+
+    /// Evicts the oldest history of all channels when the ledger is over the budget (see
+    /// the module docs). Called with no log locked.
+    fn evict_if_over(&self) {
+        let Some(pass) = self.budget.pass(self.ledger.bytes()) else {
+            return;
+        };
+        let logs: Vec<Arc<Mutex<Log>>> = self
+            .logs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut oldest: BinaryHeap<Reverse<(Instant, usize)>> = logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, log)| Some(Reverse((lock(log).oldest()?, i))))
+            .collect();
+        let (mut freed, mut evicted) = (0, 0u64);
+        while freed < pass.free {
+            let Some(Reverse((_, i))) = oldest.pop() else {
+                break;
+            };
+            let next = oldest.peek().map(|Reverse((t, _))| *t);
+            let mut log = lock(&logs[i]);
+            // This channel's messages go while they are the oldest of all.
+            while freed < pass.free && log.oldest().is_some_and(|t| next.is_none_or(|n| t <= n)) {
+                if let Some(m) = log.pop_front() {
+                    freed += m.retained_bytes();
+                    evicted += 1;
+                }
+            }
+            if let Some(t) = log.oldest() {
+                oldest.push(Reverse((t, i)));
+            }
+        }
+        let retained = self.ledger.bytes();
+        tracing::debug!(
+            evicted,
+            freed,
+            retained,
+            "memory budget reached: the oldest history went"
+        );
+        self.budget.done(retained);
     }
 
     fn existing(&self, channel: &str) -> Option<Arc<Mutex<Log>>> {
@@ -181,6 +346,55 @@ impl MemoryBroker {
             .unwrap_or_else(|e| e.into_inner())
             .remove(channel);
         self.epochs.wipe();
+    }
+
+    /// A publish under the channel's lock: the key's check, the append, the trim and the
+    /// live delivery, in one step.
+    fn append(
+        &self,
+        channel: &str,
+        payload: Payload,
+        retention: Retention,
+        idempotency: Option<Idempotency<'_>>,
+    ) -> Result<Published, BrokerError> {
+        let log = self.log(channel)?;
+        let mut log = lock(&log);
+        let new_key = match idempotency {
+            None => None,
+            Some(i) => {
+                let mut window = lock(&self.window);
+                let seen = window.seen(channel, i.key, i.window);
+                window.settle(&self.ledger);
+                match seen {
+                    Seen::Before(cursor) => {
+                        return Ok(Published {
+                            cursor,
+                            duplicate: true,
+                        })
+                    }
+                    Seen::New(digest) => Some(digest),
+                }
+            }
+        };
+        log.refresh(&self.epochs, self.epochs.era(Instant::now()));
+        log.head += 1;
+        let cursor = log.head();
+        let msg = Message::stored(log.name.clone(), cursor, payload, self.ledger.clone());
+        if retention.max_len > 0 {
+            log.push(Instant::now(), msg.clone());
+        }
+        log.trim(retention, Instant::now());
+        if let Some(digest) = new_key {
+            let mut window = lock(&self.window);
+            window.remember(digest, cursor);
+            window.settle(&self.ledger);
+        }
+        // Still under the log lock: live delivery in offset order.
+        self.sinks.deliver(&msg);
+        Ok(Published {
+            cursor,
+            duplicate: false,
+        })
     }
 
     /// Answers a history read from `log` (trimmed already).
@@ -251,20 +465,19 @@ impl Broker for MemoryBroker {
         channel: &str,
         payload: Payload,
         retention: Retention,
-    ) -> BrokerFuture<'_, Cursor> {
-        let log = self.log(channel);
-        let mut log = lock(&log);
-        log.refresh(&self.epochs, self.epochs.era(Instant::now()));
-        log.head += 1;
-        let cursor = log.head();
-        let msg = Message::published(log.name.clone(), cursor, payload);
-        if retention.max_len > 0 {
-            log.history.push_back((Instant::now(), msg.clone()));
+        idempotency: Option<Idempotency<'_>>,
+    ) -> BrokerFuture<'_, Published> {
+        let published = self.append(channel, payload, retention, idempotency);
+        if matches!(
+            published,
+            Ok(Published {
+                duplicate: false,
+                ..
+            })
+        ) {
+            self.evict_if_over();
         }
-        log.trim(retention, Instant::now());
-        // Still under the log lock: live delivery in offset order.
-        self.sinks.deliver(&msg);
-        BrokerFuture::ready(Ok(cursor))
+        BrokerFuture::ready(published)
     }
 
     fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()> {
@@ -301,8 +514,7 @@ impl Broker for MemoryBroker {
     fn subscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
         // Every publish reaches every sink (the hub filters by its local subscribers); the
         // count only keeps `sweep` from dropping a log someone is following.
-        lock(&self.log(channel)).interest += 1;
-        BrokerFuture::ready(Ok(()))
+        BrokerFuture::ready(self.log(channel).map(|log| lock(&log).interest += 1))
     }
 
     fn unsubscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
@@ -314,10 +526,10 @@ impl Broker for MemoryBroker {
     }
 
     fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
-        let log = self.log(channel);
-        let mut log = lock(&log);
-        let added = log.presence.replace(ById(client)).is_none();
-        BrokerFuture::ready(Ok(added))
+        let added = self
+            .log(channel)
+            .map(|log| lock(&log).presence.replace(ById(client)).is_none());
+        BrokerFuture::ready(added)
     }
 
     fn presence_remove(
@@ -375,5 +587,9 @@ impl Broker for MemoryBroker {
             log.followed() || !log.history.is_empty() || (log.head > 0 && era < log.era + 2)
         });
         BrokerFuture::ready(Ok(before - logs.len()))
+    }
+
+    fn retained_bytes(&self) -> Option<usize> {
+        Some(self.ledger.bytes())
     }
 }

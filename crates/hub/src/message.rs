@@ -13,13 +13,26 @@
 //! cache key. Every [`switchboard_proto::EnvelopeEncoding`] is an [`Encoding`] with
 //! `Bytes` output, so a byte format added to `switchboard_proto` needs nothing here.
 //!
-//! | encoding | defined in | output | cached cost |
-//! |---|---|---|---|
-//! | `EnvelopeJson` (envelope, one JSON line) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
-//! | `SseEnvelope` (SSE event, envelope in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
-//! | `SseData` (SSE event, payload in `data:`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
-//! | `StreamLine` (envelope JSON + `\n`) | `switchboard_proto::encoding` | `Bytes` | 80 B node + the bytes |
-//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | the server's WebSocket transport | `switchboard_ws::PreparedMessage` | 56 B node + the frame (its shared state and the framed bytes) |
+//! What a stored message holds, and what the memory budget counts of it
+//! ([`Message::retained_bytes`], in the broker's ledger from the moment the broker makes
+//! it until the last subscriber queue lets it go):
+//!
+//! | part | when | cost (64-bit) |
+//! |---|---|---|
+//! | the payload | always | its length (kept in an allocation of exactly its length, whatever path published it) |
+//! | the shared message and its history slot | always | [`STORED_MESSAGE_COST`] = 176 B |
+//! | `EnvelopeJson` (envelope, one JSON line) | first sent by a native or `/ws` WebSocket, long-poll, poll, `/api/history`, or made for `WsFrame` | 80 B node + the bytes + 32 B `Bytes` header |
+//! | `SseEnvelope` (SSE event, envelope in `data:`) | first sent on `/sub` SSE | 80 B node + the bytes + 32 B |
+//! | `SseData` (SSE event, payload in `data:`) | first sent on native SSE (`GET /ch/NAME`, `Accept: text/event-stream`) | 80 B node + the bytes + 32 B |
+//! | `StreamLine` (envelope JSON + `\n`) | first sent on HTTP streaming | 80 B node + the bytes + 32 B |
+//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | first sent on any WebSocket | 56 B node + `PreparedMessage::heap_bytes`: its shared state (~370 B), the framed bytes (the JSON + 2–10 B of header) + 32 B; a compressed frame made later for a `server_no_context_takeover` connection is not counted (at most one per window size, each smaller than the plain frame) |
+//!
+//! Byte encodings are kept in an allocation of exactly their length. So a 64-byte text
+//! message costs 240 B stored and never sent; once sent on a WebSocket it also holds its
+//! JSON envelope (~130 B for a short channel name) twice (the JSON and the frame), about
+//! 1 KB in all; every further transport adds one byte encoding (~250 B at this size).
+//! Each byte encoding holds the payload again (base64 for binary: 4/3 of it): a 1 KiB
+//! text message sent on a WebSocket and `/sub` SSE holds about 5 KiB.
 //!
 //! A message that was never sent pays for no encoding: its cache is one empty link
 //! (24 bytes, see `encodings`). A lookup walks the encodings made so far (usually one or
@@ -51,14 +64,26 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use switchboard_proto::{Cursor, Data, Envelope, EnvelopeEncoding, Event};
+use switchboard_proto::{Cursor, Data, Envelope, EnvelopeEncoding, Epoch, Event};
 
+use crate::budget::Ledger;
 use crate::encodings::Encodings;
 use crate::error::HubError;
 use crate::presence::ClientInfo;
+
+/// What a stored message costs besides its payload's bytes: the shared message (128 B:
+/// 112 B of fields and 16 B of reference counts, one allocation) and its history slot
+/// (24 B: its time and the pointer, in a ring that may have as much room again to grow
+/// into). Counted with the payload for the memory budget and `history_bytes`.
+pub const STORED_MESSAGE_COST: usize = 176;
+
+/// What a cached byte encoding costs besides its bytes: the header `Bytes` allocate when
+/// first shared (sending clones it), 32 B. Its node is counted apart.
+pub const BYTES_HEADER: usize = 32;
 
 /// A form of a message that is made at most once per message and shared by every
 /// subscriber that sends it (see the [module docs](self)). Implemented by a marker type
@@ -70,15 +95,33 @@ pub trait Encoding: 'static {
     /// Makes the encoding of `msg`. It may use another encoding of the same message
     /// ([`Message::encoded`]), never its own.
     fn encode(msg: &Message) -> Self::Output;
+
+    /// The heap bytes `output` holds, for the memory budget (the cache's own node is
+    /// counted besides). Default: none.
+    fn weight(output: &Self::Output) -> usize {
+        let _ = output;
+        0
+    }
 }
 
-/// Every envelope encoding of the protocol layer.
+/// Every envelope encoding of the protocol layer, kept in an allocation of exactly its
+/// length (an encoder's buffer may have grown past it).
 impl<E: EnvelopeEncoding> Encoding for E {
     type Output = Bytes;
 
     fn encode(msg: &Message) -> Bytes {
-        E::encode_envelope(&msg.envelope())
+        exact(E::encode_envelope(&msg.envelope()))
     }
+
+    fn weight(output: &Bytes) -> usize {
+        output.len() + BYTES_HEADER
+    }
+}
+
+/// `bytes` in an allocation of exactly their length (no copy when the allocation already
+/// is one, or can shrink in place).
+fn exact(bytes: Bytes) -> Bytes {
+    Bytes::from(Vec::from(bytes).into_boxed_slice())
 }
 
 /// How a payload's bytes are to be read.
@@ -159,10 +202,35 @@ impl Payload {
 
 struct Inner {
     channel: Arc<str>,
+    /// With `has_cursor`: the two fields of an `Option<Cursor>` without its padding, so
+    /// that the ledger pointer fits the 112 bytes (one 128-byte allocation with the
+    /// reference counts).
+    cursor: Cursor,
+    has_cursor: bool,
     event: Event,
-    cursor: Option<Cursor>,
     payload: Payload,
     encodings: Encodings,
+    /// Bytes of the encodings made so far (their nodes and what they hold; saturates at
+    /// 4 GiB, far above any message's).
+    encoded: AtomicU32,
+    /// Where a stored message counts what it holds; `None` for messages nobody stores
+    /// (events, resets, a feed's).
+    ledger: Option<Arc<Ledger>>,
+}
+
+impl Inner {
+    /// What this message counts for in its ledger.
+    fn weight(&self) -> usize {
+        STORED_MESSAGE_COST + self.payload.len() + self.encoded.load(Ordering::Relaxed) as usize
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(ledger) = &self.ledger {
+            ledger.sub(self.weight());
+        }
+    }
 }
 
 /// One channel event (a published message, `join`, `leave` or `reset`), shared by
@@ -173,13 +241,42 @@ pub struct Message(Arc<Inner>);
 impl Message {
     /// A message; brokers call this once per publish.
     pub fn new(channel: Arc<str>, event: Event, cursor: Option<Cursor>, payload: Payload) -> Self {
-        Message(Arc::new(Inner {
+        Self::counted(channel, event, cursor, payload, None)
+    }
+
+    fn counted(
+        channel: Arc<str>,
+        event: Event,
+        cursor: Option<Cursor>,
+        payload: Payload,
+        ledger: Option<Arc<Ledger>>,
+    ) -> Self {
+        let inner = Inner {
             channel,
+            cursor: cursor.unwrap_or(Cursor::new(Epoch(0), 0)),
+            has_cursor: cursor.is_some(),
             event,
-            cursor,
             payload,
             encodings: Encodings::default(),
-        }))
+            encoded: AtomicU32::new(0),
+            ledger,
+        };
+        if let Some(ledger) = &inner.ledger {
+            ledger.add(inner.weight());
+        }
+        Message(Arc::new(inner))
+    }
+
+    /// A published message at `cursor` that a broker stores: it counts its payload, its
+    /// [`STORED_MESSAGE_COST`] and its encodings as they are made in `ledger` for as long
+    /// as it lives.
+    pub(crate) fn stored(
+        channel: Arc<str>,
+        cursor: Cursor,
+        payload: Payload,
+        ledger: Arc<Ledger>,
+    ) -> Self {
+        Self::counted(channel, Event::Message, Some(cursor), payload, Some(ledger))
     }
 
     /// A published message at `cursor`.
@@ -247,7 +344,7 @@ impl Message {
     /// The position: a message's own, or where a `reset` continues from; `None` for
     /// `join`/`leave`.
     pub fn cursor(&self) -> Option<Cursor> {
-        self.0.cursor
+        self.0.has_cursor.then_some(self.0.cursor)
     }
 
     /// The payload.
@@ -277,7 +374,7 @@ impl Message {
         Envelope {
             channel: &self.0.channel,
             event: self.0.event,
-            cursor: self.0.cursor,
+            cursor: self.cursor(),
             data,
         }
     }
@@ -285,9 +382,34 @@ impl Message {
     /// The message in encoding `E`, made on first use and shared afterwards: by every
     /// subscriber, on every thread. Allocation-free once made.
     pub fn encoded<E: Encoding>(&self) -> &E::Output {
-        self.0
-            .encodings
-            .get_or_init::<E, E::Output>(|| E::encode(self))
+        self.0.encodings.get_or_init::<E, E::Output>(|| {
+            let out = E::encode(self);
+            self.charge(Encodings::node_size::<E::Output>() + E::weight(&out));
+            out
+        })
+    }
+
+    /// Counts `n` more bytes of encodings (in the ledger too, for a stored message).
+    fn charge(&self, n: usize) {
+        let n32 = u32::try_from(n).unwrap_or(u32::MAX);
+        let before = self
+            .0
+            .encoded
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |e| {
+                Some(e.saturating_add(n32))
+            })
+            .unwrap_or(u32::MAX);
+        // The ledger gets what the counter took, so that the drop takes back as much.
+        let taken = before.saturating_add(n32) - before;
+        if let Some(ledger) = &self.0.ledger {
+            ledger.add(taken as usize);
+        }
+    }
+
+    /// What the message counts for in the memory budget: its payload, its
+    /// [`STORED_MESSAGE_COST`] and the encodings made so far (their nodes and bytes).
+    pub fn retained_bytes(&self) -> usize {
+        self.0.weight()
     }
 
     /// Whether both are the same shared message.
@@ -301,7 +423,7 @@ impl fmt::Debug for Message {
         f.debug_struct("Message")
             .field("channel", &self.0.channel)
             .field("event", &self.0.event)
-            .field("cursor", &self.0.cursor)
+            .field("cursor", &self.cursor())
             .field("kind", &self.0.payload.kind)
             .field("len", &self.0.payload.data.len())
             .finish()

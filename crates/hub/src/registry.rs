@@ -41,6 +41,7 @@ pub(crate) struct Registered {
 pub(crate) fn retention(ns: &NamespaceConfig) -> Retention {
     Retention {
         max_len: ns.history_size,
+        max_bytes: ns.history_bytes,
         max_age: ns.history_ttl,
     }
 }
@@ -82,6 +83,7 @@ impl Registry {
         ns.map_or(
             Retention {
                 max_len: 0,
+                max_bytes: 0,
                 max_age: None,
             },
             retention,

@@ -831,8 +831,14 @@ impl Broker for TestBroker {
         self.inner.attach(Arc::downgrade(&as_sink));
         *self.filter.lock().unwrap() = Some(filter);
     }
-    fn publish(&self, c: &str, p: Payload, r: Retention) -> BrokerFuture<'_, Cursor> {
-        self.inner.publish(c, p, r)
+    fn publish(
+        &self,
+        c: &str,
+        p: Payload,
+        r: Retention,
+        i: Option<Idempotency<'_>>,
+    ) -> BrokerFuture<'_, Published> {
+        self.inner.publish(c, p, r, i)
     }
     fn broadcast(&self, m: Message) -> BrokerFuture<'_, ()> {
         self.inner.broadcast(m)

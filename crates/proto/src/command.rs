@@ -8,6 +8,7 @@
 //!                                   a cursor, "oldest" or "last:N" (crate::since)
 //! {"id":2,"op":"unsubscribe","channel":"chat:lobby"}
 //! {"id":3,"op":"publish","channel":"chat:lobby","data":{"text":"hi"}}   or "data_b64":"AP8="
+//! {"id":3,"op":"publish","channel":"chat:lobby","data":1,"idempotency_key":"k-1"}  retry-safe
 //! {"id":4,"op":"presence","channel":"chat:lobby"}
 //! {"id":5,"op":"history","channel":"chat:lobby","since":"abc:3","limit":50}  both optional
 //! {"id":6,"op":"ping"}
@@ -15,6 +16,10 @@
 //! {"id":8,"op":"refresh","token":"JWT"}       a new token before the current one expires
 //! {"id":9,"op":"subscribe","channel":"secret:x","token":"JWT"}   a subscription token
 //! ```
+//!
+//! A publish's optional `idempotency_key` (opaque, at most 128 bytes) makes it safe to
+//! retry: the server stores a key's message once per channel within its window and
+//! answers a repeat with the first cursor.
 //!
 //! `connect` and `refresh` carry a client token (a JWT; the server's docs say which claims
 //! it reads); `subscribe` may carry a subscription token for one private channel. This
@@ -86,6 +91,8 @@ pub enum Op<'a> {
         channel: Cow<'a, str>,
         /// The payload.
         data: CommandData<'a>,
+        /// An idempotency key, if any (not checked here).
+        idempotency_key: Option<Cow<'a, str>>,
     },
     /// List who is subscribed.
     Presence {
@@ -245,6 +252,8 @@ struct RawCommand<'a> {
     data_b64: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     token: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    idempotency_key: Option<Cow<'a, str>>,
 }
 
 fn err(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> CommandError {
@@ -309,7 +318,11 @@ pub fn parse_command<'a>(input: &'a [u8]) -> Result<Command<'a>, CommandError> {
                 }
                 (None, None) => return Err(err(Some(id), ErrorCode::BadRequest, "missing data")),
             };
-            Op::Publish { channel, data }
+            Op::Publish {
+                channel,
+                data,
+                idempotency_key: raw.idempotency_key,
+            }
         }
         "presence" => Op::Presence {
             channel: channel(raw.channel)?,
@@ -390,6 +403,14 @@ pub fn encode_command(cmd: &Command<'_>) -> Bytes {
             out.put_u8(b'"');
         }
         _ => {}
+    }
+    if let Op::Publish {
+        idempotency_key: Some(k),
+        ..
+    } = &cmd.op
+    {
+        out.extend_from_slice(b",\"idempotency_key\":");
+        json::write_str(&mut out, k);
     }
     match &cmd.op {
         Op::Subscribe { token: Some(t), .. }
@@ -647,6 +668,7 @@ mod tests {
                     op: Op::Publish {
                         channel: ch("a"),
                         data: CommandData::Json(r#"{"x":[1,2]}"#),
+                        idempotency_key: None,
                     },
                 },
             ),
@@ -657,6 +679,7 @@ mod tests {
                     op: Op::Publish {
                         channel: ch("a"),
                         data: CommandData::Binary(vec![0, 255]),
+                        idempotency_key: None,
                     },
                 },
             ),
@@ -692,6 +715,18 @@ mod tests {
                     op: Op::Publish {
                         channel: ch("a"),
                         data: CommandData::Json("null"),
+                        idempotency_key: None,
+                    },
+                },
+            ),
+            (
+                r#"{"id":13,"op":"publish","channel":"a","data":1,"idempotency_key":"k \"1\""}"#,
+                Command {
+                    id: 13,
+                    op: Op::Publish {
+                        channel: ch("a"),
+                        data: CommandData::Json("1"),
+                        idempotency_key: Some(Cow::Owned("k \"1\"".into())),
                     },
                 },
             ),

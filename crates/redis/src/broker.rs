@@ -28,7 +28,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
 use switchboard_hub::{
     Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink, FeedSinks,
-    HistoryAnswer, Message, Payload, Retention,
+    HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
 };
 
 use crate::entry::{self, key};
@@ -38,7 +38,8 @@ use crate::scripts;
 /// head), and one that was only read; one with a `max_age` expires with its history.
 const IDLE_CHANNEL_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Longest history kept per channel: Lua numbers are doubles, exact to 2^53.
+/// Longest history kept per channel, in messages or bytes: Lua numbers are doubles,
+/// exact to 2^53.
 const MAX_LEN: usize = 1 << 40;
 
 /// Connection settings.
@@ -262,29 +263,40 @@ impl RedisBroker {
         channel: &str,
         payload: Payload,
         retention: Retention,
-    ) -> Result<Cursor, BrokerError> {
+        idempotency: Option<(String, Duration)>,
+    ) -> Result<Published, BrokerError> {
         let ttl = match retention.max_age {
             _ if retention.max_len == 0 => ms(Some(IDLE_CHANNEL_TTL)),
             Some(age) => ms(Some(age)),
             None => 0,
         };
         let mut conn = self.conn.clone();
-        let (epoch, offset): (String, u64) = self
-            .publish
+        let mut script = self.publish.prepare_invoke();
+        script
             .key(key(channel, 'm'))
             .key(key(channel, 'l'))
-            .key(key(channel, 'f'))
+            .key(key(channel, 'f'));
+        if let Some((idem, _)) = &idempotency {
+            script.key(entry::idempotency_key(channel, idem));
+        }
+        let (epoch, offset, duplicate): (String, u64, u8) = script
             .arg(new_epoch())
             .arg(entry::kind_letter(payload.kind()))
             .arg(&payload.data()[..])
             .arg(retention.max_len.min(MAX_LEN))
             .arg(ms(retention.max_age))
             .arg(ttl)
+            .arg(idempotency.map_or(0, |(_, window)| ms(Some(window))))
+            .arg(retention.max_bytes.min(MAX_LEN))
+            .arg(STORED_MESSAGE_COST)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
         let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
-        Ok(Cursor::new(epoch, offset))
+        Ok(Published {
+            cursor: Cursor::new(epoch, offset),
+            duplicate: duplicate == 1,
+        })
     }
 
     async fn do_history(
@@ -310,6 +322,7 @@ impl RedisBroker {
             .arg(limit)
             .arg(ms(retention.max_age))
             .arg(ms(Some(IDLE_CHANNEL_TTL)))
+            .arg(STORED_MESSAGE_COST)
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
@@ -454,9 +467,14 @@ impl Broker for RedisBroker {
         channel: &str,
         payload: Payload,
         retention: Retention,
-    ) -> BrokerFuture<'_, Cursor> {
+        idempotency: Option<Idempotency<'_>>,
+    ) -> BrokerFuture<'_, Published> {
         let channel = channel.to_owned();
-        BrokerFuture::boxed(async move { self.do_publish(&channel, payload, retention).await })
+        let idempotency = idempotency.map(|i| (i.key.to_owned(), i.window));
+        BrokerFuture::boxed(async move {
+            self.do_publish(&channel, payload, retention, idempotency)
+                .await
+        })
     }
 
     fn broadcast(&self, msg: Message) -> BrokerFuture<'_, ()> {

@@ -7,10 +7,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset |
+//! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset, `b` = the log's bytes as `history_bytes` counts them |
 //! | `sb:{NAME}:l` | list | retained entries, oldest first; index 0 is offset `h - LLEN + 1` |
 //! | `sb:{NAME}:p` | hash | presence: client id → the presence entry JSON |
 //! | `sb:{NAME}:f` | pub/sub channel | the live feed |
+//! | `sb:{NAME}:i:KEY` | string, expires after the idempotency window | `<epoch hex>:<offset>` of the publish that gave KEY |
 //!
 //! A log entry is `<publish time, ms>:<kind><payload>` (kind `j` JSON, `t` text, `b`
 //! binary). A feed message is `m<epoch hex>:<offset>:` followed by the entry for a
@@ -32,6 +33,15 @@ pub(crate) fn key(channel: &str, part: char) -> String {
     k.push_str(channel);
     k.push_str("}:");
     k.push(part);
+    k
+}
+
+/// The key remembering idempotency key `idem` on `channel` (binary-safe: the key is
+/// opaque; the hash tag is the channel's, so it sits in the channel's slot).
+pub(crate) fn idempotency_key(channel: &str, idem: &str) -> String {
+    let mut k = key(channel, 'i');
+    k.push(':');
+    k.push_str(idem);
     k
 }
 
@@ -86,7 +96,9 @@ pub(crate) fn entry_payload(entry: &Bytes) -> Option<Payload> {
     payload(kind, entry.slice(start..))
 }
 
-/// A message read from the feed of `channel`.
+/// A message read from the feed of `channel`. Its payload is copied out of the feed
+/// message (one copy per node, not per subscriber): subscriber queues hold the message,
+/// and a view into the feed's buffer would keep its header and the buffer's spare room.
 pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
     let (&tag, rest) = feed.split_first()?;
     match tag {
@@ -94,8 +106,10 @@ pub(crate) fn feed_message(channel: Arc<str>, feed: &Bytes) -> Option<Message> {
             let colon = rest.iter().position(|&b| b == b':')?;
             let epoch = parse_epoch(&rest[..colon])?;
             let (offset, entry) = number(&rest[colon + 1..])?;
-            let entry = feed.slice(feed.len() - entry.len()..);
-            let payload = entry_payload(&entry)?;
+            // The entry: `<publish time>:<kind><payload>`.
+            let (_, entry) = number(entry)?;
+            let (&kind, data) = entry.split_first()?;
+            let payload = payload(kind, Bytes::copy_from_slice(data))?;
             Some(Message::published(
                 channel,
                 Cursor::new(epoch, offset),
@@ -182,6 +196,12 @@ mod tests {
         assert_eq!(m.cursor(), Some(Cursor::new(Epoch(0xabc), 7)));
         assert_eq!(m.payload().kind(), PayloadKind::Json);
         assert_eq!(&m.data()[..], b"{\"a\":1}");
+
+        // The payload is a copy, not a view that would keep the feed message's buffer.
+        let feed = Bytes::from_static(b"mabc:7:1700000000000:j{\"a\":1}");
+        let m = feed_message(ch.clone(), &feed).unwrap();
+        let inside = feed.as_ptr_range();
+        assert!(!inside.contains(&m.data().as_ptr()));
 
         // Binary payloads keep every byte, colons included.
         let m = feed_message(ch.clone(), &Bytes::from_static(b"m1:2:5:b\x00:\xff")).unwrap();

@@ -4,18 +4,36 @@
 //! A channel's hash is created on first use with the epoch the caller proposes (a random
 //! one); if the hash is lost (the key expired, or Redis lost its data), the next use
 //! creates a new epoch and old cursors are answered with `reset`.
+//!
+//! The hash's `b` is the running byte count of the log as `history_bytes` counts it: each
+//! entry's payload plus a constant the caller gives (the hub's
+//! `STORED_MESSAGE_COST`). Every append adds to it and every entry trimmed takes its
+//! share back, so trimming by size needs no scan of the list.
 
-/// Functions both log scripts start with: `trim_age` drops entries older than `max_age`
-/// ms from the front of the log, `now_ms` is Redis's clock, `epoch_of` reads (or
-/// creates) the channel's epoch.
+/// Functions both log scripts start with: `cost` is what an entry counts for in `b`,
+/// `pop` drops the oldest entry and takes its cost off `b`, `trim_age` drops entries
+/// older than `max_age` ms from the front of the log, `now_ms` is Redis's clock,
+/// `epoch_of` reads (or creates) the channel's epoch.
 const HELPERS: &str = r"
-local function trim_age(log, now, max_age)
+local function cost(e, each)
+  local i = string.find(e, ':', 1, true) or 0
+  return #e - i - 1 + each
+end
+local function pop(meta, log, each)
+  local e = redis.call('LPOP', log)
+  if not e then return false end
+  if redis.call('HINCRBY', meta, 'b', -cost(e, each)) < 0 then
+    redis.call('HSET', meta, 'b', 0)
+  end
+  return true
+end
+local function trim_age(meta, log, now, max_age, each)
   if max_age <= 0 then return end
   while true do
     local e = redis.call('LINDEX', log, 0)
     if not e then return end
     local t = tonumber(string.match(e, '^(%d+):'))
-    if t and now - t > max_age then redis.call('LPOP', log) else return end
+    if t and now - t > max_age then pop(meta, log, each) else return end
   end
 end
 local function now_ms()
@@ -26,7 +44,7 @@ local function epoch_of(meta, log, proposed, fresh_ttl)
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
     epoch = proposed
-    redis.call('HSET', meta, 'e', epoch, 'h', 0)
+    redis.call('HSET', meta, 'e', epoch, 'h', 0, 'b', 0)
     redis.call('DEL', log)
     if fresh_ttl > 0 then redis.call('PEXPIRE', meta, fresh_ttl) end
   end
@@ -34,27 +52,48 @@ local function epoch_of(meta, log, proposed, fresh_ttl)
 end
 ";
 
-/// KEYS: meta, log, feed. ARGV: proposed epoch, kind letter, payload, max_len, max_age
-/// ms (0: none), expiry ms (0: none, and an expiry set by a read is removed). Returns
-/// `{epoch, offset}`.
+/// KEYS: meta, log, feed, and the idempotency key's key when there is one. ARGV:
+/// proposed epoch, kind letter, payload, max_len, max_age ms (0: none), expiry ms (0:
+/// none, and an expiry set by a read is removed), idempotency window ms (0: no key),
+/// max_bytes, the constant each entry counts besides its payload. Returns `{epoch,
+/// offset, duplicate}`.
 ///
-/// Appends, trims, publishes the feed message, all in one step: offsets and live
-/// delivery follow one order.
+/// Looks the idempotency key up, appends, trims (by count, bytes and age, the oldest
+/// first), publishes the feed message, all in one step: offsets and live delivery follow
+/// one order, and a key given to two nodes at once stores one message (the second finds
+/// the key and answers the first's cursor, `duplicate` 1, storing and publishing
+/// nothing).
 pub(crate) fn publish() -> String {
     format!(
         "{HELPERS}{}",
         r"
+local window = tonumber(ARGV[7])
+if window > 0 then
+  local seen = redis.call('GET', KEYS[4])
+  if seen then
+    local e, h = string.match(seen, '^(%x+):(%d+)$')
+    if e then return {e, tonumber(h), 1} end
+  end
+end
 local now = now_ms()
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0)
 local head = redis.call('HINCRBY', KEYS[1], 'h', 1)
 local entry = now .. ':' .. ARGV[2] .. ARGV[3]
 local max_len = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[8])
+local each = tonumber(ARGV[9])
 if max_len > 0 then
-  redis.call('RPUSH', KEYS[2], entry)
-  redis.call('LTRIM', KEYS[2], -max_len, -1)
-  trim_age(KEYS[2], now, tonumber(ARGV[5]))
+  local len = redis.call('RPUSH', KEYS[2], entry)
+  local bytes = redis.call('HINCRBY', KEYS[1], 'b', #ARGV[3] + each)
+  while len > 0 and (len > max_len or bytes > max_bytes) do
+    pop(KEYS[1], KEYS[2], each)
+    len = len - 1
+    bytes = tonumber(redis.call('HGET', KEYS[1], 'b'))
+  end
+  trim_age(KEYS[1], KEYS[2], now, tonumber(ARGV[5]), each)
 else
   redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'b', 0)
 end
 local ttl = tonumber(ARGV[6])
 if ttl > 0 then
@@ -63,8 +102,11 @@ if ttl > 0 then
 else
   redis.call('PERSIST', KEYS[1])
 end
+if window > 0 then
+  redis.call('SET', KEYS[4], epoch .. ':' .. head, 'PX', window)
+end
 redis.call('PUBLISH', KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
-return {epoch, head}
+return {epoch, head, 0}
 "
     )
 }
@@ -72,7 +114,8 @@ return {epoch, head}
 /// KEYS: meta, log. ARGV: proposed epoch, since epoch (empty: no cursor), since offset,
 /// limit (-1: none), max_age ms (0: none), expiry ms of a channel nothing was published
 /// to (a channel only ever read, e.g. polled under a mistyped name, must not stay
-/// forever; each read renews it, so the epoch a poller was given stays while it polls).
+/// forever; each read renews it, so the epoch a poller was given stays while it polls),
+/// the constant each entry counts besides its payload.
 ///
 /// Returns `{epoch, head, first, status, entries...}`: `first` is the offset of the first
 /// entry returned; `status` is a bit set, 1: `limit` cut the entries, 2: the cursor
@@ -84,7 +127,7 @@ pub(crate) fn history() -> String {
         "{HELPERS}{}",
         r"
 local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
-trim_age(KEYS[2], now_ms(), tonumber(ARGV[5]))
+trim_age(KEYS[1], KEYS[2], now_ms(), tonumber(ARGV[5]), tonumber(ARGV[7]))
 local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
 if head == 0 and tonumber(ARGV[6]) > 0 then
   -- Nothing published yet: the cursor this read hands out stays valid for the next

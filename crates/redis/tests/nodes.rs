@@ -490,3 +490,138 @@ async fn keys_expire_unless_they_hold_history_for_good() {
     let t = pttl("none:y").await;
     assert!(t > 300_000 && t <= day, "no history: a day: {t}");
 }
+
+/// The same idempotency key sent to both nodes at once is stored once: one node's script
+/// stores it, the other finds the key and answers the same cursor; subscribers on both
+/// get it once. A key given again after its window stores again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_sent_to_two_nodes_at_once_is_stored_once() {
+    let redis = Redis::start();
+    let config = HubConfig {
+        idempotency_window: Duration::from_millis(1500),
+        ..HubConfig::default()
+    };
+    let (a, b) = two_nodes(&redis, config).await;
+    let mut on_a = a
+        .subscribe("idem", None, ClientInfo::new("a1"))
+        .await
+        .unwrap();
+    let mut on_b = b
+        .subscribe("idem", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    const ROUNDS: u64 = 40;
+    for round in 0..ROUNDS {
+        let key = format!("key-{round}");
+        let send = |hub: Hub, key: String| {
+            tokio::spawn(async move {
+                let options = PublishOptions::from_backend().with_key(Some(&key));
+                hub.publish_with("idem", json(round), options)
+                    .await
+                    .unwrap()
+            })
+        };
+        let (x, y) = (send(a.clone(), key.clone()), send(b.clone(), key));
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        assert_eq!(x.cursor, y.cursor, "round {round}");
+        assert_eq!(
+            u8::from(x.duplicate) + u8::from(y.duplicate),
+            1,
+            "round {round}"
+        );
+        assert_eq!(x.cursor.offset, round + 1, "one message per round");
+    }
+    for sub in [&mut on_a, &mut on_b] {
+        for round in 0..ROUNDS {
+            let m = recv(sub).await;
+            assert_eq!(m.cursor().unwrap().offset, round + 1);
+            assert_eq!(&m.data()[..], round.to_string().as_bytes());
+        }
+        assert!(matches!(sub.try_recv(), Ok(None)), "no duplicate delivered");
+    }
+    let HistoryAnswer::Gap { messages, .. } = a.history("idem", None, None).await.unwrap() else {
+        panic!("history")
+    };
+    assert_eq!(messages.len() as u64, ROUNDS);
+
+    // The key's window over (Redis expired it), the same key stores again.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let later = b
+        .publish_with(
+            "idem",
+            json(0),
+            PublishOptions::from_backend().with_key(Some("key-0")),
+        )
+        .await
+        .unwrap();
+    assert!(!later.duplicate);
+    assert_eq!(later.cursor.offset, ROUNDS + 1);
+}
+
+/// `history_bytes` on Redis: the publish script keeps a running byte count of each log
+/// (payload + the stored-message constant per entry) and trims the oldest by it, in the
+/// same step as the append; a cursor trimmed away resets to what is held. Age trims and
+/// length trims keep the count right.
+#[tokio::test]
+async fn retention_trims_by_bytes_with_a_running_count() {
+    let redis = Redis::start();
+    let each = 100 + STORED_MESSAGE_COST;
+    let bytes = NamespaceConfig {
+        history_size: 1000,
+        history_bytes: 4 * each,
+        ..Default::default()
+    };
+    let few = NamespaceConfig {
+        history_size: 2,
+        history_bytes: 4 * each,
+        ..Default::default()
+    };
+    let config = HubConfig::default()
+        .with_namespace("bytes", bytes)
+        .with_namespace("few", few);
+    let (a, b) = two_nodes(&redis, config).await;
+    let text = || Payload::text(Bytes::from(vec![b'x'; 100])).unwrap();
+    let mut c = Vec::new();
+    for _ in 0..10 {
+        c.push(a.publish("bytes:x", text()).await.unwrap());
+    }
+    let HistoryAnswer::Reset {
+        messages, earliest, ..
+    } = b.history("bytes:x", Some(c[0]), None).await.unwrap()
+    else {
+        panic!("the first cursor is trimmed away: a reset");
+    };
+    assert_eq!(offsets(&messages), vec![7, 8, 9, 10]);
+    assert_eq!(earliest, c[5]);
+    // A bigger message takes the room of several: the count follows what is held.
+    a.publish(
+        "bytes:x",
+        Payload::text(Bytes::from(vec![b'y'; 250])).unwrap(),
+    )
+    .await
+    .unwrap();
+    let held = |answer: HistoryAnswer| match answer {
+        HistoryAnswer::Gap { messages, .. } | HistoryAnswer::Reset { messages, .. } => {
+            offsets(&messages)
+        }
+    };
+    assert_eq!(
+        held(b.history("bytes:x", None, None).await.unwrap()),
+        vec![9, 10, 11]
+    );
+    // Trimmed by length first: the byte count only holds what is left.
+    for _ in 0..5 {
+        a.publish("few:x", text()).await.unwrap();
+    }
+    assert_eq!(
+        held(b.history("few:x", None, None).await.unwrap()),
+        vec![4, 5]
+    );
+    for _ in 0..2 {
+        a.publish("few:x", text()).await.unwrap();
+    }
+    assert_eq!(
+        held(b.history("few:x", None, None).await.unwrap()),
+        vec![6, 7]
+    );
+}

@@ -9,10 +9,15 @@
 //! the minute, before its key is even looked at ([`crate::throttle`]). The API is not bound by a
 //! namespace's `client_publish`; channel names and namespaces are still checked.
 //!
+//! An `idempotency_key` (1 to 128 bytes, opaque) makes a publish safe to retry: the same
+//! key on the same channel within `limits.idempotency_window_ms` stores nothing and
+//! answers the first publish's cursor. A broadcast gives its one key to every channel, so
+//! each channel stores the message once however often the broadcast is retried.
+//!
 //! | request | body | answer |
 //! |---|---|---|
-//! | `POST /api/publish` | `{"channel", "data": JSON}` or `"text": "…"` or `"data_b64": "…"` | `{"channel","cursor"}` |
-//! | `POST /api/broadcast` | `{"channels": […], data as above}` | `{"cursors": {NAME: CURSOR}}` |
+//! | `POST /api/publish` | `{"channel", "data": JSON}` or `"text": "…"` or `"data_b64": "…"`; optional `"idempotency_key"` | `{"channel","cursor"}` (`"duplicate":true` when the key made it one) |
+//! | `POST /api/broadcast` | `{"channels": […], data as above}`; optional `"idempotency_key"` | `{"cursors": {NAME: CURSOR}}` |
 //! | `GET /api/channels` | | `{"channels": [{name, cursor, subscribers, retained}], "connections"}` |
 //! | `GET /api/channels/{channel}` | | one channel's stats (404 if unknown to the broker and unsubscribed) |
 //! | `GET /api/channels/{channel}/history?since=&limit=` | | poll body (`messages`, `cursor`, `reset`): after `since`, or the latest `limit` (default and most 1000) |
@@ -34,7 +39,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
-use switchboard_hub::Payload;
+use switchboard_hub::{Payload, PublishOptions};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -104,16 +109,19 @@ struct PayloadFields<'a> {
 
 impl PayloadFields<'_> {
     fn into_payload(self, limit: usize) -> Result<Payload, ServerError> {
+        // Each payload gets exactly its bytes in an allocation of its own (not a view into
+        // the request body, no spare capacity): what a stored message keeps.
         let payload = match (self.data, self.text, self.data_b64) {
             // Parsed as part of the request body, so known to be valid JSON.
             (Some(d), None, None) => {
                 Payload::json_prevalidated(Bytes::copy_from_slice(d.get().as_bytes()))
             }
-            (None, Some(t), None) => Payload::text(Bytes::from(t))?,
+            (None, Some(t), None) => Payload::text(Bytes::from(t.into_bytes().into_boxed_slice()))?,
             (None, None, Some(b)) => Payload::binary(Bytes::from(
                 base64::engine::general_purpose::STANDARD
                     .decode(b.as_bytes())
-                    .map_err(|_| ServerError::BadRequest("data_b64 is not valid base64".into()))?,
+                    .map_err(|_| ServerError::BadRequest("data_b64 is not valid base64".into()))?
+                    .into_boxed_slice(),
             )),
             _ => {
                 return Err(ServerError::BadRequest(
@@ -149,6 +157,14 @@ async fn read_json_body(
     .await
 }
 
+/// An idempotency key from a body, checked before anything is published.
+fn checked_key(key: Option<&str>) -> Result<Option<&str>, ServerError> {
+    if let Some(k) = key {
+        switchboard_hub::check_idempotency_key(k)?;
+    }
+    Ok(key)
+}
+
 fn bad_json(e: serde_json::Error) -> ServerError {
     ServerError::BadRequest(format!("invalid JSON body: {e}"))
 }
@@ -165,18 +181,25 @@ async fn publish(State(state): State<AppState>, headers: HeaderMap, body: Body) 
                 text: Option<String>,
                 #[serde(default)]
                 data_b64: Option<String>,
+                #[serde(default)]
+                idempotency_key: Option<String>,
             }
             let raw = read_json_body(&state, &headers, body).await?;
             let req: Req<'_> = serde_json::from_slice(&raw).map_err(bad_json)?;
             crate::channel::resolve(&state.hub, &req.channel)?;
+            let key = checked_key(req.idempotency_key.as_deref())?;
             let payload = PayloadFields {
                 data: req.data,
                 text: req.text,
                 data_b64: req.data_b64,
             };
             let payload = payload.into_payload(state.config.limits.max_publish_bytes)?;
-            let cursor = state.hub.publish(&req.channel, payload).await?;
-            Ok(Json(json!({ "channel": req.channel, "cursor": cursor })).into_response())
+            let options = PublishOptions::from_backend().with_key(key);
+            let published = state
+                .hub
+                .publish_with(&req.channel, payload, options)
+                .await?;
+            Ok(crate::publish::answer(&req.channel, published))
         }
         .await,
     )
@@ -194,9 +217,12 @@ async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body
                 text: Option<String>,
                 #[serde(default)]
                 data_b64: Option<String>,
+                #[serde(default)]
+                idempotency_key: Option<String>,
             }
             let raw = read_json_body(&state, &headers, body).await?;
             let req: Req<'_> = serde_json::from_slice(&raw).map_err(bad_json)?;
+            let key = checked_key(req.idempotency_key.as_deref())?;
             if req.channels.is_empty() {
                 return Err(ServerError::BadRequest("\"channels\" is empty".into()));
             }
@@ -217,9 +243,10 @@ async fn broadcast(State(state): State<AppState>, headers: HeaderMap, body: Body
             };
             let payload = payload.into_payload(state.config.limits.max_publish_bytes)?;
             let mut cursors = serde_json::Map::new();
+            let options = PublishOptions::from_backend().with_key(key);
             for c in &req.channels {
-                let cursor = state.hub.publish(c, payload.clone()).await?;
-                cursors.insert(c.clone(), json!(cursor));
+                let published = state.hub.publish_with(c, payload.clone(), options).await?;
+                cursors.insert(c.clone(), json!(published.cursor));
             }
             Ok(Json(json!({ "cursors": cursors })).into_response())
         }

@@ -12,7 +12,7 @@ use crate::config::Config;
 /// an error: a node that starts without its cluster would serve a split view.
 pub async fn from_config(config: &Config) -> io::Result<Arc<dyn Broker>> {
     match &config.redis {
-        None => Ok(Arc::new(MemoryBroker::new())),
+        None => Ok(Arc::new(MemoryBroker::with_limits(config.memory_limits()))),
         Some(url) => redis(url).await,
     }
 }

@@ -23,6 +23,17 @@
 //! listen_backlog = 0            # connections the kernel queues before accept; 0: its maximum
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
 //! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
+//! idempotency_window_ms = 300000 # a publish's Idempotency-Key is remembered this long
+//! idempotency_max_bytes = 33554432 # what the remembered keys may take (in memory; at most
+//!                               # 256 B a key, the oldest go first); Redis: its own memory
+//! max_retained_bytes = 268435456 # everything the in-memory broker keeps (history, cached
+//!                               # encodings, the keys above), in bytes: over it the oldest
+//!                               # messages of all channels go first (a resume from one gets
+//!                               # `reset`); a publish is never refused for it; Redis: its
+//!                               # own maxmemory
+//! max_channels = 100000         # live channels (logs; channels with subscribers on this
+//!                               # node), ~250 B each before history (~25 MB at the limit):
+//!                               # a publish or subscribe making one more is 503 channel_limit
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
 //! subscribe = true              # clients may subscribe
@@ -30,6 +41,8 @@
 //! presence = true               # track who is subscribed (API, `/ws` presence)
 //! join_leave = false            # push join/leave events to subscribers
 //! history_size = 1000           # messages kept per channel for resumes and polls
+//! history_bytes = 16777216      # and at most this many bytes of them (each message counts
+//!                               # its payload + 176 B); the oldest go first
 //! history_ttl_secs = 300        # and for at most this long (0 = no age limit)
 //! queue_capacity = 1024         # messages queued per subscriber before it counts as slow
 //! slow_consumer = "close"       # or "drop_oldest"; see switchboard_hub::subscription
@@ -290,6 +303,31 @@ pub struct Limits {
     /// Most client publishes per second, per WebSocket connection and per address for
     /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
     pub max_publishes_per_second: u32,
+    /// How long a publish's idempotency key (`Idempotency-Key`, `idempotency_key`) is
+    /// remembered, in milliseconds: the same key on the same channel within it stores
+    /// nothing and answers the first publish's cursor.
+    pub idempotency_window_ms: u64,
+    /// Bytes the remembered idempotency keys may take on the in-memory broker (each at
+    /// most [`switchboard_hub::window::KEY_COST`] = 256 B, whatever its length); the oldest
+    /// go first when it is reached, and a retry whose key went is stored again. On Redis
+    /// the keys live in Redis, each expiring with its window.
+    pub idempotency_max_bytes: usize,
+    /// Bytes everything the in-memory broker retains may take: each stored message's
+    /// payload and its constant (`switchboard_hub::STORED_MESSAGE_COST`, 176 B), the
+    /// encodings cached with it once sent, and the idempotency window. Over it, the oldest
+    /// messages of all channels go first (a resume from one of them gets `reset` and what
+    /// is held); a publish is never refused for it. A message costs its payload + 176 B
+    /// stored, and each encoding made when it is first sent about its envelope's size
+    /// again (`switchboard_hub::message` itemises them): 256 MiB, the default, hold about
+    /// 1.1 M 64-byte messages never sent, or 250,000 sent on a WebSocket. On Redis,
+    /// history lives in Redis: bound it with Redis's `maxmemory`.
+    pub max_retained_bytes: usize,
+    /// Most live channels: logs of the in-memory broker, and channels with subscribers on
+    /// this node. A publish or subscribe that would make one more is answered 503
+    /// `channel_limit` (a read of a channel nothing was published to makes none). Each
+    /// costs about 250 B before its history (its log, name and map entry), and as much
+    /// again while it has subscribers here: about 25–50 MB at the default 100,000.
+    pub max_channels: usize,
     /// A subscriber whose socket takes nothing for this long, in milliseconds, is closed
     /// (it resumes from its cursor): WebSocket, SSE and stream writes, and an answer a
     /// long-poll or poll client does not read. Until then it holds at most the kernel's
@@ -316,6 +354,10 @@ impl Default for Limits {
             listen_backlog: 0,
             write_timeout_ms: 30_000,
             max_publishes_per_second: 1000,
+            idempotency_window_ms: 300_000,
+            idempotency_max_bytes: 32 << 20,
+            max_retained_bytes: 256 << 20,
+            max_channels: 100_000,
         }
     }
 }
@@ -378,6 +420,10 @@ pub struct Namespace {
     pub join_leave: bool,
     /// Messages kept per channel.
     pub history_size: usize,
+    /// Bytes of history kept per channel, each message counting its payload and 176 B
+    /// (`switchboard_hub::STORED_MESSAGE_COST`); the oldest go first. On Redis the publish
+    /// script keeps the same count.
+    pub history_bytes: usize,
     /// Seconds a message stays in history (0 = no age limit).
     pub history_ttl_secs: u64,
     /// Messages queued per subscriber before the slow-consumer policy applies.
@@ -415,6 +461,7 @@ impl Default for Namespace {
             presence: true,
             join_leave: false,
             history_size: 1000,
+            history_bytes: 16 << 20,
             history_ttl_secs: 300,
             queue_capacity: 1024,
             slow_consumer: SlowConsumer::Close,
@@ -430,6 +477,7 @@ impl Namespace {
     pub fn to_hub(&self, max_publish_bytes: usize) -> switchboard_hub::NamespaceConfig {
         switchboard_hub::NamespaceConfig {
             history_size: self.history_size,
+            history_bytes: self.history_bytes,
             history_ttl: (self.history_ttl_secs > 0)
                 .then(|| Duration::from_secs(self.history_ttl_secs)),
             allow_publish: self.client_publish,
@@ -632,6 +680,11 @@ impl Config {
                 "limits.max_publish_bytes must be > 0".into(),
             ));
         }
+        if self.limits.max_channels == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_channels must be > 0".into(),
+            ));
+        }
         if self.limits.max_channels_per_request == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_channels_per_request must be > 0".into(),
@@ -680,7 +733,19 @@ impl Config {
             .collect();
         switchboard_hub::HubConfig {
             namespaces,
+            idempotency_window: Duration::from_millis(self.limits.idempotency_window_ms),
+            memory: self.memory_limits(),
+            max_channels: self.limits.max_channels,
             ..switchboard_hub::HubConfig::default()
+        }
+    }
+
+    /// What the in-memory broker may hold.
+    pub fn memory_limits(&self) -> switchboard_hub::MemoryLimits {
+        switchboard_hub::MemoryLimits {
+            max_retained_bytes: self.limits.max_retained_bytes,
+            idempotency_bytes: self.limits.idempotency_max_bytes,
+            max_channels: self.limits.max_channels,
         }
     }
 

@@ -22,6 +22,7 @@
 //! | shutting down | 503 |
 //! | too many new connections (`limits.max_new_connections_per_second`) | 503 with `Retry-After` |
 //! | the server full (`limits.max_connections`) | 503 with `Retry-After` |
+//! | a publish or subscribe that would make one live channel more than `limits.max_channels` | 503 `channel_limit` |
 //! | too many connections from one address (`limits.max_connections_per_ip`) | 429 with `Retry-After` |
 //! | too many connections of one authenticated user (`limits.max_connections_per_user`) | 429 |
 //! | publishing faster than `limits.max_publishes_per_second` | 429 with `Retry-After` (native WebSocket: close 1008) |
@@ -83,6 +84,9 @@ pub enum ServerError {
     HeadTooLarge { limit: usize },
     /// Too many channels in one request.
     TooManyChannels { limit: usize },
+    /// The server holds `limits.max_channels` live channels already, and this would make
+    /// one more.
+    ChannelLimit { limit: usize },
     /// Backend API: key missing or wrong.
     Unauthorized,
     /// Backend API: no key is configured, so the API is off.
@@ -150,6 +154,7 @@ impl ServerError {
                 "header_too_large",
             ),
             Self::TooManyChannels { .. } => (StatusCode::BAD_REQUEST, "too_many_channels"),
+            Self::ChannelLimit { .. } => (StatusCode::SERVICE_UNAVAILABLE, "channel_limit"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::ApiDisabled => (StatusCode::FORBIDDEN, "api_disabled"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -237,6 +242,10 @@ impl std::fmt::Display for ServerError {
             Self::TooManyChannels { limit } => {
                 write!(f, "too many channels in one request (limit {limit})")
             }
+            Self::ChannelLimit { limit } => write!(
+                f,
+                "the server holds its most live channels ({limit}, limits.max_channels); use a channel that exists, or try again once idle ones are gone"
+            ),
             Self::Unauthorized => write!(
                 f,
                 "missing or wrong API key; send it as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'"
@@ -350,6 +359,7 @@ impl ServerError {
             Self::TooManyChannels { .. } => ErrorCode::TooManyRequests,
             Self::ShuttingDown
             | Self::Broker(_)
+            | Self::ChannelLimit { .. }
             | Self::Busy { .. }
             | Self::ServerFull
             | Self::BackendUnavailable(_) => ErrorCode::Unavailable,
@@ -392,7 +402,9 @@ impl From<HubError> for ServerError {
             }
             HubError::MessageTooLarge { max, .. } => Self::PayloadTooLarge { limit: max },
             HubError::InvalidPayload(why) => Self::BadRequest(format!("invalid payload: {why}")),
+            e @ HubError::InvalidIdempotencyKey { .. } => Self::BadRequest(e.to_string()),
             HubError::Broker(b) => Self::Broker(b),
+            HubError::TooManyChannels { limit } => Self::ChannelLimit { limit },
             HubError::Shutdown => Self::ShuttingDown,
             // A variant added later: refuse rather than guess.
             other => Self::Broker(BrokerError::Internal(other.to_string())),

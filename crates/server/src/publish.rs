@@ -4,6 +4,11 @@
 //! `application/octet-stream` → bytes (`data_b64`), anything else → text (must be UTF-8).
 //! Bodies over `limits.max_publish_bytes` are refused with 413 before they are read in
 //! full, and a body slower than `limits.body_read_timeout_ms` with 408 ([`crate::body`]). Answer: `{"channel":"NAME","cursor":"E:N"}`.
+//!
+//! An `Idempotency-Key` header (1 to 128 bytes of visible ASCII, opaque; 400 otherwise)
+//! makes the publish safe to retry: the same key on the same channel within
+//! `limits.idempotency_window_ms` stores nothing and answers the first publish's cursor,
+//! with `"duplicate":true`.
 
 use std::net::SocketAddr;
 
@@ -12,7 +17,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use switchboard_hub::Payload;
+use switchboard_hub::{Payload, PublishOptions};
 
 use crate::channel::Caller;
 use crate::error::ServerError;
@@ -47,6 +52,29 @@ pub fn payload_for(headers: &HeaderMap, body: Bytes) -> Result<Payload, ServerEr
     }
 }
 
+/// The request's `Idempotency-Key` header, checked (400 when it is not 1 to 128 bytes of
+/// visible ASCII).
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ServerError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().map_err(|_| {
+        ServerError::BadRequest("the Idempotency-Key header is not visible ASCII".into())
+    })?;
+    switchboard_hub::check_idempotency_key(key)?;
+    Ok(Some(key))
+}
+
+/// The answer to a publish: `{"channel","cursor"}`, and `"duplicate":true` when its
+/// idempotency key made it one.
+pub fn answer(channel: &str, published: switchboard_hub::Published) -> Response {
+    let mut body = serde_json::json!({ "channel": channel, "cursor": published.cursor });
+    if published.duplicate {
+        body["duplicate"] = true.into();
+    }
+    axum::Json(body).into_response()
+}
+
 /// Handles `POST /ch/NAME` from `caller` at `peer` (rate-limited per address when
 /// known).
 pub async fn publish(
@@ -58,6 +86,7 @@ pub async fn publish(
     body: Body,
 ) -> Result<Response, ServerError> {
     crate::channel::for_client_publish(state, caller, channel)?;
+    let key = idempotency_key(headers)?;
     if let Some(peer) = peer {
         state
             .clients
@@ -73,6 +102,7 @@ pub async fn publish(
     )
     .await?;
     let payload = payload_for(headers, bytes)?;
-    let cursor = state.hub.publish_from_client(channel, payload).await?;
-    Ok(axum::Json(serde_json::json!({ "channel": channel, "cursor": cursor })).into_response())
+    let options = PublishOptions::from_client().with_key(key);
+    let published = state.hub.publish_with(channel, payload, options).await?;
+    Ok(answer(channel, published))
 }

@@ -101,9 +101,9 @@ impl Builder {
     /// (`security`) do not parse, or a token key file (`auth`) cannot be read or used.
     pub fn build(self) -> Result<Server, ConfigError> {
         let config = self.config;
-        let broker = self
-            .broker
-            .unwrap_or_else(|| Arc::new(MemoryBroker::new()) as Arc<dyn Broker>);
+        let broker = self.broker.unwrap_or_else(|| {
+            Arc::new(MemoryBroker::with_limits(config.memory_limits())) as Arc<dyn Broker>
+        });
         let shutdown = Shutdown::new();
         let auth = match &config.auth {
             Some(auth) => Some(Arc::new(crate::auth::Verifier::new(auth)?)),

@@ -73,6 +73,23 @@ async fn publish_command_uses_the_backend_api() {
         ReceivedData::Json("\"plain words\"".into())
     );
 
+    // A script retrying with its own key publishes once.
+    let keyed = ["publish", "cli", "7", "--url", &base, "--api-key", KEY];
+    let keyed = [&keyed[..], &["--idempotency-key", "script-run-1"]].concat();
+    let first: serde_json::Value = serde_json::from_slice(&run(&keyed).await.stdout).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&run(&keyed).await.stdout).unwrap();
+    assert_eq!(first["cursor"], again["cursor"]);
+    assert_eq!(
+        (first.get("duplicate"), &again["duplicate"]),
+        (None, &true.into())
+    );
+    let out = run(&["publish", "cli", "8", "--url", &base, "--api-key", KEY]).await;
+    assert!(out.status.success());
+    let seven = bounded(sub.next()).await.unwrap();
+    assert_eq!(seven.data, ReceivedData::Json("7".into()));
+    let eight = bounded(sub.next()).await.unwrap();
+    assert_eq!(eight.data, ReceivedData::Json("8".into()), "7 came once");
+
     let out = run(&["publish", "cli", "x", "--url", &base]).await;
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -41,18 +41,7 @@ impl Bystander {
     async fn still_fine(&mut self, srv: &Running, n: usize) {
         common::subscribers_become(srv, "calm", 1).await;
         let text = format!("after-{n}");
-        let (status, _, _) = raw(srv, "POST", "/ch/calm", &[], text.as_bytes()).await;
-        assert_eq!(status, 200);
-        let mut got = Vec::new();
-        bounded(async {
-            while !String::from_utf8_lossy(&got).contains(&text) {
-                let mut chunk = [0u8; 4096];
-                let k = self.stream.read(&mut chunk).await.unwrap();
-                assert!(k > 0, "the bystander's stream ended");
-                got.extend_from_slice(&chunk[..k]);
-            }
-        })
-        .await;
+        self.publish_and_read(srv, &text).await;
         let history = srv
             .state
             .hub
@@ -63,6 +52,22 @@ impl Bystander {
             panic!("history lost: {history:?}");
         };
         assert_eq!(messages.len(), n + 1, "history of calm");
+    }
+
+    /// Publishes `text` on `calm`; the subscriber gets it.
+    async fn publish_and_read(&mut self, srv: &Running, text: &str) {
+        let (status, _, _) = raw(srv, "POST", "/ch/calm", &[], text.as_bytes()).await;
+        assert_eq!(status, 200);
+        let mut got = Vec::new();
+        bounded(async {
+            while !String::from_utf8_lossy(&got).contains(text) {
+                let mut chunk = [0u8; 4096];
+                let k = self.stream.read(&mut chunk).await.unwrap();
+                assert!(k > 0, "the bystander's stream ended");
+                got.extend_from_slice(&chunk[..k]);
+            }
+        })
+        .await;
     }
 }
 
@@ -573,4 +578,175 @@ async fn slow_bodies_cost_their_bytes_not_a_buffer_per_byte() {
         grown < 32 * 1024,
         "the server grew {grown} KiB for 100 KB of slow bodies"
     );
+}
+
+/// Publishes `n` messages of `size` bytes on `channel` (each answered 200) and returns
+/// their cursors.
+async fn flood(srv: &Running, channel: &str, n: usize, size: usize) -> Vec<String> {
+    let body = vec![b'f'; size];
+    let mut cursors = Vec::new();
+    for _ in 0..n {
+        let (status, head, answer) = raw(srv, "POST", &format!("/ch/{channel}"), &[], &body).await;
+        assert_eq!(status, 200, "never refused: {head}");
+        cursors.push(json(&answer)["cursor"].as_str().unwrap().to_owned());
+    }
+    cursors
+}
+
+/// Sends `bytes` on a new connection and reads one answer (its head and its
+/// `Content-Length` body; the connection may stay open).
+async fn send_for_one_answer(srv: &Running, bytes: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut buf = Vec::new();
+    bounded(async {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if buf.len() >= end + 4 + len {
+                    return;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let k = s.read(&mut chunk).await.unwrap();
+            assert!(k > 0, "closed before the answer was whole");
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    })
+    .await;
+    parse_response(&buf)
+}
+
+/// What a poll of `channel` from `since` answers.
+async fn poll_from(srv: &Running, channel: &str, since: &str) -> serde_json::Value {
+    let (status, _, body) = raw(
+        srv,
+        "GET",
+        &format!("/ch/{channel}?since={since}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(status, 200);
+    json(&body)
+}
+
+/// Memory budget reached, three rows. A namespace's `history_bytes`: its channel keeps
+/// its newest messages within the bound, nothing else is touched. The global
+/// `max_retained_bytes`: every publish is still answered 200 (never refused), the oldest
+/// messages of all channels go first — the bystander's first message too, by design —
+/// and a resume from an evicted cursor is answered with `reset` and `lost` followed by
+/// what is held, never a silent gap; the bystander's live subscription goes on.
+#[tokio::test]
+async fn a_full_memory_budget_evicts_the_oldest_and_says_so() {
+    let mut c = config();
+    c.limits.max_publishes_per_second = 1_000_000;
+    let capped = switchboard_server::config::Namespace {
+        client_publish: true,
+        history_bytes: 8 * 1024,
+        ..Default::default()
+    };
+    c.namespaces.insert("capped".into(), capped);
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let cursors = flood(&srv, "capped:x", 100, 1024).await;
+    let answer = poll_from(&srv, "capped:x", &cursors[0]).await;
+    assert_eq!(answer["reset"], true, "{answer}");
+    let held = answer["messages"].as_array().unwrap().len();
+    let each = 1024 + switchboard_hub::STORED_MESSAGE_COST;
+    assert_eq!(held, 8 * 1024 / each, "the newest that fit 8 KiB");
+    assert_eq!(answer["lost"], 99 - held, "{answer}");
+    calm.still_fine(&srv, 1).await;
+    srv.shutdown().await;
+
+    let budget = 64 * 1024;
+    let mut c = config();
+    c.limits.max_publishes_per_second = 1_000_000;
+    c.limits.max_retained_bytes = budget;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let first = srv.state.hub.history("calm", None, None).await.unwrap();
+    let switchboard_hub::HistoryAnswer::Gap { messages, .. } = first else {
+        panic!("{first:?}");
+    };
+    let calm_first = messages[0].cursor().unwrap();
+    let cursors = flood(&srv, "flood", 200, 1024).await;
+    assert!(srv.state.hub.retained_bytes().unwrap() <= budget);
+    let answer = poll_from(&srv, "flood", &cursors[0]).await;
+    assert_eq!(answer["reset"], true, "{answer}");
+    let held = answer["messages"].as_array().unwrap();
+    assert!(!held.is_empty() && held.len() < 64, "{}", held.len());
+    assert_eq!(answer["lost"], 199 - held.len(), "{answer}");
+    assert_eq!(
+        held.last().unwrap()["cursor"],
+        cursors[199],
+        "the newest is held"
+    );
+    // The bystander's first message was the oldest of all: it went, and a resume from
+    // before it is told so.
+    let since = switchboard_hub::Cursor::new(calm_first.epoch, calm_first.offset - 1).to_string();
+    let answer = poll_from(&srv, "calm", &since).await;
+    assert_eq!(answer["reset"], true, "{answer}");
+    assert_eq!(answer["lost"], 1, "{answer}");
+    // Its live subscription goes on.
+    calm.publish_and_read(&srv, "after-budget").await;
+    srv.shutdown().await;
+}
+
+/// Past `limits.max_channels` live channels, a publish or subscribe that would make one
+/// more is answered 503 `channel_limit` (POST, SSE, a WebSocket upgrade); the channels
+/// that exist go on, and so does the bystander.
+#[tokio::test]
+async fn a_new_channel_past_the_channel_limit_is_refused() {
+    let mut c = config();
+    c.limits.max_channels = 3;
+    // The demo ticker's channels would count.
+    c.demo = false;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    for ch in ["a", "b"] {
+        let (status, _, _) = raw(&srv, "POST", &format!("/ch/{ch}"), &[], b"x").await;
+        assert_eq!(status, 200);
+    }
+    let rows: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a publish",
+            b"POST /ch/c HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx"
+                .to_vec(),
+        ),
+        (
+            "an SSE subscribe",
+            b"GET /ch/c HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nAccept: text/event-stream\r\n\r\n"
+                .to_vec(),
+        ),
+        (
+            "a WebSocket upgrade",
+            b"GET /ch/c HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                .to_vec(),
+        ),
+    ];
+    for (n, (case, bytes)) in rows.into_iter().enumerate() {
+        let (status, head, body) = send_for_one_answer(&srv, &bytes).await;
+        assert_eq!(status, 503, "{case}: {head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{case}: {head}"
+        );
+        let body = json(&body);
+        assert_eq!(body["error"], "channel_limit", "{case}");
+        assert!(
+            body["message"].as_str().unwrap().contains("max_channels"),
+            "{case}"
+        );
+        calm.still_fine(&srv, n + 1).await;
+    }
+    let (status, _, _) = raw(&srv, "POST", "/ch/a", &[], b"y").await;
+    assert_eq!(status, 200, "a channel that exists goes on");
+    srv.shutdown().await;
 }

@@ -265,3 +265,52 @@ async fn healthz_says_when_the_broker_is_out_and_when_it_is_back() {
     .await;
     assert!(srv.shutdown().await);
 }
+
+/// The same `Idempotency-Key` posted to two nodes at once is stored once (the Redis
+/// script checks the key and appends in one step): both answer one cursor, a subscriber
+/// on either node gets the message once, and history holds it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_posted_to_two_nodes_at_once_is_stored_once() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut sub = Client::new(&url(&b))
+        .unwrap()
+        .subscribe(Transport::WebSocket, &[("twice", None)])
+        .await
+        .unwrap();
+    const ROUNDS: u64 = 30;
+    for round in 0..ROUNDS {
+        let key = format!("both-{round}");
+        let post = |node: String, key: String| {
+            tokio::spawn(async move {
+                Client::new(&node)
+                    .unwrap()
+                    .publish_keyed(
+                        "twice",
+                        round.to_string(),
+                        Some("application/json"),
+                        &key,
+                        Default::default(),
+                    )
+                    .await
+                    .unwrap()
+            })
+        };
+        let (x, y) = (post(url(&a), key.clone()), post(url(&b), key));
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        assert_eq!(x, y, "round {round}: one cursor from both nodes");
+        assert_eq!(x.offset, round + 1, "round {round}: one message");
+    }
+    for round in 0..ROUNDS {
+        let env = bounded(sub.next()).await.unwrap();
+        assert_eq!(env.data, ReceivedData::Json(round.to_string()));
+    }
+    let (status, _, body) = raw(&a, "GET", "/ch/twice?transport=poll&since=0:0", &[], &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        json(&body)["messages"].as_array().unwrap().len() as u64,
+        ROUNDS
+    );
+    sub.close().await;
+    assert!(a.shutdown().await && b.shutdown().await);
+}

@@ -71,6 +71,24 @@ impl PreparedMessage {
         &self.0.payload
     }
 
+    /// Heap bytes this message holds besides its payload (shared with whoever gave it):
+    /// its shared state, the plain frame, and the compressed frames made so far. A
+    /// compressed frame is made on first use by a connection that negotiated
+    /// `server_no_context_takeover`, one per window size, each smaller than the plain one.
+    pub fn heap_bytes(&self) -> usize {
+        // The `Arc`'s counts and state; each frame's bytes and the header `Bytes` allocates
+        // once they are shared (every send clones them).
+        const SHARED: usize = 32;
+        let deflated: usize = self
+            .0
+            .deflated
+            .iter()
+            .filter_map(|slot| slot.get()?.as_ref())
+            .map(|frame| frame.len() + SHARED)
+            .sum();
+        16 + std::mem::size_of::<Inner>() + self.0.plain.len() + SHARED + deflated
+    }
+
     /// Server-role frame bytes, unmasked, uncompressed: shared as-is by every connection.
     pub fn plain_frame(&self) -> Bytes {
         self.0.plain.clone()
@@ -117,6 +135,20 @@ mod tests {
         let m = PreparedMessage::from_text("hi");
         assert_eq!(&m.plain_frame()[..], &[0x81, 2, b'h', b'i']);
         assert_eq!(m.opcode(), OpCode::Text);
+    }
+
+    #[test]
+    fn heap_bytes_count_the_frames_made() {
+        let text = "abc ".repeat(500);
+        let m = PreparedMessage::from_text(&text);
+        let plain = m.heap_bytes();
+        assert!(plain >= m.plain_frame().len() + std::mem::size_of::<Inner>());
+        let params = DeflateParams {
+            server_no_context_takeover: true,
+            ..DeflateParams::default()
+        };
+        let z = m.deflated_frame(&params).unwrap();
+        assert_eq!(m.heap_bytes(), plain + z.len() + 32);
     }
 
     #[test]

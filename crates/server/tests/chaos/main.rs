@@ -119,6 +119,22 @@ async fn short_history_resets_keep_what_is_held() {
     assert!(t.clean() && t.resets > 0, "{t}");
 }
 
+/// A third of the publisher's attempts cut short mid-request; it retries with the same
+/// `Idempotency-Key`, and no message is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_retries_with_its_key_store_once() {
+    let t = run(
+        "publisher cuts",
+        Scenario {
+            history_size: 10_000,
+            restart: false,
+            publisher_cut_chance: 0.33,
+        },
+    )
+    .await;
+    assert!(t.clean() && t.resets == 0, "{t}");
+}
+
 async fn run(name: &str, s: Scenario) -> Tally {
     let _one = ONE_AT_A_TIME.lock().await;
     tokio::time::timeout(Duration::from_secs(110), Box::pin(run_alone(name, s)))

@@ -6,7 +6,7 @@
 //! [`crate::channel`] with the session's token ([`super::token`]).
 
 use bytes::Bytes;
-use switchboard_hub::Payload;
+use switchboard_hub::{Payload, PublishOptions};
 use switchboard_proto::{
     encode_error, encode_ok, encode_presence_result, encode_result_cursor, encode_result_raw,
     parse_command, Command, CommandData, ErrorCode, Op, PresenceEntry, Token,
@@ -120,13 +120,22 @@ async fn execute(
             }
             Ok(encode_ok(id))
         }
-        Op::Publish { channel, data } => {
+        Op::Publish {
+            channel,
+            data,
+            idempotency_key,
+        } => {
             channel::for_client_publish(state, token.caller(), &channel)?;
+            if let Some(k) = &idempotency_key {
+                switchboard_hub::check_idempotency_key(k)?;
+            }
             let payload = match data {
                 CommandData::Json(j) => {
                     Payload::json_prevalidated(Bytes::copy_from_slice(j.as_bytes()))
                 }
-                CommandData::Binary(b) => Payload::binary(Bytes::from(b)),
+                // Exactly its bytes: base64 decoding may leave spare capacity, which a
+                // `Bytes` would keep (and a header besides) as long as history holds it.
+                CommandData::Binary(b) => Payload::binary(Bytes::from(b.into_boxed_slice())),
             };
             if payload.len() > limits.max_publish_bytes {
                 return Err(ServerError::PayloadTooLarge {
@@ -137,8 +146,9 @@ async fn execute(
                 .clients
                 .throttle()
                 .publish(Publisher::Connection(client.key()))?;
-            let cursor = state.hub.publish_from_client(&channel, payload).await?;
-            Ok(encode_result_cursor(id, cursor))
+            let options = PublishOptions::from_client().with_key(idempotency_key.as_deref());
+            let published = state.hub.publish_with(&channel, payload, options).await?;
+            Ok(encode_result_cursor(id, published.cursor))
         }
         Op::Presence { channel } => {
             channel::for_presence(state, token.caller(), &channel)?;

@@ -85,6 +85,11 @@ impl Encoding for WsFrame {
     fn encode(m: &HubMessage) -> PreparedMessage {
         PreparedMessage::text(m.encoded::<EnvelopeJson>().clone())
     }
+
+    /// Its state and frame; the payload is `EnvelopeJson`'s, counted with it.
+    fn weight(frame: &PreparedMessage) -> usize {
+        frame.heap_bytes()
+    }
 }
 
 fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {

@@ -177,9 +177,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
                             "clients may not publish to this channel",
                         )));
                     }
+                    // The stored payload gets an allocation of its own: the frame's bytes
+                    // may be a view into the connection's read buffer, which the message
+                    // would otherwise keep alive as long as history holds it.
                     let payload = match m {
-                        Message::Text(t) if fits(t.len(), parts.max) => text_payload(t),
-                        Message::Binary(b) if fits(b.len(), parts.max) => Payload::binary(b),
+                        Message::Text(t) if fits(t.len(), parts.max) => {
+                            text_payload(Bytes::copy_from_slice(&t))
+                        }
+                        Message::Binary(b) if fits(b.len(), parts.max) => {
+                            Payload::binary(Bytes::copy_from_slice(&b))
+                        }
                         _ => return Poll::Ready(Some(Ending::TooBig)),
                     };
                     if parts.client.publish().is_err() {
