@@ -65,6 +65,8 @@ pub enum BodyKind {
 pub struct Head {
     pub status: u16,
     pub body: BodyKind,
+    /// `Retry-After` as it was sent (seconds or an HTTP date), if any.
+    pub retry_after: Option<String>,
 }
 
 /// One HTTP/1.1 connection (keep-alive).
@@ -100,6 +102,24 @@ impl HttpConn {
         self.stream.write_all(req.as_bytes()).await
     }
 
+    /// Sends `POST path` with `body` of `content_type`.
+    pub async fn post(
+        &mut self,
+        host: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> std::io::Result<()> {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await
+    }
+
     async fn fill(&mut self) -> std::io::Result<usize> {
         let len = self.buf.len();
         self.buf.resize(len + 16 * 1024, 0);
@@ -117,7 +137,11 @@ impl HttpConn {
                 Ok(httparse::Status::Complete(used)) => {
                     let status = resp.code.unwrap_or(0);
                     let mut body = BodyKind::UntilClose;
+                    let mut retry_after = None;
                     for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("retry-after") {
+                            retry_after = std::str::from_utf8(h.value).ok().map(str::to_owned);
+                        }
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
@@ -136,7 +160,11 @@ impl HttpConn {
                         BodyKind::Chunked => BodyState::Chunk(None),
                         BodyKind::UntilClose => BodyState::UntilClose,
                     });
-                    return Ok(Head { status, body });
+                    return Ok(Head {
+                        status,
+                        body,
+                        retry_after,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(bad(&format!("bad response head: {e}"))),
@@ -292,7 +320,7 @@ mod tests {
                 b"lo\r\n",
                 b"6\r",
                 b"\n world\r\n0\r\n\r\n",
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+                b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 3\r\n\r\nabc",
             ] {
                 s.write_all(part).await.expect("write");
                 s.flush().await.expect("flush");
@@ -309,6 +337,7 @@ mod tests {
         assert_eq!(out, b"hello world");
         let head = c.read_head().await.expect("second head");
         assert_eq!(head.body, BodyKind::Length(3));
+        assert_eq!((head.status, head.retry_after.as_deref()), (503, Some("2")));
         out.clear();
         c.read_to_end(&mut out).await.expect("second body");
         assert_eq!(out, b"abc");
