@@ -72,6 +72,51 @@ impl Backoff {
     }
 }
 
+/// The retry options of `reconnect` and its workers (the parent passes them on).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetryArgs {
+    /// Retry rule: the generator's, or the browser SDK's to compare.
+    #[arg(long, value_enum, default_value_t = Rule::Jitter)]
+    pub retry_rule: Rule,
+    /// Retry rule: the jitter window after the first failure, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub backoff_base_ms: u64,
+    /// Retry rule: the largest jitter window, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub backoff_cap_ms: u64,
+    /// Seconds one attempt may take before it counts as failed.
+    #[arg(long, default_value_t = 10.0)]
+    pub attempt_timeout: f64,
+}
+
+impl RetryArgs {
+    /// The schedule these options name.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            rule: self.retry_rule,
+            base: Duration::from_millis(self.backoff_base_ms),
+            cap: Duration::from_millis(self.backoff_cap_ms),
+        }
+    }
+
+    /// The same options as command-line arguments (for a worker process).
+    pub fn to_args(&self) -> Vec<String> {
+        let rule = match self.retry_rule {
+            Rule::Jitter => "jitter",
+            Rule::Sdk => "sdk",
+        };
+        [
+            ("--retry-rule", rule.to_owned()),
+            ("--backoff-base-ms", self.backoff_base_ms.to_string()),
+            ("--backoff-cap-ms", self.backoff_cap_ms.to_string()),
+            ("--attempt-timeout", self.attempt_timeout.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_owned(), v])
+        .collect()
+    }
+}
+
 /// The wait a WebSocket close reason asks for: `retry after N ms` (what the server's
 /// close 1013 says when it turns a new connection away).
 pub fn ws_hint(reason: &str) -> Option<Duration> {

@@ -313,38 +313,13 @@ async fn serve(
     phase: &mut watch::Receiver<Phase>,
     stop: &mut watch::Receiver<bool>,
 ) -> End {
-    // A storm announced while this subscription lives: drop it (a blip) or count the
-    // client as never away.
-    let storm = |phase: &mut watch::Receiver<Phase>, answered: bool| -> Option<End> {
-        let Phase::Storm { at_us, drop, .. } = *phase.borrow_and_update() else {
-            return None;
-        };
-        let mut s = lock(state);
-        if s.stormed || !answered {
-            return None;
-        }
-        if drop {
-            return Some(End::Dropped);
-        }
-        s.stormed = true;
-        s.back_us = Some(at_us);
-        None
-    };
-    let mut phase_open = true;
     match conn {
         Conn::Ws(mut ws) => {
             let mut answered = false;
             loop {
                 tokio::select! {
                     biased;
-                    _ = stop.changed() => return End::Stopped,
-                    changed = phase.changed(), if phase_open => {
-                        if changed.is_err() {
-                            phase_open = false;
-                        } else if let Some(end) = storm(phase, answered) {
-                            return end;
-                        }
-                    }
+                    end = outside(state, phase, stop, answered) => return end,
                     m = ws.recv() => match m {
                         Some(Ok(Message::Text(b) | Message::Binary(b))) => {
                             if !answered {
@@ -382,14 +357,7 @@ async fn serve(
             loop {
                 tokio::select! {
                     biased;
-                    _ = stop.changed() => return End::Stopped,
-                    changed = phase.changed(), if phase_open => {
-                        if changed.is_err() {
-                            phase_open = false;
-                        } else if let Some(end) = storm(phase, true) {
-                            return end;
-                        }
-                    }
+                    end = outside(state, phase, stop, true) => return end,
                     more = http.read_body(&mut body) => match more {
                         Ok(true) => {
                             for e in parser.feed(&body) {
@@ -401,6 +369,42 @@ async fn serve(
                         Err(_) => return End::Ended("sse_eof".into()),
                     },
                 }
+            }
+        }
+    }
+}
+
+/// What ends a live subscription from outside: the stop, or a storm announced while it
+/// lives, which drops it (a blip) or counts the client as never away. Never returns
+/// otherwise; cancel-safe (the subscription's loop makes a new one each turn).
+async fn outside(
+    state: &Mutex<State>,
+    phase: &mut watch::Receiver<Phase>,
+    stop: &mut watch::Receiver<bool>,
+    answered: bool,
+) -> End {
+    let mut phase_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return End::Stopped,
+            changed = phase.changed(), if phase_open => {
+                if changed.is_err() {
+                    phase_open = false;
+                    continue;
+                }
+                let Phase::Storm { at_us, drop, .. } = *phase.borrow_and_update() else {
+                    continue;
+                };
+                let mut s = lock(state);
+                if s.stormed || !answered {
+                    continue;
+                }
+                if drop {
+                    return End::Dropped;
+                }
+                s.stormed = true;
+                s.back_us = Some(at_us);
             }
         }
     }

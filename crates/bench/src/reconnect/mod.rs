@@ -133,18 +133,9 @@ pub struct ReconnectArgs {
     /// Most clients per worker process.
     #[arg(long, default_value_t = 10_000)]
     pub per_process: usize,
-    /// Retry rule (see `backoff`): the generator's, or the browser SDK's to compare.
-    #[arg(long, value_enum, default_value_t = backoff::Rule::Jitter)]
-    pub retry_rule: backoff::Rule,
-    /// Retry rule: the jitter window after the first failure, in milliseconds.
-    #[arg(long, default_value_t = 250)]
-    pub backoff_base_ms: u64,
-    /// Retry rule: the largest jitter window, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub backoff_cap_ms: u64,
-    /// Seconds one attempt may take before it counts as failed.
-    #[arg(long, default_value_t = 10.0)]
-    pub attempt_timeout: f64,
+    /// How clients retry (see `backoff`).
+    #[command(flatten)]
+    pub retry: backoff::RetryArgs,
     /// Seconds the clients may take to be back after the window opened.
     #[arg(long, default_value_t = 120.0)]
     pub timeout: f64,
@@ -554,12 +545,12 @@ async fn orchestrate(
         "size": args.size,
         "processes": workers.len(),
         "backoff": {
-            "rule": match args.retry_rule {
+            "rule": match args.retry.retry_rule {
                 backoff::Rule::Jitter => "hint + uniform(0, min(cap, base * 2^(failures-1)))",
                 backoff::Rule::Sdk => "sdk: hint + uniform(0, min(hint, base)); else base + uniform(0, min(cap, base * 2^(failures-1)) - base)",
             },
-            "base_ms": args.backoff_base_ms,
-            "cap_ms": args.backoff_cap_ms,
+            "base_ms": args.retry.backoff_base_ms,
+            "cap_ms": args.retry.backoff_cap_ms,
         },
         "subscribed_first": subscribed,
         "failed_first": failed_first,
@@ -706,17 +697,7 @@ fn spawn_worker(
         } else {
             args.over_ms.to_string()
         })
-        .arg("--retry-rule")
-        .arg(match args.retry_rule {
-            backoff::Rule::Jitter => "jitter",
-            backoff::Rule::Sdk => "sdk",
-        })
-        .arg("--backoff-base-ms")
-        .arg(args.backoff_base_ms.to_string())
-        .arg("--backoff-cap-ms")
-        .arg(args.backoff_cap_ms.to_string())
-        .arg("--attempt-timeout")
-        .arg(args.attempt_timeout.to_string())
+        .args(args.retry.to_args())
         .arg("--drain")
         .arg(args.drain.to_string())
         .stdin(Stdio::piped())

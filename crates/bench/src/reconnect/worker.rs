@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, Rule};
+use super::backoff::RetryArgs;
 use super::client::{self, Ctx, Kind, Phase, State, Tally};
 use super::ledger::{self, Acks};
 use super::lock;
@@ -41,14 +41,8 @@ pub struct WorkerArgs {
     pub sources: usize,
     #[arg(long, default_value_t = 1000)]
     pub over_ms: u64,
-    #[arg(long, value_enum, default_value_t = Rule::Jitter)]
-    pub retry_rule: Rule,
-    #[arg(long, default_value_t = 250)]
-    pub backoff_base_ms: u64,
-    #[arg(long, default_value_t = 2000)]
-    pub backoff_cap_ms: u64,
-    #[arg(long, default_value_t = 10.0)]
-    pub attempt_timeout: f64,
+    #[command(flatten)]
+    pub retry: RetryArgs,
     /// Seconds every client may take to catch up at `finish`.
     #[arg(long, default_value_t = 20.0)]
     pub drain: f64,
@@ -79,12 +73,8 @@ async fn work(args: WorkerArgs) -> std::io::Result<()> {
         addr: args.server.addr,
         path: format!("/ch/{}", args.channel),
         sources: args.sources,
-        backoff: Backoff {
-            rule: args.retry_rule,
-            base: Duration::from_millis(args.backoff_base_ms),
-            cap: Duration::from_millis(args.backoff_cap_ms),
-        },
-        attempt_timeout: Duration::from_secs_f64(args.attempt_timeout),
+        backoff: args.retry.backoff(),
+        attempt_timeout: Duration::from_secs_f64(args.retry.attempt_timeout),
         over: Duration::from_millis(args.over_ms),
         clients: args.clients,
         phase,
