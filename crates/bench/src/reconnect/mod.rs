@@ -442,16 +442,20 @@ async fn orchestrate(
     }
     let all_back = payload::now_micros();
     // The control group was back before the window opened: the last one back is a storm
-    // client.
-    let back_us = back_at.values().copied().max().unwrap_or(all_back);
+    // client. Timed out, there is no such moment (the figure is then null).
+    let back_us = (!timed_out).then(|| back_at.values().copied().max().unwrap_or(all_back));
     let new_cpu1 = server.as_ref().and_then(|s| s.cpu_seconds().ok());
     let gen_cpu3 = cpu_of(&worker_pids);
-    eprintln!(
-        "[reconnect] {} back after {:.2} s{}",
-        if timed_out { "not all" } else { "all" },
-        back_us.saturating_sub(storm_at) as f64 / 1e6,
-        if timed_out { " (timed out)" } else { "" }
-    );
+    match back_us {
+        Some(t) => eprintln!(
+            "[reconnect] all back after {:.2} s",
+            t.saturating_sub(storm_at) as f64 / 1e6
+        ),
+        None => eprintln!(
+            "[reconnect] not all back after {:.2} s (timed out)",
+            all_back.saturating_sub(storm_at) as f64 / 1e6
+        ),
+    }
 
     // After: steady again.
     tokio::time::sleep(Duration::from_secs_f64(args.after)).await;
@@ -556,7 +560,7 @@ async fn orchestrate(
         "failed_first": failed_first,
         "restart_ms": restart_ms,
         "all_back": !timed_out,
-        "all_back_s": secs(storm_at, back_us),
+        "all_back_s": back_us.map(|t| secs(storm_at, t)),
         "control_back_s": control_back_s,
         "back": {"storm": storm.back, "control": control.back},
         "back_ms": {"storm": quantiles_ms(&storm.back_us), "control": quantiles_ms(&control.back_us)},
