@@ -84,14 +84,7 @@ impl KernelMemory {
             .next()?
             .parse()
             .ok()?;
-        let sockstat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
-        let tcp = sockstat.lines().find_map(|l| l.strip_prefix("TCP:"))?;
-        let mut words = tcp.split_whitespace();
-        let tcp_buffer_pages = std::iter::from_fn(|| Some((words.next()?, words.next()?)))
-            .find(|(k, _)| *k == "mem")?
-            .1
-            .parse()
-            .ok()?;
+        let tcp_buffer_pages = crate::process::sockstat_tcp("mem")?;
         Some(KernelMemory {
             slab_kib,
             tcp_buffer_pages,

@@ -17,6 +17,10 @@
 //!   each waits for its TCP handshake and its answer, and how many had a SYN dropped;
 //! - [`retained`]: server memory per stored message, by the path that published it (a
 //!   fresh server per path and payload size).
+//! - [`reconnect`]: the server restarted under N subscribers and a control group, every
+//!   one coming back within a window from its cursor, honouring the server's retry hints;
+//!   time until all are back, refusals, every client's messages checked, the server's
+//!   RSS, the control group's latency before, during and after.
 //!
 //! Every mode can start the server itself (`--server-cmd`, pinned with `--server-cpu`) or
 //! take its PID (`--server-pid`); server CPU seconds come from `/proc/PID/stat`, so
@@ -37,6 +41,7 @@ pub mod net;
 pub mod payload;
 pub mod process;
 pub mod quantum;
+pub mod reconnect;
 pub mod retained;
 pub mod stats;
 pub mod storm;
@@ -67,15 +72,20 @@ pub enum Mode {
     Storm(storm::StormArgs),
     /// Server memory per stored message, by publish path (a fresh server for each).
     Retained(retained::RetainedArgs),
+    /// A restart under N subscribers: all back, nothing lost unannounced, RSS, latency.
+    Reconnect(reconnect::ReconnectArgs),
     /// (internal) one process of an `idle` run.
     #[command(hide = true)]
     IdleWorker(idle::WorkerArgs),
+    /// (internal) one process of a `reconnect` run.
+    #[command(hide = true)]
+    ReconnectWorker(reconnect::WorkerArgs),
 }
 
 /// Runs one mode on the calling thread (it builds its own runtime: call it from a plain
 /// thread, not from inside a tokio runtime). `self_cmd` is how to invoke this generator
 /// again (program and leading arguments, e.g. `["switchboard", "bench"]`), used to spread
-/// `idle` connections over child processes.
+/// `idle` and `reconnect` connections over child processes.
 pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
     match args.mode {
         Mode::Echo(a) => echo::run(a),
@@ -85,6 +95,8 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
         Mode::Floor(a) => floor::run(a),
         Mode::Storm(a) => storm::run(a),
         Mode::Retained(a) => retained::run(a),
+        Mode::Reconnect(a) => reconnect::run(a, &self_cmd),
         Mode::IdleWorker(a) => idle::worker(a),
+        Mode::ReconnectWorker(a) => reconnect::worker(a),
     }
 }

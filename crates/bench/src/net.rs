@@ -65,6 +65,8 @@ pub enum BodyKind {
 pub struct Head {
     pub status: u16,
     pub body: BodyKind,
+    /// `Retry-After` as it was sent (seconds or an HTTP date), if any.
+    pub retry_after: Option<String>,
 }
 
 /// One HTTP/1.1 connection (keep-alive).
@@ -134,7 +136,11 @@ impl HttpConn {
                 Ok(httparse::Status::Complete(used)) => {
                     let status = resp.code.unwrap_or(0);
                     let mut body = BodyKind::UntilClose;
+                    let mut retry_after = None;
                     for h in resp.headers.iter() {
+                        if h.name.eq_ignore_ascii_case("retry-after") {
+                            retry_after = std::str::from_utf8(h.value).ok().map(str::to_owned);
+                        }
                         if h.name.eq_ignore_ascii_case("content-length") {
                             let n = std::str::from_utf8(h.value)
                                 .ok()
@@ -153,7 +159,11 @@ impl HttpConn {
                         BodyKind::Chunked => BodyState::Chunk(None),
                         BodyKind::UntilClose => BodyState::UntilClose,
                     });
-                    return Ok(Head { status, body });
+                    return Ok(Head {
+                        status,
+                        body,
+                        retry_after,
+                    });
                 }
                 Ok(httparse::Status::Partial) => {}
                 Err(e) => return Err(bad(&format!("bad response head: {e}"))),
@@ -309,7 +319,7 @@ mod tests {
                 b"lo\r\n",
                 b"6\r",
                 b"\n world\r\n0\r\n\r\n",
-                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+                b"HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 3\r\n\r\nabc",
             ] {
                 s.write_all(part).await.expect("write");
                 s.flush().await.expect("flush");
@@ -326,6 +336,7 @@ mod tests {
         assert_eq!(out, b"hello world");
         let head = c.read_head().await.expect("second head");
         assert_eq!(head.body, BodyKind::Length(3));
+        assert_eq!((head.status, head.retry_after.as_deref()), (503, Some("2")));
         out.clear();
         c.read_to_end(&mut out).await.expect("second body");
         assert_eq!(out, b"abc");

@@ -1,6 +1,7 @@
 //! The server under test as a process: started by the generator (optionally pinned with
 //! `taskset`) or named by PID, and read from `/proc`: CPU seconds (`utime + stime` of
-//! `/proc/PID/stat`) and resident memory (`VmRSS` of `/proc/PID/status`).
+//! `/proc/PID/stat`) and resident memory (`VmRSS` of `/proc/PID/status`); and the
+//! machine's TCP socket counts (`/proc/net/sockstat`).
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -92,6 +93,15 @@ impl ServerProcess {
         rss_kib(self.pid)
     }
 
+    /// Kills a server the generator started at once (SIGKILL: a crash, nothing drained)
+    /// and waits for it to go; a server named by PID is left alone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops a server the generator started (SIGTERM via `kill`, then SIGKILL after 3 s);
     /// a server named by PID is left alone.
     pub fn stop(&mut self) {
@@ -167,6 +177,23 @@ pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::other(format!("no VmRSS in /proc/{pid}/status")))
 }
 
+/// A field of the `TCP:` line of `/proc/net/sockstat` (`inuse`, `tw` (TIME_WAIT),
+/// `mem` (pages of socket buffers), …), machine-wide.
+pub fn sockstat_tcp(field: &str) -> Option<u64> {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    parse_sockstat_tcp(&sockstat, field)
+}
+
+fn parse_sockstat_tcp(sockstat: &str, field: &str) -> Option<u64> {
+    let tcp = sockstat.lines().find_map(|l| l.strip_prefix("TCP:"))?;
+    let mut words = tcp.split_whitespace();
+    std::iter::from_fn(|| Some((words.next()?, words.next()?)))
+        .find(|(k, _)| *k == field)?
+        .1
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +203,15 @@ mod tests {
         let line = "1234 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 250 75 0 0 20 0 1 0 5 6 7";
         assert_eq!(parse_stat_cpu(line), Some(325));
         assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn sockstat_fields() {
+        let text = "sockets: used 121\nTCP: inuse 102 orphan 0 tw 18106 alloc 102 mem 78\n";
+        assert_eq!(parse_sockstat_tcp(text, "tw"), Some(18106));
+        assert_eq!(parse_sockstat_tcp(text, "mem"), Some(78));
+        assert_eq!(parse_sockstat_tcp(text, "used"), None);
+        assert_eq!(parse_sockstat_tcp("", "tw"), None);
     }
 
     #[test]

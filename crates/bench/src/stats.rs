@@ -1,6 +1,9 @@
 //! The generator's statistics: a log-linear latency [`Histogram`] (fixed memory, mergeable,
-//! about 1 % relative error) and a per-subscriber [`SeqTracker`] that counts what arrived,
-//! what arrived out of order and, once the publisher is done, what is missing.
+//! about 1 % relative error; [`SparseHistogram`] carries one between generator processes)
+//! and a per-subscriber [`SeqTracker`] that counts what arrived, what arrived out of order
+//! and, once the publisher is done, what is missing.
+
+use serde::{Deserialize, Serialize};
 
 /// Sub-buckets per power of two: values below `SUB` are exact, above it the relative
 /// error is at most `1 / SUB`.
@@ -115,6 +118,46 @@ impl Histogram {
     }
 }
 
+/// A [`Histogram`]'s non-empty buckets (index, count), its maximum and sum: what a
+/// generator process sends another as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SparseHistogram {
+    buckets: Vec<(u32, u64)>,
+    max: u64,
+    sum: u64,
+}
+
+impl Histogram {
+    /// This histogram's sparse form.
+    pub fn to_sparse(&self) -> SparseHistogram {
+        SparseHistogram {
+            buckets: self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u32, *c))
+                .collect(),
+            max: self.max,
+            sum: u64::try_from(self.sum).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// A histogram from its sparse form (buckets out of range are dropped).
+    pub fn from_sparse(sparse: &SparseHistogram) -> Self {
+        let mut h = Self::new();
+        for &(i, c) in &sparse.buckets {
+            if let Some(slot) = h.counts.get_mut(i as usize) {
+                *slot += c;
+                h.total += c;
+            }
+        }
+        h.max = sparse.max;
+        h.sum = u128::from(sparse.sum);
+        h
+    }
+}
+
 /// One subscriber's view of a sequence numbered from 0: what arrived in order, what
 /// arrived late (below a number already seen) and, given how many were sent, what never
 /// arrived.
@@ -215,6 +258,27 @@ mod tests {
         assert_eq!(a.count(), 3);
         assert_eq!(a.max(), 30);
         assert_eq!(a.quantile(0.5), 20);
+    }
+
+    #[test]
+    fn the_sparse_form_round_trips_through_json() {
+        let mut h = Histogram::new();
+        for v in [0, 5, 5, 300, 70_000, 12_345_678] {
+            h.record(v);
+        }
+        let json = serde_json::to_string(&h.to_sparse()).expect("serialize");
+        let sparse: SparseHistogram = serde_json::from_str(&json).expect("deserialize");
+        let back = Histogram::from_sparse(&sparse);
+        assert_eq!(back.count(), 6);
+        assert_eq!(back.max(), 12_345_678);
+        for q in [0.0, 0.3, 0.5, 0.9, 1.0] {
+            assert_eq!(back.quantile(q), h.quantile(q), "q{q}");
+        }
+        assert!((back.mean() - h.mean()).abs() < 1e-9);
+        assert_eq!(
+            Histogram::from_sparse(&SparseHistogram::default()).count(),
+            0
+        );
     }
 
     #[test]
