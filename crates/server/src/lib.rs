@@ -54,4 +54,6 @@ pub mod shutdown;
 pub mod state;
 pub mod throttle;
 pub mod ticker;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;

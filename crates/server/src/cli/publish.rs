@@ -1,5 +1,7 @@
-//! `switchboard publish CHANNEL DATA [--url URL] [--api-key KEY] [--text]`: publishes one
-//! message through the backend API and prints the answer (`{"channel","cursor"}`).
+//! `switchboard publish CHANNEL DATA [--url URL] [--api-key KEY] [--text] [--ca-file PEM]`:
+//! publishes one message through the backend API and prints the answer
+//! (`{"channel","cursor"}`). An `https://` URL (feature `tls`) trusts the system's
+//! certificate authorities, or those of `--ca-file`.
 //! DATA is sent as JSON when it parses as JSON, else as text (or always as text with
 //! `--text`).
 
@@ -12,7 +14,7 @@ pub(crate) struct PublishArgs {
     channel: String,
     /// The message: JSON, or text.
     data: String,
-    /// Server URL.
+    /// Server URL (`http://` or `https://`).
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_URL")]
     url: String,
     /// Backend API key.
@@ -21,11 +23,27 @@ pub(crate) struct PublishArgs {
     /// Send DATA as text even if it is valid JSON.
     #[arg(long)]
     text: bool,
+    /// Trust the certificate authorities in this PEM file (instead of the system's) for
+    /// an https:// URL.
+    #[cfg(feature = "tls")]
+    #[arg(long, env = "SWITCHBOARD_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
-    let client = ApiClient::new(&args.url, args.api_key)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let client = ApiClient::new(&args.url, args.api_key).map_err(|e| invalid(e.to_string()))?;
+    #[cfg(feature = "tls")]
+    let client = match &args.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?;
+            let roots = switchboard_client::TlsRoots::from_pem(&pem)
+                .map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?;
+            client.with_tls_roots(roots)
+        }
+        None => client,
+    };
     let json = (!args.text)
         .then(|| serde_json::from_str::<serde_json::Value>(&args.data).ok())
         .flatten();
