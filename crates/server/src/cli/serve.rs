@@ -90,7 +90,7 @@ async fn reload_on(mut reload: impl ReloadSignal, running: &switchboard_server::
             Ok(true) => tracing::info!("SIGHUP: TLS certificate reloaded"),
             Ok(false) => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
             Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded, the old one stays")
+                tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded, the old one stays");
             }
         }
     }
