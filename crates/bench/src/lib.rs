@@ -37,6 +37,8 @@ pub mod process;
 pub mod quantum;
 pub mod stats;
 pub mod storm;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::ffi::OsString;
 

@@ -22,6 +22,10 @@
 //!
 //! The front is generic over the stream type ([`crate::io::Io`]): nothing below the
 //! accept loop names `TcpStream`.
+//!
+//! With TLS on (feature `tls`), the accept loop hands the front a `TlsIo`: the handshake
+//! runs on the connection's first read, inside its counted task (see `tls_stream`), and
+//! both paths then serve the decrypted stream.
 
 pub mod admission;
 mod batch;
