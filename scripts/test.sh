@@ -51,6 +51,7 @@ fi
 step cargo-test cargo test --workspace --locked
 step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
 step cargo-test-redis-nodes cargo test -p switchboard-server --features redis --test redis_nodes --locked
+step cargo-test-tls cargo test -p switchboard-server --features tls --test tls --locked
 # Every benchmark still compiles (in the test profile: the dependencies cargo test built
 # are reused, where `cargo bench --no-run` rebuilt them all optimized, ~7 minutes).
 step cargo-bench-build cargo test --workspace --benches --no-run --locked

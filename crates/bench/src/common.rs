@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_ws_tokio::{ClientConfig, DeflateConfig, WebSocket};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::counting::WireCounters;
 use crate::net::{self, Stream};
@@ -126,6 +127,16 @@ pub async fn ws_connect(
     counters: &Arc<WireCounters>,
 ) -> std::io::Result<WebSocket<Stream>> {
     let stream = net::connect(server.addr, source, sources, counters).await?;
+    ws_handshake(stream, server, path, deflate).await
+}
+
+/// The WebSocket handshake for `path` over an open `stream` (TCP, or TLS).
+pub async fn ws_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    server: &ServerArgs,
+    path: &str,
+    deflate: bool,
+) -> std::io::Result<WebSocket<S>> {
     let mut config = ClientConfig {
         deflate: deflate.then(|| DeflateConfig {
             client_no_context_takeover: true,

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard_ws_tokio::Message;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 
 use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
@@ -63,6 +64,11 @@ pub struct IdleArgs {
     /// Channel the connections subscribe to (`/ch/NAME`).
     #[arg(long, default_value = "idle")]
     pub channel: String,
+    /// Connect over TLS (wss://, https://), trusting the CA certificates in this PEM file
+    /// (the server's certificate must name the `--addr` IP).
+    #[cfg(feature = "tls")]
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Machine-wide kernel memory that grows with TCP connections: slab objects (sockets,
@@ -114,6 +120,9 @@ pub struct WorkerArgs {
     pub kind: IdleKind,
     #[arg(long, default_value = "idle")]
     pub channel: String,
+    #[cfg(feature = "tls")]
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Safety bound: exit after this many seconds even if stdin stays open.
     #[arg(long, default_value_t = 600.0)]
     pub max_seconds: f64,
@@ -156,6 +165,10 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
+            #[cfg(feature = "tls")]
+            if let Some(ca) = &args.tls_ca {
+                cmd.arg("--tls-ca").arg(ca);
+            }
             children.push(cmd.spawn()?);
             first += n;
         }
@@ -192,6 +205,7 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
             "mode": "idle",
             "server": args.server.label,
             "kind": args.kind.name(),
+            "tls": tls_on(&args),
             "connections": ok,
             "failed": failed,
             "processes": children.len(),
@@ -242,6 +256,13 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
 /// Runs one `idle-worker` child.
 pub fn worker(args: WorkerArgs) -> std::io::Result<()> {
     net::check_loopback(args.server.addr)?;
+    #[cfg(feature = "tls")]
+    let tls = match &args.tls_ca {
+        Some(ca) => Some(crate::tls::TlsConnector::from_ca_file(ca)?),
+        None => None,
+    };
+    #[cfg(not(feature = "tls"))]
+    let tls: Option<Tls> = None;
     let rt = args.server.runtime()?;
     rt.block_on(async {
         let counters = Arc::new(WireCounters::default());
@@ -250,18 +271,19 @@ pub fn worker(args: WorkerArgs) -> std::io::Result<()> {
         let gate = Arc::new(Semaphore::new(256));
         let path = format!("/ch/{}", args.channel);
         for i in 0..args.connections {
-            let (a, counters, ready, failed, gate, path) = (
+            let (a, counters, ready, failed, gate, path, tls) = (
                 args.clone(),
                 counters.clone(),
                 ready.clone(),
                 failed.clone(),
                 gate.clone(),
                 path.clone(),
+                tls.clone(),
             );
             tokio::spawn(async move {
                 let permit = gate.acquire_owned().await.ok();
                 let source = a.first + i;
-                let res = hold(&a, &path, source, &counters, &ready, permit).await;
+                let res = hold(&a, &path, source, &counters, &ready, permit, tls).await;
                 if res.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                 }
@@ -289,6 +311,24 @@ pub fn worker(args: WorkerArgs) -> std::io::Result<()> {
     })
 }
 
+/// Whether `idle` connects over TLS.
+fn tls_on(args: &IdleArgs) -> bool {
+    #[cfg(feature = "tls")]
+    return args.tls_ca.is_some();
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = args;
+        false
+    }
+}
+
+#[cfg(feature = "tls")]
+type Tls = crate::tls::TlsConnector;
+/// No TLS in this build: never a value.
+#[cfg(not(feature = "tls"))]
+#[derive(Clone)]
+enum Tls {}
+
 async fn hold(
     a: &WorkerArgs,
     path: &str,
@@ -296,11 +336,32 @@ async fn hold(
     counters: &Arc<WireCounters>,
     ready: &AtomicU64,
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
+    let stream = net::connect(a.server.addr, source, a.sources, counters).await?;
+    if let Some(tls) = tls {
+        #[cfg(feature = "tls")]
+        {
+            let stream = tls.connect(&a.server.addr.ip().to_string(), stream).await?;
+            return hold_on(a, path, stream, ready, permit).await;
+        }
+        #[cfg(not(feature = "tls"))]
+        match tls {}
+    }
+    hold_on(a, path, stream, ready, permit).await
+}
+
+/// Subscribes over `stream` and reads until the server closes.
+async fn hold_on<S: AsyncRead + AsyncWrite + Unpin>(
+    a: &WorkerArgs,
+    path: &str,
+    stream: S,
+    ready: &AtomicU64,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> std::io::Result<()> {
     match a.kind {
         IdleKind::Ws => {
-            let mut ws =
-                common::ws_connect(&a.server, path, false, source, a.sources, counters).await?;
+            let mut ws = common::ws_handshake(stream, &a.server, path, false).await?;
             ready.fetch_add(1, Ordering::Relaxed);
             drop(permit);
             // Reading keeps pings answered; nothing else arrives on an idle channel.
@@ -311,7 +372,6 @@ async fn hold(
             }
         }
         IdleKind::Sse => {
-            let stream = net::connect(a.server.addr, source, a.sources, counters).await?;
             let mut http = HttpConn::new(stream);
             http.get(&a.server.host(), path, "Accept: text/event-stream\r\n")
                 .await?;

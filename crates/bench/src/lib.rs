@@ -45,6 +45,8 @@ pub mod reconnect;
 pub mod retained;
 pub mod stats;
 pub mod storm;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::ffi::OsString;
 

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::counting::{Counted, WireCounters};
@@ -69,10 +69,10 @@ pub struct Head {
     pub retry_after: Option<String>,
 }
 
-/// One HTTP/1.1 connection (keep-alive).
+/// One HTTP/1.1 connection (keep-alive), over TCP or any other stream (TLS).
 #[derive(Debug)]
-pub struct HttpConn {
-    stream: Stream,
+pub struct HttpConn<S = Stream> {
+    stream: S,
     /// Bytes read and not consumed yet.
     buf: Vec<u8>,
     body: Option<BodyState>,
@@ -86,9 +86,9 @@ enum BodyState {
     Chunk(Option<u64>),
 }
 
-impl HttpConn {
+impl<S: AsyncRead + AsyncWrite + Unpin> HttpConn<S> {
     /// Wraps a connected stream.
-    pub fn new(stream: Stream) -> Self {
+    pub fn new(stream: S) -> Self {
         Self {
             stream,
             buf: Vec::with_capacity(8192),

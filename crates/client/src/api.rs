@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::connect::Remote;
 use crate::error::Error;
 use crate::http::{encode_component, Endpoint, HttpConn};
 use crate::retry::{new_key, Retry};
@@ -15,26 +16,34 @@ const MAX_BODY: usize = 64 << 20;
 /// hides the key.
 #[derive(Clone)]
 pub struct ApiClient {
-    ep: Endpoint,
+    remote: Remote,
     key: Option<String>,
 }
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
-            .field("ep", &self.ep)
+            .field("ep", &self.remote.ep)
             .field("key", &self.key.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
 
 impl ApiClient {
-    /// A client for `http://host:port` sending `key` as `Authorization: Bearer KEY`.
+    /// A client for `http://host:port` (or `https://`) sending `key` as
+    /// `Authorization: Bearer KEY`.
     pub fn new(url: &str, key: Option<String>) -> Result<Self, Error> {
         Ok(Self {
-            ep: Endpoint::parse(url)?,
+            remote: Remote::new(Endpoint::parse(url)?),
             key,
         })
+    }
+
+    /// Trusts `roots` for an `https://` server instead of the system's authorities.
+    #[cfg(feature = "tls")]
+    pub fn with_tls_roots(mut self, roots: crate::TlsRoots) -> Self {
+        self.remote.set_roots(roots);
+        self
     }
 
     /// Sends one request; returns the JSON answer or `Error::Status` with the server's
@@ -45,7 +54,7 @@ impl ApiClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, Error> {
-        let mut conn = HttpConn::connect(&self.ep).await?;
+        let mut conn = HttpConn::connect(&self.remote).await?;
         let auth = self.key.as_ref().map(|k| format!("Bearer {k}"));
         let mut headers: Vec<(&str, &str)> = Vec::new();
         if let Some(a) = &auth {

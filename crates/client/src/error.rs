@@ -6,7 +6,12 @@
 pub enum Error {
     /// The URL is not one the client can use.
     Url(String),
-    /// TCP connect / read / write failed.
+    /// The server could not be reached at `url`: the TCP connection or the TLS handshake
+    /// failed (`error` says which and why).
+    Connect { url: String, error: std::io::Error },
+    /// A TLS setting is unusable (a CA certificate that does not parse).
+    Tls(String),
+    /// Reading or writing a connection failed.
     Io(std::io::Error),
     /// HTTP-level failure (hyper).
     Http(hyper::Error),
@@ -30,6 +35,8 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Url(m) => write!(f, "bad URL: {m}"),
+            Self::Connect { url, error } => write!(f, "cannot reach {url}: {error}"),
+            Self::Tls(m) => write!(f, "TLS: {m}"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Http(e) => write!(f, "HTTP error: {e}"),
             Self::Status { status, body } => write!(f, "server answered {status}: {body}"),

@@ -1,8 +1,9 @@
 //! Async Rust client for every Switchboard transport.
 //!
 //! ```text
-//!   Client::new("http://127.0.0.1:8080")
+//!   Client::new("http://127.0.0.1:8080")              or https://… (feature `tls`)
 //!     .with_token(jwt)                                 optional: a client token
+//!     .with_tls_roots(TlsRoots::from_pem(ca)?)         optional: trust a private CA
 //!     .subscribe(Transport::Sse, &[("room", None)])  → Subscription
 //!        .next().await                                → Envelope (message / reset / join / leave)
 //!        .cursor("room")                              → where a later subscribe resumes
@@ -25,11 +26,14 @@
 //! [`ReceivedData::Binary`] on every transport (native SSE sends it as `event: binary`).
 
 mod api;
+mod connect;
 mod error;
 mod http;
 pub mod retry;
 mod sse;
 mod subscription;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use api::ApiClient;
 pub use error::Error;
@@ -38,3 +42,5 @@ pub use retry::{new_key, Retry};
 pub use sse::{SseEvent, SseParser};
 pub use subscription::{Client, Subscription, Transport};
 pub use switchboard_proto::{Cursor, Epoch, Event, ReceivedData, ReceivedEnvelope};
+#[cfg(feature = "tls")]
+pub use tls::TlsRoots;

@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use switchboard_proto::{Cursor, Event, ReceivedData, ReceivedEnvelope};
 use switchboard_ws_tokio::{ClientConfig, Message, WebSocket};
-use tokio::net::TcpStream;
 
+use crate::connect::{Remote, Stream};
 use crate::error::Error;
 use crate::http::{encode_component, Endpoint, HttpConn};
 use crate::retry::Retry;
@@ -68,7 +68,7 @@ impl Transport {
 /// A client of one Switchboard server.
 #[derive(Debug, Clone)]
 pub struct Client {
-    ep: Endpoint,
+    remote: Remote,
     poll_interval: Duration,
     token: Option<Secret>,
 }
@@ -87,7 +87,7 @@ impl std::fmt::Debug for Secret {
 const TOKEN_EXPIRED_CLOSE: u16 = 3000;
 
 enum Kind {
-    Ws(Box<WebSocket<TcpStream>>),
+    Ws(Box<WebSocket<Stream>>),
     /// SSE or stream: a response body read incrementally.
     Http {
         body: Incoming,
@@ -125,10 +125,10 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Client {
-    /// A client for `http://host:port`.
+    /// A client for `http://host:port` (or `https://host:port`, feature `tls`).
     pub fn new(url: &str) -> Result<Self, Error> {
         Ok(Self {
-            ep: Endpoint::parse(url)?,
+            remote: Remote::new(Endpoint::parse(url)?),
             poll_interval: Duration::from_millis(100),
             token: None,
         })
@@ -158,6 +158,13 @@ impl Client {
         headers
     }
 
+    /// Trusts `roots` for an `https://` server instead of the system's authorities.
+    #[cfg(feature = "tls")]
+    pub fn with_tls_roots(mut self, roots: crate::TlsRoots) -> Self {
+        self.remote.set_roots(roots);
+        self
+    }
+
     /// Pause between two poll requests that brought nothing (default 100 ms).
     pub fn with_poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
@@ -166,7 +173,7 @@ impl Client {
 
     /// The server's endpoint.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.ep
+        &self.remote.ep
     }
 
     /// Subscribes to `channels`, each resuming after its cursor when one is given.
@@ -202,16 +209,15 @@ impl Client {
         };
         sub.kind = match transport {
             Transport::WebSocket => {
-                let tcp = TcpStream::connect((self.ep.host.as_str(), self.ep.port)).await?;
-                let _ = tcp.set_nodelay(true);
+                let stream = self.remote.open().await?;
                 let mut path = sub.target(None);
                 if let Some(t) = &self.token {
                     let sep = if path.contains('?') { '&' } else { '?' };
                     path = format!("{path}{sep}token={}", encode_component(&t.0));
                 }
                 let (ws, _) = switchboard_ws_tokio::connect(
-                    tcp,
-                    &self.ep.authority(),
+                    stream,
+                    &self.remote.ep.authority(),
                     &path,
                     &ClientConfig::default(),
                 )
@@ -220,7 +226,7 @@ impl Client {
                 Kind::Ws(Box::new(ws))
             }
             Transport::Sse | Transport::Stream => {
-                let mut conn = HttpConn::connect(&self.ep).await?;
+                let mut conn = HttpConn::connect(&self.remote).await?;
                 let target = sub.target(Some(transport));
                 let accept: &[(&str, &str)] = if transport == Transport::Sse {
                     &[("accept", "text/event-stream")]
@@ -296,7 +302,7 @@ impl Client {
         let headers = self.headers(&auth, &extra);
         let (status, body) = retry
             .run(|| async {
-                let mut conn = HttpConn::connect(&self.ep).await?;
+                let mut conn = HttpConn::connect(&self.remote).await?;
                 conn.send_full(http::Method::POST, &path, &headers, body.clone(), MAX_BODY)
                     .await
                     .and_then(|(status, body)| {
@@ -495,8 +501,8 @@ impl Subscription {
     }
 
     async fn poll_once(&mut self, long: bool) -> Result<(), Error> {
-        // A fresh TCP connection per request: the server keeps no session state.
-        let mut conn = HttpConn::connect(&self.client.ep).await?;
+        // A fresh connection per request: the server keeps no session state.
+        let mut conn = HttpConn::connect(&self.client.remote).await?;
         let t = if long {
             Transport::LongPoll
         } else {

@@ -5,6 +5,8 @@
 //! listen = "127.0.0.1:8080"
 //! api_key = "secret"            # or SWITCHBOARD_API_KEY; no key = backend API refuses (403)
 //! demo = true                   # serve /, /demo/chat, /demo/ticker and the ticker publisher
+//! tls_cert = "/etc/switchboard/cert.pem"  # https:// and wss:// only (feature `tls`): the
+//! tls_key = "/etc/switchboard/key.pem"    # chain and its key, PEM; re-read on SIGHUP
 //!
 //! [limits]
 //! max_publish_bytes = 65536     # larger publish bodies / frames are refused (413 / close 1009)
@@ -16,6 +18,7 @@
 //! body_read_timeout_ms = 30000  # a request body (publish, API) must arrive within this (408)
 //! max_header_bytes = 16384      # longest request head (431 beyond; 8 KiB to 1 MiB)
 //! header_read_timeout_ms = 30000 # a request head must arrive within this (slow-loris guard)
+//! tls_handshake_timeout_ms = 10000 # a TLS handshake must end within this (with TLS on)
 //! max_connections = 0           # connections open at once (503 beyond); 0: open-file limit - 64
 //! max_connections_per_ip = 1000 # from one address, IPv6 per /64 (429 beyond); 0: no limit
 //! max_connections_per_user = 100  # of one authenticated user (token sub, backend's user); 0: off
@@ -95,7 +98,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -133,6 +136,11 @@ pub struct Config {
     pub backend: BackendConfig,
     /// How the server logs.
     pub log: LogConfig,
+    /// The TLS certificate chain (PEM, leaf first): with [`Config::tls_key`], the server
+    /// speaks `https://` and `wss://` only (feature `tls`; see `crate::tls`).
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Config {
@@ -149,6 +157,8 @@ impl std::fmt::Debug for Config {
             auth,
             backend,
             log,
+            tls_cert,
+            tls_key,
         } = self;
         f.debug_struct("Config")
             .field("listen", listen)
@@ -161,6 +171,8 @@ impl std::fmt::Debug for Config {
             .field("auth", auth)
             .field("backend", backend)
             .field("log", log)
+            .field("tls_cert", tls_cert)
+            .field("tls_key", tls_key)
             .finish()
     }
 }
@@ -283,6 +295,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Longest a request head may take to arrive, in milliseconds (slow-loris guard).
     pub header_read_timeout_ms: u64,
+    /// Longest a TLS handshake may take, in milliseconds (with TLS on); its connection is
+    /// counted in the connection limits meanwhile.
+    pub tls_handshake_timeout_ms: u64,
     /// Most connections open at once (503 beyond); 0: the open-file limit minus 64.
     pub max_connections: usize,
     /// Most connections open at once from one address (IPv6: one /64); 429 beyond;
@@ -347,6 +362,7 @@ impl Default for Limits {
             body_read_timeout_ms: 30_000,
             max_header_bytes: 16 * 1024,
             header_read_timeout_ms: 30_000,
+            tls_handshake_timeout_ms: 10_000,
             max_connections: 0,
             max_connections_per_ip: 1000,
             max_new_connections_per_second: 0,
@@ -386,6 +402,10 @@ impl Limits {
     /// Request head read timeout.
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms.max(1))
+    }
+    /// TLS handshake timeout.
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.tls_handshake_timeout_ms.max(1))
     }
     /// The backlog to listen with: `listen_backlog`, or the kernel's maximum for 0.
     pub fn listen_backlog(&self) -> u32 {
@@ -527,6 +547,8 @@ impl Default for Config {
             auth: None,
             backend: BackendConfig::default(),
             log: LogConfig::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -545,6 +567,8 @@ struct FileConfig {
     auth: Option<Auth>,
     backend: Option<BackendConfig>,
     log: Option<LogConfig>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// Why a configuration could not be loaded.
@@ -556,6 +580,12 @@ pub enum ConfigError {
     Parse { path: String, error: String },
     /// A value is out of range or inconsistent.
     Invalid(String),
+    /// A TLS file (`what`: certificate or key) cannot be used (see `crate::tls`).
+    Tls {
+        what: &'static str,
+        path: String,
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -564,6 +594,11 @@ impl std::fmt::Display for ConfigError {
             Self::Read { path, error } => write!(f, "cannot read config file {path}: {error}"),
             Self::Parse { path, error } => write!(f, "invalid config file {path}: {error}"),
             Self::Invalid(msg) => write!(f, "invalid configuration: {msg}"),
+            Self::Tls {
+                what,
+                path,
+                problem,
+            } => write!(f, "TLS {what} {path}: {problem}"),
         }
     }
 }
@@ -590,6 +625,10 @@ pub struct Overrides {
     pub token_secret: Option<String>,
     /// `log.format`.
     pub log_format: Option<LogFormat>,
+    /// `tls_cert` (`SWITCHBOARD_TLS_CERT`, `--tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// `tls_key` (`SWITCHBOARD_TLS_KEY`, `--tls-key`).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -601,6 +640,8 @@ impl std::fmt::Debug for Overrides {
             .field("api_key", &hidden(&self.api_key))
             .field("token_secret", &hidden(&self.token_secret))
             .field("log_format", &self.log_format)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -638,6 +679,8 @@ impl Config {
             cfg.log = v;
         }
         cfg.auth = file.auth;
+        cfg.tls_cert = file.tls_cert;
+        cfg.tls_key = file.tls_key;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -669,6 +712,12 @@ impl Config {
         }
         if let Some(secret) = overrides.token_secret {
             cfg.auth.get_or_insert_with(Auth::default).token_secret = Some(secret);
+        }
+        if overrides.tls_cert.is_some() {
+            cfg.tls_cert = overrides.tls_cert;
+        }
+        if overrides.tls_key.is_some() {
+            cfg.tls_key = overrides.tls_key;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -713,6 +762,26 @@ impl Config {
         }
         if let Some(auth) = &self.auth {
             auth.validate()?;
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert is set but tls_key is not: TLS needs both (PEM files)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "tls_key is set but tls_cert is not: TLS needs both (PEM files)".into(),
+                ))
+            }
+            (Some(_), Some(_)) if cfg!(not(feature = "tls")) => {
+                return Err(ConfigError::Invalid(
+                    "tls_cert and tls_key are set but this build has no TLS: build with \
+                     `--features tls`"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -932,6 +1001,26 @@ mod tests {
         for (text, want) in refused {
             let e = Config::from_toml(text, "t").unwrap_err().to_string();
             assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let both = Config::from_toml("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n", "t");
+        if cfg!(feature = "tls") {
+            let c = both.unwrap();
+            assert_eq!(c.tls_cert.as_deref(), Some(Path::new("c.pem")));
+            assert_eq!(c.tls_key.as_deref(), Some(Path::new("k.pem")));
+        } else {
+            let e = both.unwrap_err().to_string();
+            assert!(e.contains("--features tls"), "{e}");
+        }
+        for (text, want) in [
+            ("tls_cert = \"c.pem\"", "tls_key is not"),
+            ("tls_key = \"k.pem\"", "tls_cert is not"),
+        ] {
+            let e = Config::from_toml(text, "t").unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
         }
     }
 }

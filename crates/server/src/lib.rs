@@ -33,6 +33,8 @@
 //! - [`clients`]: connections the backend API can disconnect.
 //! - [`broker`]: the in-memory broker, or Redis (feature `redis`) for several nodes.
 //! - [`shutdown`]: graceful shutdown.
+//! - `tls` (feature `tls`): the certificate files, the rustls configuration and its
+//!   reload on SIGHUP; the handshake itself runs in the front (`front::TlsIo`).
 
 pub mod api;
 pub mod app;
@@ -55,4 +57,6 @@ pub mod shutdown;
 pub mod state;
 pub mod throttle;
 pub mod ticker;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;

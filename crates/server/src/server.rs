@@ -1,7 +1,8 @@
 //! Running a server: the [`Builder`] that assembles one from a [`Config`] (the broker,
 //! the admission check, routes and WebSocket endpoints of a program embedding it), the
-//! accept loop that hands every connection to the connection front ([`crate::front`]),
-//! and the graceful drain described in [`crate::shutdown`].
+//! accept loop that hands every connection to the connection front ([`crate::front`])
+//! (over TLS when `tls_cert`/`tls_key` are set, feature `tls`), and the graceful drain
+//! described in [`crate::shutdown`].
 //!
 //! Embedding, in short (a whole program: `crates/server/examples/embed.rs`):
 //!
@@ -101,6 +102,13 @@ impl Builder {
     /// (`security`) do not parse, or a token key file (`auth`) cannot be read or used.
     pub fn build(self) -> Result<Server, ConfigError> {
         let config = self.config;
+        #[cfg(not(feature = "tls"))]
+        if config.tls_cert.is_some() || config.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert/tls_key are set but this build has no TLS: build with `--features tls`"
+                    .into(),
+            ));
+        }
         let broker = self.broker.unwrap_or_else(|| {
             Arc::new(MemoryBroker::with_limits(config.memory_limits())) as Arc<dyn Broker>
         });
@@ -120,6 +128,11 @@ impl Builder {
         };
         let router = crate::app::router(state.clone(), &self.endpoints, self.routes);
         Ok(Server {
+            #[cfg(feature = "tls")]
+            tls: match (&state.config.tls_cert, &state.config.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::Tls::load(cert, key)?),
+                _ => None,
+            },
             front: Front::new(state, router, self.admission)?,
             shutdown,
         })
@@ -131,6 +144,9 @@ impl Builder {
 pub struct Server {
     front: Front,
     shutdown: Shutdown,
+    /// The certificate connections are accepted with; `None`: plain TCP.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Server {
@@ -156,6 +172,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = self.front.state().clone();
         let front = self.front.clone();
+        #[cfg(feature = "tls")]
+        let tls = self.tls.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let done = tokio::spawn(self.serve(listener, async move {
             let _ = stopped.await;
@@ -164,6 +182,8 @@ impl Server {
             addr,
             state,
             front,
+            #[cfg(feature = "tls")]
+            tls,
             stop: Some(stop),
             done,
         })
@@ -173,11 +193,23 @@ impl Server {
     /// connection to go and waits up to `limits.shutdown_drain_ms` for them to leave.
     /// Returns whether every connection left before the deadline.
     pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) -> bool {
-        let Self { front, shutdown } = self;
-        let state = front.state().clone();
+        let state = self.front.state().clone();
         spawn_housekeeping(&state);
         let drain = state.config.limits.shutdown_drain();
-        accept_until(listener, &front, stop).await;
+        let accepting = Accepting {
+            front: &self.front,
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_ref().map(|t| {
+                (
+                    t.server_config(),
+                    state.config.limits.tls_handshake_timeout(),
+                )
+            }),
+        };
+        accepting.until(listener, stop).await;
+        let Self {
+            front, shutdown, ..
+        } = self;
         tracing::info!("shutting down: no longer accepting, draining connections");
         shutdown.trigger();
         let all_left = front.connections().wait_idle(drain).await;
@@ -188,31 +220,47 @@ impl Server {
     }
 }
 
-/// Hands every connection `listener` accepts to `front` until `stop` resolves.
-async fn accept_until(listener: TcpListener, front: &Front, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
-    // What an idle streaming subscriber's task holds inline (besides tokio's header).
-    tracing::trace!(
-        streaming = std::mem::size_of::<crate::front::Streaming<tokio::net::TcpStream>>(),
-        "connection future bytes"
-    );
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            () = &mut stop => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(v) => v,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+/// Where accepted connections go: the front, through a TLS handshake when TLS is on.
+struct Accepting<'a> {
+    front: &'a Front,
+    /// The configuration handshakes use and how long one may take.
+    #[cfg(feature = "tls")]
+    tls: Option<(Arc<rustls::ServerConfig>, Duration)>,
+}
+
+impl Accepting<'_> {
+    /// Hands every connection `listener` accepts to the front until `stop` resolves.
+    async fn until(&self, listener: TcpListener, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        // What an idle streaming subscriber's task holds inline (besides tokio's header).
+        tracing::trace!(
+            streaming = std::mem::size_of::<crate::front::Streaming<tokio::net::TcpStream>>(),
+            "connection future bytes"
+        );
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut stop => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            #[cfg(feature = "tls")]
+            if let Some((config, timeout)) = &self.tls {
+                let tls = crate::front::TlsIo::new(tcp, config.clone(), *timeout);
+                serve_connection(self.front, tls, peer);
                 continue;
             }
-        };
-        let _ = tcp.set_nodelay(true);
-        serve_connection(front, tcp, peer);
+            serve_connection(self.front, tcp, peer);
+        }
     }
 }
 
@@ -270,6 +318,8 @@ pub struct Running {
     /// Its shared state (hub, registry, configuration).
     pub state: AppState,
     front: Front,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::Tls>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<bool>,
 }
@@ -278,6 +328,27 @@ impl Running {
     /// Its connection counts.
     pub fn connections(&self) -> &crate::front::Connections {
         self.front.connections()
+    }
+
+    /// Where clients reach it: `http://ADDR`, or `https://ADDR` with TLS.
+    pub fn url(&self) -> String {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return format!("https://{}", self.addr);
+        }
+        format!("http://{}", self.addr)
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): new connections get the
+    /// new certificate, open ones keep theirs; on an error the old certificate stays.
+    /// `Ok(false)`: no TLS configured, nothing to reload.
+    pub fn reload_tls(&self) -> Result<bool, ConfigError> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            tls.reload()?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Begins a graceful shutdown and waits for it; returns whether every connection

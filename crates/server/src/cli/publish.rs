@@ -1,5 +1,5 @@
 //! `switchboard publish CHANNEL DATA [--url URL] [--api-key KEY] [--text]
-//! [--idempotency-key KEY]`: publishes one message through the backend API and prints the
+//! [--idempotency-key KEY] [--ca-file PEM]`: publishes one message through the backend API and prints the
 //! answer (`{"channel","cursor"}`). DATA is sent as JSON when it parses as JSON, else as
 //! text (or always as text with `--text`).
 //!
@@ -7,6 +7,9 @@
 //! and is sent again with it when the answer is lost (connection error, no answer in
 //! 10 s, 503), up to three times: the server stores it once. A script that retries the
 //! command itself passes the same `--idempotency-key` each time.
+//!
+//! An `https://` URL (feature `tls`) trusts the system's certificate authorities, or those
+//! of `--ca-file`.
 
 use switchboard_client::{ApiClient, Retry};
 
@@ -17,7 +20,7 @@ pub(crate) struct PublishArgs {
     channel: String,
     /// The message: JSON, or text.
     data: String,
-    /// Server URL.
+    /// Server URL (`http://` or `https://`).
     #[arg(long, default_value = "http://127.0.0.1:8080", env = "SWITCHBOARD_URL")]
     url: String,
     /// Backend API key.
@@ -30,11 +33,28 @@ pub(crate) struct PublishArgs {
     /// key on the same channel within the server's window is stored once.
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Trust the certificate authorities in this PEM file (instead of the system's) for
+    /// an https:// URL.
+    #[cfg(feature = "tls")]
+    #[arg(long, env = "SWITCHBOARD_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let client = ApiClient::new(&args.url, args.api_key.map(super::Hidden::into_inner))
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        .map_err(|e| invalid(e.to_string()))?;
+    #[cfg(feature = "tls")]
+    let client = match &args.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?;
+            let roots = switchboard_client::TlsRoots::from_pem(&pem)
+                .map_err(|e| invalid(format!("CA file {}: {e}", path.display())))?;
+            client.with_tls_roots(roots)
+        }
+        None => client,
+    };
     let json = (!args.text)
         .then(|| serde_json::from_str::<serde_json::Value>(&args.data).ok())
         .flatten();

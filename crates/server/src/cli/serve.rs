@@ -1,12 +1,13 @@
 //! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]
-//! [--token-secret SECRET] [--log-format text|json]`:
+//! [--token-secret SECRET] [--log-format text|json] [--tls-cert FILE --tls-key FILE]`:
 //! the server with an in-memory broker, or on Redis with other nodes (`--redis`, feature
 //! `redis`), and (by default) the demo pages. Configuration:
 //! defaults < `--config` file < environment (`SWITCHBOARD_LISTEN`, `SWITCHBOARD_CONFIG`,
 //! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`, `SWITCHBOARD_TOKEN_SECRET`,
-//! `SWITCHBOARD_LOG_FORMAT`) < flags; logging starts once the configuration is read. Prints
-//! `switchboard listening on http://ADDR` once it accepts connections; SIGINT/SIGTERM
-//! start a graceful shutdown.
+//! `SWITCHBOARD_LOG_FORMAT`, `SWITCHBOARD_TLS_CERT`, `SWITCHBOARD_TLS_KEY`) < flags; logging
+//! starts once the configuration is read. Prints `switchboard listening on http://ADDR`
+//! (`https://` with TLS) once it accepts connections; SIGINT/SIGTERM start a graceful
+//! shutdown; SIGHUP reloads the TLS certificate and key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +38,13 @@ pub(crate) struct ServeArgs {
     /// [default: text, or the config file's `log.format`]. Which lines: `RUST_LOG`.
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_name = "text|json")]
     log_format: Option<LogFormat>,
+    /// TLS certificate chain (PEM): serve https:// and wss:// (with --tls-key; reloaded
+    /// on SIGHUP).
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's private key (PEM).
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
@@ -46,6 +54,8 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
         api_key: args.api_key.map(super::Hidden::into_inner),
         token_secret: args.token_secret.map(super::Hidden::into_inner),
         log_format: args.log_format,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -59,18 +69,69 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     // Handlers first: a script that reads the line below and sends SIGTERM at once must
     // get a graceful exit, not the default action.
     let stop = stop_signal()?;
+    let reload = reload_signal()?;
     let running = switchboard_server::server::start(config)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start: {e}")))?;
     // Scripts wait for this line (and read the port from it when listening on :0).
-    println!("switchboard listening on http://{}", running.addr);
-    tracing::info!(addr = %running.addr, "listening");
-    stop.await;
+    println!("switchboard listening on {}", running.url());
+    tracing::info!(url = %running.url(), "listening");
+    let reloading = reload_on(reload, &running);
+    tokio::select! {
+        () = stop => {}
+        () = reloading => {}
+    }
     tracing::info!("signal received, shutting down");
     if !running.shutdown().await {
         tracing::warn!("some connections were still open at the drain deadline");
     }
     Ok(())
+}
+
+/// Reloads the TLS certificate and key at every SIGHUP (never resolves). A reload that
+/// fails keeps the certificate in use and says why.
+async fn reload_on(mut reload: impl ReloadSignal, running: &switchboard_server::server::Running) {
+    while reload.next().await {
+        match running.reload_tls() {
+            Ok(true) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Ok(false) => tracing::info!("SIGHUP: no TLS configured, nothing to reload"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded, the old one stays");
+            }
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// A stream of reload requests (SIGHUP).
+trait ReloadSignal {
+    /// The next request; `false` when no more can come.
+    async fn next(&mut self) -> bool;
+}
+
+#[cfg(unix)]
+impl ReloadSignal for tokio::signal::unix::Signal {
+    async fn next(&mut self) -> bool {
+        self.recv().await.is_some()
+    }
+}
+
+/// Installs the SIGHUP handler now (a SIGHUP would otherwise end the process).
+#[cfg(unix)]
+fn reload_signal() -> std::io::Result<impl ReloadSignal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+}
+
+/// No SIGHUP here: no reload requests.
+#[cfg(not(unix))]
+fn reload_signal() -> std::io::Result<impl ReloadSignal> {
+    struct Never;
+    impl ReloadSignal for Never {
+        async fn next(&mut self) -> bool {
+            false
+        }
+    }
+    Ok(Never)
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future resolves at the first signal.

@@ -2,7 +2,7 @@
 //! passes the one admission check, whichever of the two request paths answers it.
 //!
 //! ```text
-//!  accepted stream (any Io: TCP today, TLS fits) ──▶ Front::connection
+//!  accepted stream (any Io: TCP, or TLS whose handshake runs on first read) ──▶ Front::connection
 //!    └─ exchange::first_request: read a head (≤ 16 KiB, 30 s), classify it once (head::parse)
 //!        ├─ streaming GET /ch, /sub ─┐
 //!        ├─ poll, long-poll ─────────┼─ check ─▶ app::subscribe ─┬─ live body ─▶ Streaming (in place)
@@ -22,6 +22,10 @@
 //!
 //! The front is generic over the stream type ([`crate::io::Io`]): nothing below the
 //! accept loop names `TcpStream`.
+//!
+//! With TLS on (feature `tls`), the accept loop hands the front a `TlsIo`: the handshake
+//! runs on the connection's first read, inside its counted task (see `tls_stream`), and
+//! both paths then serve the decrypted stream.
 
 pub mod admission;
 mod batch;
@@ -34,6 +38,8 @@ mod identify;
 pub mod origin;
 mod rewind;
 mod streaming;
+#[cfg(feature = "tls")]
+mod tls_stream;
 
 use std::fmt;
 use std::future::Future;
@@ -52,6 +58,8 @@ pub use admission::{Admission, AdmitAll, Ask, Endpoint};
 pub use connections::{Connections, Counted};
 pub use origin::OriginPolicy;
 pub use streaming::Streaming;
+#[cfg(feature = "tls")]
+pub use tls_stream::TlsIo;
 
 use crate::auth::Identity;
 use crate::config::ConfigError;
