@@ -4,7 +4,7 @@
 # Steps (each runs even if an earlier one failed):
 #   cargo test --workspace (the Redis broker's tests start a redis-server, installed with
 #   apt if missing), cargo test -p switchboard-ws --features hixie76, the server's
-#   multi-node tests with --features redis,
+#   multi-node tests with --features redis, the TLS tests with --features tls,
 #   every benchmark compiled (test profile), the Autobahn conformance suites in
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
 #   a short fuzz smoke run of every fuzz target (codec and protocol), the browser client's
