@@ -77,6 +77,7 @@ pub mod message;
 pub mod presence;
 mod queue;
 mod registry;
+pub mod stats;
 pub mod subscription;
 
 pub use broker::{
@@ -89,5 +90,6 @@ pub use hub::{ChannelStats, Hub, SubscribeOptions};
 pub use memory::MemoryBroker;
 pub use message::{Encoding, Message, Payload, PayloadKind};
 pub use presence::{ClientInfo, PresenceStats};
+pub use stats::{BrokerOp, HubStats};
 pub use subscription::Subscription;
 pub use switchboard_proto::{Cursor, Epoch, Event};

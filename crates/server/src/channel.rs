@@ -92,6 +92,10 @@ fn check<'s>(
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
     let ns = resolve(&state.hub, name)?;
+    if crate::observe::status::is_internal(name) {
+        crate::observe::status::check(state, caller, action, name)?;
+        return Ok(ns);
+    }
     let namespace = || Config::namespace_of(name).to_owned();
     if action == Action::Publish && !ns.allow_publish {
         return Err(ServerError::PublishNotAllowed(namespace()));

@@ -575,7 +575,7 @@ impl Config {
 
     /// The hub configuration: namespaces keyed as the hub keys them (`default` → `""`).
     pub fn hub_config(&self) -> switchboard_hub::HubConfig {
-        let namespaces = self
+        let mut namespaces = self
             .namespaces
             .iter()
             .map(|(name, ns)| {
@@ -586,7 +586,12 @@ impl Config {
                 };
                 (key, ns.to_hub(self.limits.max_publish_bytes))
             })
-            .collect();
+            .collect::<std::collections::HashMap<_, _>>();
+        // The server's own namespace (the status feed), whatever the file says.
+        namespaces.insert(
+            crate::observe::status::NAMESPACE.to_owned(),
+            crate::observe::status::namespace(),
+        );
         switchboard_hub::HubConfig {
             namespaces,
             ..switchboard_hub::HubConfig::default()

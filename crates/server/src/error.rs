@@ -423,6 +423,7 @@ impl From<switchboard_proto::ProtoError> for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
+        crate::observe::counters::failed(status.as_u16(), code);
         let body = serde_json::json!({ "error": code, "message": self.to_string() });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UPGRADE_REQUIRED {
@@ -491,7 +492,7 @@ pub enum Ending {
 impl Ending {
     /// The close frame for it.
     pub fn close_frame(self) -> (CloseCode, &'static str) {
-        match self {
+        let frame = match self {
             Ending::Shutdown => (CloseCode::SERVICE_RESTART, "service restart"),
             Ending::Kicked => (CloseCode::POLICY_VIOLATION, "disconnected by the server"),
             Ending::Policy(why) => (CloseCode::POLICY_VIOLATION, why),
@@ -501,7 +502,9 @@ impl Ending {
             ),
             Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
             Ending::TokenExpired => (TOKEN_EXPIRED_CLOSE, "token expired"),
-        }
+        };
+        crate::observe::counters::close_sent(u16::from(frame.0));
+        frame
     }
 }
 

@@ -33,6 +33,7 @@
 //! - [`clients`]: connections the backend API can disconnect.
 //! - [`broker`]: the in-memory broker, or Redis (feature `redis`) for several nodes.
 //! - [`shutdown`]: graceful shutdown.
+//! - [`observe`]: `/metrics`, `/health`, `/ready` and the live `/status` page.
 
 pub mod api;
 pub mod app;
@@ -47,6 +48,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod io;
+pub mod observe;
 pub mod publish;
 pub mod sdk;
 pub mod server;

@@ -1,0 +1,30 @@
+//! What an operator watches: `/metrics` for Prometheus, `/health` and `/ready` for a
+//! process manager and a load balancer, and `/status`, a live page fed over the
+//! server's own channels.
+//!
+//! - [`counters`]: the front's counters (bytes, connections, transports, failures by
+//!   code and status, close codes); the hub keeps its own ([`switchboard_hub::HubStats`]).
+//! - [`process`]: resident memory, file descriptors and CPU time, read at scrape time.
+//! - [`metrics`]: `GET /metrics`, the Prometheus text of all of them.
+//! - [`health`]: `GET /health`, `GET /ready`, `GET /healthz`.
+//! - [`status`]: `GET /status` and the `$sys:stats` feed it subscribes to.
+
+pub mod counters;
+pub mod health;
+pub mod metrics;
+pub mod process;
+pub mod status;
+
+use axum::http::HeaderMap;
+
+use crate::error::ServerError;
+use crate::state::AppState;
+
+/// The API key check of the operator's endpoints: none when no key is configured
+/// (the server is open then, as its channels are), the key otherwise.
+pub fn check_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ServerError> {
+    match state.config.api_key.as_deref() {
+        None => Ok(()),
+        Some(key) => crate::api::check_key(Some(key), headers),
+    }
+}
