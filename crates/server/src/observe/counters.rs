@@ -55,7 +55,7 @@ pub const CODES: [&str; 34] = [
 ];
 
 /// Admission refusals by reason: which [`CODES`] each reason counts.
-pub const REFUSALS: [(&str, &[&str]); 4] = [
+pub const REFUSALS: [(&str, &[&str]); 5] = [
     (
         "connection_limit",
         &[
@@ -67,10 +67,10 @@ pub const REFUSALS: [(&str, &[&str]); 4] = [
     ),
     ("rate_limit", &["publish_rate", "too_many_failures"]),
     ("origin", &["origin_not_allowed", "host_not_allowed"]),
+    ("api_key", &["unauthorized"]),
     (
         "token",
         &[
-            "unauthorized",
             "token_required",
             "invalid_token",
             "token_expired",
