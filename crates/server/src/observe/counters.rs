@@ -82,6 +82,8 @@ pub const REFUSALS: [(&str, &[&str]); 5] = [
 /// WebSocket close codes the server sends for its own reasons ([`crate::error::Ending`]).
 pub const CLOSE_CODES: [u16; 5] = [1008, 1009, 1012, 1013, 3000];
 
+// Only to initialise the statics below: each use is a new atomic.
+#[allow(clippy::declare_interior_mutable_const)]
 const ZERO: AtomicU64 = AtomicU64::new(0);
 
 static BYTES_IN: AtomicU64 = ZERO;

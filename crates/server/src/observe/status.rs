@@ -55,17 +55,18 @@ const BUSIEST: usize = 8;
 /// The settings of the `_sys` namespace: subscribe only, the last 10 minutes of
 /// samples kept (a page that opens sees the chart at once), a slow page drops old samples.
 pub fn namespace() -> NamespaceConfig {
-    let mut ns = NamespaceConfig::default();
-    ns.history_size = 600;
-    ns.history_ttl = Some(Duration::from_secs(600));
-    ns.allow_publish = false;
-    ns.allow_subscribe = true;
-    ns.presence = false;
-    ns.join_leave = false;
-    ns.slow_consumer = SlowConsumerPolicy::DropOldest;
-    ns.queue_capacity = 64;
-    ns.batch_window = None;
-    ns
+    NamespaceConfig {
+        history_size: 600,
+        history_ttl: Some(Duration::from_secs(600)),
+        allow_publish: false,
+        allow_subscribe: true,
+        presence: false,
+        join_leave: false,
+        slow_consumer: SlowConsumerPolicy::DropOldest,
+        queue_capacity: 64,
+        batch_window: None,
+        ..NamespaceConfig::default()
+    }
 }
 
 /// Whether `channel` is in the server's own namespace.
