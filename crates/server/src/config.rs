@@ -589,8 +589,8 @@ impl Config {
             .collect::<std::collections::HashMap<_, _>>();
         // The server's own namespace (the status feed), whatever the file says.
         namespaces.insert(
-            crate::observe::status::NAMESPACE.to_owned(),
-            crate::observe::status::namespace(),
+            crate::observe::sys::NAMESPACE.to_owned(),
+            crate::observe::sys::namespace(),
         );
         switchboard_hub::HubConfig {
             namespaces,

@@ -133,86 +133,91 @@ async fn counters_move_by_the_exact_amounts_of_known_traffic() {
 
     let received1 = wire.received;
     let (after, _) = scrape(&srv, &mut wire).await;
-    let m = |key: &str| moved(&before, &after, key);
-    assert_eq!(m("switchboard_messages_published_total"), 3.0);
-    assert_eq!(m("switchboard_messages_delivered_total"), 6.0);
-    assert_eq!(
-        m(r#"switchboard_broker_operations_total{op="publish"}"#),
-        3.0
-    );
-    assert_eq!(
-        m(r#"switchboard_broker_operation_seconds_count{op="publish"}"#),
-        3.0
-    );
-    assert_eq!(
-        m(r#"switchboard_broker_operation_seconds_bucket{le="+Inf",op="publish"}"#),
-        3.0
-    );
-    assert_eq!(m(r#"switchboard_broker_errors_total{op="publish"}"#), 0.0);
-    assert_eq!(
-        m(r#"switchboard_requests_admitted_total{transport="sse"}"#),
-        2.0
-    );
-    assert_eq!(
-        m(r#"switchboard_requests_admitted_total{transport="publish"}"#),
-        3.0
-    );
     // The bad channel name passed admission (as a poll) and failed in its handler; the
     // foreign origin did not pass.
-    assert_eq!(
-        m(r#"switchboard_requests_admitted_total{transport="poll"}"#),
-        1.0
-    );
+    let expected = [
+        ("switchboard_messages_published_total", 3.0),
+        ("switchboard_messages_delivered_total", 6.0),
+        (r#"switchboard_broker_operations_total{op="publish"}"#, 3.0),
+        (
+            r#"switchboard_broker_operation_seconds_count{op="publish"}"#,
+            3.0,
+        ),
+        (
+            r#"switchboard_broker_operation_seconds_bucket{le="+Inf",op="publish"}"#,
+            3.0,
+        ),
+        (r#"switchboard_broker_errors_total{op="publish"}"#, 0.0),
+        (
+            r#"switchboard_requests_admitted_total{transport="sse"}"#,
+            2.0,
+        ),
+        (
+            r#"switchboard_requests_admitted_total{transport="publish"}"#,
+            3.0,
+        ),
+        (
+            r#"switchboard_requests_admitted_total{transport="poll"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_total{code="invalid_channel"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_total{code="unauthorized"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_total{code="origin_not_allowed"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_by_status_total{status="400"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_by_status_total{status="401"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_request_failures_by_status_total{status="403"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_admission_refusals_total{reason="origin"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_admission_refusals_total{reason="api_key"}"#,
+            1.0,
+        ),
+        (
+            r#"switchboard_admission_refusals_total{reason="connection_limit"}"#,
+            0.0,
+        ),
+        // Two subscribers, three publishes, three failures, this scrape.
+        ("switchboard_connections_accepted_total", 9.0),
+    ];
+    for (key, want) in expected {
+        assert_eq!(moved(&before, &after, key), want, "{key}");
+    }
     assert_eq!(after["switchboard_subscriptions"], 2.0);
     assert_eq!(after["switchboard_channels"], 1.0);
-    assert_eq!(
-        m(r#"switchboard_request_failures_total{code="invalid_channel"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_request_failures_total{code="unauthorized"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_request_failures_total{code="origin_not_allowed"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_request_failures_by_status_total{status="400"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_request_failures_by_status_total{status="403"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_request_failures_by_status_total{status="401"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_admission_refusals_total{reason="origin"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_admission_refusals_total{reason="api_key"}"#),
-        1.0
-    );
-    assert_eq!(
-        m(r#"switchboard_admission_refusals_total{reason="connection_limit"}"#),
-        0.0
-    );
-    // Connections: two subscribers, three publishes, three failures, this scrape.
-    assert_eq!(m("switchboard_connections_accepted_total"), 9.0);
     assert_eq!(after["switchboard_clients_live"], 2.0);
     // Bytes read: every request since the first scrape's, this scrape's included (read
     // before the answer is made). Bytes written: the first scrape's answer (written
     // after it was made) and every answer since, not this scrape's.
+    let read = (wire.sent - sent0) as f64;
     assert_eq!(
-        m("switchboard_received_bytes_total"),
-        (wire.sent - sent0) as f64
+        moved(&before, &after, "switchboard_received_bytes_total"),
+        read
     );
-    let written = before_answer + received1 - received0;
-    assert_eq!(m("switchboard_sent_bytes_total"), written as f64);
+    let written = (before_answer + received1 - received0) as f64;
+    assert_eq!(
+        moved(&before, &after, "switchboard_sent_bytes_total"),
+        written
+    );
     assert!(after["process_resident_memory_bytes"] > 0.0);
     assert!(after["process_open_fds"] > 0.0);
     assert!(after.contains_key("process_cpu_seconds_total"));

@@ -7,13 +7,15 @@
 //! - [`process`]: resident memory, file descriptors and CPU time, read at scrape time.
 //! - [`metrics`]: `GET /metrics`, the Prometheus text of all of them.
 //! - [`health`]: `GET /health`, `GET /ready`, `GET /healthz`.
-//! - [`status`]: `GET /status` and the `$sys:stats` feed it subscribes to.
+//! - [`status`]: `GET /status` and the `_sys:stats` feed it subscribes to; [`sys`]: the
+//!   server's own namespace.
 
 pub mod counters;
 pub mod health;
 pub mod metrics;
 pub mod process;
 pub mod status;
+pub mod sys;
 
 use axum::http::HeaderMap;
 

@@ -7,7 +7,7 @@
 //! subscribed (nothing is published, and nothing counted, while nobody watches). The
 //! page computes rates from successive totals and draws the last minutes in an SVG.
 //!
-//! The `_sys` namespace is the server's own: clients may not publish there, and it has
+//! The `_sys` namespace ([`crate::observe::sys`]) is the server's own: clients may not publish there, and it has
 //! no presence. When an API key is set, subscribing to it needs a *status ticket*: the
 //! page asks for the key (typed into the page, kept in the tab's `sessionStorage`,
 //! never in a URL), trades it for a ticket at `POST /status/ticket` (`Authorization:
@@ -25,20 +25,13 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use switchboard_hub::{NamespaceConfig, Payload, SlowConsumerPolicy};
+use switchboard_hub::Payload;
 
-use crate::auth::Action;
-use crate::channel::Caller;
-use crate::error::ServerError;
 use crate::observe::counters::{Snapshot, TRANSPORTS};
 use crate::observe::process::Process;
 use crate::state::AppState;
 
-/// The server's own namespace.
-pub const NAMESPACE: &str = "_sys";
-
-/// The channel of the status feed.
-pub const CHANNEL: &str = "_sys:stats";
+pub use super::sys::{is_internal, CHANNEL, NAMESPACE};
 
 /// How long a status ticket opens subscriptions.
 pub const TICKET_LIFE: Duration = Duration::from_secs(60);
@@ -51,47 +44,6 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// How many of the busiest channels a sample names.
 const BUSIEST: usize = 8;
-
-/// The settings of the `_sys` namespace: subscribe only, the last 10 minutes of
-/// samples kept (a page that opens sees the chart at once), a slow page drops old samples.
-pub fn namespace() -> NamespaceConfig {
-    NamespaceConfig {
-        history_size: 600,
-        history_ttl: Some(Duration::from_secs(600)),
-        allow_publish: false,
-        allow_subscribe: true,
-        presence: false,
-        join_leave: false,
-        slow_consumer: SlowConsumerPolicy::DropOldest,
-        queue_capacity: 64,
-        batch_window: None,
-        ..NamespaceConfig::default()
-    }
-}
-
-/// Whether `channel` is in the server's own namespace.
-pub fn is_internal(channel: &str) -> bool {
-    channel
-        .strip_prefix(NAMESPACE)
-        .is_some_and(|rest| rest.starts_with(':'))
-}
-
-/// The channel policy of `_sys`: reading with a status ticket (or with no API key set),
-/// nothing else.
-pub fn check(
-    state: &AppState,
-    caller: Caller<'_>,
-    action: Action,
-    name: &str,
-) -> Result<(), ServerError> {
-    if !matches!(action, Action::Subscribe | Action::History) {
-        return Err(ServerError::NotAllowed(NAMESPACE.into()));
-    }
-    if state.config.api_key.is_none() || caller.admitted.iter().any(|c| c == name) {
-        return Ok(());
-    }
-    Err(ServerError::Unauthorized)
-}
 
 /// Put in a request's extensions by the front when the request carried a live status
 /// ticket; the request's principal is then admitted to [`CHANNEL`].
