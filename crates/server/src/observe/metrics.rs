@@ -12,8 +12,8 @@
 //!
 //! Behind the API key when one is set (`Authorization: Bearer KEY`, as `/api`).
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -33,8 +33,8 @@ use crate::state::AppState;
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics`.
-pub async fn serve(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = super::check_operator(&state, &headers) {
+pub async fn serve(State(state): State<AppState>, req: Request) -> Response {
+    if let Err(e) = super::check_operator(&state, &req) {
         return e.into_response();
     }
     match render(&state) {

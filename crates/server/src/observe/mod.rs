@@ -17,16 +17,29 @@ pub mod process;
 pub mod status;
 pub mod sys;
 
-use axum::http::HeaderMap;
+use axum::extract::{ConnectInfo, Request};
 
 use crate::error::ServerError;
 use crate::state::AppState;
 
 /// The API key check of the operator's endpoints: none when no key is configured
-/// (the server is open then, as its channels are), the key otherwise.
-pub fn check_operator(state: &AppState, headers: &HeaderMap) -> Result<(), ServerError> {
-    match state.config.api_key.as_deref() {
-        None => Ok(()),
-        Some(key) => crate::api::check_key(Some(key), headers),
+/// (the server is open then, as its channels are), the key otherwise, with the same
+/// limit on wrong keys per address as `/api`.
+pub fn check_operator(state: &AppState, req: &Request) -> Result<(), ServerError> {
+    let Some(key) = state.config.api_key.as_deref() else {
+        return Ok(());
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let throttle = state.clients.throttle();
+    if let Some(ip) = peer {
+        throttle.may_try_key(ip)?;
     }
+    let checked = crate::api::check_key(Some(key), req.headers());
+    if let (Err(ServerError::Unauthorized), Some(ip)) = (&checked, peer) {
+        throttle.key_failed(ip);
+    }
+    checked
 }

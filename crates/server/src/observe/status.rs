@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -83,8 +83,8 @@ pub fn ticket_live(ticket: &str) -> bool {
 
 /// `POST /status/ticket`: a ticket for the API key in `Authorization: Bearer` (or
 /// `X-Api-Key`); with no key set, a ticket for anyone (the feed is open then anyway).
-pub async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(e) = super::check_operator(&state, &headers) {
+pub async fn ticket(State(state): State<AppState>, req: Request) -> Response {
+    if let Err(e) = super::check_operator(&state, &req) {
         return e.into_response();
     }
     let mut resp = Json(serde_json::json!({
