@@ -2,7 +2,7 @@
 # Headless Chromium tests against real `switchboard serve` processes they start, restart
 # and stop themselves: the demo pages (chat.e2e.mjs) and the browser client over every
 # transport, through loopback proxies that refuse WebSocket or hold streams back
-# (sdk.e2e.mjs). Installs what is missing (Debian chromium via apt, playwright-core via
+# (sdk.e2e.mjs), and the live status page (status.e2e.mjs). Installs what is missing (Debian chromium via apt, playwright-core via
 # `npm ci`; never a browser download). Each prints "NAME: N passed, M failed".
 # Exit code = test result. SWITCHBOARD_BIN overrides the binary (default: cargo build).
 set -uo pipefail
@@ -24,4 +24,5 @@ export SWITCHBOARD_BIN
 rc=0
 node chat.e2e.mjs || rc=1
 node sdk.e2e.mjs || rc=1
+node status.e2e.mjs || rc=1
 exit $rc

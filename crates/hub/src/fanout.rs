@@ -16,9 +16,10 @@ use crate::batch::{Action, Window};
 use crate::broker::FeedSink;
 use crate::config::{NamespaceConfig, SlowConsumerPolicy};
 use crate::error::CloseReason;
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, Pushed};
 use crate::message::Message;
 use crate::queue::Queue;
+use crate::stats::HubStats;
 
 /// A channel's local subscribers, with the queue bound, slow-consumer policy and batch
 /// window of its namespace (the same for every subscriber, so kept once here).
@@ -76,6 +77,8 @@ fn lock_window(state: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
 #[derive(Default)]
 pub(crate) struct Fanout {
     channels: RwLock<HashMap<Arc<str>, Arc<LocalChannel>>>,
+    /// The hub's counters: one add per message delivered (its subscriber count).
+    pub(crate) stats: Arc<HubStats>,
 }
 
 impl Fanout {
@@ -184,9 +187,20 @@ impl FeedSink for Fanout {
             }
         };
         let wake = local.batch.is_none();
+        let (mut queued, mut closed, mut dropped) = (0, 0, 0);
         for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            sub.push(msg, local.capacity, local.policy, wake);
+            match sub.push(msg, local.capacity, local.policy, wake) {
+                Pushed::Queued => queued += 1,
+                Pushed::DroppedOldest => {
+                    queued += 1;
+                    dropped += 1;
+                }
+                Pushed::Closed => closed += 1,
+                Pushed::Gone => {}
+            }
         }
+        self.stats.count_delivered(queued);
+        self.stats.count_slow(closed, dropped);
         if let Some((window, state)) = &local.batch {
             local.after_quiet_push(*window, state);
         }

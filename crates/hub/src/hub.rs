@@ -16,6 +16,7 @@ use crate::memory::MemoryBroker;
 use crate::message::{Message, Payload};
 use crate::presence::{ClientInfo, PresenceStats};
 use crate::registry::{retention, Registry};
+use crate::stats::{BrokerOp, HubStats};
 use crate::subscription::Subscription;
 
 /// The hub. Cheap to clone (an `Arc`); all clones share the same state.
@@ -199,11 +200,15 @@ impl Hub {
                 max: ns.max_message_size,
             });
         }
-        Ok(self
-            .registry
+        let reg = &self.registry;
+        let published = reg
             .broker
-            .publish(channel, payload, retention(ns), idempotency)
-            .await?)
+            .publish(channel, payload, retention(ns), idempotency);
+        let published = reg.stats.timed(BrokerOp::Publish, published).await?;
+        if !published.duplicate {
+            reg.stats.count_published();
+        }
+        Ok(published)
     }
 
     /// Subscribes `client` to `channel`, from `since` (history gap first) or from now.
@@ -242,20 +247,26 @@ impl Hub {
         let mut sub = Subscription::new(self.registry.clone(), name.clone(), inbox);
         // From here on, dropping `sub` (also on error) undoes what was registered.
         let broker = &self.registry.broker;
-        broker.subscribe(&name).await?;
+        let stats = &self.registry.stats;
+        stats
+            .timed(BrokerOp::Subscribe, broker.subscribe(&name))
+            .await?;
         sub.registered.broker = true;
         if ns.presence && options.presence {
-            broker.presence_add(&name, client.clone()).await?;
+            let add = broker.presence_add(&name, client.clone());
+            stats.timed(BrokerOp::Presence, add).await?;
             sub.registered.presence = true;
             sub.registered.join_leave = ns.join_leave;
             if ns.join_leave {
-                broker
-                    .broadcast(Message::presence_event(name.clone(), Event::Join, &client))
+                let join = Message::presence_event(name.clone(), Event::Join, &client);
+                stats
+                    .timed(BrokerOp::Presence, broker.broadcast(join))
                     .await?;
             }
         }
         let limit = if since.is_some() { None } else { Some(0) };
-        let answer = broker.history(&name, since, limit, retention(ns)).await?;
+        let history = broker.history(&name, since, limit, retention(ns));
+        let answer = stats.timed(BrokerOp::History, history).await?;
         sub.start_from(since, answer);
         Ok(sub)
     }
@@ -268,11 +279,9 @@ impl Hub {
         limit: Option<usize>,
     ) -> Result<HistoryAnswer, HubError> {
         let ns = self.namespace(channel)?;
-        Ok(self
-            .registry
-            .broker
-            .history(channel, since, limit, retention(ns))
-            .await?)
+        let reg = &self.registry;
+        let history = reg.broker.history(channel, since, limit, retention(ns));
+        Ok(reg.stats.timed(BrokerOp::History, history).await?)
     }
 
     /// Who is subscribed to `channel` (all nodes).
@@ -281,7 +290,9 @@ impl Hub {
         if !ns.presence {
             return Err(HubError::PresenceDisabled);
         }
-        Ok(self.registry.broker.presence(channel).await?)
+        let reg = &self.registry;
+        let presence = reg.broker.presence(channel);
+        Ok(reg.stats.timed(BrokerOp::Presence, presence).await?)
     }
 
     /// Presence counts of `channel`.
@@ -296,7 +307,11 @@ impl Hub {
 
     /// Every channel the broker holds a log for or this node has subscribers on.
     pub async fn channels(&self) -> Result<Vec<ChannelStats>, HubError> {
-        let heads = self.registry.broker.channels().await?;
+        let reg = &self.registry;
+        let heads = reg
+            .stats
+            .timed(BrokerOp::Channels, reg.broker.channels())
+            .await?;
         let mut local: std::collections::HashMap<Arc<str>, usize> =
             self.registry.fanout.counts().into_iter().collect();
         let mut out: Vec<ChannelStats> = heads
@@ -354,7 +369,22 @@ impl Hub {
 
     /// Whether the broker can serve now ([`Broker::health`]).
     pub async fn health(&self) -> Result<(), HubError> {
-        Ok(self.registry.broker.health().await?)
+        let reg = &self.registry;
+        Ok(reg
+            .stats
+            .timed(BrokerOp::Health, reg.broker.health())
+            .await?)
+    }
+
+    /// The hub's counters: messages published and delivered, slow consumers, resets,
+    /// broker operations (see [`crate::stats`]).
+    pub fn stats(&self) -> &HubStats {
+        &self.registry.stats
+    }
+
+    /// Every channel with subscribers on this node, with their count (unordered).
+    pub fn local_channels(&self) -> Vec<(Arc<str>, usize)> {
+        self.registry.fanout.counts()
     }
 
     /// Refuses new publishes and subscriptions and closes every subscription

@@ -37,6 +37,18 @@ pub(crate) struct Inbox {
     state: Mutex<InboxState>,
 }
 
+/// What [`Inbox::push`] did (counted by the fan-out: [`crate::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// Queued after dropping the oldest (policy `drop_oldest`, queue full).
+    DroppedOldest,
+    /// The queue was full: the subscription is closed (policy `close`).
+    Closed,
+    /// The subscription was closed already.
+    Gone,
+}
+
 impl Inbox {
     pub(crate) fn new(client: ClientInfo) -> Self {
         Inbox {
@@ -66,26 +78,30 @@ impl Inbox {
         capacity: usize,
         policy: SlowConsumerPolicy,
         wake: bool,
-    ) {
+    ) -> Pushed {
+        let pushed;
         let waker = {
             let mut st = self.lock();
             if st.closed.is_some() {
-                return;
+                return Pushed::Gone;
             }
             if st.queue.len() >= capacity {
                 match policy {
                     SlowConsumerPolicy::Close => {
                         st.closed = Some(CloseReason::SlowConsumer);
                         st.queue.free();
+                        pushed = Pushed::Closed;
                     }
                     SlowConsumerPolicy::DropOldest => {
                         st.queue.pop_front();
                         st.missed = st.missed.saturating_add(1);
                         st.queue.push_back(msg.clone());
+                        pushed = Pushed::DroppedOldest;
                     }
                 }
             } else {
                 st.queue.push_back(msg.clone());
+                pushed = Pushed::Queued;
             }
             if wake || st.closed.is_some() {
                 st.waker.take()
@@ -96,6 +112,7 @@ impl Inbox {
         if let Some(w) = waker {
             w.wake();
         }
+        pushed
     }
 
     /// Asks the consumer to read what it may have missed from history, and wakes it.

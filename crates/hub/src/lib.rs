@@ -78,6 +78,7 @@ pub mod message;
 pub mod presence;
 mod queue;
 mod registry;
+pub mod stats;
 pub mod subscription;
 pub mod window;
 
@@ -92,5 +93,6 @@ pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, Subscrib
 pub use memory::{MemoryBroker, MemoryLimits};
 pub use message::{Encoding, Message, Payload, PayloadKind, STORED_MESSAGE_COST};
 pub use presence::{ClientInfo, PresenceStats};
+pub use stats::{BrokerOp, HubStats};
 pub use subscription::Subscription;
 pub use switchboard_proto::{Cursor, Epoch, Event};

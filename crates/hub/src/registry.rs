@@ -20,12 +20,15 @@ use crate::error::HubError;
 use crate::fanout::Fanout;
 use crate::inbox::Inbox;
 use crate::message::Message;
+use crate::stats::HubStats;
 
 /// See the module docs.
 pub(crate) struct Registry {
     pub(crate) config: HubConfig,
     pub(crate) broker: Arc<dyn Broker>,
     pub(crate) fanout: Arc<Fanout>,
+    /// The hub's counters (shared with the fan-out).
+    pub(crate) stats: Arc<HubStats>,
     shutting_down: AtomicBool,
 }
 
@@ -55,6 +58,7 @@ impl Registry {
         Registry {
             config,
             broker,
+            stats: fanout.stats.clone(),
             fanout,
             shutting_down: AtomicBool::new(false),
         }

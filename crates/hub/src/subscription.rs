@@ -311,6 +311,7 @@ impl Subscription {
                 });
                 let at = queued_first.map_or(earliest, |t| Cursor::new(t.epoch, t.offset - 1));
                 backlog.push_back(Message::reset_after(channel.clone(), reached, at));
+                self.registry.stats.count_reset();
                 reached = at;
                 if queued_first.is_some() {
                     Vec::new()
@@ -339,6 +340,7 @@ impl Subscription {
                 // not bridge to it: say so rather than skip silently.
                 let at = Cursor::new(t.epoch, t.offset - 1);
                 backlog.push_back(Message::reset_after(channel.clone(), reached, at));
+                self.registry.stats.count_reset();
             }
         }
         if catch_up.backlog.is_empty() && catch_up.resync.is_none() {

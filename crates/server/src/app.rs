@@ -10,7 +10,9 @@
 //! | `POST /ws` | one `/ws` command over HTTP: presence, history, ping ([`crate::transport::http_command`]) |
 //! | `GET /switchboard.js` | the browser client ([`crate::sdk`]) |
 //! | `/api/…` | the backend API ([`crate::api`]) |
-//! | `GET /healthz` | `ok`, or 503 while shutting down or while the broker does not answer |
+//! | `GET /health`, `GET /ready`, `GET /healthz` | liveness, readiness ([`crate::observe::health`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::observe::metrics`]) |
+//! | `GET /status`, `POST /status/ticket` | the live status page ([`crate::observe::status`]) |
 //!
 //! | `GET PATH` with `Upgrade: websocket` | a WebSocket endpoint an embedding program added ([`crate::server::Builder::websocket`]) |
 //!
@@ -25,7 +27,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::Identity;
@@ -44,7 +46,12 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
         .route("/sub", get(subscribe_routed))
         .route("/ws", get(mux_get).post(mux_post))
         .route(crate::sdk::PATH, get(crate::sdk::serve))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::observe::health::healthz))
+        .route("/health", get(crate::observe::health::health))
+        .route("/ready", get(crate::observe::health::ready))
+        .route("/metrics", get(crate::observe::metrics::serve))
+        .route("/status", get(crate::observe::status::page))
+        .route("/status/ticket", post(crate::observe::status::ticket))
         .nest("/api", crate::api::router(state.clone()));
     if state.config.demo {
         r = r.merge(crate::demo::router());
@@ -75,23 +82,6 @@ pub fn router(state: AppState, endpoints: &[(String, Arc<dyn Endpoint>)], extra:
     })
     .with_state(state)
     .merge(extra)
-}
-
-/// `GET /healthz`: 200 `ok` while the server can serve; 503 with the reason while it is
-/// shutting down or its broker does not answer (within a second).
-async fn healthz(State(state): State<AppState>) -> Response {
-    if state.shutdown.is_triggered() {
-        return ServerError::ShuttingDown.into_response();
-    }
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(1), state.hub.health());
-    match answer.await {
-        Ok(Ok(())) => "ok".into_response(),
-        Ok(Err(e)) => ServerError::from(e).into_response(),
-        Err(_) => ServerError::Broker(switchboard_hub::BrokerError::Unavailable(
-            "no answer within 1 s".into(),
-        ))
-        .into_response(),
-    }
 }
 
 /// Whether [`subscribe`] answers `GET path` (`/ch/NAME` and `/sub`).

@@ -92,6 +92,10 @@ fn check<'s>(
     name: &str,
 ) -> Result<&'s NamespaceConfig, ServerError> {
     let ns = resolve(&state.hub, name)?;
+    if crate::observe::sys::is_internal(name) {
+        internal(state, caller, action, name)?;
+        return Ok(ns);
+    }
     let namespace = || Config::namespace_of(name).to_owned();
     if action == Action::Publish && !ns.allow_publish {
         return Err(ServerError::PublishNotAllowed(namespace()));
@@ -101,6 +105,26 @@ fn check<'s>(
     }
     granted(state, caller, action, name)?;
     Ok(ns)
+}
+
+/// The policy of the server's own namespace (`_sys`, the status feed): reading with a
+/// status ticket (its channel admitted, see `crate::observe::status`), or by anyone
+/// when no API key is set; nothing else.
+fn internal(
+    state: &AppState,
+    caller: Caller<'_>,
+    action: Action,
+    name: &str,
+) -> Result<(), ServerError> {
+    if !matches!(action, Action::Subscribe | Action::History) {
+        return Err(ServerError::NotAllowed(
+            crate::observe::sys::NAMESPACE.into(),
+        ));
+    }
+    if state.config.api_key.is_none() || caller.admitted.iter().any(|c| c == name) {
+        return Ok(());
+    }
+    Err(ServerError::Unauthorized)
 }
 
 /// What the caller's tokens allow (see the module docs); always `Ok` with tokens off.

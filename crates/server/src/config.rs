@@ -788,7 +788,7 @@ impl Config {
 
     /// The hub configuration: namespaces keyed as the hub keys them (`default` → `""`).
     pub fn hub_config(&self) -> switchboard_hub::HubConfig {
-        let namespaces = self
+        let mut namespaces = self
             .namespaces
             .iter()
             .map(|(name, ns)| {
@@ -799,7 +799,12 @@ impl Config {
                 };
                 (key, ns.to_hub(self.limits.max_publish_bytes))
             })
-            .collect();
+            .collect::<std::collections::HashMap<_, _>>();
+        // The server's own namespace (the status feed), whatever the file says.
+        namespaces.insert(
+            crate::observe::sys::NAMESPACE.to_owned(),
+            crate::observe::sys::namespace(),
+        );
         switchboard_hub::HubConfig {
             namespaces,
             idempotency_window: Duration::from_millis(self.limits.idempotency_window_ms),

@@ -439,6 +439,7 @@ impl IntoResponse for ServerError {
         let message = self.to_string();
         // In the connection's span when it is logged (`crate::conn_log`).
         tracing::debug!(status = status.as_u16(), error = code, detail = %message, "request failed");
+        crate::observe::counters::failed(status.as_u16(), code);
         let body = serde_json::json!({ "error": code, "message": message });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UPGRADE_REQUIRED {
@@ -507,7 +508,7 @@ pub enum Ending {
 impl Ending {
     /// The close frame for it.
     pub fn close_frame(self) -> (CloseCode, &'static str) {
-        match self {
+        let frame = match self {
             Ending::Shutdown => (CloseCode::SERVICE_RESTART, "service restart"),
             Ending::Kicked => (CloseCode::POLICY_VIOLATION, "disconnected by the server"),
             Ending::Policy(why) => (CloseCode::POLICY_VIOLATION, why),
@@ -517,7 +518,9 @@ impl Ending {
             ),
             Ending::Resume => (CloseCode::TRY_AGAIN_LATER, "resume from your last cursor"),
             Ending::TokenExpired => (TOKEN_EXPIRED_CLOSE, "token expired"),
-        }
+        };
+        crate::observe::counters::close_sent(u16::from(frame.0));
+        frame
     }
 }
 

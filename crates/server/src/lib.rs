@@ -35,6 +35,7 @@
 //! - [`shutdown`]: graceful shutdown.
 //! - `tls` (feature `tls`): the certificate files, the rustls configuration and its
 //!   reload on SIGHUP; the handshake itself runs in the front (`front::TlsIo`).
+//! - [`observe`]: `/metrics`, `/health`, `/ready` and the live `/status` page.
 
 pub mod api;
 pub mod app;
@@ -50,6 +51,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod io;
+pub mod observe;
 pub mod publish;
 pub mod sdk;
 pub mod server;

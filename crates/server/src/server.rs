@@ -273,9 +273,11 @@ fn serve_connection<S: Io>(front: &Front, io: S, peer: SocketAddr) {
 
 /// The hub closes every subscription (exact resume cursors) once shutdown begins; the
 /// broker's housekeeping (expired history, idle channels) and the rate limiters' runs
-/// every minute; the demo
+/// every minute; the status feed ([`crate::observe::status::run`]); the demo
 /// ticker publishes prices when the demo is on.
 fn spawn_housekeeping(state: &AppState) {
+    crate::observe::counters::mark_start();
+    tokio::spawn(crate::observe::status::run(state.clone()));
     let (hub, signal) = (state.hub.clone(), state.shutdown.clone());
     tokio::spawn(async move {
         signal.wait().await;

@@ -129,6 +129,7 @@ impl Connections {
             address.open.fetch_add(1, Ordering::Relaxed);
             Arc::clone(address)
         };
+        crate::observe::counters::accepted();
         Ok(Counted {
             io,
             _slot: Slot(address),
@@ -211,6 +212,7 @@ struct Slot(Arc<Address>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        crate::observe::counters::closed();
         self.0.connections.release(&self.0);
     }
 }
@@ -229,7 +231,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.get_mut().io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            crate::observe::counters::bytes_in(buf.filled().len() - before);
+        }
+        read
     }
 }
 
@@ -239,7 +246,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.get_mut().io).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = written {
+            crate::observe::counters::bytes_out(n);
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -247,7 +258,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = written {
+            crate::observe::counters::bytes_out(n);
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -102,6 +102,8 @@ pub(crate) struct Checked {
     cors: Option<HeaderValue>,
     /// What the request's client token says (tokens on, a token given).
     identity: Option<Identity>,
+    /// The request carried a live status ticket ([`crate::observe::status`]).
+    status: bool,
 }
 
 impl Checked {
@@ -109,6 +111,10 @@ impl Checked {
     pub(crate) fn pass_identity<B>(&mut self, req: &mut http::Request<B>) {
         if let Some(identity) = self.identity.take() {
             req.extensions_mut().insert(identity);
+        }
+        if self.status {
+            req.extensions_mut()
+                .insert(crate::observe::status::StatusPass);
         }
     }
 
@@ -257,6 +263,9 @@ impl Front {
                 return Err(refusal(refused, checked.cors));
             }
         }
+        if let Some(transport) = transport {
+            crate::observe::counters::admitted(transport);
+        }
         Ok(checked)
     }
 
@@ -280,12 +289,29 @@ impl Front {
         if origin::is_preflight(&ask) {
             return Err(origin::preflight(cors, headers));
         }
-        let identity = match identify::identify(&self.inner.state, &ask) {
-            Ok(identity) => identity,
-            Err(refused) => return Err(refusal(refused, cors)),
+        // A status ticket stands where a client token would; it is no client token.
+        // (Only with an API key set: without one the feed needs no ticket.)
+        let ticket = self
+            .inner
+            .state
+            .config
+            .api_key
+            .as_ref()
+            .and_then(|_| ask.token().filter(|t| crate::observe::status::is_ticket(t)));
+        let (identity, status) = match ticket {
+            Some(t) if crate::observe::status::ticket_live(&t) => (None, true),
+            Some(_) => return Err(refusal(ServerError::Unauthorized, cors)),
+            None => match identify::identify(&self.inner.state, &ask) {
+                Ok(identity) => (identity, false),
+                Err(refused) => return Err(refusal(refused, cors)),
+            },
         };
         match self.inner.admission.admit(&ask) {
-            Ok(()) => Ok(Checked { cors, identity }),
+            Ok(()) => Ok(Checked {
+                cors,
+                identity,
+                status,
+            }),
             Err(refused) => Err(refusal(refused, cors)),
         }
     }

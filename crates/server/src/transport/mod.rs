@@ -138,13 +138,18 @@ impl Principal {
         query: &mut SubQuery,
     ) -> Result<Self, ServerError> {
         let identity = req.extensions_mut().remove::<Identity>();
+        // A live status ticket (checked by the front) admits the status feed.
+        let status = req
+            .extensions_mut()
+            .remove::<crate::observe::status::StatusPass>()
+            .map(|_| crate::observe::status::CHANNEL.to_owned());
         let Some(verifier) = &state.auth else {
             let named = identity.as_ref().and_then(|i| i.user.as_deref());
             return Ok(Self {
                 // A user the backend named is the user; `?user=` is not trusted over it.
                 user: named.map(str::to_owned).or_else(|| query.user.take()),
                 identity,
-                ..Self::default()
+                admitted: status.into_iter().collect(),
             });
         };
         let user = identity
@@ -154,11 +159,12 @@ impl Principal {
         if query.channel_tokens.len() > limit {
             return Err(ServerError::TooManyChannels { limit });
         }
-        let admitted = query
+        let mut admitted = query
             .channel_tokens
             .iter()
             .map(|t| verifier.subscription_channel(t, user.as_deref()))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        admitted.extend(status);
         Ok(Self {
             user,
             identity,
