@@ -20,10 +20,14 @@ export class Backoff {
     return Math.round(this.min + this.random() * (cap - this.min));
   }
 
-  /** A server's hint (`retry after N ms`) wins over the schedule, with a little jitter. */
+  /**
+   * A server's hint (`retry after N ms`), with a little jitter, but never sooner than the
+   * schedule: a hint only says when the server could take one more client, and thousands
+   * refused at once that all came back on a 1 ms hint would be refused again together.
+   */
   hinted(ms: number): number {
-    this.attempt = Math.min(this.attempt + 1, 30);
-    return Math.round(ms + this.random() * Math.min(ms, this.min));
+    const scheduled = this.next();
+    return Math.max(scheduled, Math.round(ms + this.random() * Math.min(ms, this.min)));
   }
 
   reset(): void {

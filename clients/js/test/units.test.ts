@@ -19,6 +19,9 @@ describe('backoff', () => {
   it('takes a server hint, starts over after reset', () => {
     const b = new Backoff(100, 1000, () => 1);
     expect(b.hinted(2500)).toBe(2600);
+    // A hint shorter than the schedule does not cut it short; the schedule still doubles.
+    expect(b.hinted(1)).toBe(200);
+    expect(b.hinted(1)).toBe(400);
     b.next();
     b.reset();
     expect(b.next()).toBe(100);
