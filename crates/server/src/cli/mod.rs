@@ -8,9 +8,15 @@ pub(crate) mod serve;
 
 use clap::{Parser, Subcommand};
 
-/// Switchboard: a real-time messaging server.
+/// Switchboard: a real-time messaging server. Clients subscribe to channels over
+/// WebSocket, Server-Sent Events, HTTP streaming, long-polling or polling; backends
+/// publish over HTTP; every subscriber gets every message in order, and resumes from its
+/// cursor after a reconnect.
+///
+/// Start with `switchboard serve` (demo pages on http://127.0.0.1:8080/); publish with
+/// `switchboard publish CHANNEL DATA`. The user guide: docs/guide/README.md.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -33,7 +33,17 @@ pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
         Some(v) => client.publish(&args.channel, v).await,
         None => client.publish_text(&args.channel, &args.data).await,
     }
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    .map_err(|e| match e {
+        // Nothing answered: say where it looked, and how to point it elsewhere.
+        switchboard_client::Error::Io(_) | switchboard_client::Error::Http(_) => {
+            std::io::Error::other(format!(
+                "cannot reach the server at {}: {e} (is `switchboard serve` running there? \
+                 --url or SWITCHBOARD_URL names another)",
+                args.url
+            ))
+        }
+        other => std::io::Error::other(format!("{}: {other}", args.url)),
+    })?;
     println!("{answer}");
     Ok(())
 }
