@@ -194,3 +194,63 @@ fn every_toml_example_in_the_guide_is_a_valid_config() {
     assert!(checked >= 5, "found the examples: {checked}");
     Config::from_toml(&read("deploy/switchboard.toml"), "deploy/switchboard.toml").unwrap();
 }
+
+/// Every relative link between the guide's pages (and to the repository's files) leads to
+/// a file that exists and, with `#anchor`, to a heading of that page.
+#[test]
+fn the_guide_links_resolve() {
+    let dir = root().join("docs/guide");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let file = entry.unwrap().path();
+        if file.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (_, rest) in text.match_indices("](").map(|(i, _)| text.split_at(i + 2)) {
+            let Some((target, _)) = rest.split_once(')') else {
+                continue;
+            };
+            if target.contains("://") || target.contains(' ') {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let linked = if path.is_empty() {
+                file.clone()
+            } else {
+                dir.join(path)
+            };
+            assert!(
+                linked.exists(),
+                "{}: {target}: no such file",
+                file.display()
+            );
+            if !anchor.is_empty() {
+                let page = std::fs::read_to_string(&linked).unwrap();
+                let anchors: Vec<String> = page
+                    .lines()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| {
+                        h.trim_start_matches('#')
+                            .trim()
+                            .to_lowercase()
+                            .chars()
+                            .filter_map(|c| match c {
+                                ' ' => Some('-'),
+                                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .collect();
+                assert!(
+                    anchors.iter().any(|a| a == anchor),
+                    "{}: {target}: no heading with that anchor in {anchors:?}",
+                    file.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "found the links: {checked}");
+}
