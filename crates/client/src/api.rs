@@ -9,11 +9,21 @@ use crate::http::{encode_component, Endpoint, HttpConn};
 
 const MAX_BODY: usize = 64 << 20;
 
-/// A backend API client: every call is one request on a fresh connection.
-#[derive(Debug, Clone)]
+/// A backend API client: every call is one request on a fresh connection. `Debug`
+/// hides the key.
+#[derive(Clone)]
 pub struct ApiClient {
     ep: Endpoint,
     key: Option<String>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("ep", &self.ep)
+            .field("key", &self.key.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl ApiClient {
@@ -116,5 +126,20 @@ impl ApiClient {
     pub async fn disconnect(&self, target: Value) -> Result<Value, Error> {
         self.call(http::Method::POST, "/api/disconnect", Some(&target))
             .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    #[test]
+    fn debug_hides_the_key() {
+        let client =
+            super::ApiClient::new("http://127.0.0.1:1", Some("key-SECRET".into())).unwrap();
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("SECRET") && shown.contains("<hidden>"),
+            "{shown}"
+        );
     }
 }

@@ -201,15 +201,23 @@ pub enum CursorError {
     InvalidOffset,
 }
 
+impl CursorError {
+    /// What is wrong, without the "malformed cursor" the [`Display`](fmt::Display) puts
+    /// first: for a message that says "cursor" itself (the server's errors do).
+    pub const fn reason(&self) -> &'static str {
+        match self {
+            CursorError::Empty => "empty",
+            CursorError::TooLong => "too long",
+            CursorError::MissingSeparator => "expected `epoch:offset`",
+            CursorError::InvalidEpoch => "epoch must be 1-16 hex digits",
+            CursorError::InvalidOffset => "offset must be a decimal u64",
+        }
+    }
+}
+
 impl fmt::Display for CursorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CursorError::Empty => "malformed cursor: empty",
-            CursorError::TooLong => "malformed cursor: too long",
-            CursorError::MissingSeparator => "malformed cursor: expected `epoch:offset`",
-            CursorError::InvalidEpoch => "malformed cursor: epoch must be 1-16 hex digits",
-            CursorError::InvalidOffset => "malformed cursor: offset must be a decimal u64",
-        })
+        write!(f, "malformed cursor: {}", self.reason())
     }
 }
 

@@ -87,7 +87,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
     match answer.await {
         Ok(Ok(())) => "ok".into_response(),
         Ok(Err(e)) => ServerError::from(e).into_response(),
-        Err(_) => ServerError::Broker("no answer within 1 s".into()).into_response(),
+        Err(_) => ServerError::Broker(switchboard_hub::BrokerError::Unavailable(
+            "no answer within 1 s".into(),
+        ))
+        .into_response(),
     }
 }
 

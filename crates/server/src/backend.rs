@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::{header, HeaderMap, HeaderName, Method, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -81,8 +81,8 @@ pub enum Kind {
     Subscribe,
 }
 
-/// The question's facts about the client request.
-#[derive(Debug)]
+/// The question's facts about the client request. `Debug` shows the request's path and
+/// header names, never their values or the query (cookies, tokens).
 pub struct Question<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
@@ -94,6 +94,25 @@ pub struct Question<'a> {
     pub user: Option<&'a str>,
 }
 
+impl std::fmt::Debug for Question<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Question")
+            .field("method", self.method)
+            .field("path", &self.uri.path())
+            .field("headers", &header_names(self.headers))
+            .field("peer", &self.peer)
+            .field("channels", &self.channels)
+            .field("transport", &self.transport)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// The names of `headers`, for `Debug`: their values may be secrets.
+fn header_names(headers: &HeaderMap) -> Vec<&str> {
+    headers.keys().map(HeaderName::as_str).collect()
+}
+
 /// What the backend decided for an allowed request.
 #[derive(Debug, Default)]
 pub struct Allowed {
@@ -102,11 +121,19 @@ pub struct Allowed {
 }
 
 /// What a `/ws` session keeps to ask about its subscribe commands: the handshake's
-/// forwarded headers and the client's address.
-#[derive(Debug)]
+/// forwarded headers and the client's address. `Debug` shows the headers' names only.
 pub struct Asker {
     headers: HeaderMap,
     peer: std::net::IpAddr,
+}
+
+impl std::fmt::Debug for Asker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Asker")
+            .field("headers", &header_names(&self.headers))
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl Asker {
@@ -312,4 +339,35 @@ fn decide(answer: Answer) -> Result<Allowed, ServerError> {
         expires: None,
     });
     Ok(Allowed { identity })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_cookie_token_or_query() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, "session=cookie-SECRET".parse().unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            "Bearer token-SECRET".parse().unwrap(),
+        );
+        let uri: Uri = "/ch/room?token=query-SECRET".parse().unwrap();
+        let question = Question {
+            method: &Method::GET,
+            uri: &uri,
+            headers: &headers,
+            peer: std::net::IpAddr::from([127, 0, 0, 1]),
+            channels: &[],
+            transport: Some("sse"),
+            user: None,
+        };
+        let asker = Asker::new(&headers, question.peer);
+        for shown in [format!("{question:?}"), format!("{asker:?}")] {
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("cookie"), "{shown}");
+        }
+    }
 }

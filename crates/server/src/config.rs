@@ -63,6 +63,10 @@
 //! refresh_grace_ms = 10000      # a `/ws` session may stay this long past `exp` while it
 //!                               # is asked to refresh (other live connections end at `exp`)
 //!
+//! [log]
+//! format = "text"               # or "json" (one object a line); or SWITCHBOARD_LOG_FORMAT,
+//!                               # --log-format. Levels: RUST_LOG (default "info")
+//!
 //! [backend]                     # the application decides (see crate::backend); no URL: off
 //! connect_url = "http://127.0.0.1:9000/switchboard/connect"     # every client request to
 //!                               # /ch/NAME, /sub, /ws, with its cookies: allow, deny, who
@@ -103,8 +107,9 @@ pub const ENV_API_KEY: &str = "SWITCHBOARD_API_KEY";
 /// Environment variable holding the HS256 secret of client tokens (`auth.token_secret`).
 pub const ENV_TOKEN_SECRET: &str = "SWITCHBOARD_TOKEN_SECRET";
 
-/// Everything `switchboard serve` needs to run.
-#[derive(Debug, Clone)]
+/// Everything `switchboard serve` needs to run. `Debug` hides the API key and the
+/// Redis URL's password (a client token's secret is hidden by [`Auth`]'s own).
+#[derive(Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -124,6 +129,81 @@ pub struct Config {
     pub auth: Option<Auth>,
     /// The application's backend, asked whether client requests may go on.
     pub backend: BackendConfig,
+    /// How the server logs.
+    pub log: LogConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so that a new one is a choice between shown and hidden.
+        let Self {
+            listen,
+            redis,
+            api_key,
+            demo,
+            limits,
+            namespaces,
+            security,
+            auth,
+            backend,
+            log,
+        } = self;
+        f.debug_struct("Config")
+            .field("listen", listen)
+            .field("redis", &redis.as_deref().map(without_password))
+            .field("api_key", &api_key.as_ref().map(|_| "<hidden>"))
+            .field("demo", demo)
+            .field("limits", limits)
+            .field("namespaces", namespaces)
+            .field("security", security)
+            .field("auth", auth)
+            .field("backend", backend)
+            .field("log", log)
+            .finish()
+    }
+}
+
+/// A URL without what may hold a password (`scheme://user:password@host` becomes
+/// `scheme://<hidden>@host`).
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://<hidden>@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// How the server logs (to stderr); which lines, `RUST_LOG` says (default `info`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (for people; coloured only on a terminal) or `json` (one object a line).
+    pub format: LogFormat,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One line of text per event; ANSI colours only when stderr is a terminal (and
+    /// `NO_COLOR` is unset).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `fields`, `target`, and `span`
+    /// (the connection's `conn`, `peer`, `transport`, … on lines about a connection).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?}; use text or json")),
+        }
+    }
 }
 
 /// Where the application's backend is asked (see [`crate::backend`]); no URL: not asked.
@@ -414,6 +494,7 @@ impl Default for Config {
             security: Security::default(),
             auth: None,
             backend: BackendConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -433,6 +514,7 @@ struct FileConfig {
     security: Option<Security>,
     auth: Option<Auth>,
     backend: Option<BackendConfig>,
+    log: Option<LogConfig>,
 }
 
 /// Why a configuration could not be loaded.
@@ -476,6 +558,8 @@ pub struct Overrides {
     pub api_key: Option<String>,
     /// `auth.token_secret` ([`ENV_TOKEN_SECRET`]); turns tokens on by itself.
     pub token_secret: Option<String>,
+    /// `log.format`.
+    pub log_format: Option<LogFormat>,
 }
 
 impl std::fmt::Debug for Overrides {
@@ -486,6 +570,7 @@ impl std::fmt::Debug for Overrides {
             .field("redis", &self.redis)
             .field("api_key", &hidden(&self.api_key))
             .field("token_secret", &hidden(&self.token_secret))
+            .field("log_format", &self.log_format)
             .finish()
     }
 }
@@ -520,6 +605,9 @@ impl Config {
         if let Some(v) = file.backend {
             cfg.backend = v;
         }
+        if let Some(v) = file.log {
+            cfg.log = v;
+        }
         cfg.auth = file.auth;
         cfg.validate()?;
         Ok(cfg)
@@ -546,6 +634,9 @@ impl Config {
         }
         if overrides.api_key.is_some() {
             cfg.api_key = overrides.api_key;
+        }
+        if let Some(v) = overrides.log_format {
+            cfg.log.format = v;
         }
         if let Some(secret) = overrides.token_secret {
             cfg.auth.get_or_insert_with(Auth::default).token_secret = Some(secret);
@@ -812,6 +903,29 @@ mod tests {
     }
 
     #[test]
+    fn the_log_format_from_the_file_and_the_flag() {
+        assert_eq!(Config::default().log.format, LogFormat::Text);
+        let c = Config::from_toml("[log]\nformat = \"json\"", "t").unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        let e = Config::from_toml("[log]\nformat = \"xml\"", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("xml"), "{e}");
+        let over = Overrides {
+            log_format: Some("json".parse().unwrap()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::load(None, over).unwrap().log.format,
+            LogFormat::Json
+        );
+        assert!("xml"
+            .parse::<LogFormat>()
+            .unwrap_err()
+            .contains("text or json"));
+    }
+
+    #[test]
     fn bad_files_are_explained() {
         let e = Config::from_toml("lisen = 1", "f.toml")
             .unwrap_err()
@@ -853,6 +967,17 @@ mod tests {
             !shown.contains("0123456789abcdef"),
             "Debug hides the secret"
         );
+        let c = Config::from_toml(
+            "api_key = \"the-api-key\"\nredis = \"redis://u:the-password@127.0.0.1:6379/0\"",
+            "t",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("the-api-key") && !shown.contains("the-password"),
+            "Debug hides the API key and the Redis password: {shown}"
+        );
+        assert!(shown.contains("127.0.0.1:6379/0"), "{shown}");
         assert!(
             Config::default().auth.is_none(),
             "no tokens unless configured"

@@ -48,7 +48,7 @@ use axum::response::{IntoResponse, Response};
 use switchboard_proto::ErrorCode;
 use switchboard_ws::CloseCode;
 
-use switchboard_hub::HubError;
+use switchboard_hub::{BrokerError, HubError};
 
 use crate::auth::{Action, TokenError};
 
@@ -73,7 +73,7 @@ pub enum ServerError {
     PayloadTooLarge { limit: usize },
     /// A request body did not arrive within the body read timeout.
     BodyTimeout { timeout: std::time::Duration },
-    /// A cursor could not be parsed.
+    /// A cursor could not be parsed (why, without "malformed cursor": the message says it).
     MalformedCursor(String),
     /// A query parameter or body is malformed.
     BadRequest(String),
@@ -111,8 +111,9 @@ pub enum ServerError {
     TooManyConnections,
     /// Too many new connections right now (`limits.max_new_connections_per_second`).
     Busy { retry_after: std::time::Duration },
-    /// The broker could not take or give the data.
-    Broker(String),
+    /// The broker could not take or give the data (its error says so: "broker
+    /// unavailable: …", "broker error: …").
+    Broker(BrokerError),
     /// A client token is needed for `action` on `channel`, and none was given.
     TokenRequired { action: Action, channel: String },
     /// A client token was refused (not an expiry: see [`ServerError::TokenExpired`]).
@@ -286,7 +287,7 @@ impl std::fmt::Display for ServerError {
             Self::ShuttingDown => {
                 write!(f, "the server is shutting down; reconnect (another node or shortly)")
             }
-            Self::Broker(why) => write!(f, "broker unavailable: {why}; retry later"),
+            Self::Broker(e) => write!(f, "{e}; retry later"),
             Self::TokenRequired { action, channel } => write!(
                 f,
                 "a client token is needed to {} {channel}; send it as 'Authorization: Bearer \
@@ -391,10 +392,10 @@ impl From<HubError> for ServerError {
             }
             HubError::MessageTooLarge { max, .. } => Self::PayloadTooLarge { limit: max },
             HubError::InvalidPayload(why) => Self::BadRequest(format!("invalid payload: {why}")),
-            HubError::Broker(b) => Self::Broker(b.to_string()),
+            HubError::Broker(b) => Self::Broker(b),
             HubError::Shutdown => Self::ShuttingDown,
             // A variant added later: refuse rather than guess.
-            other => Self::Broker(other.to_string()),
+            other => Self::Broker(BrokerError::Internal(other.to_string())),
         }
     }
 }
@@ -410,7 +411,7 @@ impl From<TokenError> for ServerError {
 
 impl From<switchboard_proto::CursorError> for ServerError {
     fn from(e: switchboard_proto::CursorError) -> Self {
-        Self::MalformedCursor(e.to_string())
+        Self::MalformedCursor(e.reason().to_owned())
     }
 }
 
@@ -423,7 +424,10 @@ impl From<switchboard_proto::ProtoError> for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, code) = self.status();
-        let body = serde_json::json!({ "error": code, "message": self.to_string() });
+        let message = self.to_string();
+        // In the connection's span when it is logged (`crate::conn_log`).
+        tracing::debug!(status = status.as_u16(), error = code, detail = %message, "request failed");
+        let body = serde_json::json!({ "error": code, "message": message });
         let mut resp = (status, axum::Json(body)).into_response();
         if status == StatusCode::UPGRADE_REQUIRED {
             resp.headers_mut()
@@ -556,6 +560,33 @@ mod tests {
         let ok = ServerError::refused(StatusCode::OK, "odd", "not an error");
         assert_eq!(ok.status().0, StatusCode::FORBIDDEN);
         assert_eq!(ok.command_code(), ErrorCode::NotAllowed);
+    }
+
+    /// A message wrapping its source's says each thing once (it read "malformed cursor:
+    /// malformed cursor: …" and "broker unavailable: broker unavailable: …").
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_wrapped_error_does_not_repeat_its_source() {
+        use switchboard_proto::CursorError;
+        let once = |message: &str, phrase: &str| {
+            assert_eq!(message.matches(phrase).count(), 1, "{message}");
+        };
+        let cursor = ServerError::from(CursorError::MissingSeparator);
+        once(&cursor.to_string(), "malformed cursor");
+        assert!(cursor.to_string().contains("epoch:offset"), "{cursor}");
+        for bad in ["", "x", "zz:1"] {
+            let e = crate::transport::parse_cursor(bad).unwrap_err();
+            once(&e.to_string(), "malformed cursor");
+            let e = crate::transport::parse_since(bad).unwrap_err();
+            once(&e.to_string(), "malformed cursor");
+        }
+        let down = BrokerError::Unavailable("redis://127.0.0.1:6390: connection refused".into());
+        let e = ServerError::from(HubError::Broker(down));
+        once(&e.to_string(), "broker unavailable");
+        assert!(e.to_string().contains("connection refused"), "{e}");
+        assert_eq!(e.status().1, "broker_unavailable");
+        let odd = ServerError::from(HubError::Broker(BrokerError::Internal("WRONGTYPE".into())));
+        once(&odd.to_string(), "broker");
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod broker;
 pub mod channel;
 pub mod clients;
 pub mod config;
+pub(crate) mod conn_log;
 pub mod demo;
 pub mod error;
 pub mod front;

@@ -6,7 +6,10 @@ pub(crate) mod echo;
 pub(crate) mod publish;
 pub(crate) mod serve;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
+use switchboard_server::config::LogFormat;
 
 /// Switchboard: a real-time messaging server. Clients subscribe to channels over
 /// WebSocket, Server-Sent Events, HTTP streaming, long-polling or polling; backends
@@ -34,12 +37,54 @@ pub(crate) enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Log to stderr; the level comes from `RUST_LOG` (default `info`).
-pub(crate) fn init_tracing() {
+/// A secret given as a flag or an environment variable (an API key, a token secret):
+/// `Debug` hides it.
+#[derive(Clone)]
+pub(crate) struct Hidden(String);
+
+impl Hidden {
+    pub(crate) fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Hidden {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+impl Command {
+    /// Whether the subcommand starts logging itself (`serve`: once its configuration,
+    /// which may choose the format, is read).
+    pub(crate) fn inits_tracing(&self) -> bool {
+        matches!(self, Self::Serve(_))
+    }
+}
+
+/// Log to stderr in `format`; which lines, `RUST_LOG` says (default `info`). Text is
+/// coloured only when stderr is a terminal and `NO_COLOR` is not set: a file, a pipe or
+/// a journal gets plain lines.
+pub(crate) fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            lines.with_ansi(colour).init();
+        }
+        // The connection's span is the only one lines sit in: no list of spans.
+        LogFormat::Json => lines.with_ansi(false).json().with_span_list(false).init(),
+    }
 }

@@ -17,14 +17,14 @@ pub(crate) struct PublishArgs {
     url: String,
     /// Backend API key.
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    api_key: Option<super::Hidden>,
     /// Send DATA as text even if it is valid JSON.
     #[arg(long)]
     text: bool,
 }
 
 pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
-    let client = ApiClient::new(&args.url, args.api_key)
+    let client = ApiClient::new(&args.url, args.api_key.map(super::Hidden::into_inner))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let json = (!args.text)
         .then(|| serde_json::from_str::<serde_json::Value>(&args.data).ok())

@@ -1,16 +1,17 @@
 //! `switchboard serve [--listen ADDR] [--config FILE] [--redis URL] [--api-key KEY]
-//! [--token-secret SECRET]`:
+//! [--token-secret SECRET] [--log-format text|json]`:
 //! the server with an in-memory broker, or on Redis with other nodes (`--redis`, feature
 //! `redis`), and (by default) the demo pages. Configuration:
 //! defaults < `--config` file < environment (`SWITCHBOARD_LISTEN`, `SWITCHBOARD_CONFIG`,
-//! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`, `SWITCHBOARD_TOKEN_SECRET`) < flags. Prints
+//! `SWITCHBOARD_REDIS`, `SWITCHBOARD_API_KEY`, `SWITCHBOARD_TOKEN_SECRET`,
+//! `SWITCHBOARD_LOG_FORMAT`) < flags; logging starts once the configuration is read. Prints
 //! `switchboard listening on http://ADDR` once it accepts connections; SIGINT/SIGTERM
 //! start a graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use switchboard_server::config::{resolve_listen, Config, Overrides};
+use switchboard_server::config::{resolve_listen, Config, LogFormat, Overrides};
 
 /// Arguments of `switchboard serve`.
 #[derive(Debug, clap::Args)]
@@ -28,22 +29,28 @@ pub(crate) struct ServeArgs {
     redis: Option<String>,
     /// Backend API key (prefer the environment variable: flags show in `ps`).
     #[arg(long, env = "SWITCHBOARD_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
+    api_key: Option<super::Hidden>,
     /// HS256 secret of client tokens, `auth.token_secret` (prefer the environment
     /// variable: flags show in `ps`); turns tokens on.
     #[arg(long, env = "SWITCHBOARD_TOKEN_SECRET", hide_env_values = true)]
-    token_secret: Option<String>,
+    token_secret: Option<super::Hidden>,
+    /// Log lines as `text` (coloured on a terminal only) or `json` (one object a line)
+    /// [default: text, or the config file's `log.format`]. Which lines: `RUST_LOG`.
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_name = "text|json")]
+    log_format: Option<LogFormat>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     let overrides = Overrides {
         listen: args.listen,
         redis: args.redis,
-        api_key: args.api_key,
-        token_secret: args.token_secret,
+        api_key: args.api_key.map(super::Hidden::into_inner),
+        token_secret: args.token_secret.map(super::Hidden::into_inner),
+        log_format: args.log_format,
     };
     let config = Config::load(args.config.as_deref(), overrides)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    super::init_tracing(config.log.format);
     if config.api_key.is_none() {
         tracing::info!(
             "no API key configured: the backend API (/api/...) answers 403; \

@@ -62,7 +62,8 @@ pub(super) async fn serve<S: Io>(
                 Err(never) => match never {},
             };
             if let (Some(accepted), Some(upgrade)) = (websocket::claim(&mut resp), upgrade) {
-                tokio::spawn(take_back::<S>(upgrade, accepted));
+                // In the connection's log, as the WebSocket's task it starts.
+                crate::conn_log::spawn(take_back::<S>(upgrade, accepted));
             }
             checked.finish(&mut resp);
             Ok(resp)
@@ -79,6 +80,7 @@ pub(super) async fn serve<S: Io>(
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(e) = res {
+                crate::conn_log::note("close", "error");
                 tracing::debug!(%peer, error = %e, "connection ended with error");
             }
         }

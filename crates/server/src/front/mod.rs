@@ -55,6 +55,7 @@ pub use streaming::Streaming;
 
 use crate::auth::Identity;
 use crate::config::ConfigError;
+use crate::conn_log::{self, ConnLog};
 use crate::error::ServerError;
 use crate::io::Io;
 use crate::state::AppState;
@@ -203,8 +204,15 @@ impl Front {
             }
             Endpoint::Multiplexed => Some("websocket"),
             Endpoint::Publish { .. } => Some("publish"),
-            _ => return Ok(checked),
+            _ => {
+                conn_log::note("transport", "http");
+                return Ok(checked);
+            }
         };
+        conn_log::note("transport", transport.unwrap_or("unknown"));
+        if !endpoint.channels().is_empty() {
+            conn_log::note("channels", endpoint.channels().len());
+        }
         let state = &self.inner.state;
         if let Some(backend) = state
             .backend
@@ -329,13 +337,16 @@ impl<S> fmt::Debug for Connection<S> {
     }
 }
 
-type Opening<S> = Pin<Box<dyn Future<Output = Option<Streaming<S>>> + Send>>;
+type Opening<S> = Pin<Box<dyn Future<Output = Phase<S>> + Send>>;
 
 // The big variant is the one that lives long; boxing it is the cost this avoids.
 #[allow(clippy::large_enum_variant)]
 enum Phase<S> {
     Opening(Opening<S>),
     Streaming(Streaming<S>),
+    /// A streaming response of a connection logged at `debug` ([`conn_log`]): boxed with
+    /// its log, so that a connection not logged holds no byte for it.
+    Logged(Pin<Box<dyn Future<Output = ()> + Send>>),
     Done,
 }
 
@@ -371,8 +382,20 @@ impl<S: Io> Connection<S> {
                 };
             }
         };
+        let opening: Opening<S> = match ConnLog::open(peer) {
+            None => Box::pin(async move { opening.await.map_or(Phase::Done, Phase::Streaming) }),
+            Some(log) => Box::pin(Arc::clone(&log).scope(async move {
+                let Some(streaming) = opening.await else {
+                    return Phase::Done;
+                };
+                Phase::Logged(Box::pin(log.scope(async move {
+                    let ended = streaming.await;
+                    conn_log::note("close", ended.as_str());
+                })))
+            })),
+        };
         Self {
-            phase: Phase::Opening(Box::pin(opening)),
+            phase: Phase::Opening(opening),
         }
     }
 }
@@ -387,12 +410,17 @@ impl<S: Io> Future for Connection<S> {
                 Phase::Opening(opening) => {
                     this.phase = match opening.as_mut().poll(cx) {
                         Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Some(streaming)) => Phase::Streaming(streaming),
-                        Poll::Ready(None) => Phase::Done,
+                        Poll::Ready(next) => next,
                     };
                 }
                 Phase::Streaming(streaming) => {
                     if Pin::new(streaming).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.phase = Phase::Done;
+                }
+                Phase::Logged(logged) => {
+                    if logged.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     this.phase = Phase::Done;

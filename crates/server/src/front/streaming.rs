@@ -16,6 +16,32 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::batch::Batch;
 use crate::transport::live::Source;
 
+/// Why a [`Streaming`] response ended (for the connection's log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The body ended: the server closed the subscription (shutdown, a disconnect, a
+    /// resume, the token's expiry) and sent its farewell.
+    Finished,
+    /// The peer closed or reset the connection.
+    PeerClosed,
+    /// A write failed.
+    WriteFailed,
+    /// The peer took nothing within `limits.write_timeout_ms`.
+    WriteTimeout,
+}
+
+impl Ended {
+    /// How the connection's log says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Finished => "finished",
+            Self::PeerClosed => "peer closed",
+            Self::WriteFailed => "write failed",
+            Self::WriteTimeout => "write timeout",
+        }
+    }
+}
+
 /// Most reads of unexpected client bytes per poll of an idle stream.
 const PEER_READS_PER_POLL: usize = 8;
 
@@ -79,9 +105,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Streaming<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
-    type Output = ();
+    type Output = Ended;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ended> {
         let this = self.get_mut();
         loop {
             if this.writing {
@@ -89,13 +115,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
                     Poll::Pending => {
                         // A subscriber whose socket takes nothing is given up on (it
                         // resumes from its cursor when it comes back).
-                        return this.source.poll_write_stalled(cx);
+                        return this
+                            .source
+                            .poll_write_stalled(cx)
+                            .map(|()| Ended::WriteTimeout);
                     }
-                    Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Err(_)) => return Poll::Ready(Ended::WriteFailed),
                     Poll::Ready(Ok(())) if this.last => {
                         // Ends our side cleanly; the stream closes when dropped.
                         let _ = Pin::new(&mut this.io).poll_shutdown(cx);
-                        return Poll::Ready(());
+                        return Poll::Ready(Ended::Finished);
                     }
                     Poll::Ready(Ok(())) => {
                         this.writing = false;
@@ -105,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
             }
             match this.source.poll_chunk(cx) {
                 Poll::Ready(first) => this.gather(first),
-                Poll::Pending => return this.poll_peer_gone(cx),
+                Poll::Pending => return this.poll_peer_gone(cx).map(|()| Ended::PeerClosed),
             }
         }
     }

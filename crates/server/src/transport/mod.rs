@@ -210,13 +210,16 @@ pub fn choose(headers: &HeaderMap, query: &SubQuery) -> Result<Kind, ServerError
 
 /// Parses a cursor from a query or header value.
 pub fn parse_cursor(s: &str) -> Result<Cursor, ServerError> {
-    Cursor::parse(s.as_bytes()).map_err(|e| ServerError::MalformedCursor(e.to_string()))
+    Cursor::parse(s.as_bytes()).map_err(ServerError::from)
 }
 
 /// Parses where a subscription starts: a cursor, `oldest` or `last:N`.
 pub fn parse_since(s: &str) -> Result<Since, ServerError> {
     Since::parse(s.as_bytes()).map_err(|e| {
-        ServerError::MalformedCursor(format!("{e} (or `oldest`, or `last:N` for the last N)"))
+        ServerError::MalformedCursor(format!(
+            "{} (or `oldest`, or `last:N` for the last N)",
+            e.reason()
+        ))
     })
 }
 

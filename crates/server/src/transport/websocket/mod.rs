@@ -39,7 +39,7 @@ pub mod upgrade;
 
 use switchboard_hub::{CloseReason, Encoding, Message as HubMessage};
 use switchboard_proto::EnvelopeJson;
-use switchboard_ws::{PreparedMessage, Role};
+use switchboard_ws::{CloseCode, PreparedMessage, Role};
 use switchboard_ws_tokio::WebSocket;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -89,6 +89,15 @@ impl Encoding for WsFrame {
 
 fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {
     ws.queue_prepared(m.encoded::<WsFrame>()).is_ok()
+}
+
+/// Says in the connection's log (if it is logged) which close frame the server sent.
+fn log_close(code: CloseCode, reason: &str) {
+    let code = u16::from(code);
+    crate::conn_log::note(
+        "close",
+        tracing::field::display(format_args!("{code} {reason}")),
+    );
 }
 
 /// How a closed subscription ends the connection.

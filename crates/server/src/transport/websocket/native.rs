@@ -102,7 +102,7 @@ where
         bytes = std::mem::size_of_val(&task),
         "native websocket task"
     );
-    tokio::spawn(task);
+    crate::conn_log::spawn(task);
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
@@ -116,12 +116,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
         match this.poll_open(cx) {
             Poll::Ready(Some(ending)) => {
                 let (code, reason) = ending.close_frame();
+                super::log_close(code, reason);
                 // Fails only when a close is already under way; driving it is the same.
                 let _ = this.ws.start_close(code, reason);
                 this.parts.closing = true;
                 this.ws.poll_close(cx)
             }
-            Poll::Ready(None) => Poll::Ready(()),
+            Poll::Ready(None) => {
+                crate::conn_log::note("close", "peer closed");
+                Poll::Ready(())
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -72,9 +72,14 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             },
         }
     };
-    if let Some(e) = ending {
-        let (code, reason) = e.close_frame();
-        finish(ws, code, reason).await;
+    crate::conn_log::note("channels", feed.len());
+    match ending {
+        Some(e) => {
+            let (code, reason) = e.close_frame();
+            super::log_close(code, reason);
+            finish(ws, code, reason).await;
+        }
+        None => crate::conn_log::note("close", "peer closed"),
     }
 }
 

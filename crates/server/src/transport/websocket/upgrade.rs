@@ -84,7 +84,7 @@ impl Accepted {
                 native::spawn(socket(io, &leftover, &state, deflate), parts);
             }
             Run::Mux(mut client, identity, asker) => {
-                tokio::spawn(async move {
+                crate::conn_log::spawn(async move {
                     // Boxed: the codec's state is most of a connection's memory, and a box
                     // keeps it out of every future that holds the socket across an await.
                     let mut ws = Box::new(socket(io, &leftover, &state, deflate));
@@ -93,7 +93,7 @@ impl Accepted {
             }
             Run::Custom(opened) => {
                 let ws = Box::new(socket(io, &leftover, &state, deflate));
-                tokio::spawn(endpoint::run(ws, opened, state.shutdown.clone()));
+                crate::conn_log::spawn(endpoint::run(ws, opened, state.shutdown.clone()));
             }
         }
     }
