@@ -9,7 +9,8 @@
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
 #   a short fuzz smoke run of every fuzz target (codec and protocol), the browser client's
 #   checks (its committed bundle rebuilt and compared, its unit tests), the interop tests
-#   (Python websockets, curl) and the headless-Chromium tests (demos and browser client).
+#   (Python websockets, curl) and the headless-Chromium tests (demos and browser client),
+#   and the checks of deploy/ (scripts/check-deploy.sh: hadolint, systemd-analyze verify).
 # Every step prints counts; the last line is "N passed, M failed", summed over cargo's
 # "test result:" lines and the Autobahn summaries (a step that fails without printing a
 # count, e.g. a compile error, counts as one failure). Exit status 0 only when M is 0.
@@ -69,6 +70,10 @@ if [ -x "$ROOT/target/debug/switchboard" ]; then
   export SWITCHBOARD_BIN="$ROOT/target/debug/switchboard"
 fi
 step interop ./tests/interop/run.sh
+# ---- deploy/: hadolint on the Dockerfile, systemd-analyze verify on the unit, and what
+# each must keep (non-root, HEALTHCHECK on /health, Restart=on-failure, ...); prints
+# "deploy: N passed, M failed". No container is built (that needs a running engine).
+step deploy ./scripts/check-deploy.sh
 # ---- the browser client (clients/js): npm ci, dist/ rebuilt and compared with the
 # committed files (so they cannot drift; over 12 KB min+gzip fails), vitest unit tests.
 step js-client ./clients/js/check.sh

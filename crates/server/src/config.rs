@@ -1,5 +1,7 @@
 //! Server configuration: defaults, then a TOML file, then environment variables, then
-//! command-line flags (each later source wins over the earlier ones).
+//! command-line flags (each later source wins over the earlier ones). Users read every
+//! key in `docs/guide/configuration.md`; `tests/guide.rs` fails when a key here has no
+//! row there.
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
@@ -39,6 +41,7 @@
 //!                               # a publish or subscribe making one more is 503 channel_limit
 //!
 //! [namespaces.default]          # channels without a `ns:` prefix
+//! enabled = true                # false removes the namespace (its channels answer 404)
 //! subscribe = true              # clients may subscribe
 //! client_publish = true         # clients may publish (the backend API always may)
 //! presence = true               # track who is subscribed (API, `/ws` presence)
@@ -92,6 +95,14 @@
 //! `token_secret`, `token_public_key`, `token_jwks` is needed; a key file that cannot be
 //! read or parsed stops the server with an error naming it.
 //!
+//! `listen` takes `HOST:PORT` with a name or an address (`localhost:8080`); a name is
+//! resolved once at start, preferring its first IPv4 address.
+//!
+//! The built-in namespaces (`default`, `chat`, `ticker`, as above) stay when a file names
+//! others: a file's `[namespaces.NAME]` table sets only the keys it names over the
+//! built-in's settings (or over the defaults, for a new namespace), and `enabled = false`
+//! removes one.
+//!
 //! A channel `NS:rest` belongs to namespace `NS`; a channel without `:` belongs to
 //! `default`. A channel in a namespace that is not configured is refused with 404
 //! (the name exists nowhere on this server), see [`crate::error`].
@@ -101,7 +112,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Name of the namespace for channels without a `ns:` prefix.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -427,9 +438,13 @@ pub fn kernel_max_backlog() -> u32 {
 }
 
 /// What clients may do with the channels of one namespace, and its retention.
-#[derive(Debug, Clone, Deserialize)]
+/// `Serialize`: a file's table is merged over a built-in namespace key by key.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Namespace {
+    /// False removes the namespace when a file is loaded (a built-in one too): its
+    /// channels are answered 404, as those of a namespace never configured.
+    pub enabled: bool,
     /// Anyone may subscribe (no token needed).
     pub subscribe: bool,
     /// Clients (not only the backend API) may publish.
@@ -464,7 +479,7 @@ pub struct Namespace {
 }
 
 /// What happens to a subscriber that cannot keep up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlowConsumer {
     /// Close its subscription; it resumes from its cursor.
@@ -476,6 +491,7 @@ pub enum SlowConsumer {
 impl Default for Namespace {
     fn default() -> Self {
         Self {
+            enabled: true,
             subscribe: true,
             client_publish: true,
             presence: true,
@@ -557,12 +573,14 @@ impl Default for Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    /// `HOST:PORT`, resolved by [`resolve_listen`].
+    listen: Option<String>,
     redis: Option<String>,
     api_key: Option<String>,
     demo: Option<bool>,
     limits: Option<Limits>,
-    namespaces: Option<BTreeMap<String, Namespace>>,
+    /// Each merged over the built-in namespace of its name ([`merge_namespaces`]).
+    namespaces: Option<BTreeMap<String, toml::Table>>,
     security: Option<Security>,
     auth: Option<Auth>,
     backend: Option<BackendConfig>,
@@ -647,8 +665,8 @@ impl std::fmt::Debug for Overrides {
 }
 
 impl Config {
-    /// Parses a TOML document over the defaults. A `[namespaces]` table replaces the
-    /// default namespaces wholesale, so a file can remove `default`.
+    /// Parses a TOML document over the defaults. Each `[namespaces.NAME]` table is merged
+    /// over the namespace of that name ([`merge_namespaces`]): the built-in ones stay.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
@@ -656,7 +674,8 @@ impl Config {
         })?;
         let mut cfg = Self::default();
         if let Some(v) = file.listen {
-            cfg.listen = v;
+            cfg.listen =
+                resolve_listen(&v).map_err(|e| ConfigError::Invalid(format!("listen: {e}")))?;
         }
         cfg.redis = file.redis.or(cfg.redis);
         cfg.api_key = file.api_key.or(cfg.api_key);
@@ -667,7 +686,7 @@ impl Config {
             cfg.limits = v;
         }
         if let Some(v) = file.namespaces {
-            cfg.namespaces = v;
+            merge_namespaces(&mut cfg.namespaces, v, origin)?;
         }
         if let Some(v) = file.security {
             cfg.security = v;
@@ -842,6 +861,63 @@ impl Config {
     }
 }
 
+/// Sets each namespace of a file over the one of its name in `namespaces` (the built-in
+/// ones), key by key: `[namespaces.ticker] history_size = 10` keeps the ticker closed to
+/// client publishes. A new name starts from [`Namespace::default`]; `enabled = false`
+/// removes the namespace. Replacing the map wholesale, as before, silently dropped
+/// `default` (and with it every channel without a prefix) from any file naming one
+/// namespace.
+fn merge_namespaces(
+    namespaces: &mut BTreeMap<String, Namespace>,
+    file: BTreeMap<String, toml::Table>,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for (name, table) in file {
+        let parse = |error: String| ConfigError::Parse {
+            path: origin.to_owned(),
+            error: format!("[namespaces.{name}]: {error}"),
+        };
+        let mut merged = match namespaces.get(&name) {
+            Some(builtin) => match toml::Value::try_from(builtin) {
+                Ok(toml::Value::Table(t)) => t,
+                Ok(_) => toml::Table::new(),
+                Err(e) => return Err(parse(e.to_string())),
+            },
+            None => toml::Table::new(),
+        };
+        merged.extend(table);
+        let ns: Namespace = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
+        if ns.enabled {
+            namespaces.insert(name, ns);
+        } else {
+            namespaces.remove(&name);
+        }
+    }
+    Ok(())
+}
+
+/// The address `HOST:PORT` names: an IP address as it is, a host name (`localhost:8080`)
+/// resolved now, to its first IPv4 address when it has one (so that `127.0.0.1` reaches
+/// a server started on `localhost`), else its first address.
+pub fn resolve_listen(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = addr.parse::<SocketAddr>() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    let found: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {addr:?} (expected HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080): {e}"))?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| found.first())
+        .copied()
+        .ok_or_else(|| format!("{addr:?} resolves to no address"))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -885,11 +961,12 @@ mod tests {
             Limits::default().max_publish_bytes
         );
         assert!(
-            c.namespace_for("room").is_none(),
-            "namespaces table replaces the defaults"
+            c.namespace_for("room").is_some() && c.namespace_for("ticker:x").is_some(),
+            "a file naming one namespace keeps the built-in ones"
         );
         let chat = c.namespace_for("chat:x").unwrap();
         assert!(!chat.client_publish);
+        assert!(chat.join_leave, "the built-in's other settings stay");
         assert_eq!(chat.to_hub(1).batch_window, Some(Duration::from_millis(20)));
         assert_eq!(Namespace::default().to_hub(1).batch_window, None);
 
@@ -904,6 +981,64 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.api_key.as_deref(), Some("from-flag"));
+    }
+
+    #[test]
+    fn file_namespaces_merge_over_the_built_in_ones() {
+        let c = Config::from_toml(
+            "[namespaces.ticker]\nhistory_size = 10\n[namespaces.news]\nclient_publish = false\n",
+            "t",
+        )
+        .unwrap();
+        let ticker = c.namespace_for("ticker:x").unwrap();
+        assert_eq!(ticker.history_size, 10);
+        assert!(!ticker.client_publish, "the built-in's setting stays");
+        let news = c.namespace_for("news:x").unwrap();
+        assert!(!news.client_publish && news.subscribe);
+        assert_eq!(news.history_size, Namespace::default().history_size);
+        assert!(c.namespace_for("room").is_some() && c.namespace_for("chat:x").is_some());
+
+        let c = Config::from_toml(
+            "[namespaces.default]\nenabled = false\n[namespaces.chat]\nenabled = false\n",
+            "t",
+        )
+        .unwrap();
+        assert!(c.namespace_for("room").is_none() && c.namespace_for("chat:x").is_none());
+        assert!(c.namespace_for("ticker:x").is_some());
+
+        let e = Config::from_toml("[namespaces.ticker]\nhistroy_size = 1\n", "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("f.toml") && e.contains("[namespaces.ticker]") && e.contains("histroy_size"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listen_takes_a_host_name() {
+        assert_eq!(
+            resolve_listen("localhost:8080").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        );
+        assert_eq!(
+            resolve_listen("[::1]:9").unwrap(),
+            "[::1]:9".parse::<SocketAddr>().unwrap()
+        );
+        let e = resolve_listen("localhost").unwrap_err();
+        assert!(
+            e.contains("\"localhost\"") && e.contains("HOST:PORT"),
+            "{e}"
+        );
+        let c = Config::from_toml("listen = \"localhost:9000\"", "t").unwrap();
+        assert_eq!(c.listen, SocketAddr::from(([127, 0, 0, 1], 9000)));
+        let e = Config::from_toml("listen = \"nowhere.invalid:1\"", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listen") && e.contains("nowhere.invalid:1"),
+            "{e}"
+        );
     }
 
     #[test]

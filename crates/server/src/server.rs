@@ -381,8 +381,22 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 /// A listener on `addr` with `backlog` (`TcpListener::bind` listens with mio's 128,
 /// which a reconnect storm overflows: the kernel then drops SYNs, and each client so
 /// dropped waits about a second before it tries again). `SO_REUSEADDR` as `bind` sets it,
-/// so a restarted server binds at once.
+/// so a restarted server binds at once. An error names `addr` (and, when the address is
+/// taken, says what to do).
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    listen_on(addr, backlog).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (another process listens there: stop it, or choose another address with \
+                 --listen or `listen` in the config file)"
+            }
+            _ => "",
+        };
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}{hint}"))
+    })
+}
+
+fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {

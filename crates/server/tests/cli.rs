@@ -108,29 +108,12 @@ async fn serve_reads_config_file_flags_win_and_exits_on_sigterm() {
         "listen = \"127.0.0.1:1\"\napi_key = \"from-file\"\n[namespaces.default]\nclient_publish = false\n",
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--config",
-            file.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("SWITCHBOARD_API_KEY")
-        .env_remove("SWITCHBOARD_LISTEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("switchboard listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, base) = serve(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(!base.ends_with(":1"), "the flag wins over the file: {base}");
 
     // The file's settings apply: its key opens the API, its namespace forbids clients.
@@ -184,4 +167,102 @@ async fn serve_refuses_a_bad_config_with_a_reason() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchboard.toml"));
+}
+
+/// Starts `switchboard serve ARGS` and returns it with the base URL its first line names.
+fn serve(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .args(args)
+        .env_remove("SWITCHBOARD_API_KEY")
+        .env_remove("SWITCHBOARD_LISTEN")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("switchboard listening on ")
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+        .to_owned();
+    (child, base)
+}
+
+/// `--listen localhost:0` resolves the name; a file naming one namespace keeps the
+/// built-in `default` and `ticker` (merged over them, not replacing them).
+#[tokio::test]
+async fn serve_resolves_a_host_name_and_keeps_the_built_in_namespaces() {
+    let dir = std::env::temp_dir().join(format!("sb-cli-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchboard.toml");
+    std::fs::write(&file, "[namespaces.news]\nhistory_size = 10\n").unwrap();
+    let (mut child, base) = serve(&[
+        "--listen",
+        "localhost:0",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
+    assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+    let client = Client::new(&base).unwrap();
+    client.publish("room", "x", None).await.unwrap();
+    client.publish("news:today", "x", None).await.unwrap();
+    match client.publish("ticker:ACME", "x", None).await {
+        Err(switchboard_client::Error::Status { status: 403, .. }) => {}
+        other => panic!("the ticker stays closed to clients: {other:?}"),
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn serve_names_the_address_already_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(&["serve", "--listen", &addr]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("--listen"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn publish_names_the_url_it_could_not_reach() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run(&["publish", "room", "x", "--url", &url]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot reach the server at {url}")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn help_describes_the_product() {
+    let out = run(&["--help"]).await;
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("real-time messaging server"), "{help}");
+    assert!(
+        help.contains("switchboard serve") && help.contains("docs/guide"),
+        "{help}"
+    );
+    assert!(
+        !help.contains(env!("CARGO_PKG_DESCRIPTION")),
+        "not the crate's description: {help}"
+    );
 }

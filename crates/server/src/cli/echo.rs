@@ -18,8 +18,8 @@ use tracing::{debug, info, warn};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct EchoArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, `HOST:PORT` (a name is resolved: `localhost:8080`).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = switchboard_server::config::resolve_listen)]
     listen: SocketAddr,
     /// Refuse permessage-deflate.
     #[arg(long)]
@@ -31,7 +31,9 @@ pub(crate) struct EchoArgs {
 }
 
 pub(crate) async fn run(args: EchoArgs) -> std::io::Result<()> {
-    let listener = TcpListener::bind(args.listen).await?;
+    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", args.listen))
+    })?;
     info!(addr = %listener.local_addr()?, "echo server listening");
     let config = std::sync::Arc::new(server_config(&args));
     let wheel = Wheel::new(switchboard_server::clients::WHEEL_RESOLUTION);

@@ -11,9 +11,15 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand};
 use switchboard_server::config::LogFormat;
 
-/// Switchboard: a real-time messaging server.
+/// Switchboard: a real-time messaging server. Clients subscribe to channels over
+/// WebSocket, Server-Sent Events, HTTP streaming, long-polling or polling; backends
+/// publish over HTTP; every subscriber gets every message in order, and resumes from its
+/// cursor after a reconnect.
+///
+/// Start with `switchboard serve` (demo pages on http://127.0.0.1:8080/); publish with
+/// `switchboard publish CHANNEL DATA`. The user guide: docs/guide/README.md.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -40,6 +40,10 @@ pub(crate) struct PublishArgs {
     ca_file: Option<std::path::PathBuf>,
 }
 
+/// What to check when nothing answered.
+const WHERE: &str =
+    " (is `switchboard serve` running there? --url or SWITCHBOARD_URL names another)";
+
 pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let client = ApiClient::new(&args.url, args.api_key.map(super::Hidden::into_inner))
@@ -68,7 +72,20 @@ pub(crate) async fn run(args: PublishArgs) -> std::io::Result<()> {
     let answer = client
         .send_keyed("/api/publish", body, Retry::default())
         .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .map_err(|e| match e {
+            // Nothing answered: say where it looked, and how to point it elsewhere.
+            switchboard_client::Error::Io(_) | switchboard_client::Error::Http(_) => {
+                std::io::Error::other(format!(
+                    "cannot reach the server at {}: {e}{WHERE}",
+                    args.url
+                ))
+            }
+            switchboard_client::Error::Connect { error, .. } => std::io::Error::other(format!(
+                "cannot reach the server at {}: {error}{WHERE}",
+                args.url
+            )),
+            other => std::io::Error::other(format!("{}: {other}", args.url)),
+        })?;
     println!("{answer}");
     Ok(())
 }

@@ -12,13 +12,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use switchboard_server::config::{Config, LogFormat, Overrides};
+use switchboard_server::config::{resolve_listen, Config, LogFormat, Overrides};
 
 /// Arguments of `switchboard serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080, or the config file's `listen`].
-    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    /// Address to listen on, `HOST:PORT` (a name is resolved: `localhost:8080`)
+    /// [default: 127.0.0.1:8080, or the config file's `listen`].
+    #[arg(long, env = "SWITCHBOARD_LISTEN", value_parser = resolve_listen)]
     listen: Option<SocketAddr>,
     /// TOML configuration file.
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
