@@ -145,7 +145,7 @@ fn the_reference_names_every_flag_and_environment_variable_of_serve() {
     let doc = read("docs/guide/configuration.md");
     let mut named = 0;
     for word in help.split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',') {
-        let word = word.trim_end_matches(['=', ':']);
+        let word = word.trim_end_matches(['=', ':', ';', ')', '.']);
         let is_flag = word.starts_with("--") && word.len() > 2 && word != "--help";
         let is_env = word.starts_with("SWITCHBOARD_");
         if is_flag || is_env {
