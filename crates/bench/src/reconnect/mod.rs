@@ -551,7 +551,7 @@ async fn orchestrate(
         "backoff": {
             "rule": match args.retry.retry_rule {
                 backoff::Rule::Jitter => "hint + uniform(0, min(cap, base * 2^(failures-1)))",
-                backoff::Rule::Sdk => "sdk: hint + uniform(0, min(hint, base)); else base + uniform(0, min(cap, base * 2^(failures-1)) - base)",
+                backoff::Rule::Sdk => "sdk: schedule = base + uniform(0, min(cap, base * 2^(failures-1)) - base); with a hint max(schedule, hint + uniform(0, min(hint, base)))",
             },
             "base_ms": args.retry.backoff_base_ms,
             "cap_ms": args.retry.backoff_cap_ms,
