@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounded, config, json, parse_response, raw, server_with};
+use common::{bounded, config, json, parse_response, raw, read_one, server_with};
 use switchboard_server::server::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -138,34 +138,6 @@ async fn malformed_and_oversized_requests_get_json_answers() {
         calm.still_fine(&srv, n + 1).await;
     }
     srv.shutdown().await;
-}
-
-/// Reads one response with a `content-length` off a kept-alive connection; `buf` holds
-/// what was read past the previous one, and keeps what is read past this one.
-async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String, Vec<u8>) {
-    let len = bounded(async {
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .expect("content-length")
-                    .parse()
-                    .unwrap();
-                if buf.len() >= end + 4 + len {
-                    return end + 4 + len;
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let k = s.read(&mut chunk).await.unwrap();
-            assert!(k > 0, "closed: {}", String::from_utf8_lossy(buf));
-            buf.extend_from_slice(&chunk[..k]);
-        }
-    })
-    .await;
-    let one: Vec<u8> = buf.drain(..len).collect();
-    parse_response(&one)
 }
 
 /// The later requests of a keep-alive connection hyper serves (its first a publish) get

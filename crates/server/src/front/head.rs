@@ -10,9 +10,10 @@
 //! A request is answered by the front only when it is certainly a plain HTTP/1.1 `GET`
 //! with nothing after it on the wire (see [`parse`]): a streaming subscribe owns its
 //! connection to the end, a poll or long-poll is one exchange of a keep-alive connection,
-//! a WebSocket upgrade hands the connection to the WebSocket. Everything else, malformed
-//! heads included, goes to hyper, so hyper's own answers (400, 431, pipelining, request
-//! bodies) stay exactly as they are.
+//! a WebSocket upgrade hands the connection to the WebSocket. Everything else goes to
+//! hyper (pipelining, request bodies), except a head too long (431) or not HTTP (400):
+//! those get the front's JSON answer, on a first request ([`parse`]) and on every later
+//! one of a connection hyper serves ([`boundary`]).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
