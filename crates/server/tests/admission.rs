@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{bounded, config, json, parse_response, raw, KEY};
+use common::{bounded, config, json, raw, read_one, KEY};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_server::error::ServerError;
 use switchboard_server::front::{Admission, Ask, Endpoint};
@@ -87,31 +87,6 @@ fn seen_once(rec: &Recorder, method: &str, path: &str, endpoint: Endpoint) {
         endpoint,
     };
     assert_eq!(seen, [want], "the hook's calls for {method} {path}");
-}
-
-/// Reads a response with a `content-length` body from `s`, leaving the connection open.
-async fn read_response(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
-    let mut buf = Vec::new();
-    bounded(async {
-        loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .map_or(0, |v| v.trim().parse().unwrap());
-                if buf.len() >= end + 4 + len {
-                    return;
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&buf));
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await;
-    parse_response(&buf)
 }
 
 /// Opens a streaming response and returns its status once the head arrived.
@@ -220,22 +195,22 @@ async fn on_a_keep_alive_connection_each_request_is_checked_once_on_either_path(
     // The front answers the poll itself, then hands the connection to hyper for the POST.
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(poll.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut s).await.0, 200);
+    assert_eq!(read_one(&mut s, &mut Vec::new()).await.0, 200);
     seen_once(&rec, "GET", "/ch/k", channel("k", Kind::Poll));
     s.write_all(post.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut s).await.0, 200);
+    assert_eq!(read_one(&mut s, &mut Vec::new()).await.0, 200);
     seen_once(&rec, "POST", "/ch/k", publish("k"));
 
     // hyper serves the rest of a connection that began with a POST: a poll, then a
     // WebSocket upgrade, whose stream hyper hands back.
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(post.as_bytes()).await.unwrap();
-    let (status, _, body) = read_response(&mut s).await;
+    let (status, _, body) = read_one(&mut s, &mut Vec::new()).await;
     assert_eq!(status, 200);
     let cursor = json(&body)["cursor"].as_str().unwrap().to_owned();
     seen_once(&rec, "POST", "/ch/k", publish("k"));
     s.write_all(poll.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut s).await.0, 200);
+    assert_eq!(read_one(&mut s, &mut Vec::new()).await.0, 200);
     seen_once(&rec, "GET", "/ch/k", channel("k", Kind::Poll));
     let upgrade = format!(
         "GET /ch/k?since={cursor} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bounded, config, json, parse_response, raw, server_with};
+use common::{bounded, config, json, parse_response, raw, read_one, server_with};
 use switchboard_server::server::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -137,6 +137,138 @@ async fn malformed_and_oversized_requests_get_json_answers() {
         assert!(body["message"].as_str().unwrap().len() > 10, "{case}");
         calm.still_fine(&srv, n + 1).await;
     }
+    srv.shutdown().await;
+}
+
+/// The later requests of a keep-alive connection hyper serves (its first a publish) get
+/// the same answers as a first request: a head over the limit or not HTTP is answered
+/// with the JSON error and the connection closed, also when it comes pipelined behind a
+/// request still being answered; well-formed requests go on being served on it.
+#[tokio::test]
+async fn later_heads_of_a_kept_alive_connection_get_json_answers() {
+    let mut c = config();
+    c.limits.max_header_bytes = 8 * 1024;
+    let srv = server_with(c).await;
+    let mut calm = Bystander::new(&srv).await;
+    let publish = |text: &str| {
+        format!(
+            "POST /ch/keep HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+    };
+    let big = format!(
+        "GET /ch/a HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let bad_line = "GET /ch/a HTTP/1.1 nonsense\r\nHost: localhost\r\n\r\n".to_string();
+    let bad_header = "GET /ch/a HTTP/1.1\r\nHost: localhost\r\nbad header\r\n\r\n".to_string();
+    let tls = String::from_utf8_lossy(b"\x16\x03\x01\x02\x00\x01\x00\x01").into_owned();
+    let table: Vec<(&str, String, bool, u16, &str)> = vec![
+        (
+            "a second head over the limit",
+            big.clone(),
+            false,
+            431,
+            "header_too_large",
+        ),
+        (
+            "a malformed request line",
+            bad_line.clone(),
+            false,
+            400,
+            "malformed_request",
+        ),
+        (
+            "a header line without a colon",
+            bad_header,
+            false,
+            400,
+            "malformed_request",
+        ),
+        ("not HTTP", tls, false, 400, "malformed_request"),
+        (
+            "over the limit, pipelined",
+            big,
+            true,
+            431,
+            "header_too_large",
+        ),
+        (
+            "malformed, pipelined",
+            bad_line,
+            true,
+            400,
+            "malformed_request",
+        ),
+    ];
+    let mut published = 0;
+    for (n, (case, second, pipelined, status, code)) in table.into_iter().enumerate() {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        let first = publish(&format!("m{n}"));
+        if pipelined {
+            s.write_all(format!("{first}{second}").as_bytes())
+                .await
+                .unwrap();
+        } else {
+            s.write_all(first.as_bytes()).await.unwrap();
+        }
+        let mut rest = Vec::new();
+        let (got, head, _) = read_one(&mut s, &mut rest).await;
+        assert_eq!(got, 200, "{case}: the publish: {head}");
+        published += 1;
+        if !pipelined {
+            assert!(rest.is_empty(), "{case}: an answer before the request");
+            s.write_all(second.as_bytes()).await.unwrap();
+        }
+        bounded(s.read_to_end(&mut rest)).await.unwrap();
+        let (got, head, body) = parse_response(&rest);
+        assert_eq!(got, status, "{case}: {head}");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("content-type: application/json"),
+            "{case}: {head}"
+        );
+        assert!(head.contains("connection: close"), "{case}: {head}");
+        let body = json(&body);
+        assert_eq!(body["error"], code, "{case}");
+        calm.still_fine(&srv, n + 1).await;
+    }
+    // Well-formed requests keep being served on the one connection, as many as come,
+    // one after another or pipelined (a body that spans reads included).
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    let mut rest = Vec::new();
+    for n in 0..3 {
+        s.write_all(publish(&format!("k{n}")).as_bytes())
+            .await
+            .unwrap();
+        let (got, head, _) = read_one(&mut s, &mut rest).await;
+        assert_eq!(got, 200, "{head}");
+        published += 1;
+    }
+    let long = "x".repeat(30 * 1024);
+    s.write_all(format!("{}{}", publish("p0"), publish(&long)).as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (got, head, _) = read_one(&mut s, &mut rest).await;
+        assert_eq!(got, 200, "{head}");
+        published += 1;
+    }
+    let poll = "GET /ch/keep?transport=poll HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    s.write_all(poll.as_bytes()).await.unwrap();
+    let (got, head, _) = read_one(&mut s, &mut rest).await;
+    assert_eq!(got, 200, "{head}");
+    assert!(rest.is_empty(), "bytes after the last answer");
+    let history = srv
+        .state
+        .hub
+        .history("keep", None, Some(1000))
+        .await
+        .unwrap();
+    let switchboard_hub::HistoryAnswer::Gap { messages, .. } = history else {
+        panic!("history lost: {history:?}");
+    };
+    assert_eq!(messages.len(), published);
     srv.shutdown().await;
 }
 

@@ -39,6 +39,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http::Request;
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -218,6 +219,24 @@ pub(super) async fn refuse<S: Io>(mut io: S, error: ServerError) {
         Ok::<_, io::Error>(())
     })
     .await;
+}
+
+/// The bytes of the answer to a refused head (as [`refuse`] writes it), for a stream
+/// that writes it itself ([`super::later_heads`]).
+pub(super) fn refusal_bytes(error: ServerError) -> Vec<u8> {
+    let (parts, body) = error.into_response().into_parts();
+    // An error's body is one JSON value, ready at once.
+    let body = body
+        .collect()
+        .now_or_never()
+        .and_then(Result::ok)
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    let len = u64::try_from(body.len()).unwrap_or(u64::MAX);
+    let framing = head::Framing::Length(len);
+    let mut out = head::response_head(parts.status, &parts.headers, framing, &date_now(), true);
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Waits for `answer` unless the peer closes or resets the connection first (`None`):

@@ -10,9 +10,10 @@
 //! A request is answered by the front only when it is certainly a plain HTTP/1.1 `GET`
 //! with nothing after it on the wire (see [`parse`]): a streaming subscribe owns its
 //! connection to the end, a poll or long-poll is one exchange of a keep-alive connection,
-//! a WebSocket upgrade hands the connection to the WebSocket. Everything else, malformed
-//! heads included, goes to hyper, so hyper's own answers (400, 431, pipelining, request
-//! bodies) stay exactly as they are.
+//! a WebSocket upgrade hands the connection to the WebSocket. Everything else goes to
+//! hyper (pipelining, request bodies), except a head too long (431) or not HTTP (400):
+//! those get the front's JSON answer, on a first request ([`parse`]) and on every later
+//! one of a connection hyper serves ([`boundary`]).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -96,6 +97,63 @@ pub(crate) fn parse(buf: &[u8], max: usize) -> Parsed {
         Some(r) => Parsed::Exchange(r),
         None => Parsed::Hyper,
     }
+}
+
+/// Where the next request head of a connection hyper serves ends, and what follows it
+/// (see [`super::later_heads`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Boundary {
+    /// The head is incomplete (and shorter than the limit): read more.
+    Partial,
+    /// A head of `len` bytes, then a body of `body` bytes (`None`: a body or protocol
+    /// whose end is not followed — chunked, an upgrade, `CONNECT`, framing hyper refuses —
+    /// after which the connection's heads are no longer checked).
+    Head { len: usize, body: Option<u64> },
+    /// More header lines than hyper takes: hyper answers it (as for a first request).
+    Unchecked,
+    /// The head is longer than the limit: answered 431.
+    TooLarge,
+    /// The bytes are not an HTTP/1.x request head: answered 400.
+    Malformed,
+}
+
+/// Classifies the head at the start of `buf`, a later request of a connection hyper
+/// serves, as [`parse`] classifies a first request's: the same limit, the same 431 and
+/// 400 cases.
+pub(crate) fn boundary(buf: &[u8], max: usize) -> Boundary {
+    // hyper's own limit on header lines.
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len <= max => len,
+        Ok(httparse::Status::Partial) if buf.len() < max => return Boundary::Partial,
+        Ok(_) => return Boundary::TooLarge,
+        Err(httparse::Error::TooManyHeaders) => return Boundary::Unchecked,
+        Err(_) => return Boundary::Malformed,
+    };
+    let opens_protocol = req.method == Some("CONNECT")
+        || req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case(header::UPGRADE.as_str())
+                || h.name
+                    .eq_ignore_ascii_case(header::TRANSFER_ENCODING.as_str())
+        });
+    let mut lengths = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str()))
+        .map(|h| {
+            std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+    let body = match lengths.next() {
+        _ if opens_protocol => None,
+        None => Some(0),
+        // Every value the same number, or hyper refuses the request (and closes).
+        Some(first) => first.filter(|n| lengths.all(|l| l == Some(*n))),
+    };
+    Boundary::Head { len, body }
 }
 
 /// Whether the head announces a body (or asks to be told to send one): hyper's job.
@@ -481,6 +539,59 @@ mod tests {
         let many: String = (0..=MAX_HEADERS).map(|i| format!("h{i}: v\r\n")).collect();
         let head = format!("GET /ch/a?transport=sse HTTP/1.1\r\n{many}\r\n");
         assert!(matches!(parse(head.as_bytes()), Parsed::Hyper));
+    }
+
+    #[test]
+    fn later_heads_and_where_they_end() {
+        let b = |s: &str| boundary(s.as_bytes(), MAX_HEAD);
+        let get = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            b(get),
+            Boundary::Head {
+                len: get.len(),
+                body: Some(0)
+            }
+        );
+        // Bytes after the head (a body, a pipelined request) are not the head's.
+        let post = "POST /ch/a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET";
+        assert_eq!(
+            b(post),
+            Boundary::Head {
+                len: post.len() - 6,
+                body: Some(3)
+            }
+        );
+        let same = "POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n";
+        assert!(matches!(b(same), Boundary::Head { body: Some(3), .. }));
+        for unfollowed in [
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+            "CONNECT x:1 HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(
+                matches!(b(unfollowed), Boundary::Head { body: None, .. }),
+                "{unfollowed:?}"
+            );
+        }
+        assert_eq!(b(&get[..get.len() - 1]), Boundary::Partial);
+        assert_eq!(
+            b("GET /a HTTP/1.1\r\nbad header\r\n\r\n"),
+            Boundary::Malformed
+        );
+        assert_eq!(b("\x16\x03\x01"), Boundary::Malformed);
+        let mut big = b"GET /a HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_HEAD, b'a');
+        assert_eq!(boundary(&big, MAX_HEAD), Boundary::TooLarge);
+        big.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(boundary(&big, MAX_HEAD), Boundary::TooLarge);
+        let many: String = (0..=100).map(|i| format!("h{i}: v\r\n")).collect();
+        assert_eq!(
+            b(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
+            Boundary::Unchecked
+        );
     }
 
     #[test]

@@ -4,12 +4,16 @@
 //! passes the front's checks ([`Front::check`]) before the router sees it; a WebSocket
 //! upgrade the router accepts is handed to the WebSocket once hyper lets go of the
 //! stream (the bare stream is taken back, with any bytes hyper read past the request).
+//! Every later request head is checked before hyper reads it ([`super::later_heads`]),
+//! so a head too long or not HTTP gets the front's JSON answer, as a first one does.
 //! hyper's writes are given up after `limits.write_timeout_ms` without progress
 //! ([`super::deadline`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::upgrade::OnUpgrade;
@@ -17,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use tower::ServiceExt;
 
 use super::deadline::WriteDeadline;
+use super::later_heads::{CountedBody, LaterHeads};
 use super::rewind::Rewind;
 use super::Front;
 use crate::io::Io;
@@ -38,35 +43,14 @@ pub(super) async fn serve<S: Io>(
         state.clients.wheel().clone(),
         state.config.limits.write_timeout(),
     );
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+    let io = LaterHeads::new(io, limits.max);
+    let answered = io.answered();
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let front = front.clone();
+        let answered = Arc::clone(&answered);
         async move {
-            let mut checked = match front
-                .admit(req.method(), req.uri(), req.headers(), peer)
-                .await
-            {
-                Ok(checked) => checked,
-                Err(answer) => return Ok::<_, Infallible>(answer),
-            };
-            checked.pass_identity(&mut req);
-            // Handlers that key by client address (publish rate, API key failures).
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            let upgrade = req
-                .headers()
-                .contains_key(http::header::UPGRADE)
-                .then(|| hyper::upgrade::on(&mut req));
-            let router = front.router().clone();
-            let mut resp = match router.oneshot(req.map(axum::body::Body::new)).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            };
-            if let (Some(accepted), Some(upgrade)) = (websocket::claim(&mut resp), upgrade) {
-                // In the connection's log, as the WebSocket's task it starts.
-                crate::conn_log::spawn(take_back::<S>(upgrade, accepted));
-            }
-            checked.finish(&mut resp);
-            Ok(resp)
+            let resp = respond::<S>(front, req, peer).await;
+            Ok::<_, Infallible>(resp.map(|body| CountedBody::new(body, answered)))
         }
     });
     let conn = http1::Builder::new()
@@ -91,6 +75,40 @@ pub(super) async fn serve<S: Io>(
     }
 }
 
+/// The answer to one request hyper read: the front's checks, then the router.
+async fn respond<S: Io>(
+    front: Front,
+    mut req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> Response {
+    let mut checked = match front
+        .admit(req.method(), req.uri(), req.headers(), peer)
+        .await
+    {
+        Ok(checked) => checked,
+        Err(answer) => return answer,
+    };
+    checked.pass_identity(&mut req);
+    // Handlers that key by client address (publish rate, API key failures).
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let upgrade = req
+        .headers()
+        .contains_key(http::header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut req));
+    let router = front.router().clone();
+    let mut resp = match router.oneshot(req.map(axum::body::Body::new)).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
+    if let (Some(accepted), Some(upgrade)) = (websocket::claim(&mut resp), upgrade) {
+        // In the connection's log, as the WebSocket's task it starts.
+        crate::conn_log::spawn(take_back::<S>(upgrade, accepted));
+    }
+    checked.finish(&mut resp);
+    resp
+}
+
 /// Waits for hyper to hand the upgraded connection over and gives the bare stream, with
 /// the bytes already read past the request, to the accepted WebSocket.
 async fn take_back<S: Io>(upgrade: OnUpgrade, accepted: websocket::Accepted) {
@@ -102,16 +120,18 @@ async fn take_back<S: Io>(upgrade: OnUpgrade, accepted: websocket::Accepted) {
         }
     };
     // `serve` hands hyper nothing but this type.
-    let Ok(raw) = upgraded.downcast::<TokioIo<WriteDeadline<Rewind<S>>>>() else {
+    let Ok(raw) = upgraded.downcast::<TokioIo<LaterHeads<WriteDeadline<Rewind<S>>>>>() else {
         tracing::error!("upgraded connection is not the stream the front gave hyper");
         return;
     };
-    let (unread, io) = raw.io.into_inner().into_inner().into_parts();
-    // What hyper read past the request, then what it had not read yet.
-    let leftover = if unread.is_empty() {
+    let (held, io) = raw.io.into_inner().into_parts();
+    let (unread, io) = io.into_inner().into_parts();
+    // What hyper read past the request, what was read for it and not handed on yet, then
+    // what nothing had read yet.
+    let leftover = if unread.is_empty() && held.is_empty() {
         raw.read_buf
     } else {
-        [raw.read_buf, unread].concat().into()
+        [raw.read_buf, held, unread].concat().into()
     };
     accepted.start(io, leftover);
 }

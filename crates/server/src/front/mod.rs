@@ -35,6 +35,7 @@ mod exchange;
 pub(crate) mod head;
 mod http1;
 mod identify;
+mod later_heads;
 pub mod origin;
 mod rewind;
 mod streaming;

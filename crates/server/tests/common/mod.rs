@@ -112,6 +112,32 @@ pub(crate) async fn raw_at(
     parse_response(&buf)
 }
 
+/// Reads one response (its body `content-length` bytes) off a kept-alive connection; `buf` holds
+/// what was read past the previous one, and keeps what is read past this one.
+pub(crate) async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String, Vec<u8>) {
+    let len = bounded(async {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buf.len() >= end + 4 + len {
+                    return end + 4 + len;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let k = s.read(&mut chunk).await.unwrap();
+            assert!(k > 0, "closed: {}", String::from_utf8_lossy(buf));
+            buf.extend_from_slice(&chunk[..k]);
+        }
+    })
+    .await;
+    let one: Vec<u8> = buf.drain(..len).collect();
+    parse_response(&one)
+}
+
 pub(crate) fn parse_response(buf: &[u8]) -> (u16, String, Vec<u8>) {
     let end = buf
         .windows(4)
