@@ -25,7 +25,7 @@ use switchboard_hub::stats::LATENCY_BOUNDS;
 use switchboard_hub::BrokerOp;
 
 use crate::error::ServerError;
-use crate::observe::counters::{self, Snapshot, CLOSE_CODES, CODES, TRANSPORTS};
+use crate::observe::counters::{self, Snapshot, Transport, CLOSE_CODES, CODES, TRANSPORTS};
 use crate::observe::process::Process;
 use crate::state::AppState;
 
@@ -77,6 +77,23 @@ where
 {
     let g = ConstGauge::new(v);
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// One gauge family with one label: `(label value, value)` pairs.
+fn gauges<'a>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, n) in values {
+        let labels = [(label, value)];
+        let g = ConstGauge::new(n);
+        g.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// One counter family with one label: `(label value, count)` pairs.
@@ -137,6 +154,15 @@ impl Collector for Scrape {
             "switchboard_clients_live",
             "Live WebSocket, SSE and streaming connections registered now.",
             state.clients.len() as u64,
+        )?;
+        gauges(
+            e,
+            "switchboard_connections",
+            "Live connections open now, by transport (websocket: a native WebSocket; \
+             ws: a /ws session; sse and stream: /ch/NAME or /sub; longpoll: a long-poll \
+             being held; custom: an endpoint the embedding program added).",
+            "transport",
+            Transport::ALL.iter().map(|t| t.name()).zip(now.open_as),
         )?;
         counters(
             e,
