@@ -273,6 +273,11 @@ impl ClientHandle {
         self.registration
     }
 
+    /// The transport it was registered as.
+    pub fn transport(&self) -> Option<Transport> {
+        transport_of(self.registration.key)
+    }
+
     /// This connection's key (its id as a number), for per-connection rate limits.
     pub fn key(&self) -> u64 {
         self.registration.key

@@ -10,7 +10,8 @@
 //! (not per message); transports, one add per admitted request; failures, one add per
 //! failed request (a search of a short table of codes); close codes, one add per close;
 //! connections open per transport, one add when a connection registers and one when it
-//! ends (the transport rides in its registration's key, so it costs no byte to keep).
+//! ends (the transport rides in its registration's key, so it costs no byte to keep);
+//! their subscriptions, one add per subscribe and one per unsubscribe or end.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -150,6 +151,7 @@ static FAILURES: [AtomicU64; CODES.len()] = [ZERO; CODES.len()];
 static STATUSES: [AtomicU64; 200] = [ZERO; 200];
 static CLOSES: [AtomicU64; CLOSE_CODES.len()] = [ZERO; CLOSE_CODES.len()];
 static OPEN: [AtomicU64; Transport::ALL.len()] = [ZERO; Transport::ALL.len()];
+static SUBSCRIBED: [AtomicU64; Transport::ALL.len()] = [ZERO; Transport::ALL.len()];
 
 /// `n` bytes read from a connection.
 #[inline]
@@ -216,6 +218,18 @@ pub fn ended_as(transport: Transport) {
     OPEN[usize::from(transport.number())].fetch_sub(1, Relaxed);
 }
 
+/// `n` subscriptions of a `transport` connection made.
+pub fn subscribed_as(transport: Transport, n: usize) {
+    SUBSCRIBED[usize::from(transport.number())].fetch_add(n as u64, Relaxed);
+}
+
+/// `n` subscriptions of a `transport` connection ended (after [`subscribed_as`]).
+pub fn unsubscribed_as(transport: Transport, n: usize) {
+    if n > 0 {
+        SUBSCRIBED[usize::from(transport.number())].fetch_sub(n as u64, Relaxed);
+    }
+}
+
 /// What the counters say now.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -237,6 +251,9 @@ pub struct Snapshot {
     pub closes: [u64; CLOSE_CODES.len()],
     /// Connections open now per transport, as [`Transport::ALL`].
     pub open_as: [u64; Transport::ALL.len()],
+    /// Subscriptions held now per transport, as [`Transport::ALL`] (a native WebSocket's
+    /// one is not counted here: see [`Snapshot::subscriptions_as`]).
+    pub subscribed_as: [u64; Transport::ALL.len()],
 }
 
 impl Snapshot {
@@ -256,6 +273,7 @@ impl Snapshot {
                 .collect(),
             closes: std::array::from_fn(|i| load(&CLOSES[i])),
             open_as: std::array::from_fn(|i| load(&OPEN[i])),
+            subscribed_as: std::array::from_fn(|i| load(&SUBSCRIBED[i])),
         }
     }
 
@@ -270,6 +288,16 @@ impl Snapshot {
     /// Admission refusals per reason, as [`REFUSALS`].
     pub fn refusals(&self) -> [(&'static str, u64); REFUSALS.len()] {
         REFUSALS.map(|(reason, codes)| (reason, codes.iter().map(|c| self.failures_of(c)).sum()))
+    }
+
+    /// Subscriptions held now per transport, as [`Transport::ALL`]: a native WebSocket
+    /// holds exactly one (its task keeps it beside its registration), so its count is its
+    /// connections'; every other transport's are counted as they come and go.
+    pub fn subscriptions_as(&self) -> [u64; Transport::ALL.len()] {
+        let native = usize::from(Transport::Websocket.number());
+        let mut n = self.subscribed_as;
+        n[native] = self.open_as[native];
+        n
     }
 
     /// Connections open now.

@@ -184,6 +184,17 @@ impl Collector for Scrape {
             "Channel subscriptions on this node (every transport).",
             subscriptions as u64,
         )?;
+        gauges(
+            e,
+            "switchboard_subscriptions_by_transport",
+            "Channel subscriptions held now by live connections, by transport (as \
+             switchboard_connections; a native WebSocket holds one).",
+            "transport",
+            Transport::ALL
+                .iter()
+                .map(|t| t.name())
+                .zip(now.subscriptions_as()),
+        )?;
         counter(
             e,
             "switchboard_messages_published",
