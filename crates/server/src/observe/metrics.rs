@@ -79,23 +79,6 @@ where
     g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
 }
 
-/// One gauge family with one label: `(label value, value)` pairs.
-fn gauges<'a>(
-    e: &mut DescriptorEncoder<'_>,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: impl IntoIterator<Item = (&'a str, u64)>,
-) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (value, n) in values {
-        let labels = [(label, value)];
-        let g = ConstGauge::new(n);
-        g.encode(family.encode_family(&labels)?)?;
-    }
-    Ok(())
-}
-
 /// One counter family with one label: `(label value, count)` pairs.
 fn counters<'a>(
     e: &mut DescriptorEncoder<'_>,
@@ -104,11 +87,23 @@ fn counters<'a>(
     label: &str,
     values: impl IntoIterator<Item = (&'a str, u64)>,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (value, n) in values {
+    let values = values.into_iter().map(|(v, n)| (v, ConstCounter::new(n)));
+    family(e, name, help, label, MetricType::Counter, values)
+}
+
+/// One family of `kind` with one label: `(label value, metric)` pairs.
+fn family<'a, M: EncodeMetric>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    kind: MetricType,
+    values: impl IntoIterator<Item = (&'a str, M)>,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, kind)?;
+    for (value, metric) in values {
         let labels = [(label, value)];
-        let c = ConstCounter::new(n);
-        c.encode(family.encode_family(&labels)?)?;
+        metric.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -155,14 +150,18 @@ impl Collector for Scrape {
             "Live WebSocket, SSE and streaming connections registered now.",
             state.clients.len() as u64,
         )?;
-        gauges(
+        family(
             e,
             "switchboard_connections",
             "Live connections open now, by transport (websocket: a native WebSocket; \
              ws: a /ws session; sse and stream: /ch/NAME or /sub; longpoll: a long-poll \
              being held; custom: an endpoint the embedding program added).",
             "transport",
-            Transport::ALL.iter().map(|t| t.name()).zip(now.open_as),
+            MetricType::Gauge,
+            Transport::ALL
+                .iter()
+                .map(|t| t.name())
+                .zip(now.open_as.map(ConstGauge::new)),
         )?;
         counters(
             e,
@@ -184,16 +183,17 @@ impl Collector for Scrape {
             "Channel subscriptions on this node (every transport).",
             subscriptions as u64,
         )?;
-        gauges(
+        family(
             e,
             "switchboard_subscriptions_by_transport",
             "Channel subscriptions held now by live connections, by transport (as \
              switchboard_connections; a native WebSocket holds one).",
             "transport",
+            MetricType::Gauge,
             Transport::ALL
                 .iter()
                 .map(|t| t.name())
-                .zip(now.subscriptions_as()),
+                .zip(now.subscriptions_as().map(ConstGauge::new)),
         )?;
         counter(
             e,
