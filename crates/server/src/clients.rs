@@ -1,7 +1,7 @@
 //! Live connections that can be told to go: every WebSocket, SSE and streaming
 //! subscriber registers here with a client id (random) and an optional user id, so the
-//! backend API can disconnect a client or every connection of a user. Long-poll and
-//! poll requests are stateless and not registered.
+//! backend API can disconnect a client or every connection of a user. A long-poll is
+//! registered until it is answered; a poll is not registered.
 //!
 //! Two ways to be told: a connection registered with [`Clients::register`] gets a kick
 //! notification ([`ClientHandle::kicked`]); one registered with
@@ -15,7 +15,9 @@
 //! neither (a native WebSocket or SSE subscriber without a user id) is not listed at
 //! all, only counted: nothing but its hub subscriptions can reach it, and the backend's
 //! disconnect by client id reaches those through the hub. Listed ids are odd, counted
-//! ones even, so a registration knows which it is without a flag.
+//! ones even, so a registration knows which it is without a flag. The next three bits
+//! of the id say the connection's transport ([`Transport`]), so a registration also counts it
+//! open per transport (`switchboard_connections`) without a byte more.
 //!
 //! The registry also holds the coarse timer [`Wheel`] live connections share for their
 //! keep-alive and timeout deadlines (a waker per deadline instead of a timer per
@@ -30,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use switchboard_timer::Wheel;
 use tokio::sync::Notify;
 
+use crate::observe::counters::{self, Transport};
 use crate::throttle::Throttle;
 
 /// Tick of the connections' shared timer wheel: how late a ping, idle timeout or
@@ -107,18 +110,23 @@ impl Clients {
         &self.inner.throttle
     }
 
-    /// Registers a new connection that waits on [`ClientHandle::kicked`].
-    pub fn register(&self, user: Option<String>) -> ClientHandle {
-        self.insert(user, Some(Notify::new()))
+    /// Registers a new connection of `transport` that waits on [`ClientHandle::kicked`].
+    pub fn register(&self, user: Option<String>, transport: Transport) -> ClientHandle {
+        self.insert(user, Some(Notify::new()), transport)
     }
 
-    /// Registers a new connection that learns of a disconnect from its hub subscriptions
-    /// closing; its [`ClientHandle::kicked`] never resolves.
-    pub fn register_hub_kicked(&self, user: Option<String>) -> ClientHandle {
-        self.insert(user, None)
+    /// Registers a new connection of `transport` that learns of a disconnect from its hub
+    /// subscriptions closing; its [`ClientHandle::kicked`] never resolves.
+    pub fn register_hub_kicked(&self, user: Option<String>, transport: Transport) -> ClientHandle {
+        self.insert(user, None, transport)
     }
 
-    fn insert(&self, user: Option<String>, kick: Option<Notify>) -> ClientHandle {
+    fn insert(
+        &self,
+        user: Option<String>,
+        kick: Option<Notify>,
+        transport: Transport,
+    ) -> ClientHandle {
         let extra = (user.is_some() || kick.is_some()).then(|| {
             Arc::new(Extra {
                 user: user.map(String::into_boxed_str),
@@ -133,7 +141,7 @@ impl Clients {
                 }
                 let mut map = self.lock();
                 let key = loop {
-                    let key = rand::random::<u64>() | 1;
+                    let key = with_transport(rand::random::<u64>(), transport) | 1;
                     if !map.contains_key(&key) {
                         break key;
                     }
@@ -142,11 +150,12 @@ impl Clients {
                 key
             }
             None => {
-                // Not listed, so not checked for uniqueness: two of 2^63 random ids.
+                // Not listed, so not checked for uniqueness: two of 2^60 random ids.
                 self.inner.unlisted.fetch_add(1, Ordering::Relaxed);
-                rand::random::<u64>() & !1
+                with_transport(rand::random::<u64>(), transport) & !1
             }
         };
+        counters::opened_as(transport);
         ClientHandle {
             id: hex_id(key),
             extra,
@@ -264,6 +273,11 @@ impl ClientHandle {
         self.registration
     }
 
+    /// The transport it was registered as.
+    pub fn transport(&self) -> Option<Transport> {
+        transport_of(self.registration.key)
+    }
+
     /// This connection's key (its id as a number), for per-connection rate limits.
     pub fn key(&self) -> u64 {
         self.registration.key
@@ -300,7 +314,25 @@ impl Drop for Registration {
         } else {
             self.clients.inner.unlisted.fetch_sub(1, Ordering::Relaxed);
         }
+        if let Some(transport) = transport_of(self.key) {
+            counters::ended_as(transport);
+        }
     }
+}
+
+/// Where a key keeps its connection's transport ([`Transport::number`]): bits 1 to 3 (bit 0 says
+/// whether it is listed).
+const TRANSPORT_SHIFT: u32 = 1;
+const TRANSPORT_MASK: u64 = 0b111 << TRANSPORT_SHIFT;
+
+/// `random` with `transport`'s number in its transport bits.
+fn with_transport(random: u64, transport: Transport) -> u64 {
+    (random & !TRANSPORT_MASK) | (u64::from(transport.number()) << TRANSPORT_SHIFT)
+}
+
+/// The transport a key was made with (always `Some` for a key [`with_transport`] made).
+fn transport_of(key: u64) -> Option<Transport> {
+    Transport::from_number(u8::try_from((key & TRANSPORT_MASK) >> TRANSPORT_SHIFT).ok()?)
 }
 
 fn hex_id(key: u64) -> [u8; 16] {
@@ -328,9 +360,9 @@ mod tests {
     #[tokio::test]
     async fn disconnect_by_client_and_user() {
         let c = Clients::default();
-        let a = c.register(Some("u".into()));
-        let b = c.register(Some("u".into()));
-        let other = c.register(None);
+        let a = c.register(Some("u".into()), Transport::Ws);
+        let b = c.register(Some("u".into()), Transport::Ws);
+        let other = c.register(None, Transport::Ws);
         assert_eq!(c.disconnect_user("u"), 2);
         a.kicked().await;
         b.kicked().await;
@@ -344,8 +376,8 @@ mod tests {
     #[test]
     fn hub_kicked_connections_are_counted() {
         let c = Clients::default();
-        let a = c.register_hub_kicked(Some("u".into()));
-        let b = c.register_hub_kicked(None);
+        let a = c.register_hub_kicked(Some("u".into()), Transport::Sse);
+        let b = c.register_hub_kicked(None, Transport::Websocket);
         assert_eq!(c.len(), 2);
         assert!(!a.kicked_while_opening());
         assert_eq!(c.disconnect_user("u"), 1);
@@ -366,6 +398,28 @@ mod tests {
     }
 
     #[test]
+    fn keys_say_their_transport_and_whether_listed() {
+        let c = Clients::default();
+        for t in Transport::ALL {
+            let listed = c.register(None, t);
+            let unlisted = c.register_hub_kicked(None, t);
+            assert_eq!(listed.key() & 1, 1, "{t:?}");
+            assert_eq!(unlisted.key() & 1, 0, "{t:?}");
+            assert_eq!(transport_of(listed.key()), Some(t));
+            assert_eq!(transport_of(unlisted.key()), Some(t));
+            assert_eq!(parse_id(listed.id()), Some(listed.key()));
+        }
+        assert_eq!(
+            with_transport(u64::MAX, Transport::Websocket),
+            !TRANSPORT_MASK
+        );
+        assert_eq!(
+            transport_of(with_transport(0, Transport::Custom)),
+            Some(Transport::Custom)
+        );
+    }
+
+    #[test]
     fn ids_are_16_hex_digits_and_only_those_match() {
         assert_eq!(&hex_id(0xab), b"00000000000000ab");
         assert_eq!(parse_id("00000000000000ab"), Some(0xab));
@@ -373,7 +427,7 @@ mod tests {
         assert_eq!(parse_id("00000000000000AB"), None);
         assert_eq!(parse_id("+0000000000000ab"), None);
         let c = Clients::default();
-        let a = c.register(None);
+        let a = c.register(None, Transport::Ws);
         assert_eq!(a.id().len(), 16);
         assert_eq!(parse_id(a.id()).map(hex_id), Some(a.id.to_owned()));
     }

@@ -254,6 +254,7 @@ async fn presence_event_kinds_are_not_in_the_log() {
 #[tokio::test]
 async fn disconnect_by_user_reaches_a_connection_still_subscribing() {
     use switchboard_hub::CloseReason;
+    use switchboard_server::observe::counters::Transport;
     use switchboard_server::transport::{Feed, FeedEvent, Target};
 
     let srv = server().await;
@@ -262,8 +263,14 @@ async fn disconnect_by_user_reaches_a_connection_still_subscribing() {
         channel: "news".into(),
         since: None,
     }];
-    let opening = srv.state.clients.register_hub_kicked(Some("carol".into()));
-    let bystander = srv.state.clients.register_hub_kicked(Some("dave".into()));
+    let opening = srv
+        .state
+        .clients
+        .register_hub_kicked(Some("carol".into()), Transport::Sse);
+    let bystander = srv
+        .state
+        .clients
+        .register_hub_kicked(Some("dave".into()), Transport::Sse);
     let r = api.disconnect(json!({"user": "carol"})).await.unwrap();
     assert_eq!(r["disconnected"], 1);
 

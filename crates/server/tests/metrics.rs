@@ -7,10 +7,14 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{bounded, close_of, config, server_with, subscribers_become, ws_open, KEY};
+use common::{
+    bounded, close_of, config, json, server_with, subscribers_become, ws_json, ws_open, KEY,
+};
+use futures_util::SinkExt;
 use switchboard_server::server::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 /// One scrape: `name{labels}` → value.
 type Scrape = HashMap<String, f64>;
@@ -68,6 +72,45 @@ async fn scrape(srv: &Running, wire: &mut Wire) -> (Scrape, u64) {
     (values, len)
 }
 
+/// The labels of `switchboard_connections` (connections open now, by transport).
+const LIVE: [&str; 6] = ["websocket", "ws", "sse", "stream", "longpoll", "custom"];
+
+/// Connections of `transport` open in `scrape`.
+fn live(scrape: &Scrape, transport: &str) -> f64 {
+    labelled(scrape, "switchboard_connections", transport)
+}
+
+/// Subscriptions of `transport`'s connections in `scrape`.
+fn subscribed(scrape: &Scrape, transport: &str) -> f64 {
+    labelled(scrape, "switchboard_subscriptions_by_transport", transport)
+}
+
+fn labelled(scrape: &Scrape, name: &str, transport: &str) -> f64 {
+    let key = format!("{name}{{transport=\"{transport}\"}}");
+    scrape
+        .get(&key)
+        .copied()
+        .unwrap_or_else(|| panic!("{key} missing"))
+}
+
+/// Scrapes (bounded, polling) until no connection or subscription of any transport is
+/// counted: a connection the client dropped ends when the server notices.
+async fn no_connections_open(srv: &Running, wire: &mut Wire) {
+    bounded(async {
+        loop {
+            let (now, _) = scrape(srv, wire).await;
+            if LIVE
+                .iter()
+                .all(|t| live(&now, t) == 0.0 && subscribed(&now, t) == 0.0)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
 fn moved(before: &Scrape, after: &Scrape, key: &str) -> f64 {
     let a = after
         .get(key)
@@ -78,7 +121,10 @@ fn moved(before: &Scrape, after: &Scrape, key: &str) -> f64 {
 
 #[tokio::test]
 async fn counters_move_by_the_exact_amounts_of_known_traffic() {
-    let srv = server_with(config()).await;
+    let mut c = config();
+    // Held until a message comes (the gauges are read while it is).
+    c.limits.longpoll_timeout_ms = 60_000;
+    let srv = server_with(c).await;
     let mut wire = Wire::default();
 
     // Without the key (one is set): 401, and nothing said.
@@ -205,6 +251,11 @@ async fn counters_move_by_the_exact_amounts_of_known_traffic() {
     assert_eq!(after["switchboard_subscriptions"], 2.0);
     assert_eq!(after["switchboard_channels"], 1.0);
     assert_eq!(after["switchboard_clients_live"], 2.0);
+    for t in LIVE {
+        let want = if t == "sse" { 2.0 } else { 0.0 };
+        assert_eq!(live(&after, t), want, "{t}");
+        assert_eq!(subscribed(&after, t), want, "{t}");
+    }
     // Bytes read: every request since the first scrape's, this scrape's included (read
     // before the answer is made). Bytes written: the first scrape's answer (written
     // after it was made) and every answer since, not this scrape's.
@@ -248,5 +299,54 @@ async fn counters_move_by_the_exact_amounts_of_known_traffic() {
         1.0
     );
     drop(ws);
+
+    // Connections and subscriptions by transport: one connection of each kind the server
+    // serves itself at once (the SSE ones above were counted), then none.
+    no_connections_open(&srv, &mut wire).await;
+    let published = exchange(&srv, &mut wire, post("/ch/g", "", "0")).await;
+    let body = &published[published.find("\r\n\r\n").unwrap() + 4..];
+    let cursor = json(body.as_bytes())["cursor"].as_str().unwrap().to_owned();
+    let mut stream = TcpStream::connect(srv.addr).await.unwrap();
+    stream
+        .write_all(get("/ch/g?transport=stream", "").as_bytes())
+        .await
+        .unwrap();
+    let mut held = TcpStream::connect(srv.addr).await.unwrap();
+    let longpoll = get(&format!("/ch/g?transport=longpoll&since={cursor}"), "");
+    held.write_all(longpoll.as_bytes()).await.unwrap();
+    let (native, _) = ws_open(&srv, "/ch/g").await;
+    let (mut session, _) = ws_open(&srv, "/ws").await;
+    for (id, channel) in [(1, "g"), (2, "h")] {
+        let cmd = format!("{{\"id\":{id},\"op\":\"subscribe\",\"channel\":\"{channel}\"}}");
+        session.send(Message::Text(cmd.into())).await.unwrap();
+        assert_eq!(ws_json(&mut session).await["id"], id);
+    }
+    subscribers_become(&srv, "g", 4).await;
+    let (open, _) = scrape(&srv, &mut wire).await;
+    // (connections, subscriptions): the session holds two.
+    for (t, want) in [
+        ("websocket", (1.0, 1.0)),
+        ("ws", (1.0, 2.0)),
+        ("sse", (0.0, 0.0)),
+        ("stream", (1.0, 1.0)),
+        ("longpoll", (1.0, 1.0)),
+        ("custom", (0.0, 0.0)),
+    ] {
+        assert_eq!((live(&open, t), subscribed(&open, t)), want, "{t}");
+    }
+    assert_eq!(open["switchboard_clients_live"], 4.0);
+    let cmd = r#"{"id":3,"op":"unsubscribe","channel":"h"}"#;
+    session.send(Message::Text(cmd.into())).await.unwrap();
+    assert_eq!(ws_json(&mut session).await["id"], 3);
+    let (unsubscribed, _) = scrape(&srv, &mut wire).await;
+    assert_eq!(subscribed(&unsubscribed, "ws"), 1.0);
+    // The next message answers the long-poll; the others are dropped.
+    let answer = exchange(&srv, &mut wire, post("/ch/g", "", "1")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut polled = Vec::new();
+    bounded(held.read_to_end(&mut polled)).await.unwrap();
+    assert!(polled.starts_with(b"HTTP/1.1 200"));
+    drop((stream, native, session));
+    no_connections_open(&srv, &mut wire).await;
     assert!(srv.shutdown().await);
 }

@@ -8,12 +8,67 @@
 //!
 //! What each costs: bytes in and out, one add per read or write call of a connection
 //! (not per message); transports, one add per admitted request; failures, one add per
-//! failed request (a search of a short table of codes); close codes, one add per close.
+//! failed request (a search of a short table of codes); close codes, one add per close;
+//! connections open per transport, one add when a connection registers and one when it
+//! ends (the transport rides in its registration's key, so it costs no byte to keep);
+//! their subscriptions, one add per subscribe and one per unsubscribe or end.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The transports a request is admitted for, as labelled (`publish`: `POST /ch/NAME`).
 pub const TRANSPORTS: [&str; 6] = ["websocket", "sse", "stream", "longpoll", "poll", "publish"];
+
+/// A kind of connection counted open while it lives (`switchboard_connections`): one
+/// registered with the client registry ([`crate::clients`]), for as long as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A native WebSocket (`/ch/NAME`).
+    Websocket,
+    /// A `/ws` session (and a `POST /ws` command while it runs).
+    Ws,
+    /// An SSE stream (`/ch/NAME` or `/sub`).
+    Sse,
+    /// An HTTP stream (`/ch/NAME` or `/sub`).
+    Stream,
+    /// A long-poll, from its subscribing until its answer (held, mostly).
+    Longpoll,
+    /// A WebSocket on an endpoint a program embedding the server added.
+    Custom,
+}
+
+impl Transport {
+    /// Every transport, in the order of their numbers ([`Transport::number`]).
+    pub const ALL: [Transport; 6] = [
+        Transport::Websocket,
+        Transport::Ws,
+        Transport::Sse,
+        Transport::Stream,
+        Transport::Longpoll,
+        Transport::Custom,
+    ];
+
+    /// Its label (`transport="…"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::Ws => "ws",
+            Transport::Sse => "sse",
+            Transport::Stream => "stream",
+            Transport::Longpoll => "longpoll",
+            Transport::Custom => "custom",
+        }
+    }
+
+    /// Its index in [`Transport::ALL`] (fits in 3 bits).
+    pub const fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The transport numbered `n` (`None` past the last).
+    pub fn from_number(n: u8) -> Option<Transport> {
+        Transport::ALL.get(usize::from(n)).copied()
+    }
+}
 
 /// Every stable error code a failed request is answered with (`other`: a code an
 /// embedding program's admission check chose).
@@ -95,6 +150,8 @@ static FAILURES: [AtomicU64; CODES.len()] = [ZERO; CODES.len()];
 /// Failed requests by status, 400–599 (index: status − 400).
 static STATUSES: [AtomicU64; 200] = [ZERO; 200];
 static CLOSES: [AtomicU64; CLOSE_CODES.len()] = [ZERO; CLOSE_CODES.len()];
+static OPEN: [AtomicU64; Transport::ALL.len()] = [ZERO; Transport::ALL.len()];
+static SUBSCRIBED: [AtomicU64; Transport::ALL.len()] = [ZERO; Transport::ALL.len()];
 
 /// `n` bytes read from a connection.
 #[inline]
@@ -151,6 +208,28 @@ pub fn close_sent(code: u16) {
     }
 }
 
+/// A connection of `transport` registered.
+pub fn opened_as(transport: Transport) {
+    OPEN[usize::from(transport.number())].fetch_add(1, Relaxed);
+}
+
+/// A connection of `transport` ended (after [`opened_as`], so never below zero).
+pub fn ended_as(transport: Transport) {
+    OPEN[usize::from(transport.number())].fetch_sub(1, Relaxed);
+}
+
+/// `n` subscriptions of a `transport` connection made.
+pub fn subscribed_as(transport: Transport, n: usize) {
+    SUBSCRIBED[usize::from(transport.number())].fetch_add(n as u64, Relaxed);
+}
+
+/// `n` subscriptions of a `transport` connection ended (after [`subscribed_as`]).
+pub fn unsubscribed_as(transport: Transport, n: usize) {
+    if n > 0 {
+        SUBSCRIBED[usize::from(transport.number())].fetch_sub(n as u64, Relaxed);
+    }
+}
+
 /// What the counters say now.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -170,6 +249,11 @@ pub struct Snapshot {
     pub statuses: Vec<(u16, u64)>,
     /// Close frames sent per code, as [`CLOSE_CODES`].
     pub closes: [u64; CLOSE_CODES.len()],
+    /// Connections open now per transport, as [`Transport::ALL`].
+    pub open_as: [u64; Transport::ALL.len()],
+    /// Subscriptions held now per transport, as [`Transport::ALL`] (a native WebSocket's
+    /// one is not counted here: see [`Snapshot::subscriptions_as`]).
+    pub subscribed_as: [u64; Transport::ALL.len()],
 }
 
 impl Snapshot {
@@ -188,6 +272,8 @@ impl Snapshot {
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             closes: std::array::from_fn(|i| load(&CLOSES[i])),
+            open_as: std::array::from_fn(|i| load(&OPEN[i])),
+            subscribed_as: std::array::from_fn(|i| load(&SUBSCRIBED[i])),
         }
     }
 
@@ -202,6 +288,16 @@ impl Snapshot {
     /// Admission refusals per reason, as [`REFUSALS`].
     pub fn refusals(&self) -> [(&'static str, u64); REFUSALS.len()] {
         REFUSALS.map(|(reason, codes)| (reason, codes.iter().map(|c| self.failures_of(c)).sum()))
+    }
+
+    /// Subscriptions held now per transport, as [`Transport::ALL`]: a native WebSocket
+    /// holds exactly one (its task keeps it beside its registration), so its count is its
+    /// connections'; every other transport's are counted as they come and go.
+    pub fn subscriptions_as(&self) -> [u64; Transport::ALL.len()] {
+        let native = usize::from(Transport::Websocket.number());
+        let mut n = self.subscribed_as;
+        n[native] = self.open_as[native];
+        n
     }
 
     /// Connections open now.

@@ -25,7 +25,7 @@ use switchboard_hub::stats::LATENCY_BOUNDS;
 use switchboard_hub::BrokerOp;
 
 use crate::error::ServerError;
-use crate::observe::counters::{self, Snapshot, CLOSE_CODES, CODES, TRANSPORTS};
+use crate::observe::counters::{self, Snapshot, Transport, CLOSE_CODES, CODES, TRANSPORTS};
 use crate::observe::process::Process;
 use crate::state::AppState;
 
@@ -87,11 +87,23 @@ fn counters<'a>(
     label: &str,
     values: impl IntoIterator<Item = (&'a str, u64)>,
 ) -> std::fmt::Result {
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (value, n) in values {
+    let values = values.into_iter().map(|(v, n)| (v, ConstCounter::new(n)));
+    family(e, name, help, label, MetricType::Counter, values)
+}
+
+/// One family of `kind` with one label: `(label value, metric)` pairs.
+fn family<'a, M: EncodeMetric>(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    kind: MetricType,
+    values: impl IntoIterator<Item = (&'a str, M)>,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, kind)?;
+    for (value, metric) in values {
         let labels = [(label, value)];
-        let c = ConstCounter::new(n);
-        c.encode(family.encode_family(&labels)?)?;
+        metric.encode(family.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -138,6 +150,19 @@ impl Collector for Scrape {
             "Live WebSocket, SSE and streaming connections registered now.",
             state.clients.len() as u64,
         )?;
+        family(
+            e,
+            "switchboard_connections",
+            "Live connections open now, by transport (websocket: a native WebSocket; \
+             ws: a /ws session; sse and stream: /ch/NAME or /sub; longpoll: a long-poll \
+             being held; custom: an endpoint the embedding program added).",
+            "transport",
+            MetricType::Gauge,
+            Transport::ALL
+                .iter()
+                .map(|t| t.name())
+                .zip(now.open_as.map(ConstGauge::new)),
+        )?;
         counters(
             e,
             "switchboard_requests_admitted",
@@ -157,6 +182,18 @@ impl Collector for Scrape {
             "switchboard_subscriptions",
             "Channel subscriptions on this node (every transport).",
             subscriptions as u64,
+        )?;
+        family(
+            e,
+            "switchboard_subscriptions_by_transport",
+            "Channel subscriptions held now by live connections, by transport (as \
+             switchboard_connections; a native WebSocket holds one).",
+            "transport",
+            MetricType::Gauge,
+            Transport::ALL
+                .iter()
+                .map(|t| t.name())
+                .zip(now.subscriptions_as().map(ConstGauge::new)),
         )?;
         counter(
             e,

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use switchboard_proto::{encode_error, parse_command, ErrorCode, Op};
 
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::poll::json_response;
 use crate::transport::websocket::command;
@@ -52,7 +53,7 @@ async fn execute(state: &AppState, frame: &[u8], principal: Principal) -> Bytes 
     }
     // These commands touch no subscription and publish nothing: a session that lives
     // for this one command is enough.
-    let mut client = state.clients.register(principal.user);
+    let mut client = state.clients.register(principal.user, Transport::Ws);
     // No subscribe is taken here, so the backend is not asked about any (the request
     // itself passed its connect check in the front, as `GET /ws` does).
     let mut token = SessionToken::new(state, principal.identity, None);

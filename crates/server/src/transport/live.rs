@@ -38,6 +38,7 @@ use tokio::time::Instant;
 
 use crate::clients::{ClientHandle, Registration};
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::shutdown::ShutdownSignal;
 use crate::state::AppState;
 use crate::transport::expiry::{self, Expiry};
@@ -73,6 +74,8 @@ pub struct Style {
     /// event with it (`/sub` over SSE; see `switchboard_proto::sse`): the chunk is the shared encoding
     /// with its own id line swapped for this connection's, so it is copied.
     pub cursors_id: bool,
+    /// Which transport its connections are counted as (`switchboard_connections`).
+    pub transport: Transport,
 }
 
 /// The parts of a streaming body.
@@ -305,7 +308,9 @@ pub async fn respond(
     opening: Bytes,
 ) -> Result<Response, ServerError> {
     let expires = principal.expires();
-    let client = state.clients.register_hub_kicked(principal.user);
+    let client = state
+        .clients
+        .register_hub_kicked(principal.user, style.transport);
     let feed = Feed::open(state, targets, &client).await?;
     Ok(response(Live {
         feed,

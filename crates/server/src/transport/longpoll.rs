@@ -17,6 +17,7 @@ use switchboard_timer::WheelTimer;
 use tokio::time::Instant;
 
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::poll::{Answer, MAX_BATCH};
 use crate::transport::{Feed, FeedEvent, Target};
@@ -33,7 +34,8 @@ pub async fn respond(
     native: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
-    let client = state.clients.register_hub_kicked(user);
+    // Counted open (`switchboard_connections`) while the request is held.
+    let client = state.clients.register_hub_kicked(user, Transport::Longpoll);
     // The hub registers each subscription for live delivery before reading the gap, so
     // nothing published between "is there news?" and "wait for news" goes unseen.
     let mut feed = Feed::open_with(

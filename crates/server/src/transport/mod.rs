@@ -45,6 +45,7 @@ use crate::auth::Identity;
 use crate::channel::Caller;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
+use crate::observe::counters::{self, Transport};
 use crate::state::AppState;
 
 /// Which transport a request asked for.
@@ -310,12 +311,20 @@ pub fn end_if_kicked_while_opening(state: &AppState, client: &ClientHandle) {
 }
 
 /// Several subscriptions read as one sequence, polled with the caller's task (no task
-/// per subscription). Each channel's order is kept; channels are taken in turn.
+/// per subscription). Each channel's order is kept; channels are taken in turn. Its
+/// subscriptions are counted per transport (`switchboard_subscriptions_by_transport`)
+/// while it holds them.
 #[derive(Debug, Default)]
 pub struct Feed {
     subs: Vec<Subscription>,
-    next: usize,
+    /// u32 (a connection's channels are few), so the transport fits in the same word.
+    next: u32,
+    /// Whose subscriptions these are (`None`: not counted, as `POST /ws`'s).
+    transport: Option<Transport>,
 }
+
+// Every live connection keeps one: counting costs it no byte.
+const _: () = assert!(std::mem::size_of::<Feed>() == 32);
 
 impl Feed {
     /// Subscribes to every target as `client` (counted in presence where the namespace
@@ -339,6 +348,7 @@ impl Feed {
         let mut feed = Self {
             subs: Vec::with_capacity(targets.len()),
             next: 0,
+            transport: client.transport(),
         };
         for t in targets {
             let since = join::start(&state.hub, &t.channel, t.since).await?;
@@ -346,15 +356,27 @@ impl Feed {
                 .hub
                 .subscribe_with(&t.channel, since, client_info(client), options)
                 .await?;
-            feed.subs.push(sub);
+            feed.push(sub);
         }
         end_if_kicked_while_opening(state, client);
         Ok(feed)
     }
 
+    /// An empty feed whose subscriptions count as `transport`'s.
+    pub fn of(transport: Transport) -> Self {
+        Self {
+            subs: Vec::new(),
+            next: 0,
+            transport: Some(transport),
+        }
+    }
+
     /// Adds a subscription.
     pub fn push(&mut self, sub: Subscription) {
         self.subs.push(sub);
+        if let Some(t) = self.transport {
+            counters::subscribed_as(t, 1);
+        }
     }
 
     /// Removes the subscription to `channel`; whether there was one.
@@ -362,7 +384,11 @@ impl Feed {
         let before = self.subs.len();
         self.subs.retain(|s| s.channel() != channel);
         self.next = 0;
-        self.subs.len() != before
+        let removed = before - self.subs.len();
+        if let Some(t) = self.transport {
+            counters::unsubscribed_as(t, removed);
+        }
+        removed > 0
     }
 
     /// Whether a subscription to `channel` exists.
@@ -393,7 +419,8 @@ impl Feed {
     fn step(&mut self, idx: usize, r: Result<Message, RecvError>) -> Option<FeedEvent> {
         match r {
             Ok(m) => {
-                self.next = (idx + 1) % self.subs.len();
+                // Below the length, which a u32 holds (see `next`).
+                self.next = u32::try_from((idx + 1) % self.subs.len()).unwrap_or(0);
                 Some(FeedEvent::Message(m))
             }
             // Informational: the subscription refills the gap from history itself.
@@ -413,7 +440,7 @@ impl Feed {
     pub fn try_next(&mut self) -> Option<FeedEvent> {
         let n = self.subs.len();
         for i in 0..n {
-            let idx = (self.next + i) % n;
+            let idx = (self.next as usize + i) % n;
             // A `Lagged` report is followed by more; keep draining that subscription.
             loop {
                 match self.subs[idx].try_recv() {
@@ -433,7 +460,7 @@ impl Feed {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<FeedEvent> {
         let n = self.subs.len();
         for i in 0..n {
-            let idx = (self.next + i) % n;
+            let idx = (self.next as usize + i) % n;
             loop {
                 match self.subs[idx].poll_recv(cx) {
                     Poll::Pending => break,
@@ -451,6 +478,14 @@ impl Feed {
     /// The next event, waiting for one (forever when there is no subscription).
     pub async fn next(&mut self) -> FeedEvent {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(t) = self.transport {
+            counters::unsubscribed_as(t, self.subs.len());
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use switchboard_hub::Message;
 use switchboard_proto::{parse_sse_cursors_id, Since, SseData, SseEnvelope, SSE_HEARTBEAT_EVENT};
 
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Style};
 use crate::transport::{self, parse_cursor, Principal, SubQuery, Target};
@@ -66,6 +67,7 @@ const fn style(encode: fn(&Message) -> Bytes, multiplexed: bool) -> Style {
             b":\n"
         },
         cursors_id: multiplexed,
+        transport: Transport::Sse,
         farewells: Farewells {
             reconnect: b"event: reconnect\ndata: service restart\n\n",
             resume: b"event: reconnect\ndata: resume from your last cursor\n\n",

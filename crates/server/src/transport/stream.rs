@@ -10,6 +10,7 @@ use axum::response::Response;
 use switchboard_proto::StreamLine;
 
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::live::{self, Farewells, Style};
 use crate::transport::{Principal, Target};
@@ -25,6 +26,7 @@ static STYLE: Style = Style {
         refresh: b"{\"event\":\"refresh\",\"reason\":\"token expired\"}\n",
     },
     cursors_id: false,
+    transport: Transport::Stream,
 };
 
 /// Answers a streaming subscription.

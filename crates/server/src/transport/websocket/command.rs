@@ -17,6 +17,7 @@ use crate::auth::Verifier;
 use crate::channel::{self, Caller};
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::throttle::Publisher;
 use crate::transport::poll::MAX_BATCH;
@@ -208,7 +209,10 @@ fn connect(
     }
     let identity = verifier.connection(new.as_str())?;
     if let Some(user) = &identity.user {
-        *client = state.clients.register(Some(user.to_string()));
+        // Only a `/ws` session connects (`POST /ws` refuses it).
+        *client = state
+            .clients
+            .register(Some(user.to_string()), Transport::Ws);
     }
     token.set(identity);
     let result = serde_json::json!({ "client": client.id() }).to_string();

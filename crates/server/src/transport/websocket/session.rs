@@ -17,6 +17,7 @@ use crate::auth::Identity;
 use crate::backend::Asker;
 use crate::clients::ClientHandle;
 use crate::error::Ending;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::{Feed, FeedEvent};
 
@@ -32,7 +33,7 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     identity: Option<Identity>,
     asker: Option<Asker>,
 ) {
-    let mut feed = Feed::default();
+    let mut feed = Feed::of(Transport::Ws);
     let mut token = SessionToken::new(state, identity, asker);
     let ending = 'conn: loop {
         while ws.pending_bytes() < HIGH_WATER {

@@ -27,6 +27,7 @@ use crate::channel;
 use crate::clients::ClientHandle;
 use crate::error::ServerError;
 use crate::io::Io;
+use crate::observe::counters::Transport;
 use crate::state::AppState;
 use crate::transport::expiry::Expiry;
 use crate::transport::handoff::Handoff;
@@ -146,8 +147,15 @@ pub async fn upgrade(
     // and watches no shutdown signal.
     let expires = principal.expires();
     let client = match mode {
-        Mode::Native(_) => state.clients.register_hub_kicked(principal.user.clone()),
-        Mode::Mux | Mode::Custom(_) => state.clients.register(principal.user.clone()),
+        Mode::Native(_) => state
+            .clients
+            .register_hub_kicked(principal.user.clone(), Transport::Websocket),
+        Mode::Mux => state
+            .clients
+            .register(principal.user.clone(), Transport::Ws),
+        Mode::Custom(_) => state
+            .clients
+            .register(principal.user.clone(), Transport::Custom),
     };
     let options = AcceptOptions {
         deflate: Some(DeflateConfig::default()),
