@@ -6,8 +6,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::connect::Remote;
+use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::http::{encode_component, Endpoint, HttpConn};
+use crate::http::{encode_component, HttpConn};
 use crate::retry::{new_key, Retry};
 
 const MAX_BODY: usize = 64 << 20;

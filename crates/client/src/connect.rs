@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::http::Endpoint;
 
 /// Where the server is and which certificate authorities vouch for it.
 #[derive(Debug, Clone)]

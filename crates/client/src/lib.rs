@@ -27,6 +27,7 @@
 
 mod api;
 mod connect;
+mod endpoint;
 mod error;
 mod http;
 pub mod retry;
@@ -36,8 +37,9 @@ mod subscription;
 mod tls;
 
 pub use api::ApiClient;
+pub use endpoint::Endpoint;
 pub use error::Error;
-pub use http::{encode_component, Endpoint};
+pub use http::encode_component;
 pub use retry::{new_key, Retry};
 pub use sse::{SseEvent, SseParser};
 pub use subscription::{Client, Subscription, Transport};

@@ -20,8 +20,9 @@ use switchboard_proto::{Cursor, Event, ReceivedData, ReceivedEnvelope};
 use switchboard_ws_tokio::{ClientConfig, Message, WebSocket};
 
 use crate::connect::{Remote, Stream};
+use crate::endpoint::Endpoint;
 use crate::error::Error;
-use crate::http::{encode_component, Endpoint, HttpConn};
+use crate::http::{encode_component, HttpConn};
 use crate::retry::Retry;
 use crate::sse::SseParser;
 
