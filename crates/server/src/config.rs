@@ -27,7 +27,7 @@
 //! max_new_connections_per_second = 0  # reconnect storms: 503 / close 1013 with a retry hint; 0: off
 //! listen_backlog = 0            # connections the kernel queues before accept; 0: its maximum
 //! write_timeout_ms = 30000      # a subscriber whose socket takes nothing this long is closed
-//! max_publishes_per_second = 1000  # per WebSocket connection / per address for POST; 0: off
+//! max_publishes_per_second = 1000  # per WebSocket connection; POST: per token user, else address
 //! idempotency_window_ms = 300000 # a publish's Idempotency-Key is remembered this long
 //! idempotency_max_bytes = 33554432 # what the remembered keys may take (in memory; at most
 //!                               # 256 B a key, the oldest go first); Redis: its own memory
@@ -326,8 +326,9 @@ pub struct Limits {
     /// queue drops SYNs, and those clients wait about a second for their resend: no
     /// answer the server chooses (a 503, a retry hint) reaches them.
     pub listen_backlog: u32,
-    /// Most client publishes per second, per WebSocket connection and per address for
-    /// `POST /ch/NAME` (429 / close 1008 beyond); 0: no limit.
+    /// Most client publishes per second, per WebSocket connection, and for
+    /// `POST /ch/NAME` per user when a client token names one, else per address (429 /
+    /// close 1008 beyond); 0: no limit.
     pub max_publishes_per_second: u32,
     /// How long a publish's idempotency key (`Idempotency-Key`, `idempotency_key`) is
     /// remembered, in milliseconds: the same key on the same channel within it stores

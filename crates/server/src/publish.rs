@@ -75,8 +75,8 @@ pub fn answer(channel: &str, published: switchboard_hub::Published) -> Response 
     axum::Json(body).into_response()
 }
 
-/// Handles `POST /ch/NAME` from `caller` at `peer` (rate-limited per address when
-/// known).
+/// Handles `POST /ch/NAME` from `caller` at `peer` (rate-limited per user when its token
+/// names one, else per address when known).
 pub async fn publish(
     state: &AppState,
     caller: Caller<'_>,
@@ -87,11 +87,11 @@ pub async fn publish(
 ) -> Result<Response, ServerError> {
     crate::channel::for_client_publish(state, caller, channel)?;
     let key = idempotency_key(headers)?;
-    if let Some(peer) = peer {
-        state
-            .clients
-            .throttle()
-            .publish(Publisher::Address(peer.ip()))?;
+    let throttle = state.clients.throttle();
+    match (caller.identity.and_then(|i| i.user.as_deref()), peer) {
+        (Some(user), _) => throttle.publish(throttle.user(user))?,
+        (None, Some(peer)) => throttle.publish(Publisher::Address(peer.ip()))?,
+        (None, None) => {}
     }
     let limits = &state.config.limits;
     let bytes = crate::body::read(

@@ -2,7 +2,9 @@
 //!
 //! - **Client publishes** (`limits.max_publishes_per_second`, default 1,000, burst one
 //!   second's worth): per connection for WebSocket publishes (native frames and the `/ws`
-//!   publish command), per client address for `POST /ch/NAME`. Over it: 429
+//!   publish command); for `POST /ch/NAME`, per user when a client token names one (so
+//!   a user cannot multiply the rate by spreading over addresses, nor take the rate of
+//!   others behind the same address), else per client address. Over it: 429
 //!   `publish_rate` with `Retry-After`, the `/ws` error `too_many_requests`, or (native
 //!   WebSocket, which has no way to answer) close 1008.
 //! - **Failed API key attempts** ([`MAX_FAILURES`] per client address per minute): once
@@ -45,6 +47,9 @@ pub enum Publisher {
     Connection(u64),
     /// An HTTP client, by its address.
     Address(IpAddr),
+    /// An authenticated user (a token's `sub`), by a keyed hash of its name
+    /// ([`Throttle::user`]).
+    User(u64),
 }
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
@@ -58,6 +63,8 @@ pub struct Throttle {
 #[derive(Debug)]
 struct Inner {
     publishes: Option<Keyed<Publisher>>,
+    /// Hashes user names into [`Publisher::User`] keys (random per process).
+    users: std::collections::hash_map::RandomState,
     /// Per address: failures in the window that began at the instant.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
@@ -70,9 +77,16 @@ impl Throttle {
         Self {
             inner: Arc::new(Inner {
                 publishes,
+                users: std::collections::hash_map::RandomState::new(),
                 failures: Mutex::default(),
             }),
         }
+    }
+
+    /// The publisher key of the user named `user`.
+    pub fn user(&self, user: &str) -> Publisher {
+        use std::hash::BuildHasher;
+        Publisher::User(self.inner.users.hash_one(user))
     }
 
     /// Counts one publish by `who`; over the rate, the error says when to retry.
@@ -161,6 +175,8 @@ mod tests {
         let e = t.publish(a).unwrap_err();
         assert_eq!(e.status().1, "publish_rate");
         assert!(t.publish(b).is_ok(), "another publisher has its own budget");
+        assert_eq!(t.user("alice"), t.user("alice"), "one user, one budget");
+        assert_ne!(t.user("alice"), t.user("bob"));
         let off = Throttle::new(&Limits {
             max_publishes_per_second: 0,
             ..Limits::default()

@@ -1083,3 +1083,35 @@ async fn post_ws_commands_are_checked_with_the_request_token() {
     );
     assert!(srv.shutdown().await);
 }
+
+/// `POST /ch/NAME` by a user a token names is rate-limited per user, not per address: two
+/// users behind one address each have their own budget, and anonymous publishes from
+/// that address have theirs.
+#[tokio::test]
+async fn publishes_are_rate_limited_per_user_when_a_token_names_one() {
+    let mut config = config_with(secret_and_key());
+    config.limits.max_publishes_per_second = 3;
+    let srv = common::server_with(config).await;
+    let bearer = |sub: &str| format!("Bearer {}", hs(&claims(Some(sub), 600, grants("room*"))));
+    let post = |auth: Option<String>| {
+        let srv = &srv;
+        async move {
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| vec![("Authorization", a)])
+                .unwrap_or_default();
+            raw(srv, "POST", "/ch/room", &headers, b"hi").await
+        }
+    };
+    // Alice spends her budget (a burst of one second's worth), then is refused.
+    for _ in 0..3 {
+        assert_eq!(post(Some(bearer("alice"))).await.0, 200);
+    }
+    let (status, _, body) = post(Some(bearer("alice"))).await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["error"], "publish_rate");
+    // Bob, from the same address, and an anonymous client there, still may.
+    assert_eq!(post(Some(bearer("bob"))).await.0, 200);
+    assert_eq!(post(None).await.0, 200);
+    srv.shutdown().await;
+}
