@@ -61,6 +61,8 @@ await main('status', async ({ check, ctx, servers }) => {
   check('messages per second in are shown', rateIn > 0, await page.textContent('#rate-in'));
   const busiest = await page.textContent('#busiest');
   check('the busiest channels name the loaded one', busiest.includes('load') && busiest.includes('2'), busiest);
+  const sseOpen = await page.textContent('#transports tr[data-transport="sse"] td.open');
+  check('connections per transport count the two SSE subscribers', Number(sseOpen) >= 2, sseOpen);
   const connections = await number('#connections');
   check('connections count the subscribers and the page', connections >= 3, connections);
   const drawn = await page.evaluate(() => document.querySelectorAll('#chart path').length);

@@ -27,7 +27,7 @@ use axum::Json;
 use bytes::Bytes;
 use switchboard_hub::Payload;
 
-use crate::observe::counters::{Snapshot, TRANSPORTS};
+use crate::observe::counters::{Snapshot, Transport, TRANSPORTS};
 use crate::observe::process::Process;
 use crate::state::AppState;
 
@@ -161,6 +161,12 @@ pub async fn sample(state: &AppState) -> serde_json::Value {
         .zip(now.admitted)
         .map(|(t, n)| ((*t).to_owned(), n.into()))
         .collect();
+    // Connections open now per transport (the page's "open" column).
+    let open: serde_json::Map<_, _> = Transport::ALL
+        .iter()
+        .zip(now.open_as)
+        .map(|(t, n)| (t.name().to_owned(), n.into()))
+        .collect();
     let process = Process::now();
     let unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -174,6 +180,7 @@ pub async fn sample(state: &AppState) -> serde_json::Value {
         "connections": now.open(),
         "live": state.clients.len(),
         "admitted": admitted,
+        "open": open,
         "channels": channels,
         "subscriptions": subscriptions,
         "busiest": busiest,
