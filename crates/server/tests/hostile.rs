@@ -112,6 +112,12 @@ async fn malformed_and_oversized_requests_get_json_answers() {
             "malformed_request",
         ),
         (
+            "a target hyper's URI parser refuses",
+            b"POST http:// HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            400,
+            "malformed_request",
+        ),
+        (
             "a method the route does not take",
             b"DELETE /ch/a HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
             405,

@@ -70,6 +70,9 @@ pub(crate) fn parse(buf: &[u8], max: usize) -> Parsed {
         Err(httparse::Error::TooManyHeaders) => return Parsed::Hyper,
         Err(_) => return Parsed::Malformed,
     };
+    if !target_parses(req.path) {
+        return Parsed::Malformed;
+    }
     let (Some("GET"), Some(1), Some(target)) = (req.method, req.version, req.path) else {
         return Parsed::Hyper;
     };
@@ -131,6 +134,9 @@ pub(crate) fn boundary(buf: &[u8], max: usize) -> Boundary {
         Err(httparse::Error::TooManyHeaders) => return Boundary::Unchecked,
         Err(_) => return Boundary::Malformed,
     };
+    if !target_parses(req.path) {
+        return Boundary::Malformed;
+    }
     let opens_protocol = req.method == Some("CONNECT")
         || req.headers.iter().any(|h| {
             h.name.eq_ignore_ascii_case(header::UPGRADE.as_str())
@@ -154,6 +160,13 @@ pub(crate) fn boundary(buf: &[u8], max: usize) -> Boundary {
         Some(first) => first.filter(|n| lengths.all(|l| l == Some(*n))),
     };
     Boundary::Head { len, body }
+}
+
+/// Whether a request target httparse took is one hyper takes too (`http::Uri`, stricter:
+/// `http://` without a host, a bad authority), so that the front answers it with its
+/// JSON 400 rather than hyper with an empty one.
+fn target_parses(target: Option<&str>) -> bool {
+    target.is_some_and(|t| http::Uri::try_from(t).is_ok())
 }
 
 /// Whether the head announces a body (or asks to be told to send one): hyper's job.
@@ -582,6 +595,16 @@ mod tests {
             Boundary::Malformed
         );
         assert_eq!(b("\x16\x03\x01"), Boundary::Malformed);
+        // Targets httparse takes and hyper's `Uri` refuses: the front answers them.
+        for target in ["http://", "http://[::1/x"] {
+            let head = format!("POST {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert!(http::Uri::try_from(target).is_err(), "{target}");
+            assert_eq!(b(&head), Boundary::Malformed, "{target}");
+            assert!(
+                matches!(parse(head.as_bytes()), Parsed::Malformed),
+                "{target}"
+            );
+        }
         let mut big = b"GET /a HTTP/1.1\r\nX: ".to_vec();
         big.resize(MAX_HEAD, b'a');
         assert_eq!(boundary(&big, MAX_HEAD), Boundary::TooLarge);
