@@ -194,7 +194,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
                             "publishing faster than the server allows",
                         )));
                     }
-                    let mut fut = publish(parts.hub.clone(), sub.channel().into(), payload);
+                    let mut fut = publish(
+                        parts.hub.clone(),
+                        parts.client.key(),
+                        sub.channel().into(),
+                        payload,
+                    );
                     if fut.as_mut().poll(cx).is_pending() {
                         *publishing = Some(fut);
                         return Poll::Pending;
@@ -230,15 +235,18 @@ fn fits(len: usize, max: u32) -> bool {
 }
 
 /// Publishes a client's message. Boxed and owning what it needs: publishing is rare next
-/// to receiving, and an idle connection's task should not be sized for it.
+/// to receiving, and an idle connection's task should not be sized for it. A failure is
+/// logged with the client's id (`client`, as its `x-switchboard-client` header gives it),
+/// at every log level, not only inside a `debug` connection span.
 fn publish(
     hub: Hub,
+    client: u64,
     channel: Box<str>,
     payload: Payload,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         if let Err(e) = hub.publish_from_client(&channel, payload).await {
-            tracing::warn!(error = %e, "publish failed");
+            tracing::warn!(client = %format_args!("{client:016x}"), channel = %channel, error = %e, "publish failed");
         }
     })
 }
