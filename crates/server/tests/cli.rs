@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{bounded, url, KEY};
 use switchboard_client::{Client, ReceivedData, Transport};
@@ -108,7 +107,7 @@ async fn serve_reads_config_file_flags_win_and_exits_on_sigterm() {
         "listen = \"127.0.0.1:1\"\napi_key = \"from-file\"\n[namespaces.default]\nclient_publish = false\n",
     )
     .unwrap();
-    let (mut child, base) = serve(&[
+    let (mut child, base) = common::serve_process([
         "--config",
         file.to_str().unwrap(),
         "--listen",
@@ -169,30 +168,6 @@ async fn serve_refuses_a_bad_config_with_a_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchboard.toml"));
 }
 
-/// Starts `switchboard serve ARGS` and returns it with the base URL its first line names.
-fn serve(args: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .args(args)
-        .env_remove("SWITCHBOARD_API_KEY")
-        .env_remove("SWITCHBOARD_LISTEN")
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("switchboard listening on ")
-        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-        .to_owned();
-    (child, base)
-}
-
 /// `--listen localhost:0` resolves the name; a file naming one namespace keeps the
 /// built-in `default` and `ticker` (merged over them, not replacing them).
 #[tokio::test]
@@ -201,7 +176,7 @@ async fn serve_resolves_a_host_name_and_keeps_the_built_in_namespaces() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("switchboard.toml");
     std::fs::write(&file, "[namespaces.news]\nhistory_size = 10\n").unwrap();
-    let (mut child, base) = serve(&[
+    let (mut child, base) = common::serve_process([
         "--listen",
         "localhost:0",
         "--config",

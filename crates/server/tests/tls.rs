@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::{bounded, KEY};
@@ -128,28 +127,17 @@ async fn every_transport_gets_a_message_over_tls() {
 
 /// `serve --tls-cert --tls-key` on 127.0.0.1:0; returns the child and its URL.
 fn serve(cert: &Path, key: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
-        .arg("--tls-cert")
-        .arg(cert)
-        .arg("--tls-key")
-        .arg(key)
-        .env_remove("SWITCHBOARD_LISTEN")
-        .env_remove("SWITCHBOARD_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("switchboard listening on ")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
-    (child, url)
+    let (cert, key) = (cert.as_os_str(), key.as_os_str());
+    common::serve_process([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--api-key".as_ref(),
+        KEY.as_ref(),
+        "--tls-cert".as_ref(),
+        cert,
+        "--tls-key".as_ref(),
+        key,
+    ])
 }
 
 fn signal(child: &Child, name: &str) {

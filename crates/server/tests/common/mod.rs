@@ -241,3 +241,34 @@ pub(crate) async fn ws_json(ws: &mut Ws) -> serde_json::Value {
         }
     }
 }
+
+/// Starts the `switchboard serve` binary with `args` (ignoring `SWITCHBOARD_API_KEY`,
+/// `SWITCHBOARD_LISTEN` and `SWITCHBOARD_CONFIG` from the environment) and returns it
+/// with the base URL its first line names (`http://…`, or `https://…` with TLS).
+pub(crate) fn serve_process<I, S>(args: I) -> (std::process::Child, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .args(args)
+        .env_remove("SWITCHBOARD_API_KEY")
+        .env_remove("SWITCHBOARD_LISTEN")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("switchboard listening on ")
+        .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+        .to_owned();
+    (child, base)
+}
