@@ -643,23 +643,10 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start() -> Self {
-        use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("SWITCHBOARD_API_KEY")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
-            .unwrap()
+        let (child, base) = common::serve_process(["--listen", "127.0.0.1:0"]);
+        let addr = base
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("{base}"))
             .parse()
             .unwrap();
         Self { child, addr }
