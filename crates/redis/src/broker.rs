@@ -1,38 +1,29 @@
-//! [`RedisBroker`]: the hub's [`Broker`] on a Redis server, so that several nodes share
-//! channel logs, epochs, presence and the live feed.
+//! [`RedisBroker`]: the hub's [`Broker`] on a Redis server or a Redis Cluster, so that
+//! several nodes share channel logs, epochs, presence and the live feed.
 //!
-//! One RESP3 connection per node, kept by the redis crate's `ConnectionManager`: it
-//! carries the commands and the node's pub/sub subscriptions, reconnects in the
-//! background and subscribes again to the channels it had. Pushed feed messages are
-//! decoded on the connection's reader and handed to the attached sinks there, so live
-//! delivery keeps the order in which Redis published them, which is offset order (each
-//! publish is one script). Messages published while a node was disconnected are not
-//! replayed by Redis. When the connection drops, the node keeps trying to reconnect (a
-//! node that only serves subscribers issues no command that would make it), and once the
-//! new connection has subscribed its channels again (the first subscription confirmation
-//! after a drop) it tells the hub ([`FeedSink::resync_all`]): every local subscription
-//! reads what it missed from history at once — a `reset` and what is held when Redis
-//! lost its data meanwhile — rather than when the next message reveals the gap.
+//! Two connections per node, both RESP3 and both kept (reconnected) by the redis crate
+//! (module `connect`): one carries the commands and scripts, the other only the live
+//! feed's subscriptions (module `feed`), so a slow history read never holds up live
+//! delivery.
 //!
 //! Every operation has a deadline ([`RedisOptions::timeout`]): with Redis unreachable,
 //! publishes and subscribes fail with [`BrokerError::Unavailable`] (HTTP 503) instead of
 //! waiting.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
+use redis::{AsyncCommands, Script, Value};
 use switchboard_hub::{
-    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink, FeedSinks,
+    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink,
     HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
 };
 
+use crate::connect::{error, redacted, Conn, Target};
 use crate::entry::{self, key};
-use crate::scripts;
+use crate::feed::Feed;
+use crate::{cluster, scripts};
 
 /// How long a channel with no history is kept after its last publish (its epoch and
 /// head), and one that was only read; one with a `max_age` expires with its history.
@@ -60,35 +51,11 @@ impl Default for RedisOptions {
     }
 }
 
-/// What the connection's push handler shares with the broker.
-#[derive(Default)]
-struct Feed {
-    sinks: FeedSinks,
-    /// The connection dropped: the next subscription confirmation is the new connection
-    /// subscribing its channels again, and the sinks are then told to resync.
-    resync_due: AtomicBool,
-    /// Wakes the task that makes the connection come back (see [`keep_reconnecting`]).
-    dropped: tokio::sync::Notify,
-}
-
-/// Aborts the reconnecting task when the broker goes.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A [`Broker`] on Redis. See the module docs.
 pub struct RedisBroker {
-    conn: ConnectionManager,
-    feed: Arc<Feed>,
-    _reconnecting: AbortOnDrop,
-    /// Live-feed registrations per channel; the node is subscribed to a channel's feed
-    /// while its count is above zero. A tokio mutex: it is held across the
-    /// (un)subscribe round trip so that the two cannot overtake each other.
-    interest: tokio::sync::Mutex<HashMap<String, usize>>,
+    /// Commands and scripts.
+    conn: Conn,
+    feed: Feed,
     publish: Script,
     history: Script,
     presence_remove: Script,
@@ -104,82 +71,8 @@ impl std::fmt::Debug for RedisBroker {
     }
 }
 
-fn error(e: &RedisError) -> BrokerError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        BrokerError::Unavailable(e.to_string())
-    } else {
-        BrokerError::Internal(e.to_string())
-    }
-}
-
-fn internal(what: &str) -> BrokerError {
+pub(crate) fn internal(what: &str) -> BrokerError {
     BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
-}
-
-/// Hands a pushed feed message to the sinks; notes a dropped connection, and tells the
-/// sinks to resync at the first subscription confirmation after one; ignores the rest.
-fn on_push(feed: &Feed, push: PushInfo) {
-    match push.kind {
-        PushKind::Message => {}
-        PushKind::Disconnection => {
-            feed.resync_due.store(true, Ordering::SeqCst);
-            feed.dropped.notify_one();
-            return;
-        }
-        // The manager subscribes every channel again in one command before the new
-        // connection serves anything else, so the first confirmation means all are back
-        // (and everything published from now on reaches the feed).
-        PushKind::Subscribe => {
-            if feed.resync_due.swap(false, Ordering::SeqCst) {
-                tracing::info!("Redis feed back; subscriptions read what they missed");
-                feed.sinks.resync_all();
-            }
-            return;
-        }
-        _ => return,
-    }
-    let Ok([Value::BulkString(channel), Value::BulkString(data)]) =
-        <[Value; 2]>::try_from(push.data)
-    else {
-        return;
-    };
-    let Some(name) = entry::channel_of(&channel, 'f') else {
-        return;
-    };
-    let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::from(data)) else {
-        tracing::warn!(
-            channel = name,
-            "undecodable message on the Redis feed; skipped"
-        );
-        return;
-    };
-    feed.sinks.deliver(&msg);
-}
-
-/// After each drop of the connection, asks Redis until it answers: the manager reconnects
-/// when a command fails, and gives up after a few attempts by itself, so a node that only
-/// has subscribers (no commands) would otherwise stay cut off from the feed.
-async fn keep_reconnecting(mut conn: ConnectionManager, feed: Arc<Feed>, every: Duration) {
-    loop {
-        feed.dropped.notified().await;
-        loop {
-            let pong: Result<String, RedisError> = redis::cmd("PING").query_async(&mut conn).await;
-            if pong.is_ok() {
-                break;
-            }
-            tokio::time::sleep(every).await;
-        }
-    }
-}
-
-/// `url` without its password, for messages and logs.
-fn redacted(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn new_epoch() -> String {
@@ -209,48 +102,27 @@ fn int(v: &Value) -> Option<u64> {
 
 impl RedisBroker {
     /// Connects to the Redis server at `url` (`redis://host:port/db`, with user and
-    /// password if needed). Fails if it cannot be reached now.
+    /// password if needed), or to a Redis Cluster (`redis+cluster://host:port,host:port/`,
+    /// seed nodes, with `user:password@` before them if needed). Fails if it cannot be
+    /// reached now.
     pub async fn connect(url: &str, options: RedisOptions) -> Result<Self, BrokerError> {
         let shown = redacted(url);
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
-            .map_err(|e| BrokerError::Unavailable(format!("{shown}: {e}")))?;
-        let redis_settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let info = info.set_redis_settings(redis_settings);
-        let client = redis::Client::open(info).map_err(|e| error(&e))?;
-        let feed: Arc<Feed> = Arc::default();
-        let pushed = feed.clone();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(options.timeout))
-            .set_response_timeout(Some(options.timeout))
-            .set_max_delay(options.max_reconnect_delay)
-            .set_number_of_retries(2)
-            .set_automatic_resubscription()
-            .set_push_sender(move |push: PushInfo| {
-                on_push(&pushed, push);
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let conn = tokio::time::timeout(
-            options.timeout,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| {
-            BrokerError::Unavailable(format!("{shown}: no answer in {:?}", options.timeout))
-        })?
-        .map_err(|e| BrokerError::Unavailable(format!("{shown}: {e}")))?;
-        let reconnecting = tokio::spawn(keep_reconnecting(
-            conn.clone(),
-            feed.clone(),
-            options.max_reconnect_delay,
-        ));
+        let target = Target::parse(url)?;
+        let unavailable = |e: String| BrokerError::Unavailable(format!("{shown}: {e}"));
+        let connecting = async {
+            let conn = target
+                .connect(options.timeout, options.max_reconnect_delay, None)
+                .await?;
+            let feed = Feed::connect(&target, options.timeout, options.max_reconnect_delay).await?;
+            Ok::<_, redis::RedisError>((conn, feed))
+        };
+        let (conn, feed) = tokio::time::timeout(options.timeout, connecting)
+            .await
+            .map_err(|_| unavailable(format!("no answer in {:?}", options.timeout)))?
+            .map_err(|e| unavailable(e.to_string()))?;
         Ok(RedisBroker {
             conn,
             feed,
-            _reconnecting: AbortOnDrop(reconnecting),
-            interest: tokio::sync::Mutex::default(),
             publish: Script::new(&scripts::publish()),
             history: Script::new(&scripts::history()),
             presence_remove: Script::new(scripts::PRESENCE_REMOVE),
@@ -289,6 +161,7 @@ impl RedisBroker {
             .arg(idempotency.map_or(0, |(_, window)| ms(Some(window))))
             .arg(retention.max_bytes.min(MAX_LEN))
             .arg(STORED_MESSAGE_COST)
+            .arg(self.feed.publish_verb())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
@@ -370,37 +243,11 @@ impl RedisBroker {
         })
     }
 
-    async fn do_subscribe(&self, channel: &str) -> Result<(), BrokerError> {
-        let mut interest = self.interest.lock().await;
-        let count = interest.get(channel).copied().unwrap_or(0);
-        if count == 0 {
-            let mut conn = self.conn.clone();
-            conn.subscribe(key(channel, 'f'))
-                .await
-                .map_err(|e| error(&e))?;
-        }
-        interest.insert(channel.to_owned(), count + 1);
-        Ok(())
-    }
-
-    async fn do_unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
-        let mut interest = self.interest.lock().await;
-        match interest.get_mut(channel) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                interest.remove(channel);
-                let mut conn = self.conn.clone();
-                conn.unsubscribe(key(channel, 'f'))
-                    .await
-                    .map_err(|e| error(&e))?;
-            }
-            None => {}
-        }
-        Ok(())
-    }
-
     async fn do_channels(&self) -> Result<Vec<ChannelHead>, BrokerError> {
-        let mut conn = self.conn.clone();
+        let mut conn = match &self.conn {
+            Conn::Single(c) => c.clone(),
+            Conn::Cluster(c) => return cluster::channels(c.clone()).await,
+        };
         let mut names = Vec::new();
         {
             let mut keys = conn
@@ -426,21 +273,29 @@ impl RedisBroker {
         }
         let rows: Vec<(Option<String>, Option<u64>, usize)> =
             pipe.query_async(&mut conn).await.map_err(|e| error(&e))?;
-        let mut heads = Vec::with_capacity(names.len());
-        for (name, (epoch, head, retained)) in names.into_iter().zip(rows) {
-            // Expired between the scan and the read: not a channel any more.
-            let (Some(epoch), Some(head)) = (epoch, head) else {
-                continue;
-            };
-            let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
-            heads.push(ChannelHead {
-                name: Arc::from(name),
-                head: Cursor::new(epoch, head),
-                retained,
-            });
-        }
-        Ok(heads)
+        channel_heads(names, rows)
     }
+}
+
+/// `names` with what a pipeline of `HGET m e`, `HGET m h`, `LLEN l` answered for each;
+/// a channel that expired between the scan and the read is not a channel any more.
+pub(crate) fn channel_heads(
+    names: Vec<String>,
+    rows: Vec<(Option<String>, Option<u64>, usize)>,
+) -> Result<Vec<ChannelHead>, BrokerError> {
+    let mut heads = Vec::with_capacity(names.len());
+    for (name, (epoch, head, retained)) in names.into_iter().zip(rows) {
+        let (Some(epoch), Some(head)) = (epoch, head) else {
+            continue;
+        };
+        let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
+        heads.push(ChannelHead {
+            name: Arc::from(name),
+            head: Cursor::new(epoch, head),
+            retained,
+        });
+    }
+    Ok(heads)
 }
 
 /// The next item of a redis-crate async iterator.
@@ -459,7 +314,7 @@ async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
 
 impl Broker for RedisBroker {
     fn attach(&self, sink: Weak<dyn FeedSink>) {
-        self.feed.sinks.attach(sink);
+        self.feed.state.sinks.attach(sink);
     }
 
     fn publish(
@@ -481,12 +336,14 @@ impl Broker for RedisBroker {
         BrokerFuture::boxed(async move {
             let Some(feed) = entry::feed_presence_event(&msg) else {
                 // Only presence events travel live-only; anything else stays local.
-                self.feed.sinks.deliver(&msg);
+                self.feed.state.sinks.deliver(&msg);
                 return Ok(());
             };
             let mut conn = self.conn.clone();
-            let _: i64 = conn
-                .publish(key(msg.channel(), 'f'), feed)
+            let _: i64 = self
+                .feed
+                .publish_cmd(msg.channel(), feed)
+                .query_async(&mut conn)
                 .await
                 .map_err(|e| error(&e))?;
             Ok(())
@@ -506,12 +363,16 @@ impl Broker for RedisBroker {
 
     fn subscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
         let channel = channel.to_owned();
-        BrokerFuture::boxed(async move { self.do_subscribe(&channel).await })
+        BrokerFuture::boxed(
+            async move { self.feed.subscribe(&channel).await.map_err(|e| error(&e)) },
+        )
     }
 
     fn unsubscribe(&self, channel: &str) -> BrokerFuture<'_, ()> {
         let channel = channel.to_owned();
-        BrokerFuture::boxed(async move { self.do_unsubscribe(&channel).await })
+        BrokerFuture::boxed(
+            async move { self.feed.unsubscribe(&channel).await.map_err(|e| error(&e)) },
+        )
     }
 
     fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
@@ -564,28 +425,20 @@ impl Broker for RedisBroker {
 
     fn health(&self) -> BrokerFuture<'_, ()> {
         BrokerFuture::boxed(async move {
-            let mut conn = self.conn.clone();
-            let pong: String = redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| error(&e))?;
-            if pong == "PONG" {
-                Ok(())
-            } else {
-                Err(internal("PING answered something else"))
+            match self.conn.clone() {
+                Conn::Single(mut conn) => {
+                    let pong: String = redis::cmd("PING")
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| error(&e))?;
+                    if pong == "PONG" {
+                        Ok(())
+                    } else {
+                        Err(internal("PING answered something else"))
+                    }
+                }
+                Conn::Cluster(conn) => cluster::health(conn).await,
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redacted;
-
-    #[test]
-    fn passwords_stay_out_of_messages() {
-        assert_eq!(redacted("redis://:s3cret@h:6379/0"), "redis://***@h:6379/0");
-        assert_eq!(redacted("redis://u:p@ss@h/"), "redis://***@h/");
-        assert_eq!(redacted("redis://h:6379/"), "redis://h:6379/");
     }
 }

@@ -3,13 +3,19 @@
 //! a load balancer act as one. Any node answers any poll or resume; a message published
 //! on one node reaches the subscribers of every node.
 //!
-//! - [`RedisBroker`] implements the hub's [`switchboard_hub::Broker`] (module `broker`).
+//! - [`RedisBroker`] implements the hub's [`switchboard_hub::Broker`] (module `broker`),
+//!   on one Redis server or a Redis Cluster: the URL forms and the connections (module
+//!   `connect`), the live feed's connection and push handler (module `feed`), what only
+//!   a cluster needs: its primaries, health, channels on every shard (module `cluster`).
 //! - Keys, entries and feed messages are pure functions (module `entry`); the log
 //!   operations are Lua scripts, one atomic step each (module `scripts`).
 //! - [`test_server`]: a throwaway `redis-server` for tests, here and in the server's.
 
 mod broker;
+mod cluster;
+mod connect;
 mod entry;
+mod feed;
 mod scripts;
 pub mod test_server;
 

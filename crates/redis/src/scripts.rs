@@ -55,8 +55,10 @@ end
 /// KEYS: meta, log, feed, and the idempotency key's key when there is one. ARGV:
 /// proposed epoch, kind letter, payload, max_len, max_age ms (0: none), expiry ms (0:
 /// none, and an expiry set by a read is removed), idempotency window ms (0: no key),
-/// max_bytes, the constant each entry counts besides its payload. Returns `{epoch,
-/// offset, duplicate}`.
+/// max_bytes, the constant each entry counts besides its payload, the command that
+/// publishes on the feed (`PUBLISH`, or `SPUBLISH` on a cluster: the feed channel has
+/// the channel's hash tag, so it is in the script's slot). Returns `{epoch, offset,
+/// duplicate}`.
 ///
 /// Looks the idempotency key up, appends, trims (by count, bytes and age, the oldest
 /// first), publishes the feed message, all in one step: offsets and live delivery follow
@@ -105,7 +107,7 @@ end
 if window > 0 then
   redis.call('SET', KEYS[4], epoch .. ':' .. head, 'PX', window)
 end
-redis.call('PUBLISH', KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
+redis.call(ARGV[10], KEYS[3], 'm' .. epoch .. ':' .. head .. ':' .. entry)
 return {epoch, head, 0}
 "
     )

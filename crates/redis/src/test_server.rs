@@ -2,7 +2,9 @@
 //! persistence, stopped (by its PID) when dropped. Needs `redis-server` on the `PATH`
 //! (Debian: `apt-get install redis-server`). And [`Gate`], a loopback TCP proxy in front
 //! of it whose connections a test can cut, as a network partition would cut one node;
-//! [`publish_when_back`], a publish retried while Redis comes back.
+//! [`publish_when_back`], a publish retried while Redis comes back. And
+//! [`RedisCluster`], a throwaway Redis Cluster of three primaries (and optionally a
+//! replica each) made with `redis-cli --cluster create`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -31,7 +33,7 @@ impl RedisServer {
         let dir =
             std::env::temp_dir().join(format!("switchboard-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = spawn(port, &dir);
+        let child = spawn(port, &dir, &[]);
         RedisServer { child, port, dir }
     }
 
@@ -55,7 +57,7 @@ impl RedisServer {
     /// when a Redis without persistence restarts.
     pub fn restart_empty(&mut self) {
         self.stop();
-        self.child = spawn(self.port, &self.dir);
+        self.child = spawn(self.port, &self.dir, &[]);
     }
 }
 
@@ -66,7 +68,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &Path) -> Child {
+fn spawn(port: u16, dir: &Path, extra: &[&str]) -> Child {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -78,6 +80,7 @@ fn spawn(port: u16, dir: &Path) -> Child {
         ])
         .args(["--appendonly", "no", "--dir"])
         .arg(dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -211,4 +214,256 @@ pub async fn publish_when_back(
             Err(e) => panic!("publish on {channel}: {e}"),
         }
     }
+}
+
+/// A running Redis Cluster of the caller's own: three primaries, and with
+/// [`RedisCluster::with_replicas`] one replica each, every node a `redis-server` on a free
+/// loopback port in its own temporary directory, stopped (by its PID) when dropped.
+/// `cluster-node-timeout` is 1 s, so a replica takes over a few seconds after its
+/// primary dies. Needs `redis-server` and `redis-cli` on the `PATH`.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+#[derive(Debug)]
+struct ClusterNode {
+    child: Child,
+    port: u16,
+    alive: bool,
+}
+
+/// How long a node may be silent before the others count it failed, in ms.
+const NODE_TIMEOUT_MS: &str = "1000";
+
+impl RedisCluster {
+    /// Three primaries, no replica; waits (at most 30 s) until every slot is served.
+    ///
+    /// # Panics
+    /// If the cluster cannot be made, with the reason.
+    pub fn start() -> RedisCluster {
+        RedisCluster::make(0)
+    }
+
+    /// Three primaries and one replica of each, replicating.
+    ///
+    /// # Panics
+    /// If the cluster cannot be made, with the reason.
+    pub fn with_replicas() -> RedisCluster {
+        RedisCluster::make(1)
+    }
+
+    fn make(replicas: usize) -> RedisCluster {
+        let ports = free_cluster_ports(3 * (1 + replicas));
+        let dir = std::env::temp_dir().join(format!(
+            "switchboard-redis-cluster-{}-{}",
+            std::process::id(),
+            ports[0]
+        ));
+        let mut nodes = Vec::new();
+        for &port in &ports {
+            let node_dir = dir.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).expect("a temporary directory");
+            let child = spawn(
+                port,
+                &node_dir,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    NODE_TIMEOUT_MS,
+                    // A replica may always take over, however long it was cut off.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ],
+            );
+            nodes.push(ClusterNode {
+                child,
+                port,
+                alive: true,
+            });
+        }
+        let cluster = RedisCluster { nodes, dir };
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli must be installed (apt-get install redis-server)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        cluster.wait_until(
+            Duration::from_secs(30),
+            "every slot served and every replica in sync",
+            |c| {
+                c.live_ports().all(|p| {
+                    cli(p, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                        && (replicas == 0 || {
+                            let role = cli(p, &["INFO", "replication"]);
+                            role.contains("role:master") || role.contains("master_link_status:up")
+                        })
+                }) && c.primaries().len() == 3
+            },
+        );
+        cluster
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,.../`: every node as a seed.
+    pub fn url(&self) -> String {
+        let seeds: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}/", seeds.join(","))
+    }
+
+    fn live_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.nodes.iter().filter(|n| n.alive).map(|n| n.port)
+    }
+
+    /// The ports of the primaries that serve slots, as a live node sees them.
+    ///
+    /// # Panics
+    /// If no node is alive.
+    pub fn primaries(&self) -> Vec<u16> {
+        let port = self.live_ports().next().expect("a live node");
+        let mut out: Vec<u16> = cli(port, &["CLUSTER", "NODES"])
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let serving =
+                    f.len() > 8 && f[2].split(',').any(|x| x == "master") && !f[2].contains("fail");
+                serving
+                    .then(|| {
+                        f[1].split(['@', ','])
+                            .next()?
+                            .rsplit_once(':')?
+                            .1
+                            .parse()
+                            .ok()
+                    })
+                    .flatten()
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The port of the primary that serves `key`'s slot.
+    ///
+    /// # Panics
+    /// If no node is alive or the answers do not parse.
+    pub fn primary_of(&self, key: &str) -> u16 {
+        let port = self.live_ports().next().expect("a live node");
+        let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .parse()
+            .expect("a slot");
+        for line in cli(port, &["CLUSTER", "NODES"]).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 9 || !f[2].split(',').any(|x| x == "master") || f[2].contains("fail") {
+                continue;
+            }
+            let serves = f[8..].iter().any(|range| {
+                let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+                matches!((lo.parse::<u16>(), hi.parse::<u16>()), (Ok(lo), Ok(hi)) if lo <= slot && slot <= hi)
+            });
+            if serves {
+                return f[1]
+                    .split(['@', ','])
+                    .next()
+                    .and_then(|a| a.rsplit_once(':'))
+                    .and_then(|(_, p)| p.parse().ok())
+                    .expect("a node address");
+            }
+        }
+        panic!("no primary serves slot {slot}");
+    }
+
+    /// Kills the primary that serves `key`'s slot (`kill -9`) and waits (at most 30 s)
+    /// until its replica took over and every slot is served again; returns the new
+    /// primary's port.
+    ///
+    /// # Panics
+    /// Without replicas, or when no replica takes over in time.
+    pub fn kill_primary_of(&mut self, key: &str) -> u16 {
+        let old = self.primary_of(key);
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.port == old)
+            .expect("one of ours");
+        let _ = node.child.kill();
+        let _ = node.child.wait();
+        node.alive = false;
+        self.wait_until(Duration::from_secs(30), "a replica took over", |c| {
+            c.live_ports()
+                .all(|p| cli(p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+                && c.primary_of(key) != old
+        });
+        self.primary_of(key)
+    }
+
+    fn wait_until(&self, within: Duration, what: &str, done: impl Fn(&RedisCluster) -> bool) {
+        let deadline = Instant::now() + within;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "Redis Cluster: not {what} in {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `redis-cli -p PORT ARGS...`'s output (empty if it failed).
+fn cli(port: u16, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `n` distinct free loopback ports whose cluster bus port (port + 10000) is free too.
+fn free_cluster_ports(n: usize) -> Vec<u16> {
+    let mut ports = Vec::new();
+    let mut held = Vec::new();
+    while ports.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+        let port = listener.local_addr().expect("bound").port();
+        let bus_free = port
+            .checked_add(10_000)
+            .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok());
+        if bus_free && !ports.contains(&port) {
+            ports.push(port);
+        }
+        // Held until all are chosen, so the same port is not handed out twice.
+        held.push(listener);
+    }
+    ports
 }

@@ -1,0 +1,254 @@
+//! The live feed: a connection of its own that carries only the node's pub/sub
+//! subscriptions (so a slow history read on the command connection never delays live
+//! delivery), its push handler, and the task that brings it back after a drop.
+//!
+//! On one Redis server the feed is classic pub/sub (`SUBSCRIBE`, `PUBLISH`): the redis
+//! crate's `ConnectionManager` has no `SSUBSCRIBE` of its own to make again after a
+//! reconnection. On a Redis Cluster it is sharded pub/sub (`SSUBSCRIBE`, `SPUBLISH`):
+//! a channel's feed stays on its slot's shard instead of being broadcast to every node
+//! of the cluster, and the cluster client subscribes again wherever the slot moves.
+//!
+//! Pushed feed messages are decoded on the connection's reader and handed to the attached
+//! sinks there, so live delivery keeps the order in which Redis published them, which is
+//! offset order (each publish is one script). Messages published while the feed was
+//! down are not replayed by Redis: once a channel's subscription is made again (a
+//! confirmation the node did not ask for, or the first one after a drop), the sinks are
+//! told to resync ([`FeedSink::resync_all`]): every local subscription reads what it
+//! missed from history at once (a `reset` and what is held when Redis lost it), rather
+//! than when the next message reveals the gap.
+//!
+//! [`FeedSink::resync_all`]: switchboard_hub::FeedSink::resync_all
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::{PushInfo, PushKind, RedisError, Value};
+use switchboard_hub::FeedSinks;
+
+use crate::connect::{Conn, Push, Target};
+use crate::entry::{self, key};
+
+/// What the connection's push handler shares with the broker.
+#[derive(Default)]
+pub(crate) struct FeedState {
+    pub(crate) sinks: FeedSinks,
+    /// The connection dropped: the next subscription confirmation is the new connection
+    /// subscribing its channels again, and the sinks are then told to resync.
+    resync_due: AtomicBool,
+    /// Feed channels whose subscription the node asked for and whose confirmation has not
+    /// come yet; any other confirmation is a subscription made again by the client.
+    awaited: std::sync::Mutex<HashSet<Vec<u8>>>,
+    /// Wakes the task that makes the connection come back (see [`keep_reconnecting`]).
+    dropped: tokio::sync::Notify,
+    /// Wakes the task that tells the sinks to resync: several confirmations in a row (a
+    /// cluster subscribes a shard's channels again one by one) make one resync.
+    resync: tokio::sync::Notify,
+}
+
+/// Aborts a background task when its owner goes.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The node's feed connection and its subscriptions.
+pub(crate) struct Feed {
+    pub(crate) state: Arc<FeedState>,
+    conn: Conn,
+    /// Live-feed registrations per channel; the node is subscribed to a channel's feed
+    /// while its count is above zero. A tokio mutex: it is held across the
+    /// (un)subscribe round trip so that the two cannot overtake each other.
+    interest: Arc<tokio::sync::Mutex<HashMap<String, usize>>>,
+    _tasks: [AbortOnDrop; 2],
+}
+
+impl Feed {
+    /// Opens the feed connection to `target`.
+    pub(crate) async fn connect(
+        target: &Target,
+        timeout: Duration,
+        max_reconnect_delay: Duration,
+    ) -> Result<Feed, RedisError> {
+        let state: Arc<FeedState> = Arc::default();
+        let pushed = state.clone();
+        let push: Push = Arc::new(move |info| on_push(&pushed, info));
+        let conn = target
+            .connect(timeout, max_reconnect_delay, Some(push))
+            .await?;
+        let interest = Arc::default();
+        let reconnecting = tokio::spawn(keep_reconnecting(
+            conn.clone(),
+            state.clone(),
+            Arc::clone(&interest),
+            max_reconnect_delay,
+        ));
+        let resyncing = tokio::spawn(resync_when_told(state.clone()));
+        Ok(Feed {
+            state,
+            conn,
+            interest,
+            _tasks: [AbortOnDrop(reconnecting), AbortOnDrop(resyncing)],
+        })
+    }
+
+    /// The command that publishes `data` on `channel`'s feed: sharded on a cluster.
+    pub(crate) fn publish_cmd(&self, channel: &str, data: Vec<u8>) -> redis::Cmd {
+        let mut cmd = redis::cmd(self.publish_verb());
+        cmd.arg(key(channel, 'f')).arg(data);
+        cmd
+    }
+
+    /// `SPUBLISH` on a cluster, `PUBLISH` on one server (also what the publish script
+    /// calls).
+    pub(crate) fn publish_verb(&self) -> &'static str {
+        match self.conn {
+            Conn::Single(_) => "PUBLISH",
+            Conn::Cluster(_) => "SPUBLISH",
+        }
+    }
+
+    pub(crate) async fn subscribe(&self, channel: &str) -> Result<(), RedisError> {
+        let mut interest = self.interest.lock().await;
+        let count = interest.get(channel).copied().unwrap_or(0);
+        if count == 0 {
+            let feed = key(channel, 'f');
+            self.awaited().insert(feed.clone().into_bytes());
+            let done = match self.conn.clone() {
+                Conn::Single(mut c) => c.subscribe(&feed).await,
+                Conn::Cluster(mut c) => c.ssubscribe(&feed).await,
+            };
+            if done.is_err() {
+                self.awaited().remove(feed.as_bytes());
+            }
+            done?;
+        }
+        interest.insert(channel.to_owned(), count + 1);
+        Ok(())
+    }
+
+    pub(crate) async fn unsubscribe(&self, channel: &str) -> Result<(), RedisError> {
+        let mut interest = self.interest.lock().await;
+        match interest.get_mut(channel) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                interest.remove(channel);
+                let feed = key(channel, 'f');
+                match self.conn.clone() {
+                    Conn::Single(mut c) => c.unsubscribe(feed).await?,
+                    Conn::Cluster(mut c) => c.sunsubscribe(feed).await?,
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn awaited(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.state.awaited.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Hands a pushed feed message to the sinks; notes a dropped connection, and has the
+/// sinks resync when a subscription was made again; ignores the rest.
+fn on_push(feed: &FeedState, push: PushInfo) {
+    match push.kind {
+        PushKind::Message | PushKind::SMessage => {}
+        PushKind::Disconnection => {
+            feed.resync_due.store(true, Ordering::SeqCst);
+            feed.dropped.notify_one();
+            return;
+        }
+        // On one server the manager subscribes every channel again in one command
+        // before the new connection serves anything else, so the first confirmation
+        // after a drop means all are back (and everything published from now on reaches
+        // the feed). A cluster subscribes a shard's channels again when the shard's
+        // connection is back or its slots moved, with or without a drop this node saw:
+        // each confirmation the node did not ask for is one of those.
+        PushKind::Subscribe | PushKind::SSubscribe => {
+            let asked = match push.data.get(1) {
+                Some(Value::BulkString(channel)) => feed
+                    .awaited
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&channel[..]),
+                _ => false,
+            };
+            if feed.resync_due.swap(false, Ordering::SeqCst) || !asked {
+                feed.resync.notify_one();
+            }
+            return;
+        }
+        _ => return,
+    }
+    let Ok([Value::BulkString(channel), Value::BulkString(data)]) =
+        <[Value; 2]>::try_from(push.data)
+    else {
+        return;
+    };
+    let Some(name) = entry::channel_of(&channel, 'f') else {
+        return;
+    };
+    let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::from(data)) else {
+        tracing::warn!(
+            channel = name,
+            "undecodable message on the Redis feed; skipped"
+        );
+        return;
+    };
+    feed.sinks.deliver(&msg);
+}
+
+/// Tells the sinks to resync each time the push handler asks (coalesced).
+async fn resync_when_told(feed: Arc<FeedState>) {
+    loop {
+        feed.resync.notified().await;
+        tracing::info!("Redis feed back; subscriptions read what they missed");
+        feed.sinks.resync_all();
+    }
+}
+
+/// After each drop of the connection, asks Redis until it answers: the clients reconnect
+/// when a command fails, and a node that only has subscribers issues none on its feed.
+/// On a cluster it asks in every subscribed channel's slot, so the client finds the slot's
+/// new primary after a failover (and subscribes there again).
+async fn keep_reconnecting(
+    conn: Conn,
+    feed: Arc<FeedState>,
+    interest: Arc<tokio::sync::Mutex<HashMap<String, usize>>>,
+    every: Duration,
+) {
+    loop {
+        feed.dropped.notified().await;
+        loop {
+            let asked = match conn.clone() {
+                Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
+                Conn::Cluster(mut c) => {
+                    let channels: Vec<String> = interest.lock().await.keys().cloned().collect();
+                    let mut answered = redis::cmd("PING").query_async::<String>(&mut c).await;
+                    for channel in channels {
+                        if answered.is_err() {
+                            break;
+                        }
+                        // Routed by its key to the slot's primary; reads nothing.
+                        answered = redis::cmd("EXISTS")
+                            .arg(key(&channel, 'f'))
+                            .query_async::<i64>(&mut c)
+                            .await
+                            .map(|_| String::new());
+                    }
+                    answered
+                }
+            };
+            if asked.is_ok() {
+                break;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}
