@@ -162,6 +162,7 @@ impl RedisBroker {
             .arg(retention.max_bytes.min(MAX_LEN))
             .arg(STORED_MESSAGE_COST)
             .arg(self.feed.publish_verb())
+            .arg(self.conn.cluster_flag())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
@@ -196,6 +197,7 @@ impl RedisBroker {
             .arg(ms(retention.max_age))
             .arg(ms(Some(IDLE_CHANNEL_TTL)))
             .arg(STORED_MESSAGE_COST)
+            .arg(self.conn.cluster_flag())
             .invoke_async(&mut conn)
             .await
             .map_err(|e| error(&e))?;
@@ -314,7 +316,7 @@ async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
 
 impl Broker for RedisBroker {
     fn attach(&self, sink: Weak<dyn FeedSink>) {
-        self.feed.state.sinks.attach(sink);
+        self.feed.sinks().attach(sink);
     }
 
     fn publish(
@@ -336,7 +338,7 @@ impl Broker for RedisBroker {
         BrokerFuture::boxed(async move {
             let Some(feed) = entry::feed_presence_event(&msg) else {
                 // Only presence events travel live-only; anything else stays local.
-                self.feed.state.sinks.deliver(&msg);
+                self.feed.sinks().deliver(&msg);
                 return Ok(());
             };
             let mut conn = self.conn.clone();

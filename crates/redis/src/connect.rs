@@ -126,6 +126,13 @@ pub(crate) enum Conn {
     Cluster(ClusterConnection),
 }
 
+impl Conn {
+    /// `1` to a script on a cluster, `0` on one server (see `scripts`).
+    pub(crate) fn cluster_flag(&self) -> u8 {
+        u8::from(matches!(self, Conn::Cluster(_)))
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {

@@ -59,13 +59,33 @@ impl Drop for AbortOnDrop {
 
 /// The node's feed connection and its subscriptions.
 pub(crate) struct Feed {
-    pub(crate) state: Arc<FeedState>,
-    conn: Conn,
+    link: Arc<Link>,
+    _tasks: [AbortOnDrop; 2],
+}
+
+/// What the feed and its reconnecting task share.
+struct Link {
+    state: Arc<FeedState>,
+    /// Replaced on a cluster when a node dropped (see [`keep_reconnecting`]).
+    conn: std::sync::Mutex<Conn>,
     /// Live-feed registrations per channel; the node is subscribed to a channel's feed
     /// while its count is above zero. A tokio mutex: it is held across the
-    /// (un)subscribe round trip so that the two cannot overtake each other.
-    interest: Arc<tokio::sync::Mutex<HashMap<String, usize>>>,
-    _tasks: [AbortOnDrop; 2],
+    /// (un)subscribe round trip so that the two cannot overtake each other, and while
+    /// the connection is replaced.
+    interest: tokio::sync::Mutex<HashMap<String, usize>>,
+    target: Target,
+    timeout: Duration,
+    every: Duration,
+}
+
+impl Link {
+    fn conn(&self) -> Conn {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        connect(&self.target, &self.state, self.timeout, self.every).await
+    }
 }
 
 impl Feed {
@@ -76,25 +96,26 @@ impl Feed {
         max_reconnect_delay: Duration,
     ) -> Result<Feed, RedisError> {
         let state: Arc<FeedState> = Arc::default();
-        let pushed = state.clone();
-        let push: Push = Arc::new(move |info| on_push(&pushed, info));
-        let conn = target
-            .connect(timeout, max_reconnect_delay, Some(push))
-            .await?;
-        let interest = Arc::default();
-        let reconnecting = tokio::spawn(keep_reconnecting(
-            conn.clone(),
-            state.clone(),
-            Arc::clone(&interest),
-            max_reconnect_delay,
-        ));
-        let resyncing = tokio::spawn(resync_when_told(state.clone()));
-        Ok(Feed {
+        let conn = connect(target, &state, timeout, max_reconnect_delay).await?;
+        let link = Arc::new(Link {
             state,
-            conn,
-            interest,
+            conn: std::sync::Mutex::new(conn),
+            interest: tokio::sync::Mutex::default(),
+            target: target.clone(),
+            timeout,
+            every: max_reconnect_delay,
+        });
+        let reconnecting = tokio::spawn(keep_reconnecting(link.clone()));
+        let resyncing = tokio::spawn(resync_when_told(link.state.clone()));
+        Ok(Feed {
+            link,
             _tasks: [AbortOnDrop(reconnecting), AbortOnDrop(resyncing)],
         })
+    }
+
+    /// The sinks the feed delivers to.
+    pub(crate) fn sinks(&self) -> &FeedSinks {
+        &self.link.state.sinks
     }
 
     /// The command that publishes `data` on `channel`'s feed: sharded on a cluster.
@@ -107,22 +128,19 @@ impl Feed {
     /// `SPUBLISH` on a cluster, `PUBLISH` on one server (also what the publish script
     /// calls).
     pub(crate) fn publish_verb(&self) -> &'static str {
-        match self.conn {
-            Conn::Single(_) => "PUBLISH",
-            Conn::Cluster(_) => "SPUBLISH",
+        match self.link.target {
+            Target::Single(_) => "PUBLISH",
+            Target::Cluster(_) => "SPUBLISH",
         }
     }
 
     pub(crate) async fn subscribe(&self, channel: &str) -> Result<(), RedisError> {
-        let mut interest = self.interest.lock().await;
+        let mut interest = self.link.interest.lock().await;
         let count = interest.get(channel).copied().unwrap_or(0);
         if count == 0 {
             let feed = key(channel, 'f');
             self.awaited().insert(feed.clone().into_bytes());
-            let done = match self.conn.clone() {
-                Conn::Single(mut c) => c.subscribe(&feed).await,
-                Conn::Cluster(mut c) => c.ssubscribe(&feed).await,
-            };
+            let done = subscribe(self.link.conn(), &feed).await;
             if done.is_err() {
                 self.awaited().remove(feed.as_bytes());
             }
@@ -133,13 +151,13 @@ impl Feed {
     }
 
     pub(crate) async fn unsubscribe(&self, channel: &str) -> Result<(), RedisError> {
-        let mut interest = self.interest.lock().await;
+        let mut interest = self.link.interest.lock().await;
         match interest.get_mut(channel) {
             Some(n) if *n > 1 => *n -= 1,
             Some(_) => {
                 interest.remove(channel);
                 let feed = key(channel, 'f');
-                match self.conn.clone() {
+                match self.link.conn() {
                     Conn::Single(mut c) => c.unsubscribe(feed).await?,
                     Conn::Cluster(mut c) => c.sunsubscribe(feed).await?,
                 }
@@ -150,7 +168,30 @@ impl Feed {
     }
 
     fn awaited(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
-        self.state.awaited.lock().unwrap_or_else(|e| e.into_inner())
+        self.link
+            .state
+            .awaited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A connection to `target` whose pushed messages go to `state`'s sinks.
+async fn connect(
+    target: &Target,
+    state: &Arc<FeedState>,
+    timeout: Duration,
+    every: Duration,
+) -> Result<Conn, RedisError> {
+    let pushed = state.clone();
+    let push: Push = Arc::new(move |info| on_push(&pushed, info));
+    target.connect(timeout, every, Some(push)).await
+}
+
+async fn subscribe(conn: Conn, feed: &str) -> Result<(), RedisError> {
+    match conn {
+        Conn::Single(mut c) => c.subscribe(feed).await,
+        Conn::Cluster(mut c) => c.ssubscribe(feed).await,
     }
 }
 
@@ -213,42 +254,43 @@ async fn resync_when_told(feed: Arc<FeedState>) {
     }
 }
 
-/// After each drop of the connection, asks Redis until it answers: the clients reconnect
-/// when a command fails, and a node that only has subscribers issues none on its feed.
-/// On a cluster it asks in every subscribed channel's slot, so the client finds the slot's
-/// new primary after a failover (and subscribes there again).
-async fn keep_reconnecting(
-    conn: Conn,
-    feed: Arc<FeedState>,
-    interest: Arc<tokio::sync::Mutex<HashMap<String, usize>>>,
-    every: Duration,
-) {
+/// After each drop of the connection, brings the feed back. On one server, asks Redis
+/// until it answers: the manager reconnects when a command fails (and subscribes again),
+/// and a node that only has subscribers issues none on its feed. On a cluster, a
+/// dropped node may be a dead primary whose replica takes over, and the cluster client
+/// moves a subscription only when a command tells it the slot moved, which nothing on
+/// the feed does: so the feed gets a new connection (a fresh slot map), subscribes every
+/// channel on it, and the sinks resync. Retried until every subscription is made.
+async fn keep_reconnecting(link: Arc<Link>) {
     loop {
-        feed.dropped.notified().await;
+        link.state.dropped.notified().await;
         loop {
-            let asked = match conn.clone() {
-                Conn::Single(mut c) => redis::cmd("PING").query_async::<String>(&mut c).await,
-                Conn::Cluster(mut c) => {
-                    let channels: Vec<String> = interest.lock().await.keys().cloned().collect();
-                    let mut answered = redis::cmd("PING").query_async::<String>(&mut c).await;
-                    for channel in channels {
-                        if answered.is_err() {
-                            break;
-                        }
-                        // Routed by its key to the slot's primary; reads nothing.
-                        answered = redis::cmd("EXISTS")
-                            .arg(key(&channel, 'f'))
-                            .query_async::<i64>(&mut c)
-                            .await
-                            .map(|_| String::new());
-                    }
-                    answered
-                }
+            let back = match link.conn() {
+                Conn::Single(mut c) => redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok(),
+                Conn::Cluster(_) => replace_cluster_feed(&link).await.is_ok(),
             };
-            if asked.is_ok() {
+            if back {
                 break;
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(link.every).await;
         }
     }
+}
+
+/// A new cluster connection for the feed, with every channel of interest subscribed.
+async fn replace_cluster_feed(link: &Link) -> Result<(), RedisError> {
+    let fresh = link.connect().await?;
+    let interest = link.interest.lock().await;
+    for channel in interest.keys() {
+        subscribe(fresh.clone(), &key(channel, 'f')).await?;
+    }
+    // The old connection goes (and its subscriptions with it); what was published
+    // meanwhile is read from history.
+    *link.conn.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+    drop(interest);
+    link.state.resync.notify_one();
+    Ok(())
 }

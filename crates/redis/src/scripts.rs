@@ -3,7 +3,11 @@
 //!
 //! A channel's hash is created on first use with the epoch the caller proposes (a random
 //! one); if the hash is lost (the key expired, or Redis lost its data), the next use
-//! creates a new epoch and old cursors are answered with `reset`.
+//! creates a new epoch and old cursors are answered with `reset`. On a Redis Cluster the
+//! hash also names the primary that last wrote it, and a channel touched first on
+//! another primary (its replica took over after a failover, or its slot moved) starts a
+//! new epoch too: the new primary may lack the last messages the old one acknowledged,
+//! and reusing their offsets would make subscribers skip the new messages silently.
 //!
 //! The hash's `b` is the running byte count of the log as `history_bytes` counts it: each
 //! entry's payload plus a constant the caller gives (the hub's
@@ -13,7 +17,10 @@
 /// Functions both log scripts start with: `cost` is what an entry counts for in `b`,
 /// `pop` drops the oldest entry and takes its cost off `b`, `trim_age` drops entries
 /// older than `max_age` ms from the front of the log, `now_ms` is Redis's clock,
-/// `epoch_of` reads (or creates) the channel's epoch.
+/// `epoch_of` reads (or creates) the channel's epoch, and on a cluster starts a new one
+/// when the channel was last written by another primary (`n` in the hash: the cluster
+/// node id of the primary that wrote it; a failover or a slot move changes it), `node_id`
+/// is that id on a cluster and empty on one server.
 const HELPERS: &str = r"
 local function cost(e, each)
   local i = string.find(e, ':', 1, true) or 0
@@ -40,15 +47,27 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function epoch_of(meta, log, proposed, fresh_ttl)
+local function epoch_of(meta, log, proposed, fresh_ttl, me)
   local epoch = redis.call('HGET', meta, 'e')
+  if epoch and me ~= '' and redis.call('HGET', meta, 'n') ~= me then
+    -- Last written on another primary of this slot: replication is asynchronous, so
+    -- this one may lack the tail that one acknowledged and pushed on the feed, and its
+    -- next offsets would repeat ones already seen. A new epoch; the log is kept.
+    epoch = proposed
+    redis.call('HSET', meta, 'e', epoch, 'h', redis.call('LLEN', log), 'n', me)
+  end
   if not epoch then
     epoch = proposed
     redis.call('HSET', meta, 'e', epoch, 'h', 0, 'b', 0)
+    if me ~= '' then redis.call('HSET', meta, 'n', me) end
     redis.call('DEL', log)
     if fresh_ttl > 0 then redis.call('PEXPIRE', meta, fresh_ttl) end
   end
   return epoch
+end
+local function node_id(on_cluster)
+  if on_cluster == '1' then return redis.call('CLUSTER', 'MYID') end
+  return ''
 end
 ";
 
@@ -57,8 +76,8 @@ end
 /// none, and an expiry set by a read is removed), idempotency window ms (0: no key),
 /// max_bytes, the constant each entry counts besides its payload, the command that
 /// publishes on the feed (`PUBLISH`, or `SPUBLISH` on a cluster: the feed channel has
-/// the channel's hash tag, so it is in the script's slot). Returns `{epoch, offset,
-/// duplicate}`.
+/// the channel's hash tag, so it is in the script's slot), `1` on a cluster (else `0`).
+/// Returns `{epoch, offset, duplicate}`.
 ///
 /// Looks the idempotency key up, appends, trims (by count, bytes and age, the oldest
 /// first), publishes the feed message, all in one step: offsets and live delivery follow
@@ -78,7 +97,7 @@ if window > 0 then
   end
 end
 local now = now_ms()
-local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0)
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], 0, node_id(ARGV[11]))
 local head = redis.call('HINCRBY', KEYS[1], 'h', 1)
 local entry = now .. ':' .. ARGV[2] .. ARGV[3]
 local max_len = tonumber(ARGV[4])
@@ -117,7 +136,7 @@ return {epoch, head, 0}
 /// limit (-1: none), max_age ms (0: none), expiry ms of a channel nothing was published
 /// to (a channel only ever read, e.g. polled under a mistyped name, must not stay
 /// forever; each read renews it, so the epoch a poller was given stays while it polls),
-/// the constant each entry counts besides its payload.
+/// the constant each entry counts besides its payload, `1` on a cluster (else `0`).
 ///
 /// Returns `{epoch, head, first, status, entries...}`: `first` is the offset of the first
 /// entry returned; `status` is a bit set, 1: `limit` cut the entries, 2: the cursor
@@ -128,7 +147,7 @@ pub(crate) fn history() -> String {
     format!(
         "{HELPERS}{}",
         r"
-local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
+local epoch = epoch_of(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]), node_id(ARGV[8]))
 trim_age(KEYS[1], KEYS[2], now_ms(), tonumber(ARGV[5]), tonumber(ARGV[7]))
 local head = tonumber(redis.call('HGET', KEYS[1], 'h'))
 if head == 0 and tonumber(ARGV[6]) > 0 then

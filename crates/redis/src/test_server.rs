@@ -255,17 +255,18 @@ impl RedisCluster {
     }
 
     fn make(replicas: usize) -> RedisCluster {
-        let ports = free_cluster_ports(3 * (1 + replicas));
+        static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "switchboard-redis-cluster-{}-{}",
             std::process::id(),
-            ports[0]
+            MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
-        let mut nodes = Vec::new();
-        for &port in &ports {
+        let mut nodes: Vec<ClusterNode> = Vec::new();
+        while nodes.len() < 3 * (1 + replicas) {
+            let port = free_cluster_port();
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("a temporary directory");
-            let child = spawn(
+            let mut child = spawn(
                 port,
                 &node_dir,
                 &[
@@ -280,27 +281,47 @@ impl RedisCluster {
                     "0",
                 ],
             );
-            nodes.push(ClusterNode {
-                child,
-                port,
-                alive: true,
-            });
+            // A port chosen free can be taken before the server binds it (by an outgoing
+            // connection's ephemeral port, say): the server then exits at once, and
+            // another port is tried.
+            std::thread::sleep(Duration::from_millis(200));
+            if matches!(child.try_wait(), Ok(None)) {
+                nodes.push(ClusterNode {
+                    child,
+                    port,
+                    alive: true,
+                });
+            }
         }
+        let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
         let cluster = RedisCluster { nodes, dir };
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
         for port in &ports {
             create.arg(format!("127.0.0.1:{port}"));
         }
-        let out = create
+        let mut creating = create
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
             .expect("redis-cli must be installed (apt-get install redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let created = loop {
+            if let Ok(Some(status)) = creating.try_wait() {
+                break status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = creating.kill();
+                let _ = creating.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}",
-            String::from_utf8_lossy(&out.stdout)
+            created,
+            "redis-cli --cluster create failed on ports {ports:?}"
         );
         cluster.wait_until(
             Duration::from_secs(30),
@@ -365,6 +386,13 @@ impl RedisCluster {
     /// # Panics
     /// If no node is alive or the answers do not parse.
     pub fn primary_of(&self, key: &str) -> u16 {
+        self.serving(key)
+            .unwrap_or_else(|| panic!("no primary serves the slot of {key}"))
+    }
+
+    /// The port of the primary that serves `key`'s slot, if one does (none while a
+    /// failover is under way).
+    fn serving(&self, key: &str) -> Option<u16> {
         let port = self.live_ports().next().expect("a live node");
         let slot: u16 = cli(port, &["CLUSTER", "KEYSLOT", key])
             .trim()
@@ -384,11 +412,10 @@ impl RedisCluster {
                     .split(['@', ','])
                     .next()
                     .and_then(|a| a.rsplit_once(':'))
-                    .and_then(|(_, p)| p.parse().ok())
-                    .expect("a node address");
+                    .and_then(|(_, p)| p.parse().ok());
             }
         }
-        panic!("no primary serves slot {slot}");
+        None
     }
 
     /// Kills the primary that serves `key`'s slot (`kill -9`) and waits (at most 30 s)
@@ -410,7 +437,7 @@ impl RedisCluster {
         self.wait_until(Duration::from_secs(30), "a replica took over", |c| {
             c.live_ports()
                 .all(|p| cli(p, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
-                && c.primary_of(key) != old
+                && c.serving(key).is_some_and(|p| p != old)
         });
         self.primary_of(key)
     }
@@ -449,21 +476,16 @@ fn cli(port: u16, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// `n` distinct free loopback ports whose cluster bus port (port + 10000) is free too.
-fn free_cluster_ports(n: usize) -> Vec<u16> {
-    let mut ports = Vec::new();
-    let mut held = Vec::new();
-    while ports.len() < n {
+/// A free loopback port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
         let port = listener.local_addr().expect("bound").port();
         let bus_free = port
             .checked_add(10_000)
             .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok());
-        if bus_free && !ports.contains(&port) {
-            ports.push(port);
+        if bus_free {
+            return port;
         }
-        // Held until all are chosen, so the same port is not handed out twice.
-        held.push(listener);
     }
-    ports
 }

@@ -163,3 +163,167 @@ async fn a_cluster_url_that_reaches_nothing_fails_as_unavailable() {
     assert!(matches!(err, BrokerError::Unavailable(_)), "{err}");
     assert!(!err.to_string().contains("pw"), "{err}");
 }
+
+/// What one subscriber received, until the channel's end marker.
+#[derive(Debug, Default)]
+struct Received {
+    messages: HashSet<(Cursor, Vec<u8>)>,
+    /// Epochs a `reset` moved this subscriber to.
+    reset_to: Vec<Epoch>,
+    /// How many times it subscribed.
+    subscriptions: usize,
+}
+
+const END: &[u8] = b"\"end\"";
+
+/// Receives on `name` until the end marker, as a client would: when the node closes the
+/// subscription (its broker was unavailable), subscribes again from the cursor it was
+/// given, retrying until the node takes it.
+async fn collect(hub: Hub, name: String, client: String) -> Received {
+    let mut got = Received::default();
+    let mut since = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut sub = match hub.subscribe(&name, since, ClientInfo::new(&client)).await {
+            Ok(sub) => sub,
+            Err(_) => {
+                assert!(std::time::Instant::now() < deadline, "{name}: never back");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        got.subscriptions += 1;
+        loop {
+            let m = match tokio::time::timeout(Duration::from_secs(60), sub.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{name} ({client}): recv hung after {} messages",
+                        got.messages.len()
+                    )
+                }) {
+                Ok(m) => m,
+                Err(RecvError::Closed { resume_from, .. }) => {
+                    since = Some(resume_from);
+                    break;
+                }
+                Err(e) => panic!("{name}: {e}"),
+            };
+            match m.event() {
+                Event::Reset => got.reset_to.push(m.cursor().unwrap().epoch),
+                Event::Message if &m.data()[..] == END => return got,
+                Event::Message => {
+                    got.messages
+                        .insert((m.cursor().unwrap(), m.data().to_vec()));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_killed_mid_stream_leaves_every_subscriber_whole_or_reset() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut cluster = RedisCluster::with_replicas();
+    let names = one_channel_per_shard(&cluster);
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let mut collecting = Vec::new();
+    for (i, hub) in [&a, &b].into_iter().enumerate() {
+        for name in &names {
+            let task = tokio::spawn(collect(hub.clone(), name.clone(), format!("c{i}")));
+            collecting.push((name.clone(), task));
+        }
+    }
+    // Every subscriber is in before the first publish (a subscription from no cursor
+    // starts at the head).
+    for name in &names {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while a.subscriber_count(name) + b.subscriber_count(name) < 2 {
+            assert!(std::time::Instant::now() < deadline, "subscribed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // Publishes round the channels, on both nodes in turn, until told to stop; keeps
+    // what was acknowledged (errors while the slot has no primary are expected).
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (hubs, names, stop) = ([a.clone(), b.clone()], names.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut failed = 0u64;
+            for i in 0u64.. {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let name = &names[usize::try_from(i).unwrap() % names.len()];
+                let data = i.to_string().into_bytes();
+                match hubs[usize::try_from(i / 3).unwrap() % 2]
+                    .publish(name, json(i))
+                    .await
+                {
+                    Ok(c) => acked.push((name.clone(), c, data)),
+                    Err(_) => {
+                        failed += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (acked, failed)
+        })
+    };
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let victim = format!("sb:{{{}}}:m", names[0]);
+    let old = cluster.primary_of(&victim);
+    let (cluster, new) = tokio::task::spawn_blocking(move || {
+        let new = cluster.kill_primary_of(&victim);
+        (cluster, new)
+    })
+    .await
+    .unwrap();
+    assert_ne!(old, new);
+    // Publishing goes on, on the new primary, once both nodes see every slot served.
+    for hub in [&a, &b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while hub.health().await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cluster came back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (acked, failed) = publisher.await.unwrap();
+    for name in &names {
+        a.publish(name, Payload::json(Bytes::from_static(END)).unwrap())
+            .await
+            .unwrap();
+    }
+    drop(cluster);
+
+    // Every acknowledged message reached every subscriber of its channel, or the
+    // subscriber was told, with a reset, that the epoch it was in ended.
+    let (mut resets, mut resubscribed) = (0, 0);
+    for (name, task) in collecting {
+        let got = task.await.unwrap();
+        resets += got.reset_to.len();
+        resubscribed += got.subscriptions - 1;
+        for (_, cursor, data) in acked.iter().filter(|(n, ..)| *n == name) {
+            let told = got.reset_to.iter().any(|e| *e != cursor.epoch);
+            assert!(
+                told || got.messages.contains(&(*cursor, data.clone())),
+                "{name}: {cursor:?} ({}) was acknowledged, never arrived, and no reset said so",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+    eprintln!(
+        "failover: {} acknowledged, {failed} refused, {resets} resets, {resubscribed} resubscriptions",
+        acked.len()
+    );
+}
