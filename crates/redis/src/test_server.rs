@@ -418,6 +418,30 @@ impl RedisCluster {
         None
     }
 
+    /// Channel names `PREFIX0`, `PREFIX1`, …, one served by each primary (their keys
+    /// `sb:{NAME}:…` live on three different shards), so that a test uses every shard.
+    ///
+    /// # Panics
+    /// If the cluster does not have three primaries serving slots.
+    pub fn channels_on_every_shard(&self, prefix: &str) -> Vec<String> {
+        let primaries = self.primaries();
+        assert_eq!(primaries.len(), 3, "{primaries:?}");
+        let mut shards = Vec::new();
+        let mut names = Vec::new();
+        for i in 0.. {
+            let name = format!("{prefix}{i}");
+            let shard = self.primary_of(&format!("sb:{{{name}}}:m"));
+            if !shards.contains(&shard) {
+                shards.push(shard);
+                names.push(name);
+            }
+            if names.len() == primaries.len() {
+                break;
+            }
+        }
+        names
+    }
+
     /// Kills the primary that serves `key`'s slot (`kill -9`) and waits (at most 30 s)
     /// until its replica took over and every slot is served again; returns the new
     /// primary's port.

@@ -39,28 +39,10 @@ async fn recv(sub: &mut Subscription) -> Message {
         .unwrap()
 }
 
-/// One channel name per primary of `cluster`, so that a test's channels use every shard.
-pub fn one_channel_per_shard(cluster: &RedisCluster) -> Vec<String> {
-    let primaries = cluster.primaries();
-    assert_eq!(primaries.len(), 3, "{primaries:?}");
-    let mut seen = HashSet::new();
-    let mut names = Vec::new();
-    for i in 0.. {
-        let name = format!("room:{i}");
-        if seen.insert(cluster.primary_of(&format!("sb:{{{name}}}:m"))) {
-            names.push(name);
-        }
-        if names.len() == primaries.len() {
-            return names;
-        }
-    }
-    unreachable!()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_on_every_shard_share_offsets_history_feed_and_presence() {
     let cluster = RedisCluster::start();
-    let names = one_channel_per_shard(&cluster);
+    let names = cluster.channels_on_every_shard("room:");
     let (a, b) = (node(&cluster).await, node(&cluster).await);
     for hub in [&a, &b] {
         hub.health().await.unwrap();
@@ -226,7 +208,7 @@ async fn collect(hub: Hub, name: String, client: String) -> Received {
 async fn a_primary_killed_mid_stream_leaves_every_subscriber_whole_or_reset() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut cluster = RedisCluster::with_replicas();
-    let names = one_channel_per_shard(&cluster);
+    let names = cluster.channels_on_every_shard("room:");
     let (a, b) = (node(&cluster).await, node(&cluster).await);
     let mut collecting = Vec::new();
     for (i, hub) in [&a, &b].into_iter().enumerate() {

@@ -129,7 +129,9 @@ pub const ENV_TOKEN_SECRET: &str = "SWITCHBOARD_TOKEN_SECRET";
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Redis URL: nodes on the same Redis share channels (needs the `redis` feature).
+    /// Redis URL: nodes on the same Redis share channels (needs the `redis` feature);
+    /// `redis://[user:password@]host:port/db`, or a Redis Cluster's seed nodes
+    /// `redis+cluster://[user:password@]host:port,host:port/`.
     pub redis: Option<String>,
     /// Backend API key; `None` makes every `/api/...` request answer 403.
     pub api_key: Option<String>,

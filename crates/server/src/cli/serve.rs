@@ -24,8 +24,9 @@ pub(crate) struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     config: Option<PathBuf>,
-    /// Redis URL (`redis://[user:password@]host:port/db`): share channels with every node
-    /// on the same Redis (needs a build with the `redis` feature).
+    /// Redis URL (`redis://[user:password@]host:port/db`, or a Redis Cluster's seed nodes
+    /// `redis+cluster://[user:password@]host:port,host:port/`): share channels with every
+    /// node on the same Redis (needs a build with the `redis` feature).
     #[arg(long, env = "SWITCHBOARD_REDIS")]
     redis: Option<String>,
     /// Backend API key (prefer the environment variable: flags show in `ps`).
