@@ -20,10 +20,10 @@ use switchboard_hub::{
     HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
 };
 
-use crate::connect::{error, redacted, Conn, Target};
+use crate::connect::{error, internal, redacted, Conn, Target};
 use crate::entry::{self, key};
 use crate::feed::Feed;
-use crate::{cluster, scripts};
+use crate::{channels, cluster, scripts};
 
 /// How long a channel with no history is kept after its last publish (its epoch and
 /// head), and one that was only read; one with a `max_age` expires with its history.
@@ -69,10 +69,6 @@ impl std::fmt::Debug for RedisBroker {
             .field("url", &self.url)
             .finish()
     }
-}
-
-pub(crate) fn internal(what: &str) -> BrokerError {
-    BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
 }
 
 fn new_epoch() -> String {
@@ -244,74 +240,6 @@ impl RedisBroker {
             }
         })
     }
-
-    async fn do_channels(&self) -> Result<Vec<ChannelHead>, BrokerError> {
-        let mut conn = match &self.conn {
-            Conn::Single(c) => c.clone(),
-            Conn::Cluster(c) => return cluster::channels(c.clone()).await,
-        };
-        let mut names = Vec::new();
-        {
-            let mut keys = conn
-                .scan_match::<_, Vec<u8>>("sb:{*}:m")
-                .await
-                .map_err(|e| error(&e))?;
-            while let Some(k) = futures_next(&mut keys).await {
-                if let Some(name) = entry::channel_of(&k, 'm') {
-                    names.push(name.to_owned());
-                }
-            }
-        }
-        if names.is_empty() {
-            // Redis refuses an empty pipeline.
-            return Ok(Vec::new());
-        }
-        // One round trip for all of them.
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.hget(key(name, 'm'), "e")
-                .hget(key(name, 'm'), "h")
-                .llen(key(name, 'l'));
-        }
-        let rows: Vec<(Option<String>, Option<u64>, usize)> =
-            pipe.query_async(&mut conn).await.map_err(|e| error(&e))?;
-        channel_heads(names, rows)
-    }
-}
-
-/// `names` with what a pipeline of `HGET m e`, `HGET m h`, `LLEN l` answered for each;
-/// a channel that expired between the scan and the read is not a channel any more.
-pub(crate) fn channel_heads(
-    names: Vec<String>,
-    rows: Vec<(Option<String>, Option<u64>, usize)>,
-) -> Result<Vec<ChannelHead>, BrokerError> {
-    let mut heads = Vec::with_capacity(names.len());
-    for (name, (epoch, head, retained)) in names.into_iter().zip(rows) {
-        let (Some(epoch), Some(head)) = (epoch, head) else {
-            continue;
-        };
-        let epoch = entry::parse_epoch(epoch.as_bytes()).ok_or_else(|| internal("epoch"))?;
-        heads.push(ChannelHead {
-            name: Arc::from(name),
-            head: Cursor::new(epoch, head),
-            retained,
-        });
-    }
-    Ok(heads)
-}
-
-/// The next item of a redis-crate async iterator.
-async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
-    it: &mut redis::AsyncIter<'_, T>,
-) -> Option<T> {
-    loop {
-        match it.next_item().await {
-            Some(Ok(v)) => return Some(v),
-            // A key that does not decode is not one of ours.
-            Some(Err(_)) => continue,
-            None => return None,
-        }
-    }
 }
 
 impl Broker for RedisBroker {
@@ -422,7 +350,7 @@ impl Broker for RedisBroker {
     }
 
     fn channels(&self) -> BrokerFuture<'_, Vec<ChannelHead>> {
-        BrokerFuture::boxed(self.do_channels())
+        BrokerFuture::boxed(channels::of(self.conn.clone()))
     }
 
     fn health(&self) -> BrokerFuture<'_, ()> {

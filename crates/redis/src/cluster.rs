@@ -1,20 +1,13 @@
 //! What a Redis Cluster needs beyond routing by key: the cluster's primaries (from
-//! `CLUSTER NODES`), `/api/channels` read on every primary (a `SCAN` sees one node's
-//! keys only), and health (every slot served, every primary answering).
+//! `CLUSTER NODES`) and health (every slot served, every primary answering).
 
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
-use redis::Value;
-use switchboard_hub::{BrokerError, ChannelHead};
+use switchboard_hub::BrokerError;
 
-use crate::broker::{channel_heads, internal};
-use crate::connect::error;
-use crate::entry::{self, key};
-
-/// How many keys one `SCAN` step asks a node for.
-const SCAN_COUNT: usize = 1000;
+use crate::connect::{error, internal};
 
 /// A primary's address as `CLUSTER NODES` names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +17,7 @@ pub(crate) struct Primary {
 }
 
 impl Primary {
-    fn route(&self) -> SingleNodeRoutingInfo {
+    pub(crate) fn route(&self) -> SingleNodeRoutingInfo {
         SingleNodeRoutingInfo::ByAddress {
             host: self.host.clone(),
             port: self.port,
@@ -60,6 +53,13 @@ pub(crate) fn primaries(nodes: &str) -> Vec<Primary> {
         .collect()
 }
 
+/// The primaries serving slots now, as a node of the cluster sees them.
+pub(crate) async fn primaries_now(
+    conn: &mut ClusterConnection,
+) -> Result<Vec<Primary>, BrokerError> {
+    Ok(primaries(&ask_any(conn, "NODES").await?))
+}
+
 async fn ask_any(conn: &mut ClusterConnection, cmd: &str) -> Result<String, BrokerError> {
     let answer = conn
         .route_command(
@@ -69,67 +69,6 @@ async fn ask_any(conn: &mut ClusterConnection, cmd: &str) -> Result<String, Brok
         .await
         .map_err(|e| error(&e))?;
     redis::from_redis_value::<String>(answer).map_err(|_| internal("CLUSTER"))
-}
-
-/// Every channel of the cluster, read primary by primary.
-pub(crate) async fn channels(mut conn: ClusterConnection) -> Result<Vec<ChannelHead>, BrokerError> {
-    let nodes = ask_any(&mut conn, "NODES").await?;
-    let mut heads = Vec::new();
-    for primary in primaries(&nodes) {
-        let names = scan(&mut conn, &primary).await?;
-        if names.is_empty() {
-            continue;
-        }
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.hget(key(name, 'm'), "e")
-                .hget(key(name, 'm'), "h")
-                .llen(key(name, 'l'));
-        }
-        let values = conn
-            .route_pipeline(pipe, 0, names.len() * 3, primary.route())
-            .await
-            .map_err(|e| error(&e))?;
-        let rows: Vec<(Option<String>, Option<u64>, usize)> = values
-            .chunks(3)
-            .map(|row| redis::from_redis_value_ref(&Value::Array(row.to_vec())))
-            .collect::<Result<_, _>>()
-            .map_err(|_| internal("channel heads"))?;
-        heads.extend(channel_heads(names, rows)?);
-    }
-    Ok(heads)
-}
-
-/// The channel names whose meta key `primary` holds.
-async fn scan(conn: &mut ClusterConnection, primary: &Primary) -> Result<Vec<String>, BrokerError> {
-    let mut names = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let answer = conn
-            .route_command(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg("sb:{*}:m")
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .clone(),
-                RoutingInfo::SingleNode(primary.route()),
-            )
-            .await
-            .map_err(|e| error(&e))?;
-        let (next, keys): (u64, Vec<Vec<u8>>) =
-            redis::from_redis_value(answer).map_err(|_| internal("SCAN"))?;
-        names.extend(
-            keys.iter()
-                .filter_map(|k| entry::channel_of(k, 'm'))
-                .map(str::to_owned),
-        );
-        if next == 0 {
-            return Ok(names);
-        }
-        cursor = next;
-    }
 }
 
 /// Healthy when the cluster says every slot is served (`cluster_state:ok`) and every

@@ -170,6 +170,11 @@ pub(crate) fn error(e: &RedisError) -> BrokerError {
     }
 }
 
+/// An answer from Redis that is not what was asked for.
+pub(crate) fn internal(what: &str) -> BrokerError {
+    BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
+}
+
 /// `url` without its password, for messages and logs.
 pub(crate) fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -182,6 +187,7 @@ pub(crate) fn redacted(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::{redacted, Target};
 
     #[test]

@@ -6,12 +6,14 @@
 //! - [`RedisBroker`] implements the hub's [`switchboard_hub::Broker`] (module `broker`),
 //!   on one Redis server or a Redis Cluster: the URL forms and the connections (module
 //!   `connect`), the live feed's connection and push handler (module `feed`), what only
-//!   a cluster needs: its primaries, health, channels on every shard (module `cluster`).
+//!   a cluster needs: its primaries and health (module `cluster`), `/api/channels` on one
+//!   server or every shard (module `channels`).
 //! - Keys, entries and feed messages are pure functions (module `entry`); the log
 //!   operations are Lua scripts, one atomic step each (module `scripts`).
 //! - [`test_server`]: a throwaway `redis-server` for tests, here and in the server's.
 
 mod broker;
+mod channels;
 mod cluster;
 mod connect;
 mod entry;

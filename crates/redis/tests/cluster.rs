@@ -166,13 +166,10 @@ async fn collect(hub: Hub, name: String, client: String) -> Received {
     let mut since = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let mut sub = match hub.subscribe(&name, since, ClientInfo::new(&client)).await {
-            Ok(sub) => sub,
-            Err(_) => {
-                assert!(std::time::Instant::now() < deadline, "{name}: never back");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
+        let Ok(mut sub) = hub.subscribe(&name, since, ClientInfo::new(&client)).await else {
+            assert!(std::time::Instant::now() < deadline, "{name}: never back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         };
         got.subscriptions += 1;
         loop {
