@@ -59,7 +59,8 @@
 //! * Errors: [`HubError`] (one per operation failure, each with one HTTP status),
 //!   [`ChannelNameError`], [`BrokerError`], [`CloseReason`].
 //! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`] (`deliver`,
-//!   `resync_all` when a feed comes back), [`FeedSinks`], [`Retention`],
+//!   `resync_all` when a feed comes back, `disconnect` from another node), [`FeedSinks`],
+//!   [`Disconnect`], [`Retention`],
 //!   [`ChannelHead`]; [`MemoryBroker`] (default).
 
 mod batch;
@@ -83,8 +84,8 @@ pub mod subscription;
 pub mod window;
 
 pub use broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
-    Retention, MAX_IDEMPOTENCY_KEY_LEN,
+    Broker, BrokerFuture, ChannelHead, Disconnect, FeedSink, FeedSinks, HistoryAnswer, Idempotency,
+    Published, Retention, MAX_IDEMPOTENCY_KEY_LEN,
 };
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
