@@ -14,6 +14,10 @@
 //! reads what it missed from history at once — a `reset` and what is held when Redis
 //! lost its data meanwhile — rather than when the next message reveals the gap.
 //!
+//! The node's heartbeat and the filtering of presence entries of dead nodes are in
+//! module `presence`; cluster-wide commands ride the feed on a reserved channel (module
+//! `control`), subscribed at connect like a channel's feed.
+//!
 //! Every operation has a deadline ([`RedisOptions::timeout`]): with Redis unreachable,
 //! publishes and subscribes fail with [`BrokerError::Unavailable`] (HTTP 503) instead of
 //! waiting.
@@ -27,12 +31,14 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value};
 use switchboard_hub::{
-    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink, FeedSinks,
-    HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
+    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Disconnect, Epoch,
+    FeedSink, FeedSinks, HistoryAnswer, Idempotency, Message, Payload, Published, Retention,
+    STORED_MESSAGE_COST,
 };
 
 use crate::entry::{self, key};
-use crate::scripts;
+use crate::presence::{self, Nodes};
+use crate::{control, scripts};
 
 /// How long a channel with no history is kept after its last publish (its epoch and
 /// head), and one that was only read; one with a `max_age` expires with its history.
@@ -69,6 +75,8 @@ struct Feed {
     resync_due: AtomicBool,
     /// Wakes the task that makes the connection come back (see [`keep_reconnecting`]).
     dropped: tokio::sync::Notify,
+    /// This node's id, to skip its own control messages.
+    node: String,
 }
 
 /// Aborts the reconnecting task when the broker goes.
@@ -85,6 +93,9 @@ pub struct RedisBroker {
     conn: ConnectionManager,
     feed: Arc<Feed>,
     _reconnecting: AbortOnDrop,
+    /// This node's id, presence entries and heartbeat (module `presence`).
+    nodes: Arc<Nodes>,
+    _heartbeat: AbortOnDrop,
     /// Live-feed registrations per channel; the node is subscribed to a channel's feed
     /// while its count is above zero. A tokio mutex: it is held across the
     /// (un)subscribe round trip so that the two cannot overtake each other.
@@ -92,6 +103,7 @@ pub struct RedisBroker {
     publish: Script,
     history: Script,
     presence_remove: Script,
+    presence_drop: Script,
     /// Without its password.
     url: String,
 }
@@ -104,7 +116,7 @@ impl std::fmt::Debug for RedisBroker {
     }
 }
 
-fn error(e: &RedisError) -> BrokerError {
+pub(crate) fn error(e: &RedisError) -> BrokerError {
     if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         BrokerError::Unavailable(e.to_string())
     } else {
@@ -146,6 +158,10 @@ fn on_push(feed: &Feed, push: PushInfo) {
     let Some(name) = entry::channel_of(&channel, 'f') else {
         return;
     };
+    if name == control::CHANNEL {
+        control::on_message(&feed.sinks, &feed.node, &data);
+        return;
+    }
     let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::from(data)) else {
         tracing::warn!(
             channel = name,
@@ -154,6 +170,20 @@ fn on_push(feed: &Feed, push: PushInfo) {
         return;
     };
     feed.sinks.deliver(&msg);
+}
+
+/// Publishes `data` on the feed of `channel` (a channel's, or [`control::CHANNEL`]);
+/// resolves with how many subscribed connections (nodes) Redis handed it to.
+pub(crate) async fn feed_publish(
+    conn: &mut ConnectionManager,
+    channel: &str,
+    data: &[u8],
+) -> Result<usize, BrokerError> {
+    let n: i64 = conn
+        .publish(key(channel, 'f'), data)
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// After each drop of the connection, asks Redis until it answers: the manager reconnects
@@ -220,7 +250,11 @@ impl RedisBroker {
             .set_protocol(ProtocolVersion::RESP3);
         let info = info.set_redis_settings(redis_settings);
         let client = redis::Client::open(info).map_err(|e| error(&e))?;
-        let feed: Arc<Feed> = Arc::default();
+        let nodes = Arc::new(Nodes::new());
+        let feed = Arc::new(Feed {
+            node: nodes.id().to_owned(),
+            ..Feed::default()
+        });
         let pushed = feed.clone();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.timeout))
@@ -246,16 +280,24 @@ impl RedisBroker {
             feed.clone(),
             options.max_reconnect_delay,
         ));
-        Ok(RedisBroker {
+        presence::beat(&mut conn.clone(), &nodes).await?;
+        let heartbeat = tokio::spawn(presence::keep_beating(conn.clone(), nodes.clone()));
+        let broker = RedisBroker {
             conn,
             feed,
             _reconnecting: AbortOnDrop(reconnecting),
+            nodes,
+            _heartbeat: AbortOnDrop(heartbeat),
             interest: tokio::sync::Mutex::default(),
             publish: Script::new(&scripts::publish()),
             history: Script::new(&scripts::history()),
             presence_remove: Script::new(scripts::PRESENCE_REMOVE),
+            presence_drop: Script::new(scripts::PRESENCE_DROP),
             url: shown,
-        })
+        };
+        // The control feed rides the channels' feed: subscribed and resubscribed alike.
+        broker.do_subscribe(control::CHANNEL).await?;
+        Ok(broker)
     }
 
     async fn do_publish(
@@ -484,11 +526,7 @@ impl Broker for RedisBroker {
                 self.feed.sinks.deliver(&msg);
                 return Ok(());
             };
-            let mut conn = self.conn.clone();
-            let _: i64 = conn
-                .publish(key(msg.channel(), 'f'), feed)
-                .await
-                .map_err(|e| error(&e))?;
+            feed_publish(&mut self.conn.clone(), msg.channel(), &feed).await?;
             Ok(())
         })
     }
@@ -515,14 +553,17 @@ impl Broker for RedisBroker {
     }
 
     fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
-            let added: i64 = conn
-                .hset(key, client.client_id(), &entry::presence_value(&client)[..])
-                .await
-                .map_err(|e| error(&e))?;
-            Ok(added == 1)
+            let value = self.nodes.added(&channel, &client);
+            let added: Result<i64, _> = conn
+                .hset(key(&channel, 'p'), client.client_id(), value)
+                .await;
+            if added.is_err() {
+                self.nodes.removed(&channel, client.client_id());
+            }
+            Ok(added.map_err(|e| error(&e))? == 1)
         })
     }
 
@@ -531,30 +572,47 @@ impl Broker for RedisBroker {
         channel: &str,
         client_id: &str,
     ) -> BrokerFuture<'_, Option<ClientInfo>> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         let client_id = client_id.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
+            self.nodes.removed(&channel, &client_id);
             let removed: Option<Vec<u8>> = self
                 .presence_remove
-                .key(key)
+                .key(key(&channel, 'p'))
                 .arg(client_id)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| error(&e))?;
-            Ok(removed.and_then(|v| entry::presence_client(&v)))
+            Ok(removed.and_then(|v| entry::presence_client(entry::presence_parts(&v)?.1)))
         })
     }
 
     fn presence(&self, channel: &str) -> BrokerFuture<'_, Vec<ClientInfo>> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
-            let values: Vec<Vec<u8>> = conn.hvals(key).await.map_err(|e| error(&e))?;
-            Ok(values
-                .iter()
-                .filter_map(|v| entry::presence_client(v))
-                .collect())
+            let values: Vec<Vec<u8>> = conn
+                .hvals(key(&channel, 'p'))
+                .await
+                .map_err(|e| error(&e))?;
+            presence::live_clients(
+                &mut conn,
+                &self.nodes,
+                &self.presence_drop,
+                &channel,
+                values,
+            )
+            .await
+        })
+    }
+
+    fn disconnect(&self, target: &Disconnect) -> BrokerFuture<'_, usize> {
+        let command = control::encode(self.nodes.id(), target);
+        BrokerFuture::boxed(async move {
+            let reached = feed_publish(&mut self.conn.clone(), control::CHANNEL, &command).await?;
+            // This node's own subscription counts too.
+            Ok(reached.saturating_sub(1))
         })
     }
 

@@ -172,3 +172,13 @@ local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return v
 ";
+
+/// KEYS: presence. ARGV: client id, the value read. Removes the entry only if it still
+/// holds that value (a node that died: the entry is not rewritten meanwhile by a node
+/// that came back); returns 1 if it did, so one node announces its `leave`.
+pub(crate) const PRESENCE_DROP: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+";
