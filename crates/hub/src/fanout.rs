@@ -78,6 +78,9 @@ fn lock_window(state: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the server does first with another node's disconnect.
+pub(crate) type DisconnectHook = Box<dyn Fn(&Disconnect) + Send + Sync>;
+
 #[derive(Default)]
 pub(crate) struct Fanout {
     channels: RwLock<HashMap<Arc<str>, Arc<LocalChannel>>>,
@@ -85,7 +88,7 @@ pub(crate) struct Fanout {
     pub(crate) stats: Arc<HubStats>,
     /// Told first when another node's disconnect arrives (the server's own list of
     /// connections; see [`crate::Hub::on_remote_disconnect`]).
-    pub(crate) on_disconnect: OnceLock<Box<dyn Fn(&Disconnect) + Send + Sync>>,
+    pub(crate) on_disconnect: OnceLock<DisconnectHook>,
 }
 
 impl Fanout {

@@ -101,8 +101,7 @@ fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
     // released, as after kill -9.
     let died = Instant::now();
     dying.shutdown_background();
-    std::mem::forget(on_a);
-    std::mem::forget(a);
+    let _never_released = std::mem::ManuallyDrop::new((a, on_a));
 
     living.block_on(async move {
         // Still listed while its heartbeat key lives: a node is not dropped early.
@@ -167,6 +166,20 @@ async fn a_node_taken_for_dead_writes_its_presence_back() {
     assert_eq!(ids(&b, "room:1").await, ["a1", "b1"]);
 }
 
+async fn assert_disconnected(sub: &mut Subscription) {
+    let got = recv(sub).await;
+    assert!(
+        matches!(
+            got,
+            Err(RecvError::Closed {
+                reason: CloseReason::Disconnected,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+}
+
 #[tokio::test]
 async fn disconnect_reaches_the_node_that_holds_the_client() {
     let redis = Redis::start();
@@ -204,13 +217,7 @@ async fn disconnect_reaches_the_node_that_holds_the_client() {
         1,
         "one other node"
     );
-    assert!(matches!(
-        recv(&mut b1).await,
-        Err(RecvError::Closed {
-            reason: CloseReason::Disconnected,
-            ..
-        })
-    ));
+    assert_disconnected(&mut b1).await;
     assert_eq!(told.load(Ordering::SeqCst), 1, "the hook heard it first");
 
     // By user: every connection of u on B, none of v, and not A's own (its caller's job).
@@ -220,13 +227,7 @@ async fn disconnect_reaches_the_node_that_holds_the_client() {
             .unwrap(),
         1
     );
-    assert!(matches!(
-        recv(&mut b2).await,
-        Err(RecvError::Closed {
-            reason: CloseReason::Disconnected,
-            ..
-        })
-    ));
+    assert_disconnected(&mut b2).await;
     assert_eq!(told.load(Ordering::SeqCst), 2);
     a.publish(
         "room",
