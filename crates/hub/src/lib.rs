@@ -41,7 +41,9 @@
 //!   `history(ch, since, limit)` → [`HistoryAnswer`] (`Gap { messages, head, more }` or
 //!   `Reset { head, earliest, messages, more }`); `presence(ch)`, `presence_stats(ch)`,
 //!   `subscriber_count(ch)`, `channels()` → [`ChannelStats`]; `disconnect(client_id)`,
-//!   `disconnect_user(user_id)`, `shutdown()`, `sweep()` (periodic housekeeping).
+//!   `disconnect_user(user_id)` (this node), `disconnect_elsewhere(&Disconnect)` (the
+//!   other nodes, through the broker), `on_remote_disconnect(hook)`, `shutdown()`,
+//!   `sweep()` (periodic housekeeping).
 //! * [`Subscription`]: `recv().await`, `poll_recv(cx)`, `try_recv()` →
 //!   `Message` or [`RecvError`] (`Lagged { missed }`, `Closed { reason, resume_from }`);
 //!   `position()`, `start()`, `channel()`, `client()`, `unsubscribe().await`.

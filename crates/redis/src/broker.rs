@@ -486,7 +486,7 @@ impl RedisBroker {
 }
 
 /// The next item of a redis-crate async iterator.
-async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
+pub(crate) async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
     it: &mut redis::AsyncIter<'_, T>,
 ) -> Option<T> {
     loop {

@@ -13,6 +13,7 @@
 //! | `sb:{NAME}:f` | pub/sub channel | the live feed |
 //! | `sb:{NAME}:i:KEY` | string, expires after the idempotency window | `<epoch hex>:<offset>` of the publish that gave KEY |
 //! | `sb:node:{ID}` | string, expires unless its node refreshes it | the heartbeat of node ID (see `presence`) |
+//! | `sb:nodes` | sorted set | node id → its deadline (ms, Redis's clock), to find dead nodes to reap |
 //! | `sb:{!control}:f` | pub/sub channel | cluster-wide commands (see `control`) |
 //!
 //! A log entry is `<publish time, ms>:<kind><payload>` (kind `j` JSON, `t` text, `b`
@@ -46,6 +47,9 @@ pub(crate) fn idempotency_key(channel: &str, idem: &str) -> String {
     k.push_str(idem);
     k
 }
+
+/// Every node's deadline: a node not heard of after it is reaped (see `presence`).
+pub(crate) const NODES: &str = "sb:nodes";
 
 /// The heartbeat key of node `id`: in its own slot (hash tag), touched by no script
 /// together with a channel's keys.

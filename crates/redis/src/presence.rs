@@ -21,6 +21,14 @@
 //! second. Keys stay one slot each: the heartbeat key and a channel's presence hash are
 //! never read by one script.
 //!
+//! Entries of a dead node nobody reads are reaped too: each beat also moves the node's
+//! deadline in `sb:nodes` (a sorted set, Redis's clock) and returns the nodes whose
+//! deadline has passed; the node that removes one from the set (one `ZREM` wins) scans
+//! the presence hashes (`SCAN sb:{*}:p`) and drops its entries, announcing each `leave`.
+//! So a `leave` is announced within 20 s of the death (15 s TTL, then the next beat of
+//! any node; stated as 25 s for the beat's round trips) even on a channel nobody reads; the scan costs one pass over the key space
+//! per node death, nothing while nodes live.
+//!
 //! A node cut off from Redis for longer than the TTL is taken for dead: other nodes drop
 //! its entries (with a `leave`). When its heartbeat finds its key gone, it writes back
 //! the entries it holds (remembered here) and announces a `join` for each that was gone.
@@ -33,8 +41,9 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use switchboard_hub::{BrokerError, ClientInfo, Event, Message};
 
-use crate::broker::{error, feed_publish};
+use crate::broker::{error, feed_publish, futures_next};
 use crate::entry::{self, key};
+use crate::scripts;
 
 /// How long a node's heartbeat key lives unless refreshed.
 pub(crate) const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
@@ -117,8 +126,16 @@ fn ttl_ms() -> u64 {
     u64::try_from(HEARTBEAT_TTL.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Refreshes this node's key; `true` if it was still there.
-pub(crate) async fn beat(conn: &mut ConnectionManager, nodes: &Nodes) -> Result<bool, BrokerError> {
+/// What a heartbeat found.
+pub(crate) struct Beat {
+    /// This node's key was still there (else other nodes may have dropped its entries).
+    pub(crate) was_alive: bool,
+    /// Nodes whose deadline has passed.
+    pub(crate) overdue: Vec<String>,
+}
+
+/// Refreshes this node's key and deadline.
+pub(crate) async fn beat(conn: &mut ConnectionManager, nodes: &Nodes) -> Result<Beat, BrokerError> {
     let before: Option<String> = redis::cmd("SET")
         .arg(entry::node_key(&nodes.id))
         .arg(&nodes.id)
@@ -128,21 +145,89 @@ pub(crate) async fn beat(conn: &mut ConnectionManager, nodes: &Nodes) -> Result<
         .query_async(conn)
         .await
         .map_err(|e| error(&e))?;
-    Ok(before.is_some())
+    let overdue: Vec<String> = Script::new(scripts::NODE_BEAT)
+        .key(entry::NODES)
+        .arg(&nodes.id)
+        .arg(ttl_ms())
+        .invoke_async(conn)
+        .await
+        .map_err(|e| error(&e))?;
+    Ok(Beat {
+        was_alive: before.is_some(),
+        overdue,
+    })
+}
+
+/// Drops the presence entries of the dead node `id` from every channel (see the module
+/// docs), unless another node claimed it first or its key is back.
+async fn reap(
+    conn: &mut ConnectionManager,
+    nodes: &Nodes,
+    drop_script: &Script,
+    id: &str,
+) -> Result<(), BrokerError> {
+    let claimed: i64 = redis::cmd("ZREM")
+        .arg(entry::NODES)
+        .arg(id)
+        .query_async(conn)
+        .await
+        .map_err(|e| error(&e))?;
+    if claimed != 1 {
+        return Ok(());
+    }
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    {
+        let mut scan = redis::AsyncCommands::scan_match::<_, Vec<u8>>(conn, "sb:{*}:p")
+            .await
+            .map_err(|e| error(&e))?;
+        while let Some(k) = futures_next(&mut scan).await {
+            keys.push(k);
+        }
+    }
+    tracing::info!(
+        node = id,
+        hashes = keys.len(),
+        "reaping a dead node's presence"
+    );
+    for k in keys {
+        let Some(channel) = entry::channel_of(&k, 'p') else {
+            continue;
+        };
+        let values: Vec<Vec<u8>> = redis::cmd("HVALS")
+            .arg(&k)
+            .query_async(conn)
+            .await
+            .map_err(|e| error(&e))?;
+        // Only hashes holding one of its entries are worth the liveness check.
+        let holds = values
+            .iter()
+            .any(|v| entry::presence_parts(v).is_some_and(|(n, _)| n == Some(id)));
+        if holds {
+            live_clients(conn, nodes, drop_script, channel, values).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Beats every [`HEARTBEAT_EVERY`]; after a beat that found the key gone, writes this
 /// node's entries back (see the module docs). Runs until aborted.
 pub(crate) async fn keep_beating(mut conn: ConnectionManager, nodes: Arc<Nodes>) {
+    let drop_script = Script::new(scripts::PRESENCE_DROP);
     let mut every = tokio::time::interval(HEARTBEAT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is at once; the broker has just beaten.
     every.tick().await;
     loop {
         every.tick().await;
-        match beat(&mut conn, &nodes).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let overdue = match beat(&mut conn, &nodes).await {
+            Ok(Beat {
+                was_alive: true,
+                overdue,
+            }) => overdue,
+            Ok(Beat {
+                was_alive: false,
+                overdue,
+            }) => {
                 tracing::warn!(
                     node = nodes.id,
                     "this node's Redis heartbeat had expired; writing its presence back"
@@ -155,8 +240,17 @@ pub(crate) async fn keep_beating(mut conn: ConnectionManager, nodes: Arc<Nodes>)
                         .query_async(&mut conn)
                         .await;
                 }
+                overdue
             }
-            Err(e) => tracing::debug!(error = %e, "heartbeat failed; retried"),
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed; retried");
+                continue;
+            }
+        };
+        for id in overdue.iter().filter(|id| **id != nodes.id) {
+            if let Err(e) = reap(&mut conn, &nodes, &drop_script, id).await {
+                tracing::warn!(node = id, error = %e, "dead node's presence not reaped; reads still leave it out");
+            }
         }
     }
 }

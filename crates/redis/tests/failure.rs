@@ -18,6 +18,11 @@ use switchboard_redis::{RedisBroker, RedisOptions};
 /// after its last refresh, and other nodes believe a node alive for at most 1 s more.
 const BOUND: Duration = Duration::from_secs(16);
 
+/// And a dead node's entries are reaped, with a `leave`, by the first beat of another
+/// node (every 5 s) after its deadline (15 s), on channels nobody reads too: 20 s by
+/// construction, stated as 25 s (the beat's round trips, a loaded machine).
+const LEAVE_BOUND: Duration = Duration::from_secs(25);
+
 async fn node(redis: &Redis, config: HubConfig) -> Hub {
     let broker = RedisBroker::connect(&redis.url(), RedisOptions::default())
         .await
@@ -117,6 +122,50 @@ fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
         assert_eq!(leave.event(), Event::Leave);
         assert_eq!(&leave.data()[..], br#"{"client":"a1","user":"u1"}"#);
         assert_eq!(ids(&b, "room:1").await, ["b1"]);
+        assert!(watcher.try_recv().unwrap().is_none(), "a second leave");
+    });
+}
+
+#[test]
+fn a_dead_nodes_entries_are_reaped_with_a_leave_though_nobody_reads_them() {
+    let redis = Redis::start();
+    let dying = tokio::runtime::Runtime::new().unwrap();
+    let living = tokio::runtime::Runtime::new().unwrap();
+    let b = living.block_on(node(&redis, presence_config()));
+    let mut watcher = living.block_on(async {
+        let mut w = b
+            .subscribe("room:2", None, ClientInfo::new("b1"))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut w).await.unwrap().event(), Event::Join);
+        w
+    });
+    let dead = dying.block_on(async {
+        let a = node(&redis, presence_config()).await;
+        let sub = a
+            .subscribe("room:2", None, ClientInfo::new("a1"))
+            .await
+            .unwrap();
+        (a, sub)
+    });
+    living.block_on(async {
+        assert_eq!(recv(&mut watcher).await.unwrap().event(), Event::Join);
+    });
+    let died = Instant::now();
+    dying.shutdown_background();
+    let _never_released = std::mem::ManuallyDrop::new(dead);
+
+    // Nobody reads room:2's presence: B's heartbeat finds A overdue and reaps it.
+    living.block_on(async move {
+        let leave = recv(&mut watcher).await.unwrap();
+        assert!(
+            died.elapsed() <= LEAVE_BOUND,
+            "leave {:?} after the death",
+            died.elapsed()
+        );
+        assert_eq!(leave.event(), Event::Leave);
+        assert_eq!(&leave.data()[..], br#"{"client":"a1"}"#);
+        assert_eq!(ids(&b, "room:2").await, ["b1"]);
         assert!(watcher.try_recv().unwrap().is_none(), "a second leave");
     });
 }
