@@ -26,8 +26,8 @@
 //! deadline has passed; the node that removes one from the set (one `ZREM` wins) scans
 //! the presence hashes (`SCAN sb:{*}:p`) and drops its entries, announcing each `leave`.
 //! So a `leave` is announced within 20 s of the death (15 s TTL, then the next beat of
-//! any node; stated as 25 s for the beat's round trips) even on a channel nobody reads; the scan costs one pass over the key space
-//! per node death, nothing while nodes live.
+//! any node; stated as 25 s for the beat's round trips) even on a channel nobody reads;
+//! the scan costs one pass over the key space per node death, nothing while nodes live.
 //!
 //! A node cut off from Redis for longer than the TTL is taken for dead: other nodes drop
 //! its entries (with a `leave`). When its heartbeat finds its key gone, it writes back
@@ -175,6 +175,8 @@ async fn reap(
     if claimed != 1 {
         return Ok(());
     }
+    // Seen alive just before its key expired: ask Redis again, not the cache.
+    lock(&nodes.alive).remove(id);
     let mut keys: Vec<Vec<u8>> = Vec::new();
     {
         let mut scan = redis::AsyncCommands::scan_match::<_, Vec<u8>>(conn, "sb:{*}:p")
