@@ -36,6 +36,7 @@ use switchboard_hub::{
     STORED_MESSAGE_COST,
 };
 
+use crate::calls::{error, feed_publish, futures_next};
 use crate::entry::{self, key};
 use crate::presence::{self, Nodes};
 use crate::{control, scripts};
@@ -116,14 +117,6 @@ impl std::fmt::Debug for RedisBroker {
     }
 }
 
-pub(crate) fn error(e: &RedisError) -> BrokerError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
-        BrokerError::Unavailable(e.to_string())
-    } else {
-        BrokerError::Internal(e.to_string())
-    }
-}
-
 fn internal(what: &str) -> BrokerError {
     BrokerError::Internal(format!("unexpected answer from Redis: {what}"))
 }
@@ -170,20 +163,6 @@ fn on_push(feed: &Feed, push: PushInfo) {
         return;
     };
     feed.sinks.deliver(&msg);
-}
-
-/// Publishes `data` on the feed of `channel` (a channel's, or [`control::CHANNEL`]);
-/// resolves with how many subscribed connections (nodes) Redis handed it to.
-pub(crate) async fn feed_publish(
-    conn: &mut ConnectionManager,
-    channel: &str,
-    data: &[u8],
-) -> Result<usize, BrokerError> {
-    let n: i64 = conn
-        .publish(key(channel, 'f'), data)
-        .await
-        .map_err(|e| error(&e))?;
-    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// After each drop of the connection, asks Redis until it answers: the manager reconnects
@@ -482,20 +461,6 @@ impl RedisBroker {
             });
         }
         Ok(heads)
-    }
-}
-
-/// The next item of a redis-crate async iterator.
-pub(crate) async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
-    it: &mut redis::AsyncIter<'_, T>,
-) -> Option<T> {
-    loop {
-        match it.next_item().await {
-            Some(Ok(v)) => return Some(v),
-            // A key that does not decode is not one of ours.
-            Some(Err(_)) => continue,
-            None => return None,
-        }
     }
 }
 

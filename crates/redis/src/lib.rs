@@ -12,6 +12,7 @@
 //! - [`test_server`]: a throwaway `redis-server` for tests, here and in the server's.
 
 mod broker;
+mod calls;
 mod control;
 mod entry;
 mod presence;

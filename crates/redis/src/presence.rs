@@ -41,7 +41,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use switchboard_hub::{BrokerError, ClientInfo, Event, Message};
 
-use crate::broker::{error, feed_publish, futures_next};
+use crate::calls::{error, feed_publish, futures_next};
 use crate::entry::{self, key};
 use crate::scripts;
 
