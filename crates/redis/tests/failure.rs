@@ -74,40 +74,61 @@ async fn until_presence(hub: &Hub, channel: &str, want: &[&str], within: Duratio
     }
 }
 
+/// Node B (on `living`) watching `channel` as client b1, and node A (on its own runtime)
+/// holding client `a1`, whose join B's watcher has seen.
+struct Scene {
+    living: tokio::runtime::Runtime,
+    b: Hub,
+    watcher: Subscription,
+    dying: tokio::runtime::Runtime,
+    a: (Hub, Subscription),
+}
+
+impl Scene {
+    fn new(redis: &Redis, channel: &str, a1: ClientInfo) -> Scene {
+        let living = tokio::runtime::Runtime::new().unwrap();
+        let dying = tokio::runtime::Runtime::new().unwrap();
+        let (b, mut watcher) = living.block_on(async {
+            let b = node(redis, presence_config()).await;
+            let mut w = b
+                .subscribe(channel, None, ClientInfo::new("b1"))
+                .await
+                .unwrap();
+            assert_eq!(recv(&mut w).await.unwrap().event(), Event::Join); // its own
+            (b, w)
+        });
+        let a = dying.block_on(async {
+            let a = node(redis, presence_config()).await;
+            let sub = a.subscribe(channel, None, a1).await.unwrap();
+            (a, sub)
+        });
+        living.block_on(async {
+            assert_eq!(recv(&mut watcher).await.unwrap().event(), Event::Join);
+        });
+        Scene {
+            living,
+            b,
+            watcher,
+            dying,
+            a,
+        }
+    }
+
+    /// A dies: its runtime (heartbeat, connection) stops and its subscription is never
+    /// released, as after kill -9. Returns when, and B's side.
+    fn kill_a(self) -> (Instant, tokio::runtime::Runtime, Hub, Subscription) {
+        let died = Instant::now();
+        self.dying.shutdown_background();
+        let _never_released = std::mem::ManuallyDrop::new(self.a);
+        (died, self.living, self.b, self.watcher)
+    }
+}
+
 #[test]
 fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
     let redis = Redis::start();
-    let dying = tokio::runtime::Runtime::new().unwrap();
-    let living = tokio::runtime::Runtime::new().unwrap();
-    let b = living.block_on(node(&redis, presence_config()));
-    let mut watcher = living.block_on(async {
-        let mut w = b
-            .subscribe("room:1", None, ClientInfo::new("b1"))
-            .await
-            .unwrap();
-        assert_eq!(recv(&mut w).await.unwrap().event(), Event::Join); // its own
-        w
-    });
-
-    let (a, on_a) = dying.block_on(async {
-        let a = node(&redis, presence_config()).await;
-        let sub = a
-            .subscribe("room:1", None, ClientInfo::new("a1").with_user("u1"))
-            .await
-            .unwrap();
-        (a, sub)
-    });
-    living.block_on(async {
-        assert_eq!(recv(&mut watcher).await.unwrap().event(), Event::Join);
-        assert_eq!(ids(&b, "room:1").await, ["a1", "b1"]);
-    });
-
-    // A dies: its runtime (heartbeat, connection) stops; its subscription is never
-    // released, as after kill -9.
-    let died = Instant::now();
-    dying.shutdown_background();
-    let _never_released = std::mem::ManuallyDrop::new((a, on_a));
-
+    let scene = Scene::new(&redis, "room:1", ClientInfo::new("a1").with_user("u1"));
+    let (died, living, b, mut watcher) = scene.kill_a();
     living.block_on(async move {
         // Still listed while its heartbeat key lives: a node is not dropped early.
         assert_eq!(ids(&b, "room:1").await, ["a1", "b1"]);
@@ -129,32 +150,8 @@ fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
 #[test]
 fn a_dead_nodes_entries_are_reaped_with_a_leave_though_nobody_reads_them() {
     let redis = Redis::start();
-    let dying = tokio::runtime::Runtime::new().unwrap();
-    let living = tokio::runtime::Runtime::new().unwrap();
-    let b = living.block_on(node(&redis, presence_config()));
-    let mut watcher = living.block_on(async {
-        let mut w = b
-            .subscribe("room:2", None, ClientInfo::new("b1"))
-            .await
-            .unwrap();
-        assert_eq!(recv(&mut w).await.unwrap().event(), Event::Join);
-        w
-    });
-    let dead = dying.block_on(async {
-        let a = node(&redis, presence_config()).await;
-        let sub = a
-            .subscribe("room:2", None, ClientInfo::new("a1"))
-            .await
-            .unwrap();
-        (a, sub)
-    });
-    living.block_on(async {
-        assert_eq!(recv(&mut watcher).await.unwrap().event(), Event::Join);
-    });
-    let died = Instant::now();
-    dying.shutdown_background();
-    let _never_released = std::mem::ManuallyDrop::new(dead);
-
+    let scene = Scene::new(&redis, "room:2", ClientInfo::new("a1"));
+    let (died, living, b, mut watcher) = scene.kill_a();
     // Nobody reads room:2's presence: B's heartbeat finds A overdue and reaps it.
     living.block_on(async move {
         let leave = recv(&mut watcher).await.unwrap();
