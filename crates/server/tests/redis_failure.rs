@@ -172,18 +172,25 @@ async fn clients_of_a_killed_node_resume_on_another_and_its_presence_expires() {
         }
     );
 
-    // Published on B throughout; A is killed once both clients have had some.
+    // Published on B throughout: 1..=20 while A lives (both clients have them before A
+    // dies), the rest from the moment A is killed, while its clients move.
+    const BEFORE: u64 = 20;
     let api = b.api();
-    let mut killed = None;
-    for n in 1..=LAST {
+    for n in 1..=BEFORE {
         api.publish(channel, j!({ "n": n })).await.unwrap();
-        if killed.is_none() && counters.iter().all(|c| c.load(Ordering::SeqCst) >= 10) {
-            a.kill();
-            killed = Some(Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
     }
-    let killed = killed.expect("the clients received too little to kill A in the middle");
+    bounded(async {
+        while !counters.iter().all(|c| c.load(Ordering::SeqCst) == BEFORE) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    a.kill();
+    let killed = Instant::now();
+    for n in BEFORE + 1..=LAST {
+        api.publish(channel, j!({ "n": n })).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Every message exactly once, in order, across the move.
     let want: Vec<u64> = (1..=LAST).collect();
