@@ -4,7 +4,7 @@
 # Steps (each runs even if an earlier one failed):
 #   cargo test --workspace (the Redis broker's tests start a redis-server, installed with
 #   apt if missing), cargo test -p switchboard-ws --features hixie76, the server's
-#   multi-node tests with --features redis (one Redis, a Redis Cluster), the TLS tests with --features tls,
+#   multi-node and node-failure tests with --features redis (one Redis, a Redis Cluster), the TLS tests with --features tls,
 #   every benchmark compiled (test profile), the Autobahn conformance suites in
 #   `quick` mode, server and client side, compared with the committed expected verdicts,
 #   a short fuzz smoke run of every fuzz target (codec and protocol), the browser client's
@@ -54,6 +54,7 @@ step cargo-test cargo test --workspace --locked
 step cargo-test-hixie76 cargo test -p switchboard-ws --features hixie76 --locked
 step cargo-test-redis-nodes cargo test -p switchboard-server --features redis --test redis_nodes --locked
 step cargo-test-redis-cluster cargo test -p switchboard-server --features redis --test redis_cluster --locked
+step cargo-test-redis-failure cargo test -p switchboard-server --features redis --test redis_failure --locked
 step cargo-test-tls cargo test -p switchboard-server --features tls --test tls --locked
 # Every benchmark still compiles (in the test profile: the dependencies cargo test built
 # are reused, where `cargo bench --no-run` rebuilt them all optimized, ~7 minutes).

@@ -31,6 +31,8 @@
 //!   the head (or `more` says it was cut by the limit); otherwise the answer is
 //!   [`HistoryAnswer::Reset`], which carries everything still held (from the oldest, up to
 //!   the limit) in the same atomic read. Never a partial answer presented as complete.
+//! * `disconnect` reaches the other nodes: each closes the target's connections through
+//!   [`FeedSink::disconnect`]; the node that asked closes its own itself.
 //! * A channel's epoch is created on first use and changes only when its log is lost (e.g.
 //!   the broker's storage was wiped). Offsets start at 1 in each epoch.
 
@@ -176,6 +178,21 @@ pub trait FeedSink: Send + Sync {
     /// every subscription reads what it missed from history at once, instead of waiting
     /// for the next message to reveal the gap. Must not block: it only wakes.
     fn resync_all(&self);
+
+    /// Called when another node asks every node to close `target`'s connections (see
+    /// [`Broker::disconnect`]). Must not block. The default ignores it.
+    fn disconnect(&self, target: &Disconnect) {
+        let _ = target;
+    }
+}
+
+/// Whose connections a cluster-wide disconnect closes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The connection with this client id.
+    Client(String),
+    /// Every connection of this user.
+    User(String),
 }
 
 /// The sinks attached to a broker, for broker implementations: [`Broker::attach`] adds
@@ -205,6 +222,15 @@ impl FeedSinks {
         for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
             if let Some(sink) = sink.upgrade() {
                 sink.resync_all();
+            }
+        }
+    }
+
+    /// Hands another node's disconnect to every live sink ([`FeedSink::disconnect`]).
+    pub fn disconnect(&self, target: &Disconnect) {
+        for sink in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            if let Some(sink) = sink.upgrade() {
+                sink.disconnect(target);
             }
         }
     }
@@ -282,6 +308,15 @@ pub trait Broker: Send + Sync + fmt::Debug + 'static {
     /// is elsewhere (Redis), the default.
     fn retained_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// Tells every other node to close `target`'s connections (each applies it through
+    /// [`FeedSink::disconnect`]); resolves with how many other nodes it reached. The
+    /// caller closes this node's own connections itself. The default, for a broker in
+    /// this process (one node), reaches none.
+    fn disconnect(&self, target: &Disconnect) -> BrokerFuture<'_, usize> {
+        let _ = target;
+        BrokerFuture::ready(Ok(0))
     }
 
     /// Whether the broker can serve now (a round trip for a remote one); the default, for

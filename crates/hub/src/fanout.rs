@@ -8,12 +8,13 @@
 //! list, then its window, then one subscriber's queue.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+use switchboard_proto::Event;
 use tokio::time::{Duration, Instant};
 
 use crate::batch::{Action, Window};
-use crate::broker::FeedSink;
+use crate::broker::{Disconnect, FeedSink};
 use crate::config::{NamespaceConfig, SlowConsumerPolicy};
 use crate::error::CloseReason;
 use crate::inbox::{Inbox, Pushed};
@@ -27,6 +28,9 @@ pub(crate) struct LocalChannel {
     subs: RwLock<Vec<Arc<Inbox>>>,
     capacity: usize,
     policy: SlowConsumerPolicy,
+    /// The namespace announces `join`/`leave`: when it does not, such events are not
+    /// delivered (a broker may announce the entries of a node that died regardless).
+    join_leave: bool,
     /// The namespace's batch window and its state; `None`: wake at every message.
     batch: Option<(Duration, Mutex<Window>)>,
 }
@@ -74,11 +78,17 @@ fn lock_window(state: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// What the server does first with another node's disconnect.
+pub(crate) type DisconnectHook = Box<dyn Fn(&Disconnect) + Send + Sync>;
+
 #[derive(Default)]
 pub(crate) struct Fanout {
     channels: RwLock<HashMap<Arc<str>, Arc<LocalChannel>>>,
     /// The hub's counters: one add per message delivered (its subscriber count).
     pub(crate) stats: Arc<HubStats>,
+    /// Told first when another node's disconnect arrives (the server's own list of
+    /// connections; see [`crate::Hub::on_remote_disconnect`]).
+    pub(crate) on_disconnect: OnceLock<DisconnectHook>,
 }
 
 impl Fanout {
@@ -103,6 +113,7 @@ impl Fanout {
                     subs: RwLock::default(),
                     capacity: ns.queue_capacity.clamp(1, Queue::MAX),
                     policy: ns.slow_consumer,
+                    join_leave: ns.join_leave,
                     batch: ns
                         .batch_window
                         .filter(|w| !w.is_zero())
@@ -186,6 +197,9 @@ impl FeedSink for Fanout {
                 None => return,
             }
         };
+        if !local.join_leave && matches!(msg.event(), Event::Join | Event::Leave) {
+            return;
+        }
         let wake = local.batch.is_none();
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
         for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
@@ -213,5 +227,17 @@ impl FeedSink for Fanout {
                 sub.resync();
             }
         }
+    }
+
+    /// The hook first, then the subscriptions: a connection subscribing meanwhile is
+    /// caught by one or the other (the order the backend API's local disconnect keeps).
+    fn disconnect(&self, target: &Disconnect) {
+        if let Some(hook) = self.on_disconnect.get() {
+            hook(target);
+        }
+        self.close_matching(CloseReason::Disconnected, |s| match target {
+            Disconnect::Client(id) => s.client.client_id() == id,
+            Disconnect::User(user) => s.client.user_id() == Some(user.as_str()),
+        });
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use switchboard_proto::{Cursor, Event};
 
-use crate::broker::{Broker, HistoryAnswer, Idempotency, Published, MAX_IDEMPOTENCY_KEY_LEN};
+use crate::broker::{
+    Broker, Disconnect, HistoryAnswer, Idempotency, Published, MAX_IDEMPOTENCY_KEY_LEN,
+};
 use crate::channel::parse_channel;
 use crate::config::{HubConfig, NamespaceConfig};
 use crate::error::{CloseReason, HubError};
@@ -350,6 +352,20 @@ impl Hub {
             .close_matching(CloseReason::Disconnected, |s| {
                 s.client.user_id() == Some(user_id)
             })
+    }
+
+    /// Asks every other node to close `target`'s connections ([`Broker::disconnect`]);
+    /// resolves with how many other nodes the broker reached. This node's own are closed
+    /// by the caller ([`Hub::disconnect`], [`Hub::disconnect_user`]).
+    pub async fn disconnect_elsewhere(&self, target: &Disconnect) -> Result<usize, HubError> {
+        Ok(self.registry.broker.disconnect(target).await?)
+    }
+
+    /// Sets what this node does first when another node's disconnect arrives (e.g. the
+    /// server ends the connections it lists); then the hub closes the matching
+    /// subscriptions, as [`Hub::disconnect`] does. Set once; later calls are ignored.
+    pub fn on_remote_disconnect(&self, hook: impl Fn(&Disconnect) + Send + Sync + 'static) {
+        let _ = self.registry.fanout.on_disconnect.set(Box::new(hook));
     }
 
     /// Broker housekeeping: trims expired history and forgets idle channels (no history,

@@ -41,7 +41,9 @@
 //!   `history(ch, since, limit)` → [`HistoryAnswer`] (`Gap { messages, head, more }` or
 //!   `Reset { head, earliest, messages, more }`); `presence(ch)`, `presence_stats(ch)`,
 //!   `subscriber_count(ch)`, `channels()` → [`ChannelStats`]; `disconnect(client_id)`,
-//!   `disconnect_user(user_id)`, `shutdown()`, `sweep()` (periodic housekeeping).
+//!   `disconnect_user(user_id)` (this node), `disconnect_elsewhere(&Disconnect)` (the
+//!   other nodes, through the broker), `on_remote_disconnect(hook)`, `shutdown()`,
+//!   `sweep()` (periodic housekeeping).
 //! * [`Subscription`]: `recv().await`, `poll_recv(cx)`, `try_recv()` →
 //!   `Message` or [`RecvError`] (`Lagged { missed }`, `Closed { reason, resume_from }`);
 //!   `position()`, `start()`, `channel()`, `client()`, `unsubscribe().await`.
@@ -59,7 +61,8 @@
 //! * Errors: [`HubError`] (one per operation failure, each with one HTTP status),
 //!   [`ChannelNameError`], [`BrokerError`], [`CloseReason`].
 //! * Brokers: trait [`Broker`] with [`BrokerFuture`], [`FeedSink`] (`deliver`,
-//!   `resync_all` when a feed comes back), [`FeedSinks`], [`Retention`],
+//!   `resync_all` when a feed comes back, `disconnect` from another node), [`FeedSinks`],
+//!   [`Disconnect`], [`Retention`],
 //!   [`ChannelHead`]; [`MemoryBroker`] (default).
 
 mod batch;
@@ -83,8 +86,8 @@ pub mod subscription;
 pub mod window;
 
 pub use broker::{
-    Broker, BrokerFuture, ChannelHead, FeedSink, FeedSinks, HistoryAnswer, Idempotency, Published,
-    Retention, MAX_IDEMPOTENCY_KEY_LEN,
+    Broker, BrokerFuture, ChannelHead, Disconnect, FeedSink, FeedSinks, HistoryAnswer, Idempotency,
+    Published, Retention, MAX_IDEMPOTENCY_KEY_LEN,
 };
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};

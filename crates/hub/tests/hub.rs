@@ -1193,3 +1193,30 @@ async fn subscribe_without_presence_is_invisible() {
     let c = hub.publish("x", json(1)).await.unwrap();
     assert_eq!(recv(&mut watcher).await.unwrap().cursor(), Some(c));
 }
+
+/// A broker may announce `join`/`leave` on its own (the Redis broker, for the entries of a
+/// node that died): they reach the subscribers of namespaces that announce them only.
+#[tokio::test]
+async fn join_and_leave_from_the_broker_reach_only_namespaces_that_announce_them() {
+    let broker = Arc::new(MemoryBroker::new());
+    let config = HubConfig::default().with_namespace(
+        "loud",
+        NamespaceConfig {
+            presence: true,
+            join_leave: true,
+            ..Default::default()
+        },
+    );
+    let hub = Hub::with_broker(config, broker.clone());
+    let mut quiet = hub.subscribe("room", None, client("q")).await.unwrap();
+    let mut loud = hub.subscribe("loud:room", None, client("l")).await.unwrap();
+    assert_eq!(recv(&mut loud).await.unwrap().event(), Event::Join); // its own
+    for ch in ["room", "loud:room"] {
+        let leave = Message::presence_event(Arc::from(ch), Event::Leave, &client("gone"));
+        broker.broadcast(leave).await.unwrap();
+        hub.publish(ch, json(1)).await.unwrap();
+    }
+    assert_eq!(recv(&mut quiet).await.unwrap().event(), Event::Message);
+    assert_eq!(recv(&mut loud).await.unwrap().event(), Event::Leave);
+    assert_eq!(recv(&mut loud).await.unwrap().event(), Event::Message);
+}

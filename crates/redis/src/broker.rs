@@ -6,6 +6,10 @@
 //! feed's subscriptions (module `feed`), so a slow history read never holds up live
 //! delivery.
 //!
+//! The node's heartbeat and the filtering of presence entries of dead nodes are in
+//! module `presence`; cluster-wide commands ride the feed on a reserved channel (module
+//! `control`), subscribed at connect like a channel's feed.
+//!
 //! Every operation has a deadline ([`RedisOptions::timeout`]): with Redis unreachable,
 //! publishes and subscribes fail with [`BrokerError::Unavailable`] (HTTP 503) instead of
 //! waiting.
@@ -16,14 +20,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::{AsyncCommands, Script, Value};
 use switchboard_hub::{
-    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Epoch, FeedSink,
-    HistoryAnswer, Idempotency, Message, Payload, Published, Retention, STORED_MESSAGE_COST,
+    Broker, BrokerError, BrokerFuture, ChannelHead, ClientInfo, Cursor, Disconnect, Epoch,
+    FeedSink, HistoryAnswer, Idempotency, Message, Payload, Published, Retention,
+    STORED_MESSAGE_COST,
 };
 
+use crate::calls::feed_publish;
 use crate::connect::{error, internal, redacted, Conn, Target};
 use crate::entry::{self, key};
-use crate::feed::Feed;
-use crate::{channels, cluster, scripts};
+use crate::feed::{AbortOnDrop, Feed};
+use crate::presence::{self, Nodes};
+use crate::{channels, cluster, control, scripts};
 
 /// How long a channel with no history is kept after its last publish (its epoch and
 /// head), and one that was only read; one with a `max_age` expires with its history.
@@ -59,6 +66,10 @@ pub struct RedisBroker {
     publish: Script,
     history: Script,
     presence_remove: Script,
+    presence_drop: Script,
+    /// This node's id, presence entries and heartbeat (module `presence`).
+    nodes: Arc<Nodes>,
+    _heartbeat: AbortOnDrop,
     /// Without its password.
     url: String,
 }
@@ -105,25 +116,44 @@ impl RedisBroker {
         let shown = redacted(url);
         let target = Target::parse(url)?;
         let unavailable = |e: String| BrokerError::Unavailable(format!("{shown}: {e}"));
+        let nodes = Arc::new(Nodes::new());
         let connecting = async {
             let conn = target
                 .connect(options.timeout, options.max_reconnect_delay, None)
                 .await?;
-            let feed = Feed::connect(&target, options.timeout, options.max_reconnect_delay).await?;
+            let feed = Feed::connect(
+                &target,
+                nodes.id().to_owned(),
+                options.timeout,
+                options.max_reconnect_delay,
+            )
+            .await?;
             Ok::<_, redis::RedisError>((conn, feed))
         };
         let (conn, feed) = tokio::time::timeout(options.timeout, connecting)
             .await
             .map_err(|_| unavailable(format!("no answer in {:?}", options.timeout)))?
             .map_err(|e| unavailable(e.to_string()))?;
-        Ok(RedisBroker {
+        presence::beat(&mut conn.clone(), &nodes).await?;
+        let heartbeat = tokio::spawn(presence::keep_beating(conn.clone(), nodes.clone()));
+        let broker = RedisBroker {
             conn,
             feed,
             publish: Script::new(&scripts::publish()),
             history: Script::new(&scripts::history()),
             presence_remove: Script::new(scripts::PRESENCE_REMOVE),
+            presence_drop: Script::new(scripts::PRESENCE_DROP),
+            nodes,
+            _heartbeat: AbortOnDrop(heartbeat),
             url: shown,
-        })
+        };
+        // The control feed rides the channels' feed: subscribed and resubscribed alike.
+        broker
+            .feed
+            .subscribe(control::CHANNEL)
+            .await
+            .map_err(|e| error(&e))?;
+        Ok(broker)
     }
 
     async fn do_publish(
@@ -269,13 +299,7 @@ impl Broker for RedisBroker {
                 self.feed.sinks().deliver(&msg);
                 return Ok(());
             };
-            let mut conn = self.conn.clone();
-            let _: i64 = self
-                .feed
-                .publish_cmd(msg.channel(), feed)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| error(&e))?;
+            feed_publish(&mut self.conn.clone(), msg.channel(), &feed).await?;
             Ok(())
         })
     }
@@ -306,14 +330,17 @@ impl Broker for RedisBroker {
     }
 
     fn presence_add(&self, channel: &str, client: ClientInfo) -> BrokerFuture<'_, bool> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
-            let added: i64 = conn
-                .hset(key, client.client_id(), &entry::presence_value(&client)[..])
-                .await
-                .map_err(|e| error(&e))?;
-            Ok(added == 1)
+            let value = self.nodes.added(&channel, &client);
+            let added: Result<i64, _> = conn
+                .hset(key(&channel, 'p'), client.client_id(), value)
+                .await;
+            if added.is_err() {
+                self.nodes.removed(&channel, client.client_id());
+            }
+            Ok(added.map_err(|e| error(&e))? == 1)
         })
     }
 
@@ -322,30 +349,47 @@ impl Broker for RedisBroker {
         channel: &str,
         client_id: &str,
     ) -> BrokerFuture<'_, Option<ClientInfo>> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         let client_id = client_id.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
+            self.nodes.removed(&channel, &client_id);
             let removed: Option<Vec<u8>> = self
                 .presence_remove
-                .key(key)
+                .key(key(&channel, 'p'))
                 .arg(client_id)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| error(&e))?;
-            Ok(removed.and_then(|v| entry::presence_client(&v)))
+            Ok(removed.and_then(|v| entry::presence_client(entry::presence_parts(&v)?.1)))
         })
     }
 
     fn presence(&self, channel: &str) -> BrokerFuture<'_, Vec<ClientInfo>> {
-        let key = key(channel, 'p');
+        let channel = channel.to_owned();
         BrokerFuture::boxed(async move {
             let mut conn = self.conn.clone();
-            let values: Vec<Vec<u8>> = conn.hvals(key).await.map_err(|e| error(&e))?;
-            Ok(values
-                .iter()
-                .filter_map(|v| entry::presence_client(v))
-                .collect())
+            let values: Vec<Vec<u8>> = conn
+                .hvals(key(&channel, 'p'))
+                .await
+                .map_err(|e| error(&e))?;
+            presence::live_clients(
+                &mut conn,
+                &self.nodes,
+                &self.presence_drop,
+                &channel,
+                values,
+            )
+            .await
+        })
+    }
+
+    fn disconnect(&self, target: &Disconnect) -> BrokerFuture<'_, usize> {
+        let command = control::encode(self.nodes.id(), target);
+        BrokerFuture::boxed(async move {
+            let reached = feed_publish(&mut self.conn.clone(), control::CHANNEL, &command).await?;
+            // This node's own subscription counts too.
+            Ok(reached.saturating_sub(1))
         })
     }
 

@@ -7,16 +7,15 @@ use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::RoutingInfo;
-use redis::{AsyncCommands, Value};
+use redis::Value;
 use switchboard_hub::{BrokerError, ChannelHead, Cursor};
 
-use crate::cluster;
 use crate::connect::{error, internal, Conn};
 use crate::entry::{self, key};
+use crate::{calls, cluster};
 
-/// How many keys one `SCAN` step asks a cluster node for.
-const SCAN_COUNT: usize = 1000;
+/// The pattern of the channels' meta keys.
+const META: &str = "sb:{*}:m";
 
 /// Every channel `conn` reaches.
 pub(crate) async fn of(conn: Conn) -> Result<Vec<ChannelHead>, BrokerError> {
@@ -27,19 +26,9 @@ pub(crate) async fn of(conn: Conn) -> Result<Vec<ChannelHead>, BrokerError> {
 }
 
 /// Every channel held by one server: one `SCAN`, then one pipelined read.
-async fn single(mut conn: ConnectionManager) -> Result<Vec<ChannelHead>, BrokerError> {
-    let mut names = Vec::new();
-    {
-        let mut keys = conn
-            .scan_match::<_, Vec<u8>>("sb:{*}:m")
-            .await
-            .map_err(|e| error(&e))?;
-        while let Some(k) = futures_next(&mut keys).await {
-            if let Some(name) = entry::channel_of(&k, 'm') {
-                names.push(name.to_owned());
-            }
-        }
-    }
+async fn single(conn: ConnectionManager) -> Result<Vec<ChannelHead>, BrokerError> {
+    let mut conn = Conn::Single(conn);
+    let names = names(calls::scan_keys(&mut conn, META).await?);
     if names.is_empty() {
         // Redis refuses an empty pipeline.
         return Ok(Vec::new());
@@ -56,11 +45,19 @@ async fn single(mut conn: ConnectionManager) -> Result<Vec<ChannelHead>, BrokerE
     channel_heads(names, rows)
 }
 
+/// The channel names of meta keys.
+fn names(keys: Vec<Vec<u8>>) -> Vec<String> {
+    keys.iter()
+        .filter_map(|k| entry::channel_of(k, 'm'))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Every channel of the cluster, read primary by primary.
 async fn cluster(mut conn: ClusterConnection) -> Result<Vec<ChannelHead>, BrokerError> {
     let mut heads = Vec::new();
     for primary in cluster::primaries_now(&mut conn).await? {
-        let names = scan(&mut conn, &primary).await?;
+        let names = names(calls::scan_node(&mut conn, &primary, META).await?);
         if names.is_empty() {
             continue;
         }
@@ -84,41 +81,6 @@ async fn cluster(mut conn: ClusterConnection) -> Result<Vec<ChannelHead>, Broker
     Ok(heads)
 }
 
-/// The channel names whose meta key `primary` holds.
-async fn scan(
-    conn: &mut ClusterConnection,
-    primary: &cluster::Primary,
-) -> Result<Vec<String>, BrokerError> {
-    let mut names = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let answer = conn
-            .route_command(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg("sb:{*}:m")
-                    .arg("COUNT")
-                    .arg(SCAN_COUNT)
-                    .clone(),
-                RoutingInfo::SingleNode(primary.route()),
-            )
-            .await
-            .map_err(|e| error(&e))?;
-        let (next, keys): (u64, Vec<Vec<u8>>) =
-            redis::from_redis_value(answer).map_err(|_| internal("SCAN"))?;
-        names.extend(
-            keys.iter()
-                .filter_map(|k| entry::channel_of(k, 'm'))
-                .map(str::to_owned),
-        );
-        if next == 0 {
-            return Ok(names);
-        }
-        cursor = next;
-    }
-}
-
 /// `names` with what a pipeline of `HGET m e`, `HGET m h`, `LLEN l` answered for each;
 /// a channel that expired between the scan and the read is not a channel any more.
 fn channel_heads(
@@ -138,18 +100,4 @@ fn channel_heads(
         });
     }
     Ok(heads)
-}
-
-/// The next item of a redis-crate async iterator.
-async fn futures_next<T: redis::FromRedisValue + Unpin + Send>(
-    it: &mut redis::AsyncIter<'_, T>,
-) -> Option<T> {
-    loop {
-        match it.next_item().await {
-            Some(Ok(v)) => return Some(v),
-            // A key that does not decode is not one of ours.
-            Some(Err(_)) => continue,
-            None => return None,
-        }
-    }
 }

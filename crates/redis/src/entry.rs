@@ -9,9 +9,12 @@
 //! |---|---|---|
 //! | `sb:{NAME}:m` | hash | `e` = epoch (hex), `h` = last offset, `b` = the log's bytes as `history_bytes` counts them |
 //! | `sb:{NAME}:l` | list | retained entries, oldest first; index 0 is offset `h - LLEN + 1` |
-//! | `sb:{NAME}:p` | hash | presence: client id → the presence entry JSON |
+//! | `sb:{NAME}:p` | hash | presence: client id → `<node id>:` and the presence entry JSON |
 //! | `sb:{NAME}:f` | pub/sub channel | the live feed |
 //! | `sb:{NAME}:i:KEY` | string, expires after the idempotency window | `<epoch hex>:<offset>` of the publish that gave KEY |
+//! | `sb:{!nodes}:ID` | string, expires unless its node refreshes it | the heartbeat of node ID (see `presence`) |
+//! | `sb:nodes` | sorted set | node id → its deadline (ms, Redis's clock), to find dead nodes to reap |
+//! | `sb:{!control}:f` | pub/sub channel | cluster-wide commands (see `control`) |
 //!
 //! A log entry is `<publish time, ms>:<kind><payload>` (kind `j` JSON, `t` text, `b`
 //! binary). A feed message is `m<epoch hex>:<offset>:` followed by the entry for a
@@ -43,6 +46,16 @@ pub(crate) fn idempotency_key(channel: &str, idem: &str) -> String {
     k.push(':');
     k.push_str(idem);
     k
+}
+
+/// Every node's deadline: a node not heard of after it is reaped (see `presence`).
+pub(crate) const NODES: &str = "sb:nodes";
+
+/// The heartbeat key of node `id`. Every node's is in one slot (the tag `{!nodes}`,
+/// which no channel name can take), so a presence read asks about all the nodes it
+/// needs in one pipeline, on a cluster too; no script touches it with a channel's keys.
+pub(crate) fn node_key(id: &str) -> String {
+    format!("sb:{{!nodes}}:{id}")
 }
 
 /// The channel name of a key made by [`key`] with `part`.
@@ -143,9 +156,26 @@ pub(crate) fn feed_presence_event(msg: &Message) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// How presence stores a client: its presence entry JSON.
-pub(crate) fn presence_value(client: &ClientInfo) -> Bytes {
-    client.as_presence_entry().to_json()
+/// How presence stores a client: the id of the node that holds its connection, `:`,
+/// then its presence entry JSON.
+pub(crate) fn presence_value(node: &str, client: &ClientInfo) -> Vec<u8> {
+    let json = client.as_presence_entry().to_json();
+    let mut out = Vec::with_capacity(node.len() + 1 + json.len());
+    out.extend_from_slice(node.as_bytes());
+    out.push(b':');
+    out.extend_from_slice(&json);
+    out
+}
+
+/// A stored presence value split into its node id and its presence entry JSON. A value
+/// that starts with the JSON (written before entries named their node) has no node.
+pub(crate) fn presence_parts(value: &[u8]) -> Option<(Option<&str>, &[u8])> {
+    if value.first() == Some(&b'{') {
+        return Some((None, value));
+    }
+    let colon = value.iter().position(|&b| b == b':')?;
+    let node = std::str::from_utf8(&value[..colon]).ok()?;
+    Some((Some(node), &value[colon + 1..]))
 }
 
 #[derive(serde::Deserialize)]
@@ -242,10 +272,17 @@ mod tests {
                 .with_user("u")
                 .with_conn_info(Bytes::from_static(b"{\"x\":[1,2]}")),
         ] {
-            let back = presence_client(&presence_value(&c)).unwrap();
+            let value = presence_value("9f", &c);
+            let (node, json) = presence_parts(&value).unwrap();
+            assert_eq!(node, Some("9f"));
+            let back = presence_client(json).unwrap();
             assert_eq!(back.client_id(), c.client_id());
             assert_eq!(back.user_id(), c.user_id());
             assert_eq!(back.conn_info(), c.conn_info());
+            // An entry stored before entries named their node: the JSON alone.
+            let json = c.as_presence_entry().to_json();
+            assert_eq!(presence_parts(&json), Some((None, &json[..])));
         }
+        assert_eq!(presence_parts(b"no colon"), None);
     }
 }

@@ -29,12 +29,15 @@ use redis::{PushInfo, PushKind, RedisError, Value};
 use switchboard_hub::FeedSinks;
 
 use crate::connect::{Conn, Push, Target};
+use crate::control;
 use crate::entry::{self, key};
 
 /// What the connection's push handler shares with the broker.
 #[derive(Default)]
 pub(crate) struct FeedState {
     pub(crate) sinks: FeedSinks,
+    /// This node's id, to skip its own control messages (module `control`).
+    node: String,
     /// The connection dropped: the next subscription confirmation is the new connection
     /// subscribing its channels again, and the sinks are then told to resync.
     resync_due: AtomicBool,
@@ -49,7 +52,7 @@ pub(crate) struct FeedState {
 }
 
 /// Aborts a background task when its owner goes.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -89,13 +92,17 @@ impl Link {
 }
 
 impl Feed {
-    /// Opens the feed connection to `target`.
+    /// Opens the feed connection to `target` for node `node`.
     pub(crate) async fn connect(
         target: &Target,
+        node: String,
         timeout: Duration,
         max_reconnect_delay: Duration,
     ) -> Result<Feed, RedisError> {
-        let state: Arc<FeedState> = Arc::default();
+        let state = Arc::new(FeedState {
+            node,
+            ..FeedState::default()
+        });
         let conn = connect(target, &state, timeout, max_reconnect_delay).await?;
         let link = Arc::new(Link {
             state,
@@ -116,13 +123,6 @@ impl Feed {
     /// The sinks the feed delivers to.
     pub(crate) fn sinks(&self) -> &FeedSinks {
         &self.link.state.sinks
-    }
-
-    /// The command that publishes `data` on `channel`'s feed: sharded on a cluster.
-    pub(crate) fn publish_cmd(&self, channel: &str, data: Vec<u8>) -> redis::Cmd {
-        let mut cmd = redis::cmd(self.publish_verb());
-        cmd.arg(key(channel, 'f')).arg(data);
-        cmd
     }
 
     /// `SPUBLISH` on a cluster, `PUBLISH` on one server (also what the publish script
@@ -235,6 +235,10 @@ fn on_push(feed: &FeedState, push: PushInfo) {
     let Some(name) = entry::channel_of(&channel, 'f') else {
         return;
     };
+    if name == control::CHANNEL {
+        control::on_message(&feed.sinks, &feed.node, &data);
+        return;
+    }
     let Some(msg) = entry::feed_message(Arc::from(name), &Bytes::from(data)) else {
         tracing::warn!(
             channel = name,

@@ -10,14 +10,20 @@
 //!   server or every shard (module `channels`).
 //! - Keys, entries and feed messages are pure functions (module `entry`); the log
 //!   operations are Lua scripts, one atomic step each (module `scripts`).
+//! - Presence of a node that dies expires through a heartbeat per node (module
+//!   `presence`); cluster-wide commands such as disconnect travel on a reserved feed
+//!   (module `control`).
 //! - [`test_server`]: a throwaway `redis-server` for tests, here and in the server's.
 
 mod broker;
+mod calls;
 mod channels;
 mod cluster;
 mod connect;
+mod control;
 mod entry;
 mod feed;
+mod presence;
 mod scripts;
 pub mod test_server;
 

@@ -193,3 +193,23 @@ local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return v
 ";
+
+/// KEYS: presence. ARGV: client id, the value read. Removes the entry only if it still
+/// holds that value (a node that died: the entry is not rewritten meanwhile by a node
+/// that came back); returns 1 if it did, so one node announces its `leave`.
+pub(crate) const PRESENCE_DROP: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+";
+
+/// KEYS: every node's deadline (sorted set, ms by Redis's clock). ARGV: node id, TTL ms.
+/// Moves the node's deadline to now + TTL; returns the ids whose deadline has passed (at
+/// most 16 per call), the nodes to reap.
+pub(crate) const NODE_BEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
+";

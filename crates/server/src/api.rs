@@ -22,7 +22,15 @@
 //! | `GET /api/channels/{channel}` | | one channel's stats (404 if unknown to the broker and unsubscribed) |
 //! | `GET /api/channels/{channel}/history?since=&limit=` | | poll body (`messages`, `cursor`, `reset`): after `since`, or the latest `limit` (default and most 1000) |
 //! | `GET /api/channels/{channel}/presence` | | `{"channel","clients":[{client,user}],"count"}` |
-//! | `POST /api/disconnect` | `{"client": ID}` or `{"user": ID}` | `{"disconnected": N}` |
+//! | `POST /api/disconnect` | `{"client": ID}` or `{"user": ID}` | `{"disconnected": N, "other_nodes": M}` |
+//!
+//! A disconnect reaches every node: this one closes its connections of the client or
+//! user (`disconnected` counts them), and the broker tells the other nodes to close
+//! theirs (`other_nodes` is how many nodes it reached, from Redis's count of
+//! subscribers to the control feed; 0 with the in-memory broker). Their connections are
+//! closed as the message arrives, not counted here; a node cut off from Redis at that
+//! moment misses it. With Redis unreachable the answer is 503 `broker_unavailable`, after
+//! this node's own connections were closed: retrying is safe.
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -39,7 +47,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;
 
-use switchboard_hub::{Payload, PublishOptions};
+use switchboard_hub::{Disconnect, Payload, PublishOptions};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -366,19 +374,20 @@ async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Bod
             let req: Req = serde_json::from_slice(&raw).map_err(bad_json)?;
             // Connections end (with a `disconnect` farewell) and the hub closes their
             // subscriptions; the count is of connections.
-            let n = match (req.client, req.user) {
+            let (n, target) = match (req.client, req.user) {
                 (Some(c), None) => {
                     // An id is one connection: found by the hub (its subscriptions) or
                     // by the registry (connections it lists), it counts once.
                     let in_hub = state.hub.disconnect(&c) > 0;
-                    state.clients.disconnect_client(&c).max(usize::from(in_hub))
+                    let n = state.clients.disconnect_client(&c).max(usize::from(in_hub));
+                    (n, Disconnect::Client(c))
                 }
                 (None, Some(u)) => {
                     // The registry first: a connection subscribing right now is either
                     // marked there (and ends itself) or already known to the hub.
                     let n = state.clients.disconnect_user(&u);
                     state.hub.disconnect_user(&u);
-                    n
+                    (n, Disconnect::User(u))
                 }
                 _ => {
                     return Err(ServerError::BadRequest(
@@ -386,7 +395,9 @@ async fn disconnect(State(state): State<AppState>, headers: HeaderMap, body: Bod
                     ))
                 }
             };
-            Ok(Json(json!({ "disconnected": n })).into_response())
+            // The other nodes close theirs; they are reached, not counted.
+            let other_nodes = state.hub.disconnect_elsewhere(&target).await?;
+            Ok(Json(json!({ "disconnected": n, "other_nodes": other_nodes })).into_response())
         }
         .await,
     )

@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use switchboard_hub::Disconnect;
 use switchboard_timer::Wheel;
 use tokio::sync::Notify;
 
@@ -199,6 +200,14 @@ impl Clients {
             n += 1;
         }
         n
+    }
+
+    /// [`Clients::disconnect_client`] or [`Clients::disconnect_user`], as `target` says.
+    pub fn disconnect(&self, target: &Disconnect) -> usize {
+        match target {
+            Disconnect::Client(id) => self.disconnect_client(id),
+            Disconnect::User(user) => self.disconnect_user(user),
+        }
     }
 
     /// The timer wheel live connections share (its task runs on the runtime that first

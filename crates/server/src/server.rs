@@ -126,6 +126,12 @@ impl Builder {
             shutdown: shutdown.signal(),
             config: Arc::new(config),
         };
+        // A disconnect another node asks for ends the connections this node lists; the
+        // hub then closes their subscriptions.
+        let clients = state.clients.clone();
+        state.hub.on_remote_disconnect(move |target| {
+            clients.disconnect(target);
+        });
         let router = crate::app::router(state.clone(), &self.endpoints, self.routes);
         Ok(Server {
             #[cfg(feature = "tls")]
