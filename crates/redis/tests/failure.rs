@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_hub::*;
-use switchboard_redis::test_server::RedisServer as Redis;
+use switchboard_redis::test_server::{RedisCluster, RedisServer as Redis};
 use switchboard_redis::{RedisBroker, RedisOptions};
 
 /// What the presence module promises: a dead node's heartbeat key lives at most 15 s
@@ -23,8 +23,8 @@ const BOUND: Duration = Duration::from_secs(16);
 /// construction, stated as 25 s (the beat's round trips, a loaded machine).
 const LEAVE_BOUND: Duration = Duration::from_secs(25);
 
-async fn node(redis: &Redis, config: HubConfig) -> Hub {
-    let broker = RedisBroker::connect(&redis.url(), RedisOptions::default())
+async fn node(url: &str, config: HubConfig) -> Hub {
+    let broker = RedisBroker::connect(url, RedisOptions::default())
         .await
         .unwrap();
     Hub::with_broker(config, Arc::new(broker))
@@ -85,11 +85,11 @@ struct Scene {
 }
 
 impl Scene {
-    fn new(redis: &Redis, channel: &str, a1: ClientInfo) -> Scene {
+    fn new(url: &str, channel: &str, a1: ClientInfo) -> Scene {
         let living = tokio::runtime::Runtime::new().unwrap();
         let dying = tokio::runtime::Runtime::new().unwrap();
         let (b, mut watcher) = living.block_on(async {
-            let b = node(redis, presence_config()).await;
+            let b = node(url, presence_config()).await;
             let mut w = b
                 .subscribe(channel, None, ClientInfo::new("b1"))
                 .await
@@ -98,7 +98,7 @@ impl Scene {
             (b, w)
         });
         let a = dying.block_on(async {
-            let a = node(redis, presence_config()).await;
+            let a = node(url, presence_config()).await;
             let sub = a.subscribe(channel, None, a1).await.unwrap();
             (a, sub)
         });
@@ -127,7 +127,17 @@ impl Scene {
 #[test]
 fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
     let redis = Redis::start();
-    let scene = Scene::new(&redis, "room:1", ClientInfo::new("a1").with_user("u1"));
+    gone_within_the_bound(&redis.url());
+}
+
+#[test]
+fn on_a_cluster_presence_of_a_node_that_dies_is_gone_within_the_bound() {
+    let cluster = RedisCluster::start();
+    gone_within_the_bound(&cluster.url());
+}
+
+fn gone_within_the_bound(url: &str) {
+    let scene = Scene::new(url, "room:1", ClientInfo::new("a1").with_user("u1"));
     let (died, living, b, mut watcher) = scene.kill_a();
     living.block_on(async move {
         // Still listed while its heartbeat key lives: a node is not dropped early.
@@ -150,7 +160,18 @@ fn presence_of_a_node_that_dies_is_gone_within_the_bound() {
 #[test]
 fn a_dead_nodes_entries_are_reaped_with_a_leave_though_nobody_reads_them() {
     let redis = Redis::start();
-    let scene = Scene::new(&redis, "room:2", ClientInfo::new("a1"));
+    reaped_though_nobody_reads(&redis.url());
+}
+
+#[test]
+fn on_a_cluster_a_dead_nodes_entries_are_reaped_though_nobody_reads_them() {
+    // The reaper scans every primary: the channel's shard is one of three.
+    let cluster = RedisCluster::start();
+    reaped_though_nobody_reads(&cluster.url());
+}
+
+fn reaped_though_nobody_reads(url: &str) {
+    let scene = Scene::new(url, "room:2", ClientInfo::new("a1"));
     let (died, living, b, mut watcher) = scene.kill_a();
     // Nobody reads room:2's presence: B's heartbeat finds A overdue and reaps it.
     living.block_on(async move {
@@ -171,8 +192,8 @@ fn a_dead_nodes_entries_are_reaped_with_a_leave_though_nobody_reads_them() {
 async fn a_node_taken_for_dead_writes_its_presence_back() {
     let redis = Redis::start();
     let (a, b) = (
-        node(&redis, presence_config()).await,
-        node(&redis, presence_config()).await,
+        node(&redis.url(), presence_config()).await,
+        node(&redis.url(), presence_config()).await,
     );
     let mut watcher = b
         .subscribe("room:1", None, ClientInfo::new("b1"))
@@ -230,8 +251,8 @@ async fn assert_disconnected(sub: &mut Subscription) {
 async fn disconnect_reaches_the_node_that_holds_the_client() {
     let redis = Redis::start();
     let (a, b) = (
-        node(&redis, HubConfig::default()).await,
-        node(&redis, HubConfig::default()).await,
+        node(&redis.url(), HubConfig::default()).await,
+        node(&redis.url(), HubConfig::default()).await,
     );
     let told = Arc::new(AtomicUsize::new(0));
     let seen = told.clone();
@@ -313,4 +334,37 @@ async fn disconnect_reaches_the_node_that_holds_the_client() {
             .unwrap(),
         0
     );
+}
+
+#[tokio::test]
+async fn on_a_cluster_disconnect_reaches_the_node_that_holds_the_client() {
+    // The control feed is sharded pub/sub there, on the shard of its own slot.
+    let cluster = RedisCluster::start();
+    let (a, b) = (
+        node(&cluster.url(), HubConfig::default()).await,
+        node(&cluster.url(), HubConfig::default()).await,
+    );
+    let mut b1 = b
+        .subscribe("room", None, ClientInfo::new("b1").with_user("u"))
+        .await
+        .unwrap();
+    let mut b2 = b
+        .subscribe("room", None, ClientInfo::new("b2").with_user("v"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.disconnect_elsewhere(&Disconnect::Client("b1".into()))
+            .await
+            .unwrap(),
+        1,
+        "one other node"
+    );
+    assert_disconnected(&mut b1).await;
+    a.publish(
+        "room",
+        Payload::text(bytes::Bytes::from_static(b"still here")).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(&recv(&mut b2).await.unwrap().data()[..], b"still here");
 }
