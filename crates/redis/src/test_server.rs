@@ -442,6 +442,14 @@ impl RedisCluster {
         names
     }
 
+    /// Runs `redis-cli ARGS...` on the primary that serves `key`'s slot; its output.
+    ///
+    /// # Panics
+    /// If no primary serves the slot.
+    pub fn cli_on_primary_of(&self, key: &str, args: &[&str]) -> String {
+        cli(self.primary_of(key), args)
+    }
+
     /// Kills the primary that serves `key`'s slot (`kill -9`) and waits (at most 30 s)
     /// until its replica took over and every slot is served again; returns the new
     /// primary's port.

@@ -128,6 +128,47 @@ async fn channels_on_every_shard_share_offsets_history_feed_and_presence() {
     }
 }
 
+/// The state a failover leaves when the replica had not received the last messages:
+/// the channel's hash says another primary wrote it, and the head and log lack the
+/// tail. The next publish must not reuse the lost offsets (a subscriber that saw them
+/// would skip the new message silently): a new epoch, and the subscriber gets a `reset`
+/// then what is held and the new message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_last_written_on_another_primary_starts_a_new_epoch() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let mut sub = b
+        .subscribe("room:tail", None, ClientInfo::new("b1"))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for i in 1..=3 {
+        seen.push(a.publish("room:tail", json(i)).await.unwrap());
+        assert_eq!(recv(&mut sub).await.cursor(), Some(seen[seen.len() - 1]));
+    }
+    let meta = "sb:{room:tail}:m";
+    let other = "0123456789abcdef0123456789abcdef01234567";
+    cluster.cli_on_primary_of(meta, &["HSET", meta, "n", other, "h", "1"]);
+    cluster.cli_on_primary_of(meta, &["RPOP", "sb:{room:tail}:l", "2"]);
+
+    let next = a.publish("room:tail", json(4)).await.unwrap();
+    assert_ne!(next.epoch, seen[0].epoch, "a new epoch, not offset 2 again");
+    let reset = recv(&mut sub).await;
+    assert_eq!(reset.event(), Event::Reset);
+    assert_eq!(reset.cursor().unwrap().epoch, next.epoch);
+    // What the new primary held (message 1, renumbered), then the new message.
+    let held = recv(&mut sub).await;
+    assert_eq!(
+        (held.cursor(), &held.data()[..]),
+        (Some(Cursor::new(next.epoch, 1)), &b"1"[..])
+    );
+    let new = recv(&mut sub).await;
+    assert_eq!((new.cursor(), &new.data()[..]), (Some(next), &b"4"[..]));
+    // Written here now: the next publish continues the epoch.
+    let after = a.publish("room:tail", json(5)).await.unwrap();
+    assert_eq!(after, Cursor::new(next.epoch, next.offset + 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_url_that_reaches_nothing_fails_as_unavailable() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
