@@ -1,6 +1,7 @@
 //! Switchboard's load generator (`switchboard bench …` or `switchboard-bench …`) and the
 //! minimal baseline servers it is compared against (binaries `baseline-tungstenite`,
-//! `baseline-fastws`).
+//! `baseline-fastws`; and a uWebSockets peer, `peers/uws-peer.cpp`, that
+//! `scripts/build-uws.sh` builds on demand outside cargo).
 //!
 //! Modes, each bounded in time and count, loopback only, progress on stderr and one JSON
 //! line on stdout per run:

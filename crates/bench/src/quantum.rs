@@ -110,6 +110,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             channel: "quantum".into(),
             poll_interval_ms: args.poll_interval_ms,
             sources: args.sources,
+            publisher: fanout::PublisherKind::Ws,
         };
         eprintln!("[quantum] {} × {clients} clients", transport.name());
         let process = f.server.open()?;
