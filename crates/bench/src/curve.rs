@@ -231,15 +231,16 @@ impl Metric {
 /// run there missed deliveries.
 type Line = Vec<(f64, f64, bool)>;
 
-/// The lines of one panel, by server.
-fn lines(runs: &[Value], series: &str, x_key: &str, metric: Metric) -> BTreeMap<String, Line> {
+/// The lines of one panel, by server: the runs on curve `series` (`subscribers` or
+/// `size`, also the field that is its x axis).
+fn lines(runs: &[Value], series: &str, metric: Metric) -> BTreeMap<String, Line> {
     let mut by_server: BTreeMap<String, BTreeMap<u64, (Vec<f64>, bool)>> = BTreeMap::new();
     for run in runs {
         let in_series = run["series"]
             .as_array()
             .is_some_and(|s| s.iter().any(|v| v == series));
         let (Some(server), Some(x), Some(y)) =
-            (run["server"].as_str(), run[x_key].as_u64(), metric.of(run))
+            (run["server"].as_str(), run[series].as_u64(), metric.of(run))
         else {
             continue;
         };
@@ -275,9 +276,9 @@ const COLORS: [&str; 4] = ["#4a78c2", "#e39b2d", "#2a7", "#c33"];
 /// Four panels: deliveries per server-CPU-second and p99 (log scale), against subscribers
 /// (log scale) and against message size (log scale); one line per server.
 fn chart(runs: &[Value]) -> String {
-    let (pw, ph, left, top, gap_x, gap_y) = (400.0, 240.0, 90.0, 60.0, 120.0, 110.0);
-    let w = left + 2.0 * pw + gap_x + 40.0;
-    let h = top + 2.0 * ph + gap_y + 90.0;
+    let (pw, ph, left, top, gap_x, gap_y) = (400.0, 240.0, 90.0, 70.0, 120.0, 125.0);
+    let w = left + 2.0 * pw + gap_x + 60.0;
+    let h = top + 2.0 * ph + gap_y + 100.0;
     // In the order they first appear (the order they were measured in).
     let mut servers: Vec<&str> = Vec::new();
     for name in runs.iter().filter_map(|r| r["server"].as_str()) {
@@ -290,21 +291,39 @@ fn chart(runs: &[Value]) -> String {
         COLORS[i % COLORS.len()]
     };
     let mut s = Svg::new(w, h);
+    // What stays fixed along each curve, for the panel titles.
+    let fixed = |series: &str, key: &str| {
+        runs.iter()
+            .find(|r| {
+                r["series"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|v| v == series))
+            })
+            .and_then(|r| r[key].as_f64())
+    };
+    let by_subscribers = match fixed("subscribers", "size") {
+        Some(size) => format!("by subscribers, messages of {}", bytes(size)),
+        None => "by subscribers".to_owned(),
+    };
+    let by_size = match fixed("size", "subscribers") {
+        Some(n) => format!("by message size, {} subscribers", short(n)),
+        None => "by message size".to_owned(),
+    };
     let panels = [
-        ("subscribers", "subscribers", Metric::PerCpuSecond),
-        ("subscribers", "subscribers", Metric::P99),
-        ("size", "size", Metric::PerCpuSecond),
-        ("size", "size", Metric::P99),
+        ("subscribers", &by_subscribers, Metric::PerCpuSecond),
+        ("subscribers", &by_subscribers, Metric::P99),
+        ("size", &by_size, Metric::PerCpuSecond),
+        ("size", &by_size, Metric::P99),
     ];
-    for (i, (series, x_key, metric)) in panels.into_iter().enumerate() {
+    for (i, (x_key, by, metric)) in panels.into_iter().enumerate() {
         let x0 = left + (i % 2) as f64 * (pw + gap_x);
         let y0 = top + (i / 2) as f64 * (ph + gap_y);
         panel(
             &mut s,
             (x0, y0, pw, ph),
-            &lines(runs, series, x_key, metric),
+            &lines(runs, x_key, metric),
             metric,
-            x_key,
+            (x_key, by),
             &color,
         );
     }
@@ -312,21 +331,27 @@ fn chart(runs: &[Value]) -> String {
     let mut x = left;
     for server in &servers {
         let c = color(server);
-        s.rect(x, h - 52.0, 14.0, 14.0, c);
-        s.text(x + 20.0, h - 40.0, "", server);
+        s.rect(x, h - 62.0, 14.0, 14.0, c);
+        s.text(x + 20.0, h - 50.0, "", server);
         x += 40.0 + 8.0 * server.len() as f64;
     }
     let first = runs.first();
     let rate = first.and_then(|r| r["rate"].as_f64()).unwrap_or(0.0);
     let publisher = first.and_then(|r| r["publisher"].as_str()).unwrap_or("ws");
-    s.text(
-        left,
-        h - 14.0,
-        r##"fill="#666" font-size="11""##,
-        &format!(
-            "fan-out to WebSocket subscribers, {rate} msg/s from one {publisher} publisher, a fresh server per run, median of the runs at each point; a hollow dot: some run there missed deliveries"
-        ),
-    );
+    for (i, note) in [
+        format!("fan-out to WebSocket subscribers, {rate} msg/s from one {publisher} publisher, a fresh server per run;"),
+        "the median of the runs at each point; a hollow dot: some run there missed deliveries".to_owned(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        s.text(
+            left,
+            h - 24.0 + 14.0 * i as f64,
+            r##"fill="#666" font-size="11""##,
+            note,
+        );
+    }
     s.finish()
 }
 
@@ -337,7 +362,7 @@ fn panel(
     (x0, y0, pw, ph): (f64, f64, f64, f64),
     lines: &BTreeMap<String, Line>,
     metric: Metric,
-    x_key: &str,
+    (x_key, by): (&str, &str),
     color: &dyn Fn(&str) -> &'static str,
 ) {
     let all = || lines.values().flatten();
@@ -355,7 +380,7 @@ fn panel(
             let ticks = (0..=4).map(|i| top * f64::from(i) / 4.0).collect();
             (
                 Scale::linear(0.0, top, y0 + ph, y0),
-                format!("Deliveries per server-CPU-second, by {x_key}"),
+                "Deliveries per server-CPU-second".to_owned(),
                 ticks,
             )
         }
@@ -367,12 +392,13 @@ fn panel(
             let ticks = (0..=decades).map(|d| lo * 10f64.powi(d)).collect();
             (
                 Scale::log(lo, hi, y0 + ph, y0),
-                format!("Delivery latency p99 (ms, log scale), by {x_key}"),
+                "Delivery latency p99 (ms, log scale)".to_owned(),
                 ticks,
             )
         }
     };
-    s.title(x0, y0 - 18.0, &title);
+    s.title(x0, y0 - 30.0, &title);
+    s.text(x0, y0 - 12.0, r##"fill="#444""##, by);
     for t in ticks {
         let py = y.at(t);
         s.line((x0, py), (x0 + pw, py), r##"stroke="#ddd""##);
@@ -496,12 +522,12 @@ mod tests {
             run("a", 1000, 2.0, 1),
             run("b", 1000, 9.0, 0),
         ];
-        let l = lines(&runs, "subscribers", "subscribers", Metric::PerCpuSecond);
+        let l = lines(&runs, "subscribers", Metric::PerCpuSecond);
         assert_eq!(l["a"], vec![(1000.0, 2.0, true)]);
         assert_eq!(l["b"], vec![(1000.0, 9.0, false)]);
-        assert!(lines(&runs, "size", "size", Metric::P99).is_empty());
+        assert!(lines(&runs, "size", Metric::P99).is_empty());
         let doc = chart(&runs);
-        assert!(doc.contains("<polyline") && doc.contains("by subscribers"));
+        assert!(doc.contains("<polyline") && doc.contains("by subscribers, messages of 64 B"));
     }
 
     #[test]

@@ -254,30 +254,20 @@ fn svg(rows: &[Row]) -> String {
             r#"text-anchor="end""#,
             &label(r),
         );
-        s.rect(
-            left,
+        bar(
+            &mut s,
+            (left, bytes_axis.at(b)),
             y,
-            (bytes_axis.at(b) - left).max(1.0),
             bar_h,
             "#4a78c2",
-        );
-        s.text(
-            bytes_axis.at(b) + 6.0,
-            y + bar_h * 0.7,
-            r##"fill="#222""##,
             &format!("{b:.0} B"),
         );
-        s.rect(
-            lat_left,
+        bar(
+            &mut s,
+            (lat_left, lat_axis.at(lat)),
             y,
-            (lat_axis.at(lat) - lat_left).max(1.0),
             bar_h,
             "#e39b2d",
-        );
-        s.text(
-            lat_axis.at(lat) + 6.0,
-            y + bar_h * 0.7,
-            r##"fill="#222""##,
             &ms(lat as u64),
         );
     }
@@ -295,4 +285,10 @@ fn svg(rows: &[Row]) -> String {
         ),
     );
     s.finish()
+}
+
+/// A bar from `x0` to `x1` (at least a pixel) at `y`, labelled just after its end.
+fn bar(s: &mut Svg, (x0, x1): (f64, f64), y: f64, height: f64, color: &str, label: &str) {
+    s.rect(x0, y, (x1 - x0).max(1.0), height, color);
+    s.text(x1 + 6.0, y + height * 0.7, r##"fill="#222""##, label);
 }

@@ -24,6 +24,7 @@ impl Svg {
 
     /// Text at (`x`, `y`) with extra attributes (`fill`, `text-anchor`, `font-size`, …).
     pub fn text(&mut self, x: f64, y: f64, attrs: &str, text: &str) {
+        let (x, y) = (px(x), px(y));
         let _ = writeln!(
             self.out,
             r#"<text x="{x}" y="{y}" {attrs}>{}</text>"#,
@@ -38,6 +39,7 @@ impl Svg {
 
     /// A line with extra attributes (`stroke`, `stroke-dasharray`, …).
     pub fn line(&mut self, (x1, y1): (f64, f64), (x2, y2): (f64, f64), attrs: &str) {
+        let (x1, y1, x2, y2) = (px(x1), px(y1), px(x2), px(y2));
         let _ = writeln!(
             self.out,
             r#"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" {attrs}/>"#
@@ -46,6 +48,7 @@ impl Svg {
 
     /// A filled rectangle.
     pub fn rect(&mut self, x: f64, y: f64, width: f64, height: f64, fill: &str) {
+        let (x, y, width, height) = (px(x), px(y), px(width), px(height));
         let _ = writeln!(
             self.out,
             r#"<rect x="{x}" y="{y}" width="{width}" height="{height}" fill="{fill}"/>"#
@@ -57,7 +60,7 @@ impl Svg {
     pub fn series(&mut self, points: &[(f64, f64, bool)], color: &str) {
         let path: Vec<String> = points
             .iter()
-            .map(|(x, y, _)| format!("{x:.1},{y:.1}"))
+            .map(|&(x, y, _)| format!("{},{}", px(x), px(y)))
             .collect();
         let _ = writeln!(
             self.out,
@@ -66,9 +69,10 @@ impl Svg {
         );
         for &(x, y, hollow) in points {
             let fill = if hollow { "white" } else { color };
+            let (x, y) = (px(x), px(y));
             let _ = writeln!(
                 self.out,
-                r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{fill}" stroke="{color}" stroke-width="2"/>"#
+                r#"<circle cx="{x}" cy="{y}" r="4" fill="{fill}" stroke="{color}" stroke-width="2"/>"#
             );
         }
     }
@@ -126,6 +130,15 @@ impl Scale {
     }
 }
 
+/// A coordinate to a tenth of a pixel, without trailing zeros (`12`, `12.5`).
+fn px(v: f64) -> String {
+    let s = format!("{v:.1}");
+    if let Some(whole) = s.strip_suffix(".0") {
+        return whole.to_owned();
+    }
+    s
+}
+
 /// `text` with the characters XML gives a meaning escaped.
 fn escape(text: &str) -> String {
     let mut s = String::with_capacity(text.len());
@@ -164,5 +177,7 @@ mod tests {
         let doc = s.finish();
         assert!(doc.contains("a &lt; b &amp; &quot;c&quot;"));
         assert!(doc.starts_with("<svg ") && doc.ends_with("</svg>\n"));
+        assert_eq!(px(12.0), "12");
+        assert_eq!(px(107.34039), "107.3");
     }
 }
