@@ -2,7 +2,8 @@
 # Runs the issue-4 measurements: echo (windows 1 and 8), fan-out (1k and 10k WebSocket
 # subscribers, the latency run, SSE / stream / long-poll), idle memory at up to 19,000
 # connections, each against Switchboard and the tokio-tungstenite and fastwebsockets
-# baselines in the same run. Loopback only; every server is started and stopped by the
+# baselines in the same run, and against the uWebSockets peer when it is built
+# (scripts/build-uws.sh; $UWS_PEER, default target/uws/uws-peer). Loopback only; every server is started and stopped by the
 # generator (by PID); the server is pinned to CPU $SERVER_CPU and the generator to CPU
 # $GEN_CPU.
 #
@@ -26,6 +27,8 @@ cargo build --release -p switchboard-server -p switchboard-bench >&2
 BIN=$(mktemp -d)
 trap 'rm -rf "$BIN"' EXIT
 cp target/release/{switchboard,baseline-tungstenite,baseline-fastws} "$BIN/"
+UWS_PEER=${UWS_PEER:-target/uws/uws-peer}
+if [[ -x "$UWS_PEER" ]]; then cp "$UWS_PEER" "$BIN/uws-peer"; fi
 : > "$OUT"
 
 port=9200
@@ -45,6 +48,9 @@ SB="$BIN/switchboard serve --listen {ADDR} --config $BIN/bench.toml"
 SB_ECHO="$BIN/switchboard echo --no-deflate --listen {ADDR}"
 TT="$BIN/baseline-tungstenite --listen {ADDR}"
 FW="$BIN/baseline-fastws --listen {ADDR}"
+# The servers compared at each row: Switchboard, the baselines, and uWebSockets if built.
+PEERS=("tungstenite|$TT" "fastwebsockets|$FW")
+if [[ -x "$BIN/uws-peer" ]]; then PEERS+=("uwebsockets|$BIN/uws-peer {ADDR}"); fi
 
 # The kernel's cost of one loopback write on this machine: what every figure below sits on.
 echo "== floor" >&2
@@ -52,12 +58,12 @@ taskset -c "$SERVER_CPU" "$BIN/switchboard" bench floor | tee -a "$OUT"
 # Window 1 (one message in flight per connection: a read and a write per echo) is the
 # target's case; window 8 shows what each server makes of pipelined messages.
 for w in 1 8; do
-  for s in "switchboard|$SB_ECHO" "tungstenite|$TT" "fastwebsockets|$FW"; do
+  for s in "switchboard|$SB_ECHO" "${PEERS[@]}"; do
     run echo "${s%%|*}" "${s#*|}" --connections 100 --size 32 --window "$w" --duration "$DUR"
   done
 done
 for n in 1000 "$BIG"; do
-  for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+  for s in "switchboard|$SB" "${PEERS[@]}"; do
     run fanout "${s%%|*}" "${s#*|}" --subscribers "$n" --rate 100 --size 64 --duration "$DUR"
   done
 done
@@ -68,7 +74,7 @@ for w in 100 150; do
   run fanout "switchboard-batch-${w}ms" "$BIN/switchboard serve --listen {ADDR} --config $BIN/batch-$w.toml" \
     --subscribers "$BIG" --rate 100 --size 64 --duration "$DUR"
 done
-for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+for s in "switchboard|$SB" "${PEERS[@]}"; do
   run fanout "${s%%|*}" "${s#*|}" --subscribers "$BIG" --rate 10 --size 64 --duration "$DUR"
 done
 for t in sse stream longpoll ws-deflate; do
@@ -80,7 +86,7 @@ done
 for t in ws sse stream longpoll; do
   run fanout switchboard "$SB" --transport "$t" --subscribers 1000 --rate 25 --size 64 --duration "$DUR"
 done
-for s in "switchboard|$SB" "tungstenite|$TT" "fastwebsockets|$FW"; do
+for s in "switchboard|$SB" "${PEERS[@]}"; do
   run idle "${s%%|*}" "${s#*|}" --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"
 done
 run idle switchboard "$SB" --kind sse --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"

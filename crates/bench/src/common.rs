@@ -188,7 +188,7 @@ pub fn emit(value: &serde_json::Value) {
 }
 
 /// What this machine is, from `/proc` (empty strings where it cannot be read).
-fn machine() -> serde_json::Value {
+pub fn machine() -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()

@@ -8,7 +8,11 @@
 //! Protocol, shared with the baseline servers: subscribers `GET /ch/NAME` (WebSocket, or
 //! SSE / `?transport=stream|longpoll|poll` on Switchboard); the publisher is a WebSocket
 //! client of `/ch/NAME` whose text messages are published to the channel (it receives
-//! them too, and discards them: it is not counted as a subscriber).
+//! them too, and discards them: it is not counted as a subscriber), or with
+//! `--publisher http` a backend sending `POST /ch/NAME` on one kept-alive connection (a
+//! publish counts once answered 200). Deliveries are counted by the payload's marker
+//! wherever it sits, so a server that wraps each message in an envelope (Switchboard's
+//! JSON) and one that sends the bare payload (the uWebSockets peer) count alike.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +55,16 @@ impl Transport {
     }
 }
 
+/// How the publisher sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PublisherKind {
+    /// Text messages on a WebSocket connection to `/ch/NAME`.
+    Ws,
+    /// `POST /ch/NAME` bodies on one kept-alive HTTP connection.
+    Http,
+}
+
 /// Options of `fanout`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
@@ -83,6 +97,9 @@ pub struct FanoutArgs {
     /// Loopback source addresses to spread subscribers over (127.0.0.1 …).
     #[arg(long, default_value_t = 1)]
     pub sources: usize,
+    /// How the publisher sends.
+    #[arg(long, value_enum, default_value_t = PublisherKind::Ws)]
+    pub publisher: PublisherKind,
 }
 
 /// What subscriber tasks share.
@@ -122,6 +139,8 @@ pub struct Outcome {
     pub missing: u64,
     pub out_of_order: u64,
     pub failed: u64,
+    /// Publishes the server refused or left unanswered (`--publisher http`).
+    pub publish_failed: u64,
     pub wall: f64,
     pub cpu: Option<f64>,
     pub latency: Histogram,
@@ -148,6 +167,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "mode": "fanout",
         "server": args.server.label,
         "transport": args.transport.name(),
+        "publisher": args.publisher,
         "subscribers": args.subscribers,
         "rate": args.rate,
         "size": args.size,
@@ -157,6 +177,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "missing": o.missing,
         "out_of_order": o.out_of_order,
         "failed_subscribers": o.failed,
+        "failed_publishes": o.publish_failed,
         "seconds": r3(o.wall),
         "delivered_per_s": r3(o.delivered as f64 / o.wall),
         "server_cpu_s": o.cpu.map(r3),
@@ -221,7 +242,14 @@ pub async fn measure(
     }
     let setup_bytes = counters.read() + counters.written();
 
-    let publisher = common::ws_connect(&args.server, &path, false, 0, 1, &counters).await?;
+    let publisher = match args.publisher {
+        PublisherKind::Ws => {
+            Publisher::Ws(common::ws_connect(&args.server, &path, false, 0, 1, &counters).await?)
+        }
+        PublisherKind::Http => Publisher::Http(HttpConn::new(
+            net::connect(args.server.addr, 0, 1, &counters).await?,
+        )),
+    };
     let total = (args.rate * args.duration).round().max(1.0) as u64;
     let before = (counters.read(), counters.written());
     let window = CpuWindow::start(server);
@@ -230,12 +258,18 @@ pub async fn measure(
         format!("delivered {}", s2.delivered.load(Ordering::Relaxed))
     });
     let published = Arc::new(AtomicU64::new(0));
+    let publish_failed = Arc::new(AtomicU64::new(0));
     let pub_task = tokio::spawn(publish(
         publisher,
-        args.rate,
-        total,
-        args.size,
+        Plan {
+            rate: args.rate,
+            total,
+            size: args.size,
+            host: args.server.host(),
+            path: path.clone(),
+        },
         published.clone(),
+        publish_failed.clone(),
         stop_rx.clone(),
     ));
     // Publishing, then draining.
@@ -282,6 +316,7 @@ pub async fn measure(
         missing,
         out_of_order,
         failed: shared.failed.load(Ordering::Relaxed),
+        publish_failed: publish_failed.load(Ordering::Relaxed),
         wall,
         cpu,
         latency,
@@ -292,35 +327,92 @@ pub async fn measure(
     })
 }
 
-/// Sends `total` messages at `rate` per second, reading (and dropping) what the server
-/// sends back, until `stop`.
-async fn publish(
-    mut ws: WebSocket<Stream>,
+/// The publisher's connection.
+enum Publisher {
+    Ws(WebSocket<Stream>),
+    Http(HttpConn),
+}
+
+/// What the publisher sends: `total` messages of `size` bytes at `rate` per second to
+/// `path`.
+struct Plan {
     rate: f64,
     total: u64,
     size: usize,
+    host: String,
+    path: String,
+}
+
+impl Publisher {
+    /// Sends one message; `Ok(false)` when an HTTP publish was answered other than 200.
+    async fn send(&mut self, plan: &Plan, body: String) -> std::io::Result<bool> {
+        match self {
+            Self::Ws(ws) => ws
+                .send(Message::Text(Bytes::from(body)))
+                .await
+                .map(|()| true)
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            Self::Http(http) => {
+                http.post(
+                    &plan.host,
+                    &plan.path,
+                    "Content-Type: text/plain\r\n",
+                    body.as_bytes(),
+                )
+                .await?;
+                let head = http.read_head().await?;
+                let mut answer = Vec::new();
+                http.read_to_end(&mut answer).await?;
+                Ok(head.status == 200)
+            }
+        }
+    }
+
+    /// Waits for what the server sends unasked (a WebSocket publisher's own messages,
+    /// dropped); `false` once the connection is gone. An HTTP publisher hears nothing.
+    async fn idle(&mut self) -> bool {
+        match self {
+            Self::Ws(ws) => ws.recv().await.is_some(),
+            Self::Http(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Sends `plan.total` messages at `plan.rate` per second, counting those sent (and, over
+/// HTTP, those refused), until `stop`.
+async fn publish(
+    mut publisher: Publisher,
+    plan: Plan,
     published: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let start = Instant::now();
-    let period = Duration::from_secs_f64((1.0 / rate).max(0.001));
+    let period = Duration::from_secs_f64((1.0 / plan.rate).max(0.001));
     let mut tick = tokio::time::interval(period);
     let mut sent = 0u64;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = tick.tick(), if sent < total => {
-                let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
+            _ = tick.tick(), if sent < plan.total => {
+                let due = ((start.elapsed().as_secs_f64() * plan.rate) as u64 + 1).min(plan.total);
                 while sent < due {
-                    let p = payload::encode(sent, payload::now_micros(), size);
-                    if ws.send(Message::Text(Bytes::from(p))).await.is_err() {
-                        return;
+                    let p = payload::encode(sent, payload::now_micros(), plan.size);
+                    match publisher.send(&plan, p).await {
+                        Ok(true) => {}
+                        // A refused publish keeps its sequence number: subscribers then
+                        // count it missing, as they would a lost one.
+                        Ok(false) => { failed.fetch_add(1, Ordering::Relaxed); }
+                        Err(_) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
                     }
                     sent += 1;
                     published.store(sent, Ordering::Relaxed);
                 }
             }
-            m = ws.recv() => if m.is_none() { break },
+            alive = publisher.idle() => if !alive { break },
         }
     }
 }

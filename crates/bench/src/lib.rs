@@ -1,6 +1,7 @@
 //! Switchboard's load generator (`switchboard bench …` or `switchboard-bench …`) and the
 //! minimal baseline servers it is compared against (binaries `baseline-tungstenite`,
-//! `baseline-fastws`).
+//! `baseline-fastws`; and a uWebSockets peer, `peers/uws-peer.cpp`, that
+//! `scripts/build-uws.sh` builds on demand outside cargo).
 //!
 //! Modes, each bounded in time and count, loopback only, progress on stderr and one JSON
 //! line on stdout per run:
@@ -11,6 +12,8 @@
 //!   memory per connection and CPU while idle;
 //! - [`quantum`]: the same message stream over every transport, written as a markdown
 //!   table and an SVG chart;
+//! - [`curve`]: fan-out as subscribers grow and as messages grow, several servers side by
+//!   side, as JSON lines and an SVG chart drawn from them;
 //! - [`floor`]: the kernel's own cost of one small write to each of N loopback sockets
 //!   (no server): the floor under every per-delivery figure;
 //! - [`storm`]: N subscribers connecting within a window (a reconnect storm); how long
@@ -29,10 +32,11 @@
 //!
 //! Module map: [`stats`] (histogram, sequence tracking), [`payload`] (sequence number and
 //! send time inside each message), [`net`] (connections, HTTP client), [`process`] (the
-//! server process), [`common`] (options shared by modes).
+//! server process), [`common`] (options shared by modes), [`svg`] (the charts' drawing).
 
 pub mod common;
 pub mod counting;
+pub mod curve;
 pub mod echo;
 pub mod fanout;
 pub mod floor;
@@ -45,6 +49,7 @@ pub mod reconnect;
 pub mod retained;
 pub mod stats;
 pub mod storm;
+pub mod svg;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -68,6 +73,8 @@ pub enum Mode {
     Idle(idle::IdleArgs),
     /// Every transport side by side: bytes, latency and CPU per delivered message.
     Quantum(quantum::QuantumArgs),
+    /// The cost curve: fan-out by subscribers and by size, servers side by side, charted.
+    Curve(curve::CurveArgs),
     /// The kernel's cost of one small write per socket, with no server in the way.
     Floor(floor::FloorArgs),
     /// A reconnect storm: N subscribers within a window; handshake waits, dropped SYNs.
@@ -94,6 +101,7 @@ pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
         Mode::Fanout(a) => fanout::run(a),
         Mode::Idle(a) => idle::run(a, &self_cmd),
         Mode::Quantum(a) => quantum::run(a),
+        Mode::Curve(a) => curve::run(a),
         Mode::Floor(a) => floor::run(a),
         Mode::Storm(a) => storm::run(a),
         Mode::Retained(a) => retained::run(a),

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::common::{self, ServerArgs};
 use crate::fanout::{self, FanoutArgs, Outcome, Transport};
+use crate::svg::{Scale, Svg};
 
 /// Options of `quantum`.
 #[derive(Debug, Clone, clap::Args)]
@@ -110,6 +111,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             channel: "quantum".into(),
             poll_interval_ms: args.poll_interval_ms,
             sources: args.sources,
+            publisher: fanout::PublisherKind::Ws,
         };
         eprintln!("[quantum] {} × {clients} clients", transport.name());
         let process = f.server.open()?;
@@ -193,8 +195,8 @@ fn svg(rows: &[Row]) -> String {
     let (w, bar_h, gap, left, top) = (1000.0, 26.0, 12.0, 150.0, 70.0);
     let plot_w = 330.0;
     let h = top + rows.len() as f64 * (bar_h + gap) + 70.0;
-    let log_max = 4.0f64; // 10^4 bytes
-    let x_bytes = |b: f64| left + plot_w * (b.max(1.0).log10() / log_max).min(1.0);
+    // 1 to 10^4 bytes.
+    let bytes_axis = Scale::log(1.0, 1e4, left, left + plot_w);
     let lat_left = left + plot_w + 200.0;
     let max_lat = rows
         .iter()
@@ -202,7 +204,7 @@ fn svg(rows: &[Row]) -> String {
         .max()
         .unwrap_or(1)
         .max(1) as f64;
-    let x_lat = |us: f64| lat_left + 200.0 * (us / max_lat);
+    let lat_axis = Scale::linear(0.0, max_lat, lat_left, lat_left + 200.0);
     let first = rows.first().map_or(0, |r| r.clients);
     let several_sizes = rows.iter().any(|r| r.clients != first);
     let label = |r: &Row| {
@@ -212,81 +214,81 @@ fn svg(rows: &[Row]) -> String {
             r.transport.name().to_owned()
         }
     };
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="24" font-size="16" font-weight="bold">Bytes per delivered message (log scale)</text>"#
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{lat_left}" y="24" font-size="16" font-weight="bold">Delivery latency p50</text>"#
-    );
+    let mut s = Svg::new(w, h);
+    s.title(left, 24.0, "Bytes per delivered message (log scale)");
+    s.title(lat_left, 24.0, "Delivery latency p50");
     for decade in 0..=4 {
-        let x = x_bytes(10f64.powi(decade));
-        let _ = writeln!(
-            s,
-            r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#ddd"/><text x="{x}" y="{}" text-anchor="middle" fill="#666">{}</text>"##,
-            top - 10.0,
-            h - 50.0,
+        let x = bytes_axis.at(10f64.powi(decade));
+        s.line((x, top - 10.0), (x, h - 50.0), r##"stroke="#ddd""##);
+        s.text(
+            x,
             h - 34.0,
-            10u32.pow(decade as u32)
+            r##"text-anchor="middle" fill="#666""##,
+            &10u32.pow(decade as u32).to_string(),
         );
     }
     for (label, bytes, color) in [
         ("2 B framing (websocket.org)", 2.0, "#2a7"),
         ("871 B headers/poll (websocket.org)", 871.0, "#c33"),
     ] {
-        let x = x_bytes(bytes);
-        let _ = writeln!(
-            s,
-            r#"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{color}" stroke-dasharray="4 3"/><text x="{x}" y="{}" fill="{color}" font-size="11" text-anchor="middle">{label}</text>"#,
-            top - 10.0,
-            h - 50.0,
-            top - 16.0
+        let x = bytes_axis.at(bytes);
+        s.line(
+            (x, top - 10.0),
+            (x, h - 50.0),
+            &format!(r#"stroke="{color}" stroke-dasharray="4 3""#),
+        );
+        s.text(
+            x,
+            top - 16.0,
+            &format!(r#"fill="{color}" font-size="11" text-anchor="middle""#),
+            label,
         );
     }
     for (i, r) in rows.iter().enumerate() {
         let y = top + i as f64 * (bar_h + gap);
         let b = r.total_bytes();
         let lat = r.outcome.latency.quantile(0.5) as f64;
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+        s.text(
             left - 8.0,
             y + bar_h * 0.7,
-            label(r)
+            r#"text-anchor="end""#,
+            &label(r),
         );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{left}" y="{y}" width="{}" height="{bar_h}" fill="#4a78c2"/><text x="{}" y="{}" fill="#222">{b:.0} B</text>"##,
-            (x_bytes(b) - left).max(1.0),
-            x_bytes(b) + 6.0,
-            y + bar_h * 0.7
+        bar(
+            &mut s,
+            (left, bytes_axis.at(b)),
+            y,
+            bar_h,
+            "#4a78c2",
+            &format!("{b:.0} B"),
         );
-        let _ = writeln!(
-            s,
-            r##"<rect x="{lat_left}" y="{y}" width="{}" height="{bar_h}" fill="#e39b2d"/><text x="{}" y="{}" fill="#222">{}</text>"##,
-            (x_lat(lat) - lat_left).max(1.0),
-            x_lat(lat) + 6.0,
-            y + bar_h * 0.7,
-            ms(lat as u64)
+        bar(
+            &mut s,
+            (lat_left, lat_axis.at(lat)),
+            y,
+            bar_h,
+            "#e39b2d",
+            &ms(lat as u64),
         );
     }
-    let _ = writeln!(
-        s,
-        r##"<text x="{left}" y="{}" fill="#666" font-size="11">both directions, HTTP heads and handshakes included (setup spread over the run); {}</text>"##,
+    let clients = if several_sizes {
+        "clients per transport after the ×".to_owned()
+    } else {
+        format!("{first} clients per transport")
+    };
+    s.text(
+        left,
         h - 12.0,
-        if several_sizes {
-            "clients per transport after the ×".to_owned()
-        } else {
-            format!("{first} clients per transport")
-        }
+        r##"fill="#666" font-size="11""##,
+        &format!(
+            "both directions, HTTP heads and handshakes included (setup spread over the run); {clients}"
+        ),
     );
-    let _ = writeln!(s, "</svg>");
-    s
+    s.finish()
+}
+
+/// A bar from `x0` to `x1` (at least a pixel) at `y`, labelled just after its end.
+fn bar(s: &mut Svg, (x0, x1): (f64, f64), y: f64, height: f64, color: &str, label: &str) {
+    s.rect(x0, y, (x1 - x0).max(1.0), height, color);
+    s.text(x1 + 6.0, y + height * 0.7, r##"fill="#222""##, label);
 }

@@ -21,10 +21,14 @@ fn main() -> ExitCode {
     if !args.command.inits_tracing() {
         cli::init_tracing(switchboard_server::config::LogFormat::Text);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let cli::Command::Serve(serve) = &args.command {
+        if let Some(n) = serve.workers() {
+            builder.worker_threads(n);
+        }
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("switchboard: cannot start the tokio runtime: {e}");

@@ -1,5 +1,5 @@
 //! The `switchboard` binary: `serve` (config file, flags over file, the listening line,
-//! graceful exit on SIGTERM, `--redis` refused without the `redis` feature) and `publish`
+//! graceful exit on SIGTERM, `--redis` refused without the `redis` feature, `--workers`) and `publish`
 //! (a backend API client).
 #![allow(clippy::unwrap_used)]
 
@@ -206,6 +206,23 @@ async fn serve_names_the_address_already_in_use() {
         err.contains(&format!("cannot listen on {addr}")) && err.contains("--listen"),
         "{err}"
     );
+}
+
+/// `--workers N` sets the runtime's worker threads: one serves (a publish answered), none
+/// is refused with the flag named.
+#[tokio::test]
+async fn serve_takes_a_worker_count() {
+    let out = run(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--workers"), "{err}");
+
+    let (mut child, base) = common::serve_process(["--listen", "127.0.0.1:0", "--workers", "1"]);
+    let client = Client::new(&base).unwrap();
+    let published = client.publish("room", "x", None).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    published.unwrap();
 }
 
 #[tokio::test]

@@ -47,6 +47,17 @@ pub(crate) struct ServeArgs {
     /// The TLS certificate's private key (PEM).
     #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Worker threads serving connections [default: one per CPU the process may run on,
+    /// e.g. as `taskset` allows].
+    #[arg(long, env = "SWITCHBOARD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+}
+
+impl ServeArgs {
+    /// The runtime's worker threads, when set (the runtime is built before `run`).
+    pub(crate) fn workers(&self) -> Option<usize> {
+        self.workers.map(usize::from)
+    }
 }
 
 pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
