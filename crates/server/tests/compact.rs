@@ -2,7 +2,8 @@
 //! from a raw socket (a 64-byte message is a 66-byte frame once the stream is
 //! contiguous; control records for the rest), and resuming after a connection dropped
 //! mid-stream (every message exactly once). Its rows in the resume table are in
-//! `resume.rs` (`common::paths`).
+//! `resume.rs` (`common::paths`). And the compact poll body (`format=compact` on a
+//! native poll or long-poll).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -237,12 +238,51 @@ async fn a_compact_stream_dropped_mid_stream_resumes_with_every_message_exactly_
     }
     // Nothing more arrives after the last message.
     ws.send(WsMessage::Ping(vec![1].into())).await.unwrap();
-    loop {
-        match bounded(ws.next()).await.unwrap().unwrap() {
-            WsMessage::Pong(_) => break,
-            other => panic!("nothing after the last message: {other:?}"),
-        }
-    }
+    let next = bounded(ws.next()).await.unwrap().unwrap();
+    assert!(
+        matches!(next, WsMessage::Pong(_)),
+        "nothing after the last message: {next:?}"
+    );
     drop(ws);
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn a_compact_poll_body_carries_the_payloads_and_the_cursor_or_falls_back_to_envelopes() {
+    let srv = server().await;
+    let hub = srv.state.hub.clone();
+    let mut cursors = Vec::new();
+    for n in 1..=2 {
+        let p = Payload::json(format!("{{\"n\":{n}}}").into()).unwrap();
+        cursors.push(hub.publish("cp", p).await.unwrap());
+    }
+    cursors.push(
+        hub.publish("cp", Payload::text("hi".into()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let e = cursors[0].epoch;
+    for kind in ["poll", "longpoll"] {
+        let target = format!("/ch/cp?transport={kind}&format=compact&since={e}:0");
+        let (status, head, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(r#"{{"cursor":"{e}:3","data":[{{"n":1}},{{"n":2}},"hi"]}}"#),
+            "{kind}"
+        );
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains("cache-control: no-store"), "{head}");
+    }
+    // A binary payload cannot be said in it: the envelope body.
+    hub.publish("cp", Payload::binary(vec![1].into()))
+        .await
+        .unwrap();
+    let target = format!("/ch/cp?transport=poll&format=compact&since={e}:3");
+    let (_, _, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+    let body = common::json(&body);
+    assert_eq!(body["messages"][0]["data_b64"], "AQ==", "{body}");
+    assert_eq!(body["cursor"], format!("{e}:4"));
     assert!(srv.shutdown().await);
 }

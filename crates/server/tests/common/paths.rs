@@ -374,31 +374,29 @@ pub(crate) async fn open_live(r: &Running, path: Path, channel: &str, since: Cur
     let sub = format!("/sub?channel={channel},{since}");
     match path {
         Path::WsNative => Live::Ws(ws_open(r, &format!("/ch/{channel}?since={since}")).await.0),
-        Path::WsMux => {
-            let (mut ws, _) = ws_open(r, "/ws").await;
-            let reply = ws_command(
-                &mut ws,
-                serde_json::json!({"id": 1, "op": "subscribe", "channel": channel, "since": since.to_string()}),
-                false,
-            )
-            .await;
-            assert!(reply["result"]["cursor"].is_string(), "{reply}");
-            Live::Ws(ws)
-        }
         Path::WsNativeCompact => Live::Compact(
             ws_open_compact(r, &format!("/ch/{channel}?since={since}")).await,
             CompactDecoder::default(),
         ),
-        Path::WsMuxCompact => {
-            let mut ws = ws_open_compact(r, "/ws").await;
+        Path::WsMux | Path::WsMuxCompact => {
+            let compact = path == Path::WsMuxCompact;
+            let mut ws = if compact {
+                ws_open_compact(r, "/ws").await
+            } else {
+                ws_open(r, "/ws").await.0
+            };
             let reply = ws_command(
                 &mut ws,
                 serde_json::json!({"id": 1, "op": "subscribe", "channel": channel, "since": since.to_string()}),
-                true,
+                compact,
             )
             .await;
             assert!(reply["result"]["cursor"].is_string(), "{reply}");
-            Live::Compact(ws, CompactDecoder::default())
+            if compact {
+                Live::Compact(ws, CompactDecoder::default())
+            } else {
+                Live::Ws(ws)
+            }
         }
         Path::SseNative | Path::SseLastEventId | Path::SseSub => {
             let since_s = since.to_string();

@@ -92,9 +92,8 @@ impl Framing for Compact {
     /// The frame `m` goes out as after what was queued before, which it becomes (if it
     /// is a message: other events leave the position as it was).
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage {
-        let cursor = match (m.event(), m.cursor()) {
-            (Event::Message, Some(c)) => c,
-            _ => return m.encoded::<Control>(),
+        let (Event::Message, Some(cursor)) = (m.event(), m.cursor()) else {
+            return m.encoded::<Control>();
         };
         let contiguous = match &mut self.last {
             Some((ch, last)) if Arc::ptr_eq(ch, m.channel_arc()) || **ch == *m.channel() => {
@@ -107,10 +106,12 @@ impl Framing for Compact {
                 false
             }
         };
-        match m.encoded::<PayloadOnly>() {
-            Some(payload) if contiguous => payload,
-            _ => m.encoded::<Control>(),
+        if contiguous {
+            if let Some(payload) = m.encoded::<PayloadOnly>() {
+                return payload;
+            }
         }
+        m.encoded::<Control>()
     }
 }
 

@@ -172,7 +172,6 @@ pub async fn upgrade(
             crate::transport::CLIENT_ID_HEADER.to_owned(),
             client.id().to_owned(),
         )],
-        ..AcceptOptions::default()
     };
     let accepted = handshake::accept(&request, &options)?;
     let compact = accepted.protocol.is_some();
