@@ -98,6 +98,38 @@ pub fn follows(last: Option<Cursor>, cursor: Cursor) -> bool {
     last.is_some_and(|l| l.epoch == cursor.epoch && l.offset.checked_add(1) == Some(cursor.offset))
 }
 
+/// The compact poll body (`format=compact` on a native poll or long-poll):
+/// `{"cursor":"E:N","data":[…]}`, the payloads of the messages at offsets `N-k+1 ..= N` of
+/// epoch `E` (`k` of them, in order; each `data` as the envelope carries it), `cursor` the
+/// last one's and where the next poll continues (`,"more":true` when a limit cut the
+/// answer). `None` when the messages cannot say it exactly (an event other than
+/// `message`, a binary payload, a gap or another epoch): the caller then answers with the
+/// envelope body, which a client tells apart by its `messages` key.
+pub fn encode_compact_poll(cursor: Cursor, messages: &[Envelope<'_>], more: bool) -> Option<Bytes> {
+    let mut out =
+        BytesMut::with_capacity(48 + messages.iter().map(|m| m.json_size_hint()).sum::<usize>());
+    out.extend_from_slice(b"{\"cursor\":\"");
+    out.extend_from_slice(cursor.to_str_buf().as_bytes());
+    out.extend_from_slice(b"\",\"data\":[");
+    let first = cursor.offset.checked_sub(messages.len() as u64)?;
+    for (i, m) in messages.iter().enumerate() {
+        let at = Cursor::new(cursor.epoch, first + 1 + i as u64);
+        if m.event != Event::Message || m.cursor != Some(at) {
+            return None;
+        }
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        match m.data {
+            Data::Json(raw) => json::write_raw_one_line(&mut out, raw),
+            Data::Text(t) => json::write_str(&mut out, t),
+            Data::None | Data::Binary(_) => return None,
+        }
+    }
+    out.extend_from_slice(if more { b"],\"more\":true}" } else { b"]}" });
+    Some(out.freeze())
+}
+
 /// One decoded frame of the compact format (client side and tests).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompactItem {
@@ -249,6 +281,33 @@ mod tests {
             dec.decode(&reply, false).unwrap(),
             CompactItem::Other(_)
         ));
+    }
+
+    #[test]
+    fn the_compact_poll_body_carries_contiguous_payloads_or_nothing() {
+        let c = |o| Cursor::new(Epoch(0xabc), o);
+        let two = [
+            Envelope::message("c", c(2), Data::Json(b"{\"a\":\n1}")),
+            Envelope::message("c", c(3), Data::Text("hi")),
+        ];
+        assert_eq!(
+            &encode_compact_poll(c(3), &two, false).unwrap()[..],
+            br#"{"cursor":"abc:3","data":[{"a": 1},"hi"]}"#
+        );
+        assert_eq!(
+            &encode_compact_poll(c(7), &[], true).unwrap()[..],
+            br#"{"cursor":"abc:7","data":[],"more":true}"#
+        );
+        // A gap, a cursor that is not the last message's, binary data, a reset: no.
+        assert_eq!(encode_compact_poll(c(4), &two, false), None);
+        let gap = [two[0], Envelope::message("c", c(4), Data::Text("x"))];
+        assert_eq!(encode_compact_poll(c(4), &gap, false), None);
+        let bin = [Envelope::message("c", c(1), Data::Binary(b"x"))];
+        assert_eq!(encode_compact_poll(c(1), &bin, false), None);
+        assert_eq!(
+            encode_compact_poll(c(1), &[Envelope::reset("c", c(1))], false),
+            None
+        );
     }
 
     #[test]
