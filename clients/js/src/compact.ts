@@ -2,9 +2,9 @@
  * The compact WebSocket format (subprotocol `switchboard.compact`, the server's
  * `switchboard_proto::compact`): a message that follows the previous one (same channel
  * and epoch, next offset) arrives as its payload alone; everything else is a control
- * record, a text frame of `\x1e` and JSON (an envelope, or a `/ws` reply or push). A
- * binary frame is a binary payload; any other text frame is a JSON payload if it parses
- * as JSON, else a text payload. The decoder keeps the last message's position, so every
+ * record, a text frame of `\x1e` and JSON (an envelope, a `/ws` reply or push, a native
+ * stream's start record). A binary frame is a binary payload; any other text frame is a
+ * JSON payload if it parses as JSON, else a text payload. The decoder keeps the last message's position, so every
  * message gets its exact cursor.
  */
 import { parseCursor } from './cursor';
@@ -23,9 +23,10 @@ export class CompactDecoder {
   decode(data: string | ArrayBuffer | Uint8Array): any {
     if (typeof data === 'string' && data.charCodeAt(0) === 0x1e) {
       const f = JSON.parse(data.slice(1));
-      const at = f.channel && f.event === 'message' ? parseCursor(f.cursor) : null;
+      // A native stream's start record ({"start":"E:N","channel":…}) only sets the position.
+      const at = f.channel && (f.start || f.event === 'message') ? parseCursor(f.start ?? f.cursor) : null;
       if (at) this.last = { channel: f.channel, ...at };
-      return f;
+      return f.start ? null : f;
     }
     const l = this.last;
     if (!l) return null;

@@ -160,5 +160,8 @@ describe('compact decoder', () => {
     expect(d.decode('1').cursor).toBe('ab:8');
     d.decode(ctl({ channel: 'd', event: 'message', offset: 9, cursor: 'cd:9', data: 0 }));
     expect(d.decode('2')).toEqual({ channel: 'd', event: 'message', offset: 10, cursor: 'cd:10', data: 2 });
+    // A native stream's start record sets the position and delivers nothing.
+    expect(d.decode(ctl({ start: 'ef:5', channel: 'e' }))).toBeNull();
+    expect(d.decode('3').cursor).toBe('ef:6');
   });
 });

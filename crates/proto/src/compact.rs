@@ -8,7 +8,8 @@
 //! - **text frame starting with `0x1E`** (ASCII record separator, the prefix of RFC 7464
 //!   JSON text sequences): a control record, the JSON after the byte: a channel event's
 //!   envelope (the same JSON as the envelope format), or over `/ws` a reply or
-//!   `{"event":"refresh"}`. No payload frame ever starts with `0x1E`.
+//!   `{"event":"refresh"}`, or on a native stream its start record
+//!   `{"start":"E:N","channel":"NAME"}`. No payload frame ever starts with `0x1E`.
 //! - **any other text frame**: a JSON or text payload. The decoder's rule: if the frame
 //!   parses as JSON, `data` is that value, else `data` is the frame as a string. The
 //!   server sends a text payload as is only when that rule reads it back as itself (its
@@ -21,7 +22,9 @@
 //! a payload frame and means exactly that position; any other `message` (the first, after
 //! a gap, in a new epoch, on another channel) goes as its envelope in a control record.
 //! Both kinds then become the last message. `reset`, `join`, `leave` and replies are
-//! control records and leave the last message as it was.
+//! control records and leave the last message as it was. A native stream (`/ch/NAME`)
+//! opens with a start record, which sets the position as a message at its cursor would,
+//! so even its first message can go as its payload alone.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -92,6 +95,19 @@ pub fn encode_compact_control(json: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// A start record (a control record): `{"start":"E:N","channel":"NAME"}`, where a native
+/// compact stream starts (after `at`); it sets the position as a message at `at` would.
+pub fn encode_compact_start(channel: &str, at: Cursor) -> Bytes {
+    let mut out = BytesMut::with_capacity(channel.len() + 48);
+    out.put_u8(CONTROL_PREFIX);
+    out.extend_from_slice(b"{\"start\":\"");
+    out.extend_from_slice(at.to_str_buf().as_bytes());
+    out.extend_from_slice(b"\",\"channel\":");
+    json::write_str(&mut out, channel);
+    out.put_u8(b'}');
+    out.freeze()
+}
+
 /// Whether a message at `cursor` follows `last` (the last message sent, in the same
 /// channel): one offset on, in the same epoch.
 pub fn follows(last: Option<Cursor>, cursor: Cursor) -> bool {
@@ -135,8 +151,16 @@ pub fn encode_compact_poll(cursor: Cursor, messages: &[Envelope<'_>], more: bool
 pub enum CompactItem {
     /// A channel event, its position restored for a payload frame.
     Envelope(ReceivedEnvelope),
+    /// A start record: the channel and where its stream starts (after this cursor).
+    Start(String, Cursor),
     /// Any other control record (a `/ws` reply or push), its JSON.
     Other(Bytes),
+}
+
+#[derive(serde::Deserialize)]
+struct StartRecord {
+    start: Cursor,
+    channel: String,
 }
 
 /// Reads the compact format back into envelopes, keeping the last message's position.
@@ -150,6 +174,12 @@ impl CompactDecoder {
     pub fn decode(&mut self, frame: &[u8], binary: bool) -> Result<CompactItem, ProtoError> {
         if !binary {
             if let Some(json) = frame.strip_prefix(&[CONTROL_PREFIX]) {
+                if json.starts_with(b"{\"start\":") {
+                    let s: StartRecord = serde_json::from_slice(json)
+                        .map_err(|e| ProtoError::InvalidJson(e.to_string()))?;
+                    self.last = Some((s.channel.clone(), s.start));
+                    return Ok(CompactItem::Start(s.channel, s.start));
+                }
                 if !json.starts_with(b"{\"channel\":") {
                     return Ok(CompactItem::Other(Bytes::copy_from_slice(json)));
                 }
@@ -313,5 +343,23 @@ mod tests {
     #[test]
     fn a_payload_before_a_position_is_an_error() {
         assert!(CompactDecoder::default().decode(b"x", false).is_err());
+    }
+
+    #[test]
+    fn a_start_record_sets_the_position() {
+        let mut dec = CompactDecoder::default();
+        let start = encode_compact_start("c\"d", C3);
+        assert_eq!(
+            &start[..],
+            b"\x1e{\"start\":\"abc:3\",\"channel\":\"c\\\"d\"}"
+        );
+        assert_eq!(
+            dec.decode(&start, false).unwrap(),
+            CompactItem::Start("c\"d".into(), C3)
+        );
+        let CompactItem::Envelope(env) = dec.decode(b"1", false).unwrap() else {
+            panic!("an envelope");
+        };
+        assert_eq!(env.cursor, Some(Cursor::new(Epoch(0xabc), 4)));
     }
 }

@@ -39,7 +39,8 @@
 //! * [`compact`]: the compact WebSocket format (subprotocol [`COMPACT_PROTOCOL`]): payload-only
 //!   frames while offsets are contiguous, [`CONTROL_PREFIX`]ed control records otherwise;
 //!   [`encode_compact_payload`] → [`PayloadFrame`], [`encode_compact_control`], [`follows`],
-//!   the compact poll body [`encode_compact_poll`],
+//!   the native stream's start record [`encode_compact_start`], the compact poll body
+//!   [`encode_compact_poll`],
 //!   client side [`CompactDecoder`] → [`CompactItem`].
 //! * [`since`]: [`Since`] `After(Cursor) | Oldest | Last(n)`, where a subscription starts
 //!   (text `E:N`, `oldest`, `last:N`).
@@ -70,8 +71,8 @@ pub use command::{
     ErrorCode, Op, PresenceEntry, ServerFrame, Token, REFRESH_PUSH,
 };
 pub use compact::{
-    encode_compact_control, encode_compact_payload, encode_compact_poll, follows, CompactDecoder,
-    CompactItem, PayloadFrame, COMPACT_PROTOCOL, CONTROL_PREFIX,
+    encode_compact_control, encode_compact_payload, encode_compact_poll, encode_compact_start,
+    follows, CompactDecoder, CompactItem, PayloadFrame, COMPACT_PROTOCOL, CONTROL_PREFIX,
 };
 pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
 pub use encoding::{EnvelopeEncoding, EnvelopeJson, SseData, SseEnvelope, StreamLine};

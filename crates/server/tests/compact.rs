@@ -105,15 +105,16 @@ async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
             .contains("sec-websocket-protocol: switchboard.compact"),
         "{head}"
     );
-    let first = hub.publish("wire", payload64(1)).await.unwrap();
-    // The first message carries the position: a control record, its envelope.
+    // The stream opens with its start record: the channel and where it starts.
     let (_, op, p) = ws.frame().await;
     assert_eq!((op, p[0]), (1, 0x1e));
-    let env = switchboard_proto::parse_envelope(&p[1..]).unwrap();
-    assert_eq!((env.channel.as_str(), env.cursor), ("wire", Some(first)));
-    // Then each message is its payload alone.
-    for n in 2..=5 {
-        hub.publish("wire", payload64(n)).await.unwrap();
+    let start = common::json(&p[1..]);
+    assert_eq!(start["channel"], "wire", "{start}");
+    let start: Cursor = start["start"].as_str().unwrap().parse().unwrap();
+    // Then each message is its payload alone, the first one included.
+    for n in 1..=5 {
+        let at = hub.publish("wire", payload64(n)).await.unwrap();
+        assert_eq!((at.epoch, at.offset), (start.epoch, start.offset + n));
         let (wire, op, p) = ws.frame().await;
         assert_eq!((wire, op), (66, 1), "message {n}");
         assert_eq!(p, payload64(n).data().to_vec());
@@ -157,7 +158,7 @@ async fn on_ws_replies_are_control_records_and_a_channel_switch_names_the_channe
         let (wire, op, p) = frame;
         match dec.decode(&p, op == 2).unwrap() {
             CompactItem::Envelope(env) => (wire, env.channel, env.cursor.unwrap().offset),
-            CompactItem::Other(o) => panic!("{o:?}"),
+            other => panic!("{other:?}"),
         }
     };
     let mut got = Vec::new();

@@ -303,8 +303,8 @@ impl Live {
                             let text = switchboard_proto::encode_ws_text(&env.as_envelope());
                             return envelope(&json(&text));
                         }
-                        // `/ws` replies.
-                        CompactItem::Other(_) => continue,
+                        // A native stream's start record, `/ws` replies.
+                        CompactItem::Start(..) | CompactItem::Other(_) => continue,
                     }
                 }
                 Live::Sse {

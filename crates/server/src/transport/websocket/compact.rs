@@ -10,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use switchboard_hub::{Cursor, Encoding, Message as HubMessage};
 use switchboard_proto::{
-    encode_compact_control, encode_compact_payload, follows, EnvelopeJson, Event, PayloadFrame,
+    encode_compact_control, encode_compact_payload, encode_compact_start, follows, EnvelopeJson,
+    Event, PayloadFrame,
 };
 use switchboard_ws::PreparedMessage;
 
@@ -115,6 +116,15 @@ impl Framing for Compact {
     }
 }
 
+impl Compact {
+    /// The start record of a stream that starts after `at` on `channel`
+    /// (`switchboard_proto::encode_compact_start`), which becomes the position.
+    pub fn start(&mut self, channel: &str, at: Cursor) -> Bytes {
+        self.last = Some((Arc::from(channel), at));
+        encode_compact_start(channel, at)
+    }
+}
+
 /// A reply or push of the `/ws` protocol as a control record.
 pub fn control(json: &[u8]) -> Bytes {
     encode_compact_control(json)
@@ -146,6 +156,10 @@ mod tests {
         let reset = HubMessage::reset(b.clone(), Cursor::new(Epoch(7), 9));
         assert_eq!(c.frame(&reset).payload()[0], 0x1e);
         assert_eq!(&c.frame(&msg(&b, 6, &b"6"[..])).payload()[..], b"6");
+        // A start record sets the position.
+        let start = c.start("a", Cursor::new(Epoch(7), 20));
+        assert_eq!(&start[..], b"\x1e{\"start\":\"7:20\",\"channel\":\"a\"}");
+        assert_eq!(&c.frame(&msg(&a, 21, &b"21"[..])).payload()[..], b"21");
         // A 64-byte payload is a 66-byte frame.
         let p = format!("\"{}\"", "x".repeat(62));
         assert_eq!(c.frame(&msg(&b, 7, p)).plain_frame().len(), 66);

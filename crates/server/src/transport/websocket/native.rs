@@ -96,12 +96,18 @@ struct Native<S, F> {
 
 /// Spawns the connection's task (the socket already has its mark and wheel), in the
 /// compact format if `compact`.
-pub(super) fn spawn<S>(ws: WebSocket<S>, parts: Parts, compact: bool)
+pub(super) fn spawn<S>(mut ws: WebSocket<S>, parts: Parts, compact: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if compact {
-        spawn_framed(ws, parts, Box::<Compact>::default());
+        // The stream opens with its start record: a first message that follows it goes
+        // as its payload alone.
+        let mut c = Box::<Compact>::default();
+        let start = c.start(parts.sub.channel(), parts.sub.start());
+        // Fails only on a closed socket, which the task then finds.
+        let _ = ws.queue(Message::Text(start));
+        spawn_framed(ws, parts, c);
     } else {
         spawn_framed(ws, parts, Envelopes);
     }
