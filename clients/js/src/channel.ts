@@ -4,7 +4,8 @@ import type { Envelope, Message, PresenceEntry, SubscribeOptions } from './types
 /** A message envelope as the application receives it. */
 export function toMessage(env: Envelope): Message {
   const m: Message = { channel: env.channel, data: env.data, cursor: env.cursor!, offset: env.offset ?? 0 };
-  if (env.data_b64 !== undefined) {
+  if (env.bytes) m.binary = env.bytes;
+  else if (env.data_b64 !== undefined) {
     const s = atob(env.data_b64);
     m.binary = Uint8Array.from(s, (c) => c.charCodeAt(0));
   }

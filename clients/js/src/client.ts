@@ -35,6 +35,13 @@ export interface ClientOptions {
   getToken?: TokenSource;
   /** A user id for presence, on servers without client tokens (`?user=`). */
   user?: string;
+  /**
+   * WebSocket: ask for the compact format (subprotocol `switchboard.compact`): a message
+   * that follows the previous one arrives as its payload alone, 2 bytes of framing
+   * instead of a ~95-byte envelope; cursors and resume stay exact. A server without it
+   * sends envelopes, which are read as usual (false).
+   */
+  compact?: boolean;
   /** Reconnect delays: full jitter, doubling from `minMs` up to `maxMs`. */
   backoff?: { minMs?: number; maxMs?: number };
   /** A transport that does not deliver its first event within this is skipped (5000). */
@@ -78,7 +85,7 @@ export class Client {
       ClientOptions,
       'openTimeoutMs' | 'heartbeatTimeoutMs' | 'pingIntervalMs' | 'longPollTimeoutMs' | 'pollIntervalMs' | 'reprobeMs'
     >
-  > & { user?: string };
+  > & { user?: string; compact?: boolean };
   private readonly channels = new Map<string, Channel>();
   private readonly listeners = new Map<StateName, Set<(e: StateEvent) => void>>();
   private readonly neg: Negotiator;
@@ -105,6 +112,7 @@ export class Client {
       pollIntervalMs: options.pollIntervalMs ?? 2000,
       reprobeMs: options.reprobeMs ?? 60_000,
       user: options.user,
+      compact: options.compact,
     };
     this.reprobeMs = this.o.reprobeMs;
     const exclude = options.exclude ?? [];
@@ -320,6 +328,7 @@ export class Client {
       platform: this.p,
       base: this.url,
       user: this.o.user,
+      compact: this.o.compact,
       openTimeoutMs: this.o.openTimeoutMs,
       heartbeatTimeoutMs: this.o.heartbeatTimeoutMs,
       pingIntervalMs: this.o.pingIntervalMs,

@@ -5,6 +5,9 @@
 
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server chose (`''`: none). */
+  readonly protocol?: string;
+  binaryType?: string;
   onopen: ((ev: unknown) => void) | null;
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
@@ -27,7 +30,7 @@ export interface StorageLike {
 }
 
 export interface Platform {
-  WebSocket: new (url: string) => WebSocketLike;
+  WebSocket: new (url: string, protocols?: string[]) => WebSocketLike;
   EventSource: new (url: string) => EventSourceLike;
   fetch: (url: string, init?: RequestInit) => Promise<Response>;
   setTimeout: (fn: () => void, ms: number) => unknown;

@@ -31,6 +31,8 @@ export interface Host {
   /** `http(s)://host[:port][/prefix]`, no trailing slash. */
   readonly base: string;
   readonly user?: string;
+  /** WebSocket: ask for the compact format. */
+  readonly compact?: boolean;
   readonly openTimeoutMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly pingIntervalMs: number;

@@ -14,6 +14,8 @@ export interface Envelope {
   cursor?: string;
   data?: unknown;
   data_b64?: string;
+  /** A binary payload already decoded (the compact WebSocket format's binary frames). */
+  bytes?: Uint8Array;
 }
 
 /** A message of a channel. */

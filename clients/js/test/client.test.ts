@@ -78,6 +78,50 @@ describe('over WebSocket', () => {
     expect(c.state).toBe('connected');
   });
 
+  it('in the compact format, reads payload frames at exact cursors and resumes after the last', async () => {
+    const c = client({ compact: true });
+    const got: unknown[] = [];
+    c.subscribe('a', { onMessage: (m) => got.push([m.cursor, m.data ?? m.binary]) });
+    let ws = await openSocket();
+    expect(ws.protocols).toEqual(['switchboard.compact']);
+    expect(ws.binaryType).toBe('arraybuffer');
+    ws.push({ channel: 'a', event: 'message', offset: 1, cursor: 'e:1', data: 'x' });
+    ws.raw('{"n":2}');
+    ws.raw('plain');
+    ws.raw(new Uint8Array([7]).buffer);
+    await flush();
+    expect(got).toEqual([
+      ['e:1', 'x'],
+      ['e:2', { n: 2 }],
+      ['e:3', 'plain'],
+      ['e:4', new Uint8Array([7])],
+    ]);
+    ws.serverClose(1012, 'service restart');
+    await advance(200);
+    ws = fake.sockets[1];
+    ws.open();
+    expect(ws.sent[0]).toMatchObject({ op: 'subscribe', channel: 'a', since: 'e:4' });
+  });
+
+  it('asks for the compact format only when told, and reads envelopes from a server without it', async () => {
+    const plain = client();
+    plain.subscribe('a');
+    await flush();
+    expect(fake.sockets[0].protocols).toBeUndefined();
+    plain.close();
+    const c = client({ compact: true });
+    const got: unknown[] = [];
+    c.subscribe('a', { onMessage: (m) => got.push([m.cursor, m.data]) });
+    await flush();
+    const ws = fake.sockets.at(-1)!;
+    ws.agree = false;
+    ws.open();
+    ws.answer();
+    ws.push({ channel: 'a', event: 'message', offset: 1, cursor: 'e:1', data: 'x' });
+    await flush();
+    expect(got).toEqual([['e:1', 'x']]);
+  });
+
   it('honours close 1013 retry hints, stops on 1008', async () => {
     const c = client();
     c.subscribe('a');

@@ -13,7 +13,14 @@ export class FakeWebSocket implements WebSocketLike {
   onerror: ((ev: unknown) => void) | null = null;
   sent: any[] = [];
   closedWith: number | null = null;
-  constructor(readonly url: string) {
+  protocol = '';
+  binaryType = 'blob';
+  /** Whether `open` takes a compact offer (a server that has the format). */
+  agree = true;
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {
     fake.sockets.push(this);
   }
   send(data: string) {
@@ -25,11 +32,17 @@ export class FakeWebSocket implements WebSocketLike {
   }
   // Driven by tests:
   open() {
+    if (this.agree && this.protocols?.includes('switchboard.compact')) this.protocol = 'switchboard.compact';
     this.readyState = 1;
     this.onopen?.({});
   }
+  /** A JSON frame (a control record in the compact format). */
   push(frame: unknown) {
-    this.onmessage?.({ data: JSON.stringify(frame) });
+    this.onmessage?.({ data: (this.protocol ? '\x1e' : '') + JSON.stringify(frame) });
+  }
+  /** A frame as is (the compact format's payload frames). */
+  raw(data: string | ArrayBuffer) {
+    this.onmessage?.({ data });
   }
   /** Answers every command sent so far that has no answer yet. */
   answer(result: (cmd: any) => unknown = (c) => (c.op === 'subscribe' ? { cursor: 'e:0' } : {})) {
@@ -60,6 +73,7 @@ export class FakeEventSource implements EventSourceLike {
   }
   // Driven by tests:
   open() {
+    if (this.agree && this.protocols?.includes('switchboard.compact')) this.protocol = 'switchboard.compact';
     this.readyState = 1;
     this.onopen?.({});
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../src/backoff';
-import { Channel } from '../src/channel';
+import { Channel, toMessage } from '../src/channel';
+import { CompactDecoder } from '../src/compact';
 import { splitIds, isCursor } from '../src/cursor';
 import { Negotiator, ORDER } from '../src/negotiate';
 import { tokenExpiry } from '../src/token';
@@ -135,5 +136,32 @@ describe('wire details', () => {
     const payload = btoa(JSON.stringify({ sub: 'u', exp: 1000 })).replace(/=+$/, '');
     expect(tokenExpiry(`h.${payload}.s`)).toBe(1_000_000);
     expect(tokenExpiry('opaque')).toBeUndefined();
+  });
+});
+
+describe('compact decoder', () => {
+  const ctl = (f: unknown) => '\x1e' + JSON.stringify(f);
+  it('gives every payload the position after the last message, exactly', () => {
+    const d = new CompactDecoder();
+    expect(d.decode('{"a":1}')).toBeNull();
+    const first = { channel: 'c', event: 'message', offset: 3, cursor: 'ab:3', data: { a: 1 } };
+    expect(d.decode(ctl(first))).toEqual(first);
+    expect(d.decode('{"b":2}')).toEqual({ channel: 'c', event: 'message', offset: 4, cursor: 'ab:4', data: { b: 2 } });
+    // Text that is not JSON is the text; a JSON string is the string.
+    expect(d.decode('hello').data).toBe('hello');
+    expect(d.decode('"42"').data).toBe('42');
+    const bin = d.decode(new Uint8Array([0x1e, 1]).buffer);
+    expect(bin.cursor).toBe('ab:7');
+    expect(toMessage(bin).binary).toEqual(new Uint8Array([0x1e, 1]));
+    // Replies, resets and presence do not move the position; a new message record does.
+    expect(d.decode(ctl({ id: 1, result: {} }))).toEqual({ id: 1, result: {} });
+    expect(d.decode(ctl({ channel: 'c', event: 'reset', offset: 20, cursor: 'ab:20' })).event).toBe('reset');
+    expect(d.decode(ctl({ channel: 'c', event: 'join', data: { client: 'x' } })).event).toBe('join');
+    expect(d.decode('1').cursor).toBe('ab:8');
+    d.decode(ctl({ channel: 'd', event: 'message', offset: 9, cursor: 'cd:9', data: 0 }));
+    expect(d.decode('2')).toEqual({ channel: 'd', event: 'message', offset: 10, cursor: 'cd:10', data: 2 });
+    // A native stream's start record sets the position and delivers nothing.
+    expect(d.decode(ctl({ start: 'ef:5', channel: 'e' }))).toBeNull();
+    expect(d.decode('3').cursor).toBe('ef:6');
   });
 });

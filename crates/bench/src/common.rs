@@ -137,7 +137,19 @@ pub async fn ws_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     path: &str,
     deflate: bool,
 ) -> std::io::Result<WebSocket<S>> {
+    ws_handshake_offering(stream, server, path, deflate, &[]).await
+}
+
+/// [`ws_handshake`] offering `protocols` (`Sec-WebSocket-Protocol`).
+pub async fn ws_handshake_offering<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    server: &ServerArgs,
+    path: &str,
+    deflate: bool,
+    protocols: &[&str],
+) -> std::io::Result<WebSocket<S>> {
     let mut config = ClientConfig {
+        protocols: protocols.iter().map(|p| (*p).to_owned()).collect(),
         deflate: deflate.then(|| DeflateConfig {
             client_no_context_takeover: true,
             server_no_context_takeover: true,

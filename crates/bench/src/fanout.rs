@@ -6,7 +6,8 @@
 //! missing and out-of-order counts, and bytes on the wire per delivered message.
 //!
 //! Protocol, shared with the baseline servers: subscribers `GET /ch/NAME` (WebSocket, or
-//! SSE / `?transport=stream|longpoll|poll` on Switchboard); the publisher is a WebSocket
+//! the compact WebSocket format, SSE / `?transport=stream|longpoll|poll` on Switchboard,
+//! long-poll and poll also with `format=compact`); the publisher is a WebSocket
 //! client of `/ch/NAME` whose text messages are published to the channel (it receives
 //! them too, and discards them: it is not counted as a subscriber), or with
 //! `--publisher http` a backend sending `POST /ch/NAME` on one kept-alive connection (a
@@ -35,10 +36,16 @@ use crate::stats::{Histogram, SeqTracker};
 pub enum Transport {
     Ws,
     WsDeflate,
+    /// WebSocket in the compact format (subprotocol `switchboard.compact`).
+    WsCompact,
     Sse,
     Stream,
     Longpoll,
     Poll,
+    /// Long-polling with `format=compact` bodies.
+    LongpollCompact,
+    /// Polling with `format=compact` bodies.
+    PollCompact,
 }
 
 impl Transport {
@@ -47,10 +54,13 @@ impl Transport {
         match self {
             Self::Ws => "ws",
             Self::WsDeflate => "ws-deflate",
+            Self::WsCompact => "ws-compact",
             Self::Sse => "sse",
             Self::Stream => "stream",
             Self::Longpoll => "longpoll",
             Self::Poll => "poll",
+            Self::LongpollCompact => "longpoll-compact",
+            Self::PollCompact => "poll-compact",
         }
     }
 }
@@ -237,7 +247,10 @@ pub async fn measure(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Long-polls cannot say when the server holds them; give the last ones a moment.
-    if args.transport == Transport::Longpoll {
+    if matches!(
+        args.transport,
+        Transport::Longpoll | Transport::LongpollCompact
+    ) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let setup_bytes = counters.read() + counters.written();
@@ -431,10 +444,16 @@ async fn subscriber(
     let mut t = SeqTracker::default();
     let host = a.server.host();
     match a.transport {
-        Transport::Ws | Transport::WsDeflate => {
+        Transport::Ws | Transport::WsDeflate | Transport::WsCompact => {
             let deflate = a.transport == Transport::WsDeflate;
+            let offer: &[&str] = if a.transport == Transport::WsCompact {
+                &[switchboard_proto::COMPACT_PROTOCOL]
+            } else {
+                &[]
+            };
+            let stream = net::connect(a.server.addr, i, a.sources, counters).await?;
             let mut ws =
-                common::ws_connect(&a.server, path, deflate, i, a.sources, counters).await?;
+                common::ws_handshake_offering(stream, &a.server, path, deflate, offer).await?;
             ready.fetch_add(1, Ordering::Relaxed);
             drop(permit.take());
             loop {
@@ -480,9 +499,20 @@ async fn subscriber(
                 }
             }
         }
-        Transport::Longpoll | Transport::Poll => {
-            let long = a.transport == Transport::Longpoll;
-            let kind = if long { "longpoll" } else { "poll" };
+        Transport::Longpoll
+        | Transport::Poll
+        | Transport::LongpollCompact
+        | Transport::PollCompact => {
+            let long = matches!(
+                a.transport,
+                Transport::Longpoll | Transport::LongpollCompact
+            );
+            let kind = match a.transport {
+                Transport::Longpoll => "longpoll",
+                Transport::Poll => "poll",
+                Transport::LongpollCompact => "longpoll&format=compact",
+                _ => "poll&format=compact",
+            };
             let mut http =
                 HttpConn::new(net::connect(a.server.addr, i, a.sources, counters).await?);
             let mut cursor: Option<String> = None;

@@ -1,6 +1,7 @@
 //! `quantum`: the same message stream to the same number of clients over every transport
-//! (WebSocket, WebSocket + permessage-deflate, SSE, HTTP streaming, long-polling, polling
-//! every second), one fan-out run each against a freshly started server, and what each
+//! (WebSocket, WebSocket + permessage-deflate, WebSocket in the compact format, SSE,
+//! HTTP streaming, long-polling, polling every second, the last two also with
+//! `format=compact` bodies), one fan-out run each against a freshly started server, and what each
 //! costs per delivered message: bytes on the wire (both directions, HTTP heads and
 //! handshakes included), delivery latency p50/p99, server CPU. Writes a markdown table
 //! and an SVG chart beside the figures websocket.org published (871 bytes of HTTP headers
@@ -47,13 +48,16 @@ pub struct QuantumArgs {
     pub out: PathBuf,
 }
 
-const TRANSPORTS: [Transport; 6] = [
+const TRANSPORTS: [Transport; 9] = [
     Transport::Ws,
     Transport::WsDeflate,
+    Transport::WsCompact,
     Transport::Sse,
     Transport::Stream,
     Transport::Longpoll,
+    Transport::LongpollCompact,
     Transport::Poll,
+    Transport::PollCompact,
 ];
 
 /// One transport's row.

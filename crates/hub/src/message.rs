@@ -25,7 +25,9 @@
 //! | `SseEnvelope` (SSE event, envelope in `data:`) | first sent on `/sub` SSE | 80 B node + the bytes + 32 B |
 //! | `SseData` (SSE event, payload in `data:`) | first sent on native SSE (`GET /ch/NAME`, `Accept: text/event-stream`) | 80 B node + the bytes + 32 B |
 //! | `StreamLine` (envelope JSON + `\n`) | first sent on HTTP streaming | 80 B node + the bytes + 32 B |
-//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | first sent on any WebSocket | 56 B node + `PreparedMessage::heap_bytes`: its shared state (~370 B), the framed bytes (the JSON + 2–10 B of header) + 32 B; a compressed frame made later for a `server_no_context_takeover` connection is not counted (at most one per window size, each smaller than the plain frame) |
+//! | `WsFrame` (the WebSocket text frame of `EnvelopeJson`) | first sent on any WebSocket in the envelope format | 56 B node + `PreparedMessage::heap_bytes`: its shared state (~370 B), the framed bytes (the JSON + 2–10 B of header) + 32 B; a compressed frame made later for a `server_no_context_takeover` connection is not counted (at most one per window size, each smaller than the plain frame) |
+//! | `PayloadOnly` (the compact WebSocket format's payload-only frame) | first sent payload-only (on a `switchboard.compact` WebSocket, right after the message before it) | 56 B node + `PreparedMessage::heap_bytes`: the payload again, framed |
+//! | `Control` (`0x1E` and `EnvelopeJson` in a text frame) | first sent on a `switchboard.compact` WebSocket as a control record | 56 B node + `PreparedMessage::heap_bytes`: the JSON again, framed |
 //!
 //! Byte encodings are kept in an allocation of exactly their length. So a 64-byte text
 //! message costs 240 B stored and never sent; once sent on a WebSocket it also holds its

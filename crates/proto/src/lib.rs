@@ -36,6 +36,12 @@
 //!   [`write_sse_with_cursors`], [`parse_sse_cursors_id`], [`SSE_HEARTBEAT_EVENT`].
 //! * [`stream`]: [`stream_prelude`] (2048 spaces + `\n`), [`stream_heartbeat`],
 //!   [`encode_stream_line`], [`write_stream_line`].
+//! * [`compact`]: the compact WebSocket format (subprotocol [`COMPACT_PROTOCOL`]): payload-only
+//!   frames while offsets are contiguous, [`CONTROL_PREFIX`]ed control records otherwise;
+//!   [`encode_compact_payload`] → [`PayloadFrame`], [`encode_compact_control`], [`follows`],
+//!   the native stream's start record [`encode_compact_start`], the compact poll body
+//!   [`encode_compact_poll`],
+//!   client side [`CompactDecoder`] → [`CompactItem`].
 //! * [`since`]: [`Since`] `After(Cursor) | Oldest | Last(n)`, where a subscription starts
 //!   (text `E:N`, `oldest`, `last:N`).
 //! * [`poll`]: [`PollBody`] (push envelopes or cached JSON, `set_lost`,
@@ -49,6 +55,7 @@
 //! * [`raw_or_null`]: serde helper for a payload field (`data`) where `null` is a value.
 
 pub mod command;
+pub mod compact;
 pub mod cursor;
 pub mod encoding;
 pub mod envelope;
@@ -62,6 +69,10 @@ pub use command::{
     encode_command, encode_error, encode_ok, encode_presence_result, encode_result_cursor,
     encode_result_raw, parse_command, parse_server_frame, Command, CommandData, CommandError,
     ErrorCode, Op, PresenceEntry, ServerFrame, Token, REFRESH_PUSH,
+};
+pub use compact::{
+    encode_compact_control, encode_compact_payload, encode_compact_poll, encode_compact_start,
+    follows, CompactDecoder, CompactItem, PayloadFrame, COMPACT_PROTOCOL, CONTROL_PREFIX,
 };
 pub use cursor::{Cursor, CursorError, CursorStr, Epoch, CURSOR_MAX_LEN};
 pub use encoding::{EnvelopeEncoding, EnvelopeJson, SseData, SseEnvelope, StreamLine};

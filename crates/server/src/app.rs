@@ -151,9 +151,9 @@ async fn channel_get(
         Kind::Sse => transport::sse::respond(state, vec![target], true, principal).await,
         Kind::Stream => transport::stream::respond(state, vec![target], principal).await,
         Kind::LongPoll => {
-            transport::longpoll::respond(state, &[target], true, principal.user).await
+            transport::longpoll::respond(state, &[target], true, q.compact, principal.user).await
         }
-        Kind::Poll => transport::poll::respond(state, &[target], true).await,
+        Kind::Poll => transport::poll::respond(state, &[target], true, q.compact).await,
     }
 }
 
@@ -194,9 +194,9 @@ async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerE
         Kind::Sse => transport::sse::respond(state, targets, false, principal).await,
         Kind::Stream => transport::stream::respond(state, targets, principal).await,
         Kind::LongPoll => {
-            transport::longpoll::respond(state, &targets, false, principal.user).await
+            transport::longpoll::respond(state, &targets, false, false, principal.user).await
         }
-        Kind::Poll => transport::poll::respond(state, &targets, false).await,
+        Kind::Poll => transport::poll::respond(state, &targets, false, false).await,
     }
 }
 

@@ -3,8 +3,10 @@
  * subscribed with a command from its own start; commands (publish, presence, history)
  * go over the same connection. The page cannot see the server's pings, so the client
  * pings (a `ping` command) when nothing arrived for a while, and gives the connection up
- * when nothing at all arrives in the heartbeat timeout.
+ * when nothing at all arrives in the heartbeat timeout. With `compact`, it offers the
+ * compact format and, if the server takes it, reads frames through a `CompactDecoder`.
  */
+import { COMPACT, CompactDecoder } from '../compact';
 import { Timer, type Closing, type Host, type Transport } from '../transport';
 import type { WebSocketLike } from '../platform';
 
@@ -32,6 +34,7 @@ export function websocket(host: Host): Transport {
   let opened = false;
   let ended = false;
   let nextId = 1;
+  let decoder: CompactDecoder | null = null;
   const pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void; channel?: string }>();
   /** Channels subscribed (or being subscribed) on this connection. */
   const subscribed = new Set<string>();
@@ -96,13 +99,14 @@ export function websocket(host: Host): Transport {
     host.closed(why);
   }
 
-  function frame(text: string): void {
+  function frame(data: unknown): void {
     let f: any;
     try {
-      f = JSON.parse(text);
+      f = decoder ? decoder.decode(data as string | ArrayBuffer) : typeof data === 'string' && JSON.parse(data);
     } catch {
       return;
     }
+    if (!f) return;
     if (!opened) {
       opened = true;
       openTimer.clear();
@@ -131,11 +135,13 @@ export function websocket(host: Host): Transport {
       const url = host.base.replace(/^http/, 'ws') + '/ws' + (q.toString() ? `?${q}` : '');
       openTimer.set(host.openTimeoutMs, () => end({ reason: 'timeout' }));
       try {
-        ws = new host.platform.WebSocket(url);
+        ws = host.compact ? new host.platform.WebSocket(url, [COMPACT]) : new host.platform.WebSocket(url);
+        ws.binaryType = 'arraybuffer';
       } catch (e) {
         return end({ reason: (e as Error).message });
       }
       ws.onopen = () => {
+        if (ws!.protocol === COMPACT) decoder = new CompactDecoder();
         alive();
         sync();
         // Confirms the connection even with no channel yet.
@@ -143,7 +149,7 @@ export function websocket(host: Host): Transport {
       };
       ws.onmessage = (e) => {
         alive();
-        if (typeof e.data === 'string') frame(e.data);
+        frame(e.data);
       };
       ws.onclose = (e) => end(closing(e.code, e.reason, opened));
       ws.onerror = () => {

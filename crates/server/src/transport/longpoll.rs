@@ -5,7 +5,7 @@
 //! (answered at once the same way, so the client re-polls another node). No state is kept
 //! between requests: the cursor in the URL is all a node needs, so every request may use
 //! a new TCP connection and land on any node. Bodies are the poll bodies
-//! ([`super::poll`]). While held, the request counts as a subscriber, but not in
+//! ([`super::poll`], `format=compact` included). While held, the request counts as a subscriber, but not in
 //! presence (it would join and leave on every cycle).
 
 use std::future::poll_fn;
@@ -32,6 +32,7 @@ pub async fn respond(
     state: &AppState,
     targets: &[Target],
     native: bool,
+    compact: bool,
     user: Option<String>,
 ) -> Result<Response, ServerError> {
     // Counted open (`switchboard_connections`) while the request is held.
@@ -45,7 +46,7 @@ pub async fn respond(
         SubscribeOptions::without_presence(),
     )
     .await?;
-    let mut answer = Answer::new(native);
+    let mut answer = Answer::new(native).compact(compact);
     for s in feed.subscriptions() {
         answer.position(s.channel(), s.start());
     }

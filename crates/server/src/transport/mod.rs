@@ -94,6 +94,8 @@ pub struct SubQuery {
     pub user: Option<String>,
     /// `channel_token=` values: subscription tokens for private channels.
     pub channel_tokens: Vec<String>,
+    /// `format=compact` (native poll and long-poll): the compact body.
+    pub compact: bool,
 }
 
 impl SubQuery {
@@ -110,6 +112,7 @@ impl SubQuery {
                 "channel" => q.channels.push(v.into_owned()),
                 "user" if !v.is_empty() && v.len() <= 128 => q.user = Some(v.into_owned()),
                 "channel_token" => q.channel_tokens.push(v.into_owned()),
+                "format" => q.compact = v == "compact",
                 _ => {}
             }
         }

@@ -6,7 +6,9 @@
 //! poll gets only what is new. Stateless: any node answers any poll.
 //!
 //! Native body (see `switchboard_proto::poll`):
-//! `{"messages":[envelope…],"cursor":"E:N","reset":false}`.
+//! `{"messages":[envelope…],"cursor":"E:N","reset":false}`; with `format=compact`, when
+//! the messages are contiguous JSON or text payloads and nothing was reset,
+//! `{"cursor":"E:N","data":[payload…]}` (`switchboard_proto::encode_compact_poll`).
 //! `/sub` body: `{"messages":[envelope…],"cursors":{"NAME":"E:N",…}}` where a channel
 //! whose cursor could not be continued contributes a `reset` envelope first.
 //!
@@ -23,7 +25,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use switchboard_hub::{HistoryAnswer, Message};
-use switchboard_proto::{Cursor, EnvelopeJson, Event, PollBody};
+use switchboard_proto::{encode_compact_poll, Cursor, EnvelopeJson, Event, PollBody};
 
 use crate::error::ServerError;
 use crate::state::AppState;
@@ -44,6 +46,8 @@ pub struct Answer {
     /// How many the native body's reset lost (unknown once any reset did not say).
     lost: Option<u64>,
     more: bool,
+    /// `format=compact` (native only): the messages, for the compact body.
+    compact: Option<Vec<Message>>,
 }
 
 impl Answer {
@@ -56,7 +60,15 @@ impl Answer {
             reset: false,
             lost: None,
             more: false,
+            compact: None,
         }
+    }
+
+    /// Answers in the compact body (`switchboard_proto::encode_compact_poll`) when
+    /// `compact` and the messages allow it (a native answer only).
+    pub fn compact(mut self, compact: bool) -> Self {
+        self.compact = (compact && self.native).then(Vec::new);
+        self
     }
 
     /// Number of messages so far.
@@ -91,6 +103,9 @@ impl Answer {
             Event::Message => {
                 self.body.push_json(m.encoded::<EnvelopeJson>());
                 self.position(m.channel(), cursor);
+                if let Some(all) = &mut self.compact {
+                    all.push(m.clone());
+                }
             }
             Event::Reset => {
                 if self.native {
@@ -114,6 +129,12 @@ impl Answer {
     pub fn into_response(mut self) -> Response {
         let body = if self.native {
             let cursor = self.cursors.first().map(|(_, c)| *c).unwrap_or_default();
+            if let Some(all) = self.compact.take().filter(|_| !self.reset) {
+                let envelopes: Vec<_> = all.iter().map(Message::envelope).collect();
+                if let Some(body) = encode_compact_poll(cursor, &envelopes, self.more) {
+                    return json_response(body);
+                }
+            }
             if let Some(lost) = self.lost {
                 self.body.set_lost(lost);
             }
@@ -149,12 +170,14 @@ impl Answer {
     }
 }
 
-/// A 200 JSON response that no cache keeps.
+/// A 200 JSON response that no cache keeps. `no-store` alone says it (`no-cache` beside
+/// it only repeated it in 11 more bytes, on every poll answer); the type stays, so a
+/// browser never sniffs a payload as a page.
 pub fn json_response(body: Bytes) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-cache, no-store"),
+            (header::CACHE_CONTROL, "no-store"),
         ],
         body,
     )
@@ -205,13 +228,14 @@ fn resume_cursor(messages: &[Message], start: Option<Cursor>, end: Cursor, more:
     }
 }
 
-/// Answers a poll at once.
+/// Answers a poll at once (in the compact body if `compact`, see [`Answer::compact`]).
 pub async fn respond(
     state: &AppState,
     targets: &[Target],
     native: bool,
+    compact: bool,
 ) -> Result<Response, ServerError> {
-    let mut answer = Answer::new(native);
+    let mut answer = Answer::new(native).compact(compact);
     for t in targets {
         let since = crate::transport::join::start(&state.hub, &t.channel, t.since).await?;
         let room = MAX_BATCH.saturating_sub(answer.len());

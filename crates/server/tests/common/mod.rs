@@ -182,6 +182,25 @@ pub(crate) async fn ws_open(r: &Running, path: &str) -> (Ws, String) {
     (ws, client_id(resp.headers()))
 }
 
+/// Connects a WebSocket to `path` asking for the compact format
+/// (`Sec-WebSocket-Protocol: switchboard.compact`); the server must agree.
+pub(crate) async fn ws_open_compact(r: &Running, path: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}{path}", r.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        http::HeaderValue::from_static(switchboard_proto::COMPACT_PROTOCOL),
+    );
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(
+        resp.headers()["sec-websocket-protocol"],
+        switchboard_proto::COMPACT_PROTOCOL
+    );
+    ws
+}
+
 /// The close frame the server sends (skipping anything before it).
 pub(crate) async fn close_of(ws: &mut Ws) -> CloseFrame {
     bounded(async {

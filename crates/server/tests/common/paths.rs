@@ -1,6 +1,6 @@
 //! Every path a client resumes on, read raw from the wire into one shape ([`Item`]s), so
 //! a table can assert the same answer on all of them: native WebSocket, `/ws`
-//! subscribe, native SSE (`?since=` and `Last-Event-ID`), `/sub` SSE, streaming (native
+//! subscribe (both also in the compact format), native SSE (`?since=` and `Last-Event-ID`), `/sub` SSE, streaming (native
 //! and `/sub`), long-poll and poll (native and `/sub`), `/api/…/history` and the `/ws`
 //! history command.
 
@@ -8,19 +8,21 @@ use std::collections::VecDeque;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_client::{SseEvent, SseParser};
-use switchboard_proto::Cursor;
+use switchboard_proto::{CompactDecoder, CompactItem, Cursor};
 use switchboard_server::server::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::{bounded, json, raw, ws_open, Ws, KEY};
+use super::{bounded, json, raw, ws_open, ws_open_compact, Ws, KEY};
 
 /// A path that resumes from a cursor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Path {
     WsNative,
     WsMux,
+    WsNativeCompact,
+    WsMuxCompact,
     SseNative,
     SseLastEventId,
     SseSub,
@@ -35,9 +37,11 @@ pub(crate) enum Path {
 }
 
 impl Path {
-    pub(crate) const ALL: [Path; 13] = [
+    pub(crate) const ALL: [Path; 15] = [
         Path::WsNative,
         Path::WsMux,
+        Path::WsNativeCompact,
+        Path::WsMuxCompact,
         Path::SseNative,
         Path::SseLastEventId,
         Path::SseSub,
@@ -57,6 +61,8 @@ impl Path {
             self,
             Path::WsNative
                 | Path::WsMux
+                | Path::WsNativeCompact
+                | Path::WsMuxCompact
                 | Path::SseNative
                 | Path::SseLastEventId
                 | Path::SseSub
@@ -258,6 +264,8 @@ impl Chunked {
 /// A live path, opened: yields items as they come.
 pub(crate) enum Live {
     Ws(Ws),
+    /// The compact format, read back into envelopes.
+    Compact(Ws, CompactDecoder),
     Sse {
         body: Chunked,
         parser: SseParser,
@@ -283,6 +291,21 @@ impl Live {
                         continue;
                     }
                     return envelope(&v);
+                }
+                Live::Compact(ws, decoder) => {
+                    let (frame, binary) = match bounded(ws.next()).await.expect("open").unwrap() {
+                        WsMessage::Text(t) => (t.as_bytes().to_vec(), false),
+                        WsMessage::Binary(b) => (b.to_vec(), true),
+                        _ => continue,
+                    };
+                    match decoder.decode(&frame, binary).expect("a compact frame") {
+                        CompactItem::Envelope(env) => {
+                            let text = switchboard_proto::encode_ws_text(&env.as_envelope());
+                            return envelope(&json(&text));
+                        }
+                        // A native stream's start record, `/ws` replies.
+                        CompactItem::Start(..) | CompactItem::Other(_) => continue,
+                    }
                 }
                 Live::Sse {
                     body,
@@ -323,14 +346,20 @@ impl Live {
     }
 }
 
-/// Sends one `/ws` command and returns its reply (pushes before it are not expected).
-async fn ws_command(ws: &mut Ws, cmd: serde_json::Value) -> serde_json::Value {
+/// Sends one `/ws` command and returns its reply (pushes before it are not expected); on
+/// a `compact` connection the reply is a control record.
+async fn ws_command(ws: &mut Ws, cmd: serde_json::Value, compact: bool) -> serde_json::Value {
     ws.send(WsMessage::Text(cmd.to_string().into()))
         .await
         .unwrap();
     loop {
         let frame = bounded(ws.next()).await.expect("open").unwrap();
         if let WsMessage::Text(t) = frame {
+            let t = if compact {
+                t.as_str().strip_prefix('\u{1e}').expect("a control record")
+            } else {
+                t.as_str()
+            };
             let v = json(t.as_bytes());
             if v.get("id").is_some() {
                 assert!(v.get("error").is_none(), "{v}");
@@ -345,15 +374,29 @@ pub(crate) async fn open_live(r: &Running, path: Path, channel: &str, since: Cur
     let sub = format!("/sub?channel={channel},{since}");
     match path {
         Path::WsNative => Live::Ws(ws_open(r, &format!("/ch/{channel}?since={since}")).await.0),
-        Path::WsMux => {
-            let (mut ws, _) = ws_open(r, "/ws").await;
+        Path::WsNativeCompact => Live::Compact(
+            ws_open_compact(r, &format!("/ch/{channel}?since={since}")).await,
+            CompactDecoder::default(),
+        ),
+        Path::WsMux | Path::WsMuxCompact => {
+            let compact = path == Path::WsMuxCompact;
+            let mut ws = if compact {
+                ws_open_compact(r, "/ws").await
+            } else {
+                ws_open(r, "/ws").await.0
+            };
             let reply = ws_command(
                 &mut ws,
                 serde_json::json!({"id": 1, "op": "subscribe", "channel": channel, "since": since.to_string()}),
+                compact,
             )
             .await;
             assert!(reply["result"]["cursor"].is_string(), "{reply}");
-            Live::Ws(ws)
+            if compact {
+                Live::Compact(ws, CompactDecoder::default())
+            } else {
+                Live::Ws(ws)
+            }
         }
         Path::SseNative | Path::SseLastEventId | Path::SseSub => {
             let since_s = since.to_string();
@@ -408,6 +451,7 @@ pub(crate) async fn ask(
             let reply = ws_command(
                 &mut ws,
                 serde_json::json!({"id": 7, "op": "history", "channel": channel, "since": since.to_string()}),
+                false,
             )
             .await;
             return poll_items(&reply["result"], channel);

@@ -13,6 +13,7 @@
 //! | [`token`] | a `/ws` session's client token: its identity, the refresh request, the close at expiry |
 //! | [`command`] | executing one `/ws` command |
 //! | [`endpoint`] | added endpoints: open / message / close / error callbacks |
+//! | [`compact`] | the compact format (subprotocol `switchboard.compact`): which frame a message goes out as |
 //!
 //! Whoever writes the `101` (the connection front, or hyper for a connection it serves)
 //! claims the [`Accepted`] from the response ([`claim`]) and starts it on the stream.
@@ -31,6 +32,7 @@
 //! disconnect close the subscription, see [`native`]).
 
 pub mod command;
+pub mod compact;
 pub mod endpoint;
 pub mod native;
 pub mod session;
@@ -92,8 +94,14 @@ impl Encoding for WsFrame {
     }
 }
 
-fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocket<S>, m: &HubMessage) -> bool {
-    ws.queue_prepared(m.encoded::<WsFrame>()).is_ok()
+/// Queues `m`'s frame as the connection's `framing` has it (its envelope, or the compact
+/// format's choice).
+fn queue_message<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocket<S>,
+    m: &HubMessage,
+    framing: &mut impl compact::Framing,
+) -> bool {
+    ws.queue_prepared(framing.frame(m)).is_ok()
 }
 
 /// Says in the connection's log (if it is logged) which close frame the server sent.

@@ -1,5 +1,6 @@
 //! A native WebSocket connection (`GET /ch/NAME` with `Upgrade: websocket`): one
-//! channel; each message is one envelope JSON text frame; a text or binary frame from
+//! channel; each message is one envelope JSON text frame (with the subprotocol
+//! `switchboard.compact`, the frame [`super::compact`] chooses); a text or binary frame from
 //! the client publishes to the channel when its namespace allows client publishing (and,
 //! with client tokens on, its token grants it; 1008 when not, 1009 over
 //! `limits.max_publish_bytes`). A connection opened with a client token is closed with
@@ -15,6 +16,7 @@ use switchboard_hub::{Hub, Payload, RecvError, Subscription};
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::compact::{Compact, Envelopes, Framing};
 use super::{ending_for, queue_message, HIGH_WATER};
 use crate::clients::ClientHandle;
 use crate::error::Ending;
@@ -81,15 +83,37 @@ impl Parts {
 /// is a boxed future (rare) that holds further reads until done; the close handshake
 /// runs in place, bounded by the codec's close timeout (which also ends it when the peer
 /// does not read).
-struct Native<S> {
+///
+/// `F` frames the messages: [`Envelopes`] (no state, so a connection in the envelope
+/// format pays nothing for the compact one) or a boxed [`Compact`] position.
+struct Native<S, F> {
     ws: WebSocket<S>,
     parts: Parts,
     /// A client's publish in flight.
     publishing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    framing: F,
 }
 
-/// Spawns the connection's task (the socket already has its mark and wheel).
-pub(super) fn spawn<S>(ws: WebSocket<S>, parts: Parts)
+/// Spawns the connection's task (the socket already has its mark and wheel), in the
+/// compact format if `compact`.
+pub(super) fn spawn<S>(mut ws: WebSocket<S>, parts: Parts, compact: bool)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if compact {
+        // The stream opens with its start record: a first message that follows it goes
+        // as its payload alone.
+        let mut c = Box::<Compact>::default();
+        let start = c.start(parts.sub.channel(), parts.sub.start());
+        // Fails only on a closed socket, which the task then finds.
+        let _ = ws.queue(Message::Text(start));
+        spawn_framed(ws, parts, c);
+    } else {
+        spawn_framed(ws, parts, Envelopes);
+    }
+}
+
+fn spawn_framed<S, F: Framing>(ws: WebSocket<S>, parts: Parts, framing: F)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -97,6 +121,7 @@ where
         ws,
         parts,
         publishing: None,
+        framing,
     };
     tracing::trace!(
         bytes = std::mem::size_of_val(&task),
@@ -105,7 +130,7 @@ where
     crate::conn_log::spawn(task);
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Future for Native<S, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -131,14 +156,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Native<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
     /// Ready with why the server ends the connection, or `None` once it is over.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ending>> {
         let Self {
             ws,
             parts,
             publishing,
-            ..
+            framing,
         } = self;
         if expiry::expired(&mut parts.expiry, cx) {
             return Poll::Ready(Some(Ending::TokenExpired));
@@ -152,7 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
             while ws.pending_bytes() < HIGH_WATER {
                 match sub.try_recv() {
                     Ok(Some(m)) => {
-                        if !queue_message(ws, &m) {
+                        if !queue_message(ws, &m, framing) {
                             break;
                         }
                     }
@@ -218,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
             }
             match sub.poll_recv(cx) {
                 Poll::Ready(Ok(m)) => {
-                    let _ = queue_message(ws, &m);
+                    let _ = queue_message(ws, &m, framing);
                 }
                 Poll::Ready(Err(RecvError::Lagged { .. })) => {}
                 Poll::Ready(Err(RecvError::Closed { reason, .. })) => {
@@ -258,14 +283,17 @@ mod tests {
     /// An idle connection holds its task for life: tokio keeps the future in a cell with
     /// about 100 bytes of its own, allocated in multiples of 128 bytes. Today's future
     /// (408 B, on the counted stream the front hands over) fits a 512-byte cell; this
-    /// catches growth past it.
+    /// catches growth past it. A compact connection's is one word more (its boxed
+    /// position), which takes the next cell size.
     #[test]
     fn an_idle_native_connection_task_fits_512_bytes() {
         type Stream = crate::front::Counted<tokio::net::TcpStream>;
-        let size = std::mem::size_of::<Native<Stream>>();
+        let size = std::mem::size_of::<Native<Stream, Envelopes>>();
         assert!(
             size <= 512 - 104,
             "Native<Counted<TcpStream>> is {size} bytes"
         );
+        let compact = std::mem::size_of::<Native<Stream, Box<Compact>>>();
+        assert_eq!(compact, size + 8);
     }
 }

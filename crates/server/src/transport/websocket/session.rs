@@ -3,7 +3,9 @@
 //! they come (one prepared frame per message, shared by every connection); each command
 //! frame is executed by [`super::command`] and answered with one reply frame. With a
 //! client token, the session asks for a new one before it expires and closes with 3000
-//! when none comes in time ([`super::token`]).
+//! when none comes in time ([`super::token`]). On a compact connection (subprotocol
+//! `switchboard.compact`) messages go as [`super::compact`] chooses, and every reply and
+//! push as a control record.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use switchboard_ws::CloseCode;
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::compact::Compact;
 use super::token::{Due, SessionToken};
 use super::{command, ending_for, queue_message, HIGH_WATER};
 use crate::auth::Identity;
@@ -32,14 +35,24 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut ClientHandle,
     identity: Option<Identity>,
     asker: Option<Asker>,
+    compact: bool,
 ) {
+    // A reply or push as the connection's format has it.
+    let control = move |json: bytes::Bytes| {
+        Message::Text(if compact {
+            super::compact::control(&json)
+        } else {
+            json
+        })
+    };
+    let mut compact = compact.then(Compact::default);
     let mut feed = Feed::of(Transport::Ws);
     let mut token = SessionToken::new(state, identity, asker);
     let ending = 'conn: loop {
         while ws.pending_bytes() < HIGH_WATER {
             match feed.try_next() {
                 Some(FeedEvent::Message(m)) => {
-                    let _ = queue_message(ws, &m);
+                    let _ = queue_message(ws, &m, &mut compact);
                 }
                 Some(FeedEvent::Closed { reason, .. }) => break 'conn Some(ending_for(reason)),
                 None => break,
@@ -56,18 +69,18 @@ pub async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 Wake::Msg(Some(Err(e))) => tracing::debug!(error = %e, "websocket error"),
                 Wake::Msg(Some(Ok(Message::Text(t) | Message::Binary(t)))) => {
                     let reply = command::command(state, client, &mut token, &mut feed, &t).await;
-                    let _ = ws.queue(Message::Text(reply));
+                    let _ = ws.queue(control(reply));
                 }
                 Wake::Msg(Some(Ok(_))) => {}
             },
             ev = feed.next(), if room && !feed.is_empty() => match ev {
-                FeedEvent::Message(m) => { let _ = queue_message(ws, &m); }
+                FeedEvent::Message(m) => { let _ = queue_message(ws, &m, &mut compact); }
                 FeedEvent::Closed { reason, .. } => break Some(ending_for(reason)),
             },
             due = token.due(), if token.has_deadline() => match due {
                 Due::AskRefresh => {
                     let push = bytes::Bytes::from_static(switchboard_proto::REFRESH_PUSH);
-                    let _ = ws.queue(Message::Text(push));
+                    let _ = ws.queue(control(push));
                 }
                 Due::Expired => break Some(Ending::TokenExpired),
             },

@@ -65,9 +65,11 @@ pub struct Accepted {
 /// What runs on the stream.
 #[derive(Debug)]
 enum Run {
-    Native(native::Parts),
-    /// The session's client and what its token says (if one came with the upgrade).
-    Mux(ClientHandle, Option<Identity>, Option<Asker>),
+    /// A native connection, and whether it speaks the compact format.
+    Native(native::Parts, bool),
+    /// The session's client, what its token says (if one came with the upgrade), and
+    /// whether it speaks the compact format.
+    Mux(ClientHandle, Option<Identity>, Option<Asker>, bool),
     Custom(endpoint::Opened),
 }
 
@@ -81,15 +83,15 @@ impl Accepted {
             run,
         } = self;
         match run {
-            Run::Native(parts) => {
-                native::spawn(socket(io, &leftover, &state, deflate), parts);
+            Run::Native(parts, compact) => {
+                native::spawn(socket(io, &leftover, &state, deflate), parts, compact);
             }
-            Run::Mux(mut client, identity, asker) => {
+            Run::Mux(mut client, identity, asker, compact) => {
                 crate::conn_log::spawn(async move {
                     // Boxed: the codec's state is most of a connection's memory, and a box
                     // keeps it out of every future that holds the socket across an await.
                     let mut ws = Box::new(socket(io, &leftover, &state, deflate));
-                    session::run(&state, &mut ws, &mut client, identity, asker).await;
+                    session::run(&state, &mut ws, &mut client, identity, asker, compact).await;
                 });
             }
             Run::Custom(opened) => {
@@ -157,15 +159,22 @@ pub async fn upgrade(
             .clients
             .register(principal.user.clone(), Transport::Custom),
     };
+    // The compact format is offered on the server's own endpoints, not on added ones
+    // (they choose their own frames).
+    let protocols = match mode {
+        Mode::Native(_) | Mode::Mux => vec![switchboard_proto::COMPACT_PROTOCOL.to_owned()],
+        Mode::Custom(_) => Vec::new(),
+    };
     let options = AcceptOptions {
+        protocols,
         deflate: Some(DeflateConfig::default()),
         extra_headers: vec![(
             crate::transport::CLIENT_ID_HEADER.to_owned(),
             client.id().to_owned(),
         )],
-        ..AcceptOptions::default()
     };
     let accepted = handshake::accept(&request, &options)?;
+    let compact = accepted.protocol.is_some();
     let run = match mode {
         Mode::Native(target) => {
             let caller = principal.caller();
@@ -183,9 +192,12 @@ pub async fn upgrade(
             if state.shutdown.is_triggered() {
                 return Err(ServerError::ShuttingDown);
             }
-            Run::Native(native::Parts::new(state, sub, client, may_publish, expires))
+            Run::Native(
+                native::Parts::new(state, sub, client, may_publish, expires),
+                compact,
+            )
         }
-        Mode::Mux => Run::Mux(client, principal.identity, asker),
+        Mode::Mux => Run::Mux(client, principal.identity, asker, compact),
         Mode::Custom(endpoint) => Run::Custom(endpoint::Opened::new(
             endpoint,
             client,

@@ -1,0 +1,289 @@
+//! The compact WebSocket format (subprotocol `switchboard.compact`): its wire shape read
+//! from a raw socket (a 64-byte message is a 66-byte frame once the stream is
+//! contiguous; control records for the rest), and resuming after a connection dropped
+//! mid-stream (every message exactly once). Its rows in the resume table are in
+//! `resume.rs` (`common::paths`). And the compact poll body (`format=compact` on a
+//! native poll or long-poll).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bounded, server, ws_open_compact};
+use futures_util::{SinkExt, StreamExt};
+use switchboard_hub::Payload;
+use switchboard_proto::{CompactDecoder, CompactItem, Cursor, ReceivedData};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+/// A raw WebSocket client that reads whole frames (opcode, payload) off the socket.
+struct RawWs {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawWs {
+    /// Opens `path` offering the compact subprotocol; returns the `101`'s head too.
+    async fn open(addr: std::net::SocketAddr, path: &str) -> (RawWs, String) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Protocol: switchboard.compact\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut ws = RawWs { s, buf: Vec::new() };
+        let head = loop {
+            if let Some(end) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&ws.buf[..end]).into_owned();
+                ws.buf.drain(..end + 4);
+                break head;
+            }
+            ws.fill().await;
+        };
+        (ws, head)
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let n = bounded(self.s.read(&mut chunk)).await.unwrap();
+        assert!(n > 0, "the connection ended");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    /// The next frame: its length on the wire, opcode and payload (server frames are
+    /// unmasked; the tests' frames are under 64 KiB).
+    async fn frame(&mut self) -> (usize, u8, Vec<u8>) {
+        loop {
+            if self.buf.len() >= 4 || (self.buf.len() >= 2 && self.buf[1] < 126) {
+                assert_eq!(self.buf[0] & 0x80, 0x80, "one frame per message");
+                let (head, len) = match self.buf[1] {
+                    126 => (
+                        4,
+                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
+                    ),
+                    127 => panic!("a frame over 64 KiB"),
+                    n => (2, usize::from(n)),
+                };
+                if self.buf.len() >= head + len {
+                    let frame: Vec<u8> = self.buf.drain(..head + len).collect();
+                    return (head + len, frame[0] & 0x0f, frame[head..].to_vec());
+                }
+            }
+            self.fill().await;
+        }
+    }
+
+    /// Sends a masked text frame (the mask is zero, so the bytes are the text).
+    async fn send_text(&mut self, text: &str) {
+        let len = u8::try_from(text.len()).unwrap();
+        assert!(len < 126);
+        let mut f = vec![0x81, 0x80 | len, 0, 0, 0, 0];
+        f.extend_from_slice(text.as_bytes());
+        self.s.write_all(&f).await.unwrap();
+    }
+}
+
+/// A JSON payload of exactly 64 bytes carrying `n`.
+fn payload64(n: u64) -> Payload {
+    let head = format!("{{\"n\":{n},\"pad\":\"");
+    let body = format!("{head}{}\"}}", "x".repeat(64 - head.len() - 2));
+    assert_eq!(body.len(), 64);
+    Payload::json(body.into()).unwrap()
+}
+
+#[tokio::test]
+async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
+    let srv = server().await;
+    let hub = srv.state.hub.clone();
+    let (mut ws, head) = RawWs::open(srv.addr, "/ch/wire").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: switchboard.compact"),
+        "{head}"
+    );
+    // The stream opens with its start record: the channel and where it starts.
+    let (_, op, p) = ws.frame().await;
+    assert_eq!((op, p[0]), (1, 0x1e));
+    let start = common::json(&p[1..]);
+    assert_eq!(start["channel"], "wire", "{start}");
+    let start: Cursor = start["start"].as_str().unwrap().parse().unwrap();
+    // Then each message is its payload alone, the first one included.
+    for n in 1..=5 {
+        let at = hub.publish("wire", payload64(n)).await.unwrap();
+        assert_eq!((at.epoch, at.offset), (start.epoch, start.offset + n));
+        let (wire, op, p) = ws.frame().await;
+        assert_eq!((wire, op), (66, 1), "message {n}");
+        assert_eq!(p, payload64(n).data().to_vec());
+    }
+    // Text goes in text frames, bytes in binary frames, payload-only while contiguous.
+    hub.publish("wire", Payload::text("hello".into()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ws.frame().await, (7, 1, b"hello".to_vec()));
+    hub.publish("wire", Payload::binary(vec![0x1e, 0, 1].into()))
+        .await
+        .unwrap();
+    assert_eq!(ws.frame().await, (5, 2, vec![0x1e, 0, 1]));
+    // A text a JSON parser would read otherwise goes as a JSON string.
+    hub.publish("wire", Payload::text("42".into()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(ws.frame().await, (6, 1, b"\"42\"".to_vec()));
+    drop(ws);
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn on_ws_replies_are_control_records_and_a_channel_switch_names_the_channel() {
+    let srv = server().await;
+    let hub = srv.state.hub.clone();
+    let (mut ws, head) = RawWs::open(srv.addr, "/ws").await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    for (id, ch) in [(1, "a"), (2, "b")] {
+        ws.send_text(&format!(
+            r#"{{"id":{id},"op":"subscribe","channel":"{ch}"}}"#
+        ))
+        .await;
+        let (_, op, p) = ws.frame().await;
+        assert_eq!((op, p[0]), (1, 0x1e));
+        let reply = common::json(&p[1..]);
+        assert_eq!(reply["id"], id, "{reply}");
+    }
+    let mut dec = CompactDecoder::default();
+    let mut next = |frame: (usize, u8, Vec<u8>)| {
+        let (wire, op, p) = frame;
+        match dec.decode(&p, op == 2).unwrap() {
+            CompactItem::Envelope(env) => (wire, env.channel, env.cursor.unwrap().offset),
+            other => panic!("{other:?}"),
+        }
+    };
+    let mut got = Vec::new();
+    for (ch, n) in [("a", 1), ("a", 2), ("b", 3), ("a", 4)] {
+        hub.publish(ch, payload64(n)).await.unwrap();
+        got.push(next(ws.frame().await));
+    }
+    // `a` 1 starts the stream, `a` 2 follows it, `b` and the return to `a` are named.
+    assert!(got[0].0 > 66 && got[2].0 > 66 && got[3].0 > 66, "{got:?}");
+    assert_eq!(got[1].0, 66);
+    let names: Vec<(&str, u64)> = got.iter().map(|g| (g.1.as_str(), g.2)).collect();
+    assert_eq!(names, [("a", 1), ("a", 2), ("b", 1), ("a", 3)]);
+    drop(ws);
+    assert!(srv.shutdown().await);
+}
+
+/// Reads `ws` (compact) until message `until`; returns each message's `n` and cursor.
+async fn read_compact(
+    ws: &mut common::Ws,
+    dec: &mut CompactDecoder,
+    stop_after: usize,
+) -> Vec<(u64, Cursor)> {
+    let mut got = Vec::new();
+    while got.len() < stop_after {
+        let (frame, binary) = match bounded(ws.next()).await.unwrap().unwrap() {
+            WsMessage::Text(t) => (t.as_bytes().to_vec(), false),
+            WsMessage::Binary(b) => (b.to_vec(), true),
+            _ => continue,
+        };
+        let CompactItem::Envelope(env) = dec.decode(&frame, binary).unwrap() else {
+            continue;
+        };
+        let ReceivedData::Json(j) = &env.data else {
+            panic!("{env:?}")
+        };
+        let n = common::json(j.as_bytes())["n"].as_u64().unwrap();
+        got.push((n, env.cursor.unwrap()));
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_compact_stream_dropped_mid_stream_resumes_with_every_message_exactly_once() {
+    const TOTAL: u64 = 300;
+    let srv = server().await;
+    let hub = srv.state.hub.clone();
+    let mut ws = ws_open_compact(&srv, "/ch/drop").await;
+    let publisher = tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            for n in 1..=TOTAL {
+                hub.publish("drop", payload64(n)).await.unwrap();
+                if n % 10 == 0 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    // Three connections, each dropped (no close handshake) while messages still come.
+    for take in [40, 70] {
+        let mut dec = CompactDecoder::default();
+        seen.extend(read_compact(&mut ws, &mut dec, take).await);
+        drop(ws);
+        let since = seen.last().unwrap().1;
+        ws = ws_open_compact(&srv, &format!("/ch/drop?since={since}")).await;
+    }
+    let mut dec = CompactDecoder::default();
+    let rest = usize::try_from(TOTAL).unwrap() - seen.len();
+    seen.extend(read_compact(&mut ws, &mut dec, rest).await);
+    publisher.await.unwrap();
+    let ns: Vec<u64> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(ns, (1..=TOTAL).collect::<Vec<_>>());
+    // The decoded cursors are the server's: contiguous offsets of one epoch.
+    for w in seen.windows(2) {
+        assert_eq!(w[1].1.epoch, w[0].1.epoch);
+        assert_eq!(w[1].1.offset, w[0].1.offset + 1);
+    }
+    // Nothing more arrives after the last message.
+    ws.send(WsMessage::Ping(vec![1].into())).await.unwrap();
+    let next = bounded(ws.next()).await.unwrap().unwrap();
+    assert!(
+        matches!(next, WsMessage::Pong(_)),
+        "nothing after the last message: {next:?}"
+    );
+    drop(ws);
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn a_compact_poll_body_carries_the_payloads_and_the_cursor_or_falls_back_to_envelopes() {
+    let srv = server().await;
+    let hub = srv.state.hub.clone();
+    let mut cursors = Vec::new();
+    for n in 1..=2 {
+        let p = Payload::json(format!("{{\"n\":{n}}}").into()).unwrap();
+        cursors.push(hub.publish("cp", p).await.unwrap());
+    }
+    cursors.push(
+        hub.publish("cp", Payload::text("hi".into()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let e = cursors[0].epoch;
+    for kind in ["poll", "longpoll"] {
+        let target = format!("/ch/cp?transport={kind}&format=compact&since={e}:0");
+        let (status, head, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(r#"{{"cursor":"{e}:3","data":[{{"n":1}},{{"n":2}},"hi"]}}"#),
+            "{kind}"
+        );
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains("cache-control: no-store"), "{head}");
+    }
+    // A binary payload cannot be said in it: the envelope body.
+    hub.publish("cp", Payload::binary(vec![1].into()))
+        .await
+        .unwrap();
+    let target = format!("/ch/cp?transport=poll&format=compact&since={e}:3");
+    let (_, _, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+    let body = common::json(&body);
+    assert_eq!(body["messages"][0]["data_b64"], "AQ==", "{body}");
+    assert_eq!(body["cursor"], format!("{e}:4"));
+    assert!(srv.shutdown().await);
+}
