@@ -578,4 +578,3 @@ mod tests {
         assert_eq!(s.poll_event(), Some(Event::Text(Bytes::from_static(b"hi"))));
     }
 }
-

@@ -211,12 +211,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Native<S> {
                             "publishing faster than the server allows",
                         )));
                     }
-                    let mut fut = publish(
-                        sub.hub(),
-                        parts.client.key(),
-                        sub.channel().into(),
-                        payload,
-                    );
+                    let mut fut =
+                        publish(sub.hub(), parts.client.key(), sub.channel().into(), payload);
                     if fut.as_mut().poll(cx).is_pending() {
                         parts.rare.get_or_insert_default().publishing = Some(fut);
                         return Poll::Pending;
@@ -258,12 +254,7 @@ fn fits(len: usize, max: u32) -> bool {
 /// to receiving, and an idle connection's task should not be sized for it. A failure is
 /// logged with the client's id (`client`, as its `x-switchboard-client` header gives it),
 /// at every log level, not only inside a `debug` connection span.
-fn publish(
-    hub: Hub,
-    client: u64,
-    channel: Box<str>,
-    payload: Payload,
-) -> PublishFuture {
+fn publish(hub: Hub, client: u64, channel: Box<str>, payload: Payload) -> PublishFuture {
     Box::pin(async move {
         if let Err(e) = hub.publish_from_client(&channel, payload).await {
             tracing::warn!(client = %format_args!("{client:016x}"), channel = %channel, error = %e, "publish failed");
@@ -299,4 +290,3 @@ mod tests {
         );
     }
 }
-
