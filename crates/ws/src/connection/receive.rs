@@ -1,10 +1,10 @@
 //! The receiving state machine of a [`Connection`]: bytes in, [`Event`]s out.
 //!
-//! Frames are parsed as their bytes stream in: `Reading` holds an incomplete header
-//! (in place), a data frame's payload position, or a control frame's payload at its exact
-//! length; it, the message in progress and the events not taken yet live in one box
-//! ([`Rx`]) that an idle connection does not hold. Data frames are assembled into the message in progress (`InMessage`): stored,
-//! or inflated, and UTF-8 checked as they arrive. Every limit is checked from the header
+//! Frames are parsed as their bytes stream in: `Reading` holds an incomplete header, a
+//! data frame's payload position, or a control frame's payload at its exact length; it,
+//! the message in progress and the events not taken yet live in one box ([`Rx`]) that an
+//! idle connection does not hold. Data frames are assembled into the message in progress
+//! (`InMessage`): stored, or inflated, and UTF-8 checked as they arrive. Every limit is checked from the header
 //! before any payload is stored. A close received or a peer fault ends reading here
 //! (`on_close`, `fail`); the frames that answer them are queued through `send`.
 
