@@ -125,6 +125,11 @@ impl Hub {
         Self::with_broker(config, Arc::new(broker))
     }
 
+    /// The hub whose state is `registry`.
+    pub(crate) fn from_registry(registry: Arc<Registry>) -> Self {
+        Hub { registry }
+    }
+
     /// A hub on the given broker (attaches the hub's fan-out to it).
     pub fn with_broker(config: HubConfig, broker: Arc<dyn Broker>) -> Self {
         Hub {

@@ -185,6 +185,12 @@ impl Subscription {
         &self.channel
     }
 
+    /// The hub this subscription belongs to (so that a connection holding the
+    /// subscription need not keep a handle of its own).
+    pub fn hub(&self) -> crate::Hub {
+        crate::Hub::from_registry(Arc::clone(&self.registry))
+    }
+
     /// The subscriber.
     pub fn client(&self) -> &ClientInfo {
         &self.inbox.client

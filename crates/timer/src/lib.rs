@@ -39,7 +39,7 @@
 //!   connection that closed) would keep its task's memory alive until the tick and then
 //!   wake it for nothing: one per long-poll request, 30 s long.
 //! * **Cost.** Per registration one `Waker` (16 bytes) in a shared bucket; per
-//!   connection a [`Sleeper`] (24 bytes) and, when kept next to it, a [`Wheel`] handle
+//!   connection a [`Sleeper`] (16 bytes) and, when kept next to it, a [`Wheel`] handle
 //!   (8 bytes). One tokio task and one tokio timer serve the whole wheel.
 //! * **Runtime.** The task runs on the runtime of the first registration; if that runtime
 //!   shuts down while the wheel lives on, the next registration starts it again on the

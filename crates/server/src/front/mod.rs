@@ -470,7 +470,7 @@ impl<S: Io> Future for Connection<S> {
 mod tests {
     /// An idle SSE or stream subscriber holds its connection's task for life: tokio keeps
     /// the future in a cell with 104 bytes of its own (header 32, scheduler and id 16, the
-    /// stage's tag 8, trailer 48), aligned to 128 bytes. Today's future (264 B, with one
+    /// stage's tag 8, trailer 48), aligned to 128 bytes. Today's future (256 B, with one
     /// pointer for a client token's deadline) takes a 384-byte cell; this catches growth
     /// past it.
     #[test]

@@ -10,8 +10,9 @@
 //! 6. drop the TCP connection once [`Connection::should_close_tcp`] says so.
 //!
 //! Receiving: frames are parsed as their bytes stream in. Only an incomplete header (at
-//! most 14 bytes, kept inline) and the message being assembled are held; there is no
-//! general input buffer, so an idle connection holds no receive memory. Every limit is
+//! most 14 bytes) and the message being assembled are held, in a receiver boxed while
+//! the connection receives; there is no general input buffer, so an idle connection
+//! holds no receive memory. Every limit is
 //! checked from the header before any of the payload is stored. Text is validated as it
 //! arrives (after inflation when compressed), so invalid UTF-8 fails the connection at once,
 //! even in the middle of a frame. A peer fault never panics and never returns an error: it
@@ -45,7 +46,6 @@ mod output;
 mod receive;
 mod send;
 
-use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,7 +61,7 @@ use crate::frame::OpCode;
 use crate::prepared::PreparedMessage;
 
 use output::Output;
-use receive::Receiver;
+use receive::Rx;
 
 /// [`Connection::handle_input_buf`] hands out data frames at least this long as a slice of
 /// the caller's buffer. Shorter ones are copied: a small message should not pin a whole
@@ -121,9 +121,9 @@ pub struct Connection {
     config: Arc<Config>,
     /// Boxed: most connections negotiate no compression, and its state is large.
     deflate: Option<Box<DeflateState>>,
-    rx: Receiver,
+    /// Boxed while receiving; nothing on an idle connection (see [`Rx`]).
+    rx: Rx,
     out: Output,
-    events: VecDeque<Event>,
     close_sent: bool,
     close_received: bool,
     failed: bool,
@@ -160,9 +160,8 @@ impl Connection {
                     decompressor: None,
                 })
             }),
-            rx: Receiver::default(),
+            rx: Rx::default(),
             out: Output::default(),
-            events: VecDeque::new(),
             close_sent: false,
             close_received: false,
             failed: false,
@@ -242,7 +241,7 @@ impl Connection {
 
     /// The next event, in the order things happened.
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
+        let event = self.rx.pop_event();
         if let Some(Event::Error(e)) = &event {
             if !self.failed {
                 self.fail_now(e);
@@ -364,24 +363,24 @@ impl Connection {
         self.out.len()
     }
 
-    /// Heap bytes held for receiving: the capacity of the message being assembled plus the
-    /// event queue's buffer. Zero whenever no data message is in progress (an incomplete
-    /// header is kept inline) and the queue was released
-    /// ([`Connection::release_idle_memory`]).
+    /// Buffer bytes held for receiving: the capacity of the message being assembled plus
+    /// the event queue's buffer. Zero whenever no data message is in progress and the queue
+    /// was released ([`Connection::release_idle_memory`]). The receiver's fixed state (64
+    /// bytes: an incomplete header, the frame in progress) is not counted; it is boxed
+    /// while the connection receives and freed with the queue.
     pub fn receive_capacity(&self) -> usize {
-        self.rx.message.as_ref().map_or(0, |m| m.buf.capacity())
-            + self.events.capacity() * std::mem::size_of::<Event>()
+        self.rx.buffer_bytes()
     }
 
-    /// Frees the event queue's buffer if every event was taken. A driver calls this when
-    /// it is about to wait for input, so that an idle connection holds no receive-side heap
-    /// even after it received something (a pong every ping interval would otherwise pin
-    /// the queue's buffer for life). An active connection allocates it again at its next
-    /// event: one small allocation per wait.
+    /// Frees the receiver's state and event queue when every event was taken, no message
+    /// is in progress and the input stands between frames. A driver calls this when it is
+    /// about to wait for input, so that an idle connection holds no receive-side heap even
+    /// after it received something (a pong every ping interval would otherwise pin the
+    /// queue's buffer for life) and its task keeps one pointer for receiving. An active
+    /// connection allocates them again at its next input: a few small allocations (the
+    /// receiver, the queue's buffer) per wait.
     pub fn release_idle_memory(&mut self) {
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            self.events = VecDeque::new();
-        }
+        self.rx.release_if_idle();
     }
 
     // ----- time --------------------------------------------------------------------------
@@ -435,7 +434,7 @@ impl Connection {
         if let Deadline::At(t) = self.clock.close_deadline() {
             if now >= t {
                 self.timed_out = true;
-                self.rx = Receiver::default();
+                self.rx.reset();
                 return;
             }
         }
@@ -506,7 +505,7 @@ mod tests {
         out
     }
 
-    const SIZE_BOUND: usize = 192;
+    const SIZE_BOUND: usize = 96;
 
     pub(super) fn server() -> (Connection, Instant) {
         let now = Instant::now();
@@ -520,7 +519,8 @@ mod tests {
     /// a server's memory (872 bytes before the rarely used state moved out of line, 288 after;
     /// 312 with the inline frame slot that makes a fan-out delivery allocation-free; 184
     /// with the config shared, the times as u32 milliseconds and the header buffer sharing
-    /// space with the frame and control payload state).
+    /// space with the frame and control payload state; 96 with the receiver and its event
+    /// queue boxed while receiving).
     #[test]
     fn connection_is_small() {
         let size = std::mem::size_of::<Connection>();
