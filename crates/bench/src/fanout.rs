@@ -68,6 +68,9 @@ pub struct FanoutArgs {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
+    /// What pads the payload to its size.
+    #[arg(long, value_enum, default_value_t = payload::Fill::X)]
+    pub fill: payload::Fill,
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -151,6 +154,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "subscribers": args.subscribers,
         "rate": args.rate,
         "size": args.size,
+        "fill": args.fill,
         "published": o.published,
         "expected": o.expected,
         "delivered": o.delivered,
@@ -235,6 +239,7 @@ pub async fn measure(
         args.rate,
         total,
         args.size,
+        args.fill,
         published.clone(),
         stop_rx.clone(),
     ));
@@ -299,6 +304,7 @@ async fn publish(
     rate: f64,
     total: u64,
     size: usize,
+    fill: payload::Fill,
     published: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -312,7 +318,7 @@ async fn publish(
             _ = tick.tick(), if sent < total => {
                 let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
                 while sent < due {
-                    let p = payload::encode(sent, payload::now_micros(), size);
+                    let p = payload::encode_filled(sent, payload::now_micros(), size, fill);
                     if ws.send(Message::Text(Bytes::from(p))).await.is_err() {
                         return;
                     }
