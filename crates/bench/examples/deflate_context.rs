@@ -73,6 +73,7 @@ fn main() {
         println!(
             "{}",
             serde_json::json!({
+                "mode": "deflate_context",
                 "fill": fill,
                 "size": size,
                 "messages": MESSAGES,
@@ -100,7 +101,10 @@ fn main() {
         .expect("compresses");
     drop(out);
     let held = LIVE.load(Ordering::Relaxed) - before;
-    println!("{}", serde_json::json!({ "compressor_heap_bytes": held }));
+    println!(
+        "{}",
+        serde_json::json!({ "mode": "deflate_context", "compressor_heap_bytes": held })
+    );
     drop(c);
 }
 
