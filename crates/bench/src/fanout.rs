@@ -92,6 +92,9 @@ pub struct FanoutArgs {
     /// Payload size in bytes.
     #[arg(long, default_value_t = 64)]
     pub size: usize,
+    /// What pads the payload to its size.
+    #[arg(long, value_enum, default_value_t = payload::Fill::X)]
+    pub fill: payload::Fill,
     /// Seconds of publishing.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -181,6 +184,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "subscribers": args.subscribers,
         "rate": args.rate,
         "size": args.size,
+        "fill": args.fill,
         "published": o.published,
         "expected": o.expected,
         "delivered": o.delivered,
@@ -278,6 +282,7 @@ pub async fn measure(
             rate: args.rate,
             total,
             size: args.size,
+            fill: args.fill,
             host: args.server.host(),
             path: path.clone(),
         },
@@ -352,6 +357,7 @@ struct Plan {
     rate: f64,
     total: u64,
     size: usize,
+    fill: payload::Fill,
     host: String,
     path: String,
 }
@@ -410,7 +416,7 @@ async fn publish(
             _ = tick.tick(), if sent < plan.total => {
                 let due = ((start.elapsed().as_secs_f64() * plan.rate) as u64 + 1).min(plan.total);
                 while sent < due {
-                    let p = payload::encode(sent, payload::now_micros(), plan.size);
+                    let p = payload::encode_filled(sent, payload::now_micros(), plan.size, plan.fill);
                     match publisher.send(&plan, p).await {
                         Ok(true) => {}
                         // A refused publish keeps its sequence number: subscribers then

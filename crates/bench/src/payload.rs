@@ -5,6 +5,8 @@
 //! (so servers that embed JSON carry it as a string) and needs no escaping, so the same
 //! bytes appear verbatim inside a WebSocket frame, an SSE `data:` line, a streamed
 //! envelope or a poll body; [`scan`] finds every complete marker in a byte buffer.
+//! [`Fill::Records`] makes the payload a JSON object of records instead (the marker in its
+//! first field), for measuring compression on something like real data.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,6 +26,58 @@ pub fn encode(seq: u64, micros: u64, size: usize) -> String {
     while s.len() < size {
         s.push('x');
     }
+    s
+}
+
+/// What pads a payload to its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fill {
+    /// `x` repeated (see [`encode`]): as compressible as text gets.
+    #[default]
+    X,
+    /// A JSON object `{"m":"<marker>","items":[{"id":…,"user":…,"score":…,"tags":[…]},…]}`
+    /// whose numbers vary from message to message, padded with spaces before its end.
+    Records,
+}
+
+/// A payload for `seq` sent at `micros`, `size` bytes (longer when the marker does not
+/// fit), padded as `fill` says.
+pub fn encode_filled(seq: u64, micros: u64, size: usize, fill: Fill) -> String {
+    match fill {
+        Fill::X => encode(seq, micros, size),
+        Fill::Records => records(seq, micros, size),
+    }
+}
+
+fn records(seq: u64, micros: u64, size: usize) -> String {
+    const TAGS: [&str; 4] = ["red", "green", "blue", "amber"];
+    const END: &str = "]}";
+    let mut s = format!("{{\"m\":\"~sb{seq}.{micros}~\",\"items\":[");
+    // A cheap generator seeded by the sequence number: the same message every run.
+    let mut x = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for k in 0.. {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let record = format!(
+            "{}{{\"id\":{},\"user\":\"user-{}\",\"score\":{},\"tags\":[\"{}\",\"{}\"]}}",
+            if k == 0 { "" } else { "," },
+            x % 1_000_000,
+            (x >> 20) % 10_000,
+            (x >> 34) % 100,
+            TAGS[(x >> 41) as usize % 4],
+            TAGS[(x >> 43) as usize % 4],
+        );
+        if s.len() + record.len() + END.len() > size {
+            break;
+        }
+        s.push_str(&record);
+    }
+    while s.len() + END.len() < size {
+        s.push(' ');
+    }
+    s.push_str(END);
     s
 }
 
@@ -113,6 +167,24 @@ mod tests {
         assert_eq!(v, vec![(7, 123), (8, 9)]);
         // Everything up to the end of the last marker may go.
         assert_eq!(keep, env.len() - 1);
+    }
+
+    #[test]
+    fn records_are_json_of_the_size_with_the_marker() {
+        for size in [0, 64, 1024, 4000] {
+            let p = encode_filled(5, 77, size, Fill::Records);
+            if size >= 64 {
+                assert_eq!(p.len(), size);
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(&p).unwrap_or_else(|e| panic!("{e}: {p}"));
+            assert!(v["items"].is_array());
+            assert_eq!(all(p.as_bytes()).0, vec![(5, 77)]);
+        }
+        assert_ne!(
+            encode_filled(5, 77, 1024, Fill::Records)[30..],
+            encode_filled(6, 77, 1024, Fill::Records)[30..]
+        );
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             transport,
             rate: args.rate,
             size: args.size,
+            fill: crate::payload::Fill::X,
             duration: args.duration,
             drain: (args.poll_interval_ms as f64 / 1000.0 + 2.0).max(5.0),
             channel: "quantum".into(),

@@ -7,7 +7,12 @@
 //! message from an empty window, i.e. that negotiated `server_no_context_takeover`; other
 //! deflate connections compress the payload with their own context. Client connections
 //! mask every frame, so they frame the payload themselves. Cloning is cheap (one `Arc`).
+//!
+//! The shared frames are made with a compressor kept per thread and window size, reset
+//! after every message: a zlib state is ~380 KB of heap, and making one per message cost
+//! twice what compressing a short message with a kept one does.
 
+use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -108,9 +113,24 @@ impl PreparedMessage {
 
     fn compress(&self, bits: u8) -> Option<Bytes> {
         let mut z = Vec::new();
-        Compressor::new(bits, true)
-            .compress(&self.0.payload, &mut z)
-            .ok()?;
+        let kept = COMPRESSORS.try_with(|cell| {
+            let mut slots = cell.try_borrow_mut().ok()?;
+            let slot = &mut slots[usize::from(bits.clamp(9, 15) - 9)];
+            let c = slot.get_or_insert_with(|| Compressor::new(bits, true));
+            let done = c.compress(&self.0.payload, &mut z);
+            if done.is_err() {
+                // Its state is unknown after a failure: the next message gets a new one.
+                *slot = None;
+            }
+            Some(done)
+        });
+        match kept {
+            Ok(Some(done)) => done.ok()?,
+            // The thread is ending (or, never, the slots are in use): a compressor of its own.
+            _ => Compressor::new(bits, true)
+                .compress(&self.0.payload, &mut z)
+                .ok()?,
+        }
         let header = FrameHeader {
             rsv1: true,
             ..FrameHeader::new(self.0.opcode, z.len() as u64)
@@ -122,6 +142,13 @@ impl PreparedMessage {
         encode_frame(&mut buf, header, &z);
         Some(buf.freeze())
     }
+}
+
+thread_local! {
+    /// This thread's compressors for shared frames, by window bits (9..=15), made on first
+    /// use; each starts every message afresh (no context takeover). See the module docs.
+    static COMPRESSORS: RefCell<[Option<Compressor>; 7]> =
+        const { RefCell::new([const { None }; 7]) };
 }
 
 #[cfg(test)]
@@ -171,6 +198,12 @@ mod tests {
         assert_eq!(out, text.as_bytes());
         // Context takeover connections get nothing shared.
         assert!(m.deflated_frame(&DeflateParams::default()).is_none());
+        // The thread's kept compressor carries nothing from one message to the next: the
+        // same text makes the same frame (a kept context would make it a back-reference).
+        let again = PreparedMessage::from_text(&text)
+            .deflated_frame(&params)
+            .unwrap();
+        assert_eq!(again, a);
         // Incompressible / tiny messages are not worth it.
         assert!(PreparedMessage::from_text("x")
             .deflated_frame(&params)

@@ -1,0 +1,181 @@
+//! permessage-deflate on the native WebSocket (`GET /ch/NAME`): the server grants
+//! `server_no_context_takeover`, so each message is compressed once and every deflate
+//! subscriber with the same window gets the very same RSV1 frame; a subscriber with a
+//! smaller window gets one made for its window, one without deflate the plain frame; a
+//! real client inflates what it receives.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{bounded, server, subscribers_become, url, KEY};
+use serde_json::{json, Value};
+use switchboard_client::ApiClient;
+use switchboard_ws::deflate::Decompressor;
+use switchboard_ws::{DeflateConfig, FrameHeader, OpCode};
+use switchboard_ws_tokio::{ClientConfig, Message};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A raw WebSocket subscriber of `path` offering `extensions` (if any); returns the stream,
+/// the `101`'s head and what was read past it.
+async fn subscribe(
+    addr: std::net::SocketAddr,
+    path: &str,
+    extensions: Option<&str>,
+) -> (TcpStream, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let offer = extensions.map_or(String::new(), |e| {
+        format!("Sec-WebSocket-Extensions: {e}\r\n")
+    });
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n{offer}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let end = bounded(async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return i + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await;
+    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (s, head, buf[end..].to_vec())
+}
+
+/// The next whole frame on `s` (`buf` holds bytes already read): its header and all its
+/// bytes as they came on the wire.
+async fn next_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> (FrameHeader, Vec<u8>) {
+    bounded(async {
+        loop {
+            if let Some((h, n)) = FrameHeader::parse(buf).unwrap() {
+                let len = n + usize::try_from(h.payload_len).unwrap();
+                if buf.len() >= len {
+                    let frame: Vec<u8> = buf.drain(..len).collect();
+                    return (h, frame);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before a whole frame");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+}
+
+/// A compressed frame's message, inflated with a fresh context of `window_bits`.
+fn inflate(frame: &[u8], window_bits: u8) -> Vec<u8> {
+    let (h, n) = FrameHeader::parse(frame).unwrap().unwrap();
+    assert!(h.rsv1 && h.fin && h.opcode == OpCode::Text, "{h:?}");
+    let mut d = Decompressor::new(window_bits, true);
+    let mut out = Vec::new();
+    d.decompress(&frame[n..], &mut out, 1 << 20).unwrap();
+    d.finish(&mut out, 1 << 20).unwrap();
+    out
+}
+
+/// A payload that compresses well: a list of similar records.
+fn records() -> Value {
+    let items: Vec<Value> = (0..40)
+        .map(|i| json!({"id": i, "name": format!("item {i}"), "price": 9.99, "tags": ["a", "b"]}))
+        .collect();
+    json!({ "items": items })
+}
+
+#[tokio::test]
+async fn deflate_subscribers_share_one_compressed_frame() {
+    let srv = server().await;
+    let mut full = Vec::new();
+    for _ in 0..3 {
+        let (s, head, rest) = subscribe(srv.addr, "/ch/zip", Some("permessage-deflate")).await;
+        let ext = head.to_ascii_lowercase();
+        assert!(
+            ext.contains("permessage-deflate") && ext.contains("server_no_context_takeover"),
+            "the server answers server_no_context_takeover: {head}"
+        );
+        full.push((s, rest));
+    }
+    let (mut small, _, mut small_buf) = subscribe(
+        srv.addr,
+        "/ch/zip",
+        Some("permessage-deflate; server_max_window_bits=10"),
+    )
+    .await;
+    let (mut plain, head, mut plain_buf) = subscribe(srv.addr, "/ch/zip", None).await;
+    assert!(!head.to_ascii_lowercase().contains("permessage-deflate"));
+    subscribers_become(&srv, "zip", 5).await;
+
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let data = records();
+    api.publish("zip", data.clone()).await.unwrap();
+
+    let mut frames = Vec::new();
+    for (s, buf) in &mut full {
+        frames.push(next_frame(s, buf).await.1);
+    }
+    assert!(
+        frames.iter().all(|f| *f == frames[0]),
+        "every full-window subscriber gets the same bytes"
+    );
+    let message: Value = serde_json::from_slice(&inflate(&frames[0], 15)).unwrap();
+    assert_eq!(message["data"], data, "{message}");
+
+    let (_, small_frame) = next_frame(&mut small, &mut small_buf).await;
+    let inflated = inflate(&small_frame, 10);
+    assert_eq!(serde_json::from_slice::<Value>(&inflated).unwrap(), message);
+
+    let (h, plain_frame) = next_frame(&mut plain, &mut plain_buf).await;
+    assert!(!h.rsv1, "no deflate offered, none used");
+    assert_eq!(plain_frame[plain_frame.len() - inflated.len()..], inflated);
+    assert!(
+        frames[0].len() * 2 < plain_frame.len(),
+        "compressed {} B, plain {} B",
+        frames[0].len(),
+        plain_frame.len()
+    );
+    drop((full, small, plain));
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn a_deflate_client_reads_every_message() {
+    let srv = server().await;
+    let stream = TcpStream::connect(srv.addr).await.unwrap();
+    let config = ClientConfig {
+        deflate: Some(DeflateConfig::default()),
+        ..ClientConfig::default()
+    };
+    let (mut ws, response) = switchboard_ws_tokio::connect(stream, "localhost", "/ch/zip", &config)
+        .await
+        .unwrap();
+    let params = response.deflate.unwrap();
+    assert!(params.server_no_context_takeover);
+    subscribers_become(&srv, "zip", 1).await;
+
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    // Compressible, tiny, and compressible again: each message stands alone, sent
+    // compressed or not as the server chose.
+    let sent = [records(), json!("x"), records()];
+    for data in &sent {
+        api.publish("zip", data.clone()).await.unwrap();
+    }
+    for data in &sent {
+        let got = bounded(ws.recv()).await.unwrap().unwrap();
+        let Message::Text(text) = got else {
+            panic!("expected text, got {got:?}");
+        };
+        let message: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(&message["data"], data, "{message}");
+    }
+    drop(ws);
+    assert!(srv.shutdown().await);
+}
