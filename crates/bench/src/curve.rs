@@ -171,6 +171,8 @@ fn measure(args: &CurveArgs) -> std::io::Result<()> {
                     poll_interval_ms: 1000,
                     sources: args.sources,
                     publisher: args.publisher,
+                    fill: Default::default(),
+                    publish_addr: None,
                 };
                 eprintln!(
                     "[curve] {label} × {} subscribers × {} B, round {round} (load {})",

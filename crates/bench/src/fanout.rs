@@ -113,6 +113,10 @@ pub struct FanoutArgs {
     /// How the publisher sends.
     #[arg(long, value_enum, default_value_t = PublisherKind::Ws)]
     pub publisher: PublisherKind,
+    /// Publish through this address instead of `--addr`: another node sharing the
+    /// broker (Redis), so every delivery crosses from one node to the other (loopback only).
+    #[arg(long)]
+    pub publish_addr: Option<std::net::SocketAddr>,
 }
 
 /// What subscriber tasks share.
@@ -181,6 +185,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "server": args.server.label,
         "transport": args.transport.name(),
         "publisher": args.publisher,
+        "publish_addr": args.publish_addr.map(|a| a.to_string()),
         "subscribers": args.subscribers,
         "rate": args.rate,
         "size": args.size,
@@ -259,12 +264,17 @@ pub async fn measure(
     }
     let setup_bytes = counters.read() + counters.written();
 
+    let mut publish_to = args.server.clone();
+    if let Some(addr) = args.publish_addr {
+        net::check_loopback(addr)?;
+        publish_to.addr = addr;
+    }
     let publisher = match args.publisher {
         PublisherKind::Ws => {
-            Publisher::Ws(common::ws_connect(&args.server, &path, false, 0, 1, &counters).await?)
+            Publisher::Ws(common::ws_connect(&publish_to, &path, false, 0, 1, &counters).await?)
         }
         PublisherKind::Http => Publisher::Http(HttpConn::new(
-            net::connect(args.server.addr, 0, 1, &counters).await?,
+            net::connect(publish_to.addr, 0, 1, &counters).await?,
         )),
     };
     let total = (args.rate * args.duration).round().max(1.0) as u64;
@@ -283,7 +293,7 @@ pub async fn measure(
             total,
             size: args.size,
             fill: args.fill,
-            host: args.server.host(),
+            host: publish_to.host(),
             path: path.clone(),
         },
         published.clone(),

@@ -117,6 +117,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             poll_interval_ms: args.poll_interval_ms,
             sources: args.sources,
             publisher: fanout::PublisherKind::Ws,
+            publish_addr: None,
         };
         eprintln!("[quantum] {} × {clients} clients", transport.name());
         let process = f.server.open()?;
