@@ -387,10 +387,11 @@ fn panel(
             )
         }
         Metric::P99 => {
-            let y_lo = all().map(|p| p.1).fold(f64::MAX, f64::min).max(0.1);
+            // An empty panel gets 1 to 10 ms; at most 12 decades of ticks.
+            let y_lo = all().map(|p| p.1).reduce(f64::min).unwrap_or(1.0).max(0.1);
             let lo = 10f64.powf(y_lo.log10().floor());
             let hi = 10f64.powf(y_hi.log10().ceil()).max(lo * 10.0);
-            let decades = (hi / lo).log10().round() as i32;
+            let decades = ((hi / lo).log10().round() as i32).clamp(1, 12);
             let ticks = (0..=decades).map(|d| lo * 10f64.powi(d)).collect();
             (
                 Scale::log(lo, hi, y0 + ph, y0),
