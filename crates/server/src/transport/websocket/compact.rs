@@ -162,6 +162,6 @@ mod tests {
         assert_eq!(&c.frame(&msg(&a, 21, &b"21"[..])).payload()[..], b"21");
         // A 64-byte payload is a 66-byte frame.
         let p = format!("\"{}\"", "x".repeat(62));
-        assert_eq!(c.frame(&msg(&b, 7, p)).plain_frame().len(), 66);
+        assert_eq!(c.frame(&msg(&a, 22, p)).plain_frame().len(), 66);
     }
 }
