@@ -41,6 +41,10 @@ pub(crate) struct FeedState {
     /// The connection dropped: the next subscription confirmation is the new connection
     /// subscribing its channels again, and the sinks are then told to resync.
     resync_due: AtomicBool,
+    /// Feed channels whose end the node asked for (`SUNSUBSCRIBE`) and whose
+    /// confirmation has not come yet; any other is Redis ending a shard subscription
+    /// because its slot moved to another primary (resharding).
+    left: std::sync::Mutex<HashSet<Vec<u8>>>,
     /// Feed channels whose subscription the node asked for and whose confirmation has not
     /// come yet; any other confirmation is a subscription made again by the client.
     awaited: std::sync::Mutex<HashSet<Vec<u8>>>,
@@ -159,12 +163,27 @@ impl Feed {
                 let feed = key(channel, 'f');
                 match self.link.conn() {
                     Conn::Single(mut c) => c.unsubscribe(feed).await?,
-                    Conn::Cluster(mut c) => c.sunsubscribe(feed).await?,
+                    Conn::Cluster(mut c) => {
+                        self.left().insert(feed.clone().into_bytes());
+                        let done = c.sunsubscribe(&feed).await;
+                        if done.is_err() {
+                            self.left().remove(feed.as_bytes());
+                        }
+                        done?;
+                    }
                 }
             }
             None => {}
         }
         Ok(())
+    }
+
+    fn left(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.link
+            .state
+            .left
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn awaited(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
@@ -212,7 +231,8 @@ fn on_push(feed: &FeedState, push: PushInfo) {
         // connection is back or its slots moved, with or without a drop this node saw:
         // each confirmation the node did not ask for is one of those.
         PushKind::Subscribe | PushKind::SSubscribe => {
-            let asked = match push.data.get(1) {
+            // A confirmation's data is `[channel, count]` (the kind is split off).
+            let asked = match push.data.first() {
                 Some(Value::BulkString(channel)) => feed
                     .awaited
                     .lock()
@@ -222,6 +242,25 @@ fn on_push(feed: &FeedState, push: PushInfo) {
             };
             if feed.resync_due.swap(false, Ordering::SeqCst) || !asked {
                 feed.resync.notify_one();
+            }
+            return;
+        }
+        // Redis ends the shard subscriptions of a slot that moved to another primary
+        // (resharding) with an `sunsubscribe` nobody asked for: the feed then comes back
+        // as after a drop, on a fresh slot map, and the sinks resync.
+        PushKind::SUnsubscribe => {
+            let asked = match push.data.first() {
+                Some(Value::BulkString(channel)) => feed
+                    .left
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&channel[..]),
+                _ => true,
+            };
+            if !asked {
+                tracing::info!("a Redis Cluster slot moved; the feed follows it");
+                feed.resync_due.store(true, Ordering::SeqCst);
+                feed.dropped.notify_one();
             }
             return;
         }

@@ -450,6 +450,65 @@ impl RedisCluster {
         cli(self.primary_of(key), args)
     }
 
+    /// Moves `key`'s slot, with its keys, to another primary, as `redis-cli --cluster
+    /// reshard` does for each slot: `IMPORTING` on the target, `MIGRATING` on the source,
+    /// `MIGRATE` of every key, then `SETSLOT … NODE` on every primary. Returns the port
+    /// of its new primary.
+    ///
+    /// # Panics
+    /// If the cluster has one primary only, or a step fails.
+    pub fn move_slot_of(&self, key: &str) -> u16 {
+        let from = self.primary_of(key);
+        let to = *self
+            .primaries()
+            .iter()
+            .find(|p| **p != from)
+            .expect("another primary");
+        let slot = cli(from, &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+        let id = |port: u16| cli(port, &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |out: String, step: &str| {
+            assert!(
+                out.trim() == "OK",
+                "moving slot {slot}: {step} answered {out:?}"
+            );
+        };
+        ok(
+            cli(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+            "IMPORTING",
+        );
+        ok(
+            cli(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+            "MIGRATING",
+        );
+        loop {
+            let keys = cli(from, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().copied());
+            ok(cli(from, &args), "MIGRATE");
+        }
+        for port in [to, from] {
+            ok(
+                cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]),
+                "SETSLOT NODE",
+            );
+        }
+        for port in self.primaries() {
+            if port != to && port != from {
+                let _ = cli(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]);
+            }
+        }
+        self.wait_until(Duration::from_secs(10), "the slot moved", |c| {
+            c.serving(key) == Some(to)
+        });
+        to
+    }
+
     /// Kills the primary that serves `key`'s slot (`kill -9`) and waits (at most 30 s)
     /// until its replica took over and every slot is served again; returns the new
     /// primary's port.

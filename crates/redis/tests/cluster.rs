@@ -347,3 +347,56 @@ async fn a_primary_killed_mid_stream_leaves_every_subscriber_whole_or_reset() {
         acked.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_by_resharding_is_followed_by_the_feed() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (node(&cluster).await, node(&cluster).await);
+    let key = "sb:{moving}:m";
+    let mut sub = b
+        .subscribe("moving", None, ClientInfo::new("s"))
+        .await
+        .unwrap();
+    let mut seen: Vec<(Event, Vec<u8>)> = Vec::new();
+    for n in 1..=5 {
+        a.publish("moving", json(n)).await.unwrap();
+    }
+    for _ in 1..=5 {
+        let m = recv(&mut sub).await;
+        seen.push((m.event(), m.data().to_vec()));
+    }
+    let from = cluster.primary_of(key);
+    let to = tokio::task::block_in_place(|| cluster.move_slot_of(key));
+    assert_ne!(from, to);
+    // The feed's subscription ends on the old primary (Redis says `sunsubscribe`); the
+    // node subscribes again where the slot went, and the next messages reach it.
+    for n in 6..=10 {
+        a.publish("moving", json(n)).await.unwrap();
+    }
+    loop {
+        let m = recv(&mut sub).await;
+        let last = m.event() == Event::Message && &m.data()[..] == b"10";
+        seen.push((m.event(), m.data().to_vec()));
+        if last {
+            break;
+        }
+    }
+    // Every message, in order; or, where the new primary started a new epoch, an
+    // explicit reset followed by what is held, in order, through the last one.
+    let numbers = |part: &[(Event, Vec<u8>)]| -> Vec<u64> {
+        part.iter()
+            .filter(|(e, _)| *e == Event::Message)
+            .map(|(_, d)| String::from_utf8_lossy(d).parse().unwrap())
+            .collect()
+    };
+    match seen.iter().rposition(|(e, _)| *e == Event::Reset) {
+        None => assert_eq!(numbers(&seen), (1..=10).collect::<Vec<_>>(), "{seen:?}"),
+        Some(r) => {
+            let (before, after) = (numbers(&seen[..r]), numbers(&seen[r..]));
+            assert_eq!(before, (1..=before.len() as u64).collect::<Vec<_>>());
+            let first = *after.first().unwrap();
+            assert!(first <= before.len() as u64 + 1, "a gap: {seen:?}");
+            assert_eq!(after, (first..=10).collect::<Vec<_>>(), "{seen:?}");
+        }
+    }
+}
