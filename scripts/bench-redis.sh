@@ -32,6 +32,7 @@ command -v redis-server >/dev/null && command -v redis-cli >/dev/null || {
   echo "needs redis-server and redis-cli (Debian: apt-get install redis-server)" >&2
   exit 1
 }
+command -v jq >/dev/null || { echo "needs jq (Debian: apt-get install jq)" >&2; exit 1; }
 cargo build --release --locked -p switchboard-server --features redis >&2
 # A copy, so that a concurrent rebuild of target/ cannot swap the binary mid-run.
 BIN=$(mktemp -d)
