@@ -27,6 +27,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
 use crate::counting::WireCounters;
 use crate::net::{self, HttpConn, Stream};
+use crate::process;
 use crate::payload;
 use crate::stats::{Histogram, SeqTracker};
 
@@ -166,6 +167,8 @@ pub struct Outcome {
     pub setup_bytes: u64,
     /// The server's (read, write) system calls in the window.
     pub server_syscalls: Option<(u64, u64)>,
+    /// TCP segments the server's sockets on the subscribers' port sent in the window.
+    pub server_segments: Option<u64>,
 }
 
 /// Runs `fanout` and prints its JSON line.
@@ -206,7 +209,10 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "wire_bytes_per_delivery": {"read": r3(o.bytes_read as f64 / d), "written": r3(o.bytes_written as f64 / d)},
         "setup_bytes_per_subscriber": r3(o.setup_bytes as f64 / args.subscribers.max(1) as f64),
         "server_syscalls": o.server_syscalls.map(|(r, w)| json!({"read": r, "write": w})),
-        "deliveries_per_server_write": o.server_syscalls.and_then(|(_, w)| (w > 0).then(|| r3(o.delivered as f64 / w as f64))),
+        // Each small write with TCP_NODELAY leaves as one segment: what a server does per
+        // write, whichever call it writes with (`syscw` misses `send`).
+        "server_tcp_segments_out": o.server_segments,
+        "deliveries_per_server_segment": o.server_segments.and_then(|n| (n > 0).then(|| r3(o.delivered as f64 / n as f64))),
     })
 }
 
@@ -279,6 +285,7 @@ pub async fn measure(
     };
     let total = (args.rate * args.duration).round().max(1.0) as u64;
     let before = (counters.read(), counters.written());
+    let segments_before = process::tcp_segments_out(args.server.addr.port());
     let window = CpuWindow::start(server);
     let s2 = shared.clone();
     let progress = common::progress(format!("fanout {}", args.transport.name()), move || {
@@ -321,6 +328,8 @@ pub async fn measure(
     }
     let (wall, cpu) = window.end(server);
     let server_syscalls = window.syscalls(server);
+    let server_segments = segments_before
+        .and_then(|a| Some(process::tcp_segments_out(args.server.addr.port())?.saturating_sub(a)));
     let bytes = (counters.read() - before.0, counters.written() - before.1);
     progress.abort();
     let _ = stop_tx.send(true);
@@ -352,6 +361,7 @@ pub async fn measure(
         bytes_written: bytes.1,
         setup_bytes,
         server_syscalls,
+        server_segments,
     })
 }
 

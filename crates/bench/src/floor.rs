@@ -29,12 +29,19 @@ pub struct FloorArgs {
     /// Bytes per write.
     #[arg(long, default_value_t = 66)]
     pub size: usize,
+    /// Write with `writev` (one buffer) instead of `send`, the two calls a server may use.
+    #[arg(long)]
+    pub vectored: bool,
+    /// Frames per write: the buffer goes as this many slices to `writev`, or is gathered
+    /// from this many slices into one buffer before `send`.
+    #[arg(long, default_value_t = 1)]
+    pub slices: usize,
 }
 
 /// Runs `floor` and prints its JSON line.
 pub fn run(args: FloorArgs) -> std::io::Result<()> {
     // Everything stays in the kernel's receive queues: keep it well under the defaults.
-    if args.rounds.saturating_mul(args.size) > 64 * 1024 {
+    if args.rounds.saturating_mul(args.size).saturating_mul(args.slices.max(1)) > 64 * 1024 {
         return Err(std::io::Error::other(
             "--rounds × --size must stay under 64 KiB (nothing reads the receiving side)",
         ));
@@ -51,24 +58,42 @@ pub fn run(args: FloorArgs) -> std::io::Result<()> {
         receivers.push(r);
     }
     eprintln!("[floor] {} connections open", senders.len());
-    let buf = vec![b'x'; args.size];
+    let slices = args.slices.max(1);
+    let frames: Vec<Vec<u8>> = (0..slices).map(|_| vec![b'x'; args.size]).collect();
+    let buf = vec![b'x'; args.size * slices];
+    let mut gathered = Vec::with_capacity(buf.len());
     let pid = std::process::id();
     let cpu_before = crate::process::cpu_seconds(pid)?;
     let started = Instant::now();
     for _ in 0..args.rounds {
         for s in &mut senders {
-            s.write_all(&buf)?;
+            let n = if args.vectored {
+                let io: Vec<std::io::IoSlice<'_>> =
+                    frames.iter().map(|f| std::io::IoSlice::new(f)).collect();
+                s.write_vectored(&io)?
+            } else {
+                gathered.clear();
+                for f in &frames {
+                    gathered.extend_from_slice(f);
+                }
+                s.write(&gathered)?
+            };
+            if n != buf.len() {
+                return Err(std::io::Error::other("short write"));
+            }
         }
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = crate::process::cpu_seconds(pid)? - cpu_before;
     let writes = (args.sockets * args.rounds) as f64;
+    drop(buf);
     let us_per_write = cpu * 1e6 / writes;
     common::emit(&json!({
         "mode": "floor",
         "sockets": args.sockets,
         "rounds": args.rounds,
         "size": args.size,
+        "syscall": if args.vectored { "writev" } else { "send" },
         "writes": writes,
         "wall_seconds": r3(wall),
         "cpu_seconds": r3(cpu),

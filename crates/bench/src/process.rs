@@ -167,6 +167,28 @@ pub fn syscalls(pid: u32) -> std::io::Result<(u64, u64)> {
     }
 }
 
+/// TCP segments sent so far by the established loopback sockets whose local port is
+/// `port` (the sum of `segs_out` in `ss -ti`), or `None` without `ss`. Only sockets open
+/// at both readings compare, so take both while the same connections are up.
+pub fn tcp_segments_out(port: u16) -> Option<u64> {
+    let out = std::process::Command::new("ss")
+        .args(["-tinH", "state", "established", &format!("( sport = :{port} )")])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(parse_segs_out(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The sum of every `segs_out:N` in `ss -ti` output.
+fn parse_segs_out(text: &str) -> u64 {
+    text.split_whitespace()
+        .filter_map(|w| w.strip_prefix("segs_out:"))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
 /// `VmRSS` of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -203,6 +225,15 @@ mod tests {
         let line = "1234 (a b) c)) S 1 2 3 4 5 6 7 8 9 10 250 75 0 0 20 0 1 0 5 6 7";
         assert_eq!(parse_stat_cpu(line), Some(325));
         assert_eq!(parse_stat_cpu("garbage"), None);
+    }
+
+    #[test]
+    fn segments_summed_over_sockets() {
+        let text = "ESTAB 0 0 127.0.0.1:9400 127.0.0.1:5000\n\t cubic segs_out:12 segs_in:3 \
+                    data_segs_out:10\nESTAB 0 0 127.0.0.1:9400 127.0.0.1:5001\n\t segs_out:30 \
+                    segs_in:1 lastsnd:4\n";
+        assert_eq!(parse_segs_out(text), 42);
+        assert_eq!(parse_segs_out(""), 0);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!        │  accept() · connect() · WebSocket::from_upgraded()
 //!        ▼
 //!   WebSocket<S> ── recv() ─▶ Message          (reads into a stack buffer → handle_input)
-//!                ◀─ send() ── Message          (queue → one write_vectored of all frames)
+//!                ◀─ send() ── Message          (queue → one send of all frames)
 //!                   timer ─▶ handle_timeout    (pings, idle and close timeouts; own tokio
 //!                                               timer, or a shared coarse wheel of
 //!                                               `switchboard-timer`)
@@ -16,11 +16,13 @@
 //! for reading, writing, backpressure and closing.
 
 mod error;
+mod gather;
 mod handshake;
 mod message;
 mod websocket;
 
 pub use error::{Error, Result};
+pub use gather::{poll_write_gathered, GATHER_LIMIT};
 pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
 /// The shared timer [`WebSocket::set_wheel`] takes (crate `switchboard-timer`).

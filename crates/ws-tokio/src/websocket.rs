@@ -8,9 +8,11 @@
 //!   no read buffer at all (only the codec's unparsed remainder of a partial frame); the
 //!   codec's event queue is released whenever `recv` waits for input.
 //! * **Writing.** Everything the codec has queued (data frames, automatic pongs, close
-//!   replies) is written with one `write_vectored` of its `transmit_slices`, so several
-//!   queued frames leave in one syscall. Output is flushed whenever [`WebSocket::recv`] or
-//!   [`WebSocket::send`] is polled, so pongs go out even when the application never sends.
+//!   replies) is written with one call, so several queued frames leave in one syscall:
+//!   a `send` of them gathered when they are small ([`crate::poll_write_gathered`]),
+//!   a `writev` of its `transmit_slices` otherwise. Output is flushed whenever
+//!   [`WebSocket::recv`] or [`WebSocket::send`] is polled, so pongs go out even when the
+//!   application never sends.
 //! * **Backpressure.** [`WebSocket::send`] returns once the message is queued and the
 //!   bytes still queued are at most the high-water mark ([`WebSocket::set_high_water_mark`],
 //!   default 1 MiB); while more are queued, it waits for the socket. `recv` also stops
@@ -46,7 +48,7 @@ use crate::message::{CloseFrame, Message};
 
 /// Size of the on-stack buffer each read goes into.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most slices handed to one `write_vectored` (Linux takes up to 1024).
+/// Most slices handed to one write (Linux's `writev` takes up to 1024).
 const MAX_SLICES: usize = 64;
 /// Default for [`WebSocket::set_high_water_mark`].
 pub const DEFAULT_HIGH_WATER_MARK: usize = 1 << 20;
@@ -291,7 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while self.conn.pending_bytes() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.conn.transmit_slices(&mut slices);
-            let written = match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
+            let written = match crate::poll_write_gathered(Pin::new(&mut self.stream), cx, &slices[..n]) {
                 Poll::Ready(written) => written?,
                 Poll::Pending => {
                     // The write-stall deadline (if configured) counts from here.

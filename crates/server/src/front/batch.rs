@@ -1,8 +1,10 @@
 //! [`Batch`]: what one write of a response the front answers itself sends — queued body
 //! chunks framed as one HTTP chunk, after an optional prefix (the response head), with
 //! the terminating chunk after the last — and [`write_parts`] for a head and a body of
-//! known length. Both write with vectored writes and hold no heap memory between writes,
-//! so an idle streaming connection keeps no buffer.
+//! known length. Both write their parts with one call
+//! ([`switchboard_ws_tokio::poll_write_gathered`]: a `send` of them gathered when small, a
+//! `writev` otherwise) and hold no heap memory between writes, so an idle streaming
+//! connection keeps no buffer.
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -10,7 +12,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use switchboard_ws_tokio::poll_write_gathered;
+use tokio::io::AsyncWrite;
 
 use super::head;
 use crate::transport::live::Source;
@@ -97,7 +100,7 @@ impl Batch {
         while self.written < total {
             let mut slices = [IoSlice::new(&[]); MAX_FRAMES + 3];
             let n = fill_slices(parts(), self.written, &mut slices);
-            match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
+            match poll_write_gathered(Pin::new(&mut *io), cx, &slices[..n]) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(k)) => self.written += k,
@@ -113,7 +116,7 @@ impl Batch {
     }
 }
 
-/// Writes all of `parts` with vectored writes (one, unless the socket takes less).
+/// Writes all of `parts` with one gathered write (more, if the socket takes less).
 pub(super) async fn write_parts<S: AsyncWrite + Unpin>(
     io: &mut S,
     parts: &[&[u8]; 2],
@@ -123,7 +126,7 @@ pub(super) async fn write_parts<S: AsyncWrite + Unpin>(
     while written < total {
         let mut slices = [IoSlice::new(&[]); 2];
         let n = fill_slices(parts.iter().copied(), written, &mut slices);
-        match io.write_vectored(&slices[..n]).await? {
+        match poll_fn(|cx| poll_write_gathered(Pin::new(&mut *io), cx, &slices[..n])).await? {
             0 => return Err(io::ErrorKind::WriteZero.into()),
             k => written += k,
         }
