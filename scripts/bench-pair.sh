@@ -10,15 +10,23 @@
 #   'before|/tmp/a/switchboard serve --listen {ADDR}'
 #   'after|/tmp/b/switchboard serve --listen {ADDR} --config bench.toml'
 # The generator is GEN (default: the `switchboard` on PATH or target/release/switchboard).
+#
+# More than two sides may be given (every argument holding a `|` before MODE is one);
+# each round runs them all in order.
 set -euo pipefail
-OUT=$1 ROUNDS=$2 A=$3 B=$4 MODE=$5
-shift 5
+OUT=$1 ROUNDS=$2
+shift 2
+SIDES=()
+while [[ $# -gt 0 && $1 == *"|"* ]]; do SIDES+=("$1"); shift; done
+[[ ${#SIDES[@]} -ge 2 && $# -ge 1 ]] || { echo "usage: bench-pair.sh OUT ROUNDS 'A|CMD' 'B|CMD' [...] MODE ARGS..." >&2; exit 2; }
+MODE=$1
+shift
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 GEN=${GEN:-$(command -v switchboard || echo target/release/switchboard)}
 port=${PORT_BASE:-9400}
 for round in $(seq 1 "$ROUNDS"); do
-  for side in "$A" "$B"; do
+  for side in "${SIDES[@]}"; do
     label=${side%%|*} cmd=${side#*|}
     port=$((port + 1))
     addr=127.0.0.1:$port

@@ -11,6 +11,8 @@
 #   scripts/bench-uws.sh [OUT.jsonl]     (default docs/perf/results-10-uws.jsonl)
 #   ROUNDS=2 DUR=10 IDLE_N=19000 IDLE_HOLD=40 scripts/bench-uws.sh
 #   SB_BIN=/path/to/switchboard          (the Switchboard build to measure; default: this tree's)
+#   SB_BEFORE=/path/to/switchboard       (also an earlier build, labelled switchboard-before,
+#                                         in the same rounds: before, after and uWebSockets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/perf/results-10-uws.jsonl}
@@ -29,6 +31,12 @@ BIN=$(mktemp -d)
 trap 'rm -rf "$BIN"' EXIT
 cp "$SB_BIN" "$BIN/switchboard"
 cp "$UWS_PEER" "$BIN/uws-peer"
+BEFORE=() BEFORE_ECHO=()
+if [[ -n "${SB_BEFORE:-}" ]]; then
+  cp "$SB_BEFORE" "$BIN/switchboard-before"
+  BEFORE=("switchboard-before|$BIN/switchboard-before serve --listen {ADDR} --config $BIN/bench.toml")
+  BEFORE_ECHO=("switchboard-before|$BIN/switchboard-before echo --no-deflate --listen {ADDR}")
+fi
 # The generator opens every connection from 127.0.0.1…: lift the per-address limit.
 printf '[limits]\nmax_connections_per_ip = 0\n' > "$BIN/bench.toml"
 SB="switchboard|$BIN/switchboard serve --listen {ADDR} --config $BIN/bench.toml"
@@ -36,19 +44,19 @@ SB_ECHO="switchboard|$BIN/switchboard echo --no-deflate --listen {ADDR}"
 UWS="uwebsockets|$BIN/uws-peer {ADDR}"
 export GEN="$BIN/switchboard"
 : > "$OUT"
-# Each row's runs take ports from their own block of 2 × ROUNDS.
+# Each row's runs take ports from their own block of 3 × ROUNDS.
 port=${PORT_BASE:-9300}
 pair() {
   PORT_BASE=$port scripts/bench-pair.sh "$OUT" "$ROUNDS" "$@"
-  port=$((port + 2 * ROUNDS))
+  port=$((port + 3 * ROUNDS))
 }
 for row in "10000 100" "5000 100" "10000 10"; do
   read -r n rate <<< "$row"
-  pair "$SB" "$UWS" fanout --subscribers "$n" --rate "$rate" --size 64 \
+  pair "${BEFORE[@]}" "$SB" "$UWS" fanout --subscribers "$n" --rate "$rate" --size 64 \
     --publisher http --sources 4 --duration "$DUR" --drain 10
 done
 for w in 1 8; do
-  pair "$SB_ECHO" "$UWS" echo --connections 100 --size 32 --window "$w" --duration "$DUR"
+  pair "${BEFORE_ECHO[@]}" "$SB_ECHO" "$UWS" echo --connections 100 --size 32 --window "$w" --duration "$DUR"
 done
-pair "$SB" "$UWS" idle --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"
+pair "${BEFORE[@]}" "$SB" "$UWS" idle --connections "$IDLE_N" --per-process 9500 --sources 4 --hold "$IDLE_HOLD"
 echo "results in $OUT" >&2

@@ -27,8 +27,8 @@ use tokio::sync::{watch, Semaphore};
 use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
 use crate::counting::WireCounters;
 use crate::net::{self, HttpConn, Stream};
-use crate::process;
 use crate::payload;
+use crate::process;
 use crate::stats::{Histogram, SeqTracker};
 
 /// How subscribers receive.
@@ -275,15 +275,31 @@ pub async fn measure(
         net::check_loopback(addr)?;
         publish_to.addr = addr;
     }
-    let publisher = match args.publisher {
-        PublisherKind::Ws => {
-            Publisher::Ws(common::ws_connect(&publish_to, &path, false, 0, 1, &counters).await?)
-        }
-        PublisherKind::Http => Publisher::Http(HttpConn::new(
-            net::connect(publish_to.addr, 0, 1, &counters).await?,
-        )),
-    };
     let total = (args.rate * args.duration).round().max(1.0) as u64;
+    let plan = Plan {
+        rate: args.rate,
+        total,
+        size: args.size,
+        fill: args.fill,
+        host: publish_to.host(),
+        path: path.clone(),
+    };
+    let published = Arc::new(AtomicU64::new(0));
+    let publish_failed = Arc::new(AtomicU64::new(0));
+    let (connected, go) = spawn_publisher(
+        args.publisher,
+        publish_to,
+        plan,
+        &counters,
+        &published,
+        &publish_failed,
+        &stop_rx,
+    );
+    let go = match connected.await {
+        Ok(Ok(())) => go,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(std::io::Error::other("the publisher thread ended")),
+    };
     let before = (counters.read(), counters.written());
     let segments_before = process::tcp_segments_out(args.server.addr.port());
     let window = CpuWindow::start(server);
@@ -291,22 +307,7 @@ pub async fn measure(
     let progress = common::progress(format!("fanout {}", args.transport.name()), move || {
         format!("delivered {}", s2.delivered.load(Ordering::Relaxed))
     });
-    let published = Arc::new(AtomicU64::new(0));
-    let publish_failed = Arc::new(AtomicU64::new(0));
-    let pub_task = tokio::spawn(publish(
-        publisher,
-        Plan {
-            rate: args.rate,
-            total,
-            size: args.size,
-            fill: args.fill,
-            host: publish_to.host(),
-            path: path.clone(),
-        },
-        published.clone(),
-        publish_failed.clone(),
-        stop_rx.clone(),
-    ));
+    let _ = go.send(());
     // Publishing, then draining.
     let expected = total * args.subscribers as u64;
     let pub_end = Instant::now() + Duration::from_secs_f64(args.duration + 2.0);
@@ -344,7 +345,7 @@ pub async fn measure(
             missing += sent;
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), pub_task).await;
+    // The publisher's thread ends once `stop` is sent (it then holds nothing of ours).
     let latency = shared.latency.lock().map(|h| h.clone()).unwrap_or_default();
     Ok(Outcome {
         published: sent,
@@ -363,6 +364,68 @@ pub async fn measure(
         server_syscalls,
         server_segments,
     })
+}
+
+/// Starts the publisher on a thread and runtime of its own: its ticks then wait for the
+/// OS scheduler, not behind thousands of subscriber reads in this runtime's queue, so
+/// the planned rate holds while the subscribers are busy (with one shared runtime, a
+/// server that wrote in small batches slowed the generator's reads and so its
+/// publisher, and a run settled at 60 % of the rate or at all of it by chance).
+/// The first receiver says whether it connected; sending on the second starts it.
+fn spawn_publisher(
+    kind: PublisherKind,
+    to: ServerArgs,
+    plan: Plan,
+    counters: &Arc<WireCounters>,
+    published: &Arc<AtomicU64>,
+    failed: &Arc<AtomicU64>,
+    stop: &watch::Receiver<bool>,
+) -> (
+    tokio::sync::oneshot::Receiver<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let (counters, published, failed, stop) = (
+        counters.clone(),
+        published.clone(),
+        failed.clone(),
+        stop.clone(),
+    );
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = connected_tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let publisher = match kind {
+                PublisherKind::Ws => common::ws_connect(&to, &plan.path, false, 0, 1, &counters)
+                    .await
+                    .map(Publisher::Ws),
+                PublisherKind::Http => net::connect(to.addr, 0, 1, &counters)
+                    .await
+                    .map(|c| Publisher::Http(HttpConn::new(c))),
+            };
+            let publisher = match publisher {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = connected_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = connected_tx.send(Ok(()));
+            if go_rx.await.is_ok() {
+                publish(publisher, plan, published, failed, stop).await;
+            }
+        });
+    });
+    (connected_rx, go_tx)
 }
 
 /// The publisher's connection.

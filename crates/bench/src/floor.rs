@@ -41,7 +41,12 @@ pub struct FloorArgs {
 /// Runs `floor` and prints its JSON line.
 pub fn run(args: FloorArgs) -> std::io::Result<()> {
     // Everything stays in the kernel's receive queues: keep it well under the defaults.
-    if args.rounds.saturating_mul(args.size).saturating_mul(args.slices.max(1)) > 64 * 1024 {
+    if args
+        .rounds
+        .saturating_mul(args.size)
+        .saturating_mul(args.slices.max(1))
+        > 64 * 1024
+    {
         return Err(std::io::Error::other(
             "--rounds × --size must stay under 64 KiB (nothing reads the receiving side)",
         ));

@@ -172,7 +172,12 @@ pub fn syscalls(pid: u32) -> std::io::Result<(u64, u64)> {
 /// at both readings compare, so take both while the same connections are up.
 pub fn tcp_segments_out(port: u16) -> Option<u64> {
     let out = std::process::Command::new("ss")
-        .args(["-tinH", "state", "established", &format!("( sport = :{port} )")])
+        .args([
+            "-tinH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
         .output()
         .ok()?;
     if !out.status.success() {

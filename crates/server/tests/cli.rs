@@ -208,8 +208,9 @@ async fn serve_names_the_address_already_in_use() {
     );
 }
 
-/// `--workers N` sets the runtime's worker threads: one serves (a publish answered), none
-/// is refused with the flag named.
+/// `--workers N` sets the runtime's worker threads: one (the current-thread scheduler)
+/// serves a publish and delivers it to a WebSocket and an SSE subscriber; none is refused
+/// with the flag named.
 #[tokio::test]
 async fn serve_takes_a_worker_count() {
     let out = run(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]).await;
@@ -219,10 +220,22 @@ async fn serve_takes_a_worker_count() {
 
     let (mut child, base) = common::serve_process(["--listen", "127.0.0.1:0", "--workers", "1"]);
     let client = Client::new(&base).unwrap();
-    let published = client.publish("room", "x", None).await;
+    // Everything runs under a timeout, so the server is stopped whatever happens.
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut ws = client
+            .subscribe(Transport::WebSocket, &[("room", None)])
+            .await?;
+        let mut sse = client.subscribe(Transport::Sse, &[("room", None)]).await?;
+        client.publish("room", "x", None).await?;
+        Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
-    published.unwrap();
+    let (a, b) = delivered.expect("in time").unwrap();
+    for got in [a, b] {
+        assert_eq!(got.data, ReceivedData::Json("\"x\"".into()), "{got:?}");
+    }
 }
 
 #[tokio::test]

@@ -293,14 +293,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         while self.conn.pending_bytes() > 0 {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.conn.transmit_slices(&mut slices);
-            let written = match crate::poll_write_gathered(Pin::new(&mut self.stream), cx, &slices[..n]) {
-                Poll::Ready(written) => written?,
-                Poll::Pending => {
-                    // The write-stall deadline (if configured) counts from here.
-                    self.conn.output_blocked(Instant::now().into_std());
-                    return Poll::Pending;
-                }
-            };
+            let written =
+                match crate::poll_write_gathered(Pin::new(&mut self.stream), cx, &slices[..n]) {
+                    Poll::Ready(written) => written?,
+                    Poll::Pending => {
+                        // The write-stall deadline (if configured) counts from here.
+                        self.conn.output_blocked(Instant::now().into_std());
+                        return Poll::Pending;
+                    }
+                };
             if written == 0 {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
