@@ -2,12 +2,16 @@
 //!
 //! N loopback TCP connections are opened inside this process; then one thread writes one
 //! S-byte buffer (default 66 B: a 64-byte payload plus 2 bytes of WebSocket framing) to
-//! each of them, R rounds, with plain blocking `write` calls and no runtime, no queue,
+//! each of them, R rounds, with plain blocking calls and no runtime, no queue,
 //! no encoding. The CPU it spends (from `/proc/self/stat`) divided by the writes is the
 //! floor under any server's per-delivery cost here: the TCP transmit, plus, on loopback,
 //! the receiving side's TCP work, which runs in the sender's softirq. Times N it is the
 //! shortest burst one core can deliver one message to N subscribers in, which bounds the
 //! fan-out latency percentiles from below.
+//!
+//! Each write is a `send` by default; `--vectored` makes it a `writev` and `--slices K`
+//! splits it into K frames (gathered into one buffer first for `send`), the two ways a
+//! server can write several queued frames.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -99,6 +103,7 @@ pub fn run(args: FloorArgs) -> std::io::Result<()> {
         "rounds": args.rounds,
         "size": args.size,
         "syscall": if args.vectored { "writev" } else { "send" },
+        "frames_per_write": slices,
         "writes": writes,
         "wall_seconds": r3(wall),
         "cpu_seconds": r3(cpu),

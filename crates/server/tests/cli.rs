@@ -208,9 +208,8 @@ async fn serve_names_the_address_already_in_use() {
     );
 }
 
-/// `--workers N` sets the runtime's worker threads: one (the current-thread scheduler)
-/// serves a publish and delivers it to a WebSocket and an SSE subscriber; none is refused
-/// with the flag named.
+/// `--workers N` sets the runtime's worker threads: one serves a publish and delivers it
+/// to a WebSocket and an SSE subscriber; none is refused with the flag named.
 #[tokio::test]
 async fn serve_takes_a_worker_count() {
     let out = run(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]).await;
