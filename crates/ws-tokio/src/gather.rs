@@ -55,6 +55,7 @@ pub fn poll_write_gathered<S: AsyncWrite + ?Sized>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::future::poll_fn;
     use tokio::io::AsyncReadExt;
