@@ -3,8 +3,9 @@
 //! The broker calls [`FeedSink::deliver`] once per message; the fan-out looks the channel
 //! up and pushes a pointer to the same [`Message`] into each subscriber's bounded queue
 //! (see [`crate::subscription`] for what happens when one is full). No payload is copied
-//! and nothing is encoded here. With a batch window (see [`crate::batch`]) subscribers are
-//! woken at most once per window. Lock order: channel map, then a channel's subscriber
+//! and nothing is encoded here. Subscribers are woken after the message is queued to all
+//! of them, paced on a current-thread runtime ([`crate::pacing`]); with a batch window
+//! (see [`crate::batch`]) at most once per window. Lock order: channel map, then a channel's subscriber
 //! list, then its window, then one subscriber's queue.
 
 use std::collections::HashMap;
@@ -202,17 +203,28 @@ impl FeedSink for Fanout {
         }
         let wake = local.batch.is_none();
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
-        for sub in local.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            match sub.push(msg, local.capacity, local.policy, wake) {
-                Pushed::Queued => queued += 1,
-                Pushed::DroppedOldest => {
-                    queued += 1;
-                    dropped += 1;
+        let mut wakers = Vec::new();
+        {
+            let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
+            if wake {
+                wakers.reserve_exact(subs.len());
+            }
+            for sub in subs.iter() {
+                let (pushed, waker) = sub.push(msg, local.capacity, local.policy, wake);
+                match pushed {
+                    Pushed::Queued => queued += 1,
+                    Pushed::DroppedOldest => {
+                        queued += 1;
+                        dropped += 1;
+                    }
+                    Pushed::Closed => closed += 1,
+                    Pushed::Gone => {}
                 }
-                Pushed::Closed => closed += 1,
-                Pushed::Gone => {}
+                wakers.extend(waker);
             }
         }
+        // Outside the list's lock; paced on a current-thread runtime (see the module).
+        crate::pacing::wake_paced(wakers);
         self.stats.count_delivered(queued);
         self.stats.count_slow(closed, dropped);
         if let Some((window, state)) = &local.batch {

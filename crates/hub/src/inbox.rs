@@ -69,21 +69,21 @@ impl Inbox {
     }
 
     /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
-    /// events are queued already, and wakes the consumer if `wake` (a batch window's
-    /// [`Inbox::wake`] does it later otherwise). A subscription the policy closes is
-    /// woken at once either way.
+    /// events are queued already. If `wake`, returns the consumer's waker when it waits,
+    /// for the fan-out to wake ([`crate::pacing`]); otherwise the waker stays for a batch
+    /// window's [`Inbox::wake`]. A subscription the policy closes is woken here either way.
     pub(crate) fn push(
         &self,
         msg: &Message,
         capacity: usize,
         policy: SlowConsumerPolicy,
         wake: bool,
-    ) -> Pushed {
+    ) -> (Pushed, Option<Waker>) {
         let pushed;
         let waker = {
             let mut st = self.lock();
             if st.closed.is_some() {
-                return Pushed::Gone;
+                return (Pushed::Gone, None);
             }
             if st.queue.len() >= capacity {
                 match policy {
@@ -109,10 +109,13 @@ impl Inbox {
                 None
             }
         };
-        if let Some(w) = waker {
-            w.wake();
+        if pushed == Pushed::Closed {
+            if let Some(w) = waker {
+                w.wake();
+            }
+            return (pushed, None);
         }
-        pushed
+        (pushed, waker)
     }
 
     /// Asks the consumer to read what it may have missed from history, and wakes it.

@@ -78,6 +78,7 @@ mod hub;
 mod inbox;
 pub mod memory;
 pub mod message;
+mod pacing;
 pub mod presence;
 mod queue;
 mod registry;

@@ -21,13 +21,23 @@ fn main() -> ExitCode {
     if !args.command.inits_tracing() {
         cli::init_tracing(switchboard_server::config::LogFormat::Text);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let cli::Command::Serve(serve) = &args.command {
-        if let Some(n) = serve.workers() {
-            builder.worker_threads(n);
-        }
+    let workers = match &args.command {
+        cli::Command::Serve(serve) => serve.workers(),
+        _ => None,
     }
+    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    // One worker: tokio's current-thread scheduler, so the process has one thread. The
+    // kernel then skips a file's reference count on every socket call, and the run queue
+    // is a plain list (the hub paces its wakes there, see its `pacing` module):
+    // docs/perf/REPORT.md, "Paced wakes".
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(workers);
+        multi
+    };
+    builder.enable_all();
     let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {

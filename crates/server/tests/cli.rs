@@ -208,8 +208,9 @@ async fn serve_names_the_address_already_in_use() {
     );
 }
 
-/// `--workers N` sets the runtime's worker threads: one serves a publish and delivers it
-/// to a WebSocket and an SSE subscriber; none is refused with the flag named.
+/// `--workers N` sets the runtime's worker threads: one (one thread in all) serves a
+/// publish and delivers it to a WebSocket and an SSE subscriber; none is refused with the
+/// flag named.
 #[tokio::test]
 async fn serve_takes_a_worker_count() {
     let out = run(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]).await;
@@ -229,8 +230,11 @@ async fn serve_takes_a_worker_count() {
         Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
     })
     .await;
+    // One worker is one thread in all (the current-thread scheduler).
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| d.count());
     child.kill().unwrap();
     child.wait().unwrap();
+    assert_eq!(threads.unwrap(), 1, "threads of `serve --workers 1`");
     let (a, b) = delivered.expect("in time").unwrap();
     for got in [a, b] {
         assert_eq!(got.data, ReceivedData::Json("\"x\"".into()), "{got:?}");

@@ -48,7 +48,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Worker threads serving connections [default: one per CPU the process may run on,
-    /// e.g. as `taskset` allows].
+    /// e.g. as `taskset` allows]. With one, the process runs on one thread in all
+    /// (tokio's current-thread scheduler).
     #[arg(long, env = "SWITCHBOARD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
 }
