@@ -203,28 +203,26 @@ impl FeedSink for Fanout {
         }
         let wake = local.batch.is_none();
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
-        let mut wakers = Vec::new();
-        {
-            let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
-            if wake {
-                wakers.reserve_exact(subs.len());
-            }
-            for sub in subs.iter() {
-                let (pushed, waker) = sub.push(msg, local.capacity, local.policy, wake);
-                match pushed {
-                    Pushed::Queued => queued += 1,
-                    Pushed::DroppedOldest => {
-                        queued += 1;
-                        dropped += 1;
-                    }
-                    Pushed::Closed => closed += 1,
-                    Pushed::Gone => {}
+        let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
+        let mut wakes = crate::pacing::Wakes::new(if wake { subs.len() } else { 0 });
+        for sub in subs.iter() {
+            let (pushed, waker) = sub.push(msg, local.capacity, local.policy, wake);
+            match pushed {
+                Pushed::Queued => queued += 1,
+                Pushed::DroppedOldest => {
+                    queued += 1;
+                    dropped += 1;
                 }
-                wakers.extend(waker);
+                Pushed::Closed => closed += 1,
+                Pushed::Gone => {}
+            }
+            if let Some(w) = waker {
+                wakes.add(w);
             }
         }
-        // Outside the list's lock; paced on a current-thread runtime (see the module).
-        crate::pacing::wake_paced(wakers);
+        drop(subs);
+        // Paced on a current-thread runtime (see the module), outside the list's lock.
+        wakes.finish();
         self.stats.count_delivered(queued);
         self.stats.count_slow(closed, dropped);
         if let Some((window, state)) = &local.batch {

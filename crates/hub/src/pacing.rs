@@ -40,16 +40,42 @@ thread_local! {
     static PACER: RefCell<Pacer> = RefCell::new(Pacer::default());
 }
 
-/// Wakes `wakers`: through this thread's pacer inside a task of a current-thread runtime,
-/// all at once anywhere else (the multi-thread scheduler, a publish from a plain thread).
-pub(crate) fn wake_paced(wakers: Vec<Waker>) {
-    let paced = tokio::task::try_id().is_some()
-        && Handle::try_current()
-            .is_ok_and(|rt| rt.runtime_flavor() == RuntimeFlavor::CurrentThread);
-    if !paced {
-        wakers.into_iter().for_each(Waker::wake);
-        return;
+/// The wakes of one message, collected while it is queued to every subscriber.
+pub(crate) struct Wakes {
+    /// `Some` inside a task of a current-thread runtime, where wakes go through this
+    /// thread's pacer; elsewhere (the multi-thread scheduler, a publish from a plain
+    /// thread) each wake happens at once and nothing is collected.
+    paced: Option<Vec<Waker>>,
+}
+
+impl Wakes {
+    /// For a message to at most `subscribers`.
+    pub(crate) fn new(subscribers: usize) -> Self {
+        let paced = tokio::task::try_id().is_some()
+            && Handle::try_current()
+                .is_ok_and(|rt| rt.runtime_flavor() == RuntimeFlavor::CurrentThread);
+        Wakes {
+            paced: paced.then(|| Vec::with_capacity(subscribers)),
+        }
     }
+
+    pub(crate) fn add(&mut self, waker: Waker) {
+        match &mut self.paced {
+            Some(list) => list.push(waker),
+            None => waker.wake(),
+        }
+    }
+
+    /// Wakes what was collected through this thread's pacer.
+    pub(crate) fn finish(self) {
+        if let Some(wakers) = self.paced {
+            pace_on_this_thread(wakers);
+        }
+    }
+}
+
+/// Hands `wakers` to this thread's pacer (inside a task of a current-thread runtime).
+fn pace_on_this_thread(wakers: Vec<Waker>) {
     let mut wakers = Some(wakers);
     let start = PACER.with_borrow_mut(|p| {
         let small = wakers.as_ref().is_some_and(|w| w.len() <= SLICE);
@@ -122,6 +148,13 @@ mod tests {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// What the fan-out does with one message's wakes.
+    fn wake_paced(wakers: Vec<Waker>) {
+        let mut wakes = Wakes::new(wakers.len());
+        wakers.into_iter().for_each(|w| wakes.add(w));
+        wakes.finish();
     }
 
     fn wakers(n: usize) -> (Arc<Count>, Vec<Waker>) {
