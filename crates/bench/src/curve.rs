@@ -180,10 +180,7 @@ fn measure(args: &CurveArgs) -> std::io::Result<()> {
                     point.size,
                     loadavg()
                 );
-                let process = f.server.open()?;
-                let rt = f.server.runtime()?;
-                let outcome = rt.block_on(fanout::measure(&f, process.as_ref()))?;
-                drop(process);
+                let outcome = fanout::run_once(&f)?;
                 let mut line = fanout::outcome_json(&f, &outcome);
                 line["mode"] = json!("curve");
                 line["series"] = json!(point.series);

@@ -173,11 +173,17 @@ pub struct Outcome {
 
 /// Runs `fanout` and prints its JSON line.
 pub fn run(args: FanoutArgs) -> std::io::Result<()> {
-    let server = args.server.open()?;
-    let rt = args.server.runtime()?;
-    let o = rt.block_on(measure(&args, server.as_ref()))?;
+    let o = run_once(&args)?;
     common::emit(&outcome_json(&args, &o));
     Ok(())
+}
+
+/// One measured run: starts the server when `--server-cmd` names one, measures on a
+/// runtime of its own, and stops the server again (`quantum` and `curve` run many).
+pub fn run_once(args: &FanoutArgs) -> std::io::Result<Outcome> {
+    let server = args.server.open()?;
+    let rt = args.server.runtime()?;
+    rt.block_on(measure(args, server.as_ref()))
 }
 
 /// The JSON report of one run.
@@ -286,7 +292,7 @@ pub async fn measure(
     };
     let published = Arc::new(AtomicU64::new(0));
     let publish_failed = Arc::new(AtomicU64::new(0));
-    let (connected, go) = spawn_publisher(
+    let (connected, go, publisher_thread) = spawn_publisher(
         args.publisher,
         publish_to,
         plan,
@@ -345,7 +351,12 @@ pub async fn measure(
             missing += sent;
         }
     }
-    // The publisher's thread ends once `stop` is sent (it then holds nothing of ours).
+    // The publisher's thread ends at `stop` (after the publish in flight): give it as
+    // long as a run's last publish may take, so the next run starts without it.
+    let joined = Instant::now() + Duration::from_secs(5);
+    while !publisher_thread.is_finished() && Instant::now() < joined {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let latency = shared.latency.lock().map(|h| h.clone()).unwrap_or_default();
     Ok(Outcome {
         published: sent,
@@ -371,7 +382,8 @@ pub async fn measure(
 /// the planned rate holds while the subscribers are busy (with one shared runtime, a
 /// server that wrote in small batches slowed the generator's reads and so its
 /// publisher, and a run settled at 60 % of the rate or at all of it by chance).
-/// The first receiver says whether it connected; sending on the second starts it.
+/// The first receiver says whether it connected; sending on the second starts it; the
+/// handle says when the thread is over.
 fn spawn_publisher(
     kind: PublisherKind,
     to: ServerArgs,
@@ -383,6 +395,7 @@ fn spawn_publisher(
 ) -> (
     tokio::sync::oneshot::Receiver<std::io::Result<()>>,
     tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
 ) {
     let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
@@ -392,7 +405,7 @@ fn spawn_publisher(
         failed.clone(),
         stop.clone(),
     );
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -425,7 +438,7 @@ fn spawn_publisher(
             }
         });
     });
-    (connected_rx, go_tx)
+    (connected_rx, go_tx, thread)
 }
 
 /// The publisher's connection.

@@ -120,10 +120,7 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             publish_addr: None,
         };
         eprintln!("[quantum] {} × {clients} clients", transport.name());
-        let process = f.server.open()?;
-        let rt = f.server.runtime()?;
-        let outcome = rt.block_on(fanout::measure(&f, process.as_ref()))?;
-        drop(process);
+        let outcome = fanout::run_once(&f)?;
         let mut line = fanout::outcome_json(&f, &outcome);
         line["mode"] = json!("quantum");
         common::emit(&line);
