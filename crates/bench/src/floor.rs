@@ -69,16 +69,15 @@ pub fn run(args: FloorArgs) -> std::io::Result<()> {
     eprintln!("[floor] {} connections open", senders.len());
     let slices = args.slices.max(1);
     let frames: Vec<Vec<u8>> = (0..slices).map(|_| vec![b'x'; args.size]).collect();
-    let buf = vec![b'x'; args.size * slices];
-    let mut gathered = Vec::with_capacity(buf.len());
+    let total = args.size * slices;
+    let io: Vec<std::io::IoSlice<'_>> = frames.iter().map(|f| std::io::IoSlice::new(f)).collect();
+    let mut gathered = Vec::with_capacity(total);
     let pid = std::process::id();
     let cpu_before = crate::process::cpu_seconds(pid)?;
     let started = Instant::now();
     for _ in 0..args.rounds {
         for s in &mut senders {
             let n = if args.vectored {
-                let io: Vec<std::io::IoSlice<'_>> =
-                    frames.iter().map(|f| std::io::IoSlice::new(f)).collect();
                 s.write_vectored(&io)?
             } else {
                 gathered.clear();
@@ -87,7 +86,7 @@ pub fn run(args: FloorArgs) -> std::io::Result<()> {
                 }
                 s.write(&gathered)?
             };
-            if n != buf.len() {
+            if n != total {
                 return Err(std::io::Error::other("short write"));
             }
         }
@@ -95,7 +94,6 @@ pub fn run(args: FloorArgs) -> std::io::Result<()> {
     let wall = started.elapsed().as_secs_f64();
     let cpu = crate::process::cpu_seconds(pid)? - cpu_before;
     let writes = (args.sockets * args.rounds) as f64;
-    drop(buf);
     let us_per_write = cpu * 1e6 / writes;
     common::emit(&json!({
         "mode": "floor",
