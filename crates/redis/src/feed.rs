@@ -179,19 +179,24 @@ impl Feed {
     }
 
     fn left(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
-        self.link
-            .state
-            .left
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.link.state.left)
     }
 
     fn awaited(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
-        self.link
-            .state
-            .awaited
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.link.state.awaited)
+    }
+}
+
+fn lock(set: &std::sync::Mutex<HashSet<Vec<u8>>>) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+    set.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the channel a (un)subscribe confirmation names (its `data[0]`; the kind is split
+/// off) out of `set`: whether the node had asked for it, or `None` when it names none.
+fn take_named(set: &std::sync::Mutex<HashSet<Vec<u8>>>, data: &[Value]) -> Option<bool> {
+    match data.first() {
+        Some(Value::BulkString(channel)) => Some(lock(set).remove(&channel[..])),
+        _ => None,
     }
 }
 
@@ -231,15 +236,7 @@ fn on_push(feed: &FeedState, push: PushInfo) {
         // connection is back or its slots moved, with or without a drop this node saw:
         // each confirmation the node did not ask for is one of those.
         PushKind::Subscribe | PushKind::SSubscribe => {
-            // A confirmation's data is `[channel, count]` (the kind is split off).
-            let asked = match push.data.first() {
-                Some(Value::BulkString(channel)) => feed
-                    .awaited
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&channel[..]),
-                _ => false,
-            };
+            let asked = take_named(&feed.awaited, &push.data).unwrap_or(false);
             if feed.resync_due.swap(false, Ordering::SeqCst) || !asked {
                 feed.resync.notify_one();
             }
@@ -249,14 +246,7 @@ fn on_push(feed: &FeedState, push: PushInfo) {
         // (resharding) with an `sunsubscribe` nobody asked for: the feed then comes back
         // as after a drop, on a fresh slot map, and the sinks resync.
         PushKind::SUnsubscribe => {
-            let asked = match push.data.first() {
-                Some(Value::BulkString(channel)) => feed
-                    .left
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&channel[..]),
-                _ => true,
-            };
+            let asked = take_named(&feed.left, &push.data).unwrap_or(true);
             if !asked {
                 tracing::info!("a Redis Cluster slot moved; the feed follows it");
                 feed.resync_due.store(true, Ordering::SeqCst);
