@@ -247,6 +247,26 @@ async fn assert_disconnected(sub: &mut Subscription) {
     );
 }
 
+/// `client` of `user` subscribed to `room` on `hub`.
+async fn in_room(hub: &Hub, client: &str, user: &str) -> Subscription {
+    hub.subscribe("room", None, ClientInfo::new(client).with_user(user))
+        .await
+        .unwrap()
+}
+
+/// Publishes "still here" to `room` from `hub` and checks `subs` all get it.
+async fn room_still_delivers(hub: &Hub, subs: &mut [&mut Subscription]) {
+    hub.publish(
+        "room",
+        Payload::text(bytes::Bytes::from_static(b"still here")).unwrap(),
+    )
+    .await
+    .unwrap();
+    for sub in subs {
+        assert_eq!(&recv(sub).await.unwrap().data()[..], b"still here");
+    }
+}
+
 #[tokio::test]
 async fn disconnect_reaches_the_node_that_holds_the_client() {
     let redis = Redis::start();
@@ -259,22 +279,10 @@ async fn disconnect_reaches_the_node_that_holds_the_client() {
     b.on_remote_disconnect(move |_| {
         seen.fetch_add(1, Ordering::SeqCst);
     });
-    let mut b1 = b
-        .subscribe("room", None, ClientInfo::new("b1").with_user("u"))
-        .await
-        .unwrap();
-    let mut b2 = b
-        .subscribe("room", None, ClientInfo::new("b2").with_user("u"))
-        .await
-        .unwrap();
-    let mut b3 = b
-        .subscribe("room", None, ClientInfo::new("b3").with_user("v"))
-        .await
-        .unwrap();
-    let mut a1 = a
-        .subscribe("room", None, ClientInfo::new("a1").with_user("u"))
-        .await
-        .unwrap();
+    let mut b1 = in_room(&b, "b1", "u").await;
+    let mut b2 = in_room(&b, "b2", "u").await;
+    let mut b3 = in_room(&b, "b3", "v").await;
+    let mut a1 = in_room(&a, "a1", "u").await;
 
     // By client: B closes b1; A (the sender) is left to its caller.
     assert_eq!(
@@ -296,14 +304,7 @@ async fn disconnect_reaches_the_node_that_holds_the_client() {
     );
     assert_disconnected(&mut b2).await;
     assert_eq!(told.load(Ordering::SeqCst), 2);
-    a.publish(
-        "room",
-        Payload::text(bytes::Bytes::from_static(b"still here")).unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(&recv(&mut b3).await.unwrap().data()[..], b"still here");
-    assert_eq!(&recv(&mut a1).await.unwrap().data()[..], b"still here");
+    room_still_delivers(&a, &mut [&mut b3, &mut a1]).await;
 
     // With one node only, nobody else is reached.
     drop((b1, b2, b3));
@@ -344,14 +345,8 @@ async fn on_a_cluster_disconnect_reaches_the_node_that_holds_the_client() {
         node(&cluster.url(), HubConfig::default()).await,
         node(&cluster.url(), HubConfig::default()).await,
     );
-    let mut b1 = b
-        .subscribe("room", None, ClientInfo::new("b1").with_user("u"))
-        .await
-        .unwrap();
-    let mut b2 = b
-        .subscribe("room", None, ClientInfo::new("b2").with_user("v"))
-        .await
-        .unwrap();
+    let mut b1 = in_room(&b, "b1", "u").await;
+    let mut b2 = in_room(&b, "b2", "v").await;
     assert_eq!(
         a.disconnect_elsewhere(&Disconnect::Client("b1".into()))
             .await
@@ -360,11 +355,5 @@ async fn on_a_cluster_disconnect_reaches_the_node_that_holds_the_client() {
         "one other node"
     );
     assert_disconnected(&mut b1).await;
-    a.publish(
-        "room",
-        Payload::text(bytes::Bytes::from_static(b"still here")).unwrap(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(&recv(&mut b2).await.unwrap().data()[..], b"still here");
+    room_still_delivers(&a, &mut [&mut b2]).await;
 }
