@@ -10,80 +10,30 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw_ws::RawWs;
 use common::{bounded, server, ws_open_compact};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_hub::Payload;
 use switchboard_proto::{CompactDecoder, CompactItem, Cursor, ReceivedData};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// A raw WebSocket client that reads whole frames (opcode, payload) off the socket.
-struct RawWs {
-    s: TcpStream,
-    buf: Vec<u8>,
+/// A raw client of `path` offering the compact subprotocol; returns the `101`'s head too.
+async fn open_compact(addr: std::net::SocketAddr, path: &str) -> (RawWs, String) {
+    RawWs::open(
+        addr,
+        path,
+        "Sec-WebSocket-Protocol: switchboard.compact\r\n",
+    )
+    .await
 }
 
-impl RawWs {
-    /// Opens `path` offering the compact subprotocol; returns the `101`'s head too.
-    async fn open(addr: std::net::SocketAddr, path: &str) -> (RawWs, String) {
-        let mut s = TcpStream::connect(addr).await.unwrap();
-        let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Protocol: switchboard.compact\r\n\r\n"
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut ws = RawWs { s, buf: Vec::new() };
-        let head = loop {
-            if let Some(end) = ws.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&ws.buf[..end]).into_owned();
-                ws.buf.drain(..end + 4);
-                break head;
-            }
-            ws.fill().await;
-        };
-        (ws, head)
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 4096];
-        let n = bounded(self.s.read(&mut chunk)).await.unwrap();
-        assert!(n > 0, "the connection ended");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    /// The next frame: its length on the wire, opcode and payload (server frames are
-    /// unmasked; the tests' frames are under 64 KiB).
-    async fn frame(&mut self) -> (usize, u8, Vec<u8>) {
-        loop {
-            if self.buf.len() >= 4 || (self.buf.len() >= 2 && self.buf[1] < 126) {
-                assert_eq!(self.buf[0] & 0x80, 0x80, "one frame per message");
-                let (head, len) = match self.buf[1] {
-                    126 => (
-                        4,
-                        usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])),
-                    ),
-                    127 => panic!("a frame over 64 KiB"),
-                    n => (2, usize::from(n)),
-                };
-                if self.buf.len() >= head + len {
-                    let frame: Vec<u8> = self.buf.drain(..head + len).collect();
-                    return (head + len, frame[0] & 0x0f, frame[head..].to_vec());
-                }
-            }
-            self.fill().await;
-        }
-    }
-
-    /// Sends a masked text frame (the mask is zero, so the bytes are the text).
-    async fn send_text(&mut self, text: &str) {
-        let len = u8::try_from(text.len()).unwrap();
-        assert!(len < 126);
-        let mut f = vec![0x81, 0x80 | len, 0, 0, 0, 0];
-        f.extend_from_slice(text.as_bytes());
-        self.s.write_all(&f).await.unwrap();
-    }
+/// The next frame: its length on the wire, opcode and payload (server frames are
+/// unmasked, each message one frame).
+async fn frame(ws: &mut RawWs) -> (usize, u8, Vec<u8>) {
+    let (h, bytes) = ws.frame().await;
+    assert!(h.fin, "one frame per message");
+    let payload = bytes[bytes.len() - usize::try_from(h.payload_len).unwrap()..].to_vec();
+    (bytes.len(), h.opcode.as_u8(), payload)
 }
 
 /// A JSON payload of exactly 64 bytes carrying `n`.
@@ -98,7 +48,7 @@ fn payload64(n: u64) -> Payload {
 async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
     let srv = server().await;
     let hub = srv.state.hub.clone();
-    let (mut ws, head) = RawWs::open(srv.addr, "/ch/wire").await;
+    let (mut ws, head) = open_compact(srv.addr, "/ch/wire").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     assert!(
         head.to_ascii_lowercase()
@@ -106,7 +56,7 @@ async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
         "{head}"
     );
     // The stream opens with its start record: the channel and where it starts.
-    let (_, op, p) = ws.frame().await;
+    let (_, op, p) = frame(&mut ws).await;
     assert_eq!((op, p[0]), (1, 0x1e));
     let start = common::json(&p[1..]);
     assert_eq!(start["channel"], "wire", "{start}");
@@ -115,7 +65,7 @@ async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
     for n in 1..=5 {
         let at = hub.publish("wire", payload64(n)).await.unwrap();
         assert_eq!((at.epoch, at.offset), (start.epoch, start.offset + n));
-        let (wire, op, p) = ws.frame().await;
+        let (wire, op, p) = frame(&mut ws).await;
         assert_eq!((wire, op), (66, 1), "message {n}");
         assert_eq!(p, payload64(n).data().to_vec());
     }
@@ -123,16 +73,16 @@ async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
     hub.publish("wire", Payload::text("hello".into()).unwrap())
         .await
         .unwrap();
-    assert_eq!(ws.frame().await, (7, 1, b"hello".to_vec()));
+    assert_eq!(frame(&mut ws).await, (7, 1, b"hello".to_vec()));
     hub.publish("wire", Payload::binary(vec![0x1e, 0, 1].into()))
         .await
         .unwrap();
-    assert_eq!(ws.frame().await, (5, 2, vec![0x1e, 0, 1]));
+    assert_eq!(frame(&mut ws).await, (5, 2, vec![0x1e, 0, 1]));
     // A text a JSON parser would read otherwise goes as a JSON string.
     hub.publish("wire", Payload::text("42".into()).unwrap())
         .await
         .unwrap();
-    assert_eq!(ws.frame().await, (6, 1, b"\"42\"".to_vec()));
+    assert_eq!(frame(&mut ws).await, (6, 1, b"\"42\"".to_vec()));
     drop(ws);
     assert!(srv.shutdown().await);
 }
@@ -141,14 +91,14 @@ async fn a_64_byte_message_is_a_66_byte_frame_once_the_stream_is_contiguous() {
 async fn on_ws_replies_are_control_records_and_a_channel_switch_names_the_channel() {
     let srv = server().await;
     let hub = srv.state.hub.clone();
-    let (mut ws, head) = RawWs::open(srv.addr, "/ws").await;
+    let (mut ws, head) = open_compact(srv.addr, "/ws").await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     for (id, ch) in [(1, "a"), (2, "b")] {
         ws.send_text(&format!(
             r#"{{"id":{id},"op":"subscribe","channel":"{ch}"}}"#
         ))
         .await;
-        let (_, op, p) = ws.frame().await;
+        let (_, op, p) = frame(&mut ws).await;
         assert_eq!((op, p[0]), (1, 0x1e));
         let reply = common::json(&p[1..]);
         assert_eq!(reply["id"], id, "{reply}");
@@ -164,7 +114,7 @@ async fn on_ws_replies_are_control_records_and_a_channel_switch_names_the_channe
     let mut got = Vec::new();
     for (ch, n) in [("a", 1), ("a", 2), ("b", 3), ("a", 4)] {
         hub.publish(ch, payload64(n)).await.unwrap();
-        got.push(next(ws.frame().await));
+        got.push(next(frame(&mut ws).await));
     }
     // `a` 1 starts the stream, `a` 2 follows it, `b` and the return to `a` are named.
     assert!(got[0].0 > 66 && got[2].0 > 66 && got[3].0 > 66, "{got:?}");

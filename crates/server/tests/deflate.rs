@@ -7,69 +7,28 @@
 
 mod common;
 
+use common::raw_ws::RawWs;
 use common::{bounded, server, subscribers_become, url, KEY};
 use serde_json::{json, Value};
 use switchboard_client::ApiClient;
 use switchboard_ws::deflate::Decompressor;
 use switchboard_ws::{DeflateConfig, FrameHeader, OpCode};
 use switchboard_ws_tokio::{ClientConfig, Message};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A raw WebSocket subscriber of `path` offering `extensions` (if any); returns the stream,
-/// the `101`'s head and what was read past it.
+/// A raw WebSocket subscriber of `path` offering `extensions` (if any); returns the `101`'s
+/// head too.
 async fn subscribe(
     addr: std::net::SocketAddr,
     path: &str,
     extensions: Option<&str>,
-) -> (TcpStream, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+) -> (RawWs, String) {
     let offer = extensions.map_or(String::new(), |e| {
         format!("Sec-WebSocket-Extensions: {e}\r\n")
     });
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Version: 13\r\n{offer}\r\n"
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    let end = bounded(async {
-        loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                return i + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await;
-    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+    let (ws, head) = RawWs::open(addr, path, &offer).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    (s, head, buf[end..].to_vec())
-}
-
-/// The next whole frame on `s` (`buf` holds bytes already read): its header and all its
-/// bytes as they came on the wire.
-async fn next_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> (FrameHeader, Vec<u8>) {
-    bounded(async {
-        loop {
-            if let Some((h, n)) = FrameHeader::parse(buf).unwrap() {
-                let len = n + usize::try_from(h.payload_len).unwrap();
-                if buf.len() >= len {
-                    let frame: Vec<u8> = buf.drain(..len).collect();
-                    return (h, frame);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = s.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed before a whole frame");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
+    (ws, head)
 }
 
 /// A compressed frame's message, inflated with a fresh context of `window_bits`.
@@ -96,21 +55,21 @@ async fn deflate_subscribers_share_one_compressed_frame() {
     let srv = server().await;
     let mut full = Vec::new();
     for _ in 0..3 {
-        let (s, head, rest) = subscribe(srv.addr, "/ch/zip", Some("permessage-deflate")).await;
+        let (ws, head) = subscribe(srv.addr, "/ch/zip", Some("permessage-deflate")).await;
         let ext = head.to_ascii_lowercase();
         assert!(
             ext.contains("permessage-deflate") && ext.contains("server_no_context_takeover"),
             "the server answers server_no_context_takeover: {head}"
         );
-        full.push((s, rest));
+        full.push(ws);
     }
-    let (mut small, _, mut small_buf) = subscribe(
+    let (mut small, _) = subscribe(
         srv.addr,
         "/ch/zip",
         Some("permessage-deflate; server_max_window_bits=10"),
     )
     .await;
-    let (mut plain, head, mut plain_buf) = subscribe(srv.addr, "/ch/zip", None).await;
+    let (mut plain, head) = subscribe(srv.addr, "/ch/zip", None).await;
     assert!(!head.to_ascii_lowercase().contains("permessage-deflate"));
     subscribers_become(&srv, "zip", 5).await;
 
@@ -119,8 +78,8 @@ async fn deflate_subscribers_share_one_compressed_frame() {
     api.publish("zip", data.clone()).await.unwrap();
 
     let mut frames = Vec::new();
-    for (s, buf) in &mut full {
-        frames.push(next_frame(s, buf).await.1);
+    for ws in &mut full {
+        frames.push(ws.frame().await.1);
     }
     assert!(
         frames.iter().all(|f| *f == frames[0]),
@@ -129,11 +88,11 @@ async fn deflate_subscribers_share_one_compressed_frame() {
     let message: Value = serde_json::from_slice(&inflate(&frames[0], 15)).unwrap();
     assert_eq!(message["data"], data, "{message}");
 
-    let (_, small_frame) = next_frame(&mut small, &mut small_buf).await;
+    let (_, small_frame) = small.frame().await;
     let inflated = inflate(&small_frame, 10);
     assert_eq!(serde_json::from_slice::<Value>(&inflated).unwrap(), message);
 
-    let (h, plain_frame) = next_frame(&mut plain, &mut plain_buf).await;
+    let (h, plain_frame) = plain.frame().await;
     assert!(!h.rsv1, "no deflate offered, none used");
     assert_eq!(plain_frame[plain_frame.len() - inflated.len()..], inflated);
     assert!(

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod paths;
+pub(crate) mod raw_ws;
 
 use std::time::Duration;
 
