@@ -104,6 +104,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Streaming<S> {
     }
 }
 
+/// A write error that means the peer closed or reset the connection.
+fn peer_gone(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted)
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
     type Output = Ended;
 
@@ -120,6 +126,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Streaming<S> {
                             .poll_write_stalled(cx)
                             .map(|()| Ended::WriteTimeout);
                     }
+                    // A write refused because the peer is gone is the peer's close
+                    // (it may come before the read that would have seen it).
+                    Poll::Ready(Err(e)) if peer_gone(&e) => return Poll::Ready(Ended::PeerClosed),
                     Poll::Ready(Err(_)) => return Poll::Ready(Ended::WriteFailed),
                     Poll::Ready(Ok(())) if this.last => {
                         // Ends our side cleanly; the stream closes when dropped.
