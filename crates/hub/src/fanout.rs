@@ -18,7 +18,7 @@ use crate::batch::{Action, Window};
 use crate::broker::{Disconnect, FeedSink};
 use crate::config::{NamespaceConfig, SlowConsumerPolicy};
 use crate::error::CloseReason;
-use crate::inbox::{Inbox, Pushed};
+use crate::inbox::{Inbox, Pushed, Wake};
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::stats::HubStats;
@@ -90,6 +90,8 @@ pub(crate) struct Fanout {
     /// Told first when another node's disconnect arrives (the server's own list of
     /// connections; see [`crate::Hub::on_remote_disconnect`]).
     pub(crate) on_disconnect: OnceLock<DisconnectHook>,
+    /// The transport's writer for direct delivery ([`crate::direct`]); none until set.
+    pub(crate) direct_write: OnceLock<crate::direct::DirectWrite>,
 }
 
 impl Fanout {
@@ -205,8 +207,10 @@ impl FeedSink for Fanout {
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
         let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
         let mut wakes = crate::pacing::Wakes::new(if wake { subs.len() } else { 0 });
+        let direct = self.direct_write.get().copied().filter(|_| wakes.paced());
         for sub in subs.iter() {
-            let (pushed, waker) = sub.push(msg, local.capacity, local.policy, wake);
+            let (pushed, waker) =
+                sub.push(msg, local.capacity, local.policy, wake, direct.is_some());
             match pushed {
                 Pushed::Queued => queued += 1,
                 Pushed::DroppedOldest => {
@@ -216,8 +220,10 @@ impl FeedSink for Fanout {
                 Pushed::Closed => closed += 1,
                 Pushed::Gone => {}
             }
-            if let Some(w) = waker {
-                wakes.add(w);
+            match (waker, direct) {
+                (Wake::Task(w), _) => wakes.add(w),
+                (Wake::Direct, Some(write)) => wakes.add_direct(sub, write),
+                _ => {}
             }
         }
         drop(subs);

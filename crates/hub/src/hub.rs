@@ -373,6 +373,14 @@ impl Hub {
         let _ = self.registry.fanout.on_disconnect.set(Box::new(hook));
     }
 
+    /// Sets the transport's writer for direct delivery ([`crate::direct`]): subscriptions
+    /// polled with [`Subscription::poll_recv_direct`](crate::Subscription::poll_recv_direct)
+    /// then get their messages written by the fan-out's pacer where it runs (a
+    /// current-thread runtime). Set once; later calls are ignored.
+    pub fn set_direct_write(&self, write: crate::direct::DirectWrite) {
+        let _ = self.registry.fanout.direct_write.set(write);
+    }
+
     /// Broker housekeeping: trims expired history and forgets idle channels (no history,
     /// no presence, no subscribers), each with its namespace's retention. Call it
     /// periodically (e.g. every minute); returns how many channels were dropped.

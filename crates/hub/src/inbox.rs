@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Waker;
 
 use crate::config::SlowConsumerPolicy;
+use crate::direct::{self, Direct, DirectWrite, Visit};
 use crate::error::CloseReason;
 use crate::message::Message;
 use crate::presence::ClientInfo;
@@ -28,6 +29,8 @@ pub(crate) struct InboxState {
     /// position before taking more from the queue.
     pub(crate) resync: bool,
     pub(crate) waker: Option<Waker>,
+    /// Direct delivery's state ([`crate::direct`]).
+    pub(crate) direct: Direct,
 }
 
 /// See the module docs. The queue bound and the slow-consumer policy are the channel's
@@ -35,6 +38,18 @@ pub(crate) struct InboxState {
 pub(crate) struct Inbox {
     pub(crate) client: ClientInfo,
     state: Mutex<InboxState>,
+}
+
+/// Who [`Inbox::push`] says must act on the new event.
+#[derive(Debug)]
+pub(crate) enum Wake {
+    /// Nobody (the consumer runs already, or will be woken later).
+    None,
+    /// The consumer's task.
+    Task(Waker),
+    /// The pacer, writing directly ([`crate::direct`]): the first event queued while
+    /// direct delivery is on.
+    Direct,
 }
 
 /// What [`Inbox::push`] did (counted by the fan-out: [`crate::stats`]).
@@ -59,6 +74,7 @@ impl Inbox {
                 closed: None,
                 resync: false,
                 waker: None,
+                direct: Direct::Off,
             }),
         }
     }
@@ -69,22 +85,25 @@ impl Inbox {
     }
 
     /// Enqueues one event, applying the slow-consumer policy when `capacity` (at least 1)
-    /// events are queued already. If `wake`, returns the consumer's waker when it waits,
-    /// for the fan-out to wake ([`crate::pacing`]); otherwise the waker stays for a batch
-    /// window's [`Inbox::wake`]. A subscription the policy closes is woken here either way.
+    /// events are queued already. If `wake`, says who must act: the consumer's task when
+    /// it waits, or with `direct` (the fan-out is paced here) the pacer when the consumer
+    /// takes direct delivery; otherwise the waker stays for a batch window's
+    /// [`Inbox::wake`]. A subscription the policy closes is woken here either way.
     pub(crate) fn push(
         &self,
         msg: &Message,
         capacity: usize,
         policy: SlowConsumerPolicy,
         wake: bool,
-    ) -> (Pushed, Option<Waker>) {
+        direct: bool,
+    ) -> (Pushed, Wake) {
         let pushed;
         let waker = {
             let mut st = self.lock();
             if st.closed.is_some() {
-                return (Pushed::Gone, None);
+                return (Pushed::Gone, Wake::None);
             }
+            let was_empty = st.queue.len() == 0;
             if st.queue.len() >= capacity {
                 match policy {
                     SlowConsumerPolicy::Close => {
@@ -103,6 +122,19 @@ impl Inbox {
                 st.queue.push_back(msg.clone());
                 pushed = Pushed::Queued;
             }
+            if wake && st.closed.is_none() && matches!(st.direct, Direct::On { .. }) {
+                if direct {
+                    // The pacer visits once for all that queues before it comes.
+                    return (pushed, if was_empty { Wake::Direct } else { Wake::None });
+                }
+                // Not paced here (another runtime's thread): the task takes over.
+                if let Direct::On { position, .. } = st.direct {
+                    st.direct = Direct::Handed {
+                        position,
+                        partial: 0,
+                    };
+                }
+            }
             if wake || st.closed.is_some() {
                 st.waker.take()
             } else {
@@ -113,9 +145,24 @@ impl Inbox {
             if let Some(w) = waker {
                 w.wake();
             }
-            return (pushed, None);
+            return (pushed, Wake::None);
         }
-        (pushed, waker)
+        (pushed, waker.map_or(Wake::None, Wake::Task))
+    }
+
+    /// The pacer's visit: writes what is queued while direct delivery is on, through
+    /// `write`; wakes the consumer when it must take over.
+    pub(crate) fn deliver_direct(&self, write: DirectWrite) {
+        let waker = {
+            let mut st = self.lock();
+            match direct::visit(&mut st, write) {
+                Visit::Done => None,
+                Visit::Wake => st.waker.take(),
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Asks the consumer to read what it may have missed from history, and wakes it.

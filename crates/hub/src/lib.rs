@@ -70,6 +70,7 @@ pub mod broker;
 pub mod budget;
 pub mod channel;
 pub mod config;
+pub mod direct;
 mod encodings;
 mod epochs;
 pub mod error;
@@ -92,6 +93,7 @@ pub use broker::{
 };
 pub use channel::parse_channel;
 pub use config::{HubConfig, NamespaceConfig, SlowConsumerPolicy};
+pub use direct::{DirectEnd, DirectSink, DirectWrite, Written};
 pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError};
 pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, SubscribeOptions};
 pub use memory::{MemoryBroker, MemoryLimits};

@@ -22,7 +22,11 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::task::Waker;
+
+use crate::direct::DirectWrite;
+use crate::inbox::Inbox;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -31,9 +35,24 @@ pub(crate) const SLICE: usize = 128;
 
 #[derive(Default)]
 struct Pacer {
-    queue: VecDeque<Waker>,
+    queue: VecDeque<Item>,
     /// The pacer task of this thread is alive.
     running: bool,
+}
+
+/// One subscriber to see to: wake its task, or write to its socket ([`crate::direct`]).
+enum Item {
+    Task(Waker),
+    Direct(Arc<Inbox>, DirectWrite),
+}
+
+impl Item {
+    fn run(self) {
+        match self {
+            Item::Task(w) => w.wake(),
+            Item::Direct(inbox, write) => inbox.deliver_direct(write),
+        }
+    }
 }
 
 thread_local! {
@@ -45,7 +64,7 @@ pub(crate) struct Wakes {
     /// `Some` inside a task of a current-thread runtime, where wakes go through this
     /// thread's pacer; elsewhere (the multi-thread scheduler, a publish from a plain
     /// thread) each wake happens at once and nothing is collected.
-    paced: Option<Vec<Waker>>,
+    paced: Option<Vec<Item>>,
 }
 
 impl Wakes {
@@ -61,8 +80,21 @@ impl Wakes {
 
     pub(crate) fn add(&mut self, waker: Waker) {
         match &mut self.paced {
-            Some(list) => list.push(waker),
+            Some(list) => list.push(Item::Task(waker)),
             None => waker.wake(),
+        }
+    }
+
+    /// Whether these wakes are paced (and so may write directly, [`crate::direct`]).
+    pub(crate) fn paced(&self) -> bool {
+        self.paced.is_some()
+    }
+
+    /// A subscriber taking direct delivery: the pacer writes to it (only when
+    /// [`Wakes::paced`]; otherwise nothing to do here).
+    pub(crate) fn add_direct(&mut self, inbox: &Arc<Inbox>, write: DirectWrite) {
+        if let Some(list) = &mut self.paced {
+            list.push(Item::Direct(Arc::clone(inbox), write));
         }
     }
 
@@ -75,7 +107,7 @@ impl Wakes {
 }
 
 /// Hands `wakers` to this thread's pacer (inside a task of a current-thread runtime).
-fn pace_on_this_thread(wakers: Vec<Waker>) {
+fn pace_on_this_thread(wakers: Vec<Item>) {
     let mut wakers = Some(wakers);
     let start = PACER.with_borrow_mut(|p| {
         let small = wakers.as_ref().is_some_and(|w| w.len() <= SLICE);
@@ -86,7 +118,7 @@ fn pace_on_this_thread(wakers: Vec<Waker>) {
         p.queue.extend(wakers.take().into_iter().flatten());
         !std::mem::replace(&mut p.running, true)
     });
-    wakers.into_iter().flatten().for_each(Waker::wake);
+    wakers.into_iter().flatten().for_each(Item::run);
     if start {
         // Inside a task of a current-thread runtime: the pacer runs on this thread.
         tokio::spawn(pace());
@@ -100,10 +132,10 @@ async fn pace() {
     loop {
         for _ in 0..SLICE {
             // Taken one at a time, so no borrow is held while a waker runs.
-            let Some(waker) = PACER.with_borrow_mut(|p| p.queue.pop_front()) else {
+            let Some(item) = PACER.with_borrow_mut(|p| p.queue.pop_front()) else {
                 break;
             };
-            waker.wake();
+            item.run();
         }
         let done = PACER.with_borrow_mut(|p| {
             p.running = !p.queue.is_empty();
@@ -129,7 +161,7 @@ impl Drop for Guard {
                     std::mem::take(&mut p.queue)
                 })
                 .unwrap_or_default();
-            left.into_iter().for_each(Waker::wake);
+            left.into_iter().for_each(Item::run);
         }
     }
 }

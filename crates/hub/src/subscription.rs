@@ -140,6 +140,9 @@ pub struct Subscription {
     catch_up: Option<Box<CatchUp>>,
     pub(crate) registered: Registered,
     released: bool,
+    /// Direct delivery is installed ([`crate::direct`]): [`Subscription::end_direct`]
+    /// must run before the socket is used or the subscription polled.
+    direct: bool,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -163,6 +166,7 @@ impl Subscription {
             catch_up: None,
             registered: Registered::default(),
             released: false,
+            direct: false,
         }
     }
 
@@ -219,7 +223,54 @@ impl Subscription {
     /// it must only schedule work (as task wakers do), never call into the hub or drop a
     /// subscription.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, RecvError>> {
-        self.poll_inner(cx, true)
+        self.poll_inner(cx, true, None)
+    }
+
+    /// [`poll_recv`](Self::poll_recv), and when it is pending, offers `sink` for direct
+    /// delivery ([`crate::direct`]): while the subscription waits, the fan-out's pacer may
+    /// write its messages to `sink.fd` with the hub's
+    /// [`DirectWrite`](crate::DirectWrite) instead of waking `cx`. The caller must have
+    /// nothing queued on that socket, and must call [`end_direct`](Self::end_direct)
+    /// before it writes to the socket, closes it or polls this subscription again.
+    pub fn poll_recv_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        sink: crate::DirectSink,
+    ) -> Poll<Result<Message, RecvError>> {
+        self.poll_inner(cx, true, Some(sink))
+    }
+
+    /// Whether direct delivery is installed (see [`end_direct`](Self::end_direct)).
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    /// Ends direct delivery: from here on the pacer writes nothing more to the socket, and
+    /// the subscription stands where the pacer got to. `None` when it was not installed.
+    /// A message whose frame the socket took only in part comes back with the number of
+    /// bytes written: the caller writes the rest first.
+    pub fn end_direct(&mut self) -> Option<crate::DirectEnd> {
+        if !std::mem::take(&mut self.direct) {
+            return None;
+        }
+        let mut st = self.inbox.lock();
+        let (position, partial) = match std::mem::take(&mut st.direct) {
+            crate::direct::Direct::Off => return Some(crate::DirectEnd { partial: None }),
+            crate::direct::Direct::On { position, .. } => (position, 0),
+            crate::direct::Direct::Handed { position, partial } => (position, partial),
+        };
+        self.position = position;
+        let partial = if partial > 0 {
+            st.queue.pop_front().map(|m| {
+                if let Some(c) = m.cursor() {
+                    self.position = c;
+                }
+                (m, partial as usize)
+            })
+        } else {
+            None
+        };
+        Some(crate::DirectEnd { partial })
     }
 
     /// The next event if one is ready, without registering a waker: `Ok(None)` when
@@ -231,7 +282,7 @@ impl Subscription {
         let poll = if self.catch_up.is_some() {
             self.poll_with_registered_waker()
         } else {
-            let r = self.poll_inner(&mut Context::from_waker(Waker::noop()), false);
+            let r = self.poll_inner(&mut Context::from_waker(Waker::noop()), false, None);
             if r.is_pending() && self.catch_up.is_some() {
                 // A gap started a catch-up just now: its history read must wake the
                 // consumer when it completes, so poll it again with the consumer's waker.
@@ -254,12 +305,13 @@ impl Subscription {
             .waker
             .clone()
             .unwrap_or_else(|| Waker::noop().clone());
-        self.poll_inner(&mut Context::from_waker(&waker), false)
+        self.poll_inner(&mut Context::from_waker(&waker), false, None)
     }
 
     /// Unsubscribes and waits until presence removal, `leave` and the broker
     /// unsubscription are done.
     pub async fn unsubscribe(mut self) {
+        self.end_direct();
         self.released = true;
         self.registry
             .release(&self.channel, &self.inbox, self.registered)
@@ -399,7 +451,22 @@ impl Subscription {
         &mut self,
         cx: &mut Context<'_>,
         register: bool,
+        sink: Option<crate::DirectSink>,
     ) -> Poll<Result<Message, RecvError>> {
+        if self.direct {
+            // The caller forgot `end_direct`: end it here (a partial frame, which only
+            // `end_direct` can hand back, is the caller's to finish; it keeps it queued).
+            debug_assert!(
+                false,
+                "a subscription polled with direct delivery installed"
+            );
+            if let Some(crate::DirectEnd {
+                partial: Some((m, _)),
+            }) = self.end_direct()
+            {
+                self.inbox.lock().queue.push_front(m);
+            }
+        }
         loop {
             if self.catch_up.is_some() {
                 match self.poll_catch_up(cx) {
@@ -460,6 +527,13 @@ impl Subscription {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => st.waker = Some(cx.waker().clone()),
                 }
+                if let Some(sink) = sink.filter(|_| self.catch_up.is_none()) {
+                    st.direct = crate::direct::Direct::On {
+                        fd: sink.fd,
+                        position: self.position,
+                    };
+                    self.direct = true;
+                }
             }
             return Poll::Pending;
         }
@@ -479,6 +553,8 @@ fn classify(position: Cursor, m: &Message) -> Class {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // The pacer must not write to the socket once its owner lets go of it.
+        self.end_direct();
         if !self.released {
             self.released = true;
             self.registry.release_detached(
@@ -508,6 +584,8 @@ mod tests {
         );
         assert!(sub <= 80, "Subscription is {sub} bytes");
         let inbox = std::mem::size_of::<Inbox>();
-        assert!(inbox <= 80, "Inbox is {inbox} bytes");
+        // 104 with direct delivery's state (descriptor and position, `crate::direct`):
+        // with the `Arc`'s counts a 128-byte block (96 without it).
+        assert!(inbox <= 104, "Inbox is {inbox} bytes");
     }
 }

@@ -201,6 +201,15 @@ impl Server {
     pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) -> bool {
         let state = self.front.state().clone();
         spawn_housekeeping(&state);
+        if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread
+        {
+            // One thread serves every connection: the fan-out's pacer may write a waiting
+            // native connection's messages itself (transport::websocket::direct).
+            state
+                .hub
+                .set_direct_write(crate::transport::websocket::direct::write_envelopes);
+        }
         let drain = state.config.limits.shutdown_drain();
         let accepting = Accepting {
             front: &self.front,

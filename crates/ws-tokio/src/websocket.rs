@@ -228,6 +228,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| self.poll_send_ready(cx)).await
     }
 
+    /// Queue the rest of a frame whose first bytes were written to the socket elsewhere
+    /// (see [`switchboard_ws::Connection::send_frame_rest`]); it goes out first.
+    pub fn queue_frame_rest(&mut self, rest: bytes::Bytes) -> Result<()> {
+        self.conn.send_frame_rest(rest)?;
+        Ok(())
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn deflate_negotiated(&self) -> bool {
+        self.conn.deflate().is_some()
+    }
+
     /// Queue a prepared message without writing anything.
     pub fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         self.conn.send_prepared(message)?;

@@ -99,6 +99,11 @@ impl PreparedMessage {
         self.0.plain.clone()
     }
 
+    /// The same bytes, borrowed.
+    pub fn plain_frame_bytes(&self) -> &[u8] {
+        &self.0.plain
+    }
+
     /// The compressed (RSV1) frame for a server connection that negotiated `params`,
     /// computed once per window size. `None` when the connection keeps its compression
     /// context (it must use its own compressor) or when compression does not shrink the frame.

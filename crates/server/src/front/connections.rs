@@ -270,6 +270,13 @@ pub struct Counted<S> {
     _slot: Slot,
 }
 
+impl<S> Counted<S> {
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
     fn poll_read(
         self: Pin<&mut Self>,

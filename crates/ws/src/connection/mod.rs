@@ -301,6 +301,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Queue the rest of a frame whose first bytes were written to the socket outside
+    /// this connection (a server's direct delivery of a prepared frame): it goes out
+    /// first, before any frame queued here, and nothing is put into it.
+    pub fn send_frame_rest(&mut self, rest: Bytes) -> Result<(), Error> {
+        self.check_can_send()?;
+        self.out.push_begun(rest);
+        Ok(())
+    }
+
     pub fn send_ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.send_control(OpCode::Ping, payload)
     }

@@ -167,6 +167,17 @@ impl Output {
         q
     }
 
+    /// Queue the rest of a frame whose first bytes went to the socket elsewhere: it has
+    /// begun, so it goes first and nothing goes ahead of it or into it.
+    pub(super) fn push_begun(&mut self, rest: Bytes) {
+        if rest.is_empty() {
+            return;
+        }
+        let q = self.queue();
+        q.len += rest.len();
+        q.active.push_front(rest);
+    }
+
     /// Queue complete frame bytes, inline when nothing else waits.
     pub(super) fn push_frame(&mut self, frame: Bytes) {
         match self {

@@ -53,6 +53,10 @@ impl Encoding for Control {
 
 /// How a connection frames its messages: [`Envelopes`] or the compact format.
 pub trait Framing: Send + Unpin + 'static {
+    /// Each message goes out as its own shared frame whatever came before (no state), so
+    /// the fan-out may write it directly ([`super::direct`]).
+    const STATELESS: bool = false;
+
     /// The frame `m` goes out as, after what was queued before.
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage;
 }
@@ -62,6 +66,8 @@ pub trait Framing: Send + Unpin + 'static {
 pub struct Envelopes;
 
 impl Framing for Envelopes {
+    const STATELESS: bool = true;
+
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage {
         m.encoded::<super::WsFrame>()
     }

@@ -13,6 +13,7 @@
 //! | [`token`] | a `/ws` session's client token: its identity, the refresh request, the close at expiry |
 //! | [`command`] | executing one `/ws` command |
 //! | [`endpoint`] | added endpoints: open / message / close / error callbacks |
+//! | [`direct`] | the pacer's writer for direct delivery (a waiting native connection's frames, sent without waking its task) |
 //! | [`compact`] | the compact format (subprotocol `switchboard.compact`): which frame a message goes out as |
 //!
 //! Whoever writes the `101` (the connection front, or hyper for a connection it serves)
@@ -33,6 +34,7 @@
 
 pub mod command;
 pub mod compact;
+pub mod direct;
 pub mod endpoint;
 pub mod native;
 pub mod session;

@@ -146,11 +146,13 @@ where
     crate::conn_log::spawn(task);
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Future for Native<S, F> {
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Future for Native<S, F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        // First of all: the pacer may have been writing to the socket while we waited.
+        this.end_direct();
         if this.parts.closing {
             return this.ws.poll_close(cx);
         }
@@ -173,6 +175,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Future for Native<S, F> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
+    /// Ends direct delivery if it is on ([`super::direct`]), and queues first what is left
+    /// of a frame the pacer wrote only in part.
+    fn end_direct(&mut self) {
+        if !self.parts.sub.is_direct() {
+            return;
+        }
+        if let Some(switchboard_hub::DirectEnd {
+            partial: Some((m, written)),
+        }) = self.parts.sub.end_direct()
+        {
+            let frame = self.framing.frame(&m).plain_frame();
+            // Fails only on a closed socket, which the task then finds.
+            let _ = self
+                .ws
+                .queue_frame_rest(frame.slice(written.min(frame.len())..));
+        }
+    }
+}
+
+impl<S, F> Drop for Native<S, F> {
+    fn drop(&mut self) {
+        // Before the socket closes: the pacer must not write to its descriptor after.
+        self.parts.sub.end_direct();
+    }
+}
+
+/// The socket's descriptor when the pacer may write to it directly: a plain TCP
+/// connection (the stream the front hands over), not TLS or another stream.
+fn direct_fd<S: 'static>(stream: &S) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let any: &dyn std::any::Any = stream;
+    any.downcast_ref::<crate::front::Counted<tokio::net::TcpStream>>()
+        .map(|s| s.get_ref().as_raw_fd())
+}
+
+/// The sink for direct delivery, when the connection may take it now: stateless
+/// framing, nothing queued, the connection open without deflate, on plain TCP.
+fn direct_sink<S, F>(ws: &WebSocket<S>) -> Option<switchboard_hub::DirectSink>
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+    F: Framing,
+{
+    if !F::STATELESS
+        || ws.pending_bytes() > 0
+        || ws.deflate_negotiated()
+        || ws.state() != switchboard_ws::connection::State::Open
+    {
+        return None;
+    }
+    direct_fd(ws.get_ref()).map(|fd| switchboard_hub::DirectSink { fd })
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
     /// Ready with why the server ends the connection, or `None` once it is over.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ending>> {
         let Self { ws, parts, framing } = self;
@@ -253,7 +308,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
                 }
                 return Poll::Pending;
             }
-            match sub.poll_recv(cx) {
+            let polled = match direct_sink::<S, F>(ws) {
+                Some(sink) => sub.poll_recv_direct(cx, sink),
+                None => sub.poll_recv(cx),
+            };
+            match polled {
                 Poll::Ready(Ok(m)) => {
                     let _ = queue_message(ws, &m, framing);
                 }

@@ -1,0 +1,256 @@
+//! Direct delivery: on a current-thread runtime, the pacer ([`crate::pacing`]) writes a
+//! waiting subscriber's queued messages to its socket itself, instead of waking the
+//! subscriber's task to do it.
+//!
+//! A connection whose task has nothing left to write and waits for its subscription
+//! installs a [`DirectSink`] ([`crate::Subscription::poll_recv_direct`]): the socket's
+//! descriptor and where the subscription stands. A message queued to it then costs the
+//! pacer one lock and one write call, and the task is neither woken nor polled. Anything
+//! the pacer does not handle itself (a message out of order, a join or leave, a lag, a
+//! close, a resync, a socket that does not take everything) ends direct delivery
+//! ([`Direct::Handed`]) and wakes the task, which takes over from where the pacer got to
+//! ([`crate::Subscription::end_direct`]) before it uses the socket itself.
+//!
+//! Why: at one message per subscriber per write (10,000 subscribers at 10 msgs/s), the
+//! wake, the task's poll and the socket's readiness checks were most of the user-space
+//! time per delivery (`docs/perf/REPORT.md`, "Direct delivery").
+//!
+//! Writes go only through the [`DirectWrite`] the transport gives the fan-out, under the
+//! inbox's lock, and only while the sink is installed: the transport ends direct delivery
+//! (under the same lock) before it closes the socket.
+
+use std::sync::MutexGuard;
+
+use switchboard_proto::Cursor;
+
+use crate::inbox::InboxState;
+use crate::message::Message;
+
+/// Writes `messages`, in order and as far as the socket `fd` takes them, without waiting
+/// for it. Given by the transport ([`crate::Hub::set_direct_write`]); called by the pacer
+/// under the subscriber's lock, so it must not call into the hub.
+pub type DirectWrite = fn(fd: i32, messages: &mut dyn Iterator<Item = &Message>) -> Written;
+
+/// How far a [`DirectWrite`] got.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Messages written whole.
+    pub messages: usize,
+    /// Bytes of the next message's frame written (the socket took only part of it).
+    pub partial: usize,
+    /// The socket took less than was offered (full, or failed): stop here.
+    pub blocked: bool,
+}
+
+/// A connection's socket, offered for direct delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectSink {
+    /// The socket's descriptor; it must stay open until [`crate::Subscription::end_direct`].
+    pub fd: i32,
+}
+
+/// What a subscription's direct delivery left for its task
+/// ([`crate::Subscription::end_direct`]).
+#[derive(Debug)]
+pub struct DirectEnd {
+    /// A message whose frame the socket took only in part, and how many of its bytes:
+    /// the rest must go before anything else.
+    pub partial: Option<(Message, usize)>,
+}
+
+/// A subscription's direct-delivery state, in its inbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Direct {
+    #[default]
+    Off,
+    /// Installed: the pacer may write to `fd`; `position` is the last message written.
+    On { fd: i32, position: Cursor },
+    /// Ended by the pacer: where it got to, and how many bytes of the first queued
+    /// message's frame it wrote.
+    Handed { position: Cursor, partial: u32 },
+}
+
+/// What the pacer's visit did.
+pub(crate) enum Visit {
+    /// Everything queued was written (or nothing needed writing).
+    Done,
+    /// The task must take over: wake it.
+    Wake,
+}
+
+/// Writes what is queued in `st` through `write` while direct delivery is on; ends it
+/// (for the task to take over) at the first thing it does not handle.
+pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> Visit {
+    let Direct::On { fd, mut position } = st.direct else {
+        // The task took over meanwhile; if it waits with messages queued, wake it.
+        return if st.queue.len() > 0 {
+            Visit::Wake
+        } else {
+            Visit::Done
+        };
+    };
+    if st.closed.is_some() || st.missed > 0 || st.resync {
+        st.direct = Direct::Handed {
+            position,
+            partial: 0,
+        };
+        return Visit::Wake;
+    }
+    loop {
+        let first = st.queue.iter().next().map(|m| in_order(position, m));
+        match first {
+            None => {
+                st.direct = Direct::On { fd, position };
+                return Visit::Done;
+            }
+            Some(None) => {
+                // Not a message to write here (out of order, a join or leave, a reset).
+                st.direct = Direct::Handed {
+                    position,
+                    partial: 0,
+                };
+                return Visit::Wake;
+            }
+            Some(Some(_)) => {}
+        }
+        let mut at = position;
+        let written = write(
+            fd,
+            &mut st.queue.iter().map_while(|m| {
+                at = in_order(at, m)?;
+                Some(m)
+            }),
+        );
+        for _ in 0..written.messages {
+            match st.queue.pop_front().and_then(|m| m.cursor()) {
+                Some(c) => position = c,
+                None => break,
+            }
+        }
+        if written.blocked || written.messages == 0 {
+            // The socket took less than offered (or the writer took nothing, which it
+            // only does when blocked): the task finishes the write and waits for it.
+            let partial = if written.blocked { written.partial } else { 0 };
+            st.direct = Direct::Handed {
+                position,
+                partial: u32::try_from(partial).unwrap_or(u32::MAX),
+            };
+            return Visit::Wake;
+        }
+        // Everything offered was taken (the writer may stop at its buffer's size): go on
+        // with what is left.
+    }
+}
+
+/// The cursor of `m` if it is the next message after `position` (a message event of the
+/// same epoch, at the next offset), else `None`.
+fn in_order(position: Cursor, m: &Message) -> Option<Cursor> {
+    let c = m.cursor()?;
+    (m.event() == switchboard_proto::Event::Message
+        && c.epoch == position.epoch
+        && c.offset == position.offset + 1)
+        .then_some(c)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{ClientInfo, Hub, HubConfig, Payload};
+
+    thread_local! {
+        /// Offsets written, and how many more whole messages the "socket" takes before
+        /// it takes 5 bytes of the next and is full.
+        static WROTE: RefCell<(Vec<u64>, usize)> = const { RefCell::new((Vec::new(), usize::MAX)) };
+    }
+
+    fn record(fd: i32, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+        assert_eq!(fd, 7);
+        WROTE.with_borrow_mut(|(wrote, room)| {
+            let mut w = Written::default();
+            for m in messages {
+                if *room == 0 {
+                    w.partial = 5;
+                    w.blocked = true;
+                    break;
+                }
+                *room -= 1;
+                wrote.push(m.cursor().unwrap().offset);
+                w.messages += 1;
+            }
+            w
+        })
+    }
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    async fn publish(hub: &Hub, n: usize) {
+        let hub = hub.clone();
+        // From a task, as a server publishes: only there are the wakes paced.
+        tokio::spawn(async move {
+            for i in 0..n {
+                let p = Payload::json(Bytes::from(i.to_string())).unwrap();
+                hub.publish("c", p).await.unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_pacer_writes_in_order_and_hands_a_partial_frame_back() {
+        let hub = Hub::new(HubConfig::default());
+        hub.set_direct_write(record);
+        let mut sub = hub
+            .subscribe("c", None, ClientInfo::new("c1"))
+            .await
+            .unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let sink = DirectSink { fd: 7 };
+
+        // Waiting with the sink installed: three messages are written, nobody is woken.
+        assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
+        assert!(sub.is_direct());
+        publish(&hub, 3).await;
+        assert_eq!(WROTE.with_borrow(|w| w.0.clone()), [1, 2, 3]);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        let end = sub.end_direct().unwrap();
+        assert!(end.partial.is_none());
+        assert_eq!(sub.position().offset, 3);
+
+        // The socket takes one more whole message and 5 bytes of the next: the task is
+        // woken, gets that message back with the bytes written, then the rest in order.
+        WROTE.with_borrow_mut(|w| *w = (Vec::new(), 1));
+        assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
+        publish(&hub, 3).await;
+        assert_eq!(WROTE.with_borrow(|w| w.0.clone()), [4]);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        let (m, written) = sub.end_direct().unwrap().partial.unwrap();
+        assert_eq!((m.cursor().unwrap().offset, written), (5, 5));
+        assert_eq!(sub.position().offset, 5);
+        let Poll::Ready(Ok(next)) = sub.poll_recv(&mut cx) else {
+            panic!("the last message is queued")
+        };
+        assert_eq!(next.cursor().unwrap().offset, 6);
+        assert!(!sub.is_direct());
+        assert!(sub.end_direct().is_none());
+    }
+}

@@ -1,0 +1,174 @@
+//! The native WebSocket's writer for direct delivery ([`switchboard_hub::direct`]): the
+//! fan-out's pacer writes a waiting connection's envelope frames to its socket with one
+//! `send`, instead of waking the connection's task to do it.
+//!
+//! Used on a current-thread runtime (`serve --workers 1`, the default on one CPU), by
+//! plain-TCP connections in the envelope format without permessage-deflate that have
+//! nothing else queued ([`super::native`] decides). Several frames waiting for one
+//! connection are copied into a per-thread buffer of at most [`GATHER`] bytes and sent
+//! together, as [`switchboard_ws_tokio::poll_write_gathered`] does for a task's writes.
+//!
+//! Why it is worth an `unsafe` call: at 10,000 subscribers × 10 msgs/s (one message per
+//! write) it saves the task's wake and poll and the socket's readiness checks per
+//! delivery (`docs/perf/REPORT.md`, "Direct delivery", with the same-run pairs).
+
+use std::cell::RefCell;
+use std::io;
+
+use switchboard_hub::{Message as HubMessage, Written};
+
+use super::WsFrame;
+
+/// Most bytes gathered into one `send`.
+pub const GATHER: usize = 16 * 1024;
+/// Most messages gathered into one `send`.
+const MAX_FRAMES: usize = 64;
+
+thread_local! {
+    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A [`switchboard_hub::DirectWrite`]: sends the envelope frames of `messages` to `fd`
+/// as far as the socket takes them without waiting.
+pub fn write_envelopes(fd: i32, messages: &mut dyn Iterator<Item = &HubMessage>) -> Written {
+    let Some(first) = messages.next() else {
+        return Written::default();
+    };
+    let first = first.encoded::<WsFrame>().plain_frame_bytes();
+    let second = if first.len() < GATHER {
+        messages
+            .next()
+            .map(|m| m.encoded::<WsFrame>().plain_frame_bytes())
+    } else {
+        None
+    };
+    let Some(second) = second.filter(|s| first.len() + s.len() <= GATHER) else {
+        // One frame (a second that does not fit was taken and is left for the next call).
+        return written(send(fd, first), &[first.len()]);
+    };
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        let mut ends = [0usize; MAX_FRAMES];
+        let mut n = 0;
+        for frame in [first, second] {
+            buf.extend_from_slice(frame);
+            ends[n] = buf.len();
+            n += 1;
+        }
+        while n < MAX_FRAMES {
+            let Some(m) = messages.next() else { break };
+            let frame = m.encoded::<WsFrame>().plain_frame_bytes();
+            if buf.len() + frame.len() > GATHER {
+                break;
+            }
+            buf.extend_from_slice(frame);
+            ends[n] = buf.len();
+            n += 1;
+        }
+        let sent = send(fd, buf);
+        let mut lens = [0usize; MAX_FRAMES];
+        let mut start = 0;
+        for (len, end) in lens.iter_mut().zip(&ends[..n]) {
+            *len = end - start;
+            start = *end;
+        }
+        written(sent, &lens[..n])
+    })
+}
+
+/// How far a `send` of frames of `lens` bytes got.
+fn written(sent: io::Result<usize>, lens: &[usize]) -> Written {
+    let total: usize = lens.iter().sum();
+    let Ok(mut n) = sent else {
+        // Full (`EAGAIN`) or failed: the connection's task writes it, and meets any error.
+        return Written {
+            blocked: true,
+            ..Written::default()
+        };
+    };
+    crate::observe::counters::bytes_out(n);
+    let blocked = n < total;
+    let mut messages = 0;
+    for len in lens {
+        if n < *len {
+            break;
+        }
+        n -= len;
+        messages += 1;
+    }
+    Written {
+        messages,
+        partial: if blocked { n } else { 0 },
+        blocked,
+    }
+}
+
+/// One non-blocking `send` on the connection's socket.
+#[allow(unsafe_code)]
+fn send(fd: i32, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a live slice of `buf.len()` bytes for the whole call, and `send`
+    // only reads it. The descriptor is the connection's socket, open for as long as its
+    // subscription's direct delivery is installed: the connection ends direct delivery
+    // (under the inbox lock the pacer writes under) before it drops the socket.
+    let n = unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_counts_whole_frames_and_the_partial_rest() {
+        let lens = [10, 20, 30];
+        let w = |n| written(Ok(n), &lens);
+        assert_eq!(
+            w(60),
+            Written {
+                messages: 3,
+                partial: 0,
+                blocked: false
+            }
+        );
+        assert_eq!(
+            w(35),
+            Written {
+                messages: 2,
+                partial: 5,
+                blocked: true
+            }
+        );
+        assert_eq!(
+            w(10),
+            Written {
+                messages: 1,
+                partial: 0,
+                blocked: true
+            }
+        );
+        assert_eq!(
+            w(0),
+            Written {
+                messages: 0,
+                partial: 0,
+                blocked: true
+            }
+        );
+        let err = written(Err(io::ErrorKind::WouldBlock.into()), &lens);
+        assert_eq!(
+            err,
+            Written {
+                messages: 0,
+                partial: 0,
+                blocked: true
+            }
+        );
+    }
+}
