@@ -29,7 +29,9 @@ use crate::message::Message;
 /// Writes `messages`, in order and as far as the socket `fd` takes them, without waiting
 /// for it. Given by the transport ([`crate::Hub::set_direct_write`]); called by the pacer
 /// under the subscriber's lock, so it must not call into the hub.
-pub type DirectWrite = fn(fd: i32, messages: &mut dyn Iterator<Item = &Message>) -> Written;
+/// `kind` is the sink's (how the transport frames that connection's messages).
+pub type DirectWrite =
+    fn(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written;
 
 /// How far a [`DirectWrite`] got.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub struct Written {
 pub struct DirectSink {
     /// The socket's descriptor; it must stay open until [`crate::Subscription::end_direct`].
     pub fd: i32,
+    /// The transport's own tag, handed back to its [`DirectWrite`].
+    pub kind: u8,
 }
 
 /// What a subscription's direct delivery left for its task
@@ -64,7 +68,7 @@ pub(crate) enum Direct {
     #[default]
     Off,
     /// Installed: the pacer may write to `fd`; `position` is the last message written.
-    On { fd: i32, position: Cursor },
+    On { fd: i32, kind: u8, position: Cursor },
     /// Ended by the pacer: where it got to, and how many bytes of the first queued
     /// message's frame it wrote.
     Handed { position: Cursor, partial: u32 },
@@ -81,7 +85,12 @@ pub(crate) enum Visit {
 /// Writes what is queued in `st` through `write` while direct delivery is on; ends it
 /// (for the task to take over) at the first thing it does not handle.
 pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> Visit {
-    let Direct::On { fd, mut position } = st.direct else {
+    let Direct::On {
+        fd,
+        kind,
+        mut position,
+    } = st.direct
+    else {
         // The task took over meanwhile; if it waits with messages queued, wake it.
         return if st.queue.len() > 0 {
             Visit::Wake
@@ -100,7 +109,7 @@ pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> 
         let first = st.queue.iter().next().map(|m| in_order(position, m));
         match first {
             None => {
-                st.direct = Direct::On { fd, position };
+                st.direct = Direct::On { fd, kind, position };
                 return Visit::Done;
             }
             Some(None) => {
@@ -116,6 +125,7 @@ pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> 
         let mut at = position;
         let written = write(
             fd,
+            kind,
             &mut st.queue.iter().map_while(|m| {
                 at = in_order(at, m)?;
                 Some(m)
@@ -171,8 +181,8 @@ mod tests {
         static WROTE: RefCell<(Vec<u64>, usize)> = const { RefCell::new((Vec::new(), usize::MAX)) };
     }
 
-    fn record(fd: i32, messages: &mut dyn Iterator<Item = &Message>) -> Written {
-        assert_eq!(fd, 7);
+    fn record(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+        assert_eq!((fd, kind), (7, 3));
         WROTE.with_borrow_mut(|(wrote, room)| {
             let mut w = Written::default();
             for m in messages {
@@ -224,7 +234,7 @@ mod tests {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
-        let sink = DirectSink { fd: 7 };
+        let sink = DirectSink { fd: 7, kind: 3 };
 
         // Waiting with the sink installed: three messages are written, nobody is woken.
         assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());

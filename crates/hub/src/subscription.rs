@@ -530,6 +530,7 @@ impl Subscription {
                 if let Some(sink) = sink.filter(|_| self.catch_up.is_none()) {
                     st.direct = crate::direct::Direct::On {
                         fd: sink.fd,
+                        kind: sink.kind,
                         position: self.position,
                     };
                     self.direct = true;

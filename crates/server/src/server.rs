@@ -208,7 +208,7 @@ impl Server {
             // native connection's messages itself (transport::websocket::direct).
             state
                 .hub
-                .set_direct_write(crate::transport::websocket::direct::write_envelopes);
+                .set_direct_write(crate::transport::websocket::direct::write_frames);
         }
         let drain = state.config.limits.shutdown_drain();
         let accepting = Accepting {

@@ -139,3 +139,75 @@ async fn a_frame_sent_with_the_upgrade_request_is_answered() {
     drop(raw);
     assert!(srv.shutdown().await);
 }
+
+/// Opens `/ch/NAME` on a socket with a small receive buffer, asking for the compact format
+/// if `compact`: a reader that stalls fills the server's socket within a few frames.
+async fn ws_open_small_window(
+    srv: &switchboard_server::server::Running,
+    path: &str,
+    compact: bool,
+) -> common::Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(srv.addr).await.unwrap();
+    let mut req = format!("ws://{}{path}", srv.addr)
+        .into_client_request()
+        .unwrap();
+    if compact {
+        req.headers_mut().insert(
+            "sec-websocket-protocol",
+            http::HeaderValue::from_static(switchboard_proto::COMPACT_PROTOCOL),
+        );
+    }
+    let (ws, _) =
+        tokio_tungstenite::client_async(req, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    ws
+}
+
+/// The server serves a test on one thread, where the fan-out writes to a waiting
+/// connection's socket itself (direct delivery) until the socket is full, and the
+/// connection's task finishes a frame written in part: a reader that stalls while 100
+/// messages of 60 KiB go out (more than the server's socket buffers: 4 MiB at most) then reads every frame whole, in order, once — in the
+/// envelope format and in the compact one (payloads alone after the start record).
+#[tokio::test]
+async fn a_stalled_reader_gets_every_frame_whole_after_the_socket_filled() {
+    let srv = server().await;
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let mut envelope = ws_open_small_window(&srv, "/ch/big", false).await;
+    let mut compact = ws_open_small_window(&srv, "/ch/big", true).await;
+    wait_until_registered(&srv, 2).await;
+    let n = 100;
+    for i in 0..n {
+        let body = format!("{i:05}{}", "x".repeat(60 * 1024));
+        api.publish("big", json!(body)).await.unwrap();
+    }
+    for i in 0..n {
+        let m = bounded(envelope.next()).await.unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+        let data = v["data"].as_str().unwrap();
+        assert!(
+            data.starts_with(&format!("{i:05}")),
+            "message {i}: {}",
+            &data[..8]
+        );
+        assert_eq!(data.len(), 5 + 60 * 1024);
+    }
+    // The compact stream: its start record, then each payload alone (a JSON string).
+    let start = bounded(compact.next()).await.unwrap().unwrap();
+    assert_eq!(start.to_text().unwrap().as_bytes()[0], 0x1e, "{start:?}");
+    for i in 0..n {
+        let m = bounded(compact.next()).await.unwrap().unwrap();
+        let data: String = serde_json::from_str(m.to_text().unwrap()).unwrap();
+        assert!(
+            data.starts_with(&format!("{i:05}")),
+            "message {i}: {}",
+            &data[..8]
+        );
+        assert_eq!(data.len(), 5 + 60 * 1024);
+    }
+    drop((envelope, compact));
+    assert!(srv.shutdown().await);
+}

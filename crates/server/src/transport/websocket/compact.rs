@@ -53,12 +53,23 @@ impl Encoding for Control {
 
 /// How a connection frames its messages: [`Envelopes`] or the compact format.
 pub trait Framing: Send + Unpin + 'static {
-    /// Each message goes out as its own shared frame whatever came before (no state), so
-    /// the fan-out may write it directly ([`super::direct`]).
-    const STATELESS: bool = false;
-
     /// The frame `m` goes out as, after what was queued before.
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage;
+
+    /// How the fan-out may write the messages that follow `at` (the subscription's
+    /// position) directly ([`super::direct`]); `None` when it may not.
+    fn direct(&self, _at: Cursor) -> Option<u8> {
+        None
+    }
+
+    /// Direct delivery ended at `at`, the last message it wrote: the next frame follows
+    /// that one.
+    fn after_direct(&mut self, _at: Cursor) {}
+}
+
+/// A message's payload-only frame (`None` for one that only travels as a control record).
+pub(super) fn payload_frame(m: &HubMessage) -> Option<&PreparedMessage> {
+    m.encoded::<PayloadOnly>().as_ref()
 }
 
 /// The envelope format: every message its envelope JSON in a text frame.
@@ -66,16 +77,27 @@ pub trait Framing: Send + Unpin + 'static {
 pub struct Envelopes;
 
 impl Framing for Envelopes {
-    const STATELESS: bool = true;
-
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage {
         m.encoded::<super::WsFrame>()
+    }
+
+    /// Every message is its envelope, whatever came before.
+    fn direct(&self, _at: Cursor) -> Option<u8> {
+        Some(super::direct::ENVELOPES)
     }
 }
 
 impl<F: Framing> Framing for Box<F> {
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage {
         (**self).frame(m)
+    }
+
+    fn direct(&self, at: Cursor) -> Option<u8> {
+        (**self).direct(at)
+    }
+
+    fn after_direct(&mut self, at: Cursor) {
+        (**self).after_direct(at);
     }
 }
 
@@ -96,6 +118,16 @@ pub struct Compact {
 }
 
 impl Framing for Compact {
+    fn direct(&self, at: Cursor) -> Option<u8> {
+        self.direct_after(at)
+    }
+
+    fn after_direct(&mut self, at: Cursor) {
+        if let Some((_, last)) = &mut self.last {
+            *last = at;
+        }
+    }
+
     /// The frame `m` goes out as after what was queued before, which it becomes (if it
     /// is a message: other events leave the position as it was).
     fn frame<'m>(&mut self, m: &'m HubMessage) -> &'m PreparedMessage {
@@ -123,6 +155,12 @@ impl Framing for Compact {
 }
 
 impl Compact {
+    /// Direct delivery writes only what follows the last frame: a message in order, as its
+    /// payload alone (the pacer writes only messages that follow the position).
+    fn direct_after(&self, at: Cursor) -> Option<u8> {
+        matches!(&self.last, Some((_, last)) if *last == at).then_some(super::direct::PAYLOADS)
+    }
+
     /// The start record of a stream that starts after `at` on `channel`
     /// (`switchboard_proto::encode_compact_start`), which becomes the position.
     pub fn start(&mut self, channel: &str, at: Cursor) -> Bytes {

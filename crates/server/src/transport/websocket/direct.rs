@@ -19,6 +19,12 @@ use switchboard_hub::{Message as HubMessage, Written};
 
 use super::WsFrame;
 
+/// Sink kind: each message as its envelope frame ([`super::compact::Envelopes`]).
+pub const ENVELOPES: u8 = 0;
+/// Sink kind: each message as its payload-only frame (the compact format, messages that
+/// follow the connection's position; [`super::compact::Compact`]).
+pub const PAYLOADS: u8 = 1;
+
 /// Most bytes gathered into one `send`.
 pub const GATHER: usize = 16 * 1024;
 /// Most messages gathered into one `send`.
@@ -28,20 +34,25 @@ thread_local! {
     static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A [`switchboard_hub::DirectWrite`]: sends the envelope frames of `messages` to `fd`
-/// as far as the socket takes them without waiting.
-pub fn write_envelopes(fd: i32, messages: &mut dyn Iterator<Item = &HubMessage>) -> Written {
-    let Some(first) = messages.next() else {
+/// The frame of `m` for sinks of `kind`; `None` when it has none (a message that only
+/// travels as a compact control record: the connection's task sends it).
+fn frame(kind: u8, m: &HubMessage) -> Option<&[u8]> {
+    match kind {
+        ENVELOPES => Some(m.encoded::<WsFrame>().plain_frame_bytes()),
+        PAYLOADS => super::compact::payload_frame(m).map(|f| f.plain_frame_bytes()),
+        _ => None,
+    }
+}
+
+/// A [`switchboard_hub::DirectWrite`]: sends the frames of `messages` (as sinks of `kind`
+/// frame them) to `fd` as far as the socket takes them without waiting, stopping before
+/// a message without such a frame.
+pub fn write_frames(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &HubMessage>) -> Written {
+    let mut next = || messages.next().and_then(|m| frame(kind, m));
+    let Some(first) = next() else {
         return Written::default();
     };
-    let first = first.encoded::<WsFrame>().plain_frame_bytes();
-    let second = if first.len() < GATHER {
-        messages
-            .next()
-            .map(|m| m.encoded::<WsFrame>().plain_frame_bytes())
-    } else {
-        None
-    };
+    let second = if first.len() < GATHER { next() } else { None };
     let Some(second) = second.filter(|s| first.len() + s.len() <= GATHER) else {
         // One frame (a second that does not fit was taken and is left for the next call).
         return written(send(fd, first), &[first.len()]);
@@ -56,8 +67,7 @@ pub fn write_envelopes(fd: i32, messages: &mut dyn Iterator<Item = &HubMessage>)
             n += 1;
         }
         while n < MAX_FRAMES {
-            let Some(m) = messages.next() else { break };
-            let frame = m.encoded::<WsFrame>().plain_frame_bytes();
+            let Some(frame) = next() else { break };
             if buf.len() + frame.len() > GATHER {
                 break;
             }

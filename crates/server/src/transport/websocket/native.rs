@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use switchboard_hub::{Hub, Payload, RecvError, Subscription};
+use switchboard_hub::{Cursor, DirectSink, Hub, Payload, RecvError, Subscription};
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -181,15 +181,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
         if !self.parts.sub.is_direct() {
             return;
         }
-        if let Some(switchboard_hub::DirectEnd {
-            partial: Some((m, written)),
-        }) = self.parts.sub.end_direct()
-        {
-            let frame = self.framing.frame(&m).plain_frame();
-            // Fails only on a closed socket, which the task then finds.
-            let _ = self
-                .ws
-                .queue_frame_rest(frame.slice(written.min(frame.len())..));
+        let partial = self.parts.sub.end_direct().and_then(|end| end.partial);
+        let at = self.parts.sub.position();
+        match partial {
+            None => self.framing.after_direct(at),
+            Some((m, written)) => {
+                // The pacer wrote the frame that follows the message before `m`.
+                self.framing
+                    .after_direct(Cursor::new(at.epoch, at.offset.saturating_sub(1)));
+                let frame = self.framing.frame(&m).plain_frame();
+                // Fails only on a closed socket, which the task then finds.
+                let _ = self
+                    .ws
+                    .queue_frame_rest(frame.slice(written.min(frame.len())..));
+            }
         }
     }
 }
@@ -210,21 +215,22 @@ fn direct_fd<S: 'static>(stream: &S) -> Option<i32> {
         .map(|s| s.get_ref().as_raw_fd())
 }
 
-/// The sink for direct delivery, when the connection may take it now: stateless
-/// framing, nothing queued, the connection open without deflate, on plain TCP.
-fn direct_sink<S, F>(ws: &WebSocket<S>) -> Option<switchboard_hub::DirectSink>
+/// The sink for direct delivery, when the connection may take it now: framing that
+/// allows it at the subscription's position, nothing queued, the connection open without
+/// deflate, on plain TCP.
+fn direct_sink<S, F>(ws: &WebSocket<S>, framing: &F, at: Cursor) -> Option<DirectSink>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
     F: Framing,
 {
-    if !F::STATELESS
-        || ws.pending_bytes() > 0
+    if ws.pending_bytes() > 0
         || ws.deflate_negotiated()
         || ws.state() != switchboard_ws::connection::State::Open
     {
         return None;
     }
-    direct_fd(ws.get_ref()).map(|fd| switchboard_hub::DirectSink { fd })
+    let kind = framing.direct(at)?;
+    direct_fd(ws.get_ref()).map(|fd| DirectSink { fd, kind })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
@@ -308,7 +314,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
                 }
                 return Poll::Pending;
             }
-            let polled = match direct_sink::<S, F>(ws) {
+            let polled = match direct_sink(ws, framing, sub.position()) {
                 Some(sink) => sub.poll_recv_direct(cx, sink),
                 None => sub.poll_recv(cx),
             };
