@@ -10,7 +10,9 @@
 //!                                                                                  │ in offset order
 //!   FeedSink (this node's fan-out) ◄──────────────────────────────────────────────┘
 //!     └─ for each local subscriber: push a pointer to the one shared Message
-//!        into its bounded queue (slow-consumer policy when full), wake it
+//!        into its bounded queue (slow-consumer policy when full), wake it; on a
+//!        current-thread runtime the wakes are paced (`pacing`), and a subscriber that
+//!        offered its socket has its frames written by the pacer instead ([`direct`])
 //! Subscription::recv / poll_recv ── history gap first, then live, deduplicated by offset
 //!   └─ Message::encoded::<E>() ── made once per encoding, shared by all subscribers
 //! ```
@@ -20,7 +22,8 @@
 //! * Streaming transports (WebSocket, SSE, HTTP streaming): `subscribe(ch, since, client)`,
 //!   then write `msg.encoded::<E>()` for each `recv()`; `Err(Lagged)` needs no action;
 //!   on `Err(Closed { resume_from, .. })` end the stream (the client resumes from its
-//!   cursor). A `reset` message is written like any other (its cursor is the new position,
+//!   cursor). A transport that can write a frame without its task may offer the socket
+//!   while it waits ([`Subscription::poll_recv_direct`], [`Hub::set_direct_write`]). A `reset` message is written like any other (its cursor is the new position,
 //!   just before the messages still held, which follow it).
 //! * Long-poll: `subscribe_with(ch, Some(cursor), client, SubscribeOptions::without_presence())`,
 //!   wait for one `recv()` (or the poll timeout), drain with `try_recv()`, answer with a
