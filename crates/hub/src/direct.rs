@@ -19,12 +19,10 @@
 //! inbox's lock, and only while the sink is installed: the transport ends direct delivery
 //! (under the same lock) before it closes the socket.
 
-use std::sync::MutexGuard;
-
 use switchboard_proto::Cursor;
 
-use crate::inbox::InboxState;
 use crate::message::Message;
+use crate::queue::Queue;
 
 /// Writes `messages`, in order and as far as the socket `fd` takes them, without waiting
 /// for it. Given by the transport ([`crate::Hub::set_direct_write`]); called by the pacer
@@ -82,39 +80,45 @@ pub(crate) enum Visit {
     Wake,
 }
 
-/// Writes what is queued in `st` through `write` while direct delivery is on; ends it
-/// (for the task to take over) at the first thing it does not handle.
-pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> Visit {
+/// Writes what is in a subscriber's `queue` through `write` while its `direct` delivery
+/// is on; ends it (for the task to take over) at the first thing it does not handle, or
+/// at once when `stop` (the subscription is closed, lagged or asked to resync).
+pub(crate) fn visit(
+    direct: &mut Direct,
+    queue: &mut Queue,
+    stop: bool,
+    write: DirectWrite,
+) -> Visit {
     let Direct::On {
         fd,
         kind,
         mut position,
-    } = st.direct
+    } = *direct
     else {
         // The task took over meanwhile; if it waits with messages queued, wake it.
-        return if st.queue.len() > 0 {
+        return if queue.len() > 0 {
             Visit::Wake
         } else {
             Visit::Done
         };
     };
-    if st.closed.is_some() || st.missed > 0 || st.resync {
-        st.direct = Direct::Handed {
+    if stop {
+        *direct = Direct::Handed {
             position,
             partial: 0,
         };
         return Visit::Wake;
     }
     loop {
-        let first = st.queue.iter().next().map(|m| in_order(position, m));
+        let first = queue.iter().next().map(|m| in_order(position, m));
         match first {
             None => {
-                st.direct = Direct::On { fd, kind, position };
+                *direct = Direct::On { fd, kind, position };
                 return Visit::Done;
             }
             Some(None) => {
                 // Not a message to write here (out of order, a join or leave, a reset).
-                st.direct = Direct::Handed {
+                *direct = Direct::Handed {
                     position,
                     partial: 0,
                 };
@@ -126,13 +130,13 @@ pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> 
         let written = write(
             fd,
             kind,
-            &mut st.queue.iter().map_while(|m| {
+            &mut queue.iter().map_while(|m| {
                 at = in_order(at, m)?;
                 Some(m)
             }),
         );
         for _ in 0..written.messages {
-            match st.queue.pop_front().and_then(|m| m.cursor()) {
+            match queue.pop_front().and_then(|m| m.cursor()) {
                 Some(c) => position = c,
                 None => break,
             }
@@ -141,7 +145,7 @@ pub(crate) fn visit(st: &mut MutexGuard<'_, InboxState>, write: DirectWrite) -> 
             // The socket took less than offered (or the writer took nothing, which it
             // only does when blocked): the task finishes the write and waits for it.
             let partial = if written.blocked { written.partial } else { 0 };
-            st.direct = Direct::Handed {
+            *direct = Direct::Handed {
                 position,
                 partial: u32::try_from(partial).unwrap_or(u32::MAX),
             };

@@ -155,7 +155,9 @@ impl Inbox {
     pub(crate) fn deliver_direct(&self, write: DirectWrite) {
         let waker = {
             let mut st = self.lock();
-            match direct::visit(&mut st, write) {
+            let stop = st.closed.is_some() || st.missed > 0 || st.resync;
+            let InboxState { queue, direct, .. } = &mut *st;
+            match direct::visit(direct, queue, stop, write) {
                 Visit::Done => None,
                 Visit::Wake => st.waker.take(),
             }

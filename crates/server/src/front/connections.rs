@@ -270,11 +270,14 @@ pub struct Counted<S> {
     _slot: Slot,
 }
 
-impl<S> Counted<S> {
-    /// The stream.
-    pub fn get_ref(&self) -> &S {
-        &self.io
-    }
+/// The descriptor of the plain TCP socket `stream` is, when it is one as the front hands
+/// it over (counted, not TLS): what direct delivery may write to
+/// (`transport::websocket::direct`).
+pub fn tcp_fd<S: 'static>(stream: &S) -> Option<i32> {
+    use std::os::fd::AsRawFd;
+    let any: &dyn std::any::Any = stream;
+    any.downcast_ref::<Counted<tokio::net::TcpStream>>()
+        .map(|c| c.io.as_raw_fd())
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

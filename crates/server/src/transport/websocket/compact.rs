@@ -51,6 +51,12 @@ impl Encoding for Control {
     }
 }
 
+/// Direct delivery's sink kind ([`super::direct`]): each message as its envelope frame.
+pub const ENVELOPES: u8 = 0;
+/// Direct delivery's sink kind: each message as its payload-only frame (messages that
+/// follow the connection's position, in the compact format).
+pub const PAYLOADS: u8 = 1;
+
 /// How a connection frames its messages: [`Envelopes`] or the compact format.
 pub trait Framing: Send + Unpin + 'static {
     /// The frame `m` goes out as, after what was queued before.
@@ -83,7 +89,7 @@ impl Framing for Envelopes {
 
     /// Every message is its envelope, whatever came before.
     fn direct(&self, _at: Cursor) -> Option<u8> {
-        Some(super::direct::ENVELOPES)
+        Some(ENVELOPES)
     }
 }
 
@@ -158,7 +164,7 @@ impl Compact {
     /// Direct delivery writes only what follows the last frame: a message in order, as its
     /// payload alone (the pacer writes only messages that follow the position).
     fn direct_after(&self, at: Cursor) -> Option<u8> {
-        matches!(&self.last, Some((_, last)) if *last == at).then_some(super::direct::PAYLOADS)
+        matches!(&self.last, Some((_, last)) if *last == at).then_some(PAYLOADS)
     }
 
     /// The start record of a stream that starts after `at` on `channel`

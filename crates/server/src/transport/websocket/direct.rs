@@ -17,13 +17,8 @@ use std::io;
 
 use switchboard_hub::{Message as HubMessage, Written};
 
+use super::compact::{payload_frame, ENVELOPES, PAYLOADS};
 use super::WsFrame;
-
-/// Sink kind: each message as its envelope frame ([`super::compact::Envelopes`]).
-pub const ENVELOPES: u8 = 0;
-/// Sink kind: each message as its payload-only frame (the compact format, messages that
-/// follow the connection's position; [`super::compact::Compact`]).
-pub const PAYLOADS: u8 = 1;
 
 /// Most bytes gathered into one `send`.
 pub const GATHER: usize = 16 * 1024;
@@ -39,7 +34,7 @@ thread_local! {
 fn frame(kind: u8, m: &HubMessage) -> Option<&[u8]> {
     match kind {
         ENVELOPES => Some(m.encoded::<WsFrame>().plain_frame_bytes()),
-        PAYLOADS => super::compact::payload_frame(m).map(|f| f.plain_frame_bytes()),
+        PAYLOADS => payload_frame(m).map(|f| f.plain_frame_bytes()),
         _ => None,
     }
 }

@@ -206,15 +206,6 @@ impl<S, F> Drop for Native<S, F> {
     }
 }
 
-/// The socket's descriptor when the pacer may write to it directly: a plain TCP
-/// connection (the stream the front hands over), not TLS or another stream.
-fn direct_fd<S: 'static>(stream: &S) -> Option<i32> {
-    use std::os::fd::AsRawFd;
-    let any: &dyn std::any::Any = stream;
-    any.downcast_ref::<crate::front::Counted<tokio::net::TcpStream>>()
-        .map(|s| s.get_ref().as_raw_fd())
-}
-
 /// The sink for direct delivery, when the connection may take it now: framing that
 /// allows it at the subscription's position, nothing queued, the connection open without
 /// deflate, on plain TCP.
@@ -230,7 +221,7 @@ where
         return None;
     }
     let kind = framing.direct(at)?;
-    direct_fd(ws.get_ref()).map(|fd| DirectSink { fd, kind })
+    crate::front::connections::tcp_fd(ws.get_ref()).map(|fd| DirectSink { fd, kind })
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
