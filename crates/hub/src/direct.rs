@@ -267,26 +267,4 @@ mod tests {
         assert!(!sub.is_direct());
         assert!(sub.end_direct().is_none());
     }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn without_a_writer_nothing_is_installed_and_the_task_is_woken() {
-        let hub = Hub::new(HubConfig::default());
-        let mut sub = hub
-            .subscribe("c", None, ClientInfo::new("c1"))
-            .await
-            .unwrap();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(sub
-            .poll_recv_direct(&mut cx, DirectSink { fd: 7, kind: 3 })
-            .is_pending());
-        assert!(!sub.is_direct());
-        publish(&hub, 1).await;
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
-        let Poll::Ready(Ok(m)) = sub.poll_recv(&mut cx) else {
-            panic!("the message is queued")
-        };
-        assert_eq!(m.cursor().unwrap().offset, 1);
-    }
 }

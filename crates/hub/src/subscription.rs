@@ -227,12 +227,11 @@ impl Subscription {
     }
 
     /// [`poll_recv`](Self::poll_recv), and when it is pending, offers `sink` for direct
-    /// delivery ([`crate::direct`]) if the hub has a writer for it
-    /// ([`Hub::set_direct_write`](crate::Hub::set_direct_write)): while the subscription
-    /// waits, the fan-out's pacer may write its messages to `sink.fd` with that writer
-    /// instead of waking `cx`. The caller must have nothing queued on that socket, and
-    /// must call [`end_direct`](Self::end_direct) before it writes to the socket, closes
-    /// it or polls this subscription again.
+    /// delivery ([`crate::direct`]): while the subscription waits, the fan-out's pacer may
+    /// write its messages to `sink.fd` with the hub's
+    /// [`DirectWrite`](crate::DirectWrite) instead of waking `cx`. The caller must have
+    /// nothing queued on that socket, and must call [`end_direct`](Self::end_direct)
+    /// before it writes to the socket, closes it or polls this subscription again.
     pub fn poll_recv_direct(
         &mut self,
         cx: &mut Context<'_>,
@@ -528,10 +527,7 @@ impl Subscription {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => st.waker = Some(cx.waker().clone()),
                 }
-                // Only where a writer was set (a current-thread runtime's server): offered
-                // elsewhere, every message would end it again and cost a lock for nothing.
-                let writer = self.registry.fanout.direct_write.get().is_some();
-                if let Some(sink) = sink.filter(|_| writer && self.catch_up.is_none()) {
+                if let Some(sink) = sink.filter(|_| self.catch_up.is_none()) {
                     st.direct = crate::direct::Direct::On {
                         fd: sink.fd,
                         kind: sink.kind,
