@@ -161,9 +161,8 @@ pub(crate) fn visit(
 fn in_order(position: Cursor, m: &Message) -> Option<Cursor> {
     let c = m.cursor()?;
     (m.event() == switchboard_proto::Event::Message
-        && c.epoch == position.epoch
-        && c.offset == position.offset + 1)
-        .then_some(c)
+        && switchboard_proto::follows(Some(position), c))
+    .then_some(c)
 }
 
 #[cfg(test)]

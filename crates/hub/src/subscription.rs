@@ -259,18 +259,20 @@ impl Subscription {
             crate::direct::Direct::On { position, .. } => (position, 0),
             crate::direct::Direct::Handed { position, partial } => (position, partial),
         };
-        self.position = position;
-        let partial = if partial > 0 {
-            st.queue.pop_front().map(|m| {
-                if let Some(c) = m.cursor() {
-                    self.position = c;
-                }
-                (m, partial as usize)
-            })
+        // The message written in part is the first still queued: the position passes it.
+        let rest = if partial > 0 {
+            st.queue.pop_front()
         } else {
             None
         };
-        Some(crate::DirectEnd { partial })
+        drop(st);
+        self.position = position;
+        if let Some(m) = &rest {
+            self.advance(m);
+        }
+        Some(crate::DirectEnd {
+            partial: rest.map(|m| (m, partial as usize)),
+        })
     }
 
     /// The next event if one is ready, without registering a waker: `Ok(None)` when

@@ -40,17 +40,26 @@ pub fn poll_write_gathered<S: AsyncWrite + ?Sized>(
             if total > GATHER_LIMIT {
                 return io.poll_write_vectored(cx, slices);
             }
-            let mut buf = SCRATCH.take();
-            buf.clear();
-            buf.reserve(total);
-            for s in slices {
-                buf.extend_from_slice(s);
-            }
-            let result = io.poll_write(cx, &buf);
-            SCRATCH.set(buf);
-            result
+            with_scratch(|buf| {
+                buf.reserve(total);
+                for s in slices {
+                    buf.extend_from_slice(s);
+                }
+                io.poll_write(cx, buf)
+            })
         }
     }
+}
+
+/// Lends `f` this thread's gathering buffer, empty: the one [`poll_write_gathered`]
+/// copies into, for a caller that gathers frames for a `send` of its own (at most
+/// [`GATHER_LIMIT`] bytes, so the buffer stays that size).
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    let result = f(&mut buf);
+    SCRATCH.set(buf);
+    result
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod message;
 mod websocket;
 
 pub use error::{Error, Result};
-pub use gather::{poll_write_gathered, GATHER_LIMIT};
+pub use gather::{poll_write_gathered, with_scratch, GATHER_LIMIT};
 pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
 /// The shared timer [`WebSocket::set_wheel`] takes (crate `switchboard-timer`).

@@ -5,14 +5,14 @@
 //! Used on a current-thread runtime (`serve --workers 1`, the default on one CPU), by
 //! plain-TCP connections in the envelope format without permessage-deflate that have
 //! nothing else queued ([`super::native`] decides). Several frames waiting for one
-//! connection are copied into a per-thread buffer of at most [`GATHER`] bytes and sent
+//! connection are copied into the per-thread buffer of [`switchboard_ws_tokio::with_scratch`],
+//! at most [`GATHER`] bytes, and sent
 //! together, as [`switchboard_ws_tokio::poll_write_gathered`] does for a task's writes.
 //!
 //! Why it is worth an `unsafe` call: at 10,000 subscribers × 10 msgs/s (one message per
 //! write) it saves the task's wake and poll and the socket's readiness checks per
 //! delivery (`docs/perf/REPORT.md`, "Direct delivery", with the same-run pairs).
 
-use std::cell::RefCell;
 use std::io;
 
 use switchboard_hub::{Message as HubMessage, Written};
@@ -20,14 +20,10 @@ use switchboard_hub::{Message as HubMessage, Written};
 use super::compact::{payload_frame, ENVELOPES, PAYLOADS};
 use super::WsFrame;
 
-/// Most bytes gathered into one `send`.
-pub const GATHER: usize = 16 * 1024;
+/// Most bytes gathered into one `send` (what the connection's own writes gather).
+pub const GATHER: usize = switchboard_ws_tokio::GATHER_LIMIT;
 /// Most messages gathered into one `send`.
 const MAX_FRAMES: usize = 64;
-
-thread_local! {
-    static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
 
 /// The frame of `m` for sinks of `kind`; `None` when it has none (a message that only
 /// travels as a compact control record: the connection's task sends it).
@@ -52,13 +48,12 @@ pub fn write_frames(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &HubMe
         // One frame (a second that does not fit was taken and is left for the next call).
         return written(send(fd, first), &[first.len()]);
     };
-    BUF.with_borrow_mut(|buf| {
-        buf.clear();
-        let mut ends = [0usize; MAX_FRAMES];
+    switchboard_ws_tokio::with_scratch(|buf| {
+        let mut lens = [0usize; MAX_FRAMES];
         let mut n = 0;
         for frame in [first, second] {
             buf.extend_from_slice(frame);
-            ends[n] = buf.len();
+            lens[n] = frame.len();
             n += 1;
         }
         while n < MAX_FRAMES {
@@ -67,16 +62,10 @@ pub fn write_frames(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &HubMe
                 break;
             }
             buf.extend_from_slice(frame);
-            ends[n] = buf.len();
+            lens[n] = frame.len();
             n += 1;
         }
         let sent = send(fd, buf);
-        let mut lens = [0usize; MAX_FRAMES];
-        let mut start = 0;
-        for (len, end) in lens.iter_mut().zip(&ends[..n]) {
-            *len = end - start;
-            start = *end;
-        }
         written(sent, &lens[..n])
     })
 }
