@@ -18,7 +18,8 @@
 //!
 //! Module map:
 //! - [`server`]: the [`server::Builder`] (config, broker, admission check, extra routes,
-//!   WebSocket endpoints), the accept loop, [`server::Running`].
+//!   WebSocket endpoints), [`server::Running`]; the accept loop (`accept`), and the event
+//!   loops beyond the first, a thread each (`loops`, `serve --workers N`).
 //! - [`front`]: every accepted stream ([`io::Io`]) and every request passes here: the
 //!   admission hook ([`front::Admission`]), the requests answered without hyper, the
 //!   hand-over to hyper for the rest.
@@ -37,6 +38,7 @@
 //!   reload on SIGHUP; the handshake itself runs in the front (`front::TlsIo`).
 //! - [`observe`]: `/metrics`, `/health`, `/ready` and the live `/status` page.
 
+mod accept;
 pub mod api;
 pub mod app;
 pub use switchboard_auth as auth;
@@ -51,6 +53,7 @@ pub mod demo;
 pub mod error;
 pub mod front;
 pub mod io;
+mod loops;
 pub mod observe;
 pub mod publish;
 pub mod sdk;

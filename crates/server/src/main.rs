@@ -21,16 +21,14 @@ fn main() -> ExitCode {
     if !args.command.inits_tracing() {
         cli::init_tracing(switchboard_server::config::LogFormat::Text);
     }
-    let workers = match &args.command {
-        cli::Command::Serve(serve) => serve.workers(),
-        _ => None,
-    }
-    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    // One worker: tokio's current-thread scheduler, so the process has one thread. The
-    // kernel then skips a file's reference count on every socket call, and the run queue
-    // is a plain list (the hub paces its wakes there, see its `pacing` module):
-    // docs/perf/REPORT.md, "Paced wakes".
-    let mut builder = if workers == 1 {
+    // `serve` runs on tokio's current-thread scheduler whatever its worker count: the
+    // other event loops are threads of their own (`server::Builder::workers`). One thread
+    // per loop lets the kernel skip a file's reference count on every socket call, and
+    // the run queue is a plain list (the hub paces its wakes there, see its `pacing`
+    // module): docs/perf/REPORT.md, "Paced wakes" and "Event loops". The other commands
+    // (the load generators) run on one worker per CPU.
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut builder = if matches!(args.command, cli::Command::Serve(_)) || workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut multi = tokio::runtime::Builder::new_multi_thread();

@@ -32,9 +32,10 @@ use axum::Router;
 use switchboard_hub::{Broker, Hub, MemoryBroker};
 use tokio::net::TcpListener;
 
+use crate::accept::Accepting;
 use crate::config::{Config, ConfigError};
 use crate::front::{Admission, AdmitAll, Front};
-use crate::io::Io;
+use crate::loops::Loops;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::transport::websocket::endpoint::Endpoint;
@@ -46,6 +47,7 @@ pub struct Builder {
     admission: Box<dyn Admission>,
     endpoints: Vec<(String, Arc<dyn Endpoint>)>,
     routes: Router,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Builder {
@@ -68,7 +70,16 @@ impl Builder {
             admission: Box::new(AdmitAll),
             endpoints: Vec::new(),
             routes: Router::new(),
+            workers: 1,
         }
+    }
+
+    /// Serves on `n` event loops (at least 1, the default): the caller's runtime, and
+    /// `n - 1` threads each running its own tokio current-thread runtime, which accept
+    /// from the same listener and serve what they accept (see [`Server::serve`]).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
     }
 
     /// Channels live in `broker` (nodes that share a broker act as one server).
@@ -141,6 +152,7 @@ impl Builder {
             },
             front: Front::new(state, router, self.admission)?,
             shutdown,
+            workers: self.workers,
         })
     }
 }
@@ -150,6 +162,8 @@ impl Builder {
 pub struct Server {
     front: Front,
     shutdown: Shutdown,
+    /// Event loops serving connections, the caller's included ([`Builder::workers`]).
+    workers: usize,
     /// The certificate connections are accepted with; `None`: plain TCP.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::Tls>,
@@ -201,10 +215,10 @@ impl Server {
     pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) -> bool {
         let state = self.front.state().clone();
         spawn_housekeeping(&state);
-        if tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::CurrentThread
-        {
-            // One thread serves every connection: the fan-out's pacer may write a waiting
+        let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::CurrentThread;
+        if current_thread || self.workers > 1 {
+            // Event loops of one thread each: the fan-out's pacer may write a waiting
             // native connection's messages itself (transport::websocket::direct).
             state
                 .hub
@@ -212,7 +226,7 @@ impl Server {
         }
         let drain = state.config.limits.shutdown_drain();
         let accepting = Accepting {
-            front: &self.front,
+            front: self.front.clone(),
             #[cfg(feature = "tls")]
             tls: self.tls.as_ref().map(|t| {
                 (
@@ -221,7 +235,17 @@ impl Server {
                 )
             }),
         };
+        let loops = match Loops::start(self.workers - 1, &listener, &accepting) {
+            Ok(loops) => Some(loops),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the other event loops: serving on one");
+                None
+            }
+        };
         accepting.until(listener, stop).await;
+        if let Some(loops) = &loops {
+            loops.stop_accepting();
+        }
         let Self {
             front, shutdown, ..
         } = self;
@@ -231,58 +255,10 @@ impl Server {
         if !all_left {
             tracing::warn!("drain deadline passed with connections still open");
         }
-        all_left
-    }
-}
-
-/// Where accepted connections go: the front, through a TLS handshake when TLS is on.
-struct Accepting<'a> {
-    front: &'a Front,
-    /// The configuration handshakes use and how long one may take.
-    #[cfg(feature = "tls")]
-    tls: Option<(Arc<rustls::ServerConfig>, Duration)>,
-}
-
-impl Accepting<'_> {
-    /// Hands every connection `listener` accepts to the front until `stop` resolves.
-    async fn until(&self, listener: TcpListener, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        // What an idle streaming subscriber's task holds inline (besides tokio's header).
-        tracing::trace!(
-            streaming = std::mem::size_of::<crate::front::Streaming<tokio::net::TcpStream>>(),
-            "connection future bytes"
-        );
-        loop {
-            let accepted = tokio::select! {
-                biased;
-                () = &mut stop => return,
-                accepted = listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(v) => v,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            #[cfg(feature = "tls")]
-            if let Some((config, timeout)) = &self.tls {
-                let tls = crate::front::TlsIo::new(tcp, config.clone(), *timeout);
-                serve_connection(self.front, tls, peer);
-                continue;
-            }
-            serve_connection(self.front, tcp, peer);
+        if let Some(loops) = loops {
+            loops.end().await;
         }
-    }
-}
-
-/// Spawns the task serving one accepted connection (dropped when shutting down).
-fn serve_connection<S: Io>(front: &Front, io: S, peer: SocketAddr) {
-    if let Some(connection) = front.connection(io, peer) {
-        tokio::spawn(connection);
+        all_left
     }
 }
 
@@ -388,9 +364,20 @@ impl Running {
 /// `config.listen` (with `limits.listen_backlog`, see [`bind`]) and serves in a
 /// background task.
 pub async fn start(config: Config) -> std::io::Result<Running> {
+    start_workers(config, 1).await
+}
+
+/// [`start`] on `workers` event loops ([`Builder::workers`]): what `switchboard serve`
+/// runs, on a current-thread runtime.
+pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
     let broker = crate::broker::from_config(&config).await?;
     let listener = bind(config.listen, config.limits.listen_backlog())?;
-    start_with(listener, config, broker)
+    Builder::new(config)
+        .broker(broker)
+        .workers(workers)
+        .build()
+        .map_err(invalid)?
+        .spawn(listener)
 }
 
 /// A listener on `addr` with `backlog` (`TcpListener::bind` listens with mio's 128,

@@ -208,9 +208,9 @@ async fn serve_names_the_address_already_in_use() {
     );
 }
 
-/// `--workers N` sets the runtime's worker threads: one (one thread in all) serves a
-/// publish and delivers it to a WebSocket and an SSE subscriber; none is refused with the
-/// flag named.
+/// `--workers N` runs N event loops, a thread each: one (one thread in all) or two serve
+/// a publish and deliver it to a WebSocket and an SSE subscriber; none is refused with
+/// the flag named.
 #[tokio::test]
 async fn serve_takes_a_worker_count() {
     let out = run(&["serve", "--listen", "127.0.0.1:0", "--workers", "0"]).await;
@@ -218,26 +218,34 @@ async fn serve_takes_a_worker_count() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workers"), "{err}");
 
-    let (mut child, base) = common::serve_process(["--listen", "127.0.0.1:0", "--workers", "1"]);
-    let client = Client::new(&base).unwrap();
-    // Everything runs under a timeout, so the server is stopped whatever happens.
-    let delivered = tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        let mut ws = client
-            .subscribe(Transport::WebSocket, &[("room", None)])
-            .await?;
-        let mut sse = client.subscribe(Transport::Sse, &[("room", None)]).await?;
-        client.publish("room", "x", None).await?;
-        Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
-    })
-    .await;
-    // One worker is one thread in all (the current-thread scheduler).
-    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| d.count());
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(threads.unwrap(), 1, "threads of `serve --workers 1`");
-    let (a, b) = delivered.expect("in time").unwrap();
-    for got in [a, b] {
-        assert_eq!(got.data, ReceivedData::Json("\"x\"".into()), "{got:?}");
+    for workers in [1, 2] {
+        let n = workers.to_string();
+        let (mut child, base) =
+            common::serve_process(["--listen", "127.0.0.1:0", "--workers", n.as_str()]);
+        let client = Client::new(&base).unwrap();
+        // Everything runs under a timeout, so the server is stopped whatever happens.
+        let delivered = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            let mut ws = client
+                .subscribe(Transport::WebSocket, &[("room", None)])
+                .await?;
+            let mut sse = client.subscribe(Transport::Sse, &[("room", None)]).await?;
+            client.publish("room", "x", None).await?;
+            Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
+        })
+        .await;
+        // One thread per loop, and no other.
+        let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| d.count());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(
+            threads.unwrap(),
+            workers,
+            "threads of `serve --workers {n}`"
+        );
+        let (a, b) = delivered.expect("in time").unwrap();
+        for got in [a, b] {
+            assert_eq!(got.data, ReceivedData::Json("\"x\"".into()), "{got:?}");
+        }
     }
 }
 

@@ -47,21 +47,24 @@ pub(crate) struct ServeArgs {
     /// The TLS certificate's private key (PEM).
     #[arg(long, env = "SWITCHBOARD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Worker threads serving connections [default: one per CPU the process may run on,
-    /// e.g. as `taskset` allows]. With one, the process runs on one thread in all
-    /// (tokio's current-thread scheduler).
+    /// Event loops serving connections, a thread each [default: one per CPU the process
+    /// may run on, e.g. as `taskset` allows]. With one, the process runs on one thread
+    /// in all.
     #[arg(long, env = "SWITCHBOARD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
 }
 
 impl ServeArgs {
-    /// The runtime's worker threads, when set (the runtime is built before `run`).
-    pub(crate) fn workers(&self) -> Option<usize> {
-        self.workers.map(usize::from)
+    /// The event loops to run: as set, or one per CPU the process may run on.
+    fn workers(&self) -> usize {
+        self.workers
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
     }
 }
 
 pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
+    let workers = args.workers();
     let overrides = Overrides {
         listen: args.listen,
         redis: args.redis,
@@ -84,7 +87,7 @@ pub(crate) async fn run(args: ServeArgs) -> std::io::Result<()> {
     // get a graceful exit, not the default action.
     let stop = stop_signal()?;
     let reload = reload_signal()?;
-    let running = switchboard_server::server::start(config)
+    let running = switchboard_server::server::start_workers(config, workers)
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start: {e}")))?;
     // Scripts wait for this line (and read the port from it when listening on :0).
