@@ -65,8 +65,14 @@ pub struct DirectEnd {
 pub(crate) enum Direct {
     #[default]
     Off,
-    /// Installed: the pacer may write to `fd`; `position` is the last message written.
-    On { fd: i32, kind: u8, position: Cursor },
+    /// Installed: the pacer may write to `fd`; `position` is the last message written;
+    /// `owner` is the event loop whose pacer writes ([`crate::pacing::this_loop`]).
+    On {
+        fd: i32,
+        kind: u8,
+        owner: u16,
+        position: Cursor,
+    },
     /// Ended by the pacer: where it got to, and how many bytes of the first queued
     /// message's frame it wrote.
     Handed { position: Cursor, partial: u32 },
@@ -92,6 +98,7 @@ pub(crate) fn visit(
     let Direct::On {
         fd,
         kind,
+        owner,
         mut position,
     } = *direct
     else {
@@ -113,7 +120,12 @@ pub(crate) fn visit(
         let first = queue.iter().next().map(|m| in_order(position, m));
         match first {
             None => {
-                *direct = Direct::On { fd, kind, position };
+                *direct = Direct::On {
+                    fd,
+                    kind,
+                    owner,
+                    position,
+                };
                 return Visit::Done;
             }
             Some(None) => {
@@ -265,5 +277,78 @@ mod tests {
         assert_eq!(next.cursor().unwrap().offset, 6);
         assert!(!sub.is_direct());
         assert!(sub.end_direct().is_none());
+    }
+
+    /// Who wrote which offset, from any thread.
+    static BY_THREAD: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
+
+    fn record_thread(fd: i32, _: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+        assert_eq!(fd, 9);
+        let name = std::thread::current().name().unwrap_or("").to_owned();
+        let mut w = Written::default();
+        for m in messages {
+            let offset = m.cursor().unwrap().offset;
+            BY_THREAD.lock().unwrap().push((name.clone(), offset));
+            w.messages += 1;
+        }
+        w
+    }
+
+    /// Two event loops: a subscriber waiting on loop B has its messages written by B's
+    /// pacer, in order, though loop A publishes them.
+    #[test]
+    fn an_event_loop_writes_to_the_sockets_it_serves_whoever_publishes() {
+        let hub = Hub::new(HubConfig::default());
+        hub.set_direct_write(record_thread);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let b_hub = hub.clone();
+        let b = std::thread::Builder::new()
+            .name("loop-b".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let _b = crate::EventLoop::register().unwrap();
+                    let mut sub = b_hub
+                        .subscribe("c", None, ClientInfo::new("b1"))
+                        .await
+                        .unwrap();
+                    let count = Arc::new(Count(AtomicUsize::new(0)));
+                    let waker = Waker::from(count.clone());
+                    let sink = DirectSink { fd: 9, kind: 0 };
+                    let mut cx = Context::from_waker(&waker);
+                    assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
+                    ready_tx.send(()).unwrap();
+                    // The loop runs (its pacer with it) until the test has seen the writes.
+                    done_rx.await.unwrap();
+                    assert_eq!(count.0.load(Ordering::SeqCst), 0, "nobody woken");
+                    assert!(sub.end_direct().unwrap().partial.is_none());
+                    assert_eq!(sub.position().offset, 3);
+                });
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _a = crate::EventLoop::register().unwrap();
+            publish(&hub, 3).await;
+            for _ in 0..2000 {
+                if BY_THREAD.lock().unwrap().len() >= 3 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        let wrote = BY_THREAD.lock().unwrap().clone();
+        let b_wrote: Vec<(String, u64)> = (1..=3).map(|o| ("loop-b".to_owned(), o)).collect();
+        assert_eq!(wrote, b_wrote);
+        done_tx.send(()).unwrap();
+        b.join().unwrap();
     }
 }

@@ -222,7 +222,7 @@ impl FeedSink for Fanout {
             }
             match (waker, direct) {
                 (Wake::Task(w), _) => wakes.add(w),
-                (Wake::Direct, Some(write)) => wakes.add_direct(sub, write),
+                (Wake::Direct { owner }, Some(write)) => wakes.add_direct(sub, write, owner),
                 _ => {}
             }
         }

@@ -47,9 +47,9 @@ pub(crate) enum Wake {
     None,
     /// The consumer's task.
     Task(Waker),
-    /// The pacer, writing directly ([`crate::direct`]): the first event queued while
-    /// direct delivery is on.
-    Direct,
+    /// The pacer of event loop `owner` (or this thread's), writing directly
+    /// ([`crate::direct`]): the first event queued while direct delivery is on.
+    Direct { owner: u16 },
 }
 
 /// What [`Inbox::push`] did (counted by the fan-out: [`crate::stats`]).
@@ -122,10 +122,15 @@ impl Inbox {
                 st.queue.push_back(msg.clone());
                 pushed = Pushed::Queued;
             }
-            if wake && st.closed.is_none() && matches!(st.direct, Direct::On { .. }) {
+            if let (true, None, Direct::On { owner, .. }) = (wake, st.closed, st.direct) {
                 if direct {
                     // The pacer visits once for all that queues before it comes.
-                    return (pushed, if was_empty { Wake::Direct } else { Wake::None });
+                    let wake = if was_empty {
+                        Wake::Direct { owner }
+                    } else {
+                        Wake::None
+                    };
+                    return (pushed, wake);
                 }
                 // Not paced here (another runtime's thread): the task takes over.
                 if let Direct::On { position, .. } = st.direct {

@@ -12,7 +12,8 @@
 //!     └─ for each local subscriber: push a pointer to the one shared Message
 //!        into its bounded queue (slow-consumer policy when full), wake it; on a
 //!        current-thread runtime the wakes are paced (`pacing`), and a subscriber that
-//!        offered its socket has its frames written by the pacer instead ([`direct`])
+//!        offered its socket has its frames written by the pacer instead ([`direct`]):
+//!        the pacer of the event loop it waits on ([`EventLoop`]), when there are several
 //! Subscription::recv / poll_recv ── history gap first, then live, deduplicated by offset
 //!   └─ Message::encoded::<E>() ── made once per encoding, shared by all subscribers
 //! ```
@@ -101,6 +102,7 @@ pub use error::{BrokerError, ChannelNameError, CloseReason, HubError, RecvError}
 pub use hub::{check_idempotency_key, ChannelStats, Hub, PublishOptions, SubscribeOptions};
 pub use memory::{MemoryBroker, MemoryLimits};
 pub use message::{Encoding, Message, Payload, PayloadKind, STORED_MESSAGE_COST};
+pub use pacing::EventLoop;
 pub use presence::{ClientInfo, PresenceStats};
 pub use stats::{BrokerOp, HubStats};
 pub use subscription::Subscription;

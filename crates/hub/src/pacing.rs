@@ -16,13 +16,21 @@
 //! their wakes came, so each writer still runs once per pass, however many messages
 //! arrived meanwhile (docs/perf/REPORT.md, "Paced wakes").
 //!
+//! Several event loops (threads, each with its own current-thread runtime: `serve
+//! --workers N`) each register ([`EventLoop::register`]) and have a pacer of their own. A
+//! subscriber taking direct delivery names the loop it waits on, and the fan-out hands
+//! that loop's pacer the visits to its subscribers, a list per loop per message, so each
+//! loop writes to the sockets it serves, whichever loop published: one message's writes
+//! are spread over every loop. Wakes of tasks go through the publishing loop's pacer.
+//!
 //! Memory: the queued wakers, 16 B each. A subscriber's waker is taken when its message
 //! is queued and stored again only when its task next waits, so the queue holds at most
 //! one waker per subscriber of the thread's channels.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::Waker;
 
 use crate::direct::DirectWrite;
@@ -57,6 +65,106 @@ impl Item {
 
 thread_local! {
     static PACER: RefCell<Pacer> = RefCell::new(Pacer::default());
+    /// This thread's event loop, when it registered as one.
+    static LOOP: RefCell<Option<(u16, Arc<Remote>)>> = const { RefCell::new(None) };
+}
+
+/// No registered event loop: the publishing thread's pacer writes.
+pub(crate) const NO_LOOP: u16 = u16::MAX;
+
+/// Every event loop registered, by index (entries stay; a loop that ended is marked so).
+static LOOPS: RwLock<Vec<Arc<Remote>>> = RwLock::new(Vec::new());
+
+/// What other threads hand an event loop's pacer.
+struct Remote {
+    items: Mutex<Vec<Item>>,
+    /// A task to take `items` is spawned and has not taken them yet.
+    scheduled: AtomicBool,
+    /// The loop still runs (its [`EventLoop`] is alive).
+    alive: AtomicBool,
+    runtime: Handle,
+}
+
+impl Remote {
+    /// Hands `items` to this loop's pacer; `false` (and nothing taken) if the loop ended.
+    fn hand(self: &Arc<Self>, items: &mut Vec<Item>) -> bool {
+        if !self.alive.load(Ordering::Acquire) {
+            return false;
+        }
+        self.items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(items);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let remote = Arc::clone(self);
+            self.runtime.spawn(async move {
+                // Cleared before taking: items handed after the take schedule a new task.
+                remote.scheduled.store(false, Ordering::Release);
+                let items =
+                    std::mem::take(&mut *remote.items.lock().unwrap_or_else(|e| e.into_inner()));
+                pace_on_this_thread(items);
+            });
+        }
+        true
+    }
+}
+
+/// A thread registered as an event loop (see the module docs), until dropped.
+#[derive(Debug)]
+pub struct EventLoop {
+    index: u16,
+}
+
+impl EventLoop {
+    /// Registers the calling thread, inside a task of its current-thread runtime, as an
+    /// event loop; `None` elsewhere, or when 65,535 loops registered already.
+    pub fn register() -> Option<Self> {
+        let runtime = Handle::try_current().ok()?;
+        if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        let remote = Arc::new(Remote {
+            items: Mutex::new(Vec::new()),
+            scheduled: AtomicBool::new(false),
+            alive: AtomicBool::new(true),
+            runtime,
+        });
+        let index = {
+            let mut loops = LOOPS.write().unwrap_or_else(|e| e.into_inner());
+            let index = u16::try_from(loops.len()).ok().filter(|i| *i != NO_LOOP)?;
+            loops.push(Arc::clone(&remote));
+            index
+        };
+        LOOP.set(Some((index, remote)));
+        Some(Self { index })
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if let Some(remote) = LOOPS
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(usize::from(self.index))
+        {
+            remote.alive.store(false, Ordering::Release);
+        }
+        let _ = LOOP.try_with(|l| {
+            let mut l = l.borrow_mut();
+            if l.as_ref().is_some_and(|(i, _)| *i == self.index) {
+                *l = None;
+            }
+        });
+    }
+}
+
+/// The event loop this thread runs, or [`NO_LOOP`].
+pub(crate) fn this_loop() -> u16 {
+    LOOP.try_with(|l| match &*l.borrow() {
+        Some((i, r)) if r.alive.load(Ordering::Relaxed) => *i,
+        _ => NO_LOOP,
+    })
+    .unwrap_or(NO_LOOP)
 }
 
 /// The wakes of one message, collected while it is queued to every subscriber.
@@ -65,6 +173,9 @@ pub(crate) struct Wakes {
     /// thread's pacer; elsewhere (the multi-thread scheduler, a publish from a plain
     /// thread) each wake happens at once and nothing is collected.
     paced: Option<Vec<Item>>,
+    /// This thread's event loop ([`this_loop`]), and the direct visits for other loops.
+    here: u16,
+    others: Vec<(u16, Vec<Item>)>,
 }
 
 impl Wakes {
@@ -75,6 +186,8 @@ impl Wakes {
                 .is_ok_and(|rt| rt.runtime_flavor() == RuntimeFlavor::CurrentThread);
         Wakes {
             paced: paced.then(|| Vec::with_capacity(subscribers)),
+            here: if paced { this_loop() } else { NO_LOOP },
+            others: Vec::new(),
         }
     }
 
@@ -90,19 +203,41 @@ impl Wakes {
         self.paced.is_some()
     }
 
-    /// A subscriber taking direct delivery: the pacer writes to it (only when
+    /// A subscriber taking direct delivery, waiting on event loop `owner`: that loop's
+    /// pacer writes to it, or this thread's when it is this loop or none (only when
     /// [`Wakes::paced`]; otherwise nothing to do here).
-    pub(crate) fn add_direct(&mut self, inbox: &Arc<Inbox>, write: DirectWrite) {
-        if let Some(list) = &mut self.paced {
-            list.push(Item::Direct(Arc::clone(inbox), write));
+    pub(crate) fn add_direct(&mut self, inbox: &Arc<Inbox>, write: DirectWrite, owner: u16) {
+        let Some(list) = &mut self.paced else {
+            return;
+        };
+        let item = Item::Direct(Arc::clone(inbox), write);
+        if owner == self.here || owner == NO_LOOP {
+            return list.push(item);
+        }
+        match self.others.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, items)) => items.push(item),
+            None => self.others.push((owner, vec![item])),
         }
     }
 
-    /// Wakes what was collected through this thread's pacer.
+    /// Hands each other loop its visits, and wakes what was collected through this
+    /// thread's pacer (with the visits of loops that ended).
     pub(crate) fn finish(self) {
-        if let Some(wakers) = self.paced {
-            pace_on_this_thread(wakers);
+        let Some(mut wakers) = self.paced else {
+            return;
+        };
+        if !self.others.is_empty() {
+            let loops = LOOPS.read().unwrap_or_else(|e| e.into_inner());
+            for (owner, mut items) in self.others {
+                let handed = loops
+                    .get(usize::from(owner))
+                    .is_some_and(|remote| remote.hand(&mut items));
+                if !handed {
+                    wakers.append(&mut items);
+                }
+            }
         }
+        pace_on_this_thread(wakers);
     }
 }
 

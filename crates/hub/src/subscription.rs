@@ -533,6 +533,7 @@ impl Subscription {
                     st.direct = crate::direct::Direct::On {
                         fd: sink.fd,
                         kind: sink.kind,
+                        owner: crate::pacing::this_loop(),
                         position: self.position,
                     };
                     self.direct = true;

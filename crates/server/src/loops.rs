@@ -7,9 +7,9 @@
 //! Why not tokio's multi-thread scheduler: its tasks move between threads and its wakes
 //! are not paced, so the fan-out's pacer cannot write to sockets itself (`hub::direct`);
 //! on two workers each delivery cost 1.3× what it costs on one (`docs/perf/REPORT.md`,
-//! "Event loops"). A loop's pacer writes to any waiting subscriber's socket, whichever
-//! loop serves it: a socket takes writes from any thread, and the subscriber's inbox lock
-//! keeps them in order.
+//! "Event loops"). Each loop registers as one with the hub (`switchboard_hub::EventLoop`),
+//! whose fan-out then hands every loop's pacer the writes to the sockets that loop serves,
+//! whichever loop published.
 //!
 //! Each loop stops accepting when the first does, and keeps serving its connections until
 //! the first loop's drain ends; its tasks are dropped with its runtime then.
@@ -90,6 +90,7 @@ fn run(
         }
     };
     runtime.block_on(async move {
+        let _event_loop = switchboard_hub::EventLoop::register();
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {

@@ -215,6 +215,8 @@ impl Server {
     pub async fn serve(self, listener: TcpListener, stop: impl Future<Output = ()>) -> bool {
         let state = self.front.state().clone();
         spawn_housekeeping(&state);
+        // This loop's pacer writes to the sockets it serves (none on a multi-thread runtime).
+        let _event_loop = switchboard_hub::EventLoop::register();
         let current_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread;
         if current_thread || self.workers > 1 {
