@@ -1,9 +1,9 @@
 //! Waking a channel's subscribers after a message, a slice at a time, on a
-//! current-thread runtime.
+//! current-thread runtime (each of `serve`'s event loops is one).
 //!
 //! A message to N subscribers is queued to all N at once (see [`crate::fanout`]). Waking
 //! all N at once puts N writer tasks in the run queue. tokio's current-thread scheduler
-//! (what `serve --workers 1` runs on) queues a task woken by I/O behind them, so the
+//! (what each of `serve`'s event loops runs on) queues a task woken by I/O behind them, so the
 //! publisher's next `POST` would be served only after every writer of the last message:
 //! one frame per write, as uWebSockets does. The multi-thread scheduler runs a task woken
 //! by I/O next (its LIFO slot), so there the next message is queued while most writers

@@ -2,7 +2,7 @@
 //! fan-out's pacer writes a waiting connection's envelope frames to its socket with one
 //! `send`, instead of waking the connection's task to do it.
 //!
-//! Used on a current-thread runtime (`serve --workers 1`, the default on one CPU), by
+//! Used on every event loop of `serve` (each a current-thread runtime, `crate::loops`), by
 //! plain-TCP connections in the envelope format without permessage-deflate that have
 //! nothing else queued ([`super::native`] decides). Several frames waiting for one
 //! connection are copied into the per-thread buffer of [`switchboard_ws_tokio::with_scratch`],
