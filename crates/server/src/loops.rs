@@ -1,8 +1,12 @@
 //! Event loops beyond the first: `serve --workers N` runs N loops, the caller's runtime
-//! and N − 1 threads each with its own tokio current-thread runtime. Every loop accepts
-//! from the same listening socket (one open file, so the kernel hands each new connection
-//! to one of them) and serves what it accepted on its own thread, as uWebSockets does with
-//! one app per thread.
+//! and N − 1 threads each with its own tokio current-thread runtime. Each loop serves
+//! what it accepted on its own thread, as uWebSockets does with one app per thread.
+//!
+//! Where the listener was bound with `SO_REUSEPORT` (as `server::start_workers` binds it
+//! for several loops), every other loop binds a socket of its own to the same address, and
+//! the kernel spreads new connections over them by a hash of their addresses, so the
+//! loops get even shares (as nginx's `reuseport`). Otherwise (a listener the embedding
+//! program bound) the loops accept from the one socket, whichever wakes first.
 //!
 //! Why not tokio's multi-thread scheduler: its tasks move between threads and its wakes
 //! are not paced, so the fan-out's pacer cannot write to sockets itself (`hub::direct`);
@@ -41,8 +45,16 @@ impl Loops {
         let (stop, _) = watch::channel(false);
         let (end, _) = watch::channel(false);
         let mut threads = Vec::with_capacity(n);
+        let own = socket2::SockRef::from(listener)
+            .reuse_port()
+            .unwrap_or(false);
+        let backlog = accepting.front.state().config.limits.listen_backlog();
         for i in 1..=n {
-            let shared = std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?);
+            let shared = if own {
+                listen_beside(listener, backlog)?
+            } else {
+                std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?)
+            };
             let (accepting, stopped, ended) =
                 (accepting.clone(), stop.subscribe(), end.subscribe());
             let thread = std::thread::Builder::new()
@@ -70,6 +82,22 @@ impl Loops {
         })
         .await;
     }
+}
+
+/// A listening socket of its own on `listener`'s address, with `SO_REUSEPORT`.
+fn listen_beside(listener: &TcpListener, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    let addr = listener.local_addr()?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 /// One loop's thread: accepts until told to stop, serves until told to end.

@@ -373,7 +373,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 /// runs, on a current-thread runtime.
 pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
     let broker = crate::broker::from_config(&config).await?;
-    let listener = bind(config.listen, config.limits.listen_backlog())?;
+    let listener = bind_with(config.listen, config.limits.listen_backlog(), workers > 1)?;
     Builder::new(config)
         .broker(broker)
         .workers(workers)
@@ -388,7 +388,13 @@ pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Ru
 /// so a restarted server binds at once. An error names `addr` (and, when the address is
 /// taken, says what to do).
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    listen_on(addr, backlog).map_err(|e| {
+    bind_with(addr, backlog, false)
+}
+
+/// [`bind`], with `SO_REUSEPORT` when `reuse_port` (each event loop then listens on a
+/// socket of its own, `loops.rs`).
+fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
+    listen_on(addr, backlog, reuse_port).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 " (another process listens there: stop it, or choose another address with \
@@ -400,7 +406,7 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     })
 }
 
-fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+fn listen_on(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -408,6 +414,10 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     };
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(reuse_port)?;
+    #[cfg(not(unix))]
+    let _ = reuse_port;
     socket.bind(addr)?;
     socket.listen(backlog)
 }

@@ -233,8 +233,9 @@ async fn serve_takes_a_worker_count() {
             Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
         })
         .await;
-        // One thread per loop, and no other.
+        // One thread per loop, and no other; and a listening socket per loop.
         let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| d.count());
+        let listening = listening_sockets(&base);
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(
@@ -242,11 +243,31 @@ async fn serve_takes_a_worker_count() {
             workers,
             "threads of `serve --workers {n}`"
         );
+        assert_eq!(
+            listening, workers,
+            "listening sockets of `serve --workers {n}`"
+        );
         let (a, b) = delivered.expect("in time").unwrap();
         for got in [a, b] {
             assert_eq!(got.data, ReceivedData::Json("\"x\"".into()), "{got:?}");
         }
     }
+}
+
+/// IPv4 sockets listening on the port of `base` (`http://127.0.0.1:PORT`), from
+/// `/proc/net/tcp` (state `0A` is LISTEN).
+fn listening_sockets(base: &str) -> usize {
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(&local) && f[3] == "0A"
+        })
+        .count()
 }
 
 #[tokio::test]

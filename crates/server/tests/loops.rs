@@ -1,7 +1,8 @@
 //! A server on two event loops (`Builder::workers(2)`, what `serve --workers 2` runs):
-//! both loops accept from the one listener and serve what they accept, and subscribers on
-//! either loop get every message in order while publishers on both publish at once (the
-//! publishing loop's pacer writes to sockets the other loop serves).
+//! both loops accept and serve what they accept, on a listener with `SO_REUSEPORT` (each
+//! loop then has a socket of its own, as `serve` binds them) and on one without (the loops
+//! share it); subscribers on either loop get every message in order while publishers on
+//! both publish at once.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -15,11 +16,13 @@ use futures_util::StreamExt;
 use serde_json::json;
 use switchboard_client::ApiClient;
 use switchboard_server::server::{Builder, Running};
-use tokio::net::TcpListener;
 
 /// Two loops, and a route that names the thread serving it.
-async fn two_loops() -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+async fn two_loops(reuse_port: bool) -> Running {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(reuse_port).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1024).unwrap();
     let thread = || async { std::thread::current().name().unwrap_or("").to_owned() };
     Builder::new(config())
         .routes(axum::Router::new().route("/thread", get(thread)))
@@ -43,9 +46,8 @@ fn served_by(addr: std::net::SocketAddr) -> String {
 }
 
 /// Which loop accepts a connection is the kernel's choice; over many connections both do.
-#[tokio::test]
-async fn both_loops_accept_and_serve() {
-    let srv = two_loops().await;
+async fn both_loops_accept_and_serve(reuse_port: bool) {
+    let srv = two_loops(reuse_port).await;
     let addr = srv.addr;
     let seen = tokio::task::spawn_blocking(move || {
         let mut seen = BTreeSet::new();
@@ -66,6 +68,16 @@ async fn both_loops_accept_and_serve() {
     assert!(srv.shutdown().await);
 }
 
+#[tokio::test]
+async fn both_loops_accept_and_serve_on_sockets_of_their_own() {
+    both_loops_accept_and_serve(true).await;
+}
+
+#[tokio::test]
+async fn both_loops_accept_and_serve_from_one_shared_socket() {
+    both_loops_accept_and_serve(false).await;
+}
+
 /// The offset of a native WebSocket message (its cursor is `EPOCH:OFFSET`).
 async fn next_offset(ws: &mut Ws) -> u64 {
     let m = bounded(ws.next()).await.unwrap().unwrap();
@@ -79,7 +91,7 @@ async fn next_offset(ws: &mut Ws) -> u64 {
 /// messages, each once, in offset order.
 #[tokio::test]
 async fn every_subscriber_gets_every_message_in_order_from_publishers_on_both_loops() {
-    let srv = two_loops().await;
+    let srv = two_loops(true).await;
     let mut subs = Vec::new();
     for _ in 0..40 {
         subs.push(ws_open(&srv, "/ch/room").await.0);
