@@ -221,7 +221,7 @@ impl FeedSink for Fanout {
                 Pushed::Gone => {}
             }
             match (waker, direct) {
-                (Wake::Task(w), _) => wakes.add(w),
+                (Wake::Task { waker, owner }, _) => wakes.add(waker, owner),
                 (Wake::Direct { owner }, Some(write)) => wakes.add_direct(sub, write, owner),
                 _ => {}
             }

@@ -29,6 +29,8 @@ pub(crate) struct InboxState {
     /// position before taking more from the queue.
     pub(crate) resync: bool,
     pub(crate) waker: Option<Waker>,
+    /// The event loop the waker's task runs on ([`crate::pacing::this_loop`]).
+    pub(crate) waker_loop: u16,
     /// Direct delivery's state ([`crate::direct`]).
     pub(crate) direct: Direct,
 }
@@ -45,8 +47,8 @@ pub(crate) struct Inbox {
 pub(crate) enum Wake {
     /// Nobody (the consumer runs already, or will be woken later).
     None,
-    /// The consumer's task.
-    Task(Waker),
+    /// The consumer's task, running on event loop `owner`.
+    Task { waker: Waker, owner: u16 },
     /// The pacer of event loop `owner` (or this thread's), writing directly
     /// ([`crate::direct`]): the first event queued while direct delivery is on.
     Direct { owner: u16 },
@@ -74,6 +76,7 @@ impl Inbox {
                 closed: None,
                 resync: false,
                 waker: None,
+                waker_loop: crate::pacing::NO_LOOP,
                 direct: Direct::Off,
             }),
         }
@@ -141,18 +144,19 @@ impl Inbox {
                 }
             }
             if wake || st.closed.is_some() {
-                st.waker.take()
+                st.waker.take().map(|w| (w, st.waker_loop))
             } else {
                 None
             }
         };
         if pushed == Pushed::Closed {
-            if let Some(w) = waker {
+            if let Some((w, _)) = waker {
                 w.wake();
             }
             return (pushed, Wake::None);
         }
-        (pushed, waker.map_or(Wake::None, Wake::Task))
+        let wake = waker.map_or(Wake::None, |(waker, owner)| Wake::Task { waker, owner });
+        (pushed, wake)
     }
 
     /// The pacer's visit: writes what is queued while direct delivery is on, through

@@ -21,7 +21,9 @@
 //! subscriber taking direct delivery names the loop it waits on, and the fan-out hands
 //! that loop's pacer the visits to its subscribers, a list per loop per message, so each
 //! loop writes to the sockets it serves, whichever loop published: one message's writes
-//! are spread over every loop. Wakes of tasks go through the publishing loop's pacer.
+//! are spread over every loop. A task's wake goes the same way, to the loop the task
+//! runs on, so no loop wakes another's tasks one by one (each such wake takes the other
+//! runtime's queue lock).
 //!
 //! Memory: the queued wakers, 16 B each. A subscriber's waker is taken when its message
 //! is queued and stored again only when its task next waits, so the queue holds at most
@@ -191,10 +193,25 @@ impl Wakes {
         }
     }
 
-    pub(crate) fn add(&mut self, waker: Waker) {
-        match &mut self.paced {
-            Some(list) => list.push(Item::Task(waker)),
+    /// A subscriber's task to wake, running on event loop `owner`: woken by that loop's
+    /// pacer, or this thread's when it is this loop or none; at once when not paced.
+    pub(crate) fn add(&mut self, waker: Waker, owner: u16) {
+        match self.paced {
+            Some(_) => self.route(Item::Task(waker), owner),
             None => waker.wake(),
+        }
+    }
+
+    fn route(&mut self, item: Item, owner: u16) {
+        let Some(list) = &mut self.paced else {
+            return;
+        };
+        if owner == self.here || owner == NO_LOOP {
+            return list.push(item);
+        }
+        match self.others.iter_mut().find(|(o, _)| *o == owner) {
+            Some((_, items)) => items.push(item),
+            None => self.others.push((owner, vec![item])),
         }
     }
 
@@ -207,16 +224,8 @@ impl Wakes {
     /// pacer writes to it, or this thread's when it is this loop or none (only when
     /// [`Wakes::paced`]; otherwise nothing to do here).
     pub(crate) fn add_direct(&mut self, inbox: &Arc<Inbox>, write: DirectWrite, owner: u16) {
-        let Some(list) = &mut self.paced else {
-            return;
-        };
-        let item = Item::Direct(Arc::clone(inbox), write);
-        if owner == self.here || owner == NO_LOOP {
-            return list.push(item);
-        }
-        match self.others.iter_mut().find(|(o, _)| *o == owner) {
-            Some((_, items)) => items.push(item),
-            None => self.others.push((owner, vec![item])),
+        if self.paced.is_some() {
+            self.route(Item::Direct(Arc::clone(inbox), write), owner);
         }
     }
 
@@ -320,7 +329,7 @@ mod tests {
     /// What the fan-out does with one message's wakes.
     fn wake_paced(wakers: Vec<Waker>) {
         let mut wakes = Wakes::new(wakers.len());
-        wakers.into_iter().for_each(|w| wakes.add(w));
+        wakers.into_iter().for_each(|w| wakes.add(w, NO_LOOP));
         wakes.finish();
     }
 
@@ -414,5 +423,72 @@ mod tests {
         });
         drop(rt);
         assert_eq!(count.0.load(Ordering::SeqCst), SLICE * 4);
+    }
+
+    /// Records the name of the thread that wakes it.
+    struct WokenOn(std::sync::Mutex<Vec<String>>);
+
+    impl Wake for WokenOn {
+        fn wake(self: Arc<Self>) {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            self.0.lock().unwrap().push(name);
+        }
+    }
+
+    /// Two event loops: a task waiting on loop B for a message that loop A publishes is
+    /// woken by B's pacer, on B's thread.
+    #[test]
+    fn a_task_is_woken_by_the_pacer_of_its_own_loop() {
+        use crate::{ClientInfo, Hub, HubConfig, Payload};
+        let hub = Hub::new(HubConfig::default());
+        let woken = Arc::new(WokenOn(std::sync::Mutex::new(Vec::new())));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let (b_hub, b_woken) = (hub.clone(), woken.clone());
+        let b = std::thread::Builder::new()
+            .name("loop-b".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let _b = EventLoop::register().unwrap();
+                    let mut sub = b_hub
+                        .subscribe("c", None, ClientInfo::new("b1"))
+                        .await
+                        .unwrap();
+                    let waker = Waker::from(b_woken);
+                    let mut cx = std::task::Context::from_waker(&waker);
+                    assert!(sub.poll_recv(&mut cx).is_pending());
+                    ready_tx.send(()).unwrap();
+                    done_rx.await.unwrap();
+                });
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let _a = EventLoop::register().unwrap();
+            let a_hub = hub.clone();
+            tokio::spawn(async move {
+                let p = Payload::json(bytes::Bytes::from_static(b"1")).unwrap();
+                a_hub.publish("c", p).await.unwrap();
+            })
+            .await
+            .unwrap();
+            for _ in 0..2000 {
+                if !woken.0.lock().unwrap().is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        assert_eq!(*woken.0.lock().unwrap(), ["loop-b"]);
+        done_tx.send(()).unwrap();
+        b.join().unwrap();
     }
 }

@@ -527,7 +527,10 @@ impl Subscription {
             if register {
                 match &st.waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => st.waker = Some(cx.waker().clone()),
+                    _ => {
+                        st.waker = Some(cx.waker().clone());
+                        st.waker_loop = crate::pacing::this_loop();
+                    }
                 }
                 if let Some(sink) = sink.filter(|_| self.catch_up.is_none()) {
                     st.direct = crate::direct::Direct::On {
