@@ -66,7 +66,7 @@ pub(crate) enum Direct {
     #[default]
     Off,
     /// Installed: the pacer may write to `fd`; `position` is the last message written;
-    /// `owner` is the event loop whose pacer writes ([`crate::pacing::this_loop`]).
+    /// `owner` is the event loop whose pacer writes ([`crate::event_loop::this_loop`]).
     On {
         fd: i32,
         kind: u8,
@@ -298,52 +298,33 @@ mod tests {
     /// pacer, in order, though loop A publishes them.
     #[test]
     fn an_event_loop_writes_to_the_sockets_it_serves_whoever_publishes() {
+        use crate::test_loops::{run_loop, spawn_loop, until};
         let hub = Hub::new(HubConfig::default());
         hub.set_direct_write(record_thread);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let b_hub = hub.clone();
-        let b = std::thread::Builder::new()
-            .name("loop-b".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let _b = crate::EventLoop::register().unwrap();
-                    let mut sub = b_hub
-                        .subscribe("c", None, ClientInfo::new("b1"))
-                        .await
-                        .unwrap();
-                    let count = Arc::new(Count(AtomicUsize::new(0)));
-                    let waker = Waker::from(count.clone());
-                    let sink = DirectSink { fd: 9, kind: 0 };
-                    let mut cx = Context::from_waker(&waker);
-                    assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
-                    ready_tx.send(()).unwrap();
-                    // The loop runs (its pacer with it) until the test has seen the writes.
-                    done_rx.await.unwrap();
-                    assert_eq!(count.0.load(Ordering::SeqCst), 0, "nobody woken");
-                    assert!(sub.end_direct().unwrap().partial.is_none());
-                    assert_eq!(sub.position().offset, 3);
-                });
-            })
-            .unwrap();
+        let b = spawn_loop("loop-b", move || async move {
+            let mut sub = b_hub
+                .subscribe("c", None, ClientInfo::new("b1"))
+                .await
+                .unwrap();
+            let count = Arc::new(Count(AtomicUsize::new(0)));
+            let waker = Waker::from(count.clone());
+            let sink = DirectSink { fd: 9, kind: 0 };
+            let mut cx = Context::from_waker(&waker);
+            assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
+            ready_tx.send(()).unwrap();
+            // The loop runs (its pacer with it) until the test has seen the writes.
+            done_rx.await.unwrap();
+            assert_eq!(count.0.load(Ordering::SeqCst), 0, "nobody woken");
+            assert!(sub.end_direct().unwrap().partial.is_none());
+            assert_eq!(sub.position().offset, 3);
+        });
         ready_rx.recv().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let _a = crate::EventLoop::register().unwrap();
+        run_loop(async {
             publish(&hub, 3).await;
-            for _ in 0..2000 {
-                if BY_THREAD.lock().unwrap().len() >= 3 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            until(|| BY_THREAD.lock().unwrap().len() >= 3).await;
         });
         let wrote = BY_THREAD.lock().unwrap().clone();
         let b_wrote: Vec<(String, u64)> = (1..=3).map(|o| ("loop-b".to_owned(), o)).collect();

@@ -29,7 +29,7 @@ pub(crate) struct InboxState {
     /// position before taking more from the queue.
     pub(crate) resync: bool,
     pub(crate) waker: Option<Waker>,
-    /// The event loop the waker's task runs on ([`crate::pacing::this_loop`]).
+    /// The event loop the waker's task runs on ([`crate::event_loop::this_loop`]).
     pub(crate) waker_loop: u16,
     /// Direct delivery's state ([`crate::direct`]).
     pub(crate) direct: Direct,
@@ -76,7 +76,7 @@ impl Inbox {
                 closed: None,
                 resync: false,
                 waker: None,
-                waker_loop: crate::pacing::NO_LOOP,
+                waker_loop: crate::event_loop::NO_LOOP,
                 direct: Direct::Off,
             }),
         }

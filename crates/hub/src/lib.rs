@@ -78,6 +78,7 @@ pub mod direct;
 mod encodings;
 mod epochs;
 pub mod error;
+mod event_loop;
 mod fanout;
 mod hub;
 mod inbox;
@@ -89,6 +90,8 @@ mod queue;
 mod registry;
 pub mod stats;
 pub mod subscription;
+#[cfg(test)]
+mod test_loops;
 pub mod window;
 
 pub use broker::{

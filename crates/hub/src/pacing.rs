@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::Waker;
 
 use crate::direct::DirectWrite;
+use crate::event_loop::{this_loop, NO_LOOP};
 use crate::inbox::Inbox;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -67,12 +68,7 @@ impl Item {
 
 thread_local! {
     static PACER: RefCell<Pacer> = RefCell::new(Pacer::default());
-    /// This thread's event loop, when it registered as one.
-    static LOOP: RefCell<Option<(u16, Arc<Remote>)>> = const { RefCell::new(None) };
 }
-
-/// No registered event loop: the publishing thread's pacer writes.
-pub(crate) const NO_LOOP: u16 = u16::MAX;
 
 /// Every event loop registered, by index (entries stay; a loop that ended is marked so).
 static LOOPS: RwLock<Vec<Arc<Remote>>> = RwLock::new(Vec::new());
@@ -83,7 +79,7 @@ struct Remote {
     /// A task to take `items` is spawned and has not taken them yet.
     scheduled: AtomicBool,
     /// The loop still runs (its [`EventLoop`] is alive).
-    alive: AtomicBool,
+    alive: Arc<AtomicBool>,
     runtime: Handle,
 }
 
@@ -128,7 +124,7 @@ impl EventLoop {
         let remote = Arc::new(Remote {
             items: Mutex::new(Vec::new()),
             scheduled: AtomicBool::new(false),
-            alive: AtomicBool::new(true),
+            alive: Arc::new(AtomicBool::new(true)),
             runtime,
         });
         let index = {
@@ -137,7 +133,7 @@ impl EventLoop {
             loops.push(Arc::clone(&remote));
             index
         };
-        LOOP.set(Some((index, remote)));
+        crate::event_loop::enter(index, Arc::clone(&remote.alive));
         Some(Self { index })
     }
 }
@@ -151,22 +147,8 @@ impl Drop for EventLoop {
         {
             remote.alive.store(false, Ordering::Release);
         }
-        let _ = LOOP.try_with(|l| {
-            let mut l = l.borrow_mut();
-            if l.as_ref().is_some_and(|(i, _)| *i == self.index) {
-                *l = None;
-            }
-        });
+        crate::event_loop::leave(self.index);
     }
-}
-
-/// The event loop this thread runs, or [`NO_LOOP`].
-pub(crate) fn this_loop() -> u16 {
-    LOOP.try_with(|l| match &*l.borrow() {
-        Some((i, r)) if r.alive.load(Ordering::Relaxed) => *i,
-        _ => NO_LOOP,
-    })
-    .unwrap_or(NO_LOOP)
 }
 
 /// The wakes of one message, collected while it is queued to every subscriber.
@@ -175,7 +157,7 @@ pub(crate) struct Wakes {
     /// thread's pacer; elsewhere (the multi-thread scheduler, a publish from a plain
     /// thread) each wake happens at once and nothing is collected.
     paced: Option<Vec<Item>>,
-    /// This thread's event loop ([`this_loop`]), and the direct visits for other loops.
+    /// This thread's event loop ([`this_loop`]), and what is for other loops.
     here: u16,
     others: Vec<(u16, Vec<Item>)>,
 }
@@ -439,40 +421,26 @@ mod tests {
     /// woken by B's pacer, on B's thread.
     #[test]
     fn a_task_is_woken_by_the_pacer_of_its_own_loop() {
+        use crate::test_loops::{run_loop, spawn_loop, until};
         use crate::{ClientInfo, Hub, HubConfig, Payload};
         let hub = Hub::new(HubConfig::default());
         let woken = Arc::new(WokenOn(std::sync::Mutex::new(Vec::new())));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
         let (b_hub, b_woken) = (hub.clone(), woken.clone());
-        let b = std::thread::Builder::new()
-            .name("loop-b".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let _b = EventLoop::register().unwrap();
-                    let mut sub = b_hub
-                        .subscribe("c", None, ClientInfo::new("b1"))
-                        .await
-                        .unwrap();
-                    let waker = Waker::from(b_woken);
-                    let mut cx = std::task::Context::from_waker(&waker);
-                    assert!(sub.poll_recv(&mut cx).is_pending());
-                    ready_tx.send(()).unwrap();
-                    done_rx.await.unwrap();
-                });
-            })
-            .unwrap();
+        let b = spawn_loop("loop-b", move || async move {
+            let mut sub = b_hub
+                .subscribe("c", None, ClientInfo::new("b1"))
+                .await
+                .unwrap();
+            let waker = Waker::from(b_woken);
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(sub.poll_recv(&mut cx).is_pending());
+            ready_tx.send(()).unwrap();
+            done_rx.await.unwrap();
+        });
         ready_rx.recv().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let _a = EventLoop::register().unwrap();
+        run_loop(async {
             let a_hub = hub.clone();
             tokio::spawn(async move {
                 let p = Payload::json(bytes::Bytes::from_static(b"1")).unwrap();
@@ -480,12 +448,7 @@ mod tests {
             })
             .await
             .unwrap();
-            for _ in 0..2000 {
-                if !woken.0.lock().unwrap().is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
+            until(|| !woken.0.lock().unwrap().is_empty()).await;
         });
         assert_eq!(*woken.0.lock().unwrap(), ["loop-b"]);
         done_tx.send(()).unwrap();

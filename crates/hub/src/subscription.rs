@@ -529,14 +529,14 @@ impl Subscription {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => {
                         st.waker = Some(cx.waker().clone());
-                        st.waker_loop = crate::pacing::this_loop();
+                        st.waker_loop = crate::event_loop::this_loop();
                     }
                 }
                 if let Some(sink) = sink.filter(|_| self.catch_up.is_none()) {
                     st.direct = crate::direct::Direct::On {
                         fd: sink.fd,
                         kind: sink.kind,
-                        owner: crate::pacing::this_loop(),
+                        owner: crate::event_loop::this_loop(),
                         position: self.position,
                     };
                     self.direct = true;
