@@ -238,7 +238,10 @@ impl Server {
             }),
         };
         let loops = match Loops::start(self.workers - 1, &listener, &accepting) {
-            Ok(loops) => Some(loops),
+            Ok(loops) => {
+                tracing::info!(event_loops = self.workers, "serving");
+                Some(loops)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the other event loops: serving on one");
                 None
