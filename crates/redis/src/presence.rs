@@ -29,6 +29,15 @@
 //! any node; stated as 25 s for the beat's round trips) even on a channel nobody reads;
 //! the scan costs one pass over the key space per node death, nothing while nodes live.
 //!
+//! A deadline has passed when Redis's clock is beyond it, as a key has expired only when
+//! the clock is beyond its expiry (Redis keeps a key through the millisecond of its
+//! expiry): a beat writes the key before the deadline, so an overdue node's key has
+//! expired even when both fall in the millisecond of the beat that finds it. A node can
+//! still be overdue while its key lives, when it was killed between the two writes of a
+//! beat or its second write failed: the node that claimed it then drops nothing and puts
+//! it back, overdue, as after an error while reaping, and the next beat looks again. No
+//! node leaves the set before its entries are gone.
+//!
 //! A node cut off from Redis for longer than the TTL is taken for dead: other nodes drop
 //! its entries (with a `leave`). When its heartbeat finds its key gone, it writes back
 //! the entries it holds (remembered here) and announces a `join` for each that was gone.
@@ -158,8 +167,9 @@ pub(crate) async fn beat(conn: &mut Conn, nodes: &Nodes) -> Result<Beat, BrokerE
     })
 }
 
-/// Drops the presence entries of the dead node `id` from every channel (see the module
-/// docs), unless another node claimed it first or its key is back.
+/// Drops the presence entries of the overdue node `id` from every channel (see the
+/// module docs), unless another node claimed it first; puts it back in the set, overdue,
+/// when its key still lives or the entries could not all be dropped.
 async fn reap(
     conn: &mut Conn,
     nodes: &Nodes,
@@ -174,6 +184,43 @@ async fn reap(
         .map_err(|e| error(&e))?;
     if claimed != 1 {
         return Ok(());
+    }
+    let reaped = drop_entries(conn, nodes, drop_script, id).await;
+    if matches!(reaped, Ok(true)) {
+        return Ok(());
+    }
+    // Overdue again at once; `NX`: a deadline the node set since (it beat) stays.
+    let put_back: Result<i64, _> = redis::cmd("ZADD")
+        .arg(entry::NODES)
+        .arg("NX")
+        .arg(0)
+        .arg(id)
+        .query_async(conn)
+        .await;
+    reaped?;
+    put_back.map_err(|e| error(&e))?;
+    Ok(())
+}
+
+/// Drops the presence entries of the claimed node `id` from every channel; `false`,
+/// dropping nothing, when its heartbeat key still lives.
+async fn drop_entries(
+    conn: &mut Conn,
+    nodes: &Nodes,
+    drop_script: &Script,
+    id: &str,
+) -> Result<bool, BrokerError> {
+    let alive: bool = redis::cmd("EXISTS")
+        .arg(entry::node_key(id))
+        .query_async(conn)
+        .await
+        .map_err(|e| error(&e))?;
+    if alive {
+        tracing::debug!(
+            node = id,
+            "an overdue node's key still lives; checked again"
+        );
+        return Ok(false);
     }
     // Seen alive just before its key expired: ask Redis again, not the cache.
     lock(&nodes.alive).remove(id);
@@ -200,7 +247,7 @@ async fn reap(
             live_clients(conn, nodes, drop_script, channel, values).await?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Beats every [`HEARTBEAT_EVERY`]; after a beat that found the key gone, writes this
@@ -243,7 +290,7 @@ pub(crate) async fn keep_beating(mut conn: Conn, nodes: Arc<Nodes>) {
         };
         for id in overdue.iter().filter(|id| **id != nodes.id) {
             if let Err(e) = reap(&mut conn, &nodes, &drop_script, id).await {
-                tracing::warn!(node = id, error = %e, "dead node's presence not reaped; reads still leave it out");
+                tracing::warn!(node = id, error = %e, "dead node's presence not reaped; retried at the next beat");
             }
         }
     }

@@ -206,10 +206,12 @@ return 0
 
 /// KEYS: every node's deadline (sorted set, ms by Redis's clock). ARGV: node id, TTL ms.
 /// Moves the node's deadline to now + TTL; returns the ids whose deadline has passed (at
-/// most 16 per call), the nodes to reap.
+/// most 16 per call), the nodes to reap. Passed means before now, not at now: Redis
+/// keeps a key through the millisecond of its expiry, and the heartbeat key written just
+/// before the deadline may expire in the deadline's millisecond (see `presence`).
 pub(crate) const NODE_BEAT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now, 'LIMIT', 0, 16)
 ";

@@ -188,6 +188,51 @@ fn reaped_though_nobody_reads(url: &str) {
     });
 }
 
+/// A node found overdue while its heartbeat key still lives (killed between the two
+/// writes of a beat: the key refreshed, the deadline not) keeps its entries while the key
+/// lives, and is not forgotten: once the key is gone, a beat reaps them with a `leave`.
+/// A beat in the very millisecond of a deadline used to find the same (Redis counts that
+/// millisecond in the key's lifetime), and the leave then never came.
+#[test]
+fn a_node_overdue_while_its_key_lives_is_reaped_once_the_key_is_gone() {
+    let redis = Redis::start();
+    let scene = Scene::new(&redis.url(), "room:3", ClientInfo::new("a1"));
+    let (_, living, b, mut watcher) = scene.kill_a();
+    living.block_on(async move {
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        // A's id, from its entry (`<node id>:<entry JSON>`).
+        let stored: String = redis::cmd("HGET")
+            .arg("sb:{room:3}:p")
+            .arg("a1")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let (id, _) = stored.split_once(':').unwrap();
+        // Its deadline long past, its key alive 7 s more: B's next beat (within 5 s)
+        // finds it overdue while the key lives.
+        let _: () = redis::pipe()
+            .atomic()
+            .cmd("ZADD")
+            .arg("sb:nodes")
+            .arg(0)
+            .arg(id)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(format!("sb:{{!nodes}}:{id}"))
+            .arg(7000)
+            .ignore()
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let leave = recv(&mut watcher).await.unwrap();
+        assert_eq!(leave.event(), Event::Leave);
+        assert_eq!(&leave.data()[..], br#"{"client":"a1"}"#);
+        assert_eq!(ids(&b, "room:3").await, ["b1"]);
+        assert!(watcher.try_recv().unwrap().is_none(), "a second leave");
+    });
+}
+
 #[tokio::test]
 async fn a_node_taken_for_dead_writes_its_presence_back() {
     let redis = Redis::start();
