@@ -324,10 +324,12 @@ async fn a_primary_killed_mid_stream_leaves_every_subscriber_whole_or_reset() {
             .await
             .unwrap();
     }
-    drop(cluster);
 
     // Every acknowledged message reached every subscriber of its channel, or the
-    // subscriber was told, with a reset, that the epoch it was in ended.
+    // subscriber was told, with a reset, that the epoch it was in ended. The cluster
+    // stays up until every subscriber has its end marker: the publish's answer does not
+    // mean each node's feed has read the marker yet, and a node whose feed loses it (the
+    // primary's connection closed first) reads it from history, which needs the cluster.
     let (mut resets, mut resubscribed) = (0, 0);
     for (name, task) in collecting {
         let got = task.await.unwrap();
@@ -346,6 +348,7 @@ async fn a_primary_killed_mid_stream_leaves_every_subscriber_whole_or_reset() {
         "failover: {} acknowledged, {failed} refused, {resets} resets, {resubscribed} resubscriptions",
         acked.len()
     );
+    drop(cluster);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
