@@ -21,20 +21,26 @@ pub struct RedisServer {
 
 impl RedisServer {
     /// Starts one on a free port of 127.0.0.1 and waits (at most 10 s) until it accepts
-    /// connections.
+    /// connections; another port is tried when the server exits at once (its port was
+    /// taken meanwhile).
     ///
     /// # Panics
     /// If `redis-server` cannot be started, with what to install.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let dir =
-            std::env::temp_dir().join(format!("switchboard-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        let child = spawn(port, &dir, &[]);
-        RedisServer { child, port, dir }
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free loopback port");
+            let dir = std::env::temp_dir()
+                .join(format!("switchboard-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            if let Some(child) = try_spawn(port, &dir, &[]) {
+                return RedisServer { child, port, dir };
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        panic!("redis-server did not start on any of 10 free ports");
     }
 
     /// `redis://127.0.0.1:PORT/`.
@@ -69,7 +75,16 @@ impl Drop for RedisServer {
 }
 
 fn spawn(port: u16, dir: &Path, extra: &[&str]) -> Child {
-    let child = Command::new("redis-server")
+    try_spawn(port, dir, extra)
+        .unwrap_or_else(|| panic!("redis-server did not start on port {port}"))
+}
+
+/// Starts `redis-server` on `port` and waits (at most 10 s) until it accepts
+/// connections; `None` if it exits first: a port chosen free can be taken before the
+/// server binds it (by an outgoing connection's ephemeral port, say), and the caller
+/// then tries another.
+fn try_spawn(port: u16, dir: &Path, extra: &[&str]) -> Option<Child> {
+    let mut child = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -87,13 +102,14 @@ fn spawn(port: u16, dir: &Path, extra: &[&str]) -> Child {
         .expect("redis-server must be installed (apt-get install redis-server)");
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not start on port {port}"
-        );
+        if !matches!(child.try_wait(), Ok(None)) || Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Some(child)
 }
 
 /// A TCP proxy on a free port of 127.0.0.1 to a local port, whose connections a test can
@@ -266,7 +282,7 @@ impl RedisCluster {
             let port = free_cluster_port();
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("a temporary directory");
-            let mut child = spawn(
+            let Some(mut child) = try_spawn(
                 port,
                 &node_dir,
                 &[
@@ -280,10 +296,10 @@ impl RedisCluster {
                     "--cluster-replica-validity-factor",
                     "0",
                 ],
-            );
-            // A port chosen free can be taken before the server binds it (by an outgoing
-            // connection's ephemeral port, say): the server then exits at once, and
-            // another port is tried.
+            ) else {
+                continue;
+            };
+            // Another server may answer on a port taken meanwhile: this one then exits.
             std::thread::sleep(Duration::from_millis(200));
             if matches!(child.try_wait(), Ok(None)) {
                 nodes.push(ClusterNode {
