@@ -9,11 +9,12 @@
 //! program bound) the loops accept from the one socket, whichever wakes first.
 //!
 //! Why not tokio's multi-thread scheduler: its tasks move between threads and its wakes
-//! are not paced, so the fan-out's pacer cannot write to sockets itself (`hub::direct`);
-//! on two workers each delivery cost 1.3× what it costs on one (`docs/perf/REPORT.md`,
-//! "Event loops"). Each loop registers as one with the hub (`switchboard_hub::EventLoop`),
-//! whose fan-out then hands every loop's pacer the writes to the sockets that loop serves,
-//! whichever loop published.
+//! are not paced, so the fan-out's pacer cannot write to sockets itself (`hub::direct`).
+//! At 10,000 subscribers × 10/s a delivery on two of its workers cost 1.24× what it costs
+//! on one; on two loops 1.06× (`docs/perf/REPORT.md`, "Event loops", same run). Each loop
+//! registers as one with the hub (`switchboard_hub::EventLoop`), whose fan-out then hands
+//! every loop's pacer the writes to the sockets that loop serves and the wakes of the tasks
+//! it runs, whichever loop published.
 //!
 //! Each loop stops accepting when the first does, and keeps serving its connections until
 //! the first loop's drain ends; its tasks are dropped with its runtime then.

@@ -75,8 +75,9 @@ impl Builder {
     }
 
     /// Serves on `n` event loops (at least 1, the default): the caller's runtime, and
-    /// `n - 1` threads each running its own tokio current-thread runtime, which accept
-    /// from the same listener and serve what they accept (see [`Server::serve`]).
+    /// `n - 1` threads each running its own tokio current-thread runtime, which accept on
+    /// the listener's address (a socket each when the listener has `SO_REUSEPORT`, else
+    /// from the listener itself) and serve what they accept (see [`Server::serve`]).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
         self
