@@ -65,14 +65,10 @@ pub struct DirectEnd {
 pub(crate) enum Direct {
     #[default]
     Off,
-    /// Installed: the pacer may write to `fd`; `position` is the last message written;
-    /// `owner` is the event loop whose pacer writes ([`crate::event_loop::this_loop`]).
-    On {
-        fd: i32,
-        kind: u8,
-        owner: u16,
-        position: Cursor,
-    },
+    /// Installed: the pacer may write to `fd`; `position` is the last message written.
+    /// (The pacer that writes is that of the loop the task waits on: the inbox's
+    /// `waker_loop`.)
+    On { fd: i32, kind: u8, position: Cursor },
     /// Ended by the pacer: where it got to, and how many bytes of the first queued
     /// message's frame it wrote.
     Handed { position: Cursor, partial: u32 },
@@ -98,7 +94,6 @@ pub(crate) fn visit(
     let Direct::On {
         fd,
         kind,
-        owner,
         mut position,
     } = *direct
     else {
@@ -120,12 +115,7 @@ pub(crate) fn visit(
         let first = queue.iter().next().map(|m| in_order(position, m));
         match first {
             None => {
-                *direct = Direct::On {
-                    fd,
-                    kind,
-                    owner,
-                    position,
-                };
+                *direct = Direct::On { fd, kind, position };
                 return Visit::Done;
             }
             Some(None) => {
@@ -185,10 +175,9 @@ mod tests {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::{ClientInfo, Hub, HubConfig, Payload};
+    use crate::test_loops::publish;
+    use crate::{ClientInfo, Hub, HubConfig};
 
     thread_local! {
         /// Offsets written, and how many more whole messages the "socket" takes before
@@ -219,22 +208,6 @@ mod tests {
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    async fn publish(hub: &Hub, n: usize) {
-        let hub = hub.clone();
-        // From a task, as a server publishes: only there are the wakes paced.
-        tokio::spawn(async move {
-            for i in 0..n {
-                let p = Payload::json(Bytes::from(i.to_string())).unwrap();
-                hub.publish("c", p).await.unwrap();
-            }
-        })
-        .await
-        .unwrap();
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
         }
     }
 

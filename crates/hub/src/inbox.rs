@@ -29,7 +29,8 @@ pub(crate) struct InboxState {
     /// position before taking more from the queue.
     pub(crate) resync: bool,
     pub(crate) waker: Option<Waker>,
-    /// The event loop the waker's task runs on ([`crate::event_loop::this_loop`]).
+    /// The event loop the waker's task runs on ([`crate::event_loop::this_loop`]): its
+    /// pacer wakes the task, and writes for it while direct delivery is on.
     pub(crate) waker_loop: u16,
     /// Direct delivery's state ([`crate::direct`]).
     pub(crate) direct: Direct,
@@ -125,11 +126,14 @@ impl Inbox {
                 st.queue.push_back(msg.clone());
                 pushed = Pushed::Queued;
             }
-            if let (true, None, Direct::On { owner, .. }) = (wake, st.closed, st.direct) {
+            if wake && st.closed.is_none() && matches!(st.direct, Direct::On { .. }) {
                 if direct {
-                    // The pacer visits once for all that queues before it comes.
+                    // The pacer visits once for all that queues before it comes: the pacer
+                    // of the loop the task waits on, which installed the sink.
                     let wake = if was_empty {
-                        Wake::Direct { owner }
+                        Wake::Direct {
+                            owner: st.waker_loop,
+                        }
                     } else {
                         Wake::None
                     };

@@ -111,6 +111,7 @@ impl Remote {
 #[derive(Debug)]
 pub struct EventLoop {
     index: u16,
+    alive: Arc<AtomicBool>,
 }
 
 impl EventLoop {
@@ -134,19 +135,16 @@ impl EventLoop {
             index
         };
         crate::event_loop::enter(index, Arc::clone(&remote.alive));
-        Some(Self { index })
+        Some(Self {
+            index,
+            alive: Arc::clone(&remote.alive),
+        })
     }
 }
 
 impl Drop for EventLoop {
     fn drop(&mut self) {
-        if let Some(remote) = LOOPS
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(usize::from(self.index))
-        {
-            remote.alive.store(false, Ordering::Release);
-        }
+        self.alive.store(false, Ordering::Release);
         crate::event_loop::leave(self.index);
     }
 }
@@ -421,8 +419,8 @@ mod tests {
     /// woken by B's pacer, on B's thread.
     #[test]
     fn a_task_is_woken_by_the_pacer_of_its_own_loop() {
-        use crate::test_loops::{run_loop, spawn_loop, until};
-        use crate::{ClientInfo, Hub, HubConfig, Payload};
+        use crate::test_loops::{publish, run_loop, spawn_loop, until};
+        use crate::{ClientInfo, Hub, HubConfig};
         let hub = Hub::new(HubConfig::default());
         let woken = Arc::new(WokenOn(std::sync::Mutex::new(Vec::new())));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -441,13 +439,7 @@ mod tests {
         });
         ready_rx.recv().unwrap();
         run_loop(async {
-            let a_hub = hub.clone();
-            tokio::spawn(async move {
-                let p = Payload::json(bytes::Bytes::from_static(b"1")).unwrap();
-                a_hub.publish("c", p).await.unwrap();
-            })
-            .await
-            .unwrap();
+            publish(&hub, 1).await;
             until(|| !woken.0.lock().unwrap().is_empty()).await;
         });
         assert_eq!(*woken.0.lock().unwrap(), ["loop-b"]);

@@ -536,7 +536,6 @@ impl Subscription {
                     st.direct = crate::direct::Direct::On {
                         fd: sink.fd,
                         kind: sink.kind,
-                        owner: crate::event_loop::this_loop(),
                         position: self.position,
                     };
                     self.direct = true;

@@ -1,11 +1,14 @@
-//! Event loops for the tests of several loops: a thread running one, the test's own
-//! thread running another, and a bounded wait for what the other loop does.
+//! For the tests of direct delivery and of several event loops: a thread running a loop,
+//! the test's own thread running another, a bounded wait for what the other loop does,
+//! and publishing from a task.
 
 use std::future::Future;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::EventLoop;
+use bytes::Bytes;
+
+use crate::{EventLoop, Hub, Payload};
 
 /// Runs `body` on a new thread named `name`, as a registered event loop.
 pub(crate) fn spawn_loop<F, Fut>(name: &str, body: F) -> JoinHandle<()>
@@ -38,5 +41,22 @@ pub(crate) async fn until(done: impl Fn() -> bool) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Publishes `n` messages (`0`, `1`, …) to channel `c` from a task, as a server publishes
+/// (only there are the wakes paced), then lets this loop run a little.
+pub(crate) async fn publish(hub: &Hub, n: usize) {
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        for i in 0..n {
+            let p = Payload::json(Bytes::from(i.to_string())).expect("JSON");
+            hub.publish("c", p).await.expect("published");
+        }
+    })
+    .await
+    .expect("the publishing task");
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
     }
 }
