@@ -1,4 +1,5 @@
-//! The accept loop: every connection a listener accepts goes to the connection front
+//! Listening and the accept loop: a listening socket with the options the server wants
+//! ([`listen_on`]), and every connection a listener accepts handed to the connection front
 //! ([`crate::front`]), through a TLS handshake when TLS is on, as a task of the event
 //! loop that accepted it.
 
@@ -12,6 +13,29 @@ use tokio::net::TcpListener;
 
 use crate::front::Front;
 use crate::io::Io;
+
+/// A listening socket on `addr` with `backlog`, `SO_REUSEADDR` (a restarted server binds
+/// at once), and `SO_REUSEPORT` when `reuse_port` (each event loop then listens on a socket
+/// of its own, `crate::loops`).
+pub(crate) fn listen_on(
+    addr: SocketAddr,
+    backlog: u32,
+    reuse_port: bool,
+) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(reuse_port)?;
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
 
 /// Where accepted connections go: the front, through a TLS handshake when TLS is on.
 #[derive(Clone)]

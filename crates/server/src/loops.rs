@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::accept::Accepting;
+use crate::accept::{listen_on, Accepting};
 
 /// The loops beyond the first, running.
 pub(crate) struct Loops {
@@ -52,7 +52,8 @@ impl Loops {
         let backlog = accepting.front.state().config.limits.listen_backlog();
         for i in 1..=n {
             let shared = if own {
-                listen_beside(listener, backlog)?
+                // A socket of its own on the same address; watched by this loop's runtime.
+                listen_on(listener.local_addr()?, backlog, true)?.into_std()?
             } else {
                 std::net::TcpListener::from(listener.as_fd().try_clone_to_owned()?)
             };
@@ -73,7 +74,6 @@ impl Loops {
 
     /// The drain ended: every loop ends, its remaining tasks dropped.
     pub(crate) async fn end(self) {
-        self.stop.send_replace(true);
         self.end.send_replace(true);
         let threads = self.threads;
         let _ = tokio::task::spawn_blocking(move || {
@@ -83,22 +83,6 @@ impl Loops {
         })
         .await;
     }
-}
-
-/// A listening socket of its own on `listener`'s address, with `SO_REUSEPORT`.
-fn listen_beside(listener: &TcpListener, backlog: u32) -> std::io::Result<std::net::TcpListener> {
-    let addr = listener.local_addr()?;
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    Ok(socket.into())
 }
 
 /// One loop's thread: accepts until told to stop, serves until told to end.

@@ -378,12 +378,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 pub async fn start_workers(config: Config, workers: usize) -> std::io::Result<Running> {
     let broker = crate::broker::from_config(&config).await?;
     let listener = bind_with(config.listen, config.limits.listen_backlog(), workers > 1)?;
-    Builder::new(config)
-        .broker(broker)
-        .workers(workers)
-        .build()
-        .map_err(invalid)?
-        .spawn(listener)
+    spawn_on(listener, config, broker, workers)
 }
 
 /// A listener on `addr` with `backlog` (`TcpListener::bind` listens with mio's 128,
@@ -398,7 +393,7 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// [`bind`], with `SO_REUSEPORT` when `reuse_port` (each event loop then listens on a
 /// socket of its own, `loops.rs`).
 fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
-    listen_on(addr, backlog, reuse_port).map_err(|e| {
+    crate::accept::listen_on(addr, backlog, reuse_port).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 " (another process listens there: stop it, or choose another address with \
@@ -408,22 +403,6 @@ fn bind_with(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Resul
         };
         std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}{hint}"))
     })
-}
-
-fn listen_on(addr: SocketAddr, backlog: u32, reuse_port: bool) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    socket.set_reuseport(reuse_port)?;
-    #[cfg(not(unix))]
-    let _ = reuse_port;
-    socket.bind(addr)?;
-    socket.listen(backlog)
 }
 
 /// Serves on an already bound listener in a background task, with an in-memory broker.
@@ -441,8 +420,19 @@ pub fn start_with(
     config: Config,
     broker: Arc<dyn Broker>,
 ) -> std::io::Result<Running> {
+    spawn_on(listener, config, broker, 1)
+}
+
+/// A server with `config` on `broker` and `workers` event loops, serving on `listener`.
+fn spawn_on(
+    listener: TcpListener,
+    config: Config,
+    broker: Arc<dyn Broker>,
+    workers: usize,
+) -> std::io::Result<Running> {
     Builder::new(config)
         .broker(broker)
+        .workers(workers)
         .build()
         .map_err(invalid)?
         .spawn(listener)
