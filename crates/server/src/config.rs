@@ -15,6 +15,7 @@
 //! longpoll_timeout_ms = 30000   # how long a long-poll is held without news
 //! sse_heartbeat_ms = 15000      # SSE comment / stream heartbeat interval
 //! sse_retry_ms = 2000           # `retry:` hint sent to EventSource
+//! ws_ping_ms = 30000            # WebSocket ping interval; silent for twice this: closed
 //! shutdown_drain_ms = 5000      # how long shutdown waits for connections to leave
 //! max_channels_per_request = 32 # `/sub?channel=..` and `/ws` subscriptions per connection
 //! body_read_timeout_ms = 30000  # a request body (publish, API) must arrive within this (408)
@@ -296,6 +297,10 @@ pub struct Limits {
     pub sse_heartbeat_ms: u64,
     /// `retry:` hint sent to EventSource clients, in milliseconds.
     pub sse_retry_ms: u64,
+    /// How often the server pings a WebSocket, in milliseconds (up to half a second later:
+    /// the timer wheel's resolution); a connection that sends nothing, pongs included,
+    /// for twice this is closed (1001).
+    pub ws_ping_ms: u64,
     /// Deadline for connections to leave on shutdown, in milliseconds.
     pub shutdown_drain_ms: u64,
     /// Most channels one request or one `/ws` connection may subscribe to.
@@ -371,6 +376,7 @@ impl Default for Limits {
             longpoll_timeout_ms: 30_000,
             sse_heartbeat_ms: 15_000,
             sse_retry_ms: 2_000,
+            ws_ping_ms: 30_000,
             shutdown_drain_ms: 5_000,
             max_channels_per_request: 32,
             body_read_timeout_ms: 30_000,
@@ -397,6 +403,11 @@ impl Limits {
     pub fn longpoll_timeout(&self) -> Duration {
         Duration::from_millis(self.longpoll_timeout_ms)
     }
+    /// The WebSocket ping interval (at least 1 ms).
+    pub fn ws_ping(&self) -> Duration {
+        Duration::from_millis(self.ws_ping_ms.max(1))
+    }
+
     /// SSE / stream heartbeat interval.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.sse_heartbeat_ms.max(1))

@@ -75,6 +75,8 @@ pub(crate) fn ws_config(server: &crate::config::Config) -> switchboard_ws::Confi
     config.max_message_size = server.limits.max_publish_bytes.max(4096);
     config.max_frame_size = config.max_message_size;
     config.write_timeout = Some(server.limits.write_timeout());
+    config.ping_interval = Some(server.limits.ws_ping());
+    config.idle_timeout = Some(2 * server.limits.ws_ping());
     config
 }
 
