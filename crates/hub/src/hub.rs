@@ -119,6 +119,11 @@ impl<'a> PublishOptions<'a> {
 }
 
 impl Hub {
+    /// An identity of this hub: the same for every handle to it, and no other live hub's.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.registry) as usize
+    }
+
     /// A hub with an in-memory broker holding at most `config.memory`.
     pub fn new(config: HubConfig) -> Self {
         let broker = MemoryBroker::with_limits(config.memory);

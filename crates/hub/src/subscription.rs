@@ -195,6 +195,11 @@ impl Subscription {
         crate::Hub::from_registry(Arc::clone(&self.registry))
     }
 
+    /// The identity of its hub ([`crate::Hub::id`]).
+    pub fn hub_id(&self) -> usize {
+        Arc::as_ptr(&self.registry) as usize
+    }
+
     /// The subscriber.
     pub fn client(&self) -> &ClientInfo {
         &self.inbox.client

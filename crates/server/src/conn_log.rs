@@ -80,6 +80,11 @@ pub(crate) fn note(field: &'static str, value: impl Value) {
     });
 }
 
+/// Whether the running task serves a logged connection.
+pub(crate) fn logged() -> bool {
+    CURRENT.try_with(|_| ()).is_ok()
+}
+
 /// Spawns `task`, in the running task's connection log when there is one (a WebSocket's
 /// task after the upgrade: the connection closes when it ends).
 pub(crate) fn spawn<F>(task: F)

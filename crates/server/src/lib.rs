@@ -55,6 +55,7 @@ pub mod front;
 pub mod io;
 mod loops;
 pub mod observe;
+pub(crate) mod park;
 pub mod publish;
 pub mod sdk;
 pub mod server;

@@ -66,6 +66,8 @@ pub struct WebSocket<S> {
     read_eof: bool,
     /// The TCP connection is over (shut down by us, or ended by the peer or an error).
     done: bool,
+    /// A deadline passed since [`WebSocket::take_ticked`] last asked.
+    ticked: bool,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -104,7 +106,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             timer: Timer::Exact(None),
             read_eof: false,
             done: false,
+            ticked: false,
         }
+    }
+
+    /// The same connection over another stream: `f` turns the stream into the new one (a
+    /// socket moved from one poller to another, say). When `f` fails, the connection is
+    /// dropped and its error returned.
+    pub fn try_map_stream<T, E>(
+        self,
+        f: impl FnOnce(S) -> Result<T, E>,
+    ) -> Result<WebSocket<T>, E> {
+        let Self {
+            stream,
+            conn,
+            role,
+            high_water,
+            timer,
+            read_eof,
+            done,
+            ticked,
+        } = self;
+        Ok(WebSocket {
+            stream: f(stream)?,
+            conn,
+            role,
+            high_water,
+            timer,
+            read_eof,
+            done,
+            ticked,
+        })
+    }
+
+    /// Whether one of the codec's deadlines (a ping due, an idle or close timeout) passed
+    /// since the last call.
+    pub fn take_ticked(&mut self) -> bool {
+        std::mem::take(&mut self.ticked)
     }
 
     /// Serve this connection's timers (pings, idle and close timeouts) from a shared
@@ -358,6 +396,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Timer::Wheel(timer) => ready!(timer.poll_until(deadline, cx)),
         }
         self.conn.handle_timeout(Instant::now().into_std());
+        self.ticked = true;
         Poll::Ready(())
     }
 

@@ -273,11 +273,29 @@ pub struct Counted<S> {
 /// The descriptor of the plain TCP socket `stream` is, when it is one as the front hands
 /// it over (counted, not TLS): what direct delivery may write to
 /// (`transport::websocket::direct`).
+/// A parked connection's socket ([`crate::park`]) is one too.
 pub fn tcp_fd<S: 'static>(stream: &S) -> Option<i32> {
     use std::os::fd::AsRawFd;
     let any: &dyn std::any::Any = stream;
-    any.downcast_ref::<Counted<tokio::net::TcpStream>>()
+    if let Some(c) = any.downcast_ref::<Counted<tokio::net::TcpStream>>() {
+        return Some(c.io.as_raw_fd());
+    }
+    any.downcast_ref::<Counted<crate::park::ParkedTcp>>()
         .map(|c| c.io.as_raw_fd())
+}
+
+impl<S> Counted<S> {
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The same counted connection over another stream (`f` turns the one into the
+    /// other); when `f` fails the connection is uncounted and its error returned.
+    pub fn try_map<T, E>(self, f: impl FnOnce(S) -> Result<T, E>) -> Result<Counted<T>, E> {
+        let Self { io, _slot } = self;
+        Ok(Counted { io: f(io)?, _slot })
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {

@@ -146,6 +146,12 @@ impl Collector for Scrape {
         )?;
         gauge(
             e,
+            "switchboard_connections_parked",
+            "Idle connections parked now (no task of their own until they have work).",
+            crate::park::parked(),
+        )?;
+        gauge(
+            e,
             "switchboard_clients_live",
             "Live WebSocket, SSE and streaming connections registered now.",
             state.clients.len() as u64,

@@ -8,6 +8,7 @@
 //! `?since=` the last cursor).
 
 use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -15,11 +16,14 @@ use bytes::Bytes;
 use switchboard_hub::{Cursor, DirectSink, Hub, Payload, RecvError, Subscription};
 use switchboard_ws_tokio::{Message, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use super::compact::{Compact, Envelopes, Framing};
 use super::{ending_for, queue_message, HIGH_WATER};
 use crate::clients::ClientHandle;
 use crate::error::Ending;
+use crate::front::Counted;
+use crate::park::{Parked, ParkedTcp};
 use crate::state::AppState;
 use crate::transport::expiry::{self, Expiry};
 
@@ -47,6 +51,10 @@ pub struct Parts {
     /// The closing handshake is under way (here, beside the other small fields, so that
     /// they share one word).
     closing: bool,
+    /// The connection may park when it next waits ([`crate::park`]): true from its start,
+    /// false from a frame of the client's data until one of its deadlines passes (a
+    /// publishing client keeps its task while it publishes).
+    parkable: bool,
     /// A token's deadline and a publish in flight: most connections have neither, so
     /// they share one pointer (allocated while either exists).
     rare: Option<Box<Rare>>,
@@ -86,6 +94,7 @@ impl Parts {
             max: u32::try_from(state.config.limits.max_publish_bytes).unwrap_or(u32::MAX),
             may_publish,
             closing: false,
+            parkable: true,
             rare: Expiry::new(state.clients.wheel(), expires).map(|expiry| {
                 Box::new(Rare {
                     expiry: Some(expiry),
@@ -109,11 +118,19 @@ impl Parts {
 ///
 /// `F` frames the messages: [`Envelopes`] (no state, so a connection in the envelope
 /// format pays nothing for the compact one) or a boxed [`Compact`] position.
+///
+/// `parts` comes before `ws` so that it is dropped first: its subscription ends direct
+/// delivery before the socket closes (the pacer must not write to a descriptor that may
+/// be reused).
 struct Native<S, F> {
-    ws: WebSocket<S>,
     parts: Parts,
+    ws: WebSocket<S>,
     framing: F,
 }
+
+/// The task of a native connection: the connection, until it parks ([`crate::park`]) and
+/// its task ends; the lot gives it a new task when it has something to do.
+struct Task<S, F>(Option<Native<S, F>>);
 
 /// Spawns the connection's task (the socket already has its mark and wheel), in the
 /// compact format if `compact`.
@@ -138,12 +155,85 @@ fn spawn_framed<S, F: Framing>(ws: WebSocket<S>, parts: Parts, framing: F)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let task = Native { ws, parts, framing };
+    let task = Task(Some(Native { parts, ws, framing }));
     tracing::trace!(
         bytes = std::mem::size_of_val(&task),
         "native websocket task"
     );
     crate::conn_log::spawn(task);
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static, F: Framing> Future for Task<S, F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(native) = &mut this.0 else {
+            return Poll::Ready(());
+        };
+        if Pin::new(&mut *native).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if native.idle()
+            && crate::park::here(native.parts.sub.hub_id())
+            && !crate::conn_log::logged()
+        {
+            // Only a plain TCP socket leaves tokio's poller.
+            let any: &mut dyn std::any::Any = this;
+            if let Some(Task(native)) = any.downcast_mut::<Task<Counted<TcpStream>, F>>() {
+                if let Some(native) = native.take() {
+                    native.park();
+                    return Poll::Ready(());
+                }
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl<F: Framing> Native<Counted<TcpStream>, F> {
+    /// Moves the connection into this loop's lot; its task then ends.
+    fn park(self) {
+        let Self { parts, ws, framing } = self;
+        let hub = parts.sub.hub_id();
+        match ws.try_map_stream(|c| c.try_map(ParkedTcp::park)) {
+            Ok(ws) => {
+                let parked = Box::new(Native { parts, ws, framing });
+                if let Err(conn) = crate::park::park(parked, hub) {
+                    conn.resume();
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "a connection could not park"),
+        }
+    }
+}
+
+impl<F: Framing> Parked for Native<Counted<ParkedTcp>, F> {
+    fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(self).poll(cx)
+    }
+
+    fn idle(&mut self) -> bool {
+        Native::idle(self)
+    }
+
+    fn wants_write(&self) -> bool {
+        self.ws.pending_bytes() > 0
+    }
+
+    fn fd(&self) -> RawFd {
+        self.ws.get_ref().get_ref().as_raw_fd()
+    }
+
+    fn resume(self: Box<Self>) {
+        let Self { parts, ws, framing } = *self;
+        match ws.try_map_stream(|c| c.try_map(ParkedTcp::resume)) {
+            Ok(ws) => {
+                tokio::spawn(Task(Some(Native { parts, ws, framing })));
+            }
+            Err(e) => tracing::debug!(error = %e, "a parked connection could not resume"),
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Future for Native<S, F> {
@@ -199,10 +289,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
     }
 }
 
-impl<S, F> Drop for Native<S, F> {
-    fn drop(&mut self) {
-        // Before the socket closes: the pacer must not write to its descriptor after.
-        self.parts.sub.end_direct();
+impl<S: AsyncRead + AsyncWrite + Unpin, F> Native<S, F> {
+    /// Whether the connection may park now (after a poll): it waits for nothing but its
+    /// subscription, whose messages the pacer writes itself, and has nothing to write.
+    fn idle(&mut self) -> bool {
+        if self.ws.take_ticked() {
+            self.parts.parkable = true;
+        }
+        let p = &self.parts;
+        p.parkable
+            && !p.closing
+            && p.rare.is_none()
+            && p.sub.is_direct()
+            && self.ws.pending_bytes() == 0
     }
 }
 
@@ -227,7 +326,7 @@ where
 impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
     /// Ready with why the server ends the connection, or `None` once it is over.
     fn poll_open(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ending>> {
-        let Self { ws, parts, framing } = self;
+        let Self { parts, ws, framing } = self;
         if let Some(rare) = &mut parts.rare {
             if expiry::expired(&mut rare.expiry, cx) {
                 return Poll::Ready(Some(Ending::TokenExpired));
@@ -265,6 +364,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + 'static, F: Framing> Native<S, F> {
                     continue;
                 }
                 Poll::Ready(Some(Ok(m @ (Message::Text(_) | Message::Binary(_))))) => {
+                    parts.parkable = false;
                     if !parts.may_publish {
                         return Poll::Ready(Some(Ending::Policy(
                             "clients may not publish to this channel",
@@ -346,7 +446,7 @@ fn publish(hub: Hub, client: u64, channel: Box<str>, payload: Payload) -> Publis
 mod tests {
     use super::*;
 
-    /// An idle connection holds its task for life: tokio keeps the future in a cell with
+    /// A connection that has work holds its task: tokio keeps the future in a cell with
     /// 96 bytes of its own (header 32, scheduler and id 16, trailer 48) and the stage's
     /// tag, allocated in multiples of 128 bytes. The tag sits in a niche of the future (the
     /// replica of tokio's `Stage` below is no bigger than the future), so a future of up to
@@ -354,22 +454,27 @@ mod tests {
     /// over; 408 B and a 512-byte cell before the codec's receiver, the client's publish
     /// and the token deadline went out of line); this catches growth past it.
     /// A compact connection's future is one word more (its boxed position).
+    ///
+    /// An idle one is parked ([`crate::park`]): the same state over a socket out of
+    /// tokio's poller, boxed, 256 B (jemalloc's 256-byte class; the next is 320).
     #[test]
-    fn an_idle_native_connection_task_fits_384_bytes() {
-        type Stream = crate::front::Counted<tokio::net::TcpStream>;
+    fn a_native_connection_task_fits_384_bytes_and_a_parked_one_256() {
+        type Stream = Counted<TcpStream>;
         #[allow(dead_code)]
         enum Stage<T> {
             Running(T),
             Finished(Result<(), tokio::task::JoinError>),
             Consumed,
         }
-        let size = std::mem::size_of::<Native<Stream, Envelopes>>();
-        let stage = std::mem::size_of::<Stage<Native<Stream, Envelopes>>>();
+        let size = std::mem::size_of::<Task<Stream, Envelopes>>();
+        let stage = std::mem::size_of::<Stage<Task<Stream, Envelopes>>>();
         assert!(
             stage <= 384 - 96,
-            "Native<Counted<TcpStream>> is {size} bytes, its stage {stage}"
+            "Task<Counted<TcpStream>> is {size} bytes, its stage {stage}"
         );
-        let compact = std::mem::size_of::<Native<Stream, Box<Compact>>>();
+        let compact = std::mem::size_of::<Task<Stream, Box<Compact>>>();
         assert_eq!(compact, size + 8);
+        let parked = std::mem::size_of::<Native<Counted<ParkedTcp>, Envelopes>>();
+        assert!(parked <= 256, "a parked connection is {parked} bytes");
     }
 }
