@@ -104,7 +104,7 @@ fn run(
     };
     runtime.block_on(async move {
         let _event_loop = switchboard_hub::EventLoop::register();
-        let _lot = crate::server::start_lot(&accepting.front.state().hub);
+        let _lot = crate::park::Lot::start_for(&accepting.front.state().hub);
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,
             Err(e) => {

@@ -122,6 +122,16 @@ impl Lot {
     }
 }
 
+impl Lot {
+    /// This event loop's lot for the server of `hub`; without one (the poller cannot be
+    /// made) the loop's connections keep their tasks.
+    pub(crate) fn start_for(hub: &switchboard_hub::Hub) -> Option<Self> {
+        Self::start(hub.id())
+            .map_err(|e| tracing::warn!(error = %e, "idle connections cannot park on this loop"))
+            .ok()
+    }
+}
+
 impl Drop for Lot {
     fn drop(&mut self) {
         self.task.abort();

@@ -229,7 +229,7 @@ impl Server {
         }
         // Idle connections of this loop park here (crate::park).
         let _lot = (current_thread || self.workers > 1)
-            .then(|| start_lot(&state.hub))
+            .then(|| crate::park::Lot::start_for(&state.hub))
             .flatten();
         let drain = state.config.limits.shutdown_drain();
         let accepting = Accepting {
@@ -270,14 +270,6 @@ impl Server {
         }
         all_left
     }
-}
-
-/// This event loop's lot of parked connections; without one (the poller cannot be made)
-/// its connections keep their tasks.
-pub(crate) fn start_lot(hub: &switchboard_hub::Hub) -> Option<crate::park::Lot> {
-    crate::park::Lot::start(hub.id())
-        .map_err(|e| tracing::warn!(error = %e, "idle connections cannot park on this loop"))
-        .ok()
 }
 
 /// The hub closes every subscription (exact resume cursors) once shutdown begins; the

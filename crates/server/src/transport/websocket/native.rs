@@ -22,7 +22,7 @@ use super::compact::{Compact, Envelopes, Framing};
 use super::{ending_for, queue_message, HIGH_WATER};
 use crate::clients::ClientHandle;
 use crate::error::Ending;
-use crate::front::Counted;
+use crate::front::connections::Counted;
 use crate::park::{Parked, ParkedTcp};
 use crate::state::AppState;
 use crate::transport::expiry::{self, Expiry};
