@@ -6,6 +6,10 @@
 //! `limits.max_publish_bytes`). A connection opened with a client token is closed with
 //! 3000 when the token expires (it cannot take a new one: reconnect with a fresh token,
 //! `?since=` the last cursor).
+//!
+//! A connection on plain TCP that waits with nothing to do parks ([`crate::park`]): its
+//! task ends and its event loop's lot holds it until it has more to do than a ping, a
+//! pong or a wake.
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
