@@ -121,7 +121,12 @@ impl<'a> PublishOptions<'a> {
 impl Hub {
     /// An identity of this hub: the same for every handle to it, and no other live hub's.
     pub fn id(&self) -> usize {
-        Arc::as_ptr(&self.registry) as usize
+        Self::id_of(&self.registry)
+    }
+
+    /// The [`Hub::id`] of the hub of `registry`.
+    pub(crate) fn id_of(registry: &Arc<Registry>) -> usize {
+        Arc::as_ptr(registry) as usize
     }
 
     /// A hub with an in-memory broker holding at most `config.memory`.

@@ -197,7 +197,7 @@ impl Subscription {
 
     /// The identity of its hub ([`crate::Hub::id`]).
     pub fn hub_id(&self) -> usize {
-        Arc::as_ptr(&self.registry) as usize
+        crate::Hub::id_of(&self.registry)
     }
 
     /// The subscriber.
