@@ -120,9 +120,7 @@ impl Lot {
         let task = tokio::spawn(run(Arc::clone(&shared), poll));
         Ok(Self { shared, task })
     }
-}
 
-impl Lot {
     /// This event loop's lot for the server of `hub`; without one (the poller cannot be
     /// made) the loop's connections keep their tasks.
     pub(crate) fn start_for(hub: &switchboard_hub::Hub) -> Option<Self> {
@@ -150,30 +148,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// This thread's lot for the server of the hub `hub` ([`switchboard_hub::Hub::id`]).
-fn lot(hub: usize) -> Option<Arc<Shared>> {
+/// This thread's lot for the server of the hub `hub` ([`switchboard_hub::Hub::id`]),
+/// when it has one: where that server's connections on this thread may park.
+pub(crate) fn lot_for(hub: usize) -> Option<Parking> {
     HERE.with(|h| {
         h.borrow()
             .iter()
             .find(|(id, _)| *id == hub)
-            .map(|(_, s)| Arc::clone(s))
+            .map(|(_, s)| Parking(Arc::clone(s)))
     })
 }
 
-/// Parks `conn`, a connection of the server of `hub`, in this thread's lot for it. Gives
-/// it back when there is none (it then keeps its task); otherwise it is parked, or over,
-/// or (when its socket cannot join the lot's poller) resumed.
-pub(crate) fn park(conn: Box<dyn Parked>, hub: usize) -> Result<(), Box<dyn Parked>> {
-    let Some(shared) = lot(hub) else {
-        return Err(conn);
-    };
-    shared.admit(conn);
-    Ok(())
-}
+/// A lot found for a connection ([`lot_for`]).
+pub(crate) struct Parking(Arc<Shared>);
 
-/// Whether this thread has a lot for the server of `hub`.
-pub(crate) fn here(hub: usize) -> bool {
-    HERE.with(|h| h.borrow().iter().any(|(id, _)| *id == hub))
+impl Parking {
+    /// Parks `conn`: it is then parked, or over, or (when its socket cannot join the
+    /// lot's poller) given its task back.
+    pub(crate) fn park(&self, conn: Box<dyn Parked>) {
+        self.0.admit(conn);
+    }
 }
 
 impl Shared {
@@ -185,11 +179,7 @@ impl Shared {
             conn.resume();
             return;
         };
-        let waker = waker(self.index, slot);
-        if conn
-            .poll_parked(&mut Context::from_waker(&waker))
-            .is_ready()
-        {
+        if self.poll_one(slot, &mut conn).is_ready() {
             return;
         }
         let fd = conn.fd();
@@ -205,6 +195,11 @@ impl Shared {
         PARKED.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Polls `conn`, parked (or parking) in `slot`, with the waker of that slot.
+    fn poll_one(&self, slot: u32, conn: &mut Box<dyn Parked>) -> Poll<()> {
+        conn.poll_parked(&mut Context::from_waker(&waker(self.index, slot)))
+    }
+
     /// Polls the connection in `slot`, if one is parked there, where it is: what an idle
     /// connection is woken for (a ping due, a pong, a message the pacer could not write)
     /// takes no task. One that is over leaves; one that has more to do than that (output
@@ -217,10 +212,7 @@ impl Shared {
         let Some(conn) = entries.get_mut(slot) else {
             return;
         };
-        let waker = waker(self.index, key);
-        let over = conn
-            .poll_parked(&mut Context::from_waker(&waker))
-            .is_ready();
+        let over = self.poll_one(key, conn).is_ready();
         if !over && conn.idle() {
             return;
         }
@@ -447,7 +439,7 @@ mod tests {
             waker: Arc::clone(&waker),
             resumed: tx,
         };
-        assert!(park(Box::new(probe), hub).is_ok());
+        lot_for(hub).unwrap().park(Box::new(probe));
         assert!(
             lock(&waker).is_some(),
             "polled with the lot's waker as it parked"
@@ -516,16 +508,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_connection_parks_only_in_its_own_servers_lot() {
-        let _lot = Lot::start(6).unwrap();
-        let (socket, _peer) = pair();
-        let (tx, _events) = mpsc::unbounded_channel();
-        let probe = Probe {
-            socket,
-            wants_write: false,
-            waker: Arc::default(),
-            resumed: tx,
-        };
-        assert!(here(6) && !here(7));
-        assert!(park(Box::new(probe), 7).is_err());
+        let lot = Lot::start(6).unwrap();
+        assert!(lot_for(6).is_some() && lot_for(7).is_none());
+        drop(lot);
+        assert!(lot_for(6).is_none(), "gone with its lot");
     }
 }

@@ -220,17 +220,17 @@ impl Server {
         let _event_loop = switchboard_hub::EventLoop::register();
         let current_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::CurrentThread;
-        if current_thread || self.workers > 1 {
+        let _lot = if current_thread || self.workers > 1 {
             // Event loops of one thread each: the fan-out's pacer may write a waiting
-            // native connection's messages itself (transport::websocket::direct).
+            // native connection's messages itself (transport::websocket::direct), and
+            // this loop's idle connections park in its lot (crate::park).
             state
                 .hub
                 .set_direct_write(crate::transport::websocket::direct::write_frames);
-        }
-        // Idle connections of this loop park here (crate::park).
-        let _lot = (current_thread || self.workers > 1)
-            .then(|| crate::park::Lot::start_for(&state.hub))
-            .flatten();
+            crate::park::Lot::start_for(&state.hub)
+        } else {
+            None
+        };
         let drain = state.config.limits.shutdown_drain();
         let accepting = Accepting {
             front: self.front.clone(),

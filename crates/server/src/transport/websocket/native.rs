@@ -178,35 +178,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static, F: Framing> Future for 
         if Pin::new(&mut *native).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        if native.idle()
-            && crate::park::here(native.parts.sub.hub_id())
-            && !crate::conn_log::logged()
-        {
-            // Only a plain TCP socket leaves tokio's poller.
-            let any: &mut dyn std::any::Any = this;
-            if let Some(Task(native)) = any.downcast_mut::<Task<Counted<TcpStream>, F>>() {
-                if let Some(native) = native.take() {
-                    native.park();
-                    return Poll::Ready(());
-                }
-            }
+        if !native.idle() || crate::conn_log::logged() {
+            return Poll::Pending;
         }
-        Poll::Pending
+        // Only a plain TCP socket leaves tokio's poller.
+        let any: &mut dyn std::any::Any = this;
+        let Some(Task(slot)) = any.downcast_mut::<Task<Counted<TcpStream>, F>>() else {
+            return Poll::Pending;
+        };
+        let Some(lot) = slot
+            .as_ref()
+            .and_then(|native| crate::park::lot_for(native.parts.sub.hub_id()))
+        else {
+            return Poll::Pending;
+        };
+        if let Some(native) = slot.take() {
+            native.park(&lot);
+        }
+        Poll::Ready(())
     }
 }
 
 impl<F: Framing> Native<Counted<TcpStream>, F> {
-    /// Moves the connection into this loop's lot; its task then ends.
-    fn park(self) {
+    /// Moves the connection into `lot`; its task then ends.
+    fn park(self, lot: &crate::park::Parking) {
         let Self { parts, ws, framing } = self;
-        let hub = parts.sub.hub_id();
         match ws.try_map_stream(|c| c.try_map(ParkedTcp::park)) {
-            Ok(ws) => {
-                let parked = Box::new(Native { parts, ws, framing });
-                if let Err(conn) = crate::park::park(parked, hub) {
-                    conn.resume();
-                }
-            }
+            Ok(ws) => lot.park(Box::new(Native { parts, ws, framing })),
             Err(e) => tracing::debug!(error = %e, "a connection could not park"),
         }
     }
