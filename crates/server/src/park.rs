@@ -92,6 +92,10 @@ impl Lot {
     /// Starts this loop's lot for the server of the hub `hub` ([`switchboard_hub::Hub::id`])
     /// on the running runtime: the one its connections on this thread park into.
     pub(crate) fn start(hub: usize) -> io::Result<Self> {
+        if usize::BITS < 64 {
+            // A waker's data word holds the lot's index and the slot, 32 bits each.
+            return Err(io::Error::other("parking needs a 64-bit target"));
+        }
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
         // SAFETY: the `mio::Poll` owns its epoll descriptor and closes it only when it is
