@@ -3,26 +3,27 @@
 //! Every event loop (`crate::loops`, and the first loop in `server`) keeps a [`Lot`]. A
 //! connection that waits with nothing to do (a native WebSocket whose messages the
 //! fan-out's pacer writes itself, `transport::websocket::native`) moves its state out of
-//! its tokio task into the lot's table, and its socket out of tokio's poller into the
-//! lot's own (`mio`, edge-triggered: readable, writable, closed), and its task ends. What
-//! it waited on (its subscription, its timer) now holds a waker that names its slot in
-//! the lot. When that waker fires, or its socket has input, the lot polls the connection
-//! where it lies: a ping due, a pong, a message the pacer could not write take no task.
-//! Only a connection with more to do than that (output waiting for room in its socket, a
-//! closing handshake, a client's publish) gets a task again ([`Parked::resume`]), which
-//! carries on where it stopped.
+//! its tokio task into the lot's table, reduced to what an idle connection needs, and
+//! its socket out of tokio's poller into the lot's own (`mio`, edge-triggered, for
+//! reading: input, a closed peer, an error), and its task ends. What it waited on (its
+//! subscription, its timer) now holds a waker that names its slot in the lot. When that
+//! waker fires, or its socket has input, the lot polls the connection where it lies: a
+//! ping due, a pong, a message the pacer could not write take no task. Only a connection
+//! with more to do than that (output waiting for room in its socket, a closing
+//! handshake, a client's publish) leaves the lot for a task of its own
+//! ([`Parked::poll_parked`]), which carries on where it stopped.
 //!
 //! Why: a tokio task costs a 384-byte cell and a socket registered with tokio a 256-byte
 //! readiness block, both aligned to 128 bytes, for as long as the connection lives; a
-//! parked connection costs its own state (a box of ~250 bytes) and a 16-byte slot, and
-//! the kernel's epoll entry (`docs/perf/REPORT.md`, "Parked connections").
+//! parked connection costs its own reduced state (a box of at most 192 bytes) and a
+//! 16-byte slot, and the kernel's epoll entry (`docs/perf/REPORT.md`, "Parked
+//! connections").
 //!
 //! A parked connection is polled with the lot's waker, so that everything it waits on
 //! registers that waker; its socket's reads and writes answer "not now" ([`ParkedTcp`])
-//! and the lot's poller stands in for tokio's: input, a closed peer or an error has it
-//! polled at once, and so has room to write when it has output waiting (edge-triggered,
-//! so only after a write found the socket full). Its reads go on until the socket has no
-//! more (as the edge-triggered poller needs), or it leaves the lot.
+//! and the lot's poller stands in for tokio's. A parked connection has nothing to write
+//! (it would not be idle), so only input wakes it through the poller; its reads go on
+//! until the socket has no more (as the edge-triggered poller needs), or it leaves.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -41,16 +42,25 @@ use tokio::sync::Notify;
 
 /// A connection that can wait in a [`Lot`].
 pub(crate) trait Parked: Send {
-    /// Polls the connection with the lot's waker; Ready once it is over.
-    fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-    /// Whether, after a poll, it may stay parked (it waits with nothing to do).
-    fn idle(&mut self) -> bool;
-    /// Whether it has output waiting for room in its socket.
-    fn wants_write(&self) -> bool;
+    /// Polls the connection where it lies, with the lot's waker. When it has more to do
+    /// than wait (or is over), it leaves: it calls `leave` with its socket (which takes
+    /// the socket out of the lot's poller), then ends or carries on in a task of its own,
+    /// and answers [`Woken::Gone`].
+    fn poll_parked(&mut self, cx: &mut Context<'_>, leave: &dyn Fn(RawFd)) -> Woken;
     /// Its socket.
     fn fd(&self) -> RawFd;
-    /// Gives the connection a task of its own again, on the running loop.
+    /// Gives the connection a task of its own again, on the running loop (when it cannot
+    /// park after all).
     fn resume(self: Box<Self>);
+}
+
+/// What a parked connection's poll left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woken {
+    /// It waits with nothing to do: it stays.
+    Stay,
+    /// It left (see [`Parked::poll_parked`]): its slot is free.
+    Gone,
 }
 
 /// Connections parked now, in every lot of the process (the `/metrics` gauge).
@@ -178,36 +188,42 @@ impl Shared {
     fn admit(&self, mut conn: Box<dyn Parked>) {
         let mut entries = lock(&self.entries);
         let entry = entries.vacant_entry();
-        let Ok(slot) = u32::try_from(entry.key()) else {
-            drop(entries);
-            conn.resume();
-            return;
+        let token = Token(entry.key());
+        let registered = u32::try_from(token.0)
+            .map_err(|_| io::Error::other("too many parked connections"))
+            .and_then(|slot| {
+                let fd = conn.fd();
+                self.registry
+                    .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                    .map(|()| slot)
+            });
+        let slot = match registered {
+            Ok(slot) => slot,
+            Err(e) => {
+                drop(entries);
+                tracing::debug!(error = %e, "cannot park a connection");
+                conn.resume();
+                return;
+            }
         };
-        if self.poll_one(slot, &mut conn).is_ready() {
-            return;
+        if self.poll_one(slot, &mut conn) == Woken::Stay {
+            entry.insert(conn);
+            PARKED.fetch_add(1, Ordering::Relaxed);
         }
-        let fd = conn.fd();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let token = Token(slot as usize);
-        if let Err(e) = self.registry.register(&mut SourceFd(&fd), token, interest) {
-            drop(entries);
-            tracing::debug!(error = %e, "cannot park a connection");
-            conn.resume();
-            return;
-        }
-        entry.insert(conn);
-        PARKED.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Polls `conn`, parked (or parking) in `slot`, with the waker of that slot.
-    fn poll_one(&self, slot: u32, conn: &mut Box<dyn Parked>) -> Poll<()> {
-        conn.poll_parked(&mut Context::from_waker(&waker(self.index, slot)))
+    fn poll_one(&self, slot: u32, conn: &mut Box<dyn Parked>) -> Woken {
+        let leave = |fd: RawFd| {
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+        };
+        conn.poll_parked(&mut Context::from_waker(&waker(self.index, slot)), &leave)
     }
 
     /// Polls the connection in `slot`, if one is parked there, where it is: what an idle
     /// connection is woken for (a ping due, a pong, a message the pacer could not write)
-    /// takes no task. One that is over leaves; one that has more to do than that (output
-    /// waiting for room, a closing handshake, a client's publish) gets its task back.
+    /// takes no task. One that is over, or has more to do than that (output waiting for
+    /// room, a closing handshake, a client's publish), leaves.
     fn poll(&self, slot: usize) {
         let Ok(key) = u32::try_from(slot) else {
             return;
@@ -216,18 +232,13 @@ impl Shared {
         let Some(conn) = entries.get_mut(slot) else {
             return;
         };
-        let over = self.poll_one(key, conn).is_ready();
-        if !over && conn.idle() {
+        if self.poll_one(key, conn) == Woken::Stay {
             return;
         }
-        let conn = entries.remove(slot);
+        let gone = entries.remove(slot);
         drop(entries);
         PARKED.fetch_sub(1, Ordering::Relaxed);
-        // Before tokio's poller takes the socket.
-        let _ = self.registry.deregister(&mut SourceFd(&conn.fd()));
-        if !over {
-            conn.resume();
-        }
+        drop(gone);
     }
 }
 
@@ -246,16 +257,10 @@ async fn run(shared: Arc<Shared>, mut poll: AsyncFd<mio::Poll>) {
                     ready.clear_ready();
                     continue;
                 }
+                // Input, a closed peer or an error (sockets register for reading only:
+                // a parked connection has nothing to write).
                 for event in &events {
-                    let slot = event.token().0;
-                    let go = event.is_readable()
-                        || event.is_read_closed()
-                        || event.is_error()
-                        || (event.is_writable()
-                            && lock(&shared.entries).get(slot).is_some_and(|c| c.wants_write()));
-                    if go {
-                        shared.poll(slot);
-                    }
+                    shared.poll(event.token().0);
                 }
             }
             () = shared.notify.notified() => {}
@@ -381,25 +386,26 @@ mod tests {
     use std::time::Duration;
     use tokio::sync::mpsc;
 
-    /// A parked connection that reports what happens to it.
+    /// A parked connection that reports what happens to it: it stays on the poll that
+    /// parks it and leaves for a task on the next.
     struct Probe {
         socket: std::net::TcpStream,
-        wants_write: bool,
+        polls: u32,
         /// The waker it was parked with.
         waker: Arc<Mutex<Option<Waker>>>,
         resumed: mpsc::UnboundedSender<&'static str>,
     }
 
     impl Parked for Probe {
-        fn poll_parked(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        fn poll_parked(&mut self, cx: &mut Context<'_>, leave: &dyn Fn(RawFd)) -> Woken {
             *lock(&self.waker) = Some(cx.waker().clone());
-            Poll::Pending
-        }
-        fn idle(&mut self) -> bool {
-            false
-        }
-        fn wants_write(&self) -> bool {
-            self.wants_write
+            self.polls += 1;
+            if self.polls == 1 {
+                return Woken::Stay;
+            }
+            leave(self.fd());
+            let _ = self.resumed.send("resumed");
+            Woken::Gone
         }
         fn fd(&self) -> RawFd {
             self.socket.as_raw_fd()
@@ -432,14 +438,14 @@ mod tests {
     }
 
     /// A lot for the hub `hub`, and a probe parked in it.
-    fn parked_probe(hub: usize, wants_write: bool) -> Parking {
+    fn parked_probe(hub: usize) -> Parking {
         let lot = Lot::start(hub).unwrap();
         let (socket, peer) = pair();
         let (tx, events) = mpsc::unbounded_channel();
         let waker = Arc::new(Mutex::new(None));
         let probe = Probe {
             socket,
-            wants_write,
+            polls: 0,
             waker: Arc::clone(&waker),
             resumed: tx,
         };
@@ -463,8 +469,8 @@ mod tests {
             .unwrap()
     }
 
-    /// Nothing happens to it for a while (its socket is writable and it has nothing to
-    /// write: that is not a reason to resume it).
+    /// Nothing happens to it for a while (its socket is writable: that is no reason to
+    /// poll it).
     async fn stays(events: &mut mpsc::UnboundedReceiver<&'static str>) {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(events.try_recv().is_err(), "resumed without a cause");
@@ -472,7 +478,7 @@ mod tests {
 
     #[tokio::test]
     async fn its_waker_resumes_it_from_any_thread() {
-        let mut p = parked_probe(1, false);
+        let mut p = parked_probe(1);
         stays(&mut p.events).await;
         let waker = lock(&p.waker).clone().unwrap();
         std::thread::spawn(move || waker.wake()).join().unwrap();
@@ -485,25 +491,19 @@ mod tests {
 
     #[tokio::test]
     async fn input_or_a_closed_peer_resumes_it() {
-        let mut p = parked_probe(2, false);
+        let mut p = parked_probe(2);
         stays(&mut p.events).await;
         p.peer.write_all(b"x").unwrap();
         assert_eq!(next(&mut p.events).await, "resumed");
 
-        let mut p = parked_probe(3, false);
+        let mut p = parked_probe(3);
         drop(p.peer);
         assert_eq!(next(&mut p.events).await, "resumed");
     }
 
     #[tokio::test]
-    async fn room_to_write_resumes_it_only_when_it_has_output() {
-        let mut p = parked_probe(4, true);
-        assert_eq!(next(&mut p.events).await, "resumed");
-    }
-
-    #[tokio::test]
     async fn dropping_the_lot_closes_what_is_parked() {
-        let mut p = parked_probe(5, false);
+        let mut p = parked_probe(5);
         drop(p._lot);
         assert_eq!(next(&mut p.events).await, "dropped");
         let mut buf = [0u8; 1];

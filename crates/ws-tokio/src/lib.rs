@@ -27,7 +27,7 @@ pub use handshake::{accept, connect, ClientConfig, ServerConfig};
 pub use message::{CloseFrame, Message};
 /// The shared timer [`WebSocket::set_wheel`] takes (crate `switchboard-timer`).
 pub use switchboard_timer::Wheel;
-pub use websocket::{WebSocket, DEFAULT_HIGH_WATER_MARK};
+pub use websocket::{ParkedWebSocket, WebSocket, DEFAULT_HIGH_WATER_MARK};
 
 pub use switchboard_ws::handshake::{AcceptOptions, Request, Response};
 pub use switchboard_ws::{CloseCode, Config, DeflateConfig, DeflateParams, PreparedMessage, Role};

@@ -46,6 +46,10 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{Error, Result};
 use crate::message::{CloseFrame, Message};
 
+mod parked;
+
+pub use parked::ParkedWebSocket;
+
 /// Size of the on-stack buffer each read goes into.
 const READ_CHUNK: usize = 16 * 1024;
 /// Most slices handed to one write (Linux's `writev` takes up to 1024).
@@ -439,6 +443,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 }
 
 /// Where a connection's deadlines are kept.
+#[derive(Debug)]
 enum Timer {
     /// Its own tokio timer, re-armed to the nearest deadline; allocated at the first one.
     Exact(Option<Pin<Box<Sleep>>>),

@@ -34,7 +34,7 @@ pub mod utf8;
 
 pub use close::CloseCode;
 pub use config::{Config, DeflateConfig, Role};
-pub use connection::{Connection, Event, State};
+pub use connection::{Connection, Event, IdleConnection, State};
 pub use deflate::DeflateParams;
 pub use error::{Error, ProtocolError};
 pub use frame::{FrameHeader, OpCode};

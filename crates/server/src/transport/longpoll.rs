@@ -48,7 +48,7 @@ pub async fn respond(
     .await?;
     let mut answer = Answer::new(native).compact(compact);
     for s in feed.subscriptions() {
-        answer.position(s.channel(), s.start());
+        answer.position(s.channel(), s.position());
     }
     collect_ready(&mut feed, &mut answer);
     // After subscribing: a shutdown that began meanwhile may have swept the hub before

@@ -37,11 +37,13 @@
 //! after [`Connection::close`], which has no `now`): call `handle_timeout` at once then.
 //!
 //! Inside, each job has its file: `receive` is the receiving state machine, `send` turns
-//! outgoing messages into frames, `output` is the send queue and its ordering rules. The
+//! outgoing messages into frames, `output` is the send queue and its ordering rules,
+//! `idle` the reduced form an idle connection can be kept in. The
 //! permessage-deflate state (`DeflateState`) stays here beside the `Connection` that
 //! owns it: the receiver inflates with its decompressor, the sender compresses with its
 //! compressor and both read the negotiated parameters, so it belongs to neither side.
 
+mod idle;
 mod output;
 mod receive;
 mod send;
@@ -60,6 +62,7 @@ use crate::error::{Error, ProtocolError};
 use crate::frame::OpCode;
 use crate::prepared::PreparedMessage;
 
+pub use idle::IdleConnection;
 use output::Output;
 use receive::Rx;
 

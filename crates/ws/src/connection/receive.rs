@@ -117,6 +117,11 @@ impl std::ops::DerefMut for Rx {
 }
 
 impl Rx {
+    /// Whether it holds nothing (no box).
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// The next event, without making the box.
     pub(super) fn pop_event(&mut self) -> Option<Event> {
         self.0.as_mut()?.events.pop_front()

@@ -107,7 +107,7 @@ async fn execute(
                 .hub
                 .subscribe(&channel, since, client_info(client))
                 .await?;
-            let start = sub.start();
+            let start = sub.position();
             feed.push(sub);
             Ok(encode_result_cursor(id, start))
         }
