@@ -1,4 +1,4 @@
-//! Idle native WebSockets park (`crate::park`: no task and no place in tokio's poller
+//! Idle native WebSockets and streaming responses (SSE, HTTP streaming) park (`crate::park`: no task and no place in tokio's poller
 //! while they wait) and lose nothing for it: the fan-out's writes reach them parked, a
 //! ping, a client's publish, a closing handshake, a peer gone and the server's
 //! shutdown each get the answer a connection with a task gets. What is parked is read
@@ -194,4 +194,101 @@ async fn parked_websockets_are_pinged_and_the_silent_are_closed() {
     let m: serde_json::Value =
         serde_json::from_str(&bounded(received.recv()).await.unwrap()).unwrap();
     assert_eq!(m["offset"], 1, "{m}");
+}
+
+/// A streaming subscriber (SSE, or HTTP streaming) on a raw socket, and what it read.
+struct Reader {
+    stream: tokio::net::TcpStream,
+    read: String,
+}
+
+impl Reader {
+    async fn open(r: &Running, request: &str) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        Self {
+            stream,
+            read: String::new(),
+        }
+    }
+
+    /// Reads (bounded) until `done` holds of everything read so far.
+    async fn until(&mut self, done: impl Fn(&str) -> bool) {
+        use tokio::io::AsyncReadExt;
+        bounded(async {
+            let mut buf = [0u8; 4096];
+            while !done(&self.read) {
+                let n = self.stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "ended early after {:?}", self.read);
+                self.read.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+            }
+        })
+        .await;
+    }
+
+    /// The `n` of every `{"n":…}` payload read, in order.
+    fn numbers(&self) -> Vec<u64> {
+        self.read
+            .split("{\"n\":")
+            .skip(1)
+            .map(|s| s[..s.find('}').unwrap()].parse().unwrap())
+            .collect()
+    }
+
+    /// SSE comment heartbeats read.
+    fn heartbeats(&self) -> usize {
+        self.read.matches("\n:\n").count()
+    }
+}
+
+/// Idle SSE and HTTP-streaming responses park as well: every event reaches them where
+/// they lie (the lot writes it), heartbeats go out from their timers, a peer that goes is
+/// let go, and shutdown sends each its farewell and ends its response.
+#[tokio::test]
+async fn idle_streaming_responses_park_and_get_every_event() {
+    let _turn = TURN.lock().await;
+    let mut c = config();
+    c.limits.sse_heartbeat_ms = 200;
+    let r = common::server_with(c).await;
+    let sse = "GET /ch/streams HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+    let stream = "GET /ch/streams?transport=stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut subs = Vec::new();
+    for request in [sse, sse, sse, stream] {
+        subs.push(Reader::open(&r, request).await);
+    }
+    subscribers_become(&r, "streams", 4).await;
+    parked_become(&r, 4).await;
+
+    publish(&r, "streams", 50).await;
+    for s in &mut subs {
+        s.until(|read| read.contains("{\"n\":50}")).await;
+        assert_eq!(s.numbers(), (1..=50).collect::<Vec<_>>());
+    }
+    assert_eq!(parked(&r).await, 4);
+
+    // Heartbeats, from the timers of parked responses.
+    let beats = subs[0].heartbeats();
+    subs[0]
+        .until(|read| read.matches("\n:\n").count() >= beats + 3)
+        .await;
+    assert_eq!(parked(&r).await, 4);
+
+    // A peer that goes.
+    drop(subs.remove(1));
+    subscribers_become(&r, "streams", 3).await;
+    parked_become(&r, 3).await;
+
+    // Shutdown: each is told to reconnect (SSE) and its response ends.
+    let stopping = tokio::spawn(r.shutdown());
+    for s in &mut subs[..2] {
+        s.until(|read| read.contains("event: reconnect") && read.ends_with("0\r\n\r\n"))
+            .await;
+    }
+    subs[2].until(|read| read.ends_with("0\r\n\r\n")).await;
+    drop(subs);
+    assert!(
+        bounded(stopping).await.unwrap(),
+        "every connection left in the drain"
+    );
 }

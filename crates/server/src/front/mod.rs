@@ -37,6 +37,7 @@ mod http1;
 mod identify;
 mod later_heads;
 pub mod origin;
+mod parked;
 mod rewind;
 mod streaming;
 #[cfg(feature = "tls")]
@@ -450,7 +451,12 @@ impl<S: Io> Future for Connection<S> {
                 }
                 Phase::Streaming(streaming) => {
                     if Pin::new(streaming).poll(cx).is_pending() {
-                        return Poll::Pending;
+                        // An idle response parks, and its task ends.
+                        return if parked::park(this) {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        };
                     }
                     this.phase = Phase::Done;
                 }

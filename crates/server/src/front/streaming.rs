@@ -72,6 +72,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Streaming<S> {
         }
     }
 
+    /// Whether it waits with nothing to write (after a poll): it may park
+    /// (`front::parked`).
+    pub(super) fn idle(&self) -> bool {
+        !self.writing
+    }
+
+    /// The hub its subscriptions belong to ([`switchboard_hub::Hub::id`]).
+    pub(super) fn hub_id(&self) -> Option<usize> {
+        self.source.hub_id()
+    }
+
+    /// The stream.
+    pub(super) fn io(&self) -> &S {
+        &self.io
+    }
+
+    /// The same response over another stream (`f` turns the one into the other); when
+    /// `f` fails the response is dropped and its error returned.
+    pub(super) fn try_map_io<T, E>(
+        self,
+        f: impl FnOnce(S) -> Result<T, E>,
+    ) -> Result<Streaming<T>, E> {
+        Ok(Streaming {
+            io: f(self.io)?,
+            source: self.source,
+            out: self.out,
+            writing: self.writing,
+            last: self.last,
+        })
+    }
+
     /// Queues `first` and every chunk ready after it, up to a batch, and starts writing.
     fn gather(&mut self, first: Option<Bytes>) {
         let ended = first.is_none();

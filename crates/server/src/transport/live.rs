@@ -258,6 +258,14 @@ impl Source {
         }
     }
 
+    /// The hub its subscriptions belong to ([`switchboard_hub::Hub::id`]).
+    pub fn hub_id(&self) -> Option<usize> {
+        self.feed
+            .subscriptions()
+            .first()
+            .map(switchboard_hub::Subscription::hub_id)
+    }
+
     /// Whether the body has ended (its farewell was taken).
     pub fn is_finished(&self) -> bool {
         self.end == End::Done
