@@ -1,8 +1,10 @@
 //! A streaming response (SSE, HTTP streaming) parked in its event loop's lot
 //! ([`crate::park`]) while it waits with nothing to write: its task ends, and the lot
-//! polls it where it lies when a message, a heartbeat or the peer wakes it. Its messages
-//! are written from there, most often whole; only a write the socket does not take at
-//! once (or a peer that closes) makes it leave: for its own task again, or for good.
+//! keeps it in its idle form (the stream and the source, without the empty batch) and
+//! polls it where it lies, made whole, when a message, a heartbeat or the peer wakes it.
+//! Its messages are written from there, most often whole; only a write the socket does
+//! not take at once (or a peer that closes) makes it leave: for its own task again, or
+//! for good.
 //!
 //! Only a plain TCP stream as the front hands it over parks (counted, not TLS): the one
 //! place below the accept loop that names `TcpStream`, as the socket has to move
@@ -11,12 +13,12 @@
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 
 use tokio::net::TcpStream;
 
 use super::connections::Counted;
-use super::streaming::Streaming;
+use super::streaming::{IdleStreaming, Streaming};
 use super::{Connection, Phase};
 use crate::io::Io;
 use crate::park::{Parked, ParkedTcp, Woken};
@@ -32,24 +34,29 @@ pub(super) fn park<S: Io>(conn: &mut Connection<S>) -> bool {
     let Phase::Streaming(streaming) = &conn.phase else {
         return false;
     };
-    if !streaming.idle() {
-        return false;
-    }
     let Some(lot) = streaming.hub_id().and_then(crate::park::lot_for) else {
         return false;
     };
     let Phase::Streaming(streaming) = std::mem::replace(&mut conn.phase, Phase::Done) else {
         return false;
     };
-    match streaming.try_map_io(|c| c.try_map(ParkedTcp::park)) {
-        Ok(streaming) => lot.park(Box::new(ParkedStreaming(Some(streaming)))),
+    let idle = match streaming.into_idle() {
+        Ok(idle) => idle,
+        Err(streaming) => {
+            conn.phase = Phase::Streaming(streaming);
+            return false;
+        }
+    };
+    match idle.try_map_io(|c| c.try_map(ParkedTcp::park)) {
+        Ok(idle) => lot.park(Box::new(ParkedStreaming(Some(idle)))),
         Err(e) => tracing::debug!(error = %e, "a streaming response could not park"),
     }
     true
 }
 
-/// A parked streaming response; `None` once it has left the lot.
-struct ParkedStreaming(Option<Streaming<Counted<ParkedTcp>>>);
+/// A parked streaming response, in its idle form (made whole for each poll); `None`
+/// once it has left the lot.
+struct ParkedStreaming(Option<IdleStreaming<Counted<ParkedTcp>>>);
 
 /// Gives `streaming` a task of its own again, on the running loop.
 fn resume(streaming: Streaming<Counted<ParkedTcp>>) {
@@ -65,24 +72,26 @@ fn resume(streaming: Streaming<Counted<ParkedTcp>>) {
 
 impl Parked for ParkedStreaming {
     fn poll_parked(&mut self, cx: &mut Context<'_>, leave: &dyn Fn(RawFd)) -> Woken {
-        let Some(streaming) = self.0.as_mut() else {
+        let Some(idle) = self.0.take() else {
             return Woken::Gone;
         };
-        let fd = streaming.io().get_ref().as_raw_fd();
-        match Pin::new(&mut *streaming).poll(cx) {
-            Poll::Pending if streaming.idle() => return Woken::Stay,
-            Poll::Pending => {
-                leave(fd);
-                if let Some(streaming) = self.0.take() {
-                    resume(streaming);
-                }
+        let fd = idle.io().get_ref().as_raw_fd();
+        let mut streaming = idle.resume();
+        if Pin::new(&mut streaming).poll(cx).is_ready() {
+            leave(fd);
+            return Woken::Gone;
+        }
+        match streaming.into_idle() {
+            Ok(idle) => {
+                self.0 = Some(idle);
+                Woken::Stay
             }
-            Poll::Ready(_) => {
+            Err(streaming) => {
                 leave(fd);
-                self.0 = None;
+                resume(streaming);
+                Woken::Gone
             }
         }
-        Woken::Gone
     }
 
     fn fd(&self) -> RawFd {
@@ -90,8 +99,8 @@ impl Parked for ParkedStreaming {
     }
 
     fn resume(self: Box<Self>) {
-        if let Some(streaming) = self.0 {
-            resume(streaming);
+        if let Some(idle) = self.0 {
+            resume(idle.resume());
         }
     }
 }
@@ -100,12 +109,13 @@ impl Parked for ParkedStreaming {
 mod tests {
     use super::*;
 
-    /// A parked streaming response is boxed: the response's state over a socket out of
-    /// tokio's poller, 224 B (jemalloc's 224-byte class; the next is 256), where its task
-    /// took a 384-byte cell and tokio's readiness block 256 bytes more.
+    /// A parked streaming response is boxed: the response's idle state (no batch) over a
+    /// socket out of tokio's poller, 160 B (jemalloc's 160-byte class; 224 with the
+    /// batch), where its task took a 384-byte cell and tokio's readiness block 256 bytes
+    /// more.
     #[test]
-    fn a_parked_streaming_response_fits_224_bytes() {
+    fn a_parked_streaming_response_fits_160_bytes() {
         let size = std::mem::size_of::<ParkedStreaming>();
-        assert!(size <= 224, "a parked streaming response is {size} bytes");
+        assert!(size <= 160, "a parked streaming response is {size} bytes");
     }
 }
