@@ -85,6 +85,23 @@ impl<S> std::fmt::Debug for WebSocket<S> {
     }
 }
 
+impl<S> WebSocket<S> {
+    /// A connection whose stream is open both ways: a new one, or a parked one
+    /// ([`ParkedWebSocket::unpark`]).
+    fn open(stream: S, conn: Connection, high_water: u32, timer: Timer) -> Self {
+        Self {
+            stream,
+            role: conn.role(),
+            conn,
+            high_water,
+            timer,
+            read_eof: false,
+            done: false,
+            ticked: false,
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Wrap a stream whose opening handshake already happened elsewhere (e.g. a connection
     /// upgraded by hyper). `leftover` are bytes read past the handshake; they belong to
@@ -102,16 +119,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         if !leftover.is_empty() {
             conn.handle_input(leftover, now.into_std());
         }
-        Self {
+        Self::open(
             stream,
             conn,
-            role,
-            high_water: DEFAULT_HIGH_WATER_MARK as u32,
-            timer: Timer::Exact(None),
-            read_eof: false,
-            done: false,
-            ticked: false,
-        }
+            DEFAULT_HIGH_WATER_MARK as u32,
+            Timer::Exact(None),
+        )
     }
 
     /// The same connection over another stream: `f` turns the stream into the new one (a

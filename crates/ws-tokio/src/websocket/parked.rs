@@ -61,16 +61,7 @@ impl<S> WebSocket<S> {
 impl<S> ParkedWebSocket<S> {
     /// The connection again, as it was.
     pub fn unpark(self) -> WebSocket<S> {
-        WebSocket {
-            stream: self.stream,
-            role: self.conn.role(),
-            conn: self.conn.resume(),
-            high_water: self.high_water,
-            timer: self.timer,
-            read_eof: false,
-            done: false,
-            ticked: false,
-        }
+        WebSocket::open(self.stream, self.conn.resume(), self.high_water, self.timer)
     }
 
     /// The same over another stream: `f` turns the stream into the new one (a socket

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Connection, Output, Rx};
+use super::Connection;
 use crate::clock::Clock;
 use crate::config::{Config, Role};
 
@@ -48,19 +48,7 @@ impl Connection {
 impl IdleConnection {
     /// The connection again, as it was.
     pub fn resume(self) -> Connection {
-        Connection {
-            role: self.role,
-            config: self.config,
-            deflate: None,
-            rx: Rx::default(),
-            out: Output::default(),
-            close_sent: false,
-            close_received: false,
-            failed: false,
-            input_failed: false,
-            timed_out: false,
-            clock: self.clock,
-        }
+        Connection::open(self.role, self.config, None, self.clock)
     }
 
     pub fn role(&self) -> Role {

@@ -152,17 +152,29 @@ impl Connection {
             .deflate
             .as_ref()
             .map_or(0, |d| d.compression_threshold);
+        let deflate = deflate.map(|params| {
+            Box::new(DeflateState {
+                params,
+                compression_threshold,
+                compressor: None,
+                decompressor: None,
+            })
+        });
+        Self::open(role, config, deflate, Clock::new(now))
+    }
+
+    /// An open connection with nothing received, queued or closed: a new one, or an idle
+    /// one resumed ([`IdleConnection::resume`]).
+    fn open(
+        role: Role,
+        config: Arc<Config>,
+        deflate: Option<Box<DeflateState>>,
+        clock: Clock,
+    ) -> Self {
         Self {
             role,
             config,
-            deflate: deflate.map(|params| {
-                Box::new(DeflateState {
-                    params,
-                    compression_threshold,
-                    compressor: None,
-                    decompressor: None,
-                })
-            }),
+            deflate,
             rx: Rx::default(),
             out: Output::default(),
             close_sent: false,
@@ -170,7 +182,7 @@ impl Connection {
             failed: false,
             input_failed: false,
             timed_out: false,
-            clock: Clock::new(now),
+            clock,
         }
     }
 
