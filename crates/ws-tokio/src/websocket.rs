@@ -63,7 +63,6 @@ pub const DEFAULT_HIGH_WATER_MARK: usize = 1 << 20;
 pub struct WebSocket<S> {
     stream: S,
     conn: Connection,
-    role: Role,
     /// u32: marks over 4 GiB are no mark (and the connection stays 8 bytes smaller).
     high_water: u32,
     timer: Timer,
@@ -77,7 +76,7 @@ pub struct WebSocket<S> {
 impl<S> std::fmt::Debug for WebSocket<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebSocket")
-            .field("role", &self.role)
+            .field("role", &self.conn.role())
             .field("state", &self.conn.state())
             .field("pending_bytes", &self.conn.pending_bytes())
             .field("done", &self.done)
@@ -91,7 +90,6 @@ impl<S> WebSocket<S> {
     fn open(stream: S, conn: Connection, high_water: u32, timer: Timer) -> Self {
         Self {
             stream,
-            role: conn.role(),
             conn,
             high_water,
             timer,
@@ -137,7 +135,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let Self {
             stream,
             conn,
-            role,
             high_water,
             timer,
             read_eof,
@@ -147,7 +144,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(WebSocket {
             stream: f(stream)?,
             conn,
-            role,
             high_water,
             timer,
             read_eof,

@@ -32,7 +32,6 @@ impl<S> WebSocket<S> {
         let Self {
             stream,
             conn,
-            role,
             high_water,
             timer,
             ..
@@ -44,16 +43,8 @@ impl<S> WebSocket<S> {
                 timer,
                 high_water,
             }),
-            Err(conn) => Err(Self {
-                stream,
-                conn,
-                role,
-                high_water,
-                timer,
-                read_eof: false,
-                done: false,
-                ticked: false,
-            }),
+            // Open both ways, no deadline untaken: as it was.
+            Err(conn) => Err(Self::open(stream, conn, high_water, timer)),
         }
     }
 }
