@@ -31,14 +31,20 @@ pub(super) fn park<S: Io>(conn: &mut Connection<S>) -> bool {
     let Some(conn) = any.downcast_mut::<Connection<Counted<TcpStream>>>() else {
         return false;
     };
-    let Phase::Streaming(streaming) = &conn.phase else {
+    let lot = match &conn.phase {
+        Phase::Streaming(streaming) => streaming.hub_id().and_then(crate::park::lot_for),
+        _ => None,
+    };
+    let Some(lot) = lot else {
         return false;
     };
-    let Some(lot) = streaming.hub_id().and_then(crate::park::lot_for) else {
-        return false;
-    };
-    let Phase::Streaming(streaming) = std::mem::replace(&mut conn.phase, Phase::Done) else {
-        return false;
+    // Taken out to park; anything that does not park goes back as it was.
+    let streaming = match std::mem::replace(&mut conn.phase, Phase::Done) {
+        Phase::Streaming(streaming) => streaming,
+        other => {
+            conn.phase = other;
+            return false;
+        }
     };
     let idle = match streaming.into_idle() {
         Ok(idle) => idle,

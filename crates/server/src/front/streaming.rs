@@ -146,16 +146,10 @@ pub(super) struct IdleStreaming<S> {
     source: Source,
 }
 
-impl<S> IdleStreaming<S> {
-    /// The response again, as it was.
+impl<S: AsyncRead + AsyncWrite + Unpin> IdleStreaming<S> {
+    /// The response again, as it was (nothing to write).
     pub(super) fn resume(self) -> Streaming<S> {
-        Streaming {
-            io: self.io,
-            source: self.source,
-            out: Batch::default(),
-            writing: false,
-            last: false,
-        }
+        Streaming::new(self.io, self.source)
     }
 
     /// The stream.
