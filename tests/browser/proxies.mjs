@@ -4,7 +4,11 @@
 //   refuseUpgrades: answers every WebSocket upgrade with 403 (a proxy that breaks WebSocket);
 //   bufferStreams:  also refuses upgrades, and holds every response whole until it ends
 //                   (a proxy that buffers: streamed responses never arrive, polls do).
+// And one that changes nothing:
+//   countBytes:     passes TCP through as it is and counts the bytes each way, so a test
+//                   can say what a browser sent and received, heads included.
 import http from 'node:http';
+import net from 'node:net';
 
 function proxy(target, { buffer }) {
   const [host, port] = target.split(':');
@@ -43,3 +47,26 @@ function proxy(target, { buffer }) {
 
 export const refuseUpgrades = (target) => proxy(target, { buffer: false });
 export const bufferStreams = (target) => proxy(target, { buffer: true });
+
+export function countBytes(target) {
+  const [host, port] = target.split(':');
+  const n = { up: 0, down: 0 };
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => { client.destroy(); upstream.destroy(); });
+    }
+    client.on('data', (b) => { n.up += b.length; upstream.write(b); });
+    upstream.on('data', (b) => { n.down += b.length; client.write(b); });
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    bytes: () => ({ ...n }),
+    close: () => new Promise((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  })));
+}

@@ -1,13 +1,15 @@
 // The browser client (/switchboard.js) in a real headless Chromium against a real
 // `switchboard serve`: every transport forced in turn (two channels, history on join,
-// backend publishes in order), a server restarted on the same port mid-stream, a plain
+// backend publishes in order), the compact format on long-polling and polling (the bytes
+// Chromium sends and receives per long-poll counted by a pass-through proxy), a server
+// restarted on the same port mid-stream, a plain
 // EventSource on /sub resuming every channel across a server-side drop, WebSocket
 // refused by a proxy (the client ends on SSE), streams held back by a proxy (it ends on
 // long-polling), the winner remembered for the next page load, and a closed page freeing
 // its subscription within a second.
 // usage: SWITCHBOARD_BIN=target/debug/switchboard node sdk.e2e.mjs
 import { jwt, main, serve, sleep, until } from './harness.mjs';
-import { bufferStreams, refuseUpgrades } from './proxies.mjs';
+import { bufferStreams, countBytes, refuseUpgrades } from './proxies.mjs';
 
 const TRANSPORTS = ['websocket', 'sse', 'stream', 'longpoll', 'poll'];
 /** Set by `main`: the check function and the browser context. */
@@ -82,6 +84,47 @@ await main('browser-sdk', async (env) => {
         JSON.stringify(r.got[c]) === JSON.stringify(range(1, 8)), r.got[c]);
     }
     await page.close();
+  }
+
+  // The compact format on the polling transports (one channel): history and every
+  // message in order at exact cursors, every request asking for it. And what Chromium
+  // itself sends and receives per long-poll of one 64-byte message, heads included,
+  // counted by a pass-through proxy: the answer within 250 bytes.
+  for (const transport of ['longpoll', 'poll']) {
+    const ch = `compact-${transport}`;
+    const pad = 'x'.repeat(50); // {"n":N,"p":"…"} is 64 bytes for one-digit N
+    const msg = (n) => srv.publish(ch, { n, p: pad });
+    for (const n of range(0, 3)) await msg(n);
+    const counter = await countBytes(srv.addr);
+    const page = await clientPage(counter.url, { transport, compact: true, pollIntervalMs: 300 }, [[ch, { history: 2 }]]);
+    await connected(page);
+    await received(page, [ch], 2);
+    await sleep(300); // the next long-poll is on its way
+    const before = counter.bytes();
+    // One at a time, each waited for, so each long-poll answer carries one message.
+    for (const n of range(3, 8)) {
+      await msg(n);
+      await received(page, [ch], n);
+    }
+    await sleep(300);
+    const after = counter.bytes();
+    const r = await rec(page);
+    const urls = await page.evaluate((ch) => performance.getEntriesByType('resource')
+      .filter((e) => e.name.includes(`/sub?channel=${ch}`))
+      .map((e) => new URL(e.name).searchParams.get('format')), ch);
+    check(`compact ${transport}: history, then every message, in order`,
+      JSON.stringify(r.got[ch]) === JSON.stringify(range(1, 8)) && r.transport === transport, r.got[ch]);
+    check(`compact ${transport}: every request asks for the compact body`,
+      urls.length >= 2 && urls.every((f) => f === 'compact'), urls);
+    if (transport === 'longpoll') {
+      const down = (after.down - before.down) / 5;
+      const up = (after.up - before.up) / 5;
+      console.log(`compact long-poll in Chromium, per one-message answer: ${down} B received, ${up} B sent`);
+      check(`compact long-poll: Chromium receives at most 250 bytes per one-message answer (${down} B)`,
+        down > 64 && down <= 250, { down, up });
+    }
+    await page.close();
+    await counter.close();
   }
 
   // The server restarted on the same port mid-stream: the client comes back by itself

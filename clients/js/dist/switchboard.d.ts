@@ -155,7 +155,7 @@ export interface Host {
 	/** `http(s)://host[:port][/prefix]`, no trailing slash. */
 	readonly base: string;
 	readonly user?: string;
-	/** WebSocket: ask for the compact format. */
+	/** Ask for the compact format: over WebSocket, and on polls of one channel. */
 	readonly compact?: boolean;
 	readonly openTimeoutMs: number;
 	readonly heartbeatTimeoutMs: number;
@@ -204,10 +204,12 @@ export interface ClientOptions {
 	/** A user id for presence, on servers without client tokens (`?user=`). */
 	user?: string;
 	/**
-	 * WebSocket: ask for the compact format (subprotocol `switchboard.compact`): a message
-	 * that follows the previous one arrives as its payload alone, 2 bytes of framing
-	 * instead of a ~95-byte envelope; cursors and resume stay exact. A server without it
-	 * sends envelopes, which are read as usual (false).
+	 * Ask for the compact format (false). Over WebSocket (subprotocol
+	 * `switchboard.compact`), a message that follows the previous one arrives as its
+	 * payload alone, 2 bytes of framing instead of a ~95-byte envelope. Long-polling and
+	 * polling of one channel ask for the compact body (`format=compact`), about 110 bytes
+	 * less per message. Cursors and resume stay exact; a server without the format sends
+	 * envelopes, which are read as usual.
 	 */
 	compact?: boolean;
 	/** Reconnect delays: full jitter, doubling from `minMs` up to `maxMs`. */

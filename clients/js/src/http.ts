@@ -1,14 +1,24 @@
 /** What the HTTP transports share: `/sub` URLs, requests with the token, answers to failures, one poll. */
+import { parseCursor } from './cursor';
 import type { Closing, Host, Wanted } from './transport';
 import type { Envelope } from './types';
 
-/** The query of a `/sub` request: every channel with its start, the transport, the user. */
-export function subQuery(host: Host, transport: string, channels: Wanted[], token?: string): string {
+/**
+ * The query of a `/sub` request: every channel with its start, the transport, the user,
+ * the token (`EventSource` cannot send a header), `format=compact` when asked.
+ */
+export function subQuery(
+  host: Host,
+  transport: string,
+  channels: Wanted[],
+  extra: { token?: string; compact?: boolean } = {},
+): string {
   const q = new URLSearchParams();
   for (const c of channels) q.append('channel', c.since ? `${c.channel},${c.since}` : c.channel);
   q.set('transport', transport);
   if (host.user) q.set('user', host.user);
-  if (token) q.set('token', token);
+  if (extra.token) q.set('token', extra.token);
+  if (extra.compact) q.set('format', 'compact');
   return `${host.base}/sub?${q}`;
 }
 
@@ -61,6 +71,26 @@ export interface PollAnswer {
   more?: boolean;
 }
 
+/**
+ * The compact poll body (`format=compact`, asked for one channel):
+ * `{"cursor":"E:N","data":[…]}`, the payloads of the messages at offsets N−k+1 … N of
+ * epoch E, read as the answer it stands for. `null` if it is not one.
+ */
+export function fromCompactPoll(channel: string, body: any): PollAnswer | null {
+  const at = typeof body?.cursor === 'string' && Array.isArray(body.data) ? parseCursor(body.cursor) : null;
+  const first = at ? at.offset - body.data.length + 1 : 0;
+  if (!at || first < 1) return null;
+  const epoch = body.cursor.slice(0, body.cursor.indexOf(':'));
+  const messages: Envelope[] = body.data.map((data: unknown, i: number) => ({
+    channel,
+    event: 'message',
+    offset: first + i,
+    cursor: `${epoch}:${first + i}`,
+    data,
+  }));
+  return { messages, cursors: { [channel]: body.cursor }, more: body.more === true };
+}
+
 export function deliverPoll(host: Host, answer: PollAnswer): void {
   for (const env of answer.messages) host.envelope(env);
   for (const [channel, cursor] of Object.entries(answer.cursors ?? {})) host.started(channel, cursor);
@@ -68,7 +98,10 @@ export function deliverPoll(host: Host, answer: PollAnswer): void {
 
 /**
  * One `/sub` poll or long-poll of `channels`: delivers the answer and returns it, or the
- * closing a failure means. Aborted with `signal`.
+ * closing a failure means. Aborted with `signal`. With `host.compact`, a poll of one
+ * channel asks for the compact body (about 110 bytes less per message); a server that
+ * cannot say an answer so (a reset, a binary payload) or does not know the format sends
+ * envelopes, told apart by their `messages`.
  */
 export async function pollOnce(
   host: Host,
@@ -76,20 +109,22 @@ export async function pollOnce(
   channels: Wanted[],
   signal: AbortSignal,
 ): Promise<PollAnswer | Closing> {
+  const compact = !!host.compact && channels.length === 1;
   let res: Response;
   try {
-    res = await request(host, subQuery(host, transport, channels), { signal });
+    res = await request(host, subQuery(host, transport, channels, { compact }), { signal });
   } catch (e) {
     return { reason: signal.aborted ? 'timeout' : `network error: ${(e as Error).message}` };
   }
   if (!res.ok) return refusal(host, res);
-  let answer: PollAnswer;
+  let answer: PollAnswer | null;
   try {
-    answer = await res.json();
+    const body = await res.json();
+    answer = Array.isArray(body?.messages) ? body : compact ? fromCompactPoll(channels[0].channel, body) : null;
   } catch {
-    return { reason: 'not a poll answer' };
+    answer = null;
   }
-  if (!Array.isArray(answer.messages)) return { reason: 'not a poll answer' };
+  if (!answer) return { reason: 'not a poll answer' };
   deliverPoll(host, answer);
   return answer;
 }

@@ -31,7 +31,7 @@ export interface Host {
   /** `http(s)://host[:port][/prefix]`, no trailing slash. */
   readonly base: string;
   readonly user?: string;
-  /** WebSocket: ask for the compact format. */
+  /** Ask for the compact format: over WebSocket, and on polls of one channel. */
   readonly compact?: boolean;
   readonly openTimeoutMs: number;
   readonly heartbeatTimeoutMs: number;

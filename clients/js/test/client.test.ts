@@ -360,6 +360,52 @@ describe('the HTTP transports', () => {
     c.close();
   });
 
+  it('long-poll in the compact format: one channel asks for it, reads exact cursors, and takes envelopes too', async () => {
+    // The server: compact bodies while it can, then a reset in envelopes.
+    const answers = [
+      { cursor: 'e:2', data: [1, 2] },
+      { cursor: 'e:4', data: ['x', { y: 4 }], more: true },
+      { messages: [{ channel: 'a', event: 'reset', cursor: 'f:0' }, { channel: 'a', event: 'message', offset: 1, cursor: 'f:1', data: 5 }], cursors: { a: 'f:1' } },
+    ];
+    fake.handler = () => json(answers.shift() ?? { cursor: 'f:1', data: [] });
+    const c = client({ transport: 'longpoll', compact: true });
+    const got: unknown[] = [];
+    const resets: unknown[] = [];
+    c.subscribe('a', { since: 'e:0', onMessage: (m) => got.push([m.cursor, m.offset, m.data]), onReset: (r) => resets.push(r.cursor) });
+    await advance(0);
+    await flush();
+    expect(got).toEqual([
+      ['e:1', 1, 1],
+      ['e:2', 2, 2],
+      ['e:3', 3, 'x'],
+      ['e:4', 4, { y: 4 }],
+      ['f:1', 1, 5],
+    ]);
+    expect(resets).toEqual(['f:0']);
+    const urls = fake.requests.map((r) => new URL(r.url).searchParams);
+    expect(urls.every((q) => q.get('format') === 'compact')).toBe(true);
+    // Each request resumes from the last cursor of the answer before it.
+    expect(urls.slice(0, 4).map((q) => q.get('channel'))).toEqual(['a,e:0', 'a,e:2', 'a,e:4', 'a,f:1']);
+    c.close();
+  });
+
+  it('polls of several channels do not ask for the compact body, nor do polls without the option', async () => {
+    fake.handler = () => json({ messages: [], cursors: { a: 'e:1', b: 'e:1' } });
+    const two = client({ transport: 'poll', compact: true });
+    two.subscribe('a');
+    two.subscribe('b');
+    await advance(0);
+    const q = new URL(fake.requests.at(-1)!.url).searchParams;
+    expect(q.getAll('channel')).toHaveLength(2);
+    expect(q.get('format')).toBe(null);
+    two.close();
+    const plain = client({ transport: 'poll' });
+    plain.subscribe('a');
+    await advance(0);
+    expect(new URL(fake.requests.at(-1)!.url).searchParams.get('format')).toBe(null);
+    plain.close();
+  });
+
   it('poll: an error backs off; Retry-After is honoured', async () => {
     let fail = true;
     fake.handler = () =>

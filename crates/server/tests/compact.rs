@@ -3,7 +3,7 @@
 //! contiguous; control records for the rest), and resuming after a connection dropped
 //! mid-stream (every message exactly once). Its rows in the resume table are in
 //! `resume.rs` (`common::paths`). And the compact poll body (`format=compact` on a
-//! native poll or long-poll).
+//! native poll or long-poll, and on `/sub` for one channel).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -235,5 +235,56 @@ async fn a_compact_poll_body_carries_the_payloads_and_the_cursor_or_falls_back_t
     let body = common::json(&body);
     assert_eq!(body["messages"][0]["data_b64"], "AQ==", "{body}");
     assert_eq!(body["cursor"], format!("{e}:4"));
+    assert!(srv.shutdown().await);
+}
+
+#[tokio::test]
+async fn a_sub_request_for_one_channel_gets_the_compact_body_on_the_same_terms() {
+    let srv = common::server_holding_longpolls(10_000).await;
+    let hub = srv.state.hub.clone();
+    let mut at = Vec::new();
+    for n in 1..=2 {
+        let p = Payload::json(format!("{{\"n\":{n}}}").into()).unwrap();
+        at.push(hub.publish("sc", p).await.unwrap());
+    }
+    let e = at[0].epoch;
+    for kind in ["poll", "longpoll"] {
+        let target = format!("/sub?channel=sc,{e}:0&transport={kind}&format=compact");
+        let (status, _, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!(r#"{{"cursor":"{e}:2","data":[{{"n":1}},{{"n":2}}]}}"#),
+            "{kind}"
+        );
+    }
+    // A long-poll held for news: the news comes in the compact body.
+    let target = format!("/sub?channel=sc,{e}:2&transport=longpoll&format=compact");
+    let held = tokio::spawn({
+        let addr = srv.addr;
+        async move { common::raw_at(addr, "GET", &target, &[], b"").await }
+    });
+    common::subscribers_become(&srv, "sc", 1).await;
+    hub.publish("sc", Payload::text("hi".into()).unwrap())
+        .await
+        .unwrap();
+    let (status, _, body) = bounded(held).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!(r#"{{"cursor":"{e}:3","data":["hi"]}}"#)
+    );
+    // Two channels: the compact body could not say whose data it is, so `/sub`'s own.
+    let target = format!("/sub?channel=sc,{e}:2&channel=other&transport=poll&format=compact");
+    let (_, _, body) = common::raw(&srv, "GET", &target, &[], b"").await;
+    let body = common::json(&body);
+    assert_eq!(body["messages"][0]["data"], "hi", "{body}");
+    assert_eq!(body["cursors"]["sc"], format!("{e}:3"));
+    // A cursor of another epoch: the reset needs the `/sub` body and its reset envelope.
+    let target = "/sub?channel=sc,1:1&transport=poll&format=compact";
+    let (_, _, body) = common::raw(&srv, "GET", target, &[], b"").await;
+    let body = common::json(&body);
+    assert_eq!(body["messages"][0]["event"], "reset", "{body}");
+    assert_eq!(body["cursors"]["sc"], format!("{e}:3"));
     assert!(srv.shutdown().await);
 }

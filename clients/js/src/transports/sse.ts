@@ -51,7 +51,7 @@ export function sse(host: Host): Transport {
     if (life.ended || gen !== generation) return;
     // Cursors learned meanwhile are used (the channel set is the same, else a newer start runs).
     current = life.asked = host.channels();
-    const mine = (es = new host.platform.EventSource(subQuery(host, 'sse', current, token)));
+    const mine = (es = new host.platform.EventSource(subQuery(host, 'sse', current, { token })));
     // Connected, but the first event never came: a proxy holds the stream back (with its
     // head or without).
     wait.set(host.openTimeoutMs, () => end({ reason: 'no first event in time', buffered: true }));

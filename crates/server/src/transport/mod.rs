@@ -94,7 +94,7 @@ pub struct SubQuery {
     pub user: Option<String>,
     /// `channel_token=` values: subscription tokens for private channels.
     pub channel_tokens: Vec<String>,
-    /// `format=compact` (native poll and long-poll): the compact body.
+    /// `format=compact` (a poll or long-poll of one channel): the compact body.
     pub compact: bool,
 }
 

@@ -10,7 +10,9 @@
 //! the messages are contiguous JSON or text payloads and nothing was reset,
 //! `{"cursor":"E:N","data":[payload…]}` (`switchboard_proto::encode_compact_poll`).
 //! `/sub` body: `{"messages":[envelope…],"cursors":{"NAME":"E:N",…}}` where a channel
-//! whose cursor could not be continued contributes a `reset` envelope first.
+//! whose cursor could not be continued contributes a `reset` envelope first; a `/sub`
+//! request for one channel with `format=compact` gets the compact body on the same terms
+//! (it names no channel: the client asked for one).
 //!
 //! A cursor that cannot be continued (history gone, another epoch) is answered with
 //! `reset: true` and every message still held (from the oldest, up to the batch limit):
@@ -46,7 +48,7 @@ pub struct Answer {
     /// How many the native body's reset lost (unknown once any reset did not say).
     lost: Option<u64>,
     more: bool,
-    /// `format=compact` (native only): the messages, for the compact body.
+    /// `format=compact` (one channel): the messages, for the compact body.
     compact: Option<Vec<Message>>,
 }
 
@@ -65,9 +67,10 @@ impl Answer {
     }
 
     /// Answers in the compact body (`switchboard_proto::encode_compact_poll`) when
-    /// `compact` and the messages allow it (a native answer only).
+    /// `compact` and the answer allows it: one channel (a native answer, or `/sub` asked
+    /// for one), nothing reset, contiguous JSON or text messages.
     pub fn compact(mut self, compact: bool) -> Self {
-        self.compact = (compact && self.native).then(Vec::new);
+        self.compact = compact.then(Vec::new);
         self
     }
 
@@ -125,16 +128,24 @@ impl Answer {
         }
     }
 
+    /// The compact body, when it was asked for and says the answer exactly: one
+    /// channel's cursor, no reset, and messages `encode_compact_poll` can carry.
+    fn compact_body(&mut self) -> Option<Bytes> {
+        let all = self.compact.take().filter(|_| !self.reset)?;
+        let [(_, cursor)] = self.cursors[..] else {
+            return None;
+        };
+        let envelopes: Vec<_> = all.iter().map(Message::envelope).collect();
+        encode_compact_poll(cursor, &envelopes, self.more)
+    }
+
     /// The response.
     pub fn into_response(mut self) -> Response {
+        if let Some(body) = self.compact_body() {
+            return json_response(body);
+        }
         let body = if self.native {
             let cursor = self.cursors.first().map(|(_, c)| *c).unwrap_or_default();
-            if let Some(all) = self.compact.take().filter(|_| !self.reset) {
-                let envelopes: Vec<_> = all.iter().map(Message::envelope).collect();
-                if let Some(body) = encode_compact_poll(cursor, &envelopes, self.more) {
-                    return json_response(body);
-                }
-            }
             if let Some(lost) = self.lost {
                 self.body.set_lost(lost);
             }
