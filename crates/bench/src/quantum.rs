@@ -3,9 +3,10 @@
 //! HTTP streaming, long-polling, polling every second, the last two also with
 //! `format=compact` bodies), one fan-out run each against a freshly started server, and what each
 //! costs per delivered message: bytes on the wire (both directions, HTTP heads and
-//! handshakes included), delivery latency p50/p99, server CPU. Writes a markdown table
-//! and an SVG chart beside the figures websocket.org published (871 bytes of HTTP headers
-//! per poll, 2 bytes of framing per WebSocket message).
+//! handshakes included, and each direction apart: what the server sends is what it
+//! controls, a poll's request is the client's), delivery latency p50/p99, server CPU.
+//! Writes a markdown table and an SVG chart beside the figures websocket.org published
+//! (871 bytes of HTTP headers per poll, 2 bytes of framing per WebSocket message).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -76,6 +77,14 @@ impl Row {
     fn steady_bytes(&self) -> f64 {
         (self.outcome.bytes_read + self.outcome.bytes_written) as f64 / self.delivered()
     }
+    /// Bytes per delivered message the server sent (its answers, frames and events).
+    fn server_bytes(&self) -> f64 {
+        self.outcome.bytes_read as f64 / self.delivered()
+    }
+    /// Bytes per delivered message the clients sent (a poll's request; pongs).
+    fn client_bytes(&self) -> f64 {
+        self.outcome.bytes_written as f64 / self.delivered()
+    }
     /// The same with the connection setup (handshakes, first requests) spread over the run.
     fn total_bytes(&self) -> f64 {
         (self.outcome.bytes_read + self.outcome.bytes_written + self.outcome.setup_bytes) as f64
@@ -144,19 +153,21 @@ fn markdown(args: &QuantumArgs, rows: &[Row]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| transport | clients | delivered | missing | bytes/msg on the wire (steady) | incl. setup | latency p50 | latency p99 | server CPU µs/msg |"
+        "| transport | clients | delivered | missing | bytes/msg on the wire (steady) | server → client | client → server | incl. setup | latency p50 | latency p99 | server CPU µs/msg |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let o = &r.outcome;
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
             r.transport.name(),
             r.clients,
             o.delivered,
             o.missing,
             r.steady_bytes(),
+            r.server_bytes(),
+            r.client_bytes(),
             r.total_bytes(),
             ms(o.latency.quantile(0.5)),
             ms(o.latency.quantile(0.99)),
@@ -192,10 +203,11 @@ fn ms(us: u64) -> String {
     format!("{:.1} ms", us as f64 / 1000.0)
 }
 
-/// A horizontal bar chart: bytes per message (log scale) with the two published
-/// reference lines, and latency p50 per transport.
+/// A horizontal bar chart: bytes per message (log scale; both directions with setup, and
+/// inside it what the server sent) with the two published reference lines, and latency
+/// p50 per transport.
 fn svg(rows: &[Row]) -> String {
-    let (w, bar_h, gap, left, top) = (1000.0, 26.0, 12.0, 150.0, 70.0);
+    let (w, bar_h, gap, left, top) = (1040.0, 26.0, 12.0, 190.0, 70.0);
     let plot_w = 330.0;
     let h = top + rows.len() as f64 * (bar_h + gap) + 70.0;
     // 1 to 10^4 bytes.
@@ -250,6 +262,7 @@ fn svg(rows: &[Row]) -> String {
     for (i, r) in rows.iter().enumerate() {
         let y = top + i as f64 * (bar_h + gap);
         let b = r.total_bytes();
+        let sent = r.server_bytes();
         let lat = r.outcome.latency.quantile(0.5) as f64;
         s.text(
             left - 8.0,
@@ -262,8 +275,15 @@ fn svg(rows: &[Row]) -> String {
             (left, bytes_axis.at(b)),
             y,
             bar_h,
-            "#4a78c2",
-            &format!("{b:.0} B"),
+            "#9db8e3",
+            &format!("{b:.0} B ({sent:.0} B from the server)"),
+        );
+        s.rect(
+            left,
+            y + bar_h * 0.3,
+            (bytes_axis.at(sent) - left).max(1.0),
+            bar_h * 0.4,
+            "#2b4f8c",
         );
         bar(
             &mut s,
@@ -284,7 +304,7 @@ fn svg(rows: &[Row]) -> String {
         h - 12.0,
         r##"fill="#666" font-size="11""##,
         &format!(
-            "both directions, HTTP heads and handshakes included (setup spread over the run); {clients}"
+            "light: both directions, HTTP heads and handshakes included (setup spread over the run); dark: what the server sent; {clients}"
         ),
     );
     s.finish()
@@ -294,4 +314,56 @@ fn svg(rows: &[Row]) -> String {
 fn bar(s: &mut Svg, (x0, x1): (f64, f64), y: f64, height: f64, color: &str, label: &str) {
     s.rect(x0, y, (x1 - x0).max(1.0), height, color);
     s.text(x1 + 6.0, y + height * 0.7, r##"fill="#222""##, label);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::stats::Histogram;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: QuantumArgs,
+    }
+
+    fn row(read: u64, written: u64) -> Row {
+        Row {
+            transport: Transport::LongpollCompact,
+            clients: 10,
+            outcome: Outcome {
+                published: 10,
+                expected: 100,
+                delivered: 100,
+                missing: 0,
+                out_of_order: 0,
+                failed: 0,
+                publish_failed: 0,
+                wall: 10.0,
+                cpu: Some(0.01),
+                latency: Histogram::new(),
+                bytes_read: read,
+                bytes_written: written,
+                setup_bytes: 500,
+                server_syscalls: None,
+                server_segments: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_report_says_each_direction_apart() {
+        let args = Cli::parse_from(["quantum", "--clients", "10"]).args;
+        let rows = [row(24_170, 11_060)];
+        let md = markdown(&args, &rows);
+        let line = md.lines().nth(2).unwrap();
+        assert!(
+            line.starts_with("| longpoll-compact | 10 | 100 | 0 | 352.3 | 241.7 | 110.6 | 357.3 |"),
+            "{line}"
+        );
+        let chart = svg(&rows);
+        assert!(chart.contains("357 B (242 B from the server)"), "{chart}");
+    }
 }
