@@ -252,6 +252,51 @@ mod tests {
         assert!(sub.end_direct().is_none());
     }
 
+    thread_local! {
+        /// The offsets of each write call.
+        static CALLS: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn record_calls(_: i32, _: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+        let offsets: Vec<u64> = messages.map(|m| m.cursor().unwrap().offset).collect();
+        let n = offsets.len();
+        CALLS.with_borrow_mut(|c| c.push(offsets));
+        Written {
+            messages: n,
+            ..Written::default()
+        }
+    }
+
+    /// Under a batch window the pacer still writes directly: the first message at once,
+    /// the window's others in one write at its end, and the task is never woken.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_batch_window_s_messages_leave_in_one_direct_write() {
+        let mut config = HubConfig::default();
+        let window = std::time::Duration::from_millis(100);
+        config.namespaces.get_mut("").unwrap().batch_window = Some(window);
+        let hub = Hub::new(config);
+        hub.set_direct_write(record_calls);
+        let mut sub = hub
+            .subscribe("c", None, ClientInfo::new("c1"))
+            .await
+            .unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(sub
+            .poll_recv_direct(&mut cx, DirectSink { fd: 7, kind: 3 })
+            .is_pending());
+        publish(&hub, 3).await;
+        assert_eq!(CALLS.with_borrow(Clone::clone), [vec![1]]);
+        tokio::time::sleep(window).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(CALLS.with_borrow(Clone::clone), [vec![1], vec![2, 3]]);
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "the task was woken");
+        assert!(sub.is_direct());
+    }
+
     /// Who wrote which offset, from any thread.
     static BY_THREAD: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
 

@@ -17,9 +17,11 @@ use tokio::time::{Duration, Instant};
 use crate::batch::{Action, Window};
 use crate::broker::{Disconnect, FeedSink};
 use crate::config::{NamespaceConfig, SlowConsumerPolicy};
+use crate::direct::DirectWrite;
 use crate::error::CloseReason;
-use crate::inbox::{Inbox, Pushed, Wake};
+use crate::inbox::{Inbox, Pushed};
 use crate::message::Message;
+use crate::pacing::Wakes;
 use crate::queue::Queue;
 use crate::stats::HubStats;
 
@@ -37,41 +39,54 @@ pub(crate) struct LocalChannel {
 }
 
 impl LocalChannel {
-    fn wake_all(&self) {
-        for sub in self.subs.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            sub.wake();
+    /// A batch window's wake: every subscriber sees to what was queued, the way a message
+    /// without a window is seen to (paced, written directly where it can be), so a
+    /// window's messages leave in one write per subscriber.
+    fn wake_all(&self, write: Option<DirectWrite>) {
+        let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
+        let mut wakes = Wakes::new(subs.len());
+        let direct = write.filter(|_| wakes.paced());
+        for sub in subs.iter() {
+            wakes.act(sub, sub.wake_queued(direct.is_some()), direct);
         }
+        drop(subs);
+        wakes.finish();
     }
 
     /// After a message was queued to every subscriber under a batch window: wake them now,
-    /// or schedule the wake at the window's end.
-    fn after_quiet_push(self: &Arc<Self>, window: Duration, state: &Mutex<Window>) {
+    /// or schedule the wake at the window's end. `write` is the fan-out's direct writer.
+    fn after_quiet_push(
+        self: &Arc<Self>,
+        window: Duration,
+        state: &Mutex<Window>,
+        write: Option<DirectWrite>,
+    ) {
         let now = Instant::now();
         let action = lock_window(state).on_message(now, window);
         match action {
             Action::Nothing => {}
-            Action::WakeNow => self.wake_all(),
+            Action::WakeNow => self.wake_all(write),
             Action::WakeAt(at) => match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     let local = self.clone();
                     rt.spawn(async move {
                         tokio::time::sleep_until(at).await;
-                        local.window_ends(at);
+                        local.window_ends(at, write);
                     });
                 }
                 // No runtime to wait on (a publish from plain threads): deliver now.
-                Err(_) => self.window_ends(now),
+                Err(_) => self.window_ends(now, write),
             },
         }
     }
 
     /// The scheduled wake of a batch window, happening for `at`: a new window starts and
     /// every subscriber is woken for what was queued meanwhile.
-    fn window_ends(&self, at: Instant) {
+    fn window_ends(&self, at: Instant, write: Option<DirectWrite>) {
         if let Some((window, state)) = &self.batch {
             lock_window(state).on_scheduled_wake(at, *window);
         }
-        self.wake_all();
+        self.wake_all(write);
     }
 }
 
@@ -206,7 +221,7 @@ impl FeedSink for Fanout {
         let wake = local.batch.is_none();
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
         let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
-        let mut wakes = crate::pacing::Wakes::new(if wake { subs.len() } else { 0 });
+        let mut wakes = Wakes::new(if wake { subs.len() } else { 0 });
         let direct = self.direct_write.get().copied().filter(|_| wakes.paced());
         for sub in subs.iter() {
             let (pushed, waker) =
@@ -220,11 +235,7 @@ impl FeedSink for Fanout {
                 Pushed::Closed => closed += 1,
                 Pushed::Gone => {}
             }
-            match (waker, direct) {
-                (Wake::Task { waker, owner }, _) => wakes.add(waker, owner),
-                (Wake::Direct { owner }, Some(write)) => wakes.add_direct(sub, write, owner),
-                _ => {}
-            }
+            wakes.act(sub, waker, direct);
         }
         drop(subs);
         // Paced on a current-thread runtime (see the module), outside the list's lock.
@@ -232,7 +243,8 @@ impl FeedSink for Fanout {
         self.stats.count_delivered(queued);
         self.stats.count_slow(closed, dropped);
         if let Some((window, state)) = &local.batch {
-            local.after_quiet_push(*window, state);
+            let write = self.direct_write.get().copied();
+            local.after_quiet_push(*window, state, write);
         }
     }
 

@@ -126,41 +126,30 @@ impl Inbox {
                 st.queue.push_back(msg.clone());
                 pushed = Pushed::Queued;
             }
-            if wake && st.closed.is_none() && matches!(st.direct, Direct::On { .. }) {
-                if direct {
-                    // The pacer visits once for all that queues before it comes: the pacer
-                    // of the loop the task waits on, which installed the sink.
-                    let wake = if was_empty {
-                        Wake::Direct {
-                            owner: st.waker_loop,
-                        }
-                    } else {
-                        Wake::None
-                    };
-                    return (pushed, wake);
-                }
-                // Not paced here (another runtime's thread): the task takes over.
-                if let Direct::On { position, .. } = st.direct {
-                    st.direct = Direct::Handed {
-                        position,
-                        partial: 0,
-                    };
-                }
-            }
             if wake || st.closed.is_some() {
-                st.waker.take().map(|w| (w, st.waker_loop))
+                // The pacer visits once for all that queues before it comes.
+                who_acts(&mut st, direct, was_empty)
             } else {
-                None
+                Wake::None
             }
         };
         if pushed == Pushed::Closed {
-            if let Some((w, _)) = waker {
+            if let Wake::Task { waker: w, .. } = waker {
                 w.wake();
             }
             return (pushed, Wake::None);
         }
-        let wake = waker.map_or(Wake::None, |(waker, owner)| Wake::Task { waker, owner });
-        (pushed, wake)
+        (pushed, waker)
+    }
+
+    /// A batch window's wake ([`crate::batch`]): who must act on what was queued without
+    /// a wake, as [`Inbox::push`] says for one event. The pacer when direct delivery is
+    /// on, the fan-out is paced here (`direct`) and something is queued; else the waiting
+    /// task.
+    pub(crate) fn wake_queued(&self, direct: bool) -> Wake {
+        let mut st = self.lock();
+        let queued = st.queue.len() > 0;
+        who_acts(&mut st, direct, queued)
     }
 
     /// The pacer's visit: writes what is queued while direct delivery is on, through
@@ -195,14 +184,6 @@ impl Inbox {
         }
     }
 
-    /// Wakes the consumer if it waits.
-    pub(crate) fn wake(&self) {
-        let waker = self.lock().waker.take();
-        if let Some(w) = waker {
-            w.wake();
-        }
-    }
-
     /// Closes the subscription; `false` if it was already closed.
     pub(crate) fn close(&self, reason: CloseReason) -> bool {
         let waker = {
@@ -219,4 +200,31 @@ impl Inbox {
         }
         true
     }
+}
+
+/// Who acts on queued events, under the inbox's lock. With direct delivery on and the
+/// fan-out paced on this thread (`direct`): the pacer of the loop the task waits on (which
+/// installed the sink), when it needs a `visit`. Direct delivery on but not paced here
+/// (another runtime's thread): the task takes over from the pacer. Otherwise (and for a
+/// closed subscription): the waiting task.
+fn who_acts(st: &mut InboxState, direct: bool, visit: bool) -> Wake {
+    if let (None, Direct::On { position, .. }) = (st.closed, st.direct) {
+        if direct {
+            return if visit {
+                Wake::Direct {
+                    owner: st.waker_loop,
+                }
+            } else {
+                Wake::None
+            };
+        }
+        st.direct = Direct::Handed {
+            position,
+            partial: 0,
+        };
+    }
+    let owner = st.waker_loop;
+    st.waker
+        .take()
+        .map_or(Wake::None, |waker| Wake::Task { waker, owner })
 }

@@ -37,7 +37,7 @@ use std::task::Waker;
 
 use crate::direct::DirectWrite;
 use crate::event_loop::{this_loop, NO_LOOP};
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, Wake};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -206,6 +206,16 @@ impl Wakes {
     pub(crate) fn add_direct(&mut self, inbox: &Arc<Inbox>, write: DirectWrite, owner: u16) {
         if self.paced.is_some() {
             self.route(Item::Direct(Arc::clone(inbox), write), owner);
+        }
+    }
+
+    /// Acts as an inbox's [`Wake`] says: its task's wake, or a visit of the pacer with
+    /// the fan-out's direct writer `write` (none: the wake is not paced here).
+    pub(crate) fn act(&mut self, inbox: &Arc<Inbox>, wake: Wake, write: Option<DirectWrite>) {
+        match (wake, write) {
+            (Wake::Task { waker, owner }, _) => self.add(waker, owner),
+            (Wake::Direct { owner }, Some(write)) => self.add_direct(inbox, write, owner),
+            _ => {}
         }
     }
 
