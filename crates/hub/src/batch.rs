@@ -9,9 +9,10 @@
 //! * a message inside the window waits for the window's end, where one wake delivers
 //!   everything queued meanwhile, and a new window starts.
 //!
-//! One wake per window means one task poll and one socket write per subscriber per
-//! window, however many messages arrived: under heavy fan-out, where the kernel's cost
-//! per write dominates, that trades at most `w` of latency for a multiple fewer writes.
+//! One wake per window means one socket write per subscriber per window (the pacer's, or
+//! its task's, as for a message without a window: `fanout::LocalChannel::wake_all`),
+//! however many messages arrived: under heavy fan-out, where the kernel's cost per write
+//! dominates, that trades at most `w` of latency for a multiple fewer writes.
 //! A subscriber woken for another reason (its socket, a timer) drains its queue then, so
 //! `w` bounds the added wait; it is not a promise to wait.
 //!
