@@ -211,22 +211,33 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_pacer_writes_in_order_and_hands_a_partial_frame_back() {
-        let hub = Hub::new(HubConfig::default());
-        hub.set_direct_write(record);
+    /// A subscriber of `c` on `hub` whose writes go through `write`, waiting with the sink
+    /// installed; and how often its task was woken.
+    async fn waiting(hub: &Hub, write: DirectWrite) -> (crate::Subscription, Arc<Count>) {
+        hub.set_direct_write(write);
         let mut sub = hub
             .subscribe("c", None, ClientInfo::new("c1"))
             .await
             .unwrap();
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
+        let sink = DirectSink { fd: 7, kind: 3 };
+        assert!(sub
+            .poll_recv_direct(&mut Context::from_waker(&waker), sink)
+            .is_pending());
+        assert!(sub.is_direct());
+        (sub, count)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_pacer_writes_in_order_and_hands_a_partial_frame_back() {
+        let hub = Hub::new(HubConfig::default());
+        let (mut sub, count) = waiting(&hub, record).await;
+        let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
         let sink = DirectSink { fd: 7, kind: 3 };
 
         // Waiting with the sink installed: three messages are written, nobody is woken.
-        assert!(sub.poll_recv_direct(&mut cx, sink).is_pending());
-        assert!(sub.is_direct());
         publish(&hub, 3).await;
         assert_eq!(WROTE.with_borrow(|w| w.0.clone()), [1, 2, 3]);
         assert_eq!(count.0.load(Ordering::SeqCst), 0);
@@ -275,17 +286,7 @@ mod tests {
         let window = std::time::Duration::from_millis(100);
         config.namespaces.get_mut("").unwrap().batch_window = Some(window);
         let hub = Hub::new(config);
-        hub.set_direct_write(record_calls);
-        let mut sub = hub
-            .subscribe("c", None, ClientInfo::new("c1"))
-            .await
-            .unwrap();
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        let mut cx = Context::from_waker(&waker);
-        assert!(sub
-            .poll_recv_direct(&mut cx, DirectSink { fd: 7, kind: 3 })
-            .is_pending());
+        let (sub, count) = waiting(&hub, record_calls).await;
         publish(&hub, 3).await;
         assert_eq!(CALLS.with_borrow(Clone::clone), [vec![1]]);
         tokio::time::sleep(window).await;
