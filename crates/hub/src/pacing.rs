@@ -228,6 +228,12 @@ impl Wakes {
         if !self.others.is_empty() {
             let loops = LOOPS.read().unwrap_or_else(|e| e.into_inner());
             for (owner, mut items) in self.others {
+                // The other loop visits these in the opposite order to the pushes. In the
+                // same order, the next message's pushes caught up with its visits and then
+                // followed them inbox by inbox, each push waiting out a visit's `send`
+                // on the inbox's lock (a futex sleep and wake per inbox); now the two
+                // cross once per message.
+                items.reverse();
                 let handed = loops
                     .get(usize::from(owner))
                     .is_some_and(|remote| remote.hand(&mut items));
