@@ -222,7 +222,8 @@ impl FeedSink for Fanout {
         let (mut queued, mut closed, mut dropped) = (0, 0, 0);
         let subs = local.subs.read().unwrap_or_else(|e| e.into_inner());
         let mut wakes = Wakes::new(if wake { subs.len() } else { 0 });
-        let direct = self.direct_write.get().copied().filter(|_| wakes.paced());
+        let write = self.direct_write.get().copied();
+        let direct = write.filter(|_| wakes.paced());
         for sub in subs.iter() {
             let (pushed, waker) =
                 sub.push(msg, local.capacity, local.policy, wake, direct.is_some());
@@ -243,7 +244,6 @@ impl FeedSink for Fanout {
         self.stats.count_delivered(queued);
         self.stats.count_slow(closed, dropped);
         if let Some((window, state)) = &local.batch {
-            let write = self.direct_write.get().copied();
             local.after_quiet_push(*window, state, write);
         }
     }

@@ -186,8 +186,6 @@ async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerE
         transport::sse::sub_resume(req.headers(), &mut targets)?;
     }
     drop(req);
-    // The compact body names no channel, so it answers a request for one.
-    let compact = q.compact && targets.len() == 1;
     match kind {
         Kind::WebSocket => Err(ServerError::BadRequest(
             "several channels over one WebSocket: connect to /ws and send subscribe commands"
@@ -196,9 +194,9 @@ async fn sub_get(state: &AppState, mut req: Request) -> Result<Response, ServerE
         Kind::Sse => transport::sse::respond(state, targets, false, principal).await,
         Kind::Stream => transport::stream::respond(state, targets, principal).await,
         Kind::LongPoll => {
-            transport::longpoll::respond(state, &targets, false, compact, principal.user).await
+            transport::longpoll::respond(state, &targets, false, q.compact, principal.user).await
         }
-        Kind::Poll => transport::poll::respond(state, &targets, false, compact).await,
+        Kind::Poll => transport::poll::respond(state, &targets, false, q.compact).await,
     }
 }
 

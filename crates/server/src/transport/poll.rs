@@ -129,7 +129,8 @@ impl Answer {
     }
 
     /// The compact body, when it was asked for and says the answer exactly: one
-    /// channel's cursor, no reset, and messages `encode_compact_poll` can carry.
+    /// channel's cursor (the body names no channel, so `/sub` gets it only for one), no
+    /// reset, and messages `encode_compact_poll` can carry.
     fn compact_body(&mut self) -> Option<Bytes> {
         let all = self.compact.take().filter(|_| !self.reset)?;
         let [(_, cursor)] = self.cursors[..] else {
