@@ -7,6 +7,7 @@
 //! redrawn from committed figures alone (`--chart-only`).
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,9 +107,9 @@ fn plan(args: &CurveArgs) -> Vec<Point> {
 }
 
 /// Runs the plan (unless `--chart-only`) and draws the chart from `--jsonl`.
-pub fn run(args: CurveArgs) -> std::io::Result<()> {
+pub fn run(args: CurveArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     if !args.chart_only {
-        measure(&args)?;
+        measure(&args, self_cmd)?;
     }
     let text = std::fs::read_to_string(&args.jsonl)?;
     let lines: Vec<Value> = text
@@ -128,7 +129,7 @@ pub fn run(args: CurveArgs) -> std::io::Result<()> {
     Ok(())
 }
 
-fn measure(args: &CurveArgs) -> std::io::Result<()> {
+fn measure(args: &CurveArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     let servers: Vec<(&str, &str)> = args
         .servers
         .iter()
@@ -173,6 +174,7 @@ fn measure(args: &CurveArgs) -> std::io::Result<()> {
                     publisher: args.publisher,
                     fill: Default::default(),
                     publish_addr: None,
+                    processes: 1,
                 };
                 eprintln!(
                     "[curve] {label} × {} subscribers × {} B, round {round} (load {})",
@@ -180,7 +182,7 @@ fn measure(args: &CurveArgs) -> std::io::Result<()> {
                     point.size,
                     loadavg()
                 );
-                let outcome = fanout::run_once(&f)?;
+                let outcome = fanout::run_once(&f, self_cmd)?;
                 let mut line = fanout::outcome_json(&f, &outcome);
                 line["mode"] = json!("curve");
                 line["series"] = json!(point.series);

@@ -14,57 +14,29 @@
 //! publish counts once answered 200). Deliveries are counted by the payload's marker
 //! wherever it sits, so a server that wraps each message in an envelope (Switchboard's
 //! JSON) and one that sends the bare payload (the uWebSockets peer) count alike.
+//!
+//! The subscribers run in the generator's process, or with `--processes N` in N worker
+//! processes ([`crate::crowd`]); the publisher always runs here.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
 use switchboard_ws_tokio::{Message, WebSocket};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
 use crate::counting::WireCounters;
+use crate::crowd::Crowd;
 use crate::net::{self, HttpConn, Stream};
 use crate::payload;
 use crate::process;
-use crate::stats::{Histogram, SeqTracker};
-
-/// How subscribers receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    Ws,
-    WsDeflate,
-    /// WebSocket in the compact format (subprotocol `switchboard.compact`).
-    WsCompact,
-    Sse,
-    Stream,
-    Longpoll,
-    Poll,
-    /// Long-polling with `format=compact` bodies.
-    LongpollCompact,
-    /// Polling with `format=compact` bodies.
-    PollCompact,
-}
-
-impl Transport {
-    /// Name used in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ws => "ws",
-            Self::WsDeflate => "ws-deflate",
-            Self::WsCompact => "ws-compact",
-            Self::Sse => "sse",
-            Self::Stream => "stream",
-            Self::Longpoll => "longpoll",
-            Self::Poll => "poll",
-            Self::LongpollCompact => "longpoll-compact",
-            Self::PollCompact => "poll-compact",
-        }
-    }
-}
+use crate::stats::Histogram;
+use crate::subscriber::Target;
+pub use crate::subscriber::Transport;
 
 /// How the publisher sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -118,33 +90,23 @@ pub struct FanoutArgs {
     /// broker (Redis), so every delivery crosses from one node to the other (loopback only).
     #[arg(long)]
     pub publish_addr: Option<std::net::SocketAddr>,
+    /// Generator processes for the subscribers (1: in this process). Each has an epoll
+    /// instance of its own, as real clients do; the publisher stays in this process.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
 }
 
-/// What subscriber tasks share.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub delivered: AtomicU64,
-    pub latency: Mutex<Histogram>,
-    pub failed: AtomicU64,
-    pub publishing: AtomicBool,
-}
-
-impl Shared {
-    /// Records the messages found in `bytes` (received at one instant).
-    fn record(&self, bytes: &[u8], tracker: &mut SeqTracker) -> usize {
-        let now = payload::now_micros();
-        let mut n = 0u64;
-        let Ok(mut h) = self.latency.lock() else {
-            return 0;
-        };
-        let keep = payload::scan(bytes, |seq, sent| {
-            tracker.observe(seq);
-            h.record(now.saturating_sub(sent));
-            n += 1;
-        });
-        drop(h);
-        self.delivered.fetch_add(n, Ordering::Relaxed);
-        keep
+impl FanoutArgs {
+    /// What the subscribers connect to.
+    pub fn target(&self) -> Target {
+        Target {
+            server: self.server.clone(),
+            channel: self.channel.clone(),
+            transport: self.transport,
+            sources: self.sources,
+            poll_interval_ms: self.poll_interval_ms,
+            subscribers: self.subscribers,
+        }
     }
 }
 
@@ -171,19 +133,20 @@ pub struct Outcome {
     pub server_segments: Option<u64>,
 }
 
-/// Runs `fanout` and prints its JSON line.
-pub fn run(args: FanoutArgs) -> std::io::Result<()> {
-    let o = run_once(&args)?;
+/// Runs `fanout` and prints its JSON line. `self_cmd` starts this generator again (program
+/// and leading arguments), for `--processes`.
+pub fn run(args: FanoutArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
+    let o = run_once(&args, self_cmd)?;
     common::emit(&outcome_json(&args, &o));
     Ok(())
 }
 
 /// One measured run: starts the server when `--server-cmd` names one, measures on a
 /// runtime of its own, and stops the server again (`quantum` and `curve` run many).
-pub fn run_once(args: &FanoutArgs) -> std::io::Result<Outcome> {
+pub fn run_once(args: &FanoutArgs, self_cmd: &[OsString]) -> std::io::Result<Outcome> {
     let server = args.server.open()?;
     let rt = args.server.runtime()?;
-    rt.block_on(measure(args, server.as_ref()))
+    rt.block_on(measure(args, server.as_ref(), self_cmd))
 }
 
 /// The JSON report of one run.
@@ -196,6 +159,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "publisher": args.publisher,
         "publish_addr": args.publish_addr.map(|a| a.to_string()),
         "subscribers": args.subscribers,
+        "generator_processes": args.processes.max(1),
         "rate": args.rate,
         "size": args.size,
         "fill": args.fill,
@@ -211,7 +175,7 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
         "server_cpu_s": o.cpu.map(r3),
         "deliveries_per_server_cpu_s": per_cpu_second(o.delivered as f64, o.cpu).map(r3),
         "server_cpu_us_per_delivery": o.cpu.map(|c| r3(c * 1e6 / d)),
-        "latency_us": {"p50": o.latency.quantile(0.5), "p99": o.latency.quantile(0.99), "p999": o.latency.quantile(0.999), "max": o.latency.max(), "mean": r3(o.latency.mean())},
+        "latency_us": {"count": o.latency.count(), "p50": o.latency.quantile(0.5), "p99": o.latency.quantile(0.99), "p999": o.latency.quantile(0.999), "max": o.latency.max(), "mean": r3(o.latency.mean())},
         "wire_bytes_per_delivery": {"read": r3(o.bytes_read as f64 / d), "written": r3(o.bytes_written as f64 / d)},
         "setup_bytes_per_subscriber": r3(o.setup_bytes as f64 / args.subscribers.max(1) as f64),
         "server_syscalls": o.server_syscalls.map(|(r, w)| json!({"read": r, "write": w})),
@@ -226,47 +190,21 @@ pub fn outcome_json(args: &FanoutArgs, o: &Outcome) -> serde_json::Value {
 pub async fn measure(
     args: &FanoutArgs,
     server: Option<&crate::process::ServerProcess>,
+    self_cmd: &[OsString],
 ) -> std::io::Result<Outcome> {
-    let shared = Arc::new(Shared::default());
     let counters = Arc::new(WireCounters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let path = format!("/ch/{}", args.channel);
 
     // Subscribers first, all of them ready before the first message.
-    let gate = Arc::new(Semaphore::new(256));
-    let ready = Arc::new(AtomicU64::new(0));
-    let mut subs = Vec::with_capacity(args.subscribers);
-    for i in 0..args.subscribers {
-        let (a, shared, stop, gate, ready, counters, path) = (
-            args.clone(),
-            shared.clone(),
-            stop_rx.clone(),
-            gate.clone(),
-            ready.clone(),
-            counters.clone(),
-            path.clone(),
-        );
-        subs.push(tokio::spawn(async move {
-            let permit = gate.acquire_owned().await.ok();
-            let res = subscriber(&a, i, &path, &shared, stop, &ready, permit, &counters).await;
-            if res.is_err() {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-            }
-            res.unwrap_or_default()
-        }));
-    }
-    let connect_deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (r, f) = (
-            ready.load(Ordering::Relaxed),
-            shared.failed.load(Ordering::Relaxed),
-        );
-        if r + f >= args.subscribers as u64 || Instant::now() > connect_deadline {
-            eprintln!("[fanout] {r} subscribers ready, {f} failed");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let crowd = Crowd::start(
+        &args.target(),
+        args.processes,
+        self_cmd,
+        &counters,
+        &stop_rx,
+    )
+    .await?;
     // Long-polls cannot say when the server holds them; give the last ones a moment.
     if matches!(
         args.transport,
@@ -274,7 +212,14 @@ pub async fn measure(
     ) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let setup_bytes = counters.read() + counters.written();
+    let on_wire = || {
+        let (r, w) = crowd.worker_bytes();
+        (counters.read() + r, counters.written() + w)
+    };
+    let setup_bytes = {
+        let (r, w) = on_wire();
+        r + w
+    };
 
     let mut publish_to = args.server.clone();
     if let Some(addr) = args.publish_addr {
@@ -306,12 +251,12 @@ pub async fn measure(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(std::io::Error::other("the publisher thread ended")),
     };
-    let before = (counters.read(), counters.written());
+    let before = on_wire();
     let segments_before = process::tcp_segments_out(args.server.addr.port());
     let window = CpuWindow::start(server);
-    let s2 = shared.clone();
+    let delivered = crowd.delivered_counter();
     let progress = common::progress(format!("fanout {}", args.transport.name()), move || {
-        format!("delivered {}", s2.delivered.load(Ordering::Relaxed))
+        format!("delivered {}", delivered())
     });
     let _ = go.send(());
     // Publishing, then draining.
@@ -321,7 +266,7 @@ pub async fn measure(
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = Instant::now();
-        if shared.delivered.load(Ordering::Relaxed) >= expected {
+        if crowd.delivered() >= expected {
             break;
         }
         let sent = published.load(Ordering::Relaxed);
@@ -337,38 +282,29 @@ pub async fn measure(
     let server_syscalls = window.syscalls(server);
     let server_segments = segments_before
         .and_then(|a| Some(process::tcp_segments_out(args.server.addr.port())?.saturating_sub(a)));
-    let bytes = (counters.read() - before.0, counters.written() - before.1);
+    let after = on_wire();
+    let bytes = (after.0 - before.0, after.1 - before.1);
     progress.abort();
     let _ = stop_tx.send(true);
-    let mut missing = 0;
-    let mut out_of_order = 0;
     let sent = published.load(Ordering::Relaxed);
-    for s in subs {
-        if let Ok(Ok(t)) = tokio::time::timeout(Duration::from_secs(10), s).await {
-            missing += t.missing(sent);
-            out_of_order += t.out_of_order();
-        } else {
-            missing += sent;
-        }
-    }
+    let tally = crowd.finish(sent).await;
     // The publisher's thread ends at `stop` (after the publish in flight): give it as
     // long as a run's last publish may take, so the next run starts without it.
     let joined = Instant::now() + Duration::from_secs(5);
     while !publisher_thread.is_finished() && Instant::now() < joined {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let latency = shared.latency.lock().map(|h| h.clone()).unwrap_or_default();
     Ok(Outcome {
         published: sent,
         expected: sent * args.subscribers as u64,
-        delivered: shared.delivered.load(Ordering::Relaxed),
-        missing,
-        out_of_order,
-        failed: shared.failed.load(Ordering::Relaxed),
+        delivered: tally.delivered,
+        missing: tally.missing,
+        out_of_order: tally.out_of_order,
+        failed: tally.failed,
         publish_failed: publish_failed.load(Ordering::Relaxed),
         wall,
         cpu,
-        latency,
+        latency: tally.latency,
         bytes_read: bytes.0,
         bytes_written: bytes.1,
         setup_bytes,
@@ -530,160 +466,4 @@ async fn publish(
             alive = publisher.idle() => if !alive { break },
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn subscriber(
-    a: &FanoutArgs,
-    i: usize,
-    path: &str,
-    shared: &Shared,
-    mut stop: watch::Receiver<bool>,
-    ready: &AtomicU64,
-    mut permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    counters: &Arc<WireCounters>,
-) -> std::io::Result<SeqTracker> {
-    let mut t = SeqTracker::default();
-    let host = a.server.host();
-    match a.transport {
-        Transport::Ws | Transport::WsDeflate | Transport::WsCompact => {
-            let deflate = a.transport == Transport::WsDeflate;
-            let offer: &[&str] = if a.transport == Transport::WsCompact {
-                &[switchboard_proto::COMPACT_PROTOCOL]
-            } else {
-                &[]
-            };
-            let stream = net::connect(a.server.addr, i, a.sources, counters).await?;
-            let mut ws =
-                common::ws_handshake_offering(stream, &a.server, path, deflate, offer).await?;
-            ready.fetch_add(1, Ordering::Relaxed);
-            drop(permit.take());
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => break,
-                    m = ws.recv() => match m {
-                        Some(Ok(Message::Text(b) | Message::Binary(b))) => {
-                            shared.record(&b, &mut t);
-                        }
-                        Some(Ok(_)) => {}
-                        Some(Err(_)) | None => break,
-                    },
-                }
-            }
-        }
-        Transport::Sse | Transport::Stream => {
-            let mut http =
-                HttpConn::new(net::connect(a.server.addr, i, a.sources, counters).await?);
-            if a.transport == Transport::Sse {
-                http.get(&host, path, "Accept: text/event-stream\r\n")
-                    .await?;
-            } else {
-                http.get(&host, &format!("{path}?transport=stream"), "")
-                    .await?;
-            }
-            let head = http.read_head().await?;
-            if head.status != 200 {
-                return Err(std::io::Error::other(format!("status {}", head.status)));
-            }
-            ready.fetch_add(1, Ordering::Relaxed);
-            drop(permit.take());
-            let mut body = Vec::with_capacity(4096);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => break,
-                    more = http.read_body(&mut body) => {
-                        if !more? { break; }
-                        let keep = shared.record(&body, &mut t);
-                        body.drain(..keep);
-                    }
-                }
-            }
-        }
-        Transport::Longpoll
-        | Transport::Poll
-        | Transport::LongpollCompact
-        | Transport::PollCompact => {
-            let long = matches!(
-                a.transport,
-                Transport::Longpoll | Transport::LongpollCompact
-            );
-            let kind = match a.transport {
-                Transport::Longpoll => "longpoll",
-                Transport::Poll => "poll",
-                Transport::LongpollCompact => "longpoll&format=compact",
-                _ => "poll&format=compact",
-            };
-            let mut http =
-                HttpConn::new(net::connect(a.server.addr, i, a.sources, counters).await?);
-            let mut cursor: Option<String> = None;
-            let mut body = Vec::with_capacity(4096);
-            let mut first = true;
-            let interval = Duration::from_millis(a.poll_interval_ms);
-            // Pollers spread evenly over one interval, as independent clients would be;
-            // started together they would all poll in the same instant, phase-locked to
-            // the publisher, and every message would wait the same time. The offset is
-            // waited before the first poll (the publisher starts once every subscriber has
-            // polled, so no message waits an offset on top of the interval), with the
-            // connection already open and the setup gate let go.
-            if !long {
-                drop(permit.take());
-                let phase = interval.mul_f64(i as f64 / a.subscribers.max(1) as f64);
-                tokio::select! {
-                    biased;
-                    _ = stop.changed() => return Ok(t),
-                    () = tokio::time::sleep(phase) => {}
-                }
-            }
-            loop {
-                let asked = Instant::now();
-                let url = match &cursor {
-                    Some(c) => format!("{path}?transport={kind}&since={c}"),
-                    None => format!("{path}?transport={kind}"),
-                };
-                http.get(&host, &url, "").await?;
-                if first && long {
-                    // A first long-poll is held until the first message: count it as
-                    // ready once sent, and let the next subscriber connect.
-                    ready.fetch_add(1, Ordering::Relaxed);
-                    drop(permit.take());
-                }
-                let answer = async {
-                    let head = http.read_head().await?;
-                    body.clear();
-                    http.read_to_end(&mut body).await?;
-                    Ok::<_, std::io::Error>(head.status)
-                };
-                let status = tokio::select! {
-                    biased;
-                    _ = stop.changed() => break,
-                    s = answer => s?,
-                };
-                if status != 200 {
-                    return Err(std::io::Error::other(format!("status {status}")));
-                }
-                shared.record(&body, &mut t);
-                if let Some(c) = net::last_cursor(&body) {
-                    cursor = Some(c);
-                }
-                if first {
-                    first = false;
-                    if !long {
-                        ready.fetch_add(1, Ordering::Relaxed);
-                    }
-                    drop(permit.take());
-                }
-                if !long {
-                    let wait = interval.saturating_sub(asked.elapsed());
-                    tokio::select! {
-                        biased;
-                        _ = stop.changed() => break,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                }
-            }
-        }
-    }
-    Ok(t)
 }

@@ -36,6 +36,7 @@
 
 pub mod common;
 pub mod counting;
+pub mod crowd;
 pub mod curve;
 pub mod echo;
 pub mod fanout;
@@ -49,6 +50,7 @@ pub mod reconnect;
 pub mod retained;
 pub mod stats;
 pub mod storm;
+pub mod subscriber;
 pub mod svg;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -83,6 +85,9 @@ pub enum Mode {
     Retained(retained::RetainedArgs),
     /// A restart under N subscribers: all back, nothing lost unannounced, RSS, latency.
     Reconnect(reconnect::ReconnectArgs),
+    /// (internal) one process of a `fanout --processes N` run.
+    #[command(hide = true)]
+    FanoutWorker(crowd::WorkerArgs),
     /// (internal) one process of an `idle` run.
     #[command(hide = true)]
     IdleWorker(idle::WorkerArgs),
@@ -94,18 +99,19 @@ pub enum Mode {
 /// Runs one mode on the calling thread (it builds its own runtime: call it from a plain
 /// thread, not from inside a tokio runtime). `self_cmd` is how to invoke this generator
 /// again (program and leading arguments, e.g. `["switchboard", "bench"]`), used to spread
-/// `idle` and `reconnect` connections over child processes.
+/// `fanout`, `idle` and `reconnect` connections over child processes.
 pub fn run(args: BenchArgs, self_cmd: Vec<OsString>) -> std::io::Result<()> {
     match args.mode {
         Mode::Echo(a) => echo::run(a),
-        Mode::Fanout(a) => fanout::run(a),
+        Mode::Fanout(a) => fanout::run(a, &self_cmd),
         Mode::Idle(a) => idle::run(a, &self_cmd),
-        Mode::Quantum(a) => quantum::run(a),
-        Mode::Curve(a) => curve::run(a),
+        Mode::Quantum(a) => quantum::run(a, &self_cmd),
+        Mode::Curve(a) => curve::run(a, &self_cmd),
         Mode::Floor(a) => floor::run(a),
         Mode::Storm(a) => storm::run(a),
         Mode::Retained(a) => retained::run(a),
         Mode::Reconnect(a) => reconnect::run(a, &self_cmd),
+        Mode::FanoutWorker(a) => crowd::worker(a),
         Mode::IdleWorker(a) => idle::worker(a),
         Mode::ReconnectWorker(a) => reconnect::worker(a),
     }

@@ -8,6 +8,7 @@
 //! Writes a markdown table and an SVG chart beside the figures websocket.org published
 //! (871 bytes of HTTP headers per poll, 2 bytes of framing per WebSocket message).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
@@ -97,7 +98,7 @@ impl Row {
 
 /// Runs every transport at every size, prints one JSON line per run and writes the
 /// report.
-pub fn run(args: QuantumArgs) -> std::io::Result<()> {
+pub fn run(args: QuantumArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     let mut rows = Vec::new();
     let runs = args
         .clients
@@ -127,9 +128,10 @@ pub fn run(args: QuantumArgs) -> std::io::Result<()> {
             sources: args.sources,
             publisher: fanout::PublisherKind::Ws,
             publish_addr: None,
+            processes: 1,
         };
         eprintln!("[quantum] {} × {clients} clients", transport.name());
-        let outcome = fanout::run_once(&f)?;
+        let outcome = fanout::run_once(&f, self_cmd)?;
         let mut line = fanout::outcome_json(&f, &outcome);
         line["mode"] = json!("quantum");
         common::emit(&line);

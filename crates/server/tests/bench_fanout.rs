@@ -1,0 +1,70 @@
+//! `switchboard bench fanout`, small, with its subscribers in this generator's process and
+//! split over worker processes (`--processes`): both runs count every delivery of every
+//! published message exactly once, and the split one reports its processes. Nothing here
+//! is timed; the mode's figures are for `scripts/bench.sh` and `scripts/bench-pair.sh`.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+fn fanout(processes: usize, transport: &str) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-bench-fanout-{}-{processes}-{transport}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("limits.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_connections_per_ip = 0\nmax_publishes_per_second = 0\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = format!(
+        "{BIN} serve --listen {{ADDR}} --config {}",
+        config.display()
+    );
+    let out = Command::new(BIN)
+        .args(["bench", "fanout", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--server-cmd", &server])
+        .args(["--subscribers", "90", "--rate", "40", "--duration", "1"])
+        .args(["--drain", "10", "--publisher", "http", "--sources", "2"])
+        .args(["--transport", transport, "--poll-interval-ms", "100"])
+        .args(["--processes", &processes.to_string()])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn subscribers_split_over_processes_count_every_delivery_once() {
+    for (processes, transport) in [(1, "ws"), (3, "ws"), (2, "sse"), (2, "poll-compact")] {
+        let r = fanout(processes, transport);
+        let what = format!("{processes} processes, {transport}: {r}");
+        assert_eq!(r["mode"], "fanout", "{what}");
+        assert_eq!(r["generator_processes"], processes, "{what}");
+        assert_eq!(r["failed_subscribers"], 0, "{what}");
+        let published = r["published"].as_u64().unwrap();
+        assert_eq!(published, 40, "{what}");
+        assert_eq!(r["expected"], published * 90, "{what}");
+        assert_eq!(r["delivered"], published * 90, "{what}");
+        assert_eq!(r["missing"], 0, "{what}");
+        assert_eq!(r["out_of_order"], 0, "{what}");
+        // Every delivery's latency was recorded, wherever its subscriber ran.
+        assert_eq!(r["latency_us"]["count"], published * 90, "{what}");
+        // The workers' bytes count: a 64-byte payload cannot arrive in fewer.
+        let read = r["wire_bytes_per_delivery"]["read"].as_f64().unwrap();
+        assert!(read >= 64.0, "{what}");
+    }
+}
