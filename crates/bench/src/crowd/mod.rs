@@ -1,8 +1,12 @@
 //! Where a fan-out's subscribers run: in the generator's own process ([`Local`]), or split
-//! over worker processes ([`Workers`], `fanout --processes N`). Each worker has a runtime
-//! and so an epoll instance of its own, as real clients each have theirs: on loopback the
-//! server's `send` runs the receiving socket's wake-up, so every subscriber in one process
-//! makes the server's loops meet on that process's one epoll lock.
+//! over worker processes ([`Workers`], `fanout --processes N`), each with a runtime (one
+//! thread, one epoll instance) of its own, as real clients each have theirs.
+//!
+//! Why it matters: on loopback the server's `send` also runs the receiving socket's side
+//! of TCP, so a generator that falls behind makes every delivery dearer to the server
+//! (segments merged into data not yet read, more ACKs). One generator thread reading
+//! 10,000 sockets at a million messages a second falls behind as soon as the server takes
+//! a share of its core; `docs/perf/REPORT.md`, "A second core: the generator's".
 //!
 //! Either way the parent sees the same four things: how many are ready, how many messages
 //! they received, their bytes on the wire, and at the end a [`Tally`].
