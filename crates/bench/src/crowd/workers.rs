@@ -43,7 +43,8 @@ struct Seen {
 }
 
 impl Workers {
-    /// Starts `processes` workers, splitting `target.subscribers` evenly.
+    /// Starts `processes` workers (at most one per subscriber), splitting
+    /// `target.subscribers` evenly.
     pub fn spawn(
         target: &Target,
         processes: usize,
@@ -53,6 +54,8 @@ impl Workers {
             .split_first()
             .ok_or_else(|| std::io::Error::other("no program to start workers with"))?;
         let n = target.subscribers;
+        // No more processes than subscribers: a worker with none would only cost a process.
+        let processes = processes.clamp(1, n.max(1));
         let mut workers = Self { procs: Vec::new() };
         for p in 0..processes {
             let (first, end) = (n * p / processes, n * (p + 1) / processes);
