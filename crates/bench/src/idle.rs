@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use crate::common::{self, per_cpu_second, r3, CpuWindow, ServerArgs};
 use crate::counting::WireCounters;
 use crate::net::{self, HttpConn};
+use crate::process;
 
 /// Idle connection kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -233,19 +234,7 @@ pub fn run(args: IdleArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     for child in &mut children {
         drop(child.stdin.take());
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    for child in &mut children {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+    process::reap(&mut children, Duration::from_secs(15));
     result?;
     if let Some(r) = report {
         common::emit(&r);

@@ -1,7 +1,8 @@
 //! The server under test as a process: started by the generator (optionally pinned with
 //! `taskset`) or named by PID, and read from `/proc`: CPU seconds (`utime + stime` of
 //! `/proc/PID/stat`) and resident memory (`VmRSS` of `/proc/PID/status`); and the
-//! machine's TCP socket counts (`/proc/net/sockstat`).
+//! machine's TCP socket counts (`/proc/net/sockstat`); and the generator's own worker
+//! processes, ended with [`reap`].
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -127,6 +128,24 @@ impl ServerProcess {
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Waits up to `within` in all for `children` (this generator's worker processes) to exit,
+/// then kills the ones still running, by their handles, and reaps every one.
+pub fn reap<'a>(children: impl IntoIterator<Item = &'a mut Child>, within: Duration) {
+    let deadline = Instant::now() + within;
+    for child in children {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
     }
 }
 

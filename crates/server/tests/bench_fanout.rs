@@ -4,41 +4,28 @@
 //! is timed; the mode's figures are for `scripts/bench.sh` and `scripts/bench-pair.sh`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Command;
+
+use common::BenchServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn fanout(processes: usize, transport: &str) -> serde_json::Value {
-    let dir = std::env::temp_dir().join(format!(
-        "switchboard-bench-fanout-{}-{processes}-{transport}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("limits.toml");
-    std::fs::write(
-        &config,
+    let server = BenchServer::new(
+        &format!("bench-fanout-{processes}-{transport}"),
         "[limits]\nmax_connections_per_ip = 0\nmax_publishes_per_second = 0\n",
-    )
-    .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!(
-        "{BIN} serve --listen {{ADDR}} --config {}",
-        config.display()
     );
     let out = Command::new(BIN)
-        .args(["bench", "fanout", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--server-cmd", &server])
+        .args(["bench", "fanout", "--addr", &server.addr()])
+        .args(["--server-cmd", &server.cmd])
         .args(["--subscribers", "90", "--rate", "40", "--duration", "1"])
         .args(["--drain", "10", "--publisher", "http", "--sources", "2"])
         .args(["--transport", transport, "--poll-interval-ms", "100"])
         .args(["--processes", &processes.to_string()])
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
         "{}",

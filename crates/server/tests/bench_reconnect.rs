@@ -6,33 +6,24 @@
 //! mode's own figures (how long, how many refusals) are for `scripts/bench-reconnect.sh`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::process::Command;
+
+use common::BenchServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 #[test]
 fn every_client_is_back_after_a_restart_with_every_message_or_a_reset() {
-    let dir = std::env::temp_dir().join(format!("switchboard-reconnect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("admission.toml");
-    std::fs::write(
-        &config,
+    // The restarted server must come back on the same port: `BenchServer` takes a free one.
+    let server = BenchServer::new(
+        "reconnect",
         "[limits]\nmax_connections_per_ip = 0\nmax_new_connections_per_second = 100\n",
-    )
-    .unwrap();
-    // The restarted server must come back on the same port: take a free one.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = format!(
-        "{BIN} serve --listen {{ADDR}} --config {}",
-        config.display()
     );
     let out = Command::new(BIN)
-        .args(["bench", "reconnect", "--addr", &format!("127.0.0.1:{port}")])
-        .args(["--server-cmd", &server])
+        .args(["bench", "reconnect", "--addr", &server.addr()])
+        .args(["--server-cmd", &server.cmd])
         .args([
             "--clients",
             "200",
@@ -44,7 +35,6 @@ fn every_client_is_back_after_a_restart_with_every_message_or_a_reset() {
         .args(["--before", "1", "--after", "1", "--max-time-wait", "0"])
         .output()
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
         "{}",

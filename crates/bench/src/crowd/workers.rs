@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::wire::{Report, Stop};
 use super::worker::WorkerArgs;
 use super::Tally;
+use crate::process;
 use crate::stats::Histogram;
 use crate::subscriber::Target;
 
@@ -153,19 +154,10 @@ impl Drop for Workers {
         for p in &mut self.procs {
             drop(p.stdin.take());
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for p in &mut self.procs {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = p.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if let Ok(None) = p.child.try_wait() {
-                let _ = p.child.kill();
-            }
-            let _ = p.child.wait();
-        }
+        process::reap(
+            self.procs.iter_mut().map(|p| &mut p.child),
+            Duration::from_secs(5),
+        );
     }
 }
 

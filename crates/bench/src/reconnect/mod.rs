@@ -187,19 +187,10 @@ pub fn run(args: ReconnectArgs, self_cmd: &[OsString]) -> std::io::Result<()> {
     for w in &mut workers {
         drop(w.stdin.take());
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for w in &mut workers {
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = w.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if let Ok(None) = w.child.try_wait() {
-            let _ = w.child.kill();
-            let _ = w.child.wait();
-        }
-    }
+    process::reap(
+        workers.iter_mut().map(|w| &mut w.child),
+        Duration::from_secs(10),
+    );
     let mut report = result?;
     if let Some(o) = report.as_object_mut() {
         o.insert("loadavg_before".into(), json!(loadavg.trim()));

@@ -292,3 +292,43 @@ where
         .to_owned();
     (child, base)
 }
+
+/// The server of a `switchboard bench` run started by a test: `config` written to a file in
+/// a directory of its own (removed on drop), a free loopback port (a restarted server comes
+/// back on it), and the `--server-cmd` that starts this build's binary there.
+pub(crate) struct BenchServer {
+    dir: std::path::PathBuf,
+    pub(crate) port: u16,
+    pub(crate) cmd: String,
+}
+
+impl BenchServer {
+    pub(crate) fn new(name: &str, config: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.toml");
+        std::fs::write(&file, config).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cmd = format!(
+            "{} serve --listen {{ADDR}} --config {}",
+            env!("CARGO_BIN_EXE_switchboard"),
+            file.display()
+        );
+        Self { dir, port, cmd }
+    }
+
+    /// The generator's `--addr`.
+    pub(crate) fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
