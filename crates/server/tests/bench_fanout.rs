@@ -6,32 +6,37 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::BenchServer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 fn fanout(processes: usize, transport: &str) -> serde_json::Value {
     let server = BenchServer::new(
         &format!("bench-fanout-{processes}-{transport}"),
         "[limits]\nmax_connections_per_ip = 0\nmax_publishes_per_second = 0\n",
     );
-    let out = Command::new(BIN)
-        .args(["bench", "fanout", "--addr", &server.addr()])
-        .args(["--server-cmd", &server.cmd])
-        .args(["--subscribers", "90", "--rate", "40", "--duration", "1"])
-        .args(["--drain", "10", "--publisher", "http", "--sources", "2"])
-        .args(["--transport", transport, "--poll-interval-ms", "100"])
-        .args(["--processes", &processes.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let processes = processes.to_string();
+    server.bench(
+        "fanout",
+        &[
+            "--subscribers",
+            "90",
+            "--rate",
+            "40",
+            "--duration",
+            "1",
+            "--drain",
+            "10",
+            "--publisher",
+            "http",
+            "--sources",
+            "2",
+            "--transport",
+            transport,
+            "--poll-interval-ms",
+            "100",
+            "--processes",
+            &processes,
+        ],
+    )
 }
 
 #[test]

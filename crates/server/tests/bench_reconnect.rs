@@ -8,11 +8,7 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::BenchServer;
-
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 #[test]
 fn every_client_is_back_after_a_restart_with_every_message_or_a_reset() {
@@ -21,26 +17,23 @@ fn every_client_is_back_after_a_restart_with_every_message_or_a_reset() {
         "reconnect",
         "[limits]\nmax_connections_per_ip = 0\nmax_new_connections_per_second = 100\n",
     );
-    let out = Command::new(BIN)
-        .args(["bench", "reconnect", "--addr", &server.addr()])
-        .args(["--server-cmd", &server.cmd])
-        .args([
+    let r = server.bench(
+        "reconnect",
+        &[
             "--clients",
             "200",
             "--control",
             "10",
             "--per-process",
             "100",
-        ])
-        .args(["--before", "1", "--after", "1", "--max-time-wait", "0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "--before",
+            "1",
+            "--after",
+            "1",
+            "--max-time-wait",
+            "0",
+        ],
     );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["mode"], "reconnect");
     assert_eq!(r["all_back"], true, "{r}");
     assert_eq!((r["ws"].as_u64(), r["sse"].as_u64()), (Some(140), Some(60)));

@@ -298,8 +298,8 @@ where
 /// back on it), and the `--server-cmd` that starts this build's binary there.
 pub(crate) struct BenchServer {
     dir: std::path::PathBuf,
-    pub(crate) port: u16,
-    pub(crate) cmd: String,
+    port: u16,
+    cmd: String,
 }
 
 impl BenchServer {
@@ -321,9 +321,21 @@ impl BenchServer {
         Self { dir, port, cmd }
     }
 
-    /// The generator's `--addr`.
-    pub(crate) fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+    /// Runs `switchboard bench MODE` against this server (`--addr`, `--server-cmd`, then
+    /// `args`), asserts that it succeeded, and returns its JSON line.
+    pub(crate) fn bench(&self, mode: &str, args: &[&str]) -> serde_json::Value {
+        let addr = format!("127.0.0.1:{}", self.port);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["bench", mode, "--addr", &addr, "--server-cmd", &self.cmd])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 }
 
