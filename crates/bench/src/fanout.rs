@@ -194,17 +194,11 @@ pub async fn measure(
 ) -> std::io::Result<Outcome> {
     let counters = Arc::new(WireCounters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let path = format!("/ch/{}", args.channel);
+    let target = args.target();
+    let path = target.path();
 
     // Subscribers first, all of them ready before the first message.
-    let crowd = Crowd::start(
-        &args.target(),
-        args.processes,
-        self_cmd,
-        &counters,
-        &stop_rx,
-    )
-    .await?;
+    let crowd = Crowd::start(&target, args.processes, self_cmd, &counters, &stop_rx).await?;
     // Long-polls cannot say when the server holds them; give the last ones a moment.
     if matches!(
         args.transport,

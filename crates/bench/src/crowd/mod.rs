@@ -55,6 +55,19 @@ impl Tally {
     }
 }
 
+/// Waits until all `n` subscribers are ready or failed (`ready` says how many so far), or
+/// [`CONNECT_DEADLINE`] passed; returns the last count.
+async fn settle(n: usize, ready: impl Fn() -> (u64, u64)) -> (u64, u64) {
+    let deadline = Instant::now() + CONNECT_DEADLINE;
+    loop {
+        let (r, f) = ready();
+        if r + f >= n as u64 || Instant::now() > deadline {
+            return (r, f);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The subscribers of one run.
 #[derive(Debug)]
 pub enum Crowd {
@@ -80,15 +93,9 @@ impl Crowd {
         } else {
             Self::Workers(Workers::spawn(target, processes, self_cmd)?)
         };
-        let deadline = Instant::now() + CONNECT_DEADLINE;
-        loop {
-            let (r, f) = crowd.ready();
-            if r + f >= n as u64 || Instant::now() > deadline {
-                eprintln!("[fanout] {r} subscribers ready, {f} failed");
-                return Ok(crowd);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (r, f) = settle(n, || crowd.ready()).await;
+        eprintln!("[fanout] {r} subscribers ready, {f} failed");
+        Ok(crowd)
     }
 
     /// Subscribers ready and failed so far.

@@ -4,12 +4,12 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::wire::{Report, Stop};
-use super::{Local, CONNECT_DEADLINE};
+use super::{settle, Local};
 use crate::common::ServerArgs;
 use crate::counting::WireCounters;
 use crate::net;
@@ -82,15 +82,8 @@ async fn work(args: WorkerArgs) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let end = args.first.saturating_add(args.count);
     let local = Local::spawn(&target, args.first..end, &counters, &stop_rx);
-    let deadline = Instant::now() + CONNECT_DEADLINE;
-    loop {
-        let (ready, failed) = local.ready();
-        if ready + failed >= args.count as u64 || Instant::now() > deadline {
-            report(&Report::Ready { ready, failed })?;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (ready, failed) = settle(args.count, || local.ready()).await;
+    report(&Report::Ready { ready, failed })?;
     // The parent's one line; a closed stdin (the parent gone) stops the share too.
     let mut stop = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
