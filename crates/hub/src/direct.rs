@@ -29,7 +29,7 @@ use crate::queue::Queue;
 /// under the subscriber's lock, so it must not call into the hub.
 /// `kind` is the sink's (how the transport frames that connection's messages).
 pub type DirectWrite =
-    fn(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written;
+    fn(fd: i32, kind: u16, messages: &mut dyn Iterator<Item = &Message>) -> Written;
 
 /// How far a [`DirectWrite`] got.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +48,7 @@ pub struct DirectSink {
     /// The socket's descriptor; it must stay open until [`crate::Subscription::end_direct`].
     pub fd: i32,
     /// The transport's own tag, handed back to its [`DirectWrite`].
-    pub kind: u8,
+    pub kind: u16,
 }
 
 /// What a subscription's direct delivery left for its task
@@ -68,7 +68,11 @@ pub(crate) enum Direct {
     /// Installed: the pacer may write to `fd`; `position` is the last message written.
     /// (The pacer that writes is that of the loop the task waits on: the inbox's
     /// `waker_loop`.)
-    On { fd: i32, kind: u8, position: Cursor },
+    On {
+        fd: i32,
+        kind: u16,
+        position: Cursor,
+    },
     /// Ended by the pacer: where it got to, and how many bytes of the first queued
     /// message's frame it wrote.
     Handed { position: Cursor, partial: u32 },
@@ -185,7 +189,7 @@ mod tests {
         static WROTE: RefCell<(Vec<u64>, usize)> = const { RefCell::new((Vec::new(), usize::MAX)) };
     }
 
-    fn record(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+    fn record(fd: i32, kind: u16, messages: &mut dyn Iterator<Item = &Message>) -> Written {
         assert_eq!((fd, kind), (7, 3));
         WROTE.with_borrow_mut(|(wrote, room)| {
             let mut w = Written::default();
@@ -268,7 +272,7 @@ mod tests {
         static CALLS: RefCell<Vec<Vec<u64>>> = const { RefCell::new(Vec::new()) };
     }
 
-    fn record_calls(_: i32, _: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+    fn record_calls(_: i32, _: u16, messages: &mut dyn Iterator<Item = &Message>) -> Written {
         let offsets: Vec<u64> = messages.map(|m| m.cursor().unwrap().offset).collect();
         let n = offsets.len();
         CALLS.with_borrow_mut(|c| c.push(offsets));
@@ -301,7 +305,7 @@ mod tests {
     /// Who wrote which offset, from any thread.
     static BY_THREAD: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
 
-    fn record_thread(fd: i32, _: u8, messages: &mut dyn Iterator<Item = &Message>) -> Written {
+    fn record_thread(fd: i32, _: u16, messages: &mut dyn Iterator<Item = &Message>) -> Written {
         assert_eq!(fd, 9);
         let name = std::thread::current().name().unwrap_or("").to_owned();
         let mut w = Written::default();

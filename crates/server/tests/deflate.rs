@@ -105,6 +105,62 @@ async fn deflate_subscribers_share_one_compressed_frame() {
     assert!(srv.shutdown().await);
 }
 
+/// Direct delivery with deflate: the server serves a test on one thread, where the fan-out
+/// writes each message's shared compressed frame to a waiting subscriber's socket itself
+/// until the socket is full, and the connection's task finishes a frame written in part.
+/// A reader with a small receive window that stalls while 160 messages of 60 KiB go out
+/// (random hex digits: about 32 KiB each compressed, more than the server's socket
+/// buffers hold) then reads every frame whole, compressed, in order, once.
+#[tokio::test]
+async fn a_stalled_deflate_reader_gets_every_compressed_frame_whole() {
+    let srv = server().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(srv.addr).await.unwrap();
+    let (mut ws, head) = RawWs::open_on(
+        stream,
+        "/ch/big",
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head
+        .to_ascii_lowercase()
+        .contains("server_no_context_takeover"));
+    subscribers_become(&srv, "big", 1).await;
+    let api = ApiClient::new(&url(&srv), Some(KEY.into())).unwrap();
+    let n = 160;
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut sent = Vec::new();
+    for i in 0..n {
+        let noise: String = (0..60 * 1024)
+            .map(|_| {
+                // xorshift: digits no dictionary finds again, so each frame stays large.
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from_digit((seed % 16) as u32, 16).unwrap()
+            })
+            .collect();
+        let body = format!("{i:05}{noise}");
+        api.publish("big", json!(body)).await.unwrap();
+        sent.push(body);
+    }
+    let mut compressed = 0;
+    for (i, body) in sent.iter().enumerate() {
+        let (_, frame) = ws.frame().await;
+        compressed += frame.len();
+        let message: Value = serde_json::from_slice(&inflate(&frame, 15)).unwrap();
+        assert_eq!(message["data"].as_str(), Some(body.as_str()), "message {i}");
+    }
+    assert!(
+        compressed > 4 << 20 && compressed < n * 40 * 1024,
+        "{compressed} B compressed"
+    );
+    drop(ws);
+    assert!(srv.shutdown().await);
+}
+
 #[tokio::test]
 async fn a_deflate_client_reads_every_message() {
     let srv = server().await;

@@ -291,6 +291,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.conn.deflate().is_some()
     }
 
+    /// How this connection sends prepared messages when their bytes are shared
+    /// ([`switchboard_ws::Connection::shared_framing`]).
+    pub fn shared_framing(&self) -> Option<switchboard_ws::SharedFraming> {
+        self.conn.shared_framing()
+    }
+
     /// Queue a prepared message without writing anything.
     pub fn queue_prepared(&mut self, message: &PreparedMessage) -> Result<()> {
         self.conn.send_prepared(message)?;

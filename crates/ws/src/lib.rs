@@ -38,4 +38,4 @@ pub use connection::{Connection, Event, IdleConnection, State};
 pub use deflate::DeflateParams;
 pub use error::{Error, ProtocolError};
 pub use frame::{FrameHeader, OpCode};
-pub use prepared::PreparedMessage;
+pub use prepared::{PreparedMessage, SharedFraming};

@@ -111,9 +111,13 @@ impl PreparedMessage {
         if !params.server_no_context_takeover || !params.compresses(Role::Server) {
             return None;
         }
-        let bits = params.server_max_window_bits;
-        let slot = &self.0.deflated[usize::from(bits - 9)];
-        slot.get_or_init(|| self.compress(bits)).clone()
+        self.deflated(params.server_max_window_bits).cloned()
+    }
+
+    /// The compressed frame for window `bits` (9..=15), made on first use.
+    fn deflated(&self, bits: u8) -> Option<&Bytes> {
+        let slot = &self.0.deflated[usize::from(bits.clamp(9, 15) - 9)];
+        slot.get_or_init(|| self.compress(bits)).as_ref()
     }
 
     fn compress(&self, bits: u8) -> Option<Bytes> {
@@ -146,6 +150,56 @@ impl PreparedMessage {
         let mut buf = BytesMut::new();
         encode_frame(&mut buf, header, &z);
         Some(buf.freeze())
+    }
+}
+
+/// What a server connection sends for a [`PreparedMessage`] when it shares its bytes:
+/// the plain frame, or (permessage-deflate with `server_no_context_takeover`) the shared
+/// compressed frame of its window size for payloads from its compression threshold on,
+/// where compression makes the frame smaller. [`Connection::shared_framing`] gives a
+/// connection's; whoever writes frames for the connection outside it (a server's direct
+/// delivery) sends exactly what [`Connection::send_prepared`] would queue.
+///
+/// [`Connection::shared_framing`]: crate::Connection::shared_framing
+/// [`Connection::send_prepared`]: crate::Connection::send_prepared
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SharedFraming {
+    /// `(window bits 9..=15, threshold in bytes)` when compressed frames are shared.
+    deflate: Option<(u8, usize)>,
+}
+
+impl SharedFraming {
+    /// Every message as its plain frame.
+    pub const PLAIN: Self = Self { deflate: None };
+
+    /// Messages of `threshold` bytes or more as the compressed frame of window `bits`
+    /// (9..=15; others are taken as the nearest).
+    pub fn deflated(bits: u8, threshold: usize) -> Self {
+        Self {
+            deflate: Some((bits.clamp(9, 15), threshold)),
+        }
+    }
+
+    /// `(window bits, threshold)` when compressed frames are shared; `None` for plain.
+    pub fn deflate(self) -> Option<(u8, usize)> {
+        self.deflate
+    }
+
+    /// The frame `msg` goes out as.
+    pub fn frame_bytes(self, msg: &PreparedMessage) -> &[u8] {
+        self.shared(msg).unwrap_or(&msg.0.plain)
+    }
+
+    /// The same, as shared `Bytes`.
+    pub fn frame(self, msg: &PreparedMessage) -> Bytes {
+        self.shared(msg).unwrap_or(&msg.0.plain).clone()
+    }
+
+    fn shared(self, msg: &PreparedMessage) -> Option<&Bytes> {
+        let (bits, threshold) = self.deflate?;
+        (msg.0.payload.len() >= threshold)
+            .then(|| msg.deflated(bits))
+            .flatten()
     }
 }
 

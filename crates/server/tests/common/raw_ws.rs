@@ -22,7 +22,11 @@ impl RawWs {
         path: &str,
         offer: &str,
     ) -> (RawWs, String) {
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        Self::open_on(TcpStream::connect(addr).await.unwrap(), path, offer).await
+    }
+
+    /// The same on a connected stream (a socket with a small receive buffer, say).
+    pub(crate) async fn open_on(mut s: TcpStream, path: &str, offer: &str) -> (RawWs, String) {
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

@@ -60,7 +60,7 @@ use crate::config::{Config, Role};
 use crate::deflate::{Compressor, Decompressor, DeflateParams};
 use crate::error::{Error, ProtocolError};
 use crate::frame::OpCode;
-use crate::prepared::PreparedMessage;
+use crate::prepared::{PreparedMessage, SharedFraming};
 
 pub use idle::IdleConnection;
 use output::Output;
@@ -297,23 +297,37 @@ impl Connection {
     /// compressed with this connection's context, or masked in the client role) here.
     pub fn send_prepared(&mut self, msg: &PreparedMessage) -> Result<(), Error> {
         self.check_can_send()?;
+        if let Some(shared) = self.shared_framing() {
+            self.out.push_frame(shared.frame(msg));
+            return Ok(());
+        }
+        if self.role == Role::Server && !self.wants_compression(msg.payload().len()) {
+            self.out.push_frame(msg.plain_frame());
+            return Ok(());
+        }
+        // A client masks every frame; a compressor with context must see every message
+        // it compresses.
+        self.send_message(msg.opcode(), msg.payload())
+    }
+
+    /// How this connection sends prepared messages when it shares their bytes: a server
+    /// connection without compression, or whose compressor starts every message afresh
+    /// (`server_no_context_takeover`). `None` for a client and for a server compressing
+    /// with context: [`Connection::send_prepared`] then frames each message here.
+    pub fn shared_framing(&self) -> Option<SharedFraming> {
         if self.role == Role::Client {
-            return self.send_message(msg.opcode(), msg.payload());
+            return None;
         }
-        if self.wants_compression(msg.payload().len()) {
-            let shared = self.deflate.as_ref().map(|d| d.params);
-            if let Some(params) = shared.filter(|p| p.server_no_context_takeover) {
-                if let Some(frame) = msg.deflated_frame(&params) {
-                    self.out.push_frame(frame);
-                    return Ok(());
-                }
-            } else {
-                // Our compressor keeps context: it must see every message it compresses.
-                return self.send_message(msg.opcode(), msg.payload());
-            }
-        }
-        self.out.push_frame(msg.plain_frame());
-        Ok(())
+        let Some(d) = self
+            .deflate
+            .as_ref()
+            .filter(|d| d.params.compresses(self.role))
+        else {
+            return Some(SharedFraming::PLAIN);
+        };
+        d.params.server_no_context_takeover.then(|| {
+            SharedFraming::deflated(d.params.server_max_window_bits, d.compression_threshold)
+        })
     }
 
     /// Queue the rest of a frame whose first bytes were written to the socket outside

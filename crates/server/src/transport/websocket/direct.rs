@@ -3,8 +3,10 @@
 //! `send`, instead of waking the connection's task to do it.
 //!
 //! Used on every event loop of `serve` (each a current-thread runtime, `crate::loops`), by
-//! plain-TCP connections in the envelope format without permessage-deflate that have
-//! nothing else queued ([`super::native`] decides). Several frames waiting for one
+//! plain-TCP connections that have nothing else queued and whose frames are shared
+//! ([`super::native`] decides): without permessage-deflate, or with it and
+//! `server_no_context_takeover`, which the server always asks for (then each message goes
+//! out as the compressed frame its first such subscriber made, as the task would send it). Several frames waiting for one
 //! connection are copied into the per-thread buffer of [`switchboard_ws_tokio::with_scratch`],
 //! at most [`GATHER`] bytes, and sent
 //! together, as [`switchboard_ws_tokio::poll_write_gathered`] does for a task's writes.
@@ -16,6 +18,7 @@
 use std::io;
 
 use switchboard_hub::{Message as HubMessage, Written};
+use switchboard_ws::SharedFraming;
 
 use super::compact::{payload_frame, ENVELOPES, PAYLOADS};
 use super::WsFrame;
@@ -25,21 +28,50 @@ pub const GATHER: usize = switchboard_ws_tokio::GATHER_LIMIT;
 /// Most messages gathered into one `send`.
 const MAX_FRAMES: usize = 64;
 
-/// The frame of `m` for sinks of `kind`; `None` when it has none (a message that only
-/// travels as a compact control record: the connection's task sends it).
-fn frame(kind: u8, m: &HubMessage) -> Option<&[u8]> {
-    match kind {
-        ENVELOPES => Some(m.encoded::<WsFrame>().plain_frame_bytes()),
-        PAYLOADS => payload_frame(m).map(|f| f.plain_frame_bytes()),
-        _ => None,
+/// A sink's kind for the hub: the connection's format (bit 0: [`ENVELOPES`] or
+/// [`PAYLOADS`]) and its [`SharedFraming`] (bits 1–3: 0 for plain frames, else the
+/// compressor's window bits less 8; bits 4–15: its compression threshold in bytes).
+/// `None` when that does not fit (a threshold from 4 KiB on): the task then writes.
+pub fn sink_kind(format: u8, shared: SharedFraming) -> Option<u16> {
+    if format > 1 {
+        return None;
     }
+    let (bits, threshold) = shared.deflate().map_or((0, 0), |(b, t)| (b - 8, t));
+    let threshold = u16::try_from(threshold).ok().filter(|t| *t < 1 << 12)?;
+    Some(u16::from(format) | u16::from(bits) << 1 | threshold << 4)
+}
+
+/// The format and shared framing a [`sink_kind`] packs.
+fn unpack(kind: u16) -> (u8, SharedFraming) {
+    let format = (kind & 1) as u8;
+    let shared = match ((kind >> 1) & 7) as u8 {
+        0 => SharedFraming::PLAIN,
+        bits => SharedFraming::deflated(bits + 8, usize::from(kind >> 4)),
+    };
+    (format, shared)
+}
+
+/// The frame of `m` for sinks of `format`, framed as `shared`; `None` when it has none (a
+/// message that only travels as a compact control record: the connection's task sends it).
+fn frame(format: u8, shared: SharedFraming, m: &HubMessage) -> Option<&[u8]> {
+    let prepared = match format {
+        ENVELOPES => m.encoded::<WsFrame>(),
+        PAYLOADS => payload_frame(m)?,
+        _ => return None,
+    };
+    Some(shared.frame_bytes(prepared))
 }
 
 /// A [`switchboard_hub::DirectWrite`]: sends the frames of `messages` (as sinks of `kind`
-/// frame them) to `fd` as far as the socket takes them without waiting, stopping before
-/// a message without such a frame.
-pub fn write_frames(fd: i32, kind: u8, messages: &mut dyn Iterator<Item = &HubMessage>) -> Written {
-    let mut next = || messages.next().and_then(|m| frame(kind, m));
+/// frame them, [`sink_kind`]) to `fd` as far as the socket takes them without waiting,
+/// stopping before a message without such a frame.
+pub fn write_frames(
+    fd: i32,
+    kind: u16,
+    messages: &mut dyn Iterator<Item = &HubMessage>,
+) -> Written {
+    let (format, shared) = unpack(kind);
+    let mut next = || messages.next().and_then(|m| frame(format, shared, m));
     let Some(first) = next() else {
         return Written::default();
     };
@@ -117,7 +149,28 @@ fn send(fd: i32, buf: &[u8]) -> io::Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_sink_kind_unpacks_to_what_it_packed() {
+        for format in [ENVELOPES, PAYLOADS] {
+            for shared in [
+                SharedFraming::PLAIN,
+                SharedFraming::deflated(15, 64),
+                SharedFraming::deflated(9, 0),
+                SharedFraming::deflated(12, 4095),
+            ] {
+                let kind = sink_kind(format, shared).unwrap();
+                assert_eq!(unpack(kind), (format, shared));
+            }
+        }
+        assert_eq!(
+            sink_kind(ENVELOPES, SharedFraming::deflated(15, 4096)),
+            None
+        );
+        assert_eq!(sink_kind(2, SharedFraming::PLAIN), None);
+    }
 
     #[test]
     fn written_counts_whole_frames_and_the_partial_rest() {

@@ -339,7 +339,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
                 // The pacer wrote the frame that follows the message before `m`.
                 self.framing
                     .after_direct(Cursor::new(at.epoch, at.offset.saturating_sub(1)));
-                let frame = self.framing.frame(&m).plain_frame();
+                // Direct delivery was on, so the connection shares its frames.
+                let shared = self.ws.shared_framing().unwrap_or_default();
+                let frame = shared.frame(self.framing.frame(&m));
                 // Fails only on a closed socket, which the task then finds.
                 let _ = self
                     .ws
@@ -352,6 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F: Framing> Native<S, F> {
 impl<S: AsyncRead + AsyncWrite + Unpin, F> Native<S, F> {
     /// Whether the connection may park now (after a poll): it waits for nothing but its
     /// subscription, whose messages the pacer writes itself, and has nothing to write.
+    /// A connection with deflate never parks (its codec keeps the zlib states).
     fn idle(&mut self) -> bool {
         if self.ws.take_ticked() {
             self.parts.parkable = true;
@@ -362,24 +365,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin, F> Native<S, F> {
             && p.rare.is_none()
             && p.sub.is_direct()
             && self.ws.pending_bytes() == 0
+            && !self.ws.deflate_negotiated()
     }
 }
 
 /// The sink for direct delivery, when the connection may take it now: framing that
-/// allows it at the subscription's position, nothing queued, the connection open without
-/// deflate, on plain TCP.
+/// allows it at the subscription's position, nothing queued, the connection open with
+/// frames it shares (no deflate, or deflate without the server's context), on plain TCP.
 fn direct_sink<S, F>(ws: &WebSocket<S>, framing: &F, at: Cursor) -> Option<DirectSink>
 where
     S: AsyncRead + AsyncWrite + Unpin + 'static,
     F: Framing,
 {
-    if ws.pending_bytes() > 0
-        || ws.deflate_negotiated()
-        || ws.state() != switchboard_ws::connection::State::Open
-    {
+    if ws.pending_bytes() > 0 || ws.state() != switchboard_ws::connection::State::Open {
         return None;
     }
-    let kind = framing.direct(at)?;
+    let kind = super::direct::sink_kind(framing.direct(at)?, ws.shared_framing()?)?;
     crate::front::connections::tcp_fd(ws.get_ref()).map(|fd| DirectSink { fd, kind })
 }
 
