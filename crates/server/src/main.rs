@@ -7,7 +7,12 @@ mod cli;
 /// (tokio's task cell and socket state) are 128-byte-aligned, which jemalloc's size
 /// classes hold without the split glibc makes, and it keeps one size class per small
 /// block. Measured at 19,000 idle WebSocket connections: 1,036 B each against 1,210 B
-/// with glibc (`docs/perf/REPORT.md`).
+/// with glibc (`docs/perf/REPORT.md`). Built with its background thread on (the
+/// `background_threads` feature): pages freed by a burst of handshakes are returned ~10 s
+/// later even when the server then sits idle, which no allocation would otherwise trigger
+/// (the same 19,000 connections kept 414–456 B each after 40 s with it, 417–561 B without:
+/// REPORT.md, "Issue 17 in one run of bench.sh"). `_RJEM_MALLOC_CONF=background_thread:false`
+/// turns it off.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

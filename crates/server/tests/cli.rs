@@ -233,8 +233,16 @@ async fn serve_takes_a_worker_count() {
             Ok::<_, switchboard_client::Error>((ws.next().await?, sse.next().await?))
         })
         .await;
-        // One thread per loop, and no other; and a listening socket per loop.
-        let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| d.count());
+        // One thread per loop, and no other but the allocator's background thread, which
+        // returns freed pages (main.rs); and a listening socket per loop.
+        let threads = std::fs::read_dir(format!("/proc/{}/task", child.id())).map(|d| {
+            d.filter(|t| {
+                let comm = t.as_ref().map(|t| t.path().join("comm")).ok();
+                comm.and_then(|c| std::fs::read_to_string(c).ok())
+                    .is_none_or(|name| name.trim() != "jemalloc_bg_thd")
+            })
+            .count()
+        });
         let listening = listening_sockets(&base);
         child.kill().unwrap();
         child.wait().unwrap();
