@@ -6,10 +6,10 @@
 //! plain-TCP connections that have nothing else queued and whose frames are shared
 //! ([`super::native`] decides): without permessage-deflate, or with it and
 //! `server_no_context_takeover`, which the server always asks for (then each message goes
-//! out as the compressed frame its first such subscriber made, as the task would send it). Several frames waiting for one
-//! connection are copied into the per-thread buffer of [`switchboard_ws_tokio::with_scratch`],
-//! at most [`GATHER`] bytes, and sent
-//! together, as [`switchboard_ws_tokio::poll_write_gathered`] does for a task's writes.
+//! out as its one compressed frame, as the task would send it). Several frames waiting
+//! for one connection are copied into the per-thread buffer of
+//! [`switchboard_ws_tokio::with_scratch`], at most [`GATHER`] bytes, and sent together, as
+//! [`switchboard_ws_tokio::poll_write_gathered`] does for a task's writes.
 //!
 //! Why it is worth an `unsafe` call: at 10,000 subscribers × 10 msgs/s (one message per
 //! write) it saves the task's wake and poll and the socket's readiness checks per
