@@ -18,7 +18,7 @@
 # The server is pinned to CPU $SERVER_CPU and the generator to CPU $GEN_CPU (but for the
 # goal-5 rows). JSON lines go to OUT, the quantum table and chart to $QUANTUM_OUT.
 #
-#   scripts/bench.sh [OUT.jsonl]      (default docs/perf/results.jsonl; ~45 minutes here)
+#   scripts/bench.sh [OUT.jsonl]      (default docs/perf/results.jsonl; ~20 minutes here)
 #   QUICK=1 scripts/bench.sh          (short runs, fewer connections: a smoke test)
 #   SB_BIN=/path/to/switchboard       (the Switchboard build to measure; default: this tree's)
 #   SB_BEFORE=/path/to/switchboard    (an earlier build too, labelled switchboard-before)
