@@ -20,14 +20,8 @@ ROUNDS=${ROUNDS:-2}
 DUR=${DUR:-10}
 PROCESSES=${PROCESSES:-1 4}
 RATES=${RATES:-10 50 100}
-if [[ -z "${SB_BIN:-}" ]]; then
-  cargo build --release --locked -p switchboard-server >&2
-  SB_BIN=target/release/switchboard
-fi
-# A copy, so that a concurrent rebuild cannot swap the binary mid-run.
-BIN=$(mktemp -d)
-trap 'rm -rf "$BIN"' EXIT
-cp "$SB_BIN" "$BIN/switchboard"
+source scripts/lib/bench-bin.sh
+bench_bin
 # The generator opens every connection from 127.0.0.1…, and publishes as fast as asked.
 printf '[limits]\nmax_connections_per_ip = 0\nmax_publishes_per_second = 0\n' > "$BIN/bench.toml"
 export GEN="$BIN/switchboard" SERVER_CPU=0,1 GEN_CPU=0,1

@@ -22,14 +22,8 @@ IDLE_N=${IDLE_N:-19000}
 IDLE_HOLD=${IDLE_HOLD:-40}
 UWS_PEER=${UWS_PEER:-target/uws/uws-peer}
 [[ -x "$UWS_PEER" ]] || { echo "no $UWS_PEER: run scripts/build-uws.sh first" >&2; exit 2; }
-if [[ -z "${SB_BIN:-}" ]]; then
-  cargo build --release -p switchboard-server >&2
-  SB_BIN=target/release/switchboard
-fi
-# Copies, so that a concurrent rebuild cannot swap a binary mid-run.
-BIN=$(mktemp -d)
-trap 'rm -rf "$BIN"' EXIT
-cp "$SB_BIN" "$BIN/switchboard"
+source scripts/lib/bench-bin.sh
+bench_bin
 cp "$UWS_PEER" "$BIN/uws-peer"
 BEFORE=() BEFORE_ECHO=()
 if [[ -n "${SB_BEFORE:-}" ]]; then

@@ -40,14 +40,8 @@ DRAIN=10
 if [[ -n "${QUICK:-}" ]]; then DUR=2; IDLE_N=2000; BIG=2000; MID=1000; SMALL=200; IDLE_HOLD=2; DRAIN=2; fi
 
 cargo build --release --locked -p switchboard-bench >&2
-if [[ -z "${SB_BIN:-}" ]]; then
-  cargo build --release --locked -p switchboard-server >&2
-  SB_BIN=target/release/switchboard
-fi
-# Copies, so that a concurrent rebuild of target/ cannot swap a binary mid-run.
-BIN=$(mktemp -d)
-trap 'rm -rf "$BIN"' EXIT
-cp "$SB_BIN" "$BIN/switchboard"
+source scripts/lib/bench-bin.sh
+bench_bin
 cp target/release/{baseline-tungstenite,baseline-fastws} "$BIN/"
 UWS_PEER=${UWS_PEER:-target/uws/uws-peer}
 if [[ -x "$UWS_PEER" ]]; then cp "$UWS_PEER" "$BIN/uws-peer"; fi
